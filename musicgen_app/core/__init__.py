@@ -1,0 +1,1 @@
+"""Song model, timing, MIDI file and project I/O. Imports neither Qt nor torch."""

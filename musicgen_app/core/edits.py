@@ -1,0 +1,199 @@
+"""Edit operations on a :class:`~musicgen_app.core.song.Song` that return their inverse.
+
+Every edit is a small value object. ``apply_edit(song, edit)`` changes the song and returns the
+edit that undoes it, so an undo stack is a list of inverses. The helpers (``move_notes``,
+``resize_notes``, ``transpose_notes``, ``quantize_notes``) only build edits; nothing changes until
+the edit is applied. Notes are values: a note is found in its track by equality.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from musicgen_app.core.song import Note, Song
+from musicgen_app.errors import EditError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AddNotes:
+    """Add ``notes`` to track ``track``."""
+
+    track: int
+    notes: tuple[Note, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveNotes:
+    """Remove ``notes`` (each found by value) from track ``track``."""
+
+    track: int
+    notes: tuple[Note, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceNotes:
+    """Replace ``old`` notes by ``new`` ones in track ``track`` (move, resize, transpose, quantize)."""
+
+    track: int
+    old: tuple[Note, ...]
+    new: tuple[Note, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompoundEdit:
+    """Several edits applied in order as one undo step (one gesture)."""
+
+    edits: tuple[Edit, ...] = field(default_factory=tuple)
+
+
+Edit = AddNotes | RemoveNotes | ReplaceNotes | CompoundEdit
+
+MIDI_PITCH_RANGE = range(128)
+
+
+def _check_track(song: Song, track: int) -> None:
+    if not 0 <= track < len(song.tracks):
+        raise EditError(f"there is no track {track + 1} (the song has {len(song.tracks)})")
+
+
+def _remove(song: Song, track: int, notes: Iterable[Note]) -> None:
+    lst = song.tracks[track].notes
+    for n in notes:
+        try:
+            lst.remove(n)
+        except ValueError:
+            raise EditError(f"note {n} is not in track {track + 1}") from None
+
+
+def _check_notes(notes: Iterable[Note]) -> None:
+    for n in notes:
+        if n.pitch not in MIDI_PITCH_RANGE:
+            raise EditError(f"pitch {n.pitch} is outside MIDI's 0-127")
+        if n.start_tick < 0:
+            raise EditError("a note cannot start before the beginning of the song")
+        if n.end_tick <= n.start_tick:
+            raise EditError("a note must be at least one tick long")
+        if not 1 <= n.velocity <= 127:
+            raise EditError(f"velocity {n.velocity} is outside 1-127")
+
+
+def apply_edit(song: Song, edit: Edit) -> Edit:
+    """Apply ``edit`` to ``song`` in place and return the edit that undoes it.
+
+    On an :class:`EditError` the song is left unchanged.
+    """
+    if isinstance(edit, CompoundEdit):
+        done: list[Edit] = []
+        try:
+            for e in edit.edits:
+                done.append(apply_edit(song, e))
+        except EditError:
+            for inv in reversed(done):
+                apply_edit(song, inv)
+            raise
+        return CompoundEdit(tuple(reversed(done)))
+    _check_track(song, edit.track)
+    notes = song.tracks[edit.track].notes
+    if isinstance(edit, AddNotes):
+        _check_notes(edit.notes)
+        notes.extend(edit.notes)
+        notes.sort()
+        return RemoveNotes(edit.track, edit.notes)
+    if isinstance(edit, RemoveNotes):
+        backup = list(notes)
+        try:
+            _remove(song, edit.track, edit.notes)
+        except EditError:
+            song.tracks[edit.track].notes = backup
+            raise
+        return AddNotes(edit.track, edit.notes)
+    if isinstance(edit, ReplaceNotes):
+        _check_notes(edit.new)
+        backup = list(notes)
+        try:
+            _remove(song, edit.track, edit.old)
+        except EditError:
+            song.tracks[edit.track].notes = backup
+            raise
+        song.tracks[edit.track].notes.extend(edit.new)
+        song.tracks[edit.track].notes.sort()
+        return ReplaceNotes(edit.track, edit.new, edit.old)
+    raise EditError(f"unknown edit {edit!r}")
+
+
+# -- edit builders ------------------------------------------------------------------------------
+def add_notes(track: int, notes: Iterable[Note]) -> AddNotes:
+    """An edit adding ``notes``."""
+    return AddNotes(track, tuple(notes))
+
+
+def delete_notes(track: int, notes: Iterable[Note]) -> RemoveNotes:
+    """An edit deleting ``notes``."""
+    return RemoveNotes(track, tuple(notes))
+
+
+def move_notes(track: int, notes: Sequence[Note], delta_ticks: int = 0, delta_pitch: int = 0) -> ReplaceNotes:
+    """An edit moving ``notes`` in time and pitch (clamped so none leaves the song or MIDI range)."""
+    if notes:
+        delta_ticks = max(delta_ticks, -min(n.start_tick for n in notes))
+        delta_pitch = max(delta_pitch, -min(n.pitch for n in notes))
+        delta_pitch = min(delta_pitch, 127 - max(n.pitch for n in notes))
+    return ReplaceNotes(track, tuple(notes), tuple(n.moved(delta_ticks, delta_pitch) for n in notes))
+
+
+def transpose_notes(track: int, notes: Sequence[Note], semitones: int) -> ReplaceNotes:
+    """An edit transposing ``notes`` (clamped to MIDI's range as a block)."""
+    return move_notes(track, notes, 0, semitones)
+
+
+def resize_notes(
+    track: int, notes: Sequence[Note], delta_ticks: int, *, from_start: bool = False, min_ticks: int = 1
+) -> ReplaceNotes:
+    """An edit lengthening (or shortening) ``notes`` at their end, or at their start."""
+    new = []
+    for n in notes:
+        if from_start:
+            start = min(max(0, n.start_tick + delta_ticks), n.end_tick - min_ticks)
+            new.append(replace(n, start_tick=start))
+        else:
+            end = max(n.end_tick + delta_ticks, n.start_tick + min_ticks)
+            new.append(replace(n, end_tick=end))
+    return ReplaceNotes(track, tuple(notes), tuple(new))
+
+
+def set_velocity(track: int, notes: Sequence[Note], velocity: int) -> ReplaceNotes:
+    """An edit setting every note's velocity (clamped to 1-127)."""
+    v = min(127, max(1, velocity))
+    return ReplaceNotes(track, tuple(notes), tuple(replace(n, velocity=v) for n in notes))
+
+
+def quantize_notes(
+    track: int, notes: Sequence[Note], grid_ticks: int, *, strength: float = 1.0, ends: bool = True
+) -> ReplaceNotes:
+    """An edit moving note starts (and ends) toward the nearest ``grid_ticks`` line.
+
+    ``strength`` 1.0 snaps fully; 0.5 moves half way. A note never shrinks below one grid step
+    when its ends are quantized.
+    """
+    if grid_ticks <= 0:
+        raise EditError("the quantize grid must be at least one tick")
+
+    def snap(t: int) -> int:
+        target = round(t / grid_ticks) * grid_ticks
+        return round(t + (target - t) * strength)
+
+    new = []
+    for n in notes:
+        start = max(0, snap(n.start_tick))
+        if ends:
+            end = snap(n.end_tick)
+            if end <= start:
+                end = start + (grid_ticks if strength >= 1.0 else max(1, n.duration_ticks))
+        else:
+            end = start + n.duration_ticks
+        new.append(replace(n, start_tick=start, end_tick=end))
+    return ReplaceNotes(track, tuple(notes), tuple(new))

@@ -1,0 +1,317 @@
+"""The song model: notes, tracks, tempo map, meter, key, loop region and markers.
+
+Everything is in ticks at ``Song.resolution`` ticks per quarter note (480 by default; an
+imported file keeps its own resolution). Seconds come from the tempo map
+(:class:`TempoMap`). No Qt, no torch: this module is shared by every layer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from dataclasses import dataclass, field, replace
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESOLUTION = 480
+DEFAULT_TEMPO_US = 500_000  # 120 BPM
+DRUM_CHANNEL = 9  # "channel 10" to a musician
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Note:
+    """One note. ``end_tick`` is exclusive; ``channel`` is 0-based (9 = drums)."""
+
+    start_tick: int
+    pitch: int
+    end_tick: int
+    velocity: int = 100
+    channel: int = 0
+
+    @property
+    def duration_ticks(self) -> int:
+        """Length of the note in ticks."""
+        return self.end_tick - self.start_tick
+
+    def moved(self, delta_ticks: int = 0, delta_pitch: int = 0) -> Note:
+        """This note shifted in time and/or pitch."""
+        return replace(
+            self,
+            start_tick=self.start_tick + delta_ticks,
+            end_tick=self.end_tick + delta_ticks,
+            pitch=self.pitch + delta_pitch,
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ControlEvent:
+    """A channel event other than a note: control change, pitch bend, aftertouch, mid-track program.
+
+    ``kind`` is the mido message type (``control_change``, ``pitchwheel``, ``aftertouch``,
+    ``polytouch``, ``program_change``); ``number`` is the controller/pitch/program (0 when unused)
+    and ``value`` the value (pitch bend: -8192..8191).
+    """
+
+    tick: int
+    kind: str
+    number: int
+    value: int
+    channel: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TempoChange:
+    """A tempo in microseconds per quarter note from ``tick`` on."""
+
+    tick: int
+    us_per_quarter: int
+
+    @property
+    def bpm(self) -> float:
+        """Quarter notes per minute."""
+        return 60_000_000 / self.us_per_quarter
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TimeSignature:
+    """A meter from ``tick`` on, e.g. 3/4."""
+
+    tick: int
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class KeySignature:
+    """A key from ``tick`` on, as mido names it: ``C``, ``F#m``, ``Bb``."""
+
+    tick: int
+    key: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Marker:
+    """A named position (rehearsal mark, cue)."""
+
+    tick: int
+    text: str
+
+
+@dataclass(slots=True)
+class Track:
+    """One instrument: its notes and channel events."""
+
+    name: str = ""
+    program: int = 0
+    channel: int = 0
+    is_drum: bool = False
+    notes: list[Note] = field(default_factory=list)
+    controls: list[ControlEvent] = field(default_factory=list)
+
+    def sort(self) -> None:
+        """Sort notes and events by time (then pitch)."""
+        self.notes.sort()
+        self.controls.sort()
+
+    @property
+    def end_tick(self) -> int:
+        """The tick at which the last note ends (0 for an empty track)."""
+        return max((n.end_tick for n in self.notes), default=0)
+
+
+class TempoMap:
+    """Tick <-> seconds through a list of tempo changes (piecewise linear)."""
+
+    def __init__(self, tempos: list[TempoChange], resolution: int) -> None:
+        if resolution <= 0:
+            raise ValueError("resolution must be positive")
+        changes = sorted(tempos)
+        if not changes or changes[0].tick > 0:
+            first = changes[0].us_per_quarter if changes else DEFAULT_TEMPO_US
+            # Before the first tempo event MIDI plays at 120 BPM; keep the file's own first tempo
+            # only when it is at tick 0.
+            changes.insert(0, TempoChange(0, DEFAULT_TEMPO_US if changes else first))
+        # Later changes at the same tick override earlier ones.
+        dedup: dict[int, int] = {}
+        for c in changes:
+            dedup[c.tick] = c.us_per_quarter
+        self.resolution = resolution
+        self._ticks = sorted(dedup)
+        self._us = [dedup[t] for t in self._ticks]
+        self._secs: list[float] = [0.0]
+        for i in range(1, len(self._ticks)):
+            span = self._ticks[i] - self._ticks[i - 1]
+            self._secs.append(self._secs[-1] + span * self._us[i - 1] / 1e6 / resolution)
+
+    def tick_to_seconds(self, tick: float) -> float:
+        """Seconds from the start at ``tick``."""
+        i = max(0, bisect.bisect_right(self._ticks, tick) - 1)
+        return self._secs[i] + (tick - self._ticks[i]) * self._us[i] / 1e6 / self.resolution
+
+    def seconds_to_tick(self, seconds: float) -> float:
+        """The (fractional) tick at ``seconds`` from the start."""
+        i = max(0, bisect.bisect_right(self._secs, seconds) - 1)
+        return self._ticks[i] + (seconds - self._secs[i]) * 1e6 * self.resolution / self._us[i]
+
+    def us_per_quarter_at(self, tick: int) -> int:
+        """The tempo in force at ``tick``."""
+        i = max(0, bisect.bisect_right(self._ticks, tick) - 1)
+        return self._us[i]
+
+
+@dataclass(slots=True)
+class Song:
+    """A whole piece: tracks plus the conductor data (tempo, meter, key, markers, loop)."""
+
+    resolution: int = DEFAULT_RESOLUTION
+    tracks: list[Track] = field(default_factory=list)
+    tempos: list[TempoChange] = field(default_factory=lambda: [TempoChange(0, DEFAULT_TEMPO_US)])
+    time_signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature(0, 4, 4)])
+    key_signatures: list[KeySignature] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    loop: tuple[int, int] | None = None
+    title: str = ""
+
+    # -- time -------------------------------------------------------------------------------
+    def tempo_map(self) -> TempoMap:
+        """A tempo map for this song's current tempo list."""
+        return TempoMap(self.tempos, self.resolution)
+
+    def tick_to_seconds(self, tick: float) -> float:
+        """Seconds at ``tick`` through the tempo map."""
+        return self.tempo_map().tick_to_seconds(tick)
+
+    def seconds_to_tick(self, seconds: float) -> float:
+        """Fractional tick at ``seconds`` through the tempo map."""
+        return self.tempo_map().seconds_to_tick(seconds)
+
+    @property
+    def end_tick(self) -> int:
+        """Where the last note of any track ends."""
+        return max((t.end_tick for t in self.tracks), default=0)
+
+    @property
+    def duration_seconds(self) -> float:
+        """Length in seconds up to the end of the last note."""
+        return self.tick_to_seconds(self.end_tick)
+
+    def time_signature_at(self, tick: int) -> TimeSignature:
+        """The meter in force at ``tick`` (4/4 when none is set)."""
+        current = TimeSignature(0, 4, 4)
+        for ts in sorted(self.time_signatures):
+            if ts.tick <= tick:
+                current = ts
+            else:
+                break
+        return current
+
+    def key_at(self, tick: int) -> str | None:
+        """The key signature in force at ``tick``, or None."""
+        current = None
+        for ks in sorted(self.key_signatures):
+            if ks.tick <= tick:
+                current = ks.key
+            else:
+                break
+        return current
+
+    def ticks_per_bar(self, tick: int = 0) -> int:
+        """Length of one bar of the meter at ``tick``."""
+        ts = self.time_signature_at(tick)
+        return self.resolution * 4 * ts.numerator // ts.denominator
+
+    def bar_starts(self, end_tick: int) -> list[int]:
+        """Ticks of every bar line from 0 up to ``end_tick`` (inclusive), following meter changes."""
+        sigs = sorted(self.time_signatures) or [TimeSignature(0, 4, 4)]
+        if sigs[0].tick > 0:
+            sigs.insert(0, TimeSignature(0, 4, 4))
+        starts: list[int] = []
+        for i, ts in enumerate(sigs):
+            seg_end = sigs[i + 1].tick if i + 1 < len(sigs) else end_tick + 1
+            bar = max(1, self.resolution * 4 * ts.numerator // ts.denominator)
+            t = ts.tick
+            while t < seg_end and t <= end_tick:
+                starts.append(t)
+                t += bar
+        return starts
+
+    @property
+    def note_count(self) -> int:
+        """Number of notes in all tracks."""
+        return sum(len(t.notes) for t in self.tracks)
+
+    def sort(self) -> None:
+        """Sort every list by time."""
+        for t in self.tracks:
+            t.sort()
+        self.tempos.sort()
+        self.time_signatures.sort()
+        self.key_signatures.sort()
+        self.markers.sort()
+
+
+# -- resolution ---------------------------------------------------------------------------------
+def _all_ticks(song: Song) -> list[int]:
+    ticks: list[int] = []
+    for t in song.tracks:
+        for n in t.notes:
+            ticks += (n.start_tick, n.end_tick)
+        ticks += [c.tick for c in t.controls]
+    for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers):
+        ticks += [e.tick for e in lst]
+    if song.loop:
+        ticks += list(song.loop)
+    return ticks
+
+
+def lossless_resolution(song: Song, target: int) -> int:
+    """The smallest multiple of ``target`` at which every tick of ``song`` is a whole number.
+
+    Rescaling to the result never rounds: ``target`` itself when the song's ticks allow it.
+    """
+    src = song.resolution
+    g = 0
+    for t in _all_ticks(song):
+        g = math.gcd(g, t)
+    g = math.gcd(g, src) if g else src
+    # tick * target / src is whole for all ticks iff (src / g) divides target * k.
+    need = src // g
+    k = need // math.gcd(need, target)
+    return target * k
+
+
+def rescale(song: Song, resolution: int) -> Song:
+    """A copy of ``song`` at ``resolution`` ticks per quarter.
+
+    Raises ValueError when a tick would have to be rounded; use :func:`lossless_resolution` to
+    pick a resolution that never rounds.
+    """
+    src = song.resolution
+
+    def conv(t: int) -> int:
+        q, r = divmod(t * resolution, src)
+        if r:
+            raise ValueError(f"tick {t} at {src} ticks/quarter is not whole at {resolution}")
+        return q
+
+    out = Song(
+        resolution=resolution,
+        tracks=[
+            replace(
+                tr,
+                notes=[
+                    replace(n, start_tick=conv(n.start_tick), end_tick=conv(n.end_tick)) for n in tr.notes
+                ],
+                controls=[replace(c, tick=conv(c.tick)) for c in tr.controls],
+            )
+            for tr in song.tracks
+        ],
+        tempos=[replace(e, tick=conv(e.tick)) for e in song.tempos],
+        time_signatures=[replace(e, tick=conv(e.tick)) for e in song.time_signatures],
+        key_signatures=[replace(e, tick=conv(e.tick)) for e in song.key_signatures],
+        markers=[replace(e, tick=conv(e.tick)) for e in song.markers],
+        loop=(conv(song.loop[0]), conv(song.loop[1])) if song.loop else None,
+        title=song.title,
+    )
+    return out

@@ -1,0 +1,1 @@
+"""Qt only: thin adapters over core, ml and playback."""

@@ -1,0 +1,1 @@
+"""Tokenizers, networks, checkpoints, generation sessions, datasets, training, evaluation. No Qt."""

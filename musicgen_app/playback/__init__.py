@@ -1,0 +1,1 @@
+"""Clock, scheduler, outputs (FluidSynth, MIDI port, file), MIDI input. No Qt."""
