@@ -82,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if os.path.exists(first):
                 args_list = ["gui", *args_list]
                 selected = "gui"
-    parser = _build_parser(selected)
+    try:
+        parser = _build_parser(selected)
+    except ImportError as exc:  # a missing optional library or a broken install
+        print(f"error: the '{selected}' command cannot start: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(args_list)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
