@@ -127,8 +127,10 @@ class Scheduler:
         self.status: queue.Queue[PlaybackError | PlaybackFinished] = queue.Queue()
         #: (deadline, time the send began) per sent event when ``record_timing``.
         self.timing: list[tuple[float, float]] | None = [] if record_timing else None
-        #: (session_id, note) of every streamed note whose note-on was sent.
+        #: (session_id, note) of every appended note whose note-on was sent (session -1: a plain Note).
         self.played: list[tuple[int, Note]] = []
+        #: clock time at which the first appended note's note-on was sent (None before).
+        self.first_streamed_note_time: float | None = None
         self.late_shift_s = 0.0  # total time the stream stalled for late notes
 
         self._output: Output = output
@@ -175,6 +177,12 @@ class Scheduler:
             return set(self._sounding)
 
     @property
+    def origin_time(self) -> float:
+        """Clock time at which tick 0 sounds (or would have sounded) in the current run."""
+        with self._cond:
+            return self._origin
+
+    @property
     def position_tick(self) -> int:
         """The playhead in ticks (read it from a GUI timer)."""
         with self._cond:
@@ -201,6 +209,7 @@ class Scheduler:
             self._channels = tl.song_channels(song) if include_song else {m.channel for m in self._setup}
             self._sounding.clear()
             self.played.clear()
+            self.first_streamed_note_time = None
             self.late_shift_s = 0.0
             self._stream_open = streaming
             self._update_loop()
@@ -221,7 +230,7 @@ class Scheduler:
         with self._cond:
             for item in items:
                 note = getattr(item, "note", item)
-                sid = int(getattr(item, "session_id", 0) or 0)
+                sid = int(getattr(item, "session_id", -1) or -1)
                 if sid and sid in self._cancelled:
                     continue
                 if not isinstance(note, Note):
@@ -414,6 +423,8 @@ class Scheduler:
                 self._send(mido.Message("note_off", channel=msg.channel, note=msg.note))
             self._sounding[key] = count + 1
             if ev[5]:
+                if self.first_streamed_note_time is None:
+                    self.first_streamed_note_time = self.clock()
                 self.played.append((ev[5], ev[6]))  # type: ignore[arg-type]
         elif prio == tl.PRIO_NOTE_OFF:
             key = (msg.channel, msg.note)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from musicgen_app.core.song import ControlEvent, Note, Song, TempoChange, Track
 
 
@@ -51,3 +54,13 @@ def run_fake(sched, clock: FakeClock, until: float | None = None) -> None:
             return
         clock.t = max(clock.t, nxt)
     raise AssertionError("scheduler never finished")
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``cond`` every 10 ms until it holds or ``timeout`` passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
