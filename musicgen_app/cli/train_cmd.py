@@ -1,0 +1,67 @@
+"""`musicgen train melody-lstm [options]`: train a model on the cached corpus (CPU)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+TRAINABLE = ("melody-lstm",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `musicgen train`."""
+    from musicgen_app.ml.train import TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("model", choices=TRAINABLE, help="which model family to train")
+    parser.add_argument("--name", default=d.name, help="checkpoint name (default: %(default)s)")
+    parser.add_argument("--corpus", default=d.corpus, choices=("essen", "oneill", "ryan"))
+    parser.add_argument("--epochs", type=int, default=d.max_epochs, help="at most this many epochs")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--seq-len", type=int, default=d.seq_len, help="window length in 16th steps")
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--patience", type=int, default=d.patience, help="early stopping patience (epochs)")
+    parser.add_argument("--minutes", type=float, default=d.time_budget_min, help="time budget")
+    parser.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    parser.add_argument("--hidden", type=int, default=d.hidden_size)
+    parser.add_argument("--layers", type=int, default=d.num_layers)
+    parser.add_argument("--dropout", type=float, default=d.dropout)
+    parser.add_argument("--no-bar-conditioning", action="store_true", help="train without bar positions")
+    parser.add_argument("--limit-tunes", type=int, default=0, help="train on the first N tunes only")
+    parser.add_argument("--out-dir", default="", help="where to write the checkpoint (default: models/)")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, then evaluate on the test tunes and write the metrics into the card."""
+    from musicgen_app.ml.train import TrainConfig, train_melody_lstm
+
+    cfg = TrainConfig(
+        name=args.name,
+        corpus=args.corpus,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        patience=args.patience,
+        time_budget_min=args.minutes,
+        threads=args.threads,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        bar_conditioning=not args.no_bar_conditioning,
+        limit_tunes=args.limit_tunes,
+        out_dir=args.out_dir,
+        seed=args.seed,
+    )
+    path = train_melody_lstm(cfg)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    if not args.no_evaluate:
+        from musicgen_app.ml.evaluate import evaluate_model, format_report
+
+        report = evaluate_model(str(path), update_card=True)
+        print(format_report(report))
+    return 0

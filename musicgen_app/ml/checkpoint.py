@@ -1,0 +1,102 @@
+"""Self-describing checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (the card).
+
+The card carries everything needed to rebuild the model: ``format_version``, ``family`` and
+``architecture`` (class and arguments), the vocabulary, data and split, training curve and metrics.
+Loading checks the format version and the tensor names and shapes, and never unpickles: weights
+come through safetensors, the rest is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from musicgen_app.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def card_path(path: str | Path) -> Path:
+    """The card next to a checkpoint (``x.safetensors`` -> ``x.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def weights_path(path: str | Path) -> Path:
+    """The weights next to a card (``x.json`` -> ``x.safetensors``)."""
+    return Path(path).with_suffix(".safetensors")
+
+
+def save_checkpoint(
+    state_dict: dict[str, torch.Tensor], card: dict, path: str | Path, *, half: bool = True
+) -> Path:
+    """Write weights (float16 when ``half``) and the card next to each other; returns the weights path."""
+    wpath = weights_path(path)
+    wpath.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for k, v in state_dict.items():
+        v = v.detach().cpu().contiguous()
+        tensors[k] = v.half() if half and v.is_floating_point() else v
+    card = dict(card, format_version=FORMAT_VERSION, weights_dtype="float16" if half else "float32")
+    tmp_w = wpath.with_name(wpath.name + ".tmp")
+    tmp_c = card_path(wpath).with_name(card_path(wpath).name + ".tmp")
+    save_file(tensors, str(tmp_w), metadata={"format_version": str(FORMAT_VERSION)})
+    tmp_c.write_text(json.dumps(card, indent=1) + "\n")
+    os.replace(tmp_w, wpath)
+    os.replace(tmp_c, card_path(wpath))
+    return wpath
+
+
+def read_card(path: str | Path) -> dict:
+    """The card of a checkpoint, version-checked (raises CheckpointError)."""
+    cpath = card_path(path)
+    try:
+        card = json.loads(cpath.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"model card {cpath} is missing") from exc
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"model card {cpath} is unreadable ({exc})") from exc
+    if not isinstance(card, dict):
+        raise CheckpointError(f"model card {cpath} is not a JSON object")
+    version = card.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"model {cpath.stem} has checkpoint format {version!r}; this app reads format {FORMAT_VERSION}"
+        )
+    return card
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint as float32 (raises CheckpointError when corrupt)."""
+    wpath = weights_path(path)
+    if not wpath.exists():
+        raise CheckpointError(f"model weights {wpath} are missing")
+    try:
+        tensors = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"model weights {wpath.name} are corrupt ({exc})") from exc
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], name: str) -> None:
+    """Copy ``tensors`` into ``module``; any missing, extra or misshapen tensor is a CheckpointError."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    extra = sorted(set(tensors) - set(own))
+    if missing or extra:
+        raise CheckpointError(
+            f"model {name} does not match its architecture (missing {missing[:3]}, unexpected {extra[:3]})"
+        )
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(tensors[k].shape):
+            raise CheckpointError(
+                f"model {name}: tensor {k} has shape {tuple(tensors[k].shape)}, expected {tuple(v.shape)}"
+            )
+    module.load_state_dict(tensors)
