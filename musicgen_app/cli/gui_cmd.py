@@ -1,0 +1,36 @@
+"""`musicgen gui [FILE...]`: open the main window (plain `musicgen` and `musicgen FILE` land here)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from musicgen_app.errors import MusicgenError
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `musicgen gui`."""
+    parser.add_argument("files", nargs="*", help="MIDI (.mid) or project (.mgproj) files to open")
+    parser.add_argument(
+        "--output",
+        help='sound output for this run: "fluidsynth", "none" or a MIDI port (default: the saved choice)',
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window; returns when it closes."""
+    import os
+
+    for f in args.files:
+        if not Path(f).exists():
+            raise MusicgenError(f"{f}: no such file")
+    if args.output:
+        os.environ["MUSICGEN_OUTPUT"] = args.output
+    if args.verbose:
+        logging.getLogger("musicgen_app").setLevel(logging.INFO)
+    from musicgen_app.gui.app import run_app
+
+    return run_app([str(f) for f in args.files])

@@ -1,0 +1,104 @@
+"""File operations the window runs on task threads: open, save, export. No Qt here on purpose:
+each function takes plain data (a song snapshot) and returns plain data or raises MusicgenError."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicgen_app.core.song import Note, Song, Track
+
+logger = logging.getLogger(__name__)
+
+PROJECT_SUFFIX = ".mgproj"
+MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+OPENABLE = (*MIDI_SUFFIXES, PROJECT_SUFFIX)
+
+
+@dataclass
+class Loaded:
+    """What opening a file gave."""
+
+    song: Song
+    state: dict[str, Any] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
+    path: Path | None = None
+    is_project: bool = False
+
+
+def load_file(path: str | Path) -> Loaded:
+    """Read a MIDI or project file (raises MidiImportError / ProjectError)."""
+    from musicgen_app.core.project import load_any
+
+    p = Path(path)
+    r = load_any(p)
+    return Loaded(
+        song=r.song,
+        state=dict(getattr(r, "state", None) or {}),
+        repairs=list(getattr(r, "repairs", None) or []),
+        path=p,
+        is_project=p.suffix.lower() == PROJECT_SUFFIX,
+    )
+
+
+def save_file(song: Song, state: dict[str, Any], path: str | Path) -> Path:
+    """Save as a project (atomic, keeps a .bak of the previous version)."""
+    from musicgen_app.core.project import Project, save_project
+
+    p = Path(path)
+    save_project(Project(song=song, state=state), p)
+    return p
+
+
+def sub_song(
+    song: Song, tracks: list[int] | None = None, notes: list[Note] | None = None, track: int = 0
+) -> Song:
+    """A copy of ``song`` with only some tracks, or only ``notes`` (of ``track``) when given."""
+    if notes is not None:
+        src = song.tracks[track]
+        kept = [Track(src.name, src.program, src.channel, src.is_drum, sorted(notes), [])]
+    else:
+        idx = range(len(song.tracks)) if tracks is None else tracks
+        kept = [
+            Track(t.name, t.program, t.channel, t.is_drum, list(t.notes), list(t.controls))
+            for i, t in enumerate(song.tracks)
+            if i in idx
+        ]
+    return Song(
+        resolution=song.resolution,
+        tracks=kept,
+        tempos=list(song.tempos),
+        time_signatures=list(song.time_signatures),
+        key_signatures=list(song.key_signatures),
+        markers=list(song.markers),
+        loop=None,
+        title=song.title,
+    )
+
+
+def export_midi(song: Song, path: str | Path) -> Path:
+    """Write ``song`` as a standard MIDI file."""
+    from musicgen_app.core.midi_io import write_midi
+
+    p = Path(path)
+    write_midi(song, p)
+    return p
+
+
+def export_wav(song: Song, path: str | Path, soundfont: str | None = None) -> Path:
+    """Render ``song`` to a WAV file through FluidSynth."""
+    from musicgen_app.playback.render import render_wav
+
+    p = Path(path)
+    render_wav(song, p, soundfont=soundfont or None)
+    return p
+
+
+def clip_file(song: Song, name: str = "clip") -> Path:
+    """Write ``song`` to a fresh temporary .mid (for dragging out of the window)."""
+    folder = Path(tempfile.mkdtemp(prefix="musicgen-drag-"))
+    safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip() or "clip"
+    return export_midi(song, folder / f"{safe}.mid")

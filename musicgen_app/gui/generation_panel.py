@@ -1,0 +1,233 @@
+"""The generation panel: model chooser with its card, sampling settings, Continue and the takes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+logger = logging.getLogger(__name__)
+
+KEYS = [
+    "C", "G", "D", "A", "E", "B", "F#", "Db", "Ab", "Eb", "Bb", "F",
+    "Am", "Em", "Bm", "F#m", "C#m", "G#m", "Ebm", "Bbm", "Fm", "Cm", "Gm", "Dm",
+]  # fmt: skip
+
+
+def card_text(info: Any) -> str:
+    """A short HTML description of a model from its registry entry."""
+    if info is None:
+        return "<i>No model. Use “Load checkpoint…” or train one with <tt>musicgen train</tt>.</i>"
+    parts = [f"<b>{getattr(info, 'name', '?')}</b>"]
+    for label, attr in (("Paper", "seed_paper"), ("Architecture", "architecture"), ("Data", "dataset")):
+        value = getattr(info, attr, "")
+        if value:
+            parts.append(f"{label}: {value}")
+    metrics = getattr(info, "metrics", None) or {}
+    if metrics:
+        shown = []
+        for k, v in list(metrics.items())[:6]:
+            shown.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
+        parts.append("Metrics: " + ", ".join(shown))
+    return "<br>".join(parts)
+
+
+class GenerationPanel(QWidget):
+    """Settings for Continue plus the buttons and the takes list; emits what the user asks for."""
+
+    continue_requested = Signal()
+    stop_requested = Signal()
+    accept_requested = Signal()
+    reject_requested = Signal()
+    regenerate_requested = Signal()
+    load_checkpoint_requested = Signal()
+    temperature_changed = Signal(float)
+    take_selected = Signal(int)
+    model_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._infos: dict[str, Any] = {}
+        self.model_combo = QComboBox()
+        self.model_combo.setObjectName("model_combo")
+        self.model_combo.currentIndexChanged.connect(self._model_chosen)
+        self.load_button = QPushButton("Load checkpoint…")
+        self.load_button.clicked.connect(self.load_checkpoint_requested)
+        self.card = QLabel()
+        self.card.setWordWrap(True)
+        self.card.setTextFormat(Qt.TextFormat.RichText)
+        self.card.setMinimumWidth(220)
+
+        self.temperature = QSlider(Qt.Orientation.Horizontal)
+        self.temperature.setRange(10, 200)  # hundredths
+        self.temperature.setValue(100)
+        self.temperature_label = QLabel("1.00")
+        self.temperature.valueChanged.connect(self._temperature_moved)
+        self.bars = QSpinBox()
+        self.bars.setRange(1, 64)
+        self.bars.setValue(4)
+        self.bars.setSuffix(" bars")
+        self.variations = QSpinBox()
+        self.variations.setRange(1, 8)
+        self.variations.setValue(1)
+        self.random_seed = QCheckBox("random")
+        self.random_seed.setChecked(True)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setEnabled(False)
+        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        self.key_lock = QComboBox()
+        self.key_lock.addItem("auto (from the sketch)", "auto")
+        self.key_lock.addItem("off", "off")
+        for k in KEYS:
+            self.key_lock.addItem(k, k)
+
+        self.continue_button = QPushButton("Continue  (Ctrl+Return)")
+        self.continue_button.setObjectName("continue_button")
+        self.continue_button.clicked.connect(self.continue_requested)
+        self.stop_button = QPushButton("Stop (Esc)")
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.accept_button = QPushButton("Accept (Return)")
+        self.accept_button.clicked.connect(self.accept_requested)
+        self.reject_button = QPushButton("Reject (Backspace)")
+        self.reject_button.clicked.connect(self.reject_requested)
+        self.regen_button = QPushButton("Again (R)")
+        self.regen_button.clicked.connect(self.regenerate_requested)
+        self.takes = QListWidget()
+        self.takes.setObjectName("takes_list")
+        self.takes.currentRowChanged.connect(self._take_row)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        form.addRow("Model", row)
+        form.addRow("", self.load_button)
+        form.addRow(self.card)
+        trow = QHBoxLayout()
+        trow.addWidget(self.temperature, 1)
+        trow.addWidget(self.temperature_label)
+        form.addRow("Temperature", trow)
+        form.addRow("Length", self.bars)
+        form.addRow("Variations", self.variations)
+        srow = QHBoxLayout()
+        srow.addWidget(self.seed, 1)
+        srow.addWidget(self.random_seed)
+        form.addRow("Seed", srow)
+        form.addRow("Key lock", self.key_lock)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.continue_button)
+        brow = QHBoxLayout()
+        brow.addWidget(self.stop_button)
+        brow.addWidget(self.regen_button)
+        lay.addLayout(brow)
+        arow = QHBoxLayout()
+        arow.addWidget(self.accept_button)
+        arow.addWidget(self.reject_button)
+        lay.addLayout(arow)
+        lay.addWidget(QLabel("Takes"))
+        lay.addWidget(self.takes, 1)
+        lay.addWidget(self.status)
+        self.set_running(False)
+        self.set_has_take(False)
+        self.card.setText(card_text(None))
+
+    # -- models -------------------------------------------------------------------------------
+    def set_models(self, infos: list[Any], preferred: str = "") -> None:
+        """Fill the chooser from registry entries (keeps checkpoints loaded by path)."""
+        current = preferred or self.model_name()
+        self.model_combo.blockSignals(True)
+        try:
+            for info in infos:
+                name = str(getattr(info, "name", info))
+                if name not in self._infos:
+                    self.model_combo.addItem(name, name)
+                self._infos[name] = info
+            i = self.model_combo.findData(current) if current else -1
+            self.model_combo.setCurrentIndex(i if i >= 0 else (0 if self.model_combo.count() else -1))
+        finally:
+            self.model_combo.blockSignals(False)
+        self._model_chosen()
+
+    def add_checkpoint(self, path: str, info: Any = None) -> None:
+        """Add a checkpoint loaded from a file and select it."""
+        if self.model_combo.findData(path) < 0:
+            self.model_combo.addItem(f"{info.name if info is not None else path} (file)", path)
+        self._infos[path] = info
+        self.model_combo.setCurrentIndex(self.model_combo.findData(path))
+
+    def model_name(self) -> str:
+        """The chosen model (a registry name or a checkpoint path)."""
+        return str(self.model_combo.currentData() or "")
+
+    def _model_chosen(self, *_: object) -> None:
+        name = self.model_name()
+        self.card.setText(card_text(self._infos.get(name)))
+        self.continue_button.setEnabled(bool(name))
+        if name:
+            self.model_changed.emit(name)
+
+    # -- settings -----------------------------------------------------------------------------
+    def temperature_value(self) -> float:
+        """The temperature chosen."""
+        return self.temperature.value() / 100
+
+    def _temperature_moved(self, v: int) -> None:
+        self.temperature_label.setText(f"{v / 100:.2f}")
+        self.temperature_changed.emit(v / 100)
+
+    def seed_value(self) -> int | None:
+        """The fixed seed, or None for random."""
+        return None if self.random_seed.isChecked() else self.seed.value()
+
+    def key_lock_value(self) -> str | None:
+        """``auto``, a key name, or None (off)."""
+        v = self.key_lock.currentData()
+        return None if v == "off" else str(v)
+
+    def set_key_lock(self, value: str) -> None:
+        """Select a key lock by its stored value."""
+        i = self.key_lock.findData(value)
+        if i >= 0:
+            self.key_lock.setCurrentIndex(i)
+
+    # -- state --------------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        """Enable the buttons that make sense while generating (or not)."""
+        self.stop_button.setEnabled(running)
+
+    def set_has_take(self, has: bool) -> None:
+        """Enable accept/reject when a take is shown."""
+        self.accept_button.setEnabled(has)
+        self.reject_button.setEnabled(has)
+
+    def show_takes(self, labels: list[str], current: int) -> None:
+        """Refresh the takes list."""
+        self.takes.blockSignals(True)
+        try:
+            self.takes.clear()
+            self.takes.addItems(labels)
+            if 0 <= current < len(labels):
+                self.takes.setCurrentRow(current)
+        finally:
+            self.takes.blockSignals(False)
+
+    def _take_row(self, row: int) -> None:
+        if row >= 0:
+            self.take_selected.emit(row)

@@ -1,0 +1,77 @@
+"""Settings remembered between runs (devices, recent files, generation choices) as JSON in
+``paths.config_dir() / "gui.json"``. Plain data, read once at start and written on change."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from musicgen_app.core import paths
+
+logger = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+
+
+@dataclass
+class AppSettings:
+    """Everything the window remembers."""
+
+    output: str = "fluidsynth"  # "fluidsynth", "none" or a MIDI port name
+    soundfont: str = ""  # empty: the default SoundFont
+    audio_driver: str = ""  # empty: the first driver that works
+    buffer_size: int = 256  # FluidSynth period size (frames): latency
+    input_port: str = ""  # empty: no MIDI keyboard
+    thru: bool = True
+    metronome: bool = False
+    recent_files: list[str] = field(default_factory=list)
+    model: str = ""
+    temperature: float = 1.0
+    bars: int = 4
+    variations: int = 1
+    seed: int = 0
+    random_seed: bool = True
+    key_lock: str = "auto"
+    snap: str = "1/16"
+
+    @staticmethod
+    def path() -> Path:
+        """Where the settings live."""
+        return paths.config_dir() / "gui.json"
+
+    @classmethod
+    def load(cls) -> AppSettings:
+        """The saved settings, or defaults when none are saved or the file is unreadable."""
+        try:
+            data: dict[str, Any] = json.loads(cls.path().read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            logger.warning("settings file unreadable, using defaults: %s", exc)
+            return cls()
+        known = {f.name for f in fields(cls)}
+        s = cls(**{k: v for k, v in data.items() if k in known})
+        env_output = os.environ.get("MUSICGEN_OUTPUT")
+        if env_output:
+            s.output = env_output
+        return s
+
+    def save(self) -> None:
+        """Write the settings (atomically); failures are logged, never raised."""
+        target = self.path()
+        tmp = target.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            logger.warning("could not save settings: %s", exc)
+
+    def add_recent(self, path: str | Path) -> None:
+        """Put ``path`` first in the recent files list."""
+        p = str(Path(path).resolve())
+        self.recent_files = [p] + [r for r in self.recent_files if r != p]
+        del self.recent_files[MAX_RECENT:]

@@ -1,0 +1,91 @@
+"""Background work without blocking the UI: plain functions on threads, results via a queue.
+
+Orange3's idea with Friture's delivery: a task is a plain function run on a Python thread; it
+never touches a widget. Its result (or exception) goes into a queue that a GUI timer drains, and
+the callbacks run on the UI thread. :meth:`TaskRunner.shutdown` joins every thread so that
+quitting is clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer
+
+logger = logging.getLogger(__name__)
+
+DRAIN_MS = 12
+
+
+class TaskRunner(QObject):
+    """Run functions on threads; call ``on_done(result)`` or ``on_error(exc)`` on the UI thread."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._results: queue.SimpleQueue[tuple[Callable[..., None], Any]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_MS)
+        self._timer.timeout.connect(self.drain)
+        self._timer.start()
+
+    def submit(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        name: str = "musicgen-task",
+    ) -> threading.Thread:
+        """Start ``fn()`` on a new thread."""
+
+        def run() -> None:
+            try:
+                result = fn()
+            except Exception as exc:  # delivered to the UI thread as a message
+                logger.debug("task %s failed", name, exc_info=True)
+                if on_error is not None:
+                    self._results.put((on_error, exc))
+                else:
+                    logger.warning("background task %s failed: %s", name, exc)
+                return
+            if on_done is not None:
+                self._results.put((on_done, result))
+
+        t = threading.Thread(target=run, name=name, daemon=True)
+        self._threads = [x for x in self._threads if x.is_alive()]
+        self._threads.append(t)
+        t.start()
+        return t
+
+    def post(self, fn: Callable[[Any], None], value: Any = None) -> None:
+        """Have ``fn(value)`` called on the UI thread (safe from any thread)."""
+        self._results.put((fn, value))
+
+    def drain(self) -> None:
+        """Run the callbacks that arrived (UI thread)."""
+        while True:
+            try:
+                fn, value = self._results.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn(value)
+            except Exception:
+                logger.exception("callback %r failed", fn)
+
+    def busy(self) -> bool:
+        """Whether any task is still running."""
+        return any(t.is_alive() for t in self._threads)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Wait for running tasks (used when quitting)."""
+        self._timer.stop()
+        for t in self._threads:
+            t.join(timeout=timeout_s)
+            if t.is_alive():
+                logger.warning("task %s still running at exit", t.name)
+        self._threads = []
