@@ -58,6 +58,8 @@ def fluidsynth_module() -> ModuleType:
     except (ImportError, OSError) as exc:
         raise DeviceError(NO_LIBRARY_HELP) from exc
     _install_log_function(fluidsynth)
+    # Probing the jack driver must never start a JACK server behind the user's back.
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
     _module = fluidsynth
     return fluidsynth
 
@@ -148,7 +150,8 @@ def load_soundfont(synth: Any, path: str | Path | None) -> int:
     """Load the SoundFont into ``synth`` and select it on every channel; returns its id."""
     p = check_soundfont(path)
     take_log_lines()
-    sfid = synth.sfload(str(p), 1)
+    with _quiet():  # libinstpatch prints assertions about damaged files on stderr
+        sfid = synth.sfload(str(p), 1)
     if sfid is None or sfid < 0:
         detail = "; ".join(take_log_lines())
         raise SoundFontError(

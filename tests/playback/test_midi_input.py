@@ -1,0 +1,70 @@
+"""A MIDI keyboard on a real JACK port: thru, time stamps, port list, unplug and replug."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from musicgen_app.errors import DeviceError
+from musicgen_app.playback.midi_input import MidiInput, list_input_ports
+from musicgen_app.playback.outputs import RecordingOutput
+
+from .helpers import wait_until
+
+pytestmark = [pytest.mark.jack, pytest.mark.slow]
+
+
+def _keyboard():  # noqa: ANN202
+    import rtmidi
+
+    kb = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "keyboard")
+    kb.open_virtual_port("out")
+    return kb
+
+
+def test_keyboard_thru_timestamps_and_reconnect(jack_server) -> None:  # noqa: ANN001
+    kb = _keyboard()
+    thru = RecordingOutput()
+    assert "keyboard:out" in list_input_ports("jack")
+    with MidiInput("keyboard", api="jack", thru=thru, poll_s=0.1) as inp:
+        assert inp.port_name == "keyboard:out" and inp.connected
+        time.sleep(0.1)
+        sent_at = []
+        for pitch in (60, 64, 67):
+            sent_at.append(time.perf_counter())
+            kb.send_message([0x90, pitch, 100])
+            time.sleep(0.05)
+            kb.send_message([0x80, pitch, 0])
+        assert wait_until(lambda: inp.queue.qsize() >= 6, 3.0)
+        got = [inp.queue.get_nowait() for _ in range(6)]
+        assert [(m.type, m.note) for _, m in got] == [
+            (t, p) for p in (60, 64, 67) for t in ("note_on", "note_off")
+        ]
+        stamps = [t for t, _ in got]
+        assert stamps == sorted(stamps)
+        lat = [(got[2 * i][0] - sent_at[i]) * 1000 for i in range(3)]
+        print(f"\nkeyboard -> queue latency over JACK: {', '.join(f'{x:.2f}' for x in lat)} ms")
+        assert [m.note for m in thru.of_type("note_on")] == [60, 64, 67]  # played through
+        # unplug: reported; replug: reopened by name and messages flow again
+        kb.close_port()
+        kb.delete()
+        assert wait_until(lambda: not inp.connected, 3.0)
+        assert inp.status.get(timeout=1).kind == "disconnected"
+        assert "keyboard:out" not in inp.list_ports()
+        kb = _keyboard()
+        assert wait_until(lambda: inp.connected, 3.0)
+        assert inp.status.get(timeout=1).kind == "reconnected"
+        time.sleep(0.1)
+        kb.send_message([0x90, 72, 90])
+        assert wait_until(lambda: any(m.note == 72 for m in thru.of_type("note_on")), 3.0)
+    kb.delete()
+
+
+def test_unknown_keyboard_is_a_device_error_listing_ports(jack_server) -> None:  # noqa: ANN001
+    kb = _keyboard()
+    try:
+        with pytest.raises(DeviceError, match="no MIDI input port called 'nope'.*keyboard:out"):
+            MidiInput("nope", api="jack")
+    finally:
+        kb.delete()
