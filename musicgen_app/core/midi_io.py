@@ -1,0 +1,1050 @@
+"""Standard MIDI files in and out: robust import, exact type-1 export.
+
+Import (:func:`read_midi`) works in three layers:
+
+1. **Container** (our own code): the file's bytes are checked and split into chunks. A RIFF
+   (``.rmi``) wrapper is removed, bytes before ``MThd`` are skipped, unknown chunks are skipped,
+   wrong chunk lengths are corrected from where the next ``MTrk`` really starts, a track cut short
+   by the end of the file is read as far as it goes, and the header's format, track count and
+   division are checked (SMPTE timing is converted to ticks per quarter note at a fixed tempo;
+   division 0 is read as 480).
+2. **Events**: each track chunk is parsed by mido. When mido refuses a track (undefined status
+   bytes, running status without a status, data bytes above 127, a damaged meta event, a cut-off
+   message...) or when its result shows something mido reads wrongly or silently (system
+   exclusive followed by running status, data after the end-of-track mark, a missing end-of-track
+   mark, time values beyond 4 bytes), the track is re-read by our tolerant reader, which repairs
+   what it can and counts every repair. Tracks larger than :data:`MIDO_MAX_TRACK_BYTES` go to the
+   tolerant reader directly: it reads well-formed data exactly as mido does (tests check this) and
+   about four times faster, which keeps a million-note file within seconds.
+3. **Song**: notes are paired (note-on with velocity 0 is a note-off; a note-off closes the oldest
+   sounding note of that key; duplicates at the same moment are merged; notes left sounding are
+   closed at the end of their track), channels become tracks (channel 10 is drums), and tempo,
+   meter, key and markers go to the song's conductor lists.
+
+Every repair becomes one sentence in :attr:`ImportResult.repairs` ("2 notes had no note-off and
+were closed at the end of their tracks"); what the song model cannot hold (system exclusive,
+lyrics and other text) is listed in :attr:`ImportResult.notices`. Anything that cannot be salvaged
+raises :class:`~musicgen_app.errors.MidiImportError` with a message a musician understands.
+
+Caps (a file over a cap is refused, never read for minutes):
+
+- :data:`MAX_FILE_BYTES` = 32 MiB per file;
+- :data:`MAX_EVENTS` = 4,000,000 events in all tracks together (a million-note file has about
+  2,000,000);
+- :data:`MAX_MESSAGE_BYTES` = 1,000,000 bytes per system-exclusive or meta message (a longer one
+  ends the track there, as a repair);
+- :data:`MAX_SONG_SECONDS` = 4 hours: events later than that (a corrupt time value makes
+  "77-hour songs") are dropped, and notes still sounding there are cut, as repairs.
+
+Export (:func:`write_midi`, :func:`midi_bytes`, :func:`song_to_mido`) writes SMF type 1: a
+conductor track (title, tempo, meter, key, markers) and one track per song track with its name,
+program change and events; at equal ticks note-offs come before control changes and those before
+note-ons, so import -> export -> import gives the same song.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+from mido.midifiles.meta import KeySignatureError, build_meta_message
+
+from musicgen_app.core.song import (
+    DEFAULT_RESOLUTION,
+    DRUM_CHANNEL,
+    ControlEvent,
+    KeySignature,
+    Marker,
+    Note,
+    Song,
+    TempoChange,
+    TempoMap,
+    TimeSignature,
+    Track,
+)
+from musicgen_app.errors import MidiExportError, MidiImportError
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_EVENTS = 4_000_000
+MAX_MESSAGE_BYTES = 1_000_000
+MAX_SONG_SECONDS = 4 * 3600
+MIDO_MAX_TRACK_BYTES = 256 * 1024
+MIDI_EXTENSIONS = (".mid", ".midi", ".smf", ".kar", ".rmi")
+
+# Errors mido raises on damaged track data (read_track, read_message, meta decoders).
+_MIDO_ERRORS = (OSError, EOFError, ValueError, IndexError, KeyError, TypeError, KeySignatureError)
+
+# Data bytes that follow each channel status nibble.
+_CHANNEL_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+# System common / real-time status bytes (not allowed in files) and their data lengths.
+_SYSTEM_DATA_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
+_UNDEFINED_STATUS = frozenset((0xF4, 0xF5, 0xF9, 0xFD))
+# SMPTE frame code -> (whole frames per second, microseconds per quarter for one quarter per second)
+_SMPTE_FPS = {
+    24: (24, 1_000_000),
+    25: (25, 1_000_000),
+    29: (30, round(1e6 * 30 / 29.97)),
+    30: (30, 1_000_000),
+}
+_TEXT_METAS = frozenset(
+    ("text", "copyright", "lyrics", "instrument_name", "cue_marker", "device_name", "program_name")
+)
+
+# Internal event tuples produced by both readers (``delta`` in ticks):
+#   (delta, status, data1, data2)       channel message, status 0x80..0xEF incl. channel
+#   (delta, 0xFF, meta_message)         decoded meta message (a mido MetaMessage)
+#   (delta, 0xF0, n_bytes)              system exclusive (kept only as a count)
+_Event = tuple
+
+
+# -- reports ------------------------------------------------------------------------------------
+_TEMPLATES: dict[str, tuple[str, str]] = {
+    "no_note_off": (
+        "1 note had no note-off and was closed at the end of its track",
+        "{n} notes had no note-off and were closed at the end of their tracks",
+    ),
+    "orphan_off": (
+        "1 note-off without a matching note-on was ignored",
+        "{n} note-offs without a matching note-on were ignored",
+    ),
+    "duplicate": (
+        "1 duplicate note (the same key struck twice at the same moment) was merged",
+        "{n} duplicate notes (the same key struck twice at the same moment) were merged",
+    ),
+    "clamped": ("1 data byte above 127 was clamped to 127", "{n} data bytes above 127 were clamped to 127"),
+    "stray_data": (
+        "1 data byte without a status byte was skipped",
+        "{n} data bytes without a status byte were skipped",
+    ),
+    "undefined_status": (
+        "1 byte with an undefined status (0xF4, 0xF5, 0xF9 or 0xFD) was skipped",
+        "{n} bytes with an undefined status (0xF4, 0xF5, 0xF9 or 0xFD) were skipped",
+    ),
+    "system_msg": (
+        "1 system real-time or common message (not allowed in MIDI files) was ignored",
+        "{n} system real-time or common messages (not allowed in MIDI files) were ignored",
+    ),
+    "long_vlq": (
+        "1 time or length value was longer than the 4 bytes MIDI allows",
+        "{n} time or length values were longer than the 4 bytes MIDI allows",
+    ),
+    "rs_after_sysex": (
+        "1 event used running status after a system-exclusive message and was read with the earlier status",
+        "{n} events used running status after a system-exclusive message and were read with the "
+        "earlier status",
+    ),
+    "bad_tempo": (
+        "1 tempo change of 0 or with a wrong length was ignored",
+        "{n} tempo changes of 0 or with a wrong length were ignored",
+    ),
+    "bad_meter": ("1 damaged time signature was ignored", "{n} damaged time signatures were ignored"),
+    "bad_key": ("1 damaged key signature was ignored", "{n} damaged key signatures were ignored"),
+    "bad_meta": ("1 damaged meta event was ignored", "{n} damaged meta events were ignored"),
+    "no_eot": ("1 track had no end-of-track mark", "{n} tracks had no end-of-track mark"),
+    "after_eot": (
+        "1 track had data after its end-of-track mark; the data was ignored",
+        "{n} tracks had data after their end-of-track mark; the data was ignored",
+    ),
+    "truncated_event": (
+        "1 track ended in the middle of an event; the incomplete event was dropped",
+        "{n} tracks ended in the middle of an event; the incomplete events were dropped",
+    ),
+    "long_message": (
+        "1 track held a message longer than 1,000,000 bytes; the track was read up to it",
+        "{n} tracks held a message longer than 1,000,000 bytes; the tracks were read up to it",
+    ),
+    "unknown_chunk": ("1 unknown chunk was skipped", "{n} unknown chunks were skipped"),
+    "dup_tempo": (
+        "1 tempo change at the same moment as another was dropped (the last one counts)",
+        "{n} tempo changes at the same moment as others were dropped (the last one counts)",
+    ),
+    "dup_meter": (
+        "1 time signature at the same moment as another was dropped (the last one counts)",
+        "{n} time signatures at the same moment as others were dropped (the last one counts)",
+    ),
+    "dup_key": (
+        "1 key signature at the same moment as another was dropped (the last one counts)",
+        "{n} key signatures at the same moment as others were dropped (the last one counts)",
+    ),
+    "beyond_cap": (
+        "1 event lying more than 4 hours into the song (a corrupt time value?) was dropped",
+        "{n} events lying more than 4 hours into the song (a corrupt time value?) were dropped",
+    ),
+    "cut_at_cap": (
+        "1 note still sounding after 4 hours was cut there",
+        "{n} notes still sounding after 4 hours were cut there",
+    ),
+    "smpte_tempo": (
+        "1 tempo change was ignored: the file counts time in SMPTE frames, not beats",
+        "{n} tempo changes were ignored: the file counts time in SMPTE frames, not beats",
+    ),
+    # notices (things the song model does not keep)
+    "sysex": (
+        "1 system-exclusive message was left out (the app does not keep them)",
+        "{n} system-exclusive messages were left out (the app does not keep them)",
+    ),
+    "text": (
+        "1 text event (lyrics, copyright, comment) was left out",
+        "{n} text events (lyrics, copyright, comments) were left out",
+    ),
+    "other_meta": (
+        "1 other meta event (port, sequencer data...) was left out",
+        "{n} other meta events (port, sequencer data...) were left out",
+    ),
+    "extra_name": (
+        "1 extra track name in a track was left out",
+        "{n} extra track names were left out",
+    ),
+}
+
+
+class _Report:
+    """Counts repairs by kind and keeps one-off sentences, in the order they first happened."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, int | str] = {}
+
+    def count(self, key: str, n: int = 1) -> None:
+        if n:
+            self._items[key] = int(self._items.get(key, 0)) + n
+
+    def say(self, sentence: str) -> None:
+        self._items[sentence] = sentence
+
+    def sentences(self) -> list[str]:
+        out = []
+        for key, value in self._items.items():
+            if isinstance(value, str):
+                out.append(value)
+            else:
+                one, many = _TEMPLATES[key]
+                out.append(one if value == 1 else many.format(n=f"{value:,}"))
+        return out
+
+
+@dataclass
+class ImportResult:
+    """A song read from a MIDI file, with every repair made on the way.
+
+    ``repairs`` are sentences about damage that was fixed; ``notices`` about what the song model
+    does not keep (system exclusive, lyrics) or conversions (SMPTE timing, RIFF wrapper, format 2);
+    ``midi_format`` is the format the header declared.
+    """
+
+    song: Song
+    repairs: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    midi_format: int | None = None
+
+
+# -- container ----------------------------------------------------------------------------------
+def _looks_like_chunk_id(b: bytes) -> bool:
+    return len(b) == 4 and all(0x20 <= c <= 0x7E for c in b)
+
+
+def _refuse_not_midi(data: bytes) -> MidiImportError:
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and sum(c.isprintable() or c.isspace() for c in text) >= 0.95 * len(text):
+        return MidiImportError("this is a text file, not a MIDI file")
+    return MidiImportError("this is not a MIDI file (it does not start with the 'MThd' header)")
+
+
+def _unwrap_riff(data: bytes, notices: _Report) -> bytes:
+    """The SMF inside a RIFF RMID file (or ``data`` unchanged when it is not one)."""
+    if not (data[:4] == b"RIFF" and data[8:12] == b"RMID"):
+        return data
+    pos = 12
+    while pos + 8 <= len(data):
+        cid = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        if cid == b"data":
+            notices.say("the MIDI data was unwrapped from a RIFF (.rmi) file")
+            return data[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (size & 1)
+    return data  # no data chunk: let the MThd search below decide
+
+
+@dataclass
+class _Container:
+    fmt: int
+    declared_tracks: int
+    division: int
+    tracks: list[bytes]
+
+
+def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
+    n = len(data)
+    if n == 0:
+        raise MidiImportError("the file is empty")
+    data = _unwrap_riff(data, notices)
+    start = data.find(b"MThd")
+    if start < 0:
+        raise _refuse_not_midi(data)
+    if start > 0:
+        fix.say(f"{start:,} bytes before the MIDI header were skipped")
+    data = data[start:]
+    n = len(data)
+    if n < 14:
+        raise MidiImportError("the file is cut short inside its header")
+    (hlen,) = struct.unpack(">I", data[4:8])
+    fmt, ntrks, division = struct.unpack(">HHH", data[8:14])
+    body = 8 + hlen
+    if hlen != 6 and not (
+        hlen > 6 and body <= n and (body == n or _looks_like_chunk_id(data[body : body + 4]))
+    ):
+        fix.say(f"the header's length was wrong ({hlen:,} bytes instead of 6)")
+        body = 14
+    tracks: list[bytes] = []
+    pos = body
+    while pos < n:
+        if n - pos < 8:
+            fix.say(f"{n - pos} stray bytes at the end of the file were ignored")
+            break
+        cid = data[pos : pos + 4]
+        (clen,) = struct.unpack(">I", data[pos + 4 : pos + 8])
+        begin, end = pos + 8, pos + 8 + clen
+        consistent = end == n or (end < n and _looks_like_chunk_id(data[end : end + 4]))
+        if cid == b"MTrk":
+            number = len(tracks) + 1
+            if consistent:
+                tracks.append(data[begin:end])
+                pos = end
+                continue
+            nxt = data.find(b"MTrk", begin)
+            if nxt >= 0:
+                fix.say(f"track {number}'s length was wrong ({clen:,} bytes declared, {nxt - begin:,} found)")
+                tracks.append(data[begin:nxt])
+                pos = nxt
+            elif end > n:
+                fix.say(f"track {number} is cut short (the file ends inside it)")
+                tracks.append(data[begin:])
+                pos = n
+            else:
+                tracks.append(data[begin:end])
+                pos = end
+        elif _looks_like_chunk_id(cid):
+            if consistent:
+                fix.count("unknown_chunk")
+                pos = end
+                continue
+            nxt = data.find(b"MTrk", begin)
+            if nxt < 0:
+                fix.say(f"{n - pos:,} bytes of an unreadable chunk at the end of the file were ignored")
+                break
+            fix.say(f"a chunk with a wrong length was skipped ({nxt - pos:,} bytes)")
+            pos = nxt
+        else:
+            nxt = data.find(b"MTrk", pos)
+            if nxt < 0:
+                fix.say(f"{n - pos:,} unreadable bytes at the end of the file were ignored")
+                break
+            fix.say(f"{nxt - pos:,} unreadable bytes between chunks were skipped")
+            pos = nxt
+    if not tracks:
+        if ntrks == 0:
+            raise MidiImportError("the file holds no tracks (nothing to import)")
+        raise MidiImportError(f"the file announces {ntrks} tracks but holds none (it is damaged)")
+    if ntrks != len(tracks):
+        fix.say(f"the header announces {ntrks} tracks but the file holds {len(tracks)}; read those")
+    return _Container(fmt, ntrks, division, tracks)
+
+
+# -- events: mido -------------------------------------------------------------------------------
+def _events_from_mido(chunk: bytes) -> list[_Event] | None:
+    """The track's events as parsed by mido, or None when mido refuses it or would misread it."""
+    smf = b"MThd" + struct.pack(">IHHH", 6, 0, 1, 96) + b"MTrk" + struct.pack(">I", len(chunk)) + chunk
+    try:
+        track = mido.MidiFile(file=io.BytesIO(smf)).tracks[0]
+    except _MIDO_ERRORS as exc:
+        logger.debug("mido refused a track (%s); reading it tolerantly", exc)
+        return None
+    if not track or track[-1].type != "end_of_track":
+        return None
+    out: list[_Event] = []
+    append = out.append
+    for msg in track:
+        t = msg.type
+        delta = msg.time
+        if delta > 0x0FFFFFFF:
+            return None
+        if t == "note_on":
+            append((delta, 0x90 | msg.channel, msg.note, msg.velocity))
+        elif t == "note_off":
+            append((delta, 0x80 | msg.channel, msg.note, msg.velocity))
+        elif t == "control_change":
+            append((delta, 0xB0 | msg.channel, msg.control, msg.value))
+        elif t == "program_change":
+            append((delta, 0xC0 | msg.channel, msg.program, 0))
+        elif t == "pitchwheel":
+            v = msg.pitch + 8192
+            append((delta, 0xE0 | msg.channel, v & 0x7F, v >> 7))
+        elif t == "aftertouch":
+            append((delta, 0xD0 | msg.channel, msg.value, 0))
+        elif t == "polytouch":
+            append((delta, 0xA0 | msg.channel, msg.note, msg.value))
+        elif t == "sysex":
+            return None  # mido misreads running status after sysex: let the tolerant reader decide
+        elif msg.is_meta:
+            if t == "end_of_track" and msg is not track[-1]:
+                return None
+            append((delta, 0xFF, msg))
+        else:  # system common / real-time messages mido accepts
+            return None
+    return out
+
+
+# -- events: tolerant reader --------------------------------------------------------------------
+def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
+    """Read a track's events whatever the damage, counting every repair in ``fix``."""
+    out: list[_Event] = []
+    append = out.append
+    data = chunk
+    n = len(data)
+    pos = 0
+    running = 0
+    after_sysex = False
+    pending = 0  # delta time carried over skipped events
+    while pos < n:
+        # delta time (variable length)
+        delta = 0
+        start = pos
+        while pos < n:
+            b = data[pos]
+            pos += 1
+            delta = (delta << 7) | (b & 0x7F)
+            if b < 0x80:
+                break
+        else:
+            fix.count("truncated_event")
+            return out
+        if pos - start > 4:
+            fix.count("long_vlq")
+        delta += pending
+        pending = 0
+        if pos >= n:
+            fix.count("truncated_event")
+            return out
+        status = data[pos]
+        if status < 0x80:
+            if not running:
+                # no status to run on: skip to the next status byte and read it with this delta
+                skip = pos
+                while pos < n and data[pos] < 0x80:
+                    pos += 1
+                fix.count("stray_data", pos - skip)
+                if pos >= n:
+                    fix.count("truncated_event")
+                    return out
+                status = data[pos]
+            else:
+                if after_sysex:
+                    fix.count("rs_after_sysex")
+                    after_sysex = False
+                status = running
+                pos -= 1  # the data byte is read below
+        if status < 0xF0:
+            pos += 1
+            length = _CHANNEL_DATA_LEN[status & 0xF0]
+            if pos + length > n:
+                fix.count("truncated_event")
+                return out
+            d1 = data[pos]
+            d2 = data[pos + 1] if length == 2 else 0
+            pos += length
+            if d1 > 127 or d2 > 127:
+                fix.count("clamped", (d1 > 127) + (d2 > 127))
+                d1, d2 = min(d1, 127), min(d2, 127)
+            running = status
+            after_sysex = False
+            append((delta, status, d1, d2))
+        elif status == 0xFF:
+            if pos + 1 >= n:
+                fix.count("truncated_event")
+                return out
+            meta_type = data[pos + 1]
+            pos += 2
+            length, pos, ok = _read_length(data, pos, fix)
+            if not ok:
+                return out
+            if length > MAX_MESSAGE_BYTES:
+                fix.count("long_message")
+                return out
+            if pos + length > n:
+                fix.count("truncated_event")
+                return out
+            payload = data[pos : pos + length]
+            pos += length
+            if meta_type == 0x2F:
+                if pos < n:
+                    fix.count("after_eot")
+                return out
+            msg = _decode_meta(meta_type, payload, fix)
+            if msg is None:
+                pending = delta
+            else:
+                append((delta, 0xFF, msg))
+        elif status in (0xF0, 0xF7):
+            pos += 1
+            length, pos, ok = _read_length(data, pos, fix)
+            if not ok:
+                return out
+            if length > MAX_MESSAGE_BYTES:
+                fix.count("long_message")
+                return out
+            if pos + length > n:
+                fix.count("truncated_event")
+                return out
+            pos += length
+            after_sysex = True
+            append((delta, 0xF0, length))
+        elif status in _UNDEFINED_STATUS:
+            pos += 1
+            fix.count("undefined_status")
+            pending = delta
+        else:
+            pos += 1 + _SYSTEM_DATA_LEN[status]
+            fix.count("system_msg")
+            pending = delta
+        if len(out) > budget:
+            raise _too_many_events()
+    fix.count("no_eot")
+    return out
+
+
+def _read_length(data: bytes, pos: int, fix: _Report) -> tuple[int, int, bool]:
+    """A variable-length number at ``pos``: (value, new position, complete?)."""
+    value = 0
+    start = pos
+    n = len(data)
+    while pos < n:
+        b = data[pos]
+        pos += 1
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            if pos - start > 4:
+                fix.count("long_vlq")
+            return value, pos, True
+    fix.count("truncated_event")
+    return 0, pos, False
+
+
+def _decode_meta(meta_type: int, payload: bytes, fix: _Report) -> mido.MetaMessage | None:
+    try:
+        msg = build_meta_message(meta_type, list(payload))
+    except (IndexError, ValueError, KeyError, TypeError, KeySignatureError):
+        msg = None
+    if meta_type == 0x51 and (msg is None or len(payload) != 3):
+        fix.count("bad_tempo")
+        return None
+    if meta_type == 0x58 and (msg is None or len(payload) != 4):
+        fix.count("bad_meter")
+        return None
+    if meta_type == 0x59 and (msg is None or len(payload) != 2):
+        fix.count("bad_key")
+        return None
+    if msg is None:
+        fix.count("bad_meta")
+    return msg
+
+
+def _too_many_events() -> MidiImportError:
+    return MidiImportError(
+        f"the file holds more than {MAX_EVENTS:,} events, more than this app reads (is it damaged?)"
+    )
+
+
+# -- song -----------------------------------------------------------------------------------------
+def _text(value: str) -> str:
+    """mido decodes text as latin-1; most writers today use UTF-8."""
+    raw = value.encode("latin-1", errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+@dataclass
+class _Channel:
+    notes: list[Note] = field(default_factory=list)
+    controls: list[ControlEvent] = field(default_factory=list)
+    programs: list[tuple[int, int]] = field(default_factory=list)  # (tick, program)
+
+
+@dataclass
+class _Timing:
+    resolution: int
+    smpte_tempo_us: int | None = None
+
+
+def _timing(division: int, fix: _Report, notices: _Report) -> _Timing:
+    if division & 0x8000:
+        fps_code = 256 - (division >> 8)
+        subframes = division & 0xFF
+        if fps_code in _SMPTE_FPS and subframes:
+            nominal, tempo_us = _SMPTE_FPS[fps_code]
+            resolution = nominal * subframes
+            fps_name = "29.97" if fps_code == 29 else str(fps_code)
+            notices.say(
+                f"the file counts time in SMPTE frames ({fps_name} fps x {subframes}); converted to "
+                f"{resolution} ticks per quarter note at {60e6 / tempo_us:.2f} BPM (same timing)"
+            )
+            return _Timing(resolution, tempo_us)
+        fix.say(
+            f"the header's SMPTE timing ({fps_code} fps x {subframes}) is impossible; "
+            "read as 480 ticks per quarter note"
+        )
+        return _Timing(DEFAULT_RESOLUTION)
+    if division == 0:
+        fix.say("the header gives 0 ticks per quarter note (impossible); read as 480")
+        return _Timing(DEFAULT_RESOLUTION)
+    return _Timing(division)
+
+
+def _build_song(
+    tracks: list[list[_Event]], fmt: int, timing: _Timing, fix: _Report, notices: _Report
+) -> Song:
+    song = Song(resolution=timing.resolution, tempos=[], time_signatures=[])
+    tempos: list[TempoChange] = []
+    meters: list[TimeSignature] = []
+    keys: list[KeySignature] = []
+    offset = 0
+    for index, events in enumerate(tracks):
+        tick = offset
+        name: str | None = None
+        channels: dict[int, _Channel] = {}
+        open_notes: dict[int, list[tuple[int, int]]] = {}  # key = channel << 7 | pitch
+        absorb: dict[int, int] = {}
+        track_tempos_at_start = False
+        for ev in events:
+            tick += ev[0]
+            status = ev[1]
+            kind = status & 0xF0
+            if kind == 0x90 and ev[3]:
+                key = (status & 0x0F) << 7 | ev[2]
+                stack = open_notes.get(key)
+                if stack is None:
+                    open_notes[key] = [(tick, ev[3])]
+                elif stack and stack[-1][0] == tick:
+                    fix.count("duplicate")
+                    absorb[key] = absorb.get(key, 0) + 1
+                else:
+                    stack.append((tick, ev[3]))
+            elif kind == 0x80 or kind == 0x90:
+                key = (status & 0x0F) << 7 | ev[2]
+                stack = open_notes.get(key)
+                if stack:
+                    start, velocity = stack.pop(0)
+                    ch = status & 0x0F
+                    acc = channels.get(ch)
+                    if acc is None:
+                        acc = channels[ch] = _Channel()
+                    acc.notes.append(Note(start, ev[2], tick, velocity, ch))
+                elif absorb.get(key):
+                    absorb[key] -= 1
+                else:
+                    fix.count("orphan_off")
+            elif status == 0xFF:
+                msg = ev[2]
+                t = msg.type
+                if t == "set_tempo":
+                    if timing.smpte_tempo_us is not None:
+                        fix.count("smpte_tempo")
+                    elif msg.tempo <= 0:
+                        fix.count("bad_tempo")
+                    else:
+                        tempos.append(TempoChange(tick, msg.tempo))
+                        track_tempos_at_start |= tick == offset
+                elif t == "time_signature":
+                    if msg.numerator <= 0 or msg.denominator > 128:
+                        fix.count("bad_meter")
+                    else:
+                        meters.append(TimeSignature(tick, msg.numerator, msg.denominator))
+                elif t == "key_signature":
+                    keys.append(KeySignature(tick, msg.key))
+                elif t == "marker":
+                    song.markers.append(Marker(tick, _text(msg.text)))
+                elif t == "track_name":
+                    if name is None:
+                        name = _text(msg.name)
+                    else:
+                        notices.count("extra_name")
+                elif t in _TEXT_METAS:
+                    notices.count("text")
+                elif t != "end_of_track":
+                    notices.count("other_meta")
+            elif status == 0xF0:
+                notices.count("sysex")
+            else:
+                ch = status & 0x0F
+                acc = channels.get(ch)
+                if acc is None:
+                    acc = channels[ch] = _Channel()
+                if kind == 0xC0:
+                    acc.programs.append((tick, ev[2]))
+                elif kind == 0xB0:
+                    acc.controls.append(ControlEvent(tick, "control_change", ev[2], ev[3], ch))
+                elif kind == 0xE0:
+                    acc.controls.append(ControlEvent(tick, "pitchwheel", 0, (ev[2] | ev[3] << 7) - 8192, ch))
+                elif kind == 0xD0:
+                    acc.controls.append(ControlEvent(tick, "aftertouch", 0, ev[2], ch))
+                else:  # 0xA0
+                    acc.controls.append(ControlEvent(tick, "polytouch", ev[2], ev[3], ch))
+        end = tick
+        unclosed = 0
+        for key, stack in open_notes.items():
+            ch, pitch = key >> 7, key & 0x7F
+            for start, velocity in stack:
+                unclosed += 1
+                stop = end if end > start else start + timing.resolution
+                acc = channels.setdefault(ch, _Channel())
+                acc.notes.append(Note(start, pitch, stop, velocity, ch))
+        fix.count("no_note_off", unclosed)
+        if fmt == 2 and index > 0 and not track_tempos_at_start and tempos:
+            # each pattern of a type-2 file starts at the default tempo
+            tempos.append(TempoChange(offset, 500_000))
+        if index == 0 and fmt in (1, 2) and name and not channels:
+            song.title = name
+        for ch in sorted(channels):
+            acc = channels[ch]
+            acc.notes.sort()
+            program = 0
+            controls = acc.controls
+            programs = acc.programs
+            first_note = acc.notes[0].start_tick if acc.notes else None
+            if programs and (first_note is None or programs[0][0] <= first_note):
+                program = programs[0][1]
+                programs = programs[1:]
+            if programs:
+                controls = sorted(
+                    controls + [ControlEvent(t, "program_change", p, 0, ch) for t, p in programs],
+                    key=lambda c: c.tick,
+                )
+            track_name = name or ""
+            if len(channels) > 1:
+                track_name = f"{name or 'Track'} (channel {ch + 1})"
+            song.tracks.append(
+                Track(
+                    name=track_name,
+                    program=program,
+                    channel=ch,
+                    is_drum=ch == DRUM_CHANNEL,
+                    notes=acc.notes,
+                    controls=controls,
+                )
+            )
+        if fmt == 0 and name and not song.title:
+            song.title = name
+        if fmt == 2:
+            offset = end
+    if fmt == 2 and len(tracks) > 1:
+        notices.say(f"format 2 file: its {len(tracks)} patterns were placed one after another")
+    song.tempos = _last_per_tick(tempos, fix, "dup_tempo")
+    if timing.smpte_tempo_us is not None:
+        song.tempos = [TempoChange(0, timing.smpte_tempo_us)]
+    song.time_signatures = _last_per_tick(meters, fix, "dup_meter")
+    song.key_signatures = _last_per_tick(keys, fix, "dup_key")
+    song.markers.sort(key=lambda m: m.tick)
+    _apply_length_cap(song, fix)
+    return song
+
+
+def _last_per_tick(items: list, fix: _Report, key: str) -> list:
+    by_tick: dict[int, object] = {}
+    for item in sorted(items, key=lambda e: e.tick):  # stable: file order within a tick
+        by_tick[item.tick] = item
+    fix.count(key, len(items) - len(by_tick))
+    return list(by_tick.values())
+
+
+def _apply_length_cap(song: Song, fix: _Report) -> None:
+    cutoff = int(TempoMap(song.tempos, song.resolution).seconds_to_tick(MAX_SONG_SECONDS))
+    conductor = (*song.tempos, *song.time_signatures, *song.key_signatures, *song.markers)
+    if (
+        song.end_tick <= cutoff
+        and all(c.tick <= cutoff for t in song.tracks for c in t.controls)
+        and all(e.tick <= cutoff for e in conductor)
+    ):
+        return
+    dropped = cut = 0
+    for track in song.tracks:
+        notes = []
+        for n in track.notes:
+            if n.start_tick > cutoff:
+                dropped += 1
+            elif n.end_tick > cutoff:
+                cut += 1
+                notes.append(Note(n.start_tick, n.pitch, cutoff, n.velocity, n.channel))
+            else:
+                notes.append(n)
+        track.notes = notes
+        kept = [c for c in track.controls if c.tick <= cutoff]
+        dropped += len(track.controls) - len(kept)
+        track.controls = kept
+    for attr in ("tempos", "time_signatures", "key_signatures", "markers"):
+        items = getattr(song, attr)
+        kept = [e for e in items if e.tick <= cutoff]
+        dropped += len(items) - len(kept)
+        setattr(song, attr, kept)
+    fix.count("beyond_cap", dropped)
+    fix.count("cut_at_cap", cut)
+
+
+# -- public: import -------------------------------------------------------------------------------
+def read_midi(source: str | Path | bytes) -> ImportResult:
+    """Read a Standard MIDI File (path or bytes), repairing what can be repaired.
+
+    Raises :class:`MidiImportError` when the file cannot be read or salvaged, or is over a cap.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        if len(data) > MAX_FILE_BYTES:
+            raise _too_big(len(data))
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise _too_big(size)
+            data = path.read_bytes()
+        except IsADirectoryError as exc:
+            raise MidiImportError(f"{path} is a folder, not a MIDI file") from exc
+        except FileNotFoundError as exc:
+            raise MidiImportError(f"{path} does not exist") from exc
+        except PermissionError as exc:
+            raise MidiImportError(f"{path} cannot be read (permission denied)") from exc
+        except OSError as exc:
+            raise MidiImportError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    fix, notices = _Report(), _Report()
+    container = _split_chunks(data, fix, notices)
+    fmt = container.fmt
+    if fmt > 2:
+        fix.say(f"the header declares format {fmt}, which does not exist; read as format 1")
+        fmt = 1
+    elif fmt == 0 and len(container.tracks) > 1:
+        fix.say(f"a format-0 file should hold one track but holds {len(container.tracks)}; read as format 1")
+        fmt = 1
+    timing = _timing(container.division, fix, notices)
+    tracks: list[list[_Event]] = []
+    budget = MAX_EVENTS
+    for chunk in container.tracks:
+        events = None
+        if len(chunk) <= MIDO_MAX_TRACK_BYTES:
+            events = _events_from_mido(chunk)
+        if events is None:
+            events = _events_tolerant(chunk, fix, budget)
+        budget -= len(events)
+        if budget < 0:
+            raise _too_many_events()
+        tracks.append(events)
+    song = _build_song(tracks, fmt, timing, fix, notices)
+    result = ImportResult(song, fix.sentences(), notices.sentences(), container.fmt)
+    for line in result.repairs:
+        logger.info("MIDI import repair: %s", line)
+    return result
+
+
+def _too_big(size: int) -> MidiImportError:
+    return MidiImportError(
+        f"the file is {size / 2**20:.1f} MiB; this app reads MIDI files up to {MAX_FILE_BYTES // 2**20} MiB"
+    )
+
+
+# -- export ---------------------------------------------------------------------------------------
+# Order of events at the same tick: note-offs, then controls and program changes, then note-ons,
+# then the note-offs of zero-length notes (which must follow their own note-on).
+_ORDER_OFF, _ORDER_CONTROL, _ORDER_ON, _ORDER_ZERO_OFF = 0, 1, 2, 3
+
+
+def _encode_text(text: str) -> str:
+    """UTF-8 bytes as the latin-1 string mido writes byte for byte."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def _vlq(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _track_channel_events(track: Track) -> list[tuple[int, int, int, int]]:
+    """One song track's channel events as (tick, status, data1, data2), in file order."""
+    ch = DRUM_CHANNEL if track.is_drum else track.channel
+    name = track.name or "(unnamed)"
+    if not 0 <= ch <= 15:
+        raise MidiExportError(f"track '{name}' uses channel {ch + 1}; MIDI has channels 1 to 16")
+    if not 0 <= track.program <= 127:
+        raise MidiExportError(f"track '{name}' has program {track.program}; MIDI programs are 0 to 127")
+    keyed: list[tuple[int, int, int, int, int, int]] = []  # (tick, order, seq, status, d1, d2)
+    on, off = 0x90 | ch, 0x80 | ch
+    for seq, n in enumerate(track.notes):
+        if not (0 <= n.pitch <= 127 and 0 <= n.start_tick <= n.end_tick and 1 <= n.velocity <= 127):
+            raise MidiExportError(f"track '{name}' has a note MIDI cannot hold: {n}")
+        keyed.append((n.start_tick, _ORDER_ON, seq, on, n.pitch, n.velocity))
+        order = _ORDER_ZERO_OFF if n.end_tick == n.start_tick else _ORDER_OFF
+        keyed.append((n.end_tick, order, seq, off, n.pitch, 0))
+    for seq, c in enumerate(track.controls):
+        if c.tick < 0:
+            raise MidiExportError(f"track '{name}' has an event before the start of the song: {c}")
+        if c.kind == "control_change" and 0 <= c.number <= 127 and 0 <= c.value <= 127:
+            ev = (0xB0 | ch, c.number, c.value)
+        elif c.kind == "program_change" and 0 <= c.number <= 127:
+            ev = (0xC0 | ch, c.number, 0)
+        elif c.kind == "pitchwheel" and -8192 <= c.value <= 8191:
+            v = c.value + 8192
+            ev = (0xE0 | ch, v & 0x7F, v >> 7)
+        elif c.kind == "aftertouch" and 0 <= c.value <= 127:
+            ev = (0xD0 | ch, c.value, 0)
+        elif c.kind == "polytouch" and 0 <= c.number <= 127 and 0 <= c.value <= 127:
+            ev = (0xA0 | ch, c.number, c.value)
+        else:
+            raise MidiExportError(f"track '{name}' has an event MIDI cannot hold: {c}")
+        keyed.append((c.tick, _ORDER_CONTROL, seq, *ev))
+    keyed.sort()
+    out = [(0, 0xC0 | ch, track.program, 0)]
+    out.extend((e[0], e[3], e[4], e[5]) for e in keyed)
+    return out
+
+
+def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage]]:
+    """(tick, meta message) of the conductor track: title, meter, key, tempo, markers."""
+    keyed: list[tuple[int, int, int, mido.MetaMessage]] = []
+    try:
+        if song.title:
+            keyed.append((0, 0, 0, mido.MetaMessage("track_name", name=_encode_text(song.title))))
+        for i, ts in enumerate(song.time_signatures):
+            msg = mido.MetaMessage("time_signature", numerator=ts.numerator, denominator=ts.denominator)
+            keyed.append((ts.tick, 1, i, msg))
+        for i, ks in enumerate(song.key_signatures):
+            keyed.append((ks.tick, 2, i, mido.MetaMessage("key_signature", key=ks.key)))
+        for i, tc in enumerate(song.tempos):
+            keyed.append((tc.tick, 3, i, mido.MetaMessage("set_tempo", tempo=tc.us_per_quarter)))
+        for i, mk in enumerate(song.markers):
+            keyed.append((mk.tick, 4, i, mido.MetaMessage("marker", text=_encode_text(mk.text))))
+    except (ValueError, TypeError) as exc:
+        raise MidiExportError(
+            f"the song's tempo, meter, key or markers cannot be written to MIDI: {exc}"
+        ) from exc
+    if any(e[0] < 0 for e in keyed):
+        raise MidiExportError("the song has a tempo, meter, key or marker before its start")
+    keyed.sort(key=lambda e: e[:3])
+    return [(e[0], e[3]) for e in keyed]
+
+
+def _check_resolution(song: Song) -> None:
+    if not 1 <= song.resolution <= 0x7FFF:
+        raise MidiExportError(
+            f"{song.resolution} ticks per quarter note cannot be written to MIDI (1 to 32767)"
+        )
+
+
+def song_to_mido(song: Song) -> mido.MidiFile:
+    """The song as a mido type-1 file: conductor track first, then one track per song track.
+
+    Message ``time`` is the delta in ticks, as in any mido file; the same events and order as
+    :func:`midi_bytes` writes.
+    """
+    _check_resolution(song)
+    mf = mido.MidiFile(type=1, ticks_per_beat=song.resolution, charset="latin1")
+    conductor = mido.MidiTrack()
+    last = 0
+    for tick, msg in _conductor_events(song):
+        conductor.append(msg.copy(time=tick - last))
+        last = tick
+    mf.tracks.append(conductor)
+    for track in song.tracks:
+        mt = mido.MidiTrack([mido.MetaMessage("track_name", name=_encode_text(track.name))])
+        last = 0
+        for tick, status, d1, d2 in _track_channel_events(track):
+            length = _CHANNEL_DATA_LEN[status & 0xF0]
+            raw = (status, d1, d2) if length == 2 else (status, d1)
+            mt.append(mido.Message.from_bytes(raw, time=tick - last))
+            last = tick
+        mf.tracks.append(mt)
+    return mf
+
+
+def midi_bytes(song: Song) -> bytes:
+    """The song as the bytes of a type-1 Standard MIDI File (running status, note-off messages)."""
+    _check_resolution(song)
+    chunks = [b"MThd" + struct.pack(">IHHH", 6, 1, len(song.tracks) + 1, song.resolution)]
+    body = bytearray()
+    last = 0
+    for tick, msg in _conductor_events(song):
+        body += _vlq(tick - last)
+        body += bytes(msg.bytes())
+        last = tick
+    chunks.append(_chunk(body, last))
+    for track in song.tracks:
+        body = bytearray(b"\x00")
+        body += bytes(mido.MetaMessage("track_name", name=_encode_text(track.name)).bytes())
+        last = 0
+        running = -1
+        for tick, status, d1, d2 in _track_channel_events(track):
+            body += _vlq(tick - last) if tick != last else b"\x00"
+            if status != running:
+                body.append(status)
+                running = status
+            body.append(d1)
+            if _CHANNEL_DATA_LEN[status & 0xF0] == 2:
+                body.append(d2)
+            last = tick
+        chunks.append(_chunk(body, last))
+    return b"".join(chunks)
+
+
+def _chunk(body: bytearray, _last_tick: int) -> bytes:
+    body += b"\x00\xff\x2f\x00"  # end of track
+    return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
+
+
+def write_midi(song: Song, path: str | Path) -> None:
+    """Write the song as a type-1 Standard MIDI File (raises MidiExportError)."""
+    data = midi_bytes(song)
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise MidiExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def is_midi_path(path: str | Path) -> bool:
+    """Whether the path's extension names a MIDI file."""
+    return Path(path).suffix.lower() in MIDI_EXTENSIONS
+
+
+GM_PROGRAM_NAMES: tuple[str, ...] = (
+    "Acoustic Grand Piano", "Bright Acoustic Piano", "Electric Grand Piano", "Honky-tonk Piano",
+    "Electric Piano 1", "Electric Piano 2", "Harpsichord", "Clavinet", "Celesta", "Glockenspiel",
+    "Music Box", "Vibraphone", "Marimba", "Xylophone", "Tubular Bells", "Dulcimer", "Drawbar Organ",
+    "Percussive Organ", "Rock Organ", "Church Organ", "Reed Organ", "Accordion", "Harmonica",
+    "Tango Accordion", "Acoustic Guitar (nylon)", "Acoustic Guitar (steel)", "Electric Guitar (jazz)",
+    "Electric Guitar (clean)", "Electric Guitar (muted)", "Overdriven Guitar", "Distortion Guitar",
+    "Guitar Harmonics", "Acoustic Bass", "Electric Bass (finger)", "Electric Bass (pick)",
+    "Fretless Bass", "Slap Bass 1", "Slap Bass 2", "Synth Bass 1", "Synth Bass 2", "Violin", "Viola",
+    "Cello", "Contrabass", "Tremolo Strings", "Pizzicato Strings", "Orchestral Harp", "Timpani",
+    "String Ensemble 1", "String Ensemble 2", "Synth Strings 1", "Synth Strings 2", "Choir Aahs",
+    "Voice Oohs", "Synth Choir", "Orchestra Hit", "Trumpet", "Trombone", "Tuba", "Muted Trumpet",
+    "French Horn", "Brass Section", "Synth Brass 1", "Synth Brass 2", "Soprano Sax", "Alto Sax",
+    "Tenor Sax", "Baritone Sax", "Oboe", "English Horn", "Bassoon", "Clarinet", "Piccolo", "Flute",
+    "Recorder", "Pan Flute", "Blown bottle", "Shakuhachi", "Whistle", "Ocarina", "Lead 1 (square)",
+    "Lead 2 (sawtooth)", "Lead 3 (calliope)", "Lead 4 (chiff)", "Lead 5 (charang)", "Lead 6 (voice)",
+    "Lead 7 (fifths)", "Lead 8 (bass + lead)", "Pad 1 (new age)", "Pad 2 (warm)", "Pad 3 (polysynth)",
+    "Pad 4 (choir)", "Pad 5 (bowed)", "Pad 6 (metallic)", "Pad 7 (halo)", "Pad 8 (sweep)",
+    "FX 1 (rain)", "FX 2 (soundtrack)", "FX 3 (crystal)", "FX 4 (atmosphere)", "FX 5 (brightness)",
+    "FX 6 (goblins)", "FX 7 (echoes)", "FX 8 (sci-fi)", "Sitar", "Banjo", "Shamisen", "Koto",
+    "Kalimba", "Bagpipe", "Fiddle", "Shanai", "Tinkle Bell", "Agogo", "Steel Drums", "Woodblock",
+    "Taiko Drum", "Melodic Tom", "Synth Drum", "Reverse Cymbal", "Guitar Fret Noise", "Breath Noise",
+    "Seashore", "Bird Tweet", "Telephone Ring", "Helicopter", "Applause", "Gunshot",
+)  # fmt: skip
