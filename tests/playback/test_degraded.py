@@ -100,7 +100,7 @@ def test_missing_and_corrupt_soundfonts(song_file: Path, tmp_path: Path) -> None
     # the right header, a damaged body: FluidSynth's sfload returns -1, which we check
     broken = tmp_path / "broken.sf2"
     broken.write_bytes(b"RIFF" + (1000).to_bytes(4, "little") + b"sfbk" + os.urandom(200))
-    with pytest.raises(SoundFontError, match="could not load the SoundFont broken.sf2"):
+    with pytest.raises(SoundFontError, match=r"could not load the SoundFont broken\.sf2"):
         FluidSynthOutput(soundfont=broken, audio=False)
     r = _cli("render", str(song_file), "-o", str(tmp_path / "y.wav"), "--soundfont", str(broken))
     assert r.returncode == 2 and r.stderr.startswith("error: FluidSynth could not load the SoundFont")

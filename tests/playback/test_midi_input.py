@@ -15,7 +15,7 @@ from .helpers import wait_until
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
 
-def _keyboard():  # noqa: ANN202
+def _keyboard():
     import rtmidi
 
     kb = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "keyboard")
@@ -23,7 +23,7 @@ def _keyboard():  # noqa: ANN202
     return kb
 
 
-def test_keyboard_thru_timestamps_and_reconnect(jack_server) -> None:  # noqa: ANN001
+def test_keyboard_thru_timestamps_and_reconnect(jack_server) -> None:
     kb = _keyboard()
     thru = RecordingOutput()
     assert "keyboard:out" in list_input_ports("jack")
@@ -61,10 +61,10 @@ def test_keyboard_thru_timestamps_and_reconnect(jack_server) -> None:  # noqa: A
     kb.delete()
 
 
-def test_unknown_keyboard_is_a_device_error_listing_ports(jack_server) -> None:  # noqa: ANN001
+def test_unknown_keyboard_is_a_device_error_listing_ports(jack_server) -> None:
     kb = _keyboard()
     try:
-        with pytest.raises(DeviceError, match="no MIDI input port called 'nope'.*keyboard:out"):
+        with pytest.raises(DeviceError, match=r"no MIDI input port called 'nope'.*keyboard:out"):
             MidiInput("nope", api="jack")
     finally:
         kb.delete()

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.fluidsynth
 SR = 44100
 
 
-def test_multitrack_render_is_audible_and_of_the_right_length(tmp_path) -> None:  # noqa: ANN001
+def test_multitrack_render_is_audible_and_of_the_right_length(tmp_path) -> None:
     song = two_track_song()
     path = tmp_path / "song.wav"
     seconds = render_wav(song, path, tail_s=1.0)
@@ -71,7 +71,8 @@ def test_stop_with_sustain_pedal_held_is_silent_within_200_ms() -> None:
     after = level_dbfs(audio[int((stop_at + 0.2) * SR) : int((stop_at + 0.3) * SR)])
     later = level_dbfs(audio[int((stop_at + 0.5) * SR) :])
     print(
-        f"\nsustained chord: {before:.1f} dBFS before stop, {after:.1f} dBFS 200-300 ms after, {later:.1f} later"
+        f"\nsustained chord: {before:.1f} dBFS before stop, "
+        f"{after:.1f} dBFS 200-300 ms after, {later:.1f} later"
     )
     assert before > -45.0  # the pedal really held the chord
     assert after < -60.0
