@@ -109,7 +109,10 @@ class Document(QObject):
         self._selection: set[Note] = set()
         self._recovered_dirty = False
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda _clean: self.title_changed.emit())
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
+
+    def _clean_changed(self, _clean: bool) -> None:
+        self.title_changed.emit()
 
     # -- identity -----------------------------------------------------------------------------
     @property

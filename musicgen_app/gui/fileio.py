@@ -38,7 +38,7 @@ def load_file(path: str | Path) -> Loaded:
     return Loaded(
         song=r.song,
         state=dict(getattr(r, "state", None) or {}),
-        repairs=list(getattr(r, "repairs", None) or []),
+        repairs=list(getattr(r, "repairs", None) or []) + list(getattr(r, "notices", None) or []),
         path=p,
         is_project=p.suffix.lower() == PROJECT_SUFFIX,
     )

@@ -381,7 +381,9 @@ class MainWindow(QMainWindow):
     def _attach_document(self, doc: Document) -> None:
         old = self.doc
         if old is not doc:
-            old.undo_stack.clear()
+            old.blockSignals(True)
+            old.undo_stack.blockSignals(True)
+            old.deleteLater()
             self.doc = doc
             doc.setParent(self)
             self.roll.set_document(doc)
