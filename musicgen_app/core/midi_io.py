@@ -487,6 +487,7 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             if meta_type == 0x2F:
                 if pos < n:
                     fix.count("after_eot")
+                append((delta, 0xFF, mido.MetaMessage("end_of_track")))
                 return out
             msg = _decode_meta(meta_type, payload, fix)
             if msg is None:
