@@ -41,6 +41,12 @@ def window(qtbot, recording: RecordingOutput, tmp_path: Path) -> Iterator:
     win.shutdown()
 
 
+@pytest.fixture
+def sketch():
+    """A factory of short sketches."""
+    return sketch_song
+
+
 def sketch_song(bars: int = 2) -> Song:
     """A short C-major melody (quarter notes) in 4/4 at 480 ticks per quarter."""
     pitches = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 62, 60]
