@@ -313,7 +313,11 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
         cid = data[pos : pos + 4]
         (clen,) = struct.unpack(">I", data[pos + 4 : pos + 8])
         begin, end = pos + 8, pos + 8 + clen
-        consistent = end == n or (end < n and _looks_like_chunk_id(data[end : end + 4]))
+        # the declared length is right when the next chunk or the end of the file follows it, or
+        # when the chunk ends with an end-of-track mark (then what follows is junk of its own)
+        consistent = end == n or (
+            end < n and (_looks_like_chunk_id(data[end : end + 4]) or data[end - 3 : end] == b"\xff\x2f\x00")
+        )
         if cid == b"MTrk":
             number = len(tracks) + 1
             if consistent:
