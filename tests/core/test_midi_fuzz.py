@@ -1,0 +1,120 @@
+"""Fuzzing: thousands of mutated MIDI files are either imported or refused with MidiImportError.
+
+Nothing else may escape read_midi, nothing may hang (pytest-timeout), and whatever is imported is a
+valid song that exports and imports again unchanged, with nothing left to repair.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from musicgen_app.core.midi_io import MAX_SONG_SECONDS, midi_bytes, read_midi
+from musicgen_app.errors import MidiImportError
+
+from .malformed import CASES
+from .samples import EOT, TEMPO_120, must_show_file, notes_body, smf
+
+MUTATED_FILES = 4000
+
+
+def _seeds() -> list[bytes]:
+    buf = io.BytesIO()
+    must_show_file().save(file=buf)
+    seeds = [
+        buf.getvalue(),
+        smf(TEMPO_120 + notes_body((60, 100, 480), (62, 90, 240)), notes_body((36, 1, 1))),
+    ]
+    seeds += [data for _, data, outcome, _ in CASES if outcome != "refuse" and len(data) < 100_000]
+    return seeds
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.choice((1, 1, 2, 3, 8))):
+        if not b:
+            b += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30)))
+            continue
+        op = rng.randrange(8)
+        i = rng.randrange(len(b))
+        if op == 0:  # flip a bit
+            b[i] ^= 1 << rng.randrange(8)
+        elif op == 1:  # random byte, often a status byte
+            b[i] = rng.choice((rng.randrange(256), rng.randrange(0x80, 0x100), 0xFF, 0xF0, 0x2F))
+        elif op == 2:  # insert bytes
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 6)))
+        elif op == 3:  # delete a run
+            del b[i : i + rng.randrange(1, 16)]
+        elif op == 4:  # truncate
+            del b[i:]
+        elif op == 5:  # duplicate a run
+            j = min(len(b), i + rng.randrange(1, 64))
+            b[i:i] = b[i:j]
+        elif op == 6:  # overwrite a chunk length with something wrong
+            pos = b.find(b"MTrk", rng.randrange(len(b)))
+            if pos >= 0 and pos + 8 <= len(b):
+                b[pos + 4 : pos + 8] = struct.pack(">I", rng.choice((0, 1, 0xFFFFFFFF, rng.randrange(2**32))))
+        else:  # a huge variable-length number
+            b[i:i] = rng.choice(
+                (b"\x8f\xff\xff\xff\x7f", b"\xff\xff\xff\xff\xff\xff", b"\x80\x80\x80\x80\x00")
+            )
+    return bytes(b)
+
+
+def _check(data: bytes) -> bool:
+    """True when ``data`` was imported (and the song is sound), False when it was refused."""
+    try:
+        result = read_midi(data)
+    except MidiImportError as exc:
+        assert str(exc)  # a message for the user
+        return False
+    song = result.song
+    assert song.resolution > 0
+    assert all(isinstance(line, str) and line for line in result.repairs + result.notices)
+    for track in song.tracks:
+        for n in track.notes:
+            assert 0 <= n.pitch <= 127 and 1 <= n.velocity <= 127 and 0 <= n.start_tick <= n.end_tick
+    assert song.duration_seconds <= MAX_SONG_SECONDS + 1
+    # whatever was salvaged is a proper song now: it exports and comes back unchanged, unrepaired
+    again = read_midi(midi_bytes(song))
+    assert again.repairs == []
+    assert [t.notes for t in again.song.tracks] == [t.notes for t in song.tracks]
+    assert again.song.tempos == song.tempos and again.song.time_signatures == song.time_signatures
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_thousands_of_mutated_files() -> None:
+    rng = random.Random(20261121)
+    seeds = _seeds()
+    imported = 0
+    repaired: set[str] = set()
+    for _ in range(MUTATED_FILES):
+        data = _mutate(rng.choice(seeds), rng)
+        try:
+            ok = _check(data)
+        except (AssertionError, MidiImportError):
+            raise
+        except Exception as exc:  # the point of the test: name the input that broke the reader
+            raise AssertionError(f"read_midi raised {type(exc).__name__}: {exc} on {data[:200]!r}") from exc
+        imported += ok
+        if ok:
+            repaired.update(re.sub(r"\d[\d,]*", "N", line) for line in read_midi(data).repairs)
+    refused = MUTATED_FILES - imported
+    # the mutations exercise both outcomes
+    assert imported > MUTATED_FILES // 4 and refused > 0, (imported, refused)
+    assert len(repaired) > 30, repaired  # and many different kinds of repair
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200), st.integers(0, 4), st.integers(0, 0xFFFF))
+def test_random_track_bytes_behind_a_valid_header(body: bytes, fmt: int, division: int) -> None:
+    _check(smf(body, fmt=fmt, division=division))
+    _check(smf(body + EOT, body, fmt=fmt, division=division))
