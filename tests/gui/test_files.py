@@ -1,0 +1,151 @@
+"""Files through the real window: save and reload a project, open MIDI, drop a file, export the
+selection, drag-out clip, autosave and the recovery files' lifetime."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QFileDialog
+
+from musicgen_app.core.edits import add_notes
+from musicgen_app.core.midi_io import read_midi, write_midi
+from musicgen_app.core.song import Note
+from musicgen_app.gui.document import Document
+
+
+def _save_dialog(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+
+
+def test_save_then_reload_project(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
+    window.set_document(Document(sketch(2)))
+    window.doc.apply(add_notes(0, [Note(3840, 72, 4320, 77)]), "Draw note")
+    window.tempo_spin.setValue(96)
+    window.set_loop((1920, 3840))
+    window.doc.state["takes"] = []
+    assert window.isWindowModified()
+    target = tmp_path / "song.mgproj"
+    _save_dialog(monkeypatch, target)
+    with qtbot.waitSignal(window.saved, timeout=10_000):
+        window.act_save.trigger()
+    assert target.exists()
+    assert not window.isWindowModified()
+    assert window.windowTitle().startswith("song.mgproj")
+    assert str(target.resolve()) == window.settings.recent_files[0]
+    saved_notes = list(window.doc.notes)
+
+    window.set_document(Document())
+    with qtbot.waitSignal(window.document_loaded, timeout=10_000):
+        window.open_path(target)
+    doc = window.doc
+    assert doc.notes == saved_notes
+    assert doc.song.tempos[0].bpm == pytest.approx(96, abs=0.01)
+    assert doc.song.loop == (1920, 3840)
+    assert doc.path == target and not doc.is_dirty
+    assert window.tempo_spin.value() == 96
+
+
+def test_open_midi_and_drop_a_file(window, qtbot, sketch, tmp_path) -> None:
+    mid = tmp_path / "tune.mid"
+    write_midi(sketch(2), mid)
+    with qtbot.waitSignal(window.document_loaded, timeout=10_000):
+        window.open_path(mid)
+    assert [n.pitch for n in window.doc.notes] == [n.pitch for n in sketch(2).tracks[0].notes]
+    assert "tune.mid" in window.windowTitle() and not window.isWindowModified()
+
+    other = tmp_path / "other.mid"
+    song = sketch(1)
+    write_midi(song, other)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    drop = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    # Qt only routes a drop from a real drag-and-drop session; hand it to the window's handlers.
+    window.dragEnterEvent(drop)
+    assert drop.isAccepted()
+    with qtbot.waitSignal(window.document_loaded, timeout=10_000):
+        window.dropEvent(drop)
+    assert len(window.doc.notes) == 4
+
+
+def test_open_a_broken_file_is_a_message_not_a_crash(window, qtbot, tmp_path) -> None:
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    window.open_path(bad)
+    qtbot.waitUntil(lambda: "Cannot open broken.mid" in window.statusBar().currentMessage(), timeout=10_000)
+
+
+def test_export_selection_and_drag_clip(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
+    window.set_document(Document(sketch(2)))
+    chosen = window.doc.notes[2:5]
+    window.doc.set_selection(chosen)
+    out = tmp_path / "sel.mid"
+    _save_dialog(monkeypatch, out)
+    window.act_export_sel.trigger()
+    qtbot.waitUntil(out.exists, timeout=10_000)
+    qtbot.waitUntil(lambda: "Exported" in window.statusBar().currentMessage(), timeout=10_000)
+    got = read_midi(out).song
+    assert [(n.start_tick, n.pitch) for n in got.tracks[0].notes] == [(n.start_tick, n.pitch) for n in chosen]
+    clip = window.write_clip()
+    assert clip is not None and clip.suffix == ".mid"
+    assert len(read_midi(clip).song.tracks[0].notes) == 3
+
+
+def test_autosave_writes_recovery_and_save_deletes_it(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
+    store = window._store
+    window.set_document(Document(sketch(1)))
+    window.autosave()  # not dirty: nothing written
+    qtbot.wait(50)
+    assert store.list_recoverable() == []
+    window.doc.apply(add_notes(0, [Note(1920, 70, 2400, 90)]), "Draw note")
+    with qtbot.waitSignal(window.autosaved, timeout=10_000):
+        window.autosave()
+    (entry,) = store.list_recoverable()
+    assert entry.doc_id == window.doc.doc_id
+    assert Note(1920, 70, 2400, 90) in store.load(entry.doc_id).song.tracks[0].notes
+    _save_dialog(monkeypatch, tmp_path / "kept.mgproj")
+    with qtbot.waitSignal(window.saved, timeout=10_000):
+        window.act_save.trigger()
+    qtbot.waitUntil(lambda: store.list_recoverable() == [], timeout=10_000)
+
+
+def test_unexpected_error_becomes_a_message(window, qtbot, monkeypatch) -> None:
+    from musicgen_app.gui import app
+
+    monkeypatch.setattr(app, "_windows", [window])
+    old_hook = sys.excepthook
+    try:
+        app.install_excepthook()
+        try:
+            raise RuntimeError("boom in a slot")
+        except RuntimeError:
+            sys.excepthook(*sys.exc_info())
+    finally:
+        sys.excepthook = old_hook
+    assert "boom in a slot" in window.statusBar().currentMessage()
+    assert app.crash_log_path().exists()
+
+
+def test_quit_during_generation_and_playback_is_clean(window, qtbot, sketch) -> None:
+    from musicgen_app.ml.registry import list_models
+
+    if not list_models():
+        pytest.skip("no trained model in models/")
+    qtbot.waitUntil(lambda: window.panel.model_combo.count() > 0, timeout=10_000)
+    window.set_document(Document(sketch(2)))
+    window.panel.bars.setValue(16)
+    window.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(window.canvas.take_notes) > 0, timeout=60_000)
+    thread = window.gen._thread
+    window.close()
+    assert thread is not None and not thread.is_alive()
+    assert not window.playback.scheduler._thread.is_alive()
