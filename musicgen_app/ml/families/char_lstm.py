@@ -1,0 +1,263 @@
+"""Paper 000's character-level LSTM over the Notes-Duration-Next text encoding.
+
+Every note is written as text: its MIDI pitch, how long it sounds and the time from its onset to
+the next note's onset, both in milliseconds, ``pitch:duration:next;`` (``67:250:375;`` is a G4
+eighth note followed by a 16th rest). Milliseconds are taken at a reference tempo of 120 BPM
+(a 16th note = 125 ms), so the text maps onto the song's grid whatever its tempo; decoding rounds
+to the nearest 16th. Tunes are separated by a newline. The vocabulary is the 13 characters
+``\\n0123456789:;``.
+
+Network (as in the paper): character embedding -> 2 stacked LSTM layers -> softmax over characters.
+Generation is character by character; sampling is kept to well-formed text (digits where a number
+goes, a separator once it has at least one digit), and a note is streamed as soon as its
+duration field is complete.
+
+The paper trained on classical piano (Beethoven, Mozart) and video-game tracks it had prepared by
+hand; we have no such files in the app, and the paper's encoding is monophonic in practice (one
+main channel per song), so we train on the folk melodies of music21's bundled corpus: the melody
+model's cached Essen dataset and split (moved to C major / A minor).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicgen_app.ml.families.common import (
+    SeedContext,
+    StepNote,
+    StreamEngine,
+    TokenLSTM,
+    TokenLSTMConfig,
+    fit_register,
+    masked,
+    melody_line,
+)
+from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURE = "char-lstm"
+CHARS = "\n0123456789:;"
+NEWLINE, COLON, SEMI = 0, 11, 12
+DIGITS = list(range(1, 11))
+MS_PER_STEP = 125  # a 16th note at 120 BPM
+MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
+
+
+def encode_text(text: str) -> list[int]:
+    """Character ids of ``text``."""
+    return [CHARS.index(c) for c in text]
+
+
+def notes_text(notes: list[tuple[int, int, int]]) -> str:
+    """``pitch:dur:next;`` for ``(pitch, duration steps, steps to the next onset)`` triples."""
+    return "".join(f"{p}:{d * MS_PER_STEP}:{n * MS_PER_STEP};" for p, d, n in notes)
+
+
+def steps_notes(steps: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(pitch, duration, next)`` in steps from raw grid codes (pitch / REST -1 / HOLD -2)."""
+    nonhold = np.flatnonzero(steps != -2)
+    onsets = [int(i) for i in nonhold if steps[i] >= 0]
+    out = []
+    for j, i in enumerate(onsets):
+        later = nonhold[nonhold > i]
+        end = int(later[0]) if len(later) else len(steps)
+        nxt = onsets[j + 1] - i if j + 1 < len(onsets) else end - i
+        out.append((int(steps[i]), end - i, nxt))
+    return out
+
+
+# -- network ----------------------------------------------------------------------------------------
+def char_lstm_config() -> TokenLSTMConfig:
+    """Paper 000's network: character embedding, 2 stacked LSTM layers (256), softmax."""
+    return TokenLSTMConfig(len(CHARS), embed_dim=32, hidden_size=256, num_layers=2, dropout=0.1)
+
+
+# -- streaming ----------------------------------------------------------------------------------------
+class CharEngine(StreamEngine):
+    """Samples characters; a note is streamed when its duration field ends."""
+
+    def __init__(self, model: TokenLSTM) -> None:
+        self.model = model
+        self.tokens = 0
+        V = model.cfg.vocab_size
+        self.masks = {}
+        for field in range(3):
+            for k in range(5):
+                m = torch.zeros(V, dtype=torch.bool)
+                if k < MAX_DIGITS[field]:
+                    m[DIGITS] = True
+                    if k == 0 and field < 2:
+                        m[1] = False  # no leading zero in pitch and duration
+                if k >= 1:
+                    m[SEMI if field == 2 else COLON] = True
+                self.masks[field, k] = m
+
+    def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
+        self.ctx = ctx
+        V = self.model.cfg.vocab_size
+        self.sampler = Sampler(TokenClasses(V, None, None, np.full(V, -1)), sampling, seed=sampling.seed)
+        self.shift = ctx.transposition()
+        line = melody_line(ctx.notes)
+        triples = []
+        for i, n in enumerate(line):
+            nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start
+            triples.append((n.pitch + self.shift, n.length, max(1, nxt)))
+        ids = encode_text("\n" + notes_text(triples))
+        logits, self.state = self.model(torch.tensor([ids]))
+        self.logits = logits[0, -1]
+        self.pos = ctx.start_step
+        self.field, self.digits = 0, ""
+        self.values: list[int] = []
+        self.key_pcs = ctx.allowed_pcs(sampling.key_lock, self.shift)
+
+    @property
+    def position(self) -> int:
+        return self.pos
+
+    def advance(self, temperature: float) -> list[StepNote]:
+        mask = self.masks[self.field, len(self.digits)]
+        ch = self.sampler.sample(masked(self.logits, mask), temperature)
+        self.tokens += 1
+        logits, self.state = self.model(torch.tensor([[ch]]), self.state)
+        self.logits = logits[0, -1]
+        if ch in DIGITS:
+            self.digits += CHARS[ch]
+            return []
+        self.values.append(int(self.digits or "0"))
+        self.digits = ""
+        done = []
+        if self.field == 1:  # pitch and duration known: the note is complete
+            pitch = fit_register(self.values[0])
+            if self.key_pcs and pitch % 12 not in self.key_pcs:  # the key lock: nearest allowed pitch
+                pitch = min((q for q in range(pitch - 6, pitch + 7) if q % 12 in self.key_pcs),
+                            key=lambda q: (abs(q - pitch), q))  # fmt: skip
+            length = max(1, round(self.values[1] / MS_PER_STEP))
+            done.append(StepNote(self.pos, length, pitch - self.shift))
+        if self.field == 2:
+            self.pos += max(1, round(self.values[2] / MS_PER_STEP))
+            self.values = []
+        self.field = (self.field + 1) % 3
+        return done
+
+
+# -- training and evaluation -------------------------------------------------------------------------
+SEQ_LEN = 256
+
+
+def tune_text(steps: np.ndarray) -> str:
+    """One tune as training text (starting with its newline)."""
+    return "\n" + notes_text(steps_notes(steps))
+
+
+def _loss(model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+    logits, _ = model(batch[:, :-1])
+    y = batch[:, 1:]
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+    ), y.numel()
+
+
+def text_nll(model: TokenLSTM, texts: list[str]) -> tuple[float, float, int, int]:
+    """(nats per character, accuracy, characters, notes) over whole tunes read from their start."""
+    total, correct, count, notes = 0.0, 0, 0, 0
+    with torch.no_grad():
+        for t in texts:
+            x = torch.tensor([encode_text(t)])
+            logits, _ = model(x[:, :-1])
+            y = x[0, 1:]
+            total += float(nn.functional.cross_entropy(logits[0], y, reduction="sum"))
+            correct += int((logits[0].argmax(-1) == y).sum())
+            count += y.numel()
+            notes += t.count(";")
+    return total / max(1, count), correct / max(1, count), count, notes
+
+
+def train_model(name: str = "char-lstm", minutes: float = 12.0, corpus: str = "essen") -> dict:
+    """Train on the melody corpus text; write models/<name>.*; returns the card."""
+    from musicgen_app.ml import data as data_mod
+    from musicgen_app.ml.families.checkpoint import save_checkpoint
+    from musicgen_app.ml.families.training import TrainConfig, train
+
+    ds = data_mod.load_or_build(corpus, progress=False)
+    split = data_mod.split_indices(ds)
+    texts = {k: [tune_text(t.steps) for t in ds.tunes(v)] for k, v in split.items()}
+    flat = np.array(encode_text("".join(texts["train"])), dtype=np.int64)
+    vflat = np.array(encode_text("".join(texts["val"])), dtype=np.int64)
+
+    def batch(g: torch.Generator, arr: np.ndarray = flat, n: int = 32) -> torch.Tensor:
+        starts = torch.randint(0, len(arr) - SEQ_LEN - 1, (n,), generator=g).numpy()
+        return torch.from_numpy(np.stack([arr[s : s + SEQ_LEN + 1] for s in starts]))
+
+    cfg = char_lstm_config()
+    model = TokenLSTM(cfg)
+    g = torch.Generator().manual_seed(5)
+    valid = [batch(g, vflat) for _ in range(6)]
+    res = train(model, _loss, batch, valid, TrainConfig(minutes=minutes, lr=3e-3, eval_every=100, patience=6))
+    nll, acc, n, notes = text_nll(model, texts["test"])
+    card = {
+        "name": name,
+        "family": "char-lstm",
+        "architecture": ARCHITECTURE,
+        "seed_paper": "000",
+        "title": "Character-level LSTM, Notes-Duration-Next text (paper 000)",
+        "description": (
+            "Each note as text 'pitch:duration_ms:next_onset_ms;' (120 BPM reference), 2 stacked LSTM "
+            "layers over characters, generated character by character as in paper 000; a note streams "
+            "as soon as its duration is written."
+        ),
+        "data": {
+            "dataset": f"{corpus.capitalize()} folk songs (music21 corpus)",
+            "corpus": corpus,
+            "note": "the melody model's cached dataset and split",
+            "why": "the paper's hand-prepared Beethoven/Mozart/game-music MIDI files are not available "
+            "offline; its encoding is monophonic in practice, and the folk melodies are the app's "
+            "melody corpus (same split as the melody model, so the figures compare)",
+            "tunes": {k: len(v) for k, v in texts.items()},
+            "train_characters": len(flat),
+            "transposition": "to C major / A minor",
+        },
+        "split": data_mod.split_record(ds, split),
+        "config": asdict(cfg),
+        "vocab": {"kind": "characters", "tokens": list(CHARS), "ms_per_16th": MS_PER_STEP},
+        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
+                     "history": res.history, "threads": 1},
+        "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
+                    "test_nll_per_note": round(nll * n / max(1, notes), 4),
+                    "unit": "nats per character"},
+    }  # fmt: skip
+    save_checkpoint(name, model, card)
+    logger.info("saved %s: test NLL %.3f/char, accuracy %.3f", name, nll, acc)
+    return card
+
+
+def load_model_from_card(card: dict, path: str) -> TokenLSTM:
+    """Rebuild the network from a card and load the weights at ``path``."""
+    from musicgen_app.ml.families.checkpoint import load_weights
+
+    model = TokenLSTM(TokenLSTMConfig(**card["config"]))
+    load_weights(path, model)
+    return model
+
+
+def engine_factory(card: dict, path: str):
+    """A function making fresh streaming engines over the model a card describes."""
+    model = load_model_from_card(card, path)
+    return lambda: CharEngine(model)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--name", default="char-lstm")
+    ap.add_argument("--corpus", default="essen")
+    a = ap.parse_args()
+    train_model(a.name, a.minutes, a.corpus)

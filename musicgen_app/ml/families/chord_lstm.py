@@ -1,0 +1,408 @@
+"""Paper 001's note/chord token LSTM, with the durations the paper threw away.
+
+Encoding. A chorale is cut into vertical slices at every note start and end (music21's
+``chordify``, done here on the 16th grid); each slice becomes two tokens: the set of sounding
+pitches (a *chord token*: a single note, a chord, or ``r`` for silence) and its length in 16ths
+(``d1`` .. ``d32``). The chord's identity is its music21 normal order (the pitch-class set, as the
+paper writes it: ``0.4.7``); the token also keeps the voicing (the MIDI pitches, low to high),
+because a MIDI app must put each voice in its register. Pieces are transposed to C major / A minor
+(Krumhansl-Schmuckler), and chord tokens seen fewer than ``min_count`` times in training are
+dropped, as in the paper: their slice is merged into the previous one. Besides the four-voice
+chorales, the model also reads each chorale's soprano alone, so a single-line sketch is in its
+vocabulary and it continues melodies as melodies and chorales as chorales.
+
+Network (as in the paper): embedding -> 2 x LSTM(256), dropout 0.2 -> Dense(256) ReLU -> softmax.
+
+Decoding. A pitch held from one slice to the next is one note (a tie), so a note is complete, and
+streamed, at the first slice that no longer holds it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicgen_app.ml.families.chorales import Chorale
+from musicgen_app.ml.families.common import (
+    SeedContext,
+    StepNote,
+    StreamEngine,
+    TokenLSTM,
+    TokenLSTMConfig,
+    masked,
+)
+from musicgen_app.ml.keys import estimate_key, transposition_to_reference
+from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
+
+logger = logging.getLogger(__name__)
+
+BOS, REST = "<s>", "r"
+MAX_DUR = 32
+DUR_TOKENS = [f"d{i}" for i in range(1, MAX_DUR + 1)]
+ARCHITECTURE = "chord-lstm"
+
+
+# -- slices -------------------------------------------------------------------------------------------
+def slices_of(
+    notes: list[StepNote], start: int | None = None, end: int | None = None
+) -> list[tuple[tuple[int, ...], int]]:
+    """``(sounding pitches ascending, length)`` for every slice between note boundaries (empty = rest).
+
+    ``start``/``end`` bound the region (defaults: first onset .. last release).
+    """
+    if not notes:
+        return []
+    a = min(n.start for n in notes) if start is None else start
+    b = max(n.start + n.length for n in notes) if end is None else end
+    cuts = sorted(
+        {a, b}
+        | {n.start for n in notes if a < n.start < b}
+        | {n.start + n.length for n in notes if a < n.start + n.length < b}
+    )
+    out = []
+    for s, e in itertools.pairwise(cuts):
+        pitches = tuple(sorted({n.pitch for n in notes if n.start <= s < n.start + n.length}))
+        out.append((pitches, e - s))
+    return out
+
+
+def chord_name(pitches: tuple[int, ...]) -> str:
+    """The token text of a slice: ``r``, or its MIDI pitches joined with dots (``48.55.64.72``)."""
+    return REST if not pitches else ".".join(str(p) for p in pitches)
+
+
+def normal_order(pitches: tuple[int, ...]) -> tuple[int, ...]:
+    """music21's normal order of the slice's pitch-class set (the paper's chord identity)."""
+    if not pitches:
+        return ()
+    from music21 import chord
+
+    return tuple(chord.Chord(list(pitches)).normalOrder)
+
+
+def chorale_step_notes(ch: Chorale, voices: tuple[int, ...] | None = None) -> tuple[list[StepNote], int]:
+    """The chorale's notes (optionally some voices only) moved to C major / A minor, and the shift."""
+    key = estimate_key([n[2] for n in ch.notes], [n[1] for n in ch.notes])
+    shift = transposition_to_reference(key)
+    notes = [StepNote(s, d, p + shift) for s, d, p, v in ch.notes if voices is None or v in voices]
+    return notes, shift
+
+
+def piece_slices(ch: Chorale) -> list[list[tuple[tuple[int, ...], int]]]:
+    """The training sequences of one chorale: all four voices, and the soprano alone."""
+    full, _ = chorale_step_notes(ch)
+    sop, _ = chorale_step_notes(ch, voices=(0,))
+    return [slices_of(full), slices_of(sop)]
+
+
+# -- vocabulary ----------------------------------------------------------------------------------------
+@dataclass
+class ChordVocab:
+    """Token table: ``<s>``, ``r``, ``d1..d32``, then the kept chord tokens (most frequent first)."""
+
+    chords: list[str]
+    min_count: int = 3
+
+    kind = "chord-duration"
+
+    def __post_init__(self) -> None:
+        self.tokens = [BOS, REST, *DUR_TOKENS, *self.chords]
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.n_dur = len(DUR_TOKENS)
+        self.first_chord = 2 + self.n_dur
+        self.pitches: list[tuple[int, ...]] = [()] * len(self.tokens)
+        for i, t in enumerate(self.tokens[self.first_chord :], start=self.first_chord):
+            self.pitches[i] = tuple(int(x) for x in t.split("."))
+        singles = sorted(p[0] for p in self.pitches if len(p) == 1)
+        self.single_range = (singles[0], singles[-1]) if singles else (60, 72)
+
+    @property
+    def size(self) -> int:
+        """Number of tokens."""
+        return len(self.tokens)
+
+    def to_dict(self) -> dict:
+        """The vocabulary as data (stored in the card)."""
+        return {"kind": self.kind, "min_count": self.min_count, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ChordVocab:
+        """Rebuild from a card."""
+        toks = list(d["tokens"])
+        return cls(chords=toks[2 + len(DUR_TOKENS) :], min_count=int(d.get("min_count", 3)))
+
+    @classmethod
+    def build(cls, sequences: list[list[tuple[tuple[int, ...], int]]], min_count: int) -> ChordVocab:
+        """Keep chord tokens seen at least ``min_count`` times."""
+        counts = Counter(chord_name(p) for seq in sequences for p, _ in seq if p)
+        kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
+        return cls(chords=kept, min_count=min_count)
+
+    def dur_id(self, length: int) -> int:
+        """The id of a duration token (lengths above 32 are clipped; callers split them)."""
+        return 2 + min(MAX_DUR, max(1, length)) - 1
+
+    def is_dur(self, i: int) -> bool:
+        """Whether id ``i`` is a duration token."""
+        return 2 <= i < self.first_chord
+
+    def dur_of(self, i: int) -> int:
+        """Length in 16ths of duration token ``i``."""
+        return i - 1
+
+    def chord_id(self, pitches: tuple[int, ...]) -> int | None:
+        """The id of a slice's chord token, or None when it was dropped as rare."""
+        return self.index.get(chord_name(pitches))
+
+    def seed_chord_id(self, pitches: tuple[int, ...]) -> int:
+        """The nearest kept token for a sketch's slice: itself, else its top note (folded into the
+        range the model knows), else a rest."""
+        i = self.chord_id(pitches)
+        if i is not None:
+            return i
+        top = pitches[-1]
+        lo, hi = self.single_range
+        while top < lo:
+            top += 12
+        while top > hi:
+            top -= 12
+        return self.index.get(str(top), self.index[REST])
+
+    def encode(self, slices: list[tuple[tuple[int, ...], int]], bos: bool = True) -> list[int]:
+        """Token ids: ``<s>``, then chord, duration, chord, duration... Rare chords merge into the
+        previous slice; slices longer than 32 sixteenths repeat their chord."""
+        kept: list[list] = []
+        for p, d in slices:
+            i = self.chord_id(p) if p else self.index[REST]
+            if i is None:
+                if kept:
+                    kept[-1][1] += d
+                continue
+            kept.append([i, d])
+        ids = [self.index[BOS]] if bos else []
+        for i, d in kept:
+            while d > 0:
+                ids += [i, self.dur_id(min(d, MAX_DUR))]
+                d -= MAX_DUR
+        return ids
+
+    def masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(after a chord: durations allowed, after a duration: chords/rests allowed), bool (V,)."""
+        dur = torch.zeros(self.size, dtype=torch.bool)
+        dur[2 : self.first_chord] = True
+        chord = torch.zeros(self.size, dtype=torch.bool)
+        chord[self.first_chord :] = True
+        chord[self.index[REST]] = True
+        return dur, chord
+
+    def in_key_mask(self, scale: frozenset[int]) -> torch.Tensor:
+        """Chord tokens whose pitch classes all belong to ``scale`` (plus rests)."""
+        ok = torch.zeros(self.size, dtype=torch.bool)
+        for i in range(self.first_chord, self.size):
+            ok[i] = all(p % 12 in scale for p in self.pitches[i])
+        ok[self.index[REST]] = True
+        return ok
+
+    def token_classes(self) -> TokenClasses:
+        """What the shared sampler needs: the rest id, and each chord's top note as its pitch."""
+        top = np.array([p[-1] if p else -1 for p in self.pitches], dtype=np.int64)
+        return TokenClasses(self.size, rest_id=self.index[REST], hold_id=None, id_pitch=top, never=(0,))
+
+
+# -- network -------------------------------------------------------------------------------------------
+def chord_lstm_config(vocab_size: int) -> TokenLSTMConfig:
+    """Paper 001's network: embedding, 2 x LSTM(256) with dropout 0.2, Dense(256) ReLU, softmax."""
+    return TokenLSTMConfig(
+        vocab_size, embed_dim=128, hidden_size=256, num_layers=2, dropout=0.2, dense_size=256
+    )
+
+
+# -- streaming -----------------------------------------------------------------------------------------
+class ChordStreamEngine(StreamEngine):
+    """Chord, duration, chord, duration...: a note is streamed at the first slice that drops it."""
+
+    def __init__(self, model: TokenLSTM, vocab: ChordVocab) -> None:
+        self.model = model
+        self.vocab = vocab
+        self.dur_mask, self.chord_mask = vocab.masks()
+        self.tokens = 0
+
+    def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
+        self.ctx = ctx
+        self.shift = ctx.transposition()
+        moved = [StepNote(n.start, n.length, n.pitch + self.shift) for n in ctx.notes]
+        slices = slices_of(moved, end=ctx.start_step)
+        ids = [self.vocab.index[BOS]]
+        for p, d in slices:
+            i = self.vocab.seed_chord_id(p) if p else self.vocab.index[REST]
+            while d > 0:
+                ids += [i, self.vocab.dur_id(min(d, MAX_DUR))]
+                d -= MAX_DUR
+        x = torch.tensor([ids], dtype=torch.long)
+        logits, self.state = self.model(x)  # (1, T, V)
+        self.logits = logits[0, -1]
+        self.pos = ctx.start_step
+        self.pending: tuple[int, ...] | None = None
+        self.sounding: dict[int, int] = {}  # model-space pitch -> start step
+        self.sampler = Sampler(self.vocab.token_classes(), sampling, seed=sampling.seed)
+        for t in ids[1:]:
+            self.sampler.observe(t)
+        allowed = ctx.allowed_pcs(sampling.key_lock, self.shift)
+        self.key_mask = None if allowed is None else self.vocab.in_key_mask(allowed)
+
+    @property
+    def position(self) -> int:
+        return self.pos
+
+    def advance(self, temperature: float) -> list[StepNote]:
+        expecting_dur = self.pending is not None
+        mask = self.dur_mask if expecting_dur else self.chord_mask
+        if self.key_mask is not None and not expecting_dur:
+            mask = mask & self.key_mask
+        tok = self.sampler.sample(masked(self.logits, mask), temperature)
+        self.tokens += 1
+        logits, self.state = self.model(torch.tensor([[tok]]), self.state)
+        self.logits = logits[0, -1]
+        if not expecting_dur:
+            self.pending = self.vocab.pitches[tok]
+            return []
+        d = self.vocab.dur_of(tok)
+        chord = self.pending or ()
+        self.pending = None
+        done = [StepNote(s, self.pos - s, p - self.shift) for p, s in self.sounding.items() if p not in chord]
+        self.sounding = {p: self.sounding.get(p, self.pos) for p in chord}
+        self.pos += d
+        return done
+
+    def flush(self) -> list[StepNote]:
+        return [StepNote(s, self.pos - s, p - self.shift) for p, s in self.sounding.items()]
+
+
+def token_batches(sequences: list[list[int]], seq_len: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+    """A random batch (B, seq_len + 1) of windows from the concatenated sequences."""
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+    starts = torch.randint(0, len(flat) - seq_len - 1, (batch,), generator=gen).numpy()
+    return torch.from_numpy(np.stack([flat[s : s + seq_len + 1] for s in starts]))
+
+
+# -- training and evaluation ------------------------------------------------------------------------------
+SEQ_LEN = 128
+
+
+def _loss(model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+    logits, _ = model(batch[:, :-1])  # (B, T, V)
+    target = batch[:, 1:]  # (B, T)
+    s = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum")
+    return s, target.numel()
+
+
+def encoded_split(vocab: ChordVocab, chorales: list[Chorale], soprano: bool = True) -> list[list[int]]:
+    """Token sequences of ``chorales`` (four voices, and the soprano alone when ``soprano``)."""
+    out = []
+    for ch in chorales:
+        seqs = piece_slices(ch)
+        out += [vocab.encode(s) for s in (seqs if soprano else seqs[:1])]
+    return out
+
+
+def sequence_nll(model: TokenLSTM, sequences: list[list[int]]) -> tuple[float, float, int]:
+    """(mean NLL in nats per token, accuracy, tokens) of whole sequences, each read from its start."""
+    total, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for seq in sequences:
+            x = torch.tensor([seq], dtype=torch.long)
+            logits, _ = model(x[:, :-1])
+            tgt = x[:, 1:]
+            total += float(nn.functional.cross_entropy(logits[0], tgt[0], reduction="sum"))
+            correct += int((logits[0].argmax(-1) == tgt[0]).sum())
+            count += tgt.numel()
+    return total / max(1, count), correct / max(1, count), count
+
+
+def train_model(name: str = "chord-lstm", minutes: float = 10.0, min_count: int = 3) -> dict:
+    """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card."""
+    from musicgen_app.ml.families.checkpoint import save_checkpoint
+    from musicgen_app.ml.families.chorales import chorale_splits
+    from musicgen_app.ml.families.training import TrainConfig, train
+
+    splits = chorale_splits()
+    train_slices = [s for ch in splits["train"] for s in piece_slices(ch)]
+    vocab = ChordVocab.build(train_slices, min_count)
+    data = {k: encoded_split(vocab, v) for k, v in splits.items()}
+    cfg = chord_lstm_config(vocab.size)
+    model = TokenLSTM(cfg)
+    gen = torch.Generator().manual_seed(1)
+    valid = [token_batches(data["valid"], SEQ_LEN, 32, gen) for _ in range(6)]
+    res = train(
+        model,
+        _loss,
+        lambda g: token_batches(data["train"], SEQ_LEN, 32, g),
+        valid,
+        TrainConfig(minutes=minutes, lr=2e-3, eval_every=100, patience=5),
+    )
+    test_full = encoded_split(vocab, splits["test"], soprano=False)
+    nll, acc, n = sequence_nll(model, test_full)
+    card = {
+        "name": name,
+        "family": "chord-lstm",
+        "architecture": ARCHITECTURE,
+        "seed_paper": "001",
+        "title": "Note/chord token LSTM (paper 001) with durations",
+        "description": (
+            "Chords (normal-order pitch-class sets, kept with their voicing) and durations as tokens; "
+            "2 x LSTM(256), dropout 0.2, Dense(256) ReLU, softmax, as in paper 001, plus the duration "
+            "tokens the paper dropped. Polyphonic."
+        ),
+        "data": {
+            "dataset": "Bach chorales (music21 corpus)",
+            "pieces": {k: len(v) for k, v in splits.items()},
+            "split": "by chorale, sha1 of the name (80/10/10)",
+            "transposition": "each chorale to C major / A minor (Krumhansl-Schmuckler)",
+            "grid": "16th notes",
+            "also_reads": "each chorale's soprano alone (so a single-line sketch is in the vocabulary)",
+            "rare_tokens": f"chord tokens seen fewer than {min_count} times in training are merged into "
+            "the previous slice",
+        },
+        "config": asdict(cfg),
+        "vocab": vocab.to_dict(),
+        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
+                     "history": res.history, "threads": 1},
+        "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
+                    "unit": "nats per token (four-voice test chorales)"},
+    }  # fmt: skip
+    save_checkpoint(name, model, card)
+    logger.info("saved %s: test NLL %.3f, accuracy %.3f", name, nll, acc)
+    return card
+
+
+def load_model_from_card(card: dict, path: str) -> tuple[TokenLSTM, ChordVocab]:
+    """Rebuild network and vocabulary from a card and load the weights at ``path``."""
+    from musicgen_app.ml.families.checkpoint import load_weights
+
+    vocab = ChordVocab.from_dict(card["vocab"])
+    model = TokenLSTM(TokenLSTMConfig(**card["config"]))
+    load_weights(path, model)
+    return model, vocab
+
+
+if __name__ == "__main__":
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--name", default="chord-lstm")
+    a = ap.parse_args()
+    train_model(a.name, a.minutes)
+
+
+def engine_factory(card: dict, path: str):
+    """A function making fresh streaming engines over the model a card describes."""
+    model, vocab = load_model_from_card(card, path)
+    return lambda: ChordStreamEngine(model, vocab)

@@ -1,0 +1,284 @@
+"""What the four extra model families (papers 000, 001, 002, 004) share.
+
+* :class:`SeedContext`: the sketch as the models see it: notes on a 16th grid counted from the
+  song's start, the bar grid, the estimated key, and the map back to the song's ticks.
+* :class:`StreamEngine`: one model's incremental generator: ``prefill`` once over the seed, then
+  ``advance`` one model step at a time, returning the notes that became complete at that step.
+* :class:`FamilySession`: the :class:`~musicgen_app.ml.session.GenerationSession` that drives an
+  engine and turns its notes into :class:`~musicgen_app.core.events.NoteEvent` s in the song's own
+  ticks. Every family streams through it, so cancel/temperature/finish behave the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from musicgen_app.core.events import NoteEvent, SessionFinished
+from musicgen_app.core.song import Note, Song
+from musicgen_app.errors import GenerationError
+from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
+from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
+from musicgen_app.ml.session import GenerationSession
+
+logger = logging.getLogger(__name__)
+
+STEPS_PER_QUARTER = 4
+CONTEXT_STEPS = 128  # the seed the models read: the last 8 bars of 4/4
+
+
+@dataclass(frozen=True, slots=True)
+class StepNote:
+    """A note on the 16th grid: ``start`` and ``length`` in steps from the song's start."""
+
+    start: int
+    length: int
+    pitch: int
+
+
+@dataclass(slots=True)
+class SeedContext:
+    """The sketch, read for a model: grid notes before ``start_step`` and how to map back."""
+
+    resolution: int
+    start_step: int  # the continuation begins here (steps from the song's start)
+    end_step: int  # and stops here
+    notes: list[StepNote]  # the seed, sorted, all starting before start_step
+    bar_steps: int
+    bar_offset: int  # bar lines at bar_offset + k * bar_steps
+    key: Key
+    velocity: int = 90
+    channel: int = 0
+    track: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def step_ticks(self) -> float:
+        """Song ticks per 16th step."""
+        return self.resolution / STEPS_PER_QUARTER
+
+    def to_tick(self, step: int) -> int:
+        """The song tick of grid step ``step``."""
+        return round(step * self.step_ticks)
+
+    def transposition(self) -> int:
+        """Semitones that take the seed's key to C major / A minor (the key-normalised families)."""
+        return transposition_to_reference(self.key)
+
+    def bar_position(self, step: int) -> int:
+        """Step index inside its bar."""
+        return (step - self.bar_offset) % self.bar_steps
+
+    def allowed_pcs(self, key_lock: str | None, shift: int = 0) -> frozenset[int] | None:
+        """The pitch classes the key lock allows (the shared sampler's rule), moved by ``shift``."""
+        pcs = allowed_pitch_classes(key_lock, [n.pitch for n in self.notes], [n.length for n in self.notes])
+        return None if pcs is None else frozenset((pc + shift) % 12 for pc in pcs)
+
+
+def seed_context(
+    song: Song,
+    track: int = 0,
+    *,
+    start_tick: int | None = None,
+    bars: int = 4,
+    context_steps: int = CONTEXT_STEPS,
+) -> SeedContext:
+    """Read the sketch on ``track`` for a model: quantise to 16ths, keep the last ``context_steps``.
+
+    Raises GenerationError when the track does not exist or has no notes before ``start_tick``.
+    """
+    if not 0 <= track < len(song.tracks):
+        raise GenerationError(f"the song has no track {track + 1}")
+    tr = song.tracks[track]
+    step_ticks = song.resolution / STEPS_PER_QUARTER
+    if start_tick is None:
+        start_tick = tr.end_tick
+    start_step = math.ceil(start_tick / step_ticks - 1e-6)
+    raw = [n for n in tr.notes if n.start_tick < start_tick]
+    if not raw:
+        raise GenerationError("the track has no notes to continue: sketch a few notes first")
+    notes: list[StepNote] = []
+    for n in raw:
+        s = round(n.start_tick / step_ticks)
+        e = min(round(n.end_tick / step_ticks), start_step)
+        if s >= start_step:
+            continue
+        if s >= start_step - context_steps:
+            notes.append(StepNote(s, max(1, e - s), n.pitch))
+    if not notes:
+        notes = [StepNote(start_step - 1, 1, raw[-1].pitch)]
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    ts = song.time_signature_at(start_tick)
+    bar_steps = max(1, STEPS_PER_QUARTER * 4 * ts.numerator // ts.denominator)
+    bar_offset = round(ts.tick / step_ticks) % bar_steps
+    key = estimate_key([n.pitch for n in notes], [n.length for n in notes])
+    velocities = sorted(n.velocity for n in raw[-16:])
+    return SeedContext(
+        resolution=song.resolution,
+        start_step=start_step,
+        end_step=start_step + max(1, bars) * bar_steps,
+        notes=notes,
+        bar_steps=bar_steps,
+        bar_offset=bar_offset,
+        key=key,
+        velocity=velocities[len(velocities) // 2],
+        channel=tr.channel,
+        track=track,
+    )
+
+
+def melody_line(notes: list[StepNote]) -> list[StepNote]:
+    """The top voice of ``notes``: the highest note at each onset, cut where the next one starts."""
+    by_start: dict[int, StepNote] = {}
+    for n in notes:
+        if n.start not in by_start or n.pitch > by_start[n.start].pitch:
+            by_start[n.start] = n
+    starts = sorted(by_start)
+    out = []
+    for i, s in enumerate(starts):
+        n = by_start[s]
+        length = n.length if i + 1 == len(starts) else min(n.length, starts[i + 1] - s)
+        out.append(StepNote(s, max(1, length), n.pitch))
+    return out
+
+
+# -- engines and the session ---------------------------------------------------------------------------
+class StreamEngine(ABC):
+    """One model's incremental generator over a :class:`SeedContext`.
+
+    ``prefill`` reads the seed once; each ``advance`` costs one model step (one token, character,
+    or piano-roll frame) and returns the notes completed by it, in steps from the song's start.
+    ``position`` is the step the generated music has reached (no later note can start before it).
+    """
+
+    tokens: int = 0
+
+    @abstractmethod
+    def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
+        """Read the seed (one batched forward pass where the network allows it)."""
+
+    @abstractmethod
+    def advance(self, temperature: float) -> list[StepNote]:
+        """Sample one step; return the notes that became complete."""
+
+    @property
+    @abstractmethod
+    def position(self) -> int:
+        """The grid step generation has reached."""
+
+    def flush(self) -> list[StepNote]:
+        """Notes still sounding when generation stops (cut at the end by the session)."""
+        return []
+
+
+class FamilySession(GenerationSession):
+    """Drives a :class:`StreamEngine` and yields NoteEvents in the song's ticks, then SessionFinished."""
+
+    def __init__(
+        self, engine: StreamEngine, ctx: SeedContext, sampling: SamplingConfig, max_steps: int
+    ) -> None:
+        super().__init__(sampling.temperature)
+        self.engine = engine
+        self.ctx = ctx
+        self.sampling = sampling
+        self.max_steps = max_steps  # model steps, a guard against a model that never completes a note
+
+    def _event(self, seq: int, n: StepNote) -> NoteEvent | None:
+        ctx = self.ctx
+        if n.start < ctx.start_step or n.start >= ctx.end_step or not 0 <= n.pitch <= 127:
+            return None
+        end = min(n.start + max(1, n.length), ctx.end_step)
+        note = Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), ctx.velocity, ctx.channel)
+        return NoteEvent(self.id, seq, note, ctx.track)
+
+    def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
+        t0 = time.perf_counter()
+        seq = 0
+        reason, message = "done", ""
+        try:
+            with torch.inference_mode():
+                if not self.cancelled:
+                    self.engine.prefill(self.ctx, self.sampling)
+                steps = 0
+                while not self.cancelled and self.engine.position < self.ctx.end_step:
+                    if steps >= self.max_steps:
+                        break
+                    done = self.engine.advance(self.temperature)
+                    steps += 1
+                    for n in done:
+                        ev = self._event(seq, n)
+                        if ev is not None:
+                            seq += 1
+                            yield ev
+                if not self.cancelled:
+                    for n in self.engine.flush():
+                        ev = self._event(seq, n)
+                        if ev is not None:
+                            seq += 1
+                            yield ev
+        except (RuntimeError, ValueError, IndexError) as exc:
+            logger.exception("generation failed")
+            reason, message = "error", f"the model failed while generating: {exc}"
+        if self.cancelled:
+            reason = "cancelled"
+        yield SessionFinished(
+            self.id, reason, message, notes=seq, tokens=self.engine.tokens, seconds=time.perf_counter() - t0
+        )
+
+
+def fit_register(pitch: int, lo: int = 21, hi: int = 108) -> int:
+    """``pitch`` moved by octaves into [lo, hi]."""
+    while pitch < lo:
+        pitch += 12
+    while pitch > hi:
+        pitch -= 12
+    return pitch
+
+
+def masked(logits: torch.Tensor, allowed: torch.Tensor) -> np.ndarray:
+    """Logits (V,) as numpy with the disallowed entries at -1e30 (for the shared sampler)."""
+    return np.where(allowed.numpy(), logits.numpy().astype(np.float64), -1e30)
+
+
+# -- the token LSTM of papers 000 and 001 --------------------------------------------------------------
+@dataclass
+class TokenLSTMConfig:
+    """Architecture arguments (stored in the card). ``dense_size`` 0: no dense layer before the head."""
+
+    vocab_size: int
+    embed_dim: int
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    dense_size: int = 0
+
+
+class TokenLSTM(torch.nn.Module):
+    """Embedding -> stacked LSTM -> (Dense ReLU) -> logits over the vocabulary."""
+
+    def __init__(self, cfg: TokenLSTMConfig) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
+        self.lstm = nn.LSTM(
+            cfg.embed_dim, cfg.hidden_size, cfg.num_layers, batch_first=True, dropout=cfg.dropout
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        if cfg.dense_size:
+            self.dense = nn.Linear(cfg.hidden_size, cfg.dense_size)
+        self.head = nn.Linear(cfg.dense_size or cfg.hidden_size, cfg.vocab_size)
+
+    def forward(self, tokens: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """Logits (B, T, V) of the token after each of ``tokens`` (B, T), and the LSTM state."""
+        y, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
+        if self.cfg.dense_size:
+            y = torch.relu(self.dense(self.drop(y)))  # (B, T, D)
+        return self.head(self.drop(y)), state  # (B, T, V)

@@ -1,0 +1,232 @@
+"""Held-out evaluation of the extra families, on their own tokens, beside the melody model's.
+
+For each model: NLL and accuracy on its test data (its own token unit), an interpolated
+Kneser-Ney n-gram (:class:`~musicgen_app.ml.ngram.KneserNeyNGram`) fitted on the same training
+tokens and scored on the same test tokens, statistics of continuations of held-out Essen tunes
+(:func:`musicgen_app.ml.evaluate.sample_continuations`, the same tunes, seeds and key lock off
+for every model), and streaming speed (time to the first note, tokens per second) on a fixed
+sketch. :func:`comparison_table` renders all shipped models as one Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicgen_app.core.events import NoteEvent, SessionFinished
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.ml import data as data_mod
+from musicgen_app.ml.checkpoint import card_path
+from musicgen_app.ml.ngram import KneserNeyNGram
+
+logger = logging.getLogger(__name__)
+
+CHAR_ORDER = 8  # a note is about 11 characters: the 8-gram sees the field before
+TOKEN_ORDER = 5
+KEY_ORDER = 6  # per-key state sequences of the piano roll
+
+
+def _baseline(order: int, vocab: int, train: list, test: list, bos: int = 0) -> np.ndarray:
+    lm = KneserNeyNGram(order, vocab, bos=bos).fit(train)
+    return np.concatenate([lm.sequence_nll(s) for s in test])
+
+
+def char_lstm_metrics(model) -> dict:
+    """Test NLL per character and its 8-gram baseline (same Essen split as the melody model)."""
+    from musicgen_app.ml.families import char_lstm as cl
+
+    ds = data_mod.load_or_build("essen", progress=False)
+    split = data_mod.split_indices(ds)
+    texts = {k: [cl.tune_text(t.steps) for t in ds.tunes(v)] for k, v in split.items()}
+    net = model.make_engine().model
+    nll, acc, n, notes = cl.text_nll(net, texts["test"])
+    # the LSTM predicts every character after the leading newline; so does the n-gram (bos = newline)
+    base = _baseline(CHAR_ORDER, len(cl.CHARS), [cl.encode_text(t)[1:] for t in texts["train"]],
+                     [cl.encode_text(t)[1:] for t in texts["test"]], bos=cl.NEWLINE)  # fmt: skip
+    return {
+        "test_nll": round(nll, 4),
+        "test_accuracy": round(acc, 4),
+        "test_tokens": n,
+        "test_nll_per_note": round(nll * n / max(1, notes), 4),
+        "unit": "nats per character",
+        "baseline": f"interpolated Kneser-Ney {CHAR_ORDER}-gram on the same characters",
+        "baseline_nll": round(float(base.mean()), 4),
+    }
+
+
+def chord_lstm_metrics(model) -> dict:
+    """Test NLL per token on the four-voice test chorales, and its 5-gram baseline."""
+    from musicgen_app.ml.families import chord_lstm as cl
+    from musicgen_app.ml.families.chorales import chorale_splits
+
+    eng = model.make_engine()
+    splits = chorale_splits()
+    train = cl.encoded_split(eng.vocab, splits["train"])
+    test = cl.encoded_split(eng.vocab, splits["test"], soprano=False)
+    nll, acc, n = cl.sequence_nll(eng.model, test)
+    base = _baseline(TOKEN_ORDER, eng.vocab.size, [s[1:] for s in train], [s[1:] for s in test])
+    return {
+        "test_nll": round(nll, 4),
+        "test_accuracy": round(acc, 4),
+        "test_tokens": n,
+        "unit": "nats per token (four-voice test chorales)",
+        "baseline": f"interpolated Kneser-Ney {TOKEN_ORDER}-gram on the same tokens",
+        "baseline_nll": round(float(base.mean()), 4),
+    }
+
+
+def pianoroll_metrics(model) -> dict:
+    """Frame NLL (summed over 88 keys) and a per-key n-gram over each key's own state sequence."""
+    from musicgen_app.ml.families import pianoroll as pr
+    from musicgen_app.ml.families.chorales import chorale_splits
+
+    net = model.make_engine().model
+    splits = chorale_splits()
+    metrics = pr.evaluate(net, splits["test"])
+
+    def key_rows(chorales: list) -> list[np.ndarray]:
+        return [pr.roll_of([(s, d, p) for s, d, p, _ in ch.notes], ch.length_steps) for ch in chorales]
+
+    train_rolls, test_rolls = key_rows(splits["train"]), key_rows(splits["test"])
+    # a key's sequence starts with a silent "before the piece" state, the n-gram's <s>
+    lm = KneserNeyNGram(KEY_ORDER, 3, bos=pr.SILENT).fit(
+        r[:, k].tolist() for r in train_rolls for k in range(pr.KEYS)
+    )
+    first = pr.S2S_CONTEXT if net.cfg.kind == "seq2seq" else 0  # seq2seq scores frames after its context
+    total, frames = 0.0, 0
+    for r in test_rolls:
+        per_key = np.stack([lm.sequence_nll(r[:, k].tolist()) for k in range(pr.KEYS)])  # (88, T)
+        total += float(per_key[:, first:].sum())
+        frames += max(0, r.shape[0] - first)
+    metrics.update(
+        {
+            "baseline": f"interpolated Kneser-Ney {KEY_ORDER}-gram over each key's own states "
+            "(counts shared by all keys)",
+            "baseline_nll": round(total / max(1, frames), 4),
+        }
+    )
+    return metrics
+
+
+def speed(model, runs: int = 5) -> dict:
+    """Median time to the first note and tokens per second over ``runs`` sessions on one sketch."""
+    from musicgen_app.ml.generate import SamplingConfig, start_session
+
+    melody = [60, 62, 64, 65, 67, 69, 67, 65, 64, 62, 64, 60, 67, 65, 64, 62]
+    notes = [Note(i * 240, p, i * 240 + 240, 90) for i, p in enumerate(melody)]
+    song = Song(tracks=[Track(notes=notes)])
+    firsts, rates = [], []
+    for r in range(runs + 1):
+        t0 = time.perf_counter()
+        first = None
+        fin = None
+        for ev in start_session(model, song, 0, bars=4, sampling=SamplingConfig(seed=r, key_lock=None)):
+            if isinstance(ev, NoteEvent) and first is None:
+                first = time.perf_counter() - t0
+            if isinstance(ev, SessionFinished):
+                fin = ev
+        if r == 0:
+            continue  # warm-up
+        if first is not None:
+            firsts.append(first * 1000)
+        if fin is not None and fin.seconds > 0:
+            rates.append(fin.tokens / fin.seconds)
+    return {
+        "first_note_ms": round(statistics.median(firsts), 2) if firsts else None,
+        "tokens_per_s": round(statistics.median(rates), 1) if rates else None,
+    }
+
+
+def evaluate_family(
+    name: str, *, update_card: bool = True, n_tunes: int = 30, with_samples: bool = True
+) -> dict:
+    """All figures of one family model; with ``update_card`` they are merged into its card."""
+    import torch
+
+    from musicgen_app.ml.evaluate import sample_continuations
+    from musicgen_app.ml.registry import load_model
+
+    torch.set_num_threads(1)
+    model = load_model(name)
+    arch = model.card.get("architecture")
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        if arch == "char-lstm":
+            m = char_lstm_metrics(model)
+        elif arch == "chord-lstm":
+            m = chord_lstm_metrics(model)
+        elif arch in ("pianoroll-lstm", "pianoroll-seq2seq"):
+            m = pianoroll_metrics(model)
+        else:
+            from musicgen_app.ml.evaluate import evaluate_model
+
+            m = evaluate_model(name, with_samples=False)["metrics"]
+    m["nll_below_baseline"] = round(1 - m["test_nll"] / m["baseline_nll"], 4)
+    if with_samples:
+        ds = data_mod.load_or_build("essen", progress=False)
+        split = data_mod.split_indices(ds)
+        m["continuations"] = sample_continuations(model, ds, split["test"], n_tunes=n_tunes)
+    m.update(speed(model))
+    m["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    if update_card and model.path is not None:
+        cpath = card_path(Path(model.path))
+        stored = json.loads(cpath.read_text())
+        stored["metrics"] = {**stored.get("metrics", {}), **m}
+        tmp = cpath.with_name(cpath.name + ".tmp")
+        tmp.write_text(json.dumps(stored, indent=1) + "\n")
+        tmp.replace(cpath)
+    return {"name": model.name, "seed_paper": model.card.get("seed_paper"), "metrics": m}
+
+
+# -- the comparison table -----------------------------------------------------------------------------
+def _fmt(x: object, spec: str = ".3f") -> str:
+    return "–" if x is None or x != x else format(x, spec)  # type: ignore[operator]
+
+
+def comparison_table(models_dir: str | Path | None = None) -> str:
+    """One Markdown table of every shipped model, from the metrics in their cards."""
+    from musicgen_app.ml.registry import list_models
+
+    rows = [
+        "| model | paper | data | test NLL (unit) | n-gram baseline | below baseline | accuracy "
+        "| continuations: in key / notes per bar / repeats | tokens/s | first note | file |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for info in sorted(list_models(models_dir), key=lambda i: (str(i.seed_paper), i.name)):
+        m = info.metrics or {}
+        c = (m.get("continuations") or {}).get("model", {})
+        unit = m.get("unit", "nats per step")
+        size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
+        data = info.card.get("data", {})
+        data_name = data.get("dataset") if isinstance(data, dict) else str(data)
+        cont = " / ".join(
+            _fmt(c.get(k), f) for k, f in (("in_key", ".2f"), ("density", ".1f"), ("repetition", ".2f"))
+        )
+        speed_cols = f"{_fmt(m.get('tokens_per_s'), '.0f')} | {_fmt(m.get('first_note_ms'), '.1f')} ms"
+        rows.append(
+            f"| {info.name} | {info.seed_paper} | {data_name or '–'} | {_fmt(m.get('test_nll'))} ({unit}) "
+            f"| {_fmt(m.get('baseline_nll'))} | {_fmt(m.get('nll_below_baseline'), '.1%')} "
+            f"| {_fmt(m.get('test_accuracy'), '.1%')} | {cont} | {speed_cols} | {size:.1f} MB |"
+        )
+    return "\n".join(rows)
+
+
+README_BEGIN = "<!-- model-comparison:begin -->"
+README_END = "<!-- model-comparison:end -->"
+
+
+def write_table_into_readme(readme: str | Path, table: str) -> bool:
+    """Replace the text between the comparison markers in ``readme``; False when they are missing."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    a = text.index(README_BEGIN) + len(README_BEGIN)
+    b = text.index(README_END)
+    path.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+    return True

@@ -1,0 +1,330 @@
+"""Paper 004's WaveNet, over melody tokens instead of audio samples.
+
+The network is the paper's: a causal convolution, then residual layers of dilated causal 1-D
+convolutions (kernel 2, dilations 1, 2, 4 ... 64, two stacks) with gated units
+``tanh(W_f * x) * sigmoid(W_g * x)``, a 1x1 convolution back to the residual stream (added to the
+layer's input) and one to the skip stream; the skips are summed, then ReLU, 1x1, ReLU, 1x1 to the
+logits. The paper modelled raw audio (one sample per step, mu-law classes); a MIDI app needs
+symbolic output, so each step here is one 16th-note token of paper 003's encoding (pitch, ``r``,
+``_``; :class:`~musicgen_app.ml.tokenizers.GridMelodyTokenizer`), with the bar position added to
+the input as conditioning.
+
+Streaming uses fast WaveNet generation (Paine et al., 2016): every layer keeps a queue of its past
+inputs, ``dilation`` long, so a new token costs one kernel-2 step per layer (two matrix-vector
+products) instead of a pass over the whole receptive field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicgen_app.ml.models import GridMelodyModel
+from musicgen_app.ml.tokenizers import GridMelodyTokenizer
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURE = "wavenet"
+MAX_BAR_POS = 48
+MAX_BAR_STEPS = 64
+
+
+@dataclass
+class WaveNetConfig:
+    """Architecture arguments (stored in the card)."""
+
+    vocab_size: int
+    channels: int = 64
+    skip_channels: int = 128
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8, 16, 32, 64)
+    pos_dim: int = 16
+
+    @property
+    def receptive_field(self) -> int:
+        """Steps of past the output at one step can see (start conv + every dilated layer)."""
+        return 2 + sum(self.dilations)
+
+
+class WaveNet(nn.Module):
+    """Token + bar-position embeddings -> causal conv -> gated residual layers -> skip head."""
+
+    def __init__(self, cfg: WaveNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        C, S = cfg.channels, cfg.skip_channels
+        self.embed = nn.Embedding(cfg.vocab_size, C)
+        self.pos_embed = nn.Embedding(MAX_BAR_POS, cfg.pos_dim)
+        self.bar_embed = nn.Embedding(MAX_BAR_STEPS, cfg.pos_dim)
+        self.cond = nn.Linear(2 * cfg.pos_dim, C)
+        self.start = nn.Conv1d(C, C, 2)  # causal: left-padded by 1
+        self.dilated = nn.ModuleList([nn.Conv1d(C, 2 * C, 2, dilation=d) for d in cfg.dilations])
+        self.res = nn.ModuleList([nn.Conv1d(C, C, 1) for _ in cfg.dilations])
+        self.skip = nn.ModuleList([nn.Conv1d(C, S, 1) for _ in cfg.dilations])
+        self.out1 = nn.Conv1d(S, S, 1)
+        self.out2 = nn.Conv1d(S, cfg.vocab_size, 1)
+
+    def embed_inputs(
+        self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, C, T) input of the start convolution."""
+        e = self.embed(tokens)  # (B, T, C)
+        p = torch.cat(
+            [
+                self.pos_embed(bar_pos.clamp(0, MAX_BAR_POS - 1)),
+                self.bar_embed(bar_steps.clamp(0, MAX_BAR_STEPS - 1)),
+            ],
+            dim=-1,
+        )  # (B, T, 2P)
+        return (e + self.cond(p)).transpose(1, 2)  # (B, C, T)
+
+    def forward(
+        self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor, keep_inputs: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits (B, T, V); with ``keep_inputs`` also each layer's input (B, C, T) for the caches."""
+        x0 = self.embed_inputs(tokens, bar_pos, bar_steps)  # (B, C, T)
+        inputs = [x0] if keep_inputs else []
+        x = self.start(nn.functional.pad(x0, (1, 0)))  # (B, C, T)
+        skips = 0
+        for d, conv, res, skip in zip(self.cfg.dilations, self.dilated, self.res, self.skip, strict=True):
+            if keep_inputs:
+                inputs.append(x)
+            f, g = conv(nn.functional.pad(x, (d, 0))).chunk(2, dim=1)  # (B, C, T) each
+            z = torch.tanh(f) * torch.sigmoid(g)  # (B, C, T)
+            skips = skips + skip(z)  # (B, S, T)
+            x = x + res(z)  # (B, C, T)
+        h = self.out2(torch.relu(self.out1(torch.relu(skips))))  # (B, V, T)
+        return h.transpose(1, 2), inputs  # (B, T, V)
+
+
+class FastWaveNet:
+    """Fast generation: per-layer queues of past inputs; one step per layer for each new token."""
+
+    def __init__(self, net: WaveNet) -> None:
+        self.net = net
+        self.layers = []
+        for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
+            w = conv.weight  # (2C, C, 2): tap 0 reads t - d, tap 1 reads t
+            self.layers.append((w[:, :, 0], w[:, :, 1], conv.bias, res.weight[:, :, 0], res.bias,
+                                skip.weight[:, :, 0], skip.bias))  # fmt: skip
+        sw = net.start.weight
+        self.start = (sw[:, :, 0], sw[:, :, 1], net.start.bias)
+
+    def prefill(self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor) -> torch.Tensor:
+        """Run the whole seed once (1, T); fill the queues; return the logits (V,) after it."""
+        logits, inputs = self.net(tokens, bar_pos, bar_steps, keep_inputs=True)
+        dil = (1, *self.net.cfg.dilations)
+        self.queues: list[deque] = []
+        for d, x in zip(dil, inputs, strict=True):
+            seq = x[0].T  # (T, C)
+            past = [torch.zeros(seq.shape[1])] * max(0, d - seq.shape[0]) + list(seq[-d:])
+            self.queues.append(deque(past, maxlen=d))
+        return logits[0, -1]
+
+    def step(self, token: int, bar_pos: int, bar_steps: int) -> torch.Tensor:
+        """Feed one token (with the bar position of the step it predicts); logits (V,) of the next."""
+        net = self.net
+        x0 = net.embed_inputs(
+            torch.tensor([[token]]), torch.tensor([[bar_pos]]), torch.tensor([[bar_steps]])
+        )[0, :, 0]
+        w0, w1, b = self.start
+        q = self.queues[0]
+        x = w0 @ q[0] + w1 @ x0 + b  # (C,)
+        q.append(x0)
+        skips = 0
+        for (a0, a1, ab, rw, rb, sw, sb), q in zip(self.layers, self.queues[1:], strict=True):
+            f, g = (a0 @ q[0] + a1 @ x + ab).chunk(2)  # (C,) each
+            q.append(x)
+            z = torch.tanh(f) * torch.sigmoid(g)
+            skips = skips + sw @ z + sb  # (S,)
+            x = x + rw @ z + rb
+        h = torch.relu(net.out1.weight[:, :, 0] @ torch.relu(skips) + net.out1.bias)
+        return net.out2.weight[:, :, 0] @ h + net.out2.bias  # (V,)
+
+
+# -- streaming ----------------------------------------------------------------------------------------------
+class WaveNetAdapter:
+    """The streaming engine's model adapter: ``prefill`` runs the prompt once and fills the
+    queues; each ``step`` is one fast-generation step. The state is the index of the next step."""
+
+    def __init__(self, net: WaveNet, bar_position, classes) -> None:
+        self.fast = FastWaveNet(net)
+        self.bar_position = bar_position
+        self.classes = classes
+
+    def _cond(self, k: int) -> tuple[int, int]:
+        pos, steps = self.bar_position(k)
+        return min(pos, MAX_BAR_POS - 1), min(steps, MAX_BAR_STEPS - 1)
+
+    def prefill(self, tokens):
+        """Read ``[<s>, x0, ...]``; logits (V,) of the first generated step."""
+        conds = [self._cond(k) for k in range(len(tokens))]
+        with torch.inference_mode():
+            logits = self.fast.prefill(
+                torch.tensor([list(tokens)], dtype=torch.long),
+                torch.tensor([[c[0] for c in conds]], dtype=torch.long),
+                torch.tensor([[c[1] for c in conds]], dtype=torch.long),
+            )
+        return len(tokens), logits.numpy()
+
+    def step(self, token: int, state: int):
+        """One token in (one step per layer), logits of the next step out."""
+        pos, steps = self._cond(state)
+        with torch.inference_mode():
+            logits = self.fast.step(int(token), pos, steps)
+        return state + 1, logits.numpy()
+
+
+class WaveNetModel(GridMelodyModel):
+    """A loaded WaveNet: the grid prompt, shared sampler and decoder of every grid-melody model."""
+
+    family = "wavenet"
+
+    def __init__(
+        self, name: str, card: dict, tokenizer: GridMelodyTokenizer, net: WaveNet, path=None
+    ) -> None:
+        super().__init__(name, card, tokenizer, path)
+        self.net = net.eval()
+
+    def score_tunes(self, tunes: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(NLL per step, argmax, target) over whole tunes read from their start (for evaluation)."""
+        return score_tunes(self.net, self.tokenizer, tunes)
+
+    def adapter(self, bar_position) -> WaveNetAdapter:
+        """A fresh adapter (its own activation queues)."""
+        torch.set_num_threads(1)
+        return WaveNetAdapter(self.net, bar_position, self.classes)
+
+
+# -- training and evaluation ---------------------------------------------------------------------------------
+SEQ_LEN = 384
+
+
+def _windows(stream: dict[str, np.ndarray], n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """A batch of ``n`` random windows (inputs, bar_pos, bar_steps, targets), each (n, SEQ_LEN)."""
+    total = len(stream["targets"])
+    starts = torch.randint(0, total - SEQ_LEN, (n,), generator=gen).numpy()
+    return tuple(
+        torch.from_numpy(np.stack([stream[k][s : s + SEQ_LEN] for s in starts])).long()
+        for k in ("inputs", "bar_pos", "bar_steps", "targets")
+    )
+
+
+def _loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
+    x, bp, bs, y = batch
+    logits, _ = model(x, bp, bs)  # (B, T, V)
+    # the first steps of a window see less than the receptive field; score the second half only
+    half = y.shape[1] // 3
+    s = nn.functional.cross_entropy(
+        logits[:, half:].reshape(-1, logits.shape[-1]), y[:, half:].reshape(-1), reduction="sum"
+    )
+    return s, y[:, half:].numel()
+
+
+def melody_streams(tok: GridMelodyTokenizer, tunes: list) -> dict[str, np.ndarray]:
+    """The tunes concatenated, each as ``<s>`` + ids, with bar positions of the predicted step."""
+    from musicgen_app.ml.train import tune_arrays
+
+    parts = [tune_arrays(tok, t) for t in tunes]
+    return {
+        k: np.concatenate([p[i] for p in parts]).astype(np.int64)
+        for i, k in enumerate(("inputs", "bar_pos", "bar_steps", "targets"))
+    }
+
+
+def score_tunes(
+    net: WaveNet, tok: GridMelodyTokenizer, tunes: list
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(NLL per step in nats, argmax id, target id), each (steps,), over whole tunes from their start."""
+    from musicgen_app.ml.train import tune_arrays
+
+    nll, pred, tgt = [], [], []
+    with torch.inference_mode():
+        for t in tunes:
+            x, bp, bs, y = (torch.from_numpy(a.astype(np.int64))[None] for a in tune_arrays(tok, t))
+            logits, _ = net(x, bp, bs)  # (1, T, V)
+            nll.append(nn.functional.cross_entropy(logits[0], y[0], reduction="none").numpy())
+            pred.append(logits[0].argmax(-1).numpy())
+            tgt.append(y[0].numpy())
+    return np.concatenate(nll), np.concatenate(pred), np.concatenate(tgt)
+
+
+def train_model(name: str = "wavenet", minutes: float = 10.0, corpus: str = "essen") -> dict:
+    """Train on the melody corpus (B's cached Essen dataset and split); write models/<name>.*."""
+    from musicgen_app.ml import data as data_mod
+    from musicgen_app.ml.families.checkpoint import save_checkpoint
+    from musicgen_app.ml.families.training import TrainConfig, train
+
+    ds = data_mod.load_or_build(corpus, progress=False)
+    split = data_mod.split_indices(ds)
+    tunes = {k: list(ds.tunes(v)) for k, v in split.items()}
+    tok = GridMelodyTokenizer.covering((int(p) for p in ds.steps if p >= 0), margin=0)
+    streams = {k: melody_streams(tok, v) for k, v in tunes.items()}
+    cfg = WaveNetConfig(vocab_size=tok.vocab_size)
+    model = WaveNet(cfg)
+    g = torch.Generator().manual_seed(3)
+    valid = [_windows(streams["val"], 16, g) for _ in range(6)]
+    res = train(model, _loss, lambda gen: _windows(streams["train"], 16, gen), valid,
+                TrainConfig(minutes=minutes, lr=2e-3, eval_every=100, patience=6))  # fmt: skip
+    nll_steps, pred, tgt = score_tunes(model, tok, tunes["test"])
+    nll, acc, n = float(nll_steps.mean()), float((pred == tgt).mean()), len(tgt)
+    card = {
+        "name": name,
+        "family": "wavenet",
+        "architecture": ARCHITECTURE,
+        "seed_paper": "004",
+        "title": "WaveNet over melody tokens (paper 004)",
+        "description": (
+            "Causal dilated 1-D convolutions (kernel 2, dilations 1..64, two stacks), gated tanh/sigmoid "
+            "units, residual and skip connections, as in paper 004. The paper modelled raw audio; a MIDI "
+            "app needs symbolic output, so each step is a 16th-note melody token (pitch, rest, hold). "
+            "Streams with fast WaveNet generation (per-layer activation queues: one step per layer "
+            "per token)."
+        ),
+        "data": {"dataset": f"{corpus.capitalize()} folk songs (music21 corpus)", "corpus": corpus,
+                 "note": "the melody model's cached dataset and split",
+                 "tunes": {k: len(v) for k, v in tunes.items()},
+                 "transposition": "to C major / A minor", "grid": "16th notes"},
+        "split": data_mod.split_record(ds, split),
+        "config": {**asdict(cfg), "receptive_field": cfg.receptive_field},
+        "vocab": tok.to_dict(),
+        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
+                     "history": res.history, "threads": 1},
+        "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
+                    "unit": "nats per 16th-note step"},
+    }  # fmt: skip
+    save_checkpoint(name, model, card)
+    logger.info("saved %s: test NLL %.3f accuracy %.3f", name, nll, acc)
+    return card
+
+
+def load_model_from_card(card: dict, path: str) -> tuple[WaveNet, GridMelodyTokenizer]:
+    """Rebuild network and tokenizer from a card and load the weights at ``path``."""
+    from musicgen_app.ml.families.checkpoint import load_weights
+
+    conf = {k: v for k, v in card["config"].items() if k != "receptive_field"}
+    conf["dilations"] = tuple(conf["dilations"])
+    model = WaveNet(WaveNetConfig(**conf))
+    load_weights(path, model)
+    return model, GridMelodyTokenizer.from_dict(card["vocab"])
+
+
+def load(name: str, card: dict, path: str) -> WaveNetModel:
+    """The model a card describes, ready to stream (raises CheckpointError)."""
+    net, tok = load_model_from_card(card, path)
+    return WaveNetModel(name, card, tok, net, path)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--name", default="wavenet")
+    a = ap.parse_args()
+    train_model(a.name, a.minutes)
