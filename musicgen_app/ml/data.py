@@ -118,7 +118,13 @@ def encode_abc_tune(abc: str, tune_id: str) -> EncodedTune:
     part = parts[0]
     measures = list(part.getElementsByClass("Measure"))
     if not measures:
-        raise _RejectedTuneError("no measures")
+        # music21 leaves some tunes unbarred (most have tuplets); without bars there are no bar
+        # positions, so they are dropped, for the paper's reason when it applies
+        for el in part.flatten().notesAndRests:
+            q = float(el.quarterLength)
+            if q and not any(abs(q - a) < 1e-6 for a in ACCEPTABLE_QUARTERS):
+                raise _RejectedTuneError("unusual duration")
+        raise _RejectedTuneError("no bar lines")
     events: list[tuple[float, float, int, bool]] = []  # (offset_q, length_q, code, tie_continues)
     bar_info: list[tuple[float, float, float]] = []  # (measure offset, padding, bar length) in quarters
     current_ts = None
@@ -128,14 +134,15 @@ def encode_abc_tune(abc: str, tune_id: str) -> EncodedTune:
             ts = meter.TimeSignature("4/4")
         current_ts = ts
         bar_q = float(ts.barDuration.quarterLength)
-        bar_info.append((float(m.offset), float(m.paddingLeft or 0.0), bar_q))
+        m_offset = float(m.offset)
+        bar_info.append((m_offset, float(m.paddingLeft or 0.0), bar_q))
         for el in m.notesAndRests:
             q = float(el.quarterLength)
             if q == 0:
                 continue  # grace note
             if not any(abs(q - a) < 1e-6 for a in ACCEPTABLE_QUARTERS):
                 raise _RejectedTuneError("unusual duration")
-            off = float(m.offset) + float(el.offset)
+            off = m_offset + float(el.offset)
             if el.isRest:
                 code = REST
             elif el.isChord:

@@ -159,6 +159,7 @@ class TokenStreamSession(GenerationSession):
         self.track = track
         self.seed = sampler.seed
         self.tokens: list[int] = []  # sampled so far
+        self.prefill_seconds = 0.0  # time spent reading the prompt
         for t in observed:
             sampler.observe(int(t))
 
@@ -171,6 +172,7 @@ class TokenStreamSession(GenerationSession):
                 reason = "cancelled"
             else:
                 state, logits = self.adapter.prefill(self.prompt)
+                self.prefill_seconds = time.perf_counter() - started
                 for i in range(self.n_steps):
                     token = self.sampler.sample(logits, self._temperature)
                     self.tokens.append(token)

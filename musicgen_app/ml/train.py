@@ -36,14 +36,14 @@ class TrainConfig:
 
     name: str = "melody-lstm"
     corpus: str = "essen"
-    max_epochs: int = 40
+    max_epochs: int = 14
     batch_size: int = 64
     seq_len: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
     patience: int = 3
-    time_budget_min: float = 40.0
+    time_budget_min: float = 38.0
     threads: int = 1
     seed: int = 0
     embed_dim: int = 96
@@ -173,9 +173,16 @@ def train_melody_lstm(
     batches_per_epoch = max(1, windows_per_epoch // cfg.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_batches = batches_per_epoch * cfg.max_epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total_batches, pct_start=0.05, anneal_strategy="cos"
-    )
+    done_batches = 0
+
+    def set_lr() -> None:
+        # warm-up, then cosine decay over whichever ends first: the epochs or the time budget
+        frac = max(done_batches / total_batches, (time.monotonic() - started) / budget_s)
+        warm = min(1.0, (done_batches + 1) / max(1, int(0.03 * total_batches)))
+        lr = cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+
     out_dir = Path(cfg.out_dir) if cfg.out_dir else paths.models_dir()
     curve: list[dict] = []
     best = (math.inf, 0, None)
@@ -200,9 +207,9 @@ def train_melody_lstm(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            set_lr()
             opt.step()
-            if sched.last_epoch + 1 < total_batches:
-                sched.step()
+            done_batches += 1
             total += loss.item() * y.numel()
             count += y.numel()
             bar.set_postfix(nll=f"{total / count:.3f}")

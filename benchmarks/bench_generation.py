@@ -1,0 +1,140 @@
+"""Generation speed: streaming sessions against the papers' window re-running and block generation.
+
+For each model (default: every model in models/), in the same run, at batch 1 on the CPU:
+
+* **first note**: time from the ``start_session`` call to the first NoteEvent (prefill over a
+  4-bar seed + the steps until the first note's length is known);
+* **streaming per token**: a long session's time per sampled token after the prefill, carrying the
+  recurrent state;
+* **window re-run per token**: the papers' approach: every step re-reads the last 64 tokens from
+  scratch (same model, same sampler);
+* **block first note**: generating the whole continuation first (as block-generating tools do),
+  then taking its first note.
+
+Goals: first note <= 10 ms; streaming >= 4x faster per token than window re-running.
+Run: ``.venv/bin/python benchmarks/bench_generation.py [--models a b] [--bars 8] [--repeats 7]``.
+Models without a token adapter (other families) get "n/a" in the window column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from musicgen_app.core.events import NoteEvent
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
+from musicgen_app.ml.registry import list_models, load_model
+from musicgen_app.ml.sampling import Sampler
+
+WINDOW = 64
+
+
+def seed_song() -> Song:
+    """A 4-bar seed (64 steps of 4/4): the first phrase of 'Twinkle, Twinkle' in D, twice."""
+    notes, t = [], 0
+    for p, q in [(62, 1), (62, 1), (69, 1), (69, 1), (71, 1), (71, 1), (69, 2)] * 2:
+        notes.append(Note(t, p, t + q * 480 - 10, 90))
+        t += q * 480
+    return Song(tracks=[Track(notes=notes)])
+
+
+def first_note_ms(model, song: Song, seed: int) -> float:
+    t0 = time.perf_counter()
+    session = start_session(model, song, 0, bars=4, sampling=SamplingConfig(seed=seed))
+    for ev in session:
+        if isinstance(ev, NoteEvent):
+            dt = time.perf_counter() - t0
+            session.cancel()
+            for _ in session:
+                pass
+            return dt * 1000
+    return float("nan")
+
+
+def streaming_token_ms(model, song: Song, bars: int, seed: int) -> float:
+    """Per sampled token, after the prefill: sample + decode + one model step."""
+    session = start_session(model, song, 0, bars=bars, sampling=SamplingConfig(seed=seed))
+    finished = [ev for ev in session if not isinstance(ev, NoteEvent)][-1]
+    n = len(session.tokens)
+    return (finished.seconds - session.prefill_seconds) / n * 1000 if n else float("nan")
+
+
+def window_token_ms(model, song: Song, bars: int, seed: int) -> float:
+    """The papers' loop: re-read the last WINDOW tokens for every new token."""
+    session = start_session(model, song, 0, bars=bars, sampling=SamplingConfig(seed=seed))
+    adapter, sampler = session.adapter, Sampler(model.classes, SamplingConfig(seed=seed), seed=seed)
+    tokens = list(session.prompt)
+    n = session.n_steps
+    t0 = time.perf_counter()
+    for _ in range(n):
+        _, logits = adapter.prefill(tokens[-WINDOW:])
+        tokens.append(sampler.sample(logits, 1.0))
+    return (time.perf_counter() - t0) / n * 1000
+
+
+def block_first_note_ms(model, song: Song, bars: int, seed: int) -> float:
+    t0 = time.perf_counter()
+    notes = generate_notes(model, song, 0, bars=bars, sampling=SamplingConfig(seed=seed, max_retries=0))
+    dt = time.perf_counter() - t0
+    return dt * 1000 if notes else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=None, help="model names (default: all in models/)")
+    ap.add_argument("--bars", type=int, default=8, help="bars generated for the per-token figures")
+    ap.add_argument("--repeats", type=int, default=7, help="runs per figure (the median is shown)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    names = args.models or [m.name for m in list_models()]
+    cpu = f"{platform.machine()} {platform.processor() or ''}".strip()
+    py = platform.python_version()
+    print(f"machine: {cpu}, {os.cpu_count()} cores, python {py}, torch {torch.__version__}")
+    song = seed_song()
+    rows = []
+    for name in names:
+        model = load_model(name)
+        has_adapter = hasattr(model, "adapter")
+        # warm up (first calls allocate)
+        first_note_ms(model, song, 0)
+        print(f"torch threads: {torch.get_num_threads()}, oneDNN: {torch.backends.mkldnn.enabled}")
+        fn = statistics.median(first_note_ms(model, song, s) for s in range(1, args.repeats + 1))
+        if has_adapter:
+            st = statistics.median(streaming_token_ms(model, song, args.bars, s) for s in range(args.repeats))
+            wn = statistics.median(
+                window_token_ms(model, song, args.bars, s) for s in range(max(3, args.repeats // 2))
+            )
+        else:
+            st = wn = float("nan")
+        bl = statistics.median(
+            block_first_note_ms(model, song, args.bars, s) for s in range(max(3, args.repeats // 2))
+        )
+        rows.append((name, fn, st, wn, bl))
+    print()
+    head = ("model", "first note", "stream/tok", "window/tok", "ratio", "block 1st")
+    print(f"{head[0]:<22} {head[1]:>11} {head[2]:>11} {head[3]:>11} {head[4]:>7} {head[5]:>9}")
+    for name, fn, st, wn, bl in rows:
+        ratio = wn / st if st == st and wn == wn and st > 0 else float("nan")
+        print(f"{name:<22} {fn:>9.2f}ms {st:>9.3f}ms {wn:>9.3f}ms {ratio:>6.1f}x {bl:>8.1f}ms")
+    print()
+    print(f"goals: first note <= 10 ms; streaming >= 4x faster per token than re-reading {WINDOW} tokens")
+    for name, fn, st, wn, _ in rows:
+        ratio = wn / st if st == st and wn == wn and st > 0 else float("nan")
+        ok_first = "met" if fn <= 10 else "MISSED"
+        ok_ratio = "met" if ratio >= 4 else ("n/a" if ratio != ratio else "MISSED")
+        print(f"  {name}: first note {ok_first} ({fn:.2f} ms), streaming speed-up {ok_ratio} ({ratio:.1f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

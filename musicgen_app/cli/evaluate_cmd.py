@@ -1,0 +1,36 @@
+"""`musicgen evaluate NAME [--json]`: held-out NLL, accuracy, baseline and continuation statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `musicgen evaluate`."""
+    parser.add_argument("name", help="model name (see `musicgen models`) or checkpoint path")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--tunes", type=int, default=60, help="test tunes to sample continuations of (default 60)"
+    )
+    parser.add_argument("--no-samples", action="store_true", help="skip the sampled-continuation statistics")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline")
+    parser.add_argument("--update-card", action="store_true", help="store the figures in the model's card")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate on the test tunes of the model's own split."""
+    from musicgen_app.ml.evaluate import evaluate_model, format_report
+
+    report = evaluate_model(
+        args.name,
+        update_card=args.update_card,
+        n_tunes=args.tunes,
+        with_baseline=not args.no_baseline,
+        with_samples=not args.no_samples,
+    )
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
