@@ -272,6 +272,8 @@ def project_to_json(project: Project) -> str:
 def project_from_json(text: str | bytes) -> Project:
     """A project from file text (migrating older formats); raises ProjectError."""
     try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8-sig")
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProjectError(
