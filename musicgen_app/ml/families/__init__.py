@@ -99,3 +99,16 @@ def load_by_name(name_or_path: str | Path) -> GenerativeModel:
 
     path = model_path(name_or_path)
     return load_family_model(read_card(path), path)
+
+
+def train_family(architecture: str, *, minutes: float, name: str | None = None, resume: bool = False) -> dict:
+    """Train one family on this machine's CPU (`musicgen train ARCH`); returns the written card."""
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(
+            f"unknown model family '{architecture}' (choose from {', '.join(ARCHITECTURES)})"
+        )
+    module = importlib.import_module(ARCHITECTURES[architecture][0])
+    if architecture.startswith("pianoroll-"):
+        kind = architecture.removeprefix("pianoroll-")
+        return module.train_model(kind, minutes, name or architecture, resume=resume)
+    return module.train_model(name or architecture, minutes, resume=resume)

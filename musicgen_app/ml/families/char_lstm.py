@@ -178,11 +178,13 @@ def text_nll(model: TokenLSTM, texts: list[str]) -> tuple[float, float, int, int
     return total / max(1, count), correct / max(1, count), count, notes
 
 
-def train_model(name: str = "char-lstm", minutes: float = 12.0, corpus: str = "essen") -> dict:
+def train_model(
+    name: str = "char-lstm", minutes: float = 12.0, corpus: str = "essen", resume: bool = False
+) -> dict:
     """Train on the melody corpus text; write models/<name>.*; returns the card."""
     from musicgen_app.ml import data as data_mod
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.training import TrainConfig, train
+    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
 
     ds = data_mod.load_or_build(corpus, progress=False)
     split = data_mod.split_indices(ds)
@@ -196,6 +198,7 @@ def train_model(name: str = "char-lstm", minutes: float = 12.0, corpus: str = "e
 
     cfg = char_lstm_config()
     model = TokenLSTM(cfg)
+    previous = maybe_resume(name, model, resume)
     g = torch.Generator().manual_seed(5)
     valid = [batch(g, vflat) for _ in range(6)]
     res = train(model, _loss, batch, valid, TrainConfig(minutes=minutes, lr=3e-3, eval_every=100, patience=6))
@@ -225,8 +228,7 @@ def train_model(name: str = "char-lstm", minutes: float = 12.0, corpus: str = "e
         "split": data_mod.split_record(ds, split),
         "config": asdict(cfg),
         "vocab": {"kind": "characters", "tokens": list(CHARS), "ms_per_16th": MS_PER_STEP},
-        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
-                     "history": res.history, "threads": 1},
+        "training": training_record(res, previous),
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
                     "test_nll_per_note": round(nll * n / max(1, notes), 4),
                     "unit": "nats per character"},
@@ -259,5 +261,6 @@ if __name__ == "__main__":
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--name", default="char-lstm")
     ap.add_argument("--corpus", default="essen")
+    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
     a = ap.parse_args()
-    train_model(a.name, a.minutes, a.corpus)
+    train_model(a.name, a.minutes, a.corpus, resume=a.resume)

@@ -325,11 +325,13 @@ def sequence_nll(model: TokenLSTM, sequences: list[list[int]]) -> tuple[float, f
     return total / max(1, count), correct / max(1, count), count
 
 
-def train_model(name: str = "chord-lstm", minutes: float = 10.0, min_count: int = 3) -> dict:
+def train_model(
+    name: str = "chord-lstm", minutes: float = 10.0, min_count: int = 3, resume: bool = False
+) -> dict:
     """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
     from musicgen_app.ml.families.chorales import chorale_splits
-    from musicgen_app.ml.families.training import TrainConfig, train
+    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
 
     splits = chorale_splits()
     train_slices = [s for ch in splits["train"] for s in piece_slices(ch)]
@@ -337,6 +339,7 @@ def train_model(name: str = "chord-lstm", minutes: float = 10.0, min_count: int 
     data = {k: encoded_split(vocab, v) for k, v in splits.items()}
     cfg = chord_lstm_config(vocab.size)
     model = TokenLSTM(cfg)
+    previous = maybe_resume(name, model, resume)
     gen = torch.Generator().manual_seed(1)
     valid = [token_batches(data["valid"], SEQ_LEN, 32, gen) for _ in range(6)]
     res = train(
@@ -371,8 +374,7 @@ def train_model(name: str = "chord-lstm", minutes: float = 10.0, min_count: int 
         },
         "config": asdict(cfg),
         "vocab": vocab.to_dict(),
-        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
-                     "history": res.history, "threads": 1},
+        "training": training_record(res, previous),
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
                     "unit": "nats per token (four-voice test chorales)"},
     }  # fmt: skip
@@ -398,8 +400,9 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--name", default="chord-lstm")
+    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
     a = ap.parse_args()
-    train_model(a.name, a.minutes)
+    train_model(a.name, a.minutes, resume=a.resume)
 
 
 def engine_factory(card: dict, path: str):

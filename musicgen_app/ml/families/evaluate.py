@@ -10,6 +10,7 @@ sketch. :func:`comparison_table` renders all shipped models as one Markdown tabl
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import statistics
@@ -22,6 +23,7 @@ from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song, Track
 from musicgen_app.ml import data as data_mod
 from musicgen_app.ml.checkpoint import card_path
+from musicgen_app.ml.models import GenerativeModel
 from musicgen_app.ml.ngram import KneserNeyNGram
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def _baseline(order: int, vocab: int, train: list, test: list, bos: int = 0) -> 
     return np.concatenate([lm.sequence_nll(s) for s in test])
 
 
-def char_lstm_metrics(model) -> dict:
+def char_lstm_metrics(model: GenerativeModel) -> dict:
     """Test NLL per character and its 8-gram baseline (same Essen split as the melody model)."""
     from musicgen_app.ml.families import char_lstm as cl
 
@@ -59,7 +61,7 @@ def char_lstm_metrics(model) -> dict:
     }
 
 
-def chord_lstm_metrics(model) -> dict:
+def chord_lstm_metrics(model: GenerativeModel) -> dict:
     """Test NLL per token on the four-voice test chorales, and its 5-gram baseline."""
     from musicgen_app.ml.families import chord_lstm as cl
     from musicgen_app.ml.families.chorales import chorale_splits
@@ -80,7 +82,7 @@ def chord_lstm_metrics(model) -> dict:
     }
 
 
-def pianoroll_metrics(model) -> dict:
+def pianoroll_metrics(model: GenerativeModel) -> dict:
     """Frame NLL (summed over 88 keys) and a per-key n-gram over each key's own state sequence."""
     from musicgen_app.ml.families import pianoroll as pr
     from musicgen_app.ml.families.chorales import chorale_splits
@@ -113,7 +115,7 @@ def pianoroll_metrics(model) -> dict:
     return metrics
 
 
-def speed(model, runs: int = 5) -> dict:
+def speed(model: GenerativeModel, runs: int = 5) -> dict:
     """Median time to the first note and tokens per second over ``runs`` sessions on one sketch."""
     from musicgen_app.ml.generate import SamplingConfig, start_session
 
@@ -174,12 +176,7 @@ def evaluate_family(
     m.update(speed(model))
     m["eval_seconds"] = round(time.perf_counter() - t0, 1)
     if update_card and model.path is not None:
-        cpath = card_path(Path(model.path))
-        stored = json.loads(cpath.read_text())
-        stored["metrics"] = {**stored.get("metrics", {}), **m}
-        tmp = cpath.with_name(cpath.name + ".tmp")
-        tmp.write_text(json.dumps(stored, indent=1) + "\n")
-        tmp.replace(cpath)
+        _merge_into_card(Path(model.path), m)
     return {"name": model.name, "seed_paper": model.card.get("seed_paper"), "metrics": m}
 
 
@@ -230,3 +227,65 @@ def write_table_into_readme(readme: str | Path, table: str) -> bool:
     b = text.index(README_END)
     path.write_text(text[:a] + "\n" + table + "\n" + text[b:])
     return True
+
+
+def _merge_into_card(path: Path, extra: dict) -> None:
+    cpath = card_path(path)
+    stored = json.loads(cpath.read_text())
+    stored["metrics"] = {**stored.get("metrics", {}), **extra}
+    tmp = cpath.with_name(cpath.name + ".tmp")
+    tmp.write_text(json.dumps(stored, indent=1) + "\n")
+    tmp.replace(cpath)
+
+
+def format_family_report(report: dict) -> str:
+    """A readable summary of :func:`evaluate_family`'s result."""
+    m = report["metrics"]
+    lines = [
+        f"{report['name']} (paper {report.get('seed_paper')})",
+        f"  test NLL        {m['test_nll']:.4f} {m.get('unit', '')}",
+        f"  n-gram baseline {m['baseline_nll']:.4f} ({m.get('baseline', '')})",
+        f"  below baseline  {m['nll_below_baseline']:.1%}",
+        f"  accuracy        {m.get('test_accuracy', float('nan')):.1%}",
+    ]
+    for k in ("test_nll_binary", "test_bits_per_key_frame", "test_nll_per_note"):
+        if k in m:
+            lines.append(f"  {k:<15} {m[k]}")
+    c = m.get("continuations")
+    if c:
+        lines.append(f"  continuations of {c['tunes']} held-out Essen tunes (key lock off):")
+        for k in ("in_key", "density", "repetition", "distinct"):
+            lines.append(f"    {k:<11} model {c['model'][k]:.3f}   real {c['real'][k]:.3f}")
+    lines.append(f"  first note {m.get('first_note_ms')} ms, {m.get('tokens_per_s')} tokens/s")
+    return "\n".join(lines)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """`musicgen evaluate NAME` for a family model, and `musicgen evaluate --all`."""
+    from musicgen_app.core import paths
+    from musicgen_app.ml.families import is_family_card
+    from musicgen_app.ml.registry import list_models, load_model
+
+    samples = not args.no_samples
+    if not args.all:
+        report = evaluate_family(
+            args.name, update_card=args.update_card, n_tunes=args.tunes, with_samples=samples
+        )
+        print(json.dumps(report, indent=2) if args.json else format_family_report(report))
+        return 0
+    from musicgen_app.ml.evaluate import evaluate_model, format_report
+
+    for info in list_models():
+        if is_family_card(info.card):
+            report = evaluate_family(info.name, update_card=True, n_tunes=args.tunes, with_samples=samples)
+            print(format_family_report(report))
+        else:
+            report = evaluate_model(info.name, update_card=True, n_tunes=args.tunes, with_samples=samples)
+            _merge_into_card(info.path, speed(load_model(info.name)))
+            print(format_report(report))
+    table = comparison_table()
+    readme = paths.REPO_ROOT / "README.md"
+    if write_table_into_readme(readme, table):
+        print(f"\nwrote the comparison table into {readme}")
+    print(table)
+    return 0

@@ -406,16 +406,19 @@ def evaluate(model: PianoRollNet, chorales: list[Chorale]) -> dict:
     }
 
 
-def train_model(kind: str = "lstm", minutes: float = 10.0, name: str | None = None) -> dict:
+def train_model(
+    kind: str = "lstm", minutes: float = 10.0, name: str | None = None, resume: bool = False
+) -> dict:
     """Train the frame LSTM or the seq2seq model on the chorales; write models/<name>.*."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
     from musicgen_app.ml.families.chorales import chorale_splits
-    from musicgen_app.ml.families.training import TrainConfig, train
+    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
 
     name = name or (ARCH_LSTM if kind == "lstm" else ARCH_SEQ2SEQ)
     splits = chorale_splits()
     cfg = PianoRollConfig(kind=kind)
     model = PianoRollNet(cfg)
+    previous = maybe_resume(name, model, resume)
     ctx = S2S_CONTEXT if kind == "seq2seq" else 0
     length = S2S_CONTEXT + S2S_TARGET if kind == "seq2seq" else TRAIN_LEN
     vrng = np.random.default_rng(7)
@@ -451,8 +454,7 @@ def train_model(kind: str = "lstm", minutes: float = 10.0, name: str | None = No
             "semitones), voices dropped at random (soprano kept)",
         },
         "config": asdict(cfg),
-        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
-                     "history": res.history, "threads": 1},
+        "training": training_record(res, previous),
         "metrics": metrics,
     }  # fmt: skip
     save_checkpoint(name, model, card)
@@ -477,8 +479,9 @@ if __name__ == "__main__":
     ap.add_argument("--kind", choices=("lstm", "seq2seq"), default="lstm")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--name", default=None)
+    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
     a = ap.parse_args()
-    train_model(a.kind, a.minutes, a.name)
+    train_model(a.kind, a.minutes, a.name, resume=a.resume)
 
 
 def engine_factory(card: dict, path: str):

@@ -115,3 +115,33 @@ def train(
     res.steps = step
     res.seconds = round(time.monotonic() - t0, 1)
     return res
+
+
+def maybe_resume(name: str, model: nn.Module, resume: bool) -> dict | None:
+    """With ``resume``, start from the weights of models/<name> and return its training record."""
+    if not resume:
+        return None
+    from musicgen_app.ml.families.checkpoint import load_weights, read_card
+
+    card = read_card(name)
+    load_weights(name, model)
+    model.train()
+    return card.get("training", {})
+
+
+def training_record(res: TrainResult, previous: dict | None = None, threads: int = 1) -> dict:
+    """What a card stores about training (adding up the runs when training was resumed)."""
+    rec = {
+        "steps": res.steps,
+        "seconds": res.seconds,
+        "best_valid_nll": round(res.best_valid_nll, 4),
+        "history": res.history,
+        "threads": threads,
+        "runs": 1,
+    }
+    if previous:
+        rec["steps"] += int(previous.get("steps", 0))
+        rec["seconds"] = round(rec["seconds"] + float(previous.get("seconds", 0)), 1)
+        rec["history"] = [*previous.get("history", []), *res.history]
+        rec["runs"] = int(previous.get("runs", 1)) + 1
+    return rec

@@ -253,11 +253,13 @@ def score_tunes(
     return np.concatenate(nll), np.concatenate(pred), np.concatenate(tgt)
 
 
-def train_model(name: str = "wavenet", minutes: float = 10.0, corpus: str = "essen") -> dict:
+def train_model(
+    name: str = "wavenet", minutes: float = 10.0, corpus: str = "essen", resume: bool = False
+) -> dict:
     """Train on the melody corpus (B's cached Essen dataset and split); write models/<name>.*."""
     from musicgen_app.ml import data as data_mod
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.training import TrainConfig, train
+    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
 
     ds = data_mod.load_or_build(corpus, progress=False)
     split = data_mod.split_indices(ds)
@@ -266,6 +268,7 @@ def train_model(name: str = "wavenet", minutes: float = 10.0, corpus: str = "ess
     streams = {k: melody_streams(tok, v) for k, v in tunes.items()}
     cfg = WaveNetConfig(vocab_size=tok.vocab_size)
     model = WaveNet(cfg)
+    previous = maybe_resume(name, model, resume)
     g = torch.Generator().manual_seed(3)
     valid = [_windows(streams["val"], 16, g) for _ in range(6)]
     res = train(model, _loss, lambda gen: _windows(streams["train"], 16, gen), valid,
@@ -292,8 +295,7 @@ def train_model(name: str = "wavenet", minutes: float = 10.0, corpus: str = "ess
         "split": data_mod.split_record(ds, split),
         "config": {**asdict(cfg), "receptive_field": cfg.receptive_field},
         "vocab": tok.to_dict(),
-        "training": {"steps": res.steps, "seconds": res.seconds, "best_valid_nll": res.best_valid_nll,
-                     "history": res.history, "threads": 1},
+        "training": training_record(res, previous),
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
                     "unit": "nats per 16th-note step"},
     }  # fmt: skip
@@ -326,5 +328,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--name", default="wavenet")
+    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
     a = ap.parse_args()
-    train_model(a.name, a.minutes)
+    train_model(a.name, a.minutes, resume=a.resume)
