@@ -11,7 +11,10 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen evaluate`."""
-    parser.add_argument("name", help="model name (see `musicgen models`) or checkpoint path")
+    parser.add_argument("name", nargs="?", help="model name (see `musicgen models`) or checkpoint path")
+    parser.add_argument(
+        "--all", action="store_true", help="evaluate every model, store the figures, write the README table"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--tunes", type=int, default=60, help="test tunes to sample continuations of (default 60)"
@@ -25,6 +28,15 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate on the test tunes of the model's own split."""
     from musicgen_app.ml.evaluate import evaluate_model, format_report
 
+    if args.all or (args.name and _is_family(args.name)):
+        from musicgen_app.ml.families.evaluate import run_evaluate
+
+        return run_evaluate(args)
+    if not args.name:
+        from musicgen_app.errors import MusicgenError
+
+        raise MusicgenError("name a model to evaluate, or use --all")
+
     report = evaluate_model(
         args.name,
         update_card=args.update_card,
@@ -34,3 +46,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+def _is_family(name: str) -> bool:
+    from musicgen_app.ml.checkpoint import read_card
+    from musicgen_app.ml.families import is_family_card
+    from musicgen_app.ml.registry import resolve
+
+    return is_family_card(read_card(resolve(name)))

@@ -7,7 +7,8 @@ import logging
 
 logger = logging.getLogger(__name__)
 
-TRAINABLE = ("melody-lstm",)
+# melody-lstm (paper 003) and the model families of papers 000, 001, 002, 004 (ml/families)
+TRAINABLE = ("melody-lstm", "char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "wavenet")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default="", help="where to write the checkpoint (default: models/)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
+    parser.add_argument(
+        "--resume", action="store_true", help="(other families) continue from the shipped weights"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, then evaluate on the test tunes and write the metrics into the card."""
     from musicgen_app.ml.train import TrainConfig, train_melody_lstm
 
+    if args.model != "melody-lstm":
+        from musicgen_app.ml.families import train_family
+        from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
+
+        name = args.model if args.name == TrainConfig().name else args.name
+        card = train_family(args.model, minutes=args.minutes, name=name, resume=args.resume)
+        print(f"wrote models/{card['name']}.safetensors and .json")
+        if not args.no_evaluate:
+            print(format_family_report(evaluate_family(card["name"], update_card=True)))
+        return 0
     cfg = TrainConfig(
         name=args.name,
         corpus=args.corpus,
