@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import os
 import queue
 import sys
 import threading
@@ -113,6 +114,7 @@ class Scheduler:
         spin_s: float = 0.001,
         switch_interval_s: float | None = 0.0005,
         stall_late_notes: bool = True,
+        realtime_priority: int | None = 5,
         record_timing: bool = False,
         on_error: Callable[[PlaybackError], None] | None = None,
         on_finished: Callable[[PlaybackFinished], None] | None = None,
@@ -121,6 +123,9 @@ class Scheduler:
         self.spin_s = spin_s
         self.switch_interval_s = switch_interval_s
         self.stall_late_notes = stall_late_notes
+        self.realtime_priority = realtime_priority
+        #: whether the thread got real-time scheduling (SCHED_FIFO); see :meth:`_try_realtime`.
+        self.realtime = False
         self.on_error = on_error
         self.on_finished = on_finished
         #: PlaybackError / PlaybackFinished items, for a GUI timer to drain.
@@ -358,7 +363,23 @@ class Scheduler:
         self.close()
 
     # -- internals (hold self._cond) ------------------------------------------------------------
+    def _try_realtime(self) -> None:
+        """Ask the OS for real-time scheduling of this thread only (Linux SCHED_FIFO, low priority).
+
+        On a loaded machine the OS scheduler, not the GIL, is then what delays a deadline most. It
+        needs permission (root, an rtprio limit, or the audio group as for JACK); without it nothing
+        changes. The thread never busy-waits longer than ``spin_s`` at a time.
+        """
+        if not self.realtime_priority or not hasattr(os, "sched_setscheduler"):
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+            self.realtime = True
+        except (OSError, ValueError) as exc:
+            logger.debug("no real-time scheduling for the player thread: %s", exc)
+
     def _run(self) -> None:
+        self._try_realtime()
         cond = self._cond
         clock = self.clock
         with cond:

@@ -1,0 +1,381 @@
+"""Playback timing: send-time error alone and while a model generates; the same at a JACK loopback
+receiver; time to the first streamed note-on against generating everything first.
+
+    .venv/bin/python benchmarks/bench_playback.py [--seconds 4] [--no-jack]
+
+Prints machine facts and figures (p50 / p99 / max in ms). Goals: p99 <= 1 ms at send while a
+model generates; the first note <= 20 ms after the seed is loaded. Baselines are measured in the
+same run: the scheduler with the interpreter's default 5 ms switch interval beside a plain Python
+thread, and "generate everything, then play".
+
+The model is the best shipped one (musicgen_app.ml.registry), else the melody LSTM architecture
+with untrained weights (same compute per step), else a bare torch LSTM loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.playback.outputs import MidiPortOutput, NullOutput, Output
+from musicgen_app.playback.scheduler import Scheduler
+
+GOAL_SEND_P99_MS = 1.0
+GOAL_FIRST_NOTE_MS = 20.0
+
+
+# -- machine --------------------------------------------------------------------------------------
+def machine_facts() -> str:
+    import torch
+
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"machine: {cpu}; {os.cpu_count()} cores ({affinity} usable), load average {load}\n"
+        f"python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"torch {torch.__version__} with {torch.get_num_threads()} thread(s); "
+        f"default switch interval {sys.getswitchinterval() * 1000:.1f} ms"
+    )
+
+
+# -- figures --------------------------------------------------------------------------------------
+def stats_ms(errors_s: list[float]) -> tuple[float, float, float]:
+    e = np.asarray(errors_s) * 1000.0
+    return float(np.percentile(e, 50)), float(np.percentile(e, 99)), float(e.max())
+
+
+def fmt(name: str, errors_s: list[float]) -> str:
+    p50, p99, mx = stats_ms(errors_s)
+    return f"  {name:<52} p50 {p50:6.3f}  p99 {p99:6.3f}  max {mx:7.3f} ms  (n={len(errors_s)})"
+
+
+def dense_song(seconds: float) -> Song:
+    """Notes every 25 ms (at 120 BPM, 480 ticks/quarter: 24 ticks) on two channels."""
+    step = 24
+    n = int(seconds / 0.025)
+    notes_a = [Note(i * step, 60 + i % 12, i * step + 20, 90, 0) for i in range(0, n, 2)]
+    notes_b = [Note(i * step, 48 + i % 12, i * step + 20, 90, 1) for i in range(1, n, 2)]
+    return Song(tracks=[Track("a", notes=notes_a), Track("b", channel=1, notes=notes_b)])
+
+
+# -- the model ------------------------------------------------------------------------------------
+class ModelRunner:
+    """Generates continuations (real ml code when available) on demand."""
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.kind = "torch LSTM loop"
+        self.model = None
+        self.seed = Song(
+            tracks=[
+                Track(
+                    "melody",
+                    notes=[
+                        Note(i * 240, 60 + (0, 2, 4, 5, 7, 9, 11, 12)[i % 8], i * 240 + 220)
+                        for i in range(32)
+                    ],
+                )
+            ]
+        )
+        try:
+            from musicgen_app.ml import registry
+
+            models = registry.list_models()
+            if models:
+                self.model = registry.load_model(models[0].name)
+                self.kind = f"shipped model {models[0].name}"
+        except Exception as exc:  # the benchmark falls back; the reason is printed
+            print(f"(no shipped model: {type(exc).__name__}: {exc})")
+        if self.model is None:
+            try:
+                from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig, MelodyLSTMModel
+                from musicgen_app.ml.tokenizers import GridMelodyTokenizer
+
+                tok = GridMelodyTokenizer()
+                net = MelodyLSTM(MelodyLSTMConfig(vocab_size=tok.vocab_size))
+                self.model = MelodyLSTMModel("untrained-melody-lstm", {}, tok, net)
+                self.kind = "melody LSTM architecture, untrained weights"
+            except Exception as exc:
+                print(f"(melody LSTM unavailable: {type(exc).__name__}: {exc})")
+
+    def session(self, bars: int = 4, seed: int = 0):
+        """A streaming session (or a generator of the same shape for the bare LSTM loop)."""
+        if self.model is not None:
+            from musicgen_app.ml.generate import SamplingConfig, start_session
+
+            return start_session(self.model, self.seed, 0, bars=bars, sampling=SamplingConfig(seed=seed))
+        return self._bare_session(bars)
+
+    def _bare_session(self, bars: int):
+        import torch
+
+        from musicgen_app.core.events import NoteEvent, SessionFinished
+
+        lstm = torch.nn.LSTM(128, 256, 2)
+        head = torch.nn.Linear(256, 130)
+        start = self.seed.end_tick
+        state = None
+        x = torch.zeros(1, 1, 128)
+        with torch.no_grad():
+            for k in range(bars * 16):
+                y, state = lstm(x, state)
+                int(torch.argmax(head(y[0, 0])))
+                if k % 2:
+                    yield NoteEvent(
+                        1, k // 2, Note(start + (k - 1) * 120, 60 + k % 12, start + (k + 1) * 120)
+                    )
+        yield SessionFinished(1, "done")
+
+    def generate_forever(self, stop: threading.Event, counter: list[int]) -> None:
+        i = 0
+        while not stop.is_set():
+            for _ev in self.session(seed=i):
+                if stop.is_set():
+                    break
+                counter[0] += 1
+            i += 1
+
+
+def python_busy_loop(stop: threading.Event, counter: list[int]) -> None:
+    """Plain Python work (no GIL release), like a tokenizer or a Python sampler."""
+    x = 0
+    while not stop.is_set():
+        for k in range(1000):
+            x += k * k
+        counter[0] += 1
+
+
+# -- measurements ---------------------------------------------------------------------------------
+def send_errors(
+    output: Output,
+    song: Song,
+    background: Callable[[threading.Event, list[int]], None] | None,
+    switch_interval_s: float | None,
+    realtime: bool = True,
+) -> tuple[list[float], list[tuple[float, float]], int]:
+    stop = threading.Event()
+    counter = [0]
+    th = None
+    if background is not None:
+        th = threading.Thread(target=background, args=(stop, counter), daemon=True)
+        th.start()
+        time.sleep(0.3)
+    with Scheduler(
+        output,
+        record_timing=True,
+        switch_interval_s=switch_interval_s,
+        realtime_priority=5 if realtime else None,
+    ) as sched:
+        sched.play(song)
+        sched.wait()
+        timing = list(sched.timing or [])
+    stop.set()
+    if th is not None:
+        th.join()
+    return [sent - dl for dl, sent in timing], timing, counter[0]
+
+
+class JackLoopback:
+    """A private JACK server (dummy, 48 kHz, 64 frames) with a receiver port."""
+
+    def __init__(self) -> None:
+        import rtmidi
+
+        self.name = f"musicgen-bench-{os.getpid()}"
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        self.proc = subprocess.Popen(
+            ["jackd", "-n", self.name, "-d", "dummy", "-r", "48000", "-p", "64"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        from musicgen_app.playback.midi_ports import jack_server_running
+
+        for _ in range(100):
+            if jack_server_running():
+                break
+            time.sleep(0.1)
+        self.rx = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-rx")
+        self.rx.open_virtual_port("in")
+        self.arrivals: list[tuple[float, list[int]]] = []
+        self.rx.set_callback(lambda ev, _d: self.arrivals.append((time.perf_counter(), ev[0])))
+
+    def output(self) -> MidiPortOutput:
+        out = MidiPortOutput("bench-rx:in", api="jack")
+        time.sleep(0.1)
+        return out
+
+    def note_on_times(self) -> list[float]:
+        return [t for t, d in self.arrivals if d[0] & 0xF0 == 0x90 and d[2] > 0]
+
+    def close(self) -> None:
+        self.rx.close_port()
+        self.rx.delete()
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+
+
+def arrival_errors(jack: JackLoopback, timing: list[tuple[float, float]], n_before: int) -> list[float]:
+    """Arrival minus deadline for every message, matched in order."""
+    time.sleep(0.1)
+    arrived = [t for t, d in jack.arrivals[n_before:] if d[0] & 0xE0 == 0x80]  # note on/off only
+    deadlines = [dl for dl, _ in timing]
+    n = min(len(arrived), len(deadlines))
+    if len(arrived) != len(deadlines):
+        print(f"  (warning: {len(deadlines)} sent, {len(arrived)} arrived)")
+    return [a - d for a, d in zip(arrived[:n], deadlines[:n], strict=True)]
+
+
+def first_note(runner: ModelRunner, jack: JackLoopback) -> tuple[float, float]:
+    """(streamed, generate-first) seconds from start to the first note-on at the port."""
+    from musicgen_app.playback.live import play_session
+
+    out = jack.output()
+    try:
+        # streamed: what `musicgen continue --play` does
+        n0 = len(jack.arrivals)
+        t0 = time.perf_counter()
+        play_session(runner.session(bars=2, seed=1), runner.seed, out)
+        time.sleep(0.05)
+        streamed = next(t for t, d in jack.arrivals[n0:] if d[0] & 0xF0 == 0x90 and d[2] > 0) - t0
+        # baseline: generate every note, then schedule them
+        n0 = len(jack.arrivals)
+        t0 = time.perf_counter()
+        notes = [ev.note for ev in runner.session(bars=2, seed=1) if hasattr(ev, "note")]
+        with Scheduler(out) as sched:
+            sched.play(runner.seed, start_tick=runner.seed.end_tick, streaming=True, include_song=False)
+            sched.append_notes(notes)
+            sched.end_stream()
+            sched.wait()
+        time.sleep(0.05)
+        batch = next(t for t, d in jack.arrivals[n0:] if d[0] & 0xF0 == 0x90 and d[2] > 0) - t0
+    finally:
+        out.close()
+    return streamed, batch
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=4.0, help="length of each timing run")
+    ap.add_argument("--no-jack", action="store_true", help="skip the JACK loopback measurements")
+    args = ap.parse_args()
+
+    print(machine_facts())
+    probe = Scheduler(NullOutput())
+    time.sleep(0.05)
+    print(f"player thread real-time scheduling (SCHED_FIFO): {'yes' if probe.realtime else 'not permitted'}")
+    probe.close()
+    runner = ModelRunner()
+    print(f"model: {runner.kind}")
+    for _ev in runner.session(seed=99):  # warm up (imports, first allocations) before timing anything
+        pass
+    song = dense_song(args.seconds)
+    print(
+        f"song: {song.note_count} notes every 25 ms "
+        f"({2 * song.note_count} events, {song.duration_seconds:.1f} s)"
+    )
+    gen = runner.generate_forever
+    print("\nsend-time error (time the send began minus its deadline), NullOutput:")
+    results: dict[str, list[float]] = {}
+    for name, bg, sw, rt in (
+        ("alone", None, 0.0005, True),
+        ("while the model generates (switch 0.5 ms)", gen, 0.0005, True),
+        ("beside plain Python (switch 0.5 ms)", python_busy_loop, 0.0005, True),
+        ("baseline: alone, no real-time priority", None, 0.0005, False),
+        ("baseline: model generates, no real-time priority", gen, 0.0005, False),
+        ("baseline: beside plain Python, switch 5 ms", python_busy_loop, None, True),
+        ("baseline: model generates, switch 5 ms", gen, None, True),
+    ):
+        errs, _, count = send_errors(NullOutput(), song, bg, sw, rt)
+        results[name] = errs
+        extra = f", background did {count} units" if bg is not None else ""
+        print(fmt(name, errs) + extra)
+    p99_gen = stats_ms(results["while the model generates (switch 0.5 ms)"])[1]
+    p99_base = stats_ms(results["baseline: beside plain Python, switch 5 ms"])[1]
+    print(
+        f"  goal p99 <= {GOAL_SEND_P99_MS} ms while generating: {p99_gen:.3f} ms "
+        f"({'met' if p99_gen <= GOAL_SEND_P99_MS else 'NOT met'}); "
+        f"plain-Python p99 with the default switch interval is {p99_base / max(p99_gen, 1e-6):.0f}x that"
+    )
+
+    if args.no_jack or shutil.which("jackd") is None:
+        print("\n(JACK measurements skipped)")
+        return 0
+    jack = JackLoopback()
+    try:
+        print("\nat a JACK loopback receiver (jackd dummy, 48 kHz, 64-frame periods = 1.33 ms):")
+        for name, bg in (("alone", None), ("while the model generates", gen)):
+            out = jack.output()
+            try:
+                n0 = len(jack.arrivals)
+                errs_send, timing, _ = send_errors(out, song, bg, 0.0005)
+                errs = arrival_errors(jack, timing, n0)
+            finally:
+                out.close()
+            print(fmt(f"arrival, {name}", errs))
+            print(fmt(f"send, {name}", errs_send))
+        print("\nfirst note-on at the port after the seed and model are loaded (2 bars):")
+        model_first = []
+        for _i in range(5):
+            t0 = time.perf_counter()
+            for ev in runner.session(bars=2, seed=1):
+                if hasattr(ev, "note"):
+                    break
+            model_first.append(time.perf_counter() - t0)
+        print(
+            f"  the model alone yields its first note after median {np.median(model_first) * 1000:.2f} ms "
+            "(runs: " + ", ".join(f"{x * 1000:.1f}" for x in model_first) + ")"
+        )
+        streamed_all, batch_all = [], []
+        for _ in range(5):
+            s, b = first_note(runner, jack)
+            streamed_all.append(s)
+            batch_all.append(b)
+        s_ms, b_ms = np.median(streamed_all) * 1000, np.median(batch_all) * 1000
+        print(
+            f"  streamed (continue --play):   median {s_ms:7.2f} ms  (runs: "
+            + ", ".join(f"{x * 1000:.1f}" for x in streamed_all)
+            + ")"
+        )
+        print(
+            f"  generate everything first:   median {b_ms:7.2f} ms  (runs: "
+            + ", ".join(f"{x * 1000:.1f}" for x in batch_all)
+            + ")"
+        )
+        print(
+            f"  goal first note <= {GOAL_FIRST_NOTE_MS} ms: {s_ms:.2f} ms "
+            f"({'met' if s_ms <= GOAL_FIRST_NOTE_MS else 'NOT met'}); streaming is {b_ms / s_ms:.1f}x sooner"
+        )
+    finally:
+        jack.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
