@@ -112,6 +112,9 @@ class PianoRollNet(nn.Module):
             self.encoder = nn.LSTM(self.inp.dim, H, L, batch_first=True, dropout=cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(H, KEYS * 3)
+        # each key's own transition table (previous state -> logits), added to the LSTM's output:
+        # the per-key bigram the frame LSTM would otherwise have to learn through its hidden layer
+        self.transition = nn.Parameter(torch.zeros(KEYS, 3, 3))
 
     def encode(self, frames: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor) -> tuple:
         """The encoder's final state after reading context frames (seq2seq only)."""
@@ -123,8 +126,9 @@ class PianoRollNet(nn.Module):
     ) -> tuple[torch.Tensor, tuple]:
         """Logits (B, T, 88, 3) of frame t from frame t-1 (B, T, 176), and the decoder state."""
         y, state = self.decoder(self.inp(frames, bar_pos, bar_steps), state)  # (B, T, H)
-        logits = self.head(self.drop(y))  # (B, T, 264)
-        return logits.view(*logits.shape[:2], KEYS, 3), state
+        logits = self.head(self.drop(y)).view(*y.shape[:2], KEYS, 3)  # (B, T, 88, 3)
+        prev = (frames[..., :KEYS] + 2 * frames[..., KEYS : 2 * KEYS]).long()  # (B, T, 88) previous states
+        return logits + self.transition[torch.arange(KEYS), prev], state  # (B, T, 88, 3)
 
 
 def frame_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,9 +174,14 @@ def sample_window(
     shift = 0
     if augment:
         shift = int(rng.integers(-6, 6))
-        keep = {0} | {v for v in (1, 2, 3) if rng.random() < 0.6}
-        if rng.random() < 0.25:
-            keep = {0}
+        r = rng.random()  # half the windows keep all four voices, a fifth the soprano alone
+        keep = (
+            {0, 1, 2, 3}
+            if r < 0.5
+            else {0}
+            if r < 0.7
+            else {0} | {v for v in (1, 2, 3) if rng.random() < 0.5}
+        )
         rows = [r for r in rows if r[3] in keep]
     clean = [(s, d, p + shift) for s, d, p, _ in rows]
     noisy = clean
@@ -406,6 +415,19 @@ def evaluate(model: PianoRollNet, chorales: list[Chorale]) -> dict:
     }
 
 
+def init_transitions(model: PianoRollNet, chorales: list[Chorale]) -> None:
+    """Start every key's transition table at the log frequencies of state pairs in ``chorales``
+    (pooled over keys, add-one smoothed), so training begins from the per-key bigram."""
+    counts = np.ones((3, 3))
+    for ch in chorales:
+        roll = roll_of([(s, d, p) for s, d, p, _ in ch.notes], ch.length_steps)
+        prev = np.concatenate([np.zeros((1, KEYS), np.int8), roll[:-1]])
+        np.add.at(counts, (prev.ravel(), roll.ravel()), 1)
+    logp = np.log(counts / counts.sum(axis=1, keepdims=True))
+    with torch.no_grad():
+        model.transition.copy_(torch.from_numpy(logp).float().expand(KEYS, 3, 3))
+
+
 def train_model(
     kind: str = "lstm", minutes: float = 10.0, name: str | None = None, resume: bool = False
 ) -> dict:
@@ -418,6 +440,7 @@ def train_model(
     splits = chorale_splits()
     cfg = PianoRollConfig(kind=kind)
     model = PianoRollNet(cfg)
+    init_transitions(model, splits["train"])
     previous = maybe_resume(name, model, resume)
     ctx = S2S_CONTEXT if kind == "seq2seq" else 0
     length = S2S_CONTEXT + S2S_TARGET if kind == "seq2seq" else TRAIN_LEN
@@ -451,7 +474,7 @@ def train_model(
             "split": "by chorale, sha1 of the name (80/10/10)",
             "grid": "16th notes, 88 keys (MIDI 21-108)",
             "augmentation": "transposition -6..+5, note noise (5% of input notes moved by round(N(0,1)) "
-            "semitones), voices dropped at random (soprano kept)",
+            "semitones), voices dropped in half the windows (soprano kept; a fifth soprano alone)",
         },
         "config": asdict(cfg),
         "training": training_record(res, previous),
