@@ -332,7 +332,7 @@ class MainWindow(QMainWindow):
         self.meter_den.currentTextChanged.connect(self._meter_edited)
         self.playback.position_changed.connect(self._position)
         self.playback.state_changed.connect(self._play_state)
-        self.playback.output_changed.connect(lambda name: self._output_label.setText(f"Output: {name}"))
+        self.playback.output_changed.connect(self._output_changed)
         self.playback.error.connect(self.show_message)
         self.gen.take_started.connect(self._takes_changed)
         self.gen.take_updated.connect(self._take_updated)
@@ -443,6 +443,10 @@ class MainWindow(QMainWindow):
         finally:
             for w in (self.tempo_spin, self.meter_num, self.meter_den):
                 w.blockSignals(False)
+
+    def _output_changed(self, name: str) -> None:
+        self._output_label.setText(f"Output: {name}")
+        logger.info("output: %s", name)
 
     def _channel(self) -> int:
         t = self.doc.song.tracks[self.doc.active_track]
@@ -696,7 +700,13 @@ class MainWindow(QMainWindow):
 
     def _model_chosen(self, name: str) -> None:
         self._model_label.setText(f"Model: {Path(name).name if os.sep in name else name}")
-        self.tasks.submit(lambda: self.gen.models.get(name), None, lambda exc: self._model_failed(name, exc))
+        logger.info("model %s chosen", name)
+        self.tasks.submit(
+            lambda: self.gen.models.get(name),
+            lambda _m: logger.info("model %s loaded", name),
+            lambda exc: self._model_failed(name, exc),
+            name="musicgen-load-model",
+        )
 
     def _model_failed(self, name: str, exc: BaseException) -> None:
         self._model_label.setText("Model: failed to load")
@@ -886,7 +896,6 @@ class MainWindow(QMainWindow):
         if loaded.repairs:
             msg += " — " + "; ".join(loaded.repairs)
         self.show_message(msg, 12000)
-        logger.info("%s", msg)
 
     def _open_failed(self, path: Path, exc: BaseException) -> None:
         self.show_error("Open", f"Cannot open {path.name}: {exc}")

@@ -1,0 +1,220 @@
+"""The real app as a process on a virtual X screen (Xvfb), driven with real key events (xdotool):
+the smoke test (window, Ctrl+Return, Space, quit, no traceback) and crash recovery (SIGKILL after
+an autosave, restart, the document comes back)."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from musicgen_app.core.autosave import AutosaveStore
+from musicgen_app.core.midi_io import write_midi
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+@pytest.fixture
+def xdisplay() -> Iterator[str]:
+    """A private Xvfb server on a free display."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None or shutil.which("xdotool") is None:
+        pytest.skip("Xvfb and xdotool are needed (scripts/setup.sh installs both)")
+    r, w = os.pipe()
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(w,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], 15)
+        assert ready, "Xvfb did not start"
+        number = os.read(r, 32).decode().strip()
+        yield f":{number}"
+    finally:
+        os.close(r)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class App:
+    """A `musicgen gui` process with its stderr collected in a file."""
+
+    def __init__(self, display: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        exe = Path(sys.executable).with_name("musicgen")
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "musicgen_app.cli.main"]
+        self.display = display
+        self.log = log
+        self.env = {
+            **os.environ,
+            **env,
+            "DISPLAY": display,
+            "QT_QPA_PLATFORM": "xcb",
+            "PYTHONFAULTHANDLER": "1",
+        }
+        self.env.pop("MUSICGEN_NO_DIALOGS", None)
+        self._fh = open(log, "w")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [*cmd, "-v", "gui", *args], env=self.env, stdout=self._fh, stderr=self._fh
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if needle in self.text():
+                return
+            assert self.proc.poll() is None, f"the app exited:\n{self.text()[-3000:]}"
+            time.sleep(0.1)
+        self.proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        self.wait(10)
+        raise AssertionError(f"{needle!r} not in the log after {timeout} s:\n{self.text()[-6000:]}")
+
+    def xdo(self, *args: str) -> str:
+        r = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def window(self, title: str) -> str:
+        wid = self.xdo("search", "--sync", "--onlyvisible", "--name", title).split()[0]
+        self.xdo("windowfocus", "--sync", wid)
+        return wid
+
+    def keys(self, *keys: str) -> None:
+        self.xdo("key", "--delay", "60", *keys)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._fh.close()
+
+
+@pytest.fixture
+def app_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "MUSICGEN_DATA_DIR": str(tmp_path / "data"),
+        "MUSICGEN_CONFIG_DIR": str(tmp_path / "config"),
+        "MUSICGEN_OUTPUT": "none",
+    }
+
+
+def _jack(env: dict[str, str]) -> subprocess.Popen | None:
+    """A dummy JACK server so FluidSynth has an audio driver on a machine without a sound card."""
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        return None
+    name = f"musicgen-gui-{os.getpid()}"
+    env.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(
+        [jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        return None
+    env["MUSICGEN_OUTPUT"] = "fluidsynth"
+    return proc
+
+
+def test_smoke_window_continue_play_stop_quit(xdisplay, app_env, tmp_path, sketch) -> None:
+    from musicgen_app.ml.registry import list_models
+
+    if not list_models():
+        pytest.skip("no trained model in models/")
+    song_file = tmp_path / "tune.mid"
+    write_midi(sketch(2), song_file)
+    jack = _jack(app_env)
+    try:
+        app = App(xdisplay, [str(song_file)], app_env, tmp_path / "app.log")
+        app.wait_log("Opened tune.mid")
+        app.window("tune.mid")
+        app.wait_log("loaded")  # the model is ready
+        if jack is not None:
+            app.wait_log("output: FluidSynth", timeout=30)
+        app.keys("ctrl+Return")
+        app.wait_log("continue: model")
+        app.wait_log("continue: take 1 has", timeout=120)
+        app.keys("Escape")
+        app.keys("space")
+        app.wait_log("playback started")
+        time.sleep(1.0)
+        app.keys("space")
+        app.wait_log("playback stopped")
+        app.keys("ctrl+q")
+        status = app.wait(30)
+        log = app.text()
+        assert status == 0, log[-3000:]
+        assert "Traceback" not in log, log
+        assert "QThread: Destroyed while thread is still running" not in log
+        assert "internal error" not in log
+    finally:
+        if jack is not None:
+            jack.terminate()
+            jack.wait(timeout=10)
+
+
+def test_crash_recovery_after_sigkill(xdisplay, app_env, tmp_path, sketch, qtbot, monkeypatch) -> None:
+    song_file = tmp_path / "sketch.mid"
+    write_midi(sketch(2), song_file)
+    app_env["MUSICGEN_AUTOSAVE_SECONDS"] = "0.5"
+    app = App(xdisplay, [str(song_file)], app_env, tmp_path / "crash.log")
+    app.wait_log("Opened sketch.mid")
+    app.window("sketch.mid")
+    app.keys("ctrl+a", "ctrl+Up", "ctrl+Up")  # select everything, transpose up two semitones
+    store = AutosaveStore(Path(app_env["MUSICGEN_DATA_DIR"]) / "autosave")
+    want = sorted(n.moved(0, 2) for n in sketch(2).tracks[0].notes)
+
+    def autosaved() -> bool:
+        for e in store.list_recoverable():
+            try:
+                if sorted(store.load(e.doc_id).song.tracks[0].notes) == want:
+                    return True
+            except Exception:  # a write in progress; try again
+                return False
+        return False
+
+    end = time.monotonic() + 30
+    while not autosaved():
+        assert time.monotonic() < end, app.text()[-3000:]
+        time.sleep(0.1)
+    app.proc.send_signal(signal.SIGKILL)
+    app.wait(10)
+    (entry,) = store.list_recoverable()
+    assert entry.source_path and entry.source_path.endswith("sketch.mid")
+
+    # Restart (in this process, with the same data directory) and accept the offer to recover.
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", app_env["MUSICGEN_DATA_DIR"])
+    from musicgen_app.gui import app as gui_app
+
+    win = gui_app.new_window(store=AutosaveStore(store.directory), output=None, open_output=False)
+    qtbot.addWidget(win)
+    try:
+        offered: list = []
+        docs = gui_app.recover_documents(
+            win, win._store, lambda _w, entries: offered.extend(entries) or "recover"
+        )
+        assert [e.doc_id for e in offered] == [entry.doc_id]
+        assert len(docs) == 1 and win.doc is docs[0]
+        assert sorted(win.doc.notes) == want
+        assert win.isWindowModified()
+        assert store.list_recoverable()  # kept until the user saves or discards
+        win.autosave()  # the recovered document keeps its recovery id
+        qtbot.waitUntil(lambda: len(store.list_recoverable()) == 1, timeout=5000)
+        assert win.maybe_save() is True  # MUSICGEN_NO_DIALOGS: no question asked, nothing discarded
+    finally:
+        win.shutdown()
