@@ -45,7 +45,7 @@ class LiveResult:
 def play_session(
     events: Iterable[Any],
     song: Song,
-    output: Output,
+    output: Output | None = None,
     *,
     start_tick: int | None = None,
     include_song: bool = False,
@@ -54,6 +54,10 @@ def play_session(
     clock: Callable[[], float] = time.perf_counter,
 ) -> LiveResult:
     """Stream the notes of ``events`` to ``output`` as they arrive and return what was played.
+
+    ``scheduler`` may be a running :class:`Scheduler` or a
+    :class:`~musicgen_app.playback.player_process.PlayerProcess` (then ``output`` is None: the
+    player process owns its output, and the timing is immune to the model's Python work here).
 
     ``start_tick`` is where the continuation starts (default: the end of the song's last note);
     it sounds as soon as the first note at that tick arrives. ``include_song=True`` plays the song
@@ -64,9 +68,14 @@ def play_session(
     """
     result = LiveResult(start_time=clock())
     own = scheduler is None
-    sched = scheduler if scheduler is not None else Scheduler(output, clock=clock)
-    if not own:
-        sched.set_output(output)
+    if scheduler is None:
+        if output is None:
+            raise ValueError("play_session needs an output or a scheduler")
+        sched: Any = Scheduler(output, clock=clock)
+    else:
+        sched = scheduler
+        if output is not None:
+            sched.set_output(output)
     start = song.end_tick if start_tick is None else int(start_tick)
     try:
         sched.play(song, start_tick=start, streaming=True, include_song=include_song)
@@ -86,10 +95,12 @@ def play_session(
     except KeyboardInterrupt:
         _cancel(events)
         sched.stop()
+        sched.wait(2.0)  # a player process reports what it played when it has stopped
         result.reason = "interrupted"
     except BaseException:
         _cancel(events)
         sched.stop()
+        sched.wait(2.0)
         raise
     finally:
         result.notes = [n for _, n in sched.played]

@@ -276,10 +276,13 @@ def open_output(
 ) -> Output:
     """Open ``"fluidsynth"`` (the software synth) or the MIDI output port named ``spec``.
 
+    ``"none"`` is a silent output (for measurements and headless runs).
     ``"virtual"`` (or ``"virtual:NAME"``) creates a virtual port named after the app for a DAW to
     record. Raises DeviceError with what is missing and how to get it.
     """
     low = spec.strip().lower()
+    if low in ("none", "null", "off"):
+        return NullOutput()
     if low in ("fluidsynth", "synth", ""):
         return FluidSynthOutput(soundfont=soundfont, driver=driver)
     if low == "virtual" or low.startswith("virtual:"):

@@ -1,0 +1,51 @@
+"""The scheduler in its own process, driven from here, through a real JACK port."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.errors import DeviceError
+from musicgen_app.playback.live import play_session
+from musicgen_app.playback.player_process import PlayerProcess
+
+from .helpers import two_track_song, wait_until
+from .test_jack import _expected_order, _no_hanging, _slow_stream
+
+pytestmark = [pytest.mark.jack, pytest.mark.slow]
+
+
+def test_player_process_plays_a_song_and_a_stream_completely(jack_receiver) -> None:
+    song = two_track_song()
+    with PlayerProcess(jack_receiver.port, midi_api="jack", record_timing=True) as player:
+        player.wait_ready()
+        assert player.name == jack_receiver.port
+        time.sleep(0.1)
+        player.play(song)
+        assert player.wait(10.0)
+        expected = _expected_order(song)
+        assert wait_until(lambda: len(jack_receiver.note_events()) >= len(expected), 3.0)
+        got = jack_receiver.note_events()
+        assert [(k, ch, p) for _, k, ch, p in got] == expected
+        assert player.timing is not None and len(player.timing) == len(expected) + 1  # + the volume CC
+        # a streamed continuation through the same player
+        n0 = len(got)
+        r = 480
+        seed = Song(tracks=[Track("m", notes=[Note(0, 60, r)])])
+        cont = [Note(r + i * r // 4, 64 + i % 5, r + (i + 1) * r // 4) for i in range(8)]
+        result = play_session(_slow_stream(cont, 0.03), seed, scheduler=player)
+        assert result.reason == "done" and result.notes == cont
+        assert wait_until(lambda: len(jack_receiver.note_events()) >= n0 + 2 * len(cont), 3.0)
+    streamed = jack_receiver.note_events()[n0:]
+    assert [p for _, k, _, p in streamed if k == "on"] == [n.pitch for n in cont]
+    assert not _no_hanging(jack_receiver.note_events())
+
+
+def test_player_process_reports_a_missing_port(jack_server) -> None:
+    with (
+        PlayerProcess("nope", midi_api="jack") as player,
+        pytest.raises(DeviceError, match="no MIDI output port"),
+    ):
+        player.wait_ready()
