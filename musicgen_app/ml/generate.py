@@ -286,7 +286,7 @@ def grid_prompt(
         lo, hi = min(pitches) + shift, max(pitches) + shift
         if lo < tokenizer.pitch_min or hi > tokenizer.pitch_max:
             shift += 12 * round((center - median) / 12)
-    allowed = allowed_pitch_classes(key_lock, pitches, weights)
+    allowed = allowed_pitch_classes(key_lock, pitches, weights, sketch_key=key)
     allowed_model = frozenset((pc + shift) % 12 for pc in allowed) if allowed is not None else None
     steps = notes_to_steps(
         ((n.start_tick, n.end_tick, n.pitch + shift) for n in sketch if n.end_tick > first_tick),

@@ -130,17 +130,24 @@ def estimate_key(pitches: Iterable[int], weights: Iterable[float] | None = None)
     hist = pitch_class_histogram(pitches, weights)
     if hist.sum() <= 0:
         return Key(0, "major")
-    best = (-2.0, Key(0, "major"))
     h = hist - hist.mean()
-    hn = np.sqrt((h * h).sum()) or 1.0
-    for mode, profile in (("major", _KK_MAJOR), ("minor", _KK_MINOR)):
+    hn = float(np.sqrt((h * h).sum())) or 1.0
+    r = _PROFILES @ h / hn  # (24,) correlation with every key
+    best = int(np.argmax(r))  # the first maximum: majors before minors, C upwards
+    return Key(best % 12, "major" if best < 12 else "minor")
+
+
+def _profiles() -> np.ndarray:
+    rows = []
+    for profile in (_KK_MAJOR, _KK_MINOR):
         for tonic in range(12):
             p = np.roll(profile, tonic)
             p = p - p.mean()
-            r = float((h * p).sum() / (hn * np.sqrt((p * p).sum())))
-            if r > best[0] + 1e-12:
-                best = (r, Key(tonic, mode))
-    return best[1]
+            rows.append(p / np.sqrt((p * p).sum()))
+    return np.array(rows)  # (24, 12) centred, unit-length profiles
+
+
+_PROFILES = _profiles()
 
 
 def transposition_to_reference(key: Key) -> int:

@@ -10,9 +10,12 @@ what the streaming engine uses (no re-reading of a window).
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BAR_POS = 48  # positions >= this share the last embedding (12/8 has 24 steps per bar)
 MAX_BAR_STEPS = 64
+PREFILL_CACHE_SIZE = 8
 
 
 @dataclass
@@ -89,86 +93,165 @@ class MelodyLSTM(nn.Module):
 
 
 # -- inference ------------------------------------------------------------------------------------------
+class InferenceTables:
+    """The network's weights rearranged for batch-1 inference in numpy (float32), built once per model.
+
+    The first layer's input projection of every token, bar position and bar length (biases
+    included) is precomputed, so reading a token is three row lookups instead of a product. Gates
+    are reordered to (input, forget, output, cell) so the three sigmoid gates are one slice.
+    """
+
+    def __init__(self, model: MelodyLSTM) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # batch-1 products are far too small for several BLAS threads (they only add contention)
+        threadpool_limits(limits=1, user_api="blas")
+        cfg = model.cfg
+        H = cfg.hidden_size
+        # PyTorch's gate order is (i, f, g, o); ours is (i, f, o, g)
+        order = np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
+        with torch.inference_mode():
+            lstm = model.lstm
+
+            def w(name: str) -> np.ndarray:
+                return getattr(lstm, name).detach().float().numpy()[order]
+
+            E = cfg.embed_dim
+            w0 = w("weight_ih_l0")  # (4H, in_dim)
+            b0 = w("bias_ih_l0") + w("bias_hh_l0")  # (4H,)
+            emb = model.embed.weight.detach().float().numpy()  # (V, E)
+            self.tok_table = np.ascontiguousarray(emb @ w0[:, :E].T + b0, dtype=np.float32)  # (V, 4H)
+            self.bar_conditioning = cfg.bar_conditioning
+            if cfg.bar_conditioning:
+                P = cfg.pos_dim
+                pos = model.pos_embed.weight.detach().float().numpy()  # (48, P)
+                bar = model.bar_embed.weight.detach().float().numpy()  # (64, P)
+                self.pos_table = np.ascontiguousarray(pos @ w0[:, E : E + P].T, dtype=np.float32)  # (48, 4H)
+                self.bar_table = np.ascontiguousarray(bar @ w0[:, E + P :].T, dtype=np.float32)  # (64, 4H)
+            self.w_hh = [
+                np.ascontiguousarray(w(f"weight_hh_l{i}").T) for i in range(cfg.num_layers)
+            ]  # (H, 4H)
+            self.w_ih = [np.zeros((0, 0), np.float32)] + [
+                np.ascontiguousarray(w(f"weight_ih_l{i}").T) for i in range(1, cfg.num_layers)
+            ]  # (H, 4H)
+            self.bias = [np.zeros(0, np.float32)] + [
+                (w(f"bias_ih_l{i}") + w(f"bias_hh_l{i}")).astype(np.float32) for i in range(1, cfg.num_layers)
+            ]  # (4H,)
+            self.w_out = np.ascontiguousarray(model.head.weight.detach().float().numpy().T)  # (H, V)
+            self.b_out = model.head.bias.detach().float().numpy().copy()  # (V,)
+        self.H = H
+        self.layers = cfg.num_layers
+        # prompt -> (state, logits) of recent prefills: a new take of the same sketch, or a sketch
+        # that grew at its end (a take was accepted), starts from here instead of from scratch
+        self.prefill_cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self.cache_lock = threading.Lock()
+
+
+def _cell(gates: np.ndarray, c: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
+    """One LSTM cell update from pre-activations (4H,) in (i, f, o, g) order."""
+    sig = 1.0 / (1.0 + np.exp(-gates[: 3 * H]))  # (3H,)
+    c = sig[H : 2 * H] * c + sig[:H] * np.tanh(gates[3 * H :])  # (H,)
+    h = sig[2 * H :] * np.tanh(c)  # (H,)
+    return h, c
+
+
 class MelodyLSTMAdapter:
     """Streaming inference for :class:`MelodyLSTM` at batch 1 (the ``ModelAdapter`` protocol).
 
-    ``prefill`` runs the whole prompt through ``nn.LSTM`` once. ``step`` is a hand-written LSTM cell
-    over precomputed tables: the first layer's input projection of every token, bar position and
-    bar length is looked up instead of multiplied, so one step costs the recurrent products and
-    the output layer only, with no oneDNN and no autograd. The state is ``(h, c, k)``: per-layer
-    hidden and cell vectors and the index of the next predicted step.
+    Plain numpy over :class:`InferenceTables`: no autograd, no oneDNN, no torch dispatch per op
+    (at batch 1 torch's per-operation overhead is larger than the arithmetic). ``prefill`` reads
+    the prompt layer by layer (the second layer's input projection is one matrix product);
+    ``step`` advances one token. The state is ``(h, c, k)``: per-layer hidden and cell vectors and
+    the index of the next predicted step, whose bar position conditions the next input.
     """
 
-    def __init__(self, model: MelodyLSTM, bar_position, classes) -> None:
-        self.model = model.eval()
+    def __init__(self, tables: InferenceTables, bar_position, classes) -> None:
+        self.t = tables
         self.bar_position = bar_position
         self.classes = classes
-        cfg = model.cfg
-        H = cfg.hidden_size
-        with torch.inference_mode():
-            lstm = model.lstm
-            w0 = lstm.weight_ih_l0  # (4H, in_dim)
-            bias0 = lstm.bias_ih_l0 + lstm.bias_hh_l0
-            E = cfg.embed_dim
-            self.tok_table = (model.embed.weight @ w0[:, :E].T + bias0).contiguous()  # (V, 4H)
-            if cfg.bar_conditioning:
-                P = cfg.pos_dim
-                self.pos_table = (model.pos_embed.weight @ w0[:, E : E + P].T).contiguous()  # (48, 4H)
-                self.bar_table = (model.bar_embed.weight @ w0[:, E + P :].T).contiguous()  # (64, 4H)
-            self.w_hh = [getattr(lstm, f"weight_hh_l{i}").T.contiguous() for i in range(cfg.num_layers)]
-            self.w_ih = [None] + [
-                getattr(lstm, f"weight_ih_l{i}").T.contiguous() for i in range(1, cfg.num_layers)
-            ]
-            self.bias = [None] + [
-                getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")
-                for i in range(1, cfg.num_layers)
-            ]
-            self.w_out = model.head.weight.T.contiguous()  # (H, V)
-            self.b_out = model.head.bias.clone()
-        self.H = H
 
-    def _conditioning(self, k: int) -> tuple[int, int]:
-        pos, steps = self.bar_position(k)
-        return min(pos, MAX_BAR_POS - 1), min(steps, MAX_BAR_STEPS - 1)
+    def _input_gates(self, token: int, k: int) -> np.ndarray:
+        t = self.t
+        g = t.tok_table[token]
+        if t.bar_conditioning:
+            pos, steps = self.bar_position(k)
+            g = g + t.pos_table[min(pos, MAX_BAR_POS - 1)] + t.bar_table[min(steps, MAX_BAR_STEPS - 1)]
+        return g
 
     def prefill(self, tokens):
-        """Read the prompt ``[<s>, x0, ...]`` once; logits of the first generated step."""
+        """Read the prompt ``[<s>, x0, ...]`` once; logits (V,) of the first generated step.
+
+        The longest cached prefix of the same prompt (same tokens and bar positions) is reused.
+        """
+        t = self.t
         n = len(tokens)
-        conds = [self._conditioning(k) for k in range(n)]
-        with torch.inference_mode():
-            x = torch.tensor([tokens], dtype=torch.long)  # (1, n)
-            p = torch.tensor([[c[0] for c in conds]], dtype=torch.long)  # (1, n)
-            b = torch.tensor([[c[1] for c in conds]], dtype=torch.long)  # (1, n)
-            y, (h, c) = self.model.lstm(self.model.inputs(x, p, b))  # y (1, n, H); h, c (L, 1, H)
-            logits = y[0, -1] @ self.w_out + self.b_out  # (V,)
-            state = (
-                [h[i, 0].clone() for i in range(h.shape[0])],
-                [c[i, 0].clone() for i in range(c.shape[0])],
-                n,
-            )
-        return state, logits.numpy()
+        conds = [self.bar_position(k) for k in range(n)] if t.bar_conditioning else [(0, 0)] * n
+        key = tuple(zip(tokens, conds, strict=True))
+        with t.cache_lock:
+            hit = t.prefill_cache.get(key)
+            if hit is None:
+                best = None
+                for cached_key, value in t.prefill_cache.items():
+                    m = len(cached_key)
+                    if m < n and key[:m] == cached_key and (best is None or m > best[0]):
+                        best = (m, value)
+            else:
+                t.prefill_cache.move_to_end(key)
+        if hit is not None:
+            return hit
+        if best is not None:
+            done, (state, logits) = best
+            for i in range(done, n):
+                state, logits = self.step(int(tokens[i]), state)
+        else:
+            state, logits = self._prefill(tokens, conds)
+        with t.cache_lock:
+            t.prefill_cache[key] = (state, logits)
+            while len(t.prefill_cache) > PREFILL_CACHE_SIZE:
+                t.prefill_cache.popitem(last=False)
+        return state, logits
+
+    def _prefill(self, tokens, conds):
+        t = self.t
+        H = t.H
+        n = len(tokens)
+        xp = t.tok_table[np.asarray(tokens)]  # (n, 4H)
+        if t.bar_conditioning:
+            pos = np.minimum([c[0] for c in conds], MAX_BAR_POS - 1)
+            bars = np.minimum([c[1] for c in conds], MAX_BAR_STEPS - 1)
+            xp = xp + t.pos_table[pos] + t.bar_table[bars]  # (n, 4H)
+        hs, cs = [], []
+        outs = np.empty((0, H), np.float32)
+        for layer in range(t.layers):
+            if layer > 0:
+                xp = outs @ t.w_ih[layer] + t.bias[layer]  # (n, 4H)
+            h = np.zeros(H, np.float32)
+            c = np.zeros(H, np.float32)
+            outs = np.empty((n, H), np.float32)
+            w_hh = t.w_hh[layer]
+            for i in range(n):
+                h, c = _cell(xp[i] + h @ w_hh, c, H)
+                outs[i] = h
+            hs.append(h)
+            cs.append(c)
+        logits = hs[-1] @ t.w_out + t.b_out  # (V,)
+        return (hs, cs, n), logits
 
     def step(self, token: int, state):
-        """One token in, logits of the next step out (batch 1, no autograd)."""
+        """One token in, logits (V,) of the next step out."""
+        t = self.t
+        H = t.H
         hs, cs, k = state
-        with torch.inference_mode():
-            g = self.tok_table[token]  # (4H,)
-            if self.model.cfg.bar_conditioning:
-                pos, steps = self._conditioning(k)
-                g = g + self.pos_table[pos] + self.bar_table[steps]
-            new_h, new_c = [], []
-            x = None
-            for i, (h, c) in enumerate(zip(hs, cs, strict=True)):
-                inp = g if i == 0 else self.bias[i] + x @ self.w_ih[i]  # (4H,)
-                gates = inp + h @ self.w_hh[i]  # (4H,)
-                ig, fg, gg, og = gates.view(4, self.H)
-                c = torch.sigmoid(fg) * c + torch.sigmoid(ig) * torch.tanh(gg)  # (H,)
-                h = torch.sigmoid(og) * torch.tanh(c)  # (H,)
-                new_h.append(h)
-                new_c.append(c)
-                x = h
-            logits = x @ self.w_out + self.b_out  # (V,)
-        return (new_h, new_c, k + 1), logits.numpy()
+        x = self._input_gates(token, k)  # (4H,) first layer's input projection
+        new_h, new_c = [], []
+        for layer in range(t.layers):
+            if layer > 0:
+                x = x @ t.w_ih[layer] + t.bias[layer]  # (4H,)
+            h, c = _cell(x + hs[layer] @ t.w_hh[layer], cs[layer], H)
+            new_h.append(h)
+            new_c.append(c)
+            x = h
+        return (new_h, new_c, k + 1), x @ t.w_out + t.b_out  # logits (V,)
 
 
 class MelodyLSTMModel(GridMelodyModel):
@@ -181,12 +264,19 @@ class MelodyLSTMModel(GridMelodyModel):
     ) -> None:
         super().__init__(name, card, tokenizer, path)
         self.net = net.eval()
+        self._tables: InferenceTables | None = None
+
+    def clear_prefill_cache(self) -> None:
+        """Forget cached prefills (benchmarks measure cold starts with it)."""
+        if self._tables is not None:
+            with self._tables.cache_lock:
+                self._tables.prefill_cache.clear()
 
     def adapter(self, bar_position):
-        """A fresh streaming adapter (one torch thread, oneDNN off for single steps)."""
-        torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
-        return MelodyLSTMAdapter(self.net, bar_position, self.classes)
+        """A fresh streaming adapter over the model's inference tables (built on first use)."""
+        if self._tables is None:
+            self._tables = InferenceTables(self.net)
+        return MelodyLSTMAdapter(self._tables, bar_position, self.classes)
 
 
 def load_melody_lstm(name: str, card: dict, path: Path) -> MelodyLSTMModel:

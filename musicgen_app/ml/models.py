@@ -86,7 +86,11 @@ class GridMelodyModel(GenerativeModel):
         """Prefill over the sketch in the model's key; continuation moved back to the user's key."""
         cfg = sampling or SamplingConfig()
         prompt = grid_prompt(self.tokenizer, song, track, start_tick, bars, cfg.key_lock)
-        sampler = Sampler(self.classes, cfg, allowed_pcs=prompt.allowed_pcs, seed=cfg.seed)
+        model_pitches = [p + prompt.transpose for p in prompt.sketch_pitches]
+        pitch_range = (min(model_pitches), max(model_pitches)) if model_pitches else None
+        sampler = Sampler(
+            self.classes, cfg, allowed_pcs=prompt.allowed_pcs, pitch_range=pitch_range, seed=cfg.seed
+        )
         decoder = GridNoteDecoder(
             self.tokenizer,
             prompt.tick_of_step,

@@ -3,7 +3,8 @@
 Per step, in this order:
 
 1. **masks**: tokens the model family never emits (``<s>``), the key/scale lock (pitch tokens
-   outside the allowed pitch classes get ``-inf``), and the guards against degenerate output
+   outside the allowed pitch classes get ``-inf``), the register (pitches more than
+   ``register_margin`` semitones outside the sketch's range), and the guards against degenerate output
    (after ``max_rest_steps`` of silence a note must start; a pitch already repeated
    ``max_repeats`` times in a row is forbidden; a note held longer than ``max_hold_steps`` ends).
 2. **symbol bias** (paper 003): ``symbol_bias`` nats are subtracted from the rest logit, more the
@@ -34,6 +35,7 @@ from musicgen_app.ml.keys import Key, estimate_key, parse_key
 logger = logging.getLogger(__name__)
 
 _NEG = -1e30
+_DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
 
 @dataclass
@@ -52,6 +54,7 @@ class SamplingConfig:
     max_rest_steps: int = 16
     max_repeats: int = 4
     max_hold_steps: int = 32
+    register_margin: int | None = 12  # pitches further than this outside the sketch's range are masked
     forbid: tuple[int, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -75,7 +78,10 @@ class TokenClasses:
 
 
 def allowed_pitch_classes(
-    key_lock: str | None, sketch_pitches: Iterable[int], sketch_weights: Iterable[float] | None = None
+    key_lock: str | None,
+    sketch_pitches: Iterable[int],
+    sketch_weights: Iterable[float] | None = None,
+    sketch_key: Key | None = None,
 ) -> frozenset[int] | None:
     """The pitch classes a key lock allows, in the sketch's own key (None: no lock).
 
@@ -95,13 +101,13 @@ def allowed_pitch_classes(
     hist = np.zeros(12)
     for p, w in zip(pitches, weights, strict=True):
         hist[p % 12] += w
-    ks = estimate_key(pitches, weights)
+    ks = sketch_key or estimate_key(pitches, weights)
+    key_pcs = ks.diatonic_pcs()
     best_cover, best = -1.0, frozenset()
-    for root in range(12):
-        coll = Key(root, "major").diatonic_pcs()
-        cover = sum(hist[pc] for pc in coll)
-        # prefer the collection that contains the estimated key's tonic and third
-        bonus = 1e-6 * len(coll & Key(ks.tonic_pc, ks.mode).diatonic_pcs())
+    for coll in _DIATONIC:
+        cover = float(hist[list(coll)].sum())
+        # on a tie, prefer the collection sharing most notes with the estimated key's scale
+        bonus = 1e-6 * len(coll & key_pcs)
         if cover + bonus > best_cover:
             best_cover, best = cover + bonus, coll
     used = frozenset(int(pc) for pc in np.flatnonzero(hist > 0))
@@ -117,6 +123,7 @@ class Sampler:
         config: SamplingConfig,
         *,
         allowed_pcs: frozenset[int] | None = None,
+        pitch_range: tuple[int, int] | None = None,
         seed: int | None = None,
     ) -> None:
         self.classes = classes
@@ -132,6 +139,10 @@ class Sampler:
             pcs = np.where(is_pitch, classes.id_pitch % 12, -1)
             outside = is_pitch & ~np.isin(pcs, list(allowed_pcs))
             base[outside] = _NEG
+        if pitch_range is not None and config.register_margin is not None:
+            lo, hi = pitch_range[0] - config.register_margin, pitch_range[1] + config.register_margin
+            far = (classes.id_pitch >= 0) & ((classes.id_pitch < lo) | (classes.id_pitch > hi))
+            base[far] = _NEG
         self.base_mask = base
         self.rest_steps = 0  # steps since the current rest began (0 when a note sounds)
         self.hold_steps = 0  # steps the current note has been held
