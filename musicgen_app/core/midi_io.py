@@ -161,16 +161,16 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     ),
     "unknown_chunk": ("1 unknown chunk was skipped", "{n} unknown chunks were skipped"),
     "dup_tempo": (
-        "1 tempo change at the same moment as another was dropped (the last one counts)",
-        "{n} tempo changes at the same moment as others were dropped (the last one counts)",
+        "1 tempo change contradicted another at the same moment; the later one was kept",
+        "{n} tempo changes contradicted others at the same moment; the later ones were kept",
     ),
     "dup_meter": (
-        "1 time signature at the same moment as another was dropped (the last one counts)",
-        "{n} time signatures at the same moment as others were dropped (the last one counts)",
+        "1 time signature contradicted another at the same moment; the later one was kept",
+        "{n} time signatures contradicted others at the same moment; the later ones were kept",
     ),
     "dup_key": (
-        "1 key signature at the same moment as another was dropped (the last one counts)",
-        "{n} key signatures at the same moment as others were dropped (the last one counts)",
+        "1 key signature contradicted another at the same moment; the later one was kept",
+        "{n} key signatures contradicted others at the same moment; the later ones were kept",
     ),
     "beyond_cap": (
         "1 event lying more than 4 hours into the song (a corrupt time value?) was dropped",
@@ -734,12 +734,9 @@ def _build_song(
                     controls + [ControlEvent(t, "program_change", p, 0, ch) for t, p in programs],
                     key=lambda c: c.tick,
                 )
-            track_name = name or ""
-            if len(channels) > 1:
-                track_name = f"{name or 'Track'} (channel {ch + 1})"
             song.tracks.append(
                 Track(
-                    name=track_name,
+                    name=name or "",  # every channel of a MIDI track keeps the track's name
                     program=program,
                     channel=ch,
                     is_drum=ch == DRUM_CHANNEL,
@@ -764,10 +761,17 @@ def _build_song(
 
 
 def _last_per_tick(items: list, fix: _Report, key: str) -> list:
+    """One event per tick, the last one in file order; conflicting duplicates are counted.
+
+    Identical copies (music21 writes the meter into every track) are merged without a word.
+    """
     by_tick: dict[int, object] = {}
+    conflicts = 0
     for item in sorted(items, key=lambda e: e.tick):  # stable: file order within a tick
+        previous = by_tick.get(item.tick)
+        conflicts += previous is not None and previous != item
         by_tick[item.tick] = item
-    fix.count(key, len(items) - len(by_tick))
+    fix.count(key, conflicts)
     return list(by_tick.values())
 
 
