@@ -167,6 +167,20 @@ def stall_benchmark(app: QApplication, bars: int) -> None:
         p99 = statistics.quantiles(gaps, n=100)[98]
         print(f"  {label} longest gap {max(gaps):6.2f} ms  (p99 {p99:.2f} ms, {len(gaps)} beats)")
     print(f"  goal: longest stall while streaming <= 16 ms: {'met' if max(busy) <= 16 else 'NOT met'}")
+    # Esc while a long take streams and sounds: time until generation and every note have stopped.
+    escs = []
+    for _ in range(5):
+        win.panel.bars.setValue(32)
+        win.act_continue.trigger()
+        heartbeat_gaps(app, 30.0, until=lambda: len(win.canvas.take_notes) >= 3)
+        heartbeat_gaps(app, 0.3)
+        t0 = time.perf_counter()
+        win.act_stop.trigger()
+        silent = not win.gen.running and not win.playback.playing and not win.playback.scheduler.sounding
+        escs.append((time.perf_counter() - t0) * 1000)
+        if not silent:
+            print("  Esc left something running or sounding!")
+    print(f"  Esc -> generation cancelled and all notes off: {stats(escs)} (goal <= 50 ms)")
     win.shutdown()
     win.close()
     output.close()

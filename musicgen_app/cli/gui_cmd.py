@@ -29,8 +29,6 @@ def run(args: argparse.Namespace) -> int:
             raise MusicgenError(f"{f}: no such file")
     if args.output:
         os.environ["MUSICGEN_OUTPUT"] = args.output
-    if args.verbose:
-        logging.getLogger("musicgen_app").setLevel(logging.INFO)
     from musicgen_app.gui.app import run_app
 
     return run_app([str(f) for f in args.files])

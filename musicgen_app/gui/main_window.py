@@ -878,7 +878,12 @@ class MainWindow(QMainWindow):
         """Open a file in the background; the document replaces the current one when read."""
         p = Path(path)
         self.show_message(f"Opening {p.name}…")
-        self.tasks.submit(lambda: fileio.load_file(p), self._opened, lambda exc: self._open_failed(p, exc))
+        self.tasks.submit(
+            lambda: fileio.load_file(p),
+            self._opened,
+            lambda exc: self._open_failed(p, exc),
+            name="musicgen-open",
+        )
 
     def _opened(self, loaded: fileio.Loaded) -> None:
         doc = Document(loaded.song, loaded.path if loaded.is_project else None)

@@ -46,15 +46,19 @@ class AppSettings:
     @classmethod
     def load(cls) -> AppSettings:
         """The saved settings, or defaults when none are saved or the file is unreadable."""
+        data: dict[str, Any] = {}
         try:
-            data: dict[str, Any] = json.loads(cls.path().read_text(encoding="utf-8"))
+            data = json.loads(cls.path().read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return cls()
+            pass
         except (OSError, ValueError) as exc:
             logger.warning("settings file unreadable, using defaults: %s", exc)
-            return cls()
         known = {f.name for f in fields(cls)}
-        s = cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            s = cls(**{k: v for k, v in data.items() if k in known}) if isinstance(data, dict) else cls()
+        except TypeError as exc:
+            logger.warning("settings file has odd values, using defaults: %s", exc)
+            s = cls()
         env_output = os.environ.get("MUSICGEN_OUTPUT")
         if env_output:
             s.output = env_output

@@ -43,6 +43,7 @@ class TaskRunner(QObject):
         """Start ``fn()`` on a new thread."""
 
         def run() -> None:
+            logger.debug("task %s started", name)
             try:
                 result = fn()
             except Exception as exc:  # delivered to the UI thread as a message
@@ -52,6 +53,7 @@ class TaskRunner(QObject):
                 else:
                     logger.warning("background task %s failed: %s", name, exc)
                 return
+            logger.debug("task %s done", name)
             if on_done is not None:
                 self._results.put((on_done, result))
 
@@ -72,6 +74,7 @@ class TaskRunner(QObject):
                 fn, value = self._results.get_nowait()
             except queue.Empty:
                 return
+            logger.debug("callback %s", getattr(fn, "__name__", fn))
             try:
                 fn(value)
             except Exception:

@@ -124,7 +124,11 @@ def _jack(env: dict[str, str]) -> subprocess.Popen | None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(1.0)
+    waiter = shutil.which("jack_wait")
+    if waiter is not None:
+        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], env={**os.environ, **env}, capture_output=True)
+    else:
+        time.sleep(2.0)
     if proc.poll() is not None:
         return None
     env["MUSICGEN_OUTPUT"] = "fluidsynth"
@@ -181,6 +185,8 @@ def test_crash_recovery_after_sigkill(xdisplay, app_env, tmp_path, sketch, qtbot
 
     def autosaved() -> bool:
         for e in store.list_recoverable():
+            if not e.source_path:  # the project is written before its metadata
+                return False
             try:
                 if sorted(store.load(e.doc_id).song.tracks[0].notes) == want:
                     return True
