@@ -38,7 +38,8 @@ Caps (a file over a cap is refused, never read for minutes):
 - :data:`MAX_MESSAGE_BYTES` = 1,000,000 bytes per system-exclusive or meta message (a longer one
   ends the track there, as a repair);
 - :data:`MAX_SONG_SECONDS` = 4 hours: events later than that (a corrupt time value makes
-  "77-hour songs") are dropped, and notes still sounding there are cut, as repairs.
+  "77-hour songs") are dropped, and notes still sounding there are cut, as repairs; the same for
+  events after tick :data:`MAX_TICK` (0x0FFFFFFF, the largest time a MIDI file can hold).
 
 Export (:func:`write_midi`, :func:`midi_bytes`, :func:`song_to_mido`) writes SMF type 1: a
 conductor track (title, tempo, meter, key, markers) and one track per song track with its name,
@@ -80,6 +81,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_EVENTS = 4_000_000
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_SONG_SECONDS = 4 * 3600
+MAX_TICK = 0x0FFFFFFF  # the largest delta time a MIDI file can hold
 MIDO_MAX_TRACK_BYTES = 64 * 1024
 MIDI_EXTENSIONS = (".mid", ".midi", ".smf", ".kar", ".rmi")
 
@@ -181,12 +183,14 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "{n} key signatures contradicted others at the same moment; the later ones were kept",
     ),
     "beyond_cap": (
-        "1 event lying more than 4 hours into the song (a corrupt time value?) was dropped",
-        "{n} events lying more than 4 hours into the song (a corrupt time value?) were dropped",
+        "1 event lying more than 4 hours into the song, or beyond the last tick a MIDI file can "
+        "hold (a corrupt time value?), was dropped",
+        "{n} events lying more than 4 hours into the song, or beyond the last tick a MIDI file can "
+        "hold (a corrupt time value?), were dropped",
     ),
     "cut_at_cap": (
-        "1 note still sounding after 4 hours was cut there",
-        "{n} notes still sounding after 4 hours were cut there",
+        "1 note still sounding at that limit was cut there",
+        "{n} notes still sounding at that limit were cut there",
     ),
     "smpte_tempo": (
         "1 tempo change was ignored: the file counts time in SMPTE frames, not beats",
@@ -785,6 +789,7 @@ def _last_per_tick(items: list, fix: _Report, key: str) -> list:
 
 def _apply_length_cap(song: Song, fix: _Report) -> None:
     cutoff = int(TempoMap(song.tempos, song.resolution).seconds_to_tick(MAX_SONG_SECONDS))
+    cutoff = min(cutoff, MAX_TICK)  # so that every delta time of an export fits in 4 bytes
     conductor = (*song.tempos, *song.time_signatures, *song.key_signatures, *song.markers)
     if (
         song.end_tick <= cutoff
@@ -960,11 +965,18 @@ def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage]]:
     return [(e[0], e[3]) for e in keyed]
 
 
-def _check_resolution(song: Song) -> None:
+def _check_song(song: Song) -> None:
     if not 1 <= song.resolution <= 0x7FFF:
         raise MidiExportError(
             f"{song.resolution} ticks per quarter note cannot be written to MIDI (1 to 32767)"
         )
+    conductor = (*song.tempos, *song.time_signatures, *song.key_signatures, *song.markers)
+    if (
+        song.end_tick > MAX_TICK
+        or any(c.tick > MAX_TICK for t in song.tracks for c in t.controls)
+        or any(e.tick > MAX_TICK for e in conductor)
+    ):
+        raise MidiExportError(f"the song is longer than a MIDI file can hold ({MAX_TICK:,} ticks)")
 
 
 def song_to_mido(song: Song) -> mido.MidiFile:
@@ -973,7 +985,7 @@ def song_to_mido(song: Song) -> mido.MidiFile:
     Message ``time`` is the delta in ticks, as in any mido file; the same events and order as
     :func:`midi_bytes` writes.
     """
-    _check_resolution(song)
+    _check_song(song)
     mf = mido.MidiFile(type=1, ticks_per_beat=song.resolution, charset="latin1")
     conductor = mido.MidiTrack()
     last = 0
@@ -995,7 +1007,7 @@ def song_to_mido(song: Song) -> mido.MidiFile:
 
 def midi_bytes(song: Song) -> bytes:
     """The song as the bytes of a type-1 Standard MIDI File (running status, note-off messages)."""
-    _check_resolution(song)
+    _check_song(song)
     chunks = [b"MThd" + struct.pack(">IHHH", 6, 1, len(song.tracks) + 1, song.resolution)]
     body = bytearray()
     last = 0

@@ -74,9 +74,9 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("data bytes above 127", smf(b"\x00\x90\x3c\xc8\x60\x80\x3c\x00" + EOT), "repair", "clamped to 127"),
     ("undefined status bytes", smf(b"\x00\xf4\x00\xfd" + NOTE), "repair", "undefined status"),
     ("real-time byte in a file", smf(b"\x00\xf8" + NOTE), "repair", "system real-time"),
-    ("huge delta time", smf(TEMPO_120 + NOTE[:-4] + vlq(0x0FFFFFFF) + b"\x90\x40\x40\x10\x40\x00" + EOT), "repair", "more than 4 hours"),
+    ("huge delta time", smf(TEMPO_120 + NOTE[:-4] + vlq(0x0FFFFFFF) + b"\x90\x40\x40\x10\x40\x00" + EOT), "repair", "more than 4 hours into the song"),
     ("5-byte variable-length number", smf(b"\x80\x80\x80\x80\x00" + NOTE[1:]), "clean", ""),  # read as the 0 it spells
-    ("huge 5-byte delta", smf(b"\x8f\xff\xff\xff\x7f" + NOTE[1:]), "repair", "more than 4 hours"),
+    ("huge 5-byte delta", smf(b"\x8f\xff\xff\xff\x7f" + NOTE[1:]), "repair", "more than 4 hours into the song"),
     ("note-on without note-off", smf(b"\x00\x90\x3c\x40\x83\x60\x90\x3e\x40\x00\x3e\x00" + EOT), "repair", "had no note-off"),
     ("note-off without note-on", smf(b"\x00\x80\x3c\x00" + NOTE), "repair", "without a matching note-on"),
     ("duplicate notes", smf(b"\x00\x90\x3c\x40\x00\x3c\x40\x60\x3c\x00\x00\x3c\x00" + EOT), "repair", "duplicate note"),
