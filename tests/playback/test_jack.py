@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from musicgen_app.core.events import NoteEvent, SessionFinished
+from musicgen_app.core.midi_io import read_midi, write_midi
 from musicgen_app.core.song import Note, Song, Track
 from musicgen_app.playback import timeline as tl
 from musicgen_app.playback.live import play_session
@@ -55,8 +56,11 @@ def test_auto_api_is_jack_when_a_jack_server_answers(jack_receiver) -> None:
     assert jack_receiver.port in list_output_ports()
 
 
-def test_multitrack_song_with_tempo_change_arrives_complete_in_order_on_time(jack_receiver) -> None:
-    song = two_track_song()
+def test_multitrack_file_with_tempo_change_arrives_complete_in_order_on_time(jack_receiver, tmp_path) -> None:
+    path = tmp_path / "two-tracks.mid"
+    write_midi(two_track_song(), path)
+    song = read_midi(path).song
+    assert len(song.tracks) == 2 and len(song.tempos) == 2
     out = MidiPortOutput(jack_receiver.port, api="jack")
     try:
         time.sleep(0.1)  # let JACK make the connection

@@ -28,7 +28,7 @@ def test_player_process_plays_a_song_and_a_stream_completely(jack_receiver) -> N
         expected = _expected_order(song)
         assert wait_until(lambda: len(jack_receiver.note_events()) >= len(expected), 3.0)
         got = jack_receiver.note_events()
-        assert [(k, ch, p) for _, k, ch, p in got] == expected
+        assert [(k, ch, p) for _, k, ch, p in got] == expected, (got, jack_receiver.messages)
         assert player.timing is not None and len(player.timing) == len(expected) + 1  # + the volume CC
         # a streamed continuation through the same player
         n0 = len(got)
