@@ -24,6 +24,7 @@ from musicgen_app.core.midi_io import (
 )
 from musicgen_app.core.project import load_project
 from musicgen_app.core.song import ControlEvent, Note, Song, TempoChange, TimeSignature, Track
+from musicgen_app.errors import MidiExportError
 
 from .pm_view import pm_view
 from .samples import TEMPO_120, must_show_file, notes_body, smf
@@ -221,3 +222,23 @@ def test_large_tracks_take_the_fast_reader_and_agree() -> None:
     song = read_midi(data).song
     assert [(n.pitch, n.velocity, n.duration_ticks) for n in song.tracks[0].notes] == notes
     assert read_midi(midi_bytes(song)).song == song
+
+
+@pytest.mark.parametrize(
+    ("song", "message"),
+    [
+        (Song(resolution=40_000), "ticks per quarter note"),
+        (Song(tracks=[Track("t", notes=[Note(0, 60, 0x10000000)])]), "longer than a MIDI file can hold"),
+        (Song(tracks=[Track("t", notes=[Note(0, 60, 10, 0)])]), "note MIDI cannot hold"),
+        (Song(tracks=[Track("t", notes=[Note(0, 128, 10)])]), "note MIDI cannot hold"),
+        (Song(tracks=[Track("t", channel=16)]), "channels 1 to 16"),
+        (Song(tracks=[Track("t", program=128)]), "programs are 0 to 127"),
+        (Song(tracks=[Track("t", controls=[ControlEvent(0, "control_change", 64, 200)])]), "cannot hold"),
+        (Song(tracks=[Track("t", controls=[ControlEvent(0, "sysex", 0, 0)])]), "cannot hold"),
+        (Song(time_signatures=[TimeSignature(0, 3, 5)]), "meter"),
+        (Song(tempos=[TempoChange(-1, 500_000)]), "before its start"),
+    ],
+)
+def test_export_refuses_what_midi_cannot_hold(song: Song, message: str) -> None:
+    with pytest.raises(MidiExportError, match=message):
+        midi_bytes(song)
