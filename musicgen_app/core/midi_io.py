@@ -787,15 +787,25 @@ def _last_per_tick(items: list, fix: _Report, key: str) -> list:
     return list(by_tick.values())
 
 
+def _last_tick(song: Song) -> int:
+    """The latest tick of any note end, channel event, tempo, meter, key or marker."""
+    conductor: list[TempoChange | TimeSignature | KeySignature | Marker] = [
+        *song.tempos,
+        *song.time_signatures,
+        *song.key_signatures,
+        *song.markers,
+    ]
+    return max(
+        song.end_tick,
+        max((c.tick for t in song.tracks for c in t.controls), default=0),
+        max((e.tick for e in conductor), default=0),
+    )
+
+
 def _apply_length_cap(song: Song, fix: _Report) -> None:
     cutoff = int(TempoMap(song.tempos, song.resolution).seconds_to_tick(MAX_SONG_SECONDS))
     cutoff = min(cutoff, MAX_TICK)  # so that every delta time of an export fits in 4 bytes
-    conductor = (*song.tempos, *song.time_signatures, *song.key_signatures, *song.markers)
-    if (
-        song.end_tick <= cutoff
-        and all(c.tick <= cutoff for t in song.tracks for c in t.controls)
-        and all(e.tick <= cutoff for e in conductor)
-    ):
+    if _last_tick(song) <= cutoff:
         return
     dropped = cut = 0
     for track in song.tracks:
@@ -970,12 +980,7 @@ def _check_song(song: Song) -> None:
         raise MidiExportError(
             f"{song.resolution} ticks per quarter note cannot be written to MIDI (1 to 32767)"
         )
-    conductor = (*song.tempos, *song.time_signatures, *song.key_signatures, *song.markers)
-    if (
-        song.end_tick > MAX_TICK
-        or any(c.tick > MAX_TICK for t in song.tracks for c in t.controls)
-        or any(e.tick > MAX_TICK for e in conductor)
-    ):
+    if _last_tick(song) > MAX_TICK:
         raise MidiExportError(f"the song is longer than a MIDI file can hold ({MAX_TICK:,} ticks)")
 
 
