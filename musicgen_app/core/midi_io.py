@@ -73,7 +73,7 @@ from musicgen_app.core.song import (
     TimeSignature,
     Track,
 )
-from musicgen_app.errors import MidiExportError, MidiImportError
+from musicgen_app.errors import MidiExportError, MidiImportError, MusicgenError
 
 logger = logging.getLogger(__name__)
 
@@ -488,18 +488,11 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
                 fix.count("truncated_event")
                 return out
             meta_type = data[pos + 1]
-            pos += 2
-            length, pos, ok = _read_length(data, pos, fix)
-            if not ok:
+            span = _payload(data, pos + 2, fix)
+            if span is None:
                 return out
-            if length > MAX_MESSAGE_BYTES:
-                fix.count("long_message")
-                return out
-            if pos + length > n:
-                fix.count("truncated_event")
-                return out
-            payload = data[pos : pos + length]
-            pos += length
+            payload = data[span[0] : span[1]]
+            pos = span[1]
             if meta_type == 0x2F:
                 if pos < n:
                     fix.count("after_eot")
@@ -511,19 +504,12 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             else:
                 append((delta, 0xFF, msg))
         elif status in (0xF0, 0xF7):
-            pos += 1
-            length, pos, ok = _read_length(data, pos, fix)
-            if not ok:
+            span = _payload(data, pos + 1, fix)
+            if span is None:
                 return out
-            if length > MAX_MESSAGE_BYTES:
-                fix.count("long_message")
-                return out
-            if pos + length > n:
-                fix.count("truncated_event")
-                return out
-            pos += length
+            pos = span[1]
             after_sysex = True
-            append((delta, 0xF0, length))
+            append((delta, 0xF0, span[1] - span[0]))
         elif status in _UNDEFINED_STATUS:
             pos += 1
             fix.count("undefined_status")
@@ -536,6 +522,21 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             raise _too_many_events()
     fix.count("no_eot")
     return out
+
+
+def _payload(data: bytes, pos: int, fix: _Report) -> tuple[int, int] | None:
+    """(start, end) of the length-prefixed payload at ``pos``; None (counted) when it runs past the
+    track or over :data:`MAX_MESSAGE_BYTES`."""
+    length, start, ok = _read_length(data, pos, fix)
+    if not ok:
+        return None
+    if length > MAX_MESSAGE_BYTES:
+        fix.count("long_message")
+        return None
+    if start + length > len(data):
+        fix.count("truncated_event")
+        return None
+    return start, start + length
 
 
 def _read_length(data: bytes, pos: int, fix: _Report) -> tuple[int, int, bool]:
@@ -840,22 +841,9 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         if len(data) > MAX_FILE_BYTES:
-            raise _too_big(len(data))
+            raise _over_cap(len(data), MAX_FILE_BYTES, MidiImportError, "MIDI file")
     else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise _too_big(size)
-            data = path.read_bytes()
-        except IsADirectoryError as exc:
-            raise MidiImportError(f"{path} is a folder, not a MIDI file") from exc
-        except FileNotFoundError as exc:
-            raise MidiImportError(f"{path} does not exist") from exc
-        except PermissionError as exc:
-            raise MidiImportError(f"{path} cannot be read (permission denied)") from exc
-        except OSError as exc:
-            raise MidiImportError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+        data = read_file_capped(Path(source), MAX_FILE_BYTES, MidiImportError, "MIDI file")
     fix, notices = _Report(), _Report()
     container = _split_chunks(data, fix, notices)
     fmt = container.fmt
@@ -885,10 +873,28 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
     return result
 
 
-def _too_big(size: int) -> MidiImportError:
-    return MidiImportError(
-        f"the file is {size / 2**20:.1f} MiB; this app reads MIDI files up to {MAX_FILE_BYTES // 2**20} MiB"
+def _over_cap(size: int, max_bytes: int, error: type[MusicgenError], what: str) -> MusicgenError:
+    return error(
+        f"the file is {size / 2**20:.1f} MiB; this app reads {what}s of up to {max_bytes // 2**20} MiB"
     )
+
+
+def read_file_capped(path: Path, max_bytes: int, error: type[MusicgenError], what: str) -> bytes:
+    """The bytes of ``path``; every failure (missing, a folder, unreadable, over ``max_bytes``)
+    raises ``error`` with a message that names the file; ``what`` is e.g. ``"MIDI file"``."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _over_cap(size, max_bytes, error, what)
+        return path.read_bytes()
+    except IsADirectoryError as exc:
+        raise error(f"{path} is a folder, not a {what}") from exc
+    except FileNotFoundError as exc:
+        raise error(f"{path} does not exist") from exc
+    except PermissionError as exc:
+        raise error(f"{path} cannot be read (permission denied)") from exc
+    except OSError as exc:
+        raise error(f"{path} cannot be read: {exc.strerror or exc}") from exc
 
 
 # -- export ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_app import __version__
-from musicgen_app.core.midi_io import is_midi_path, read_midi
+from musicgen_app.core.midi_io import is_midi_path, read_file_capped, read_midi
 from musicgen_app.core.song import (
     ControlEvent,
     KeySignature,
@@ -345,18 +345,7 @@ def save_project(project: Project, path: str | Path, *, keep_backup: bool = True
 def load_project(path: str | Path) -> Project:
     """Load a ``.mgproj`` file (raises ProjectError with a message a musician understands)."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_PROJECT_BYTES:
-            raise ProjectError(
-                f"{path.name} is larger than {MAX_PROJECT_BYTES // 2**20} MiB; it is not a project"
-            )
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ProjectError(f"{path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise ProjectError(f"{path} is a folder, not a project file") from exc
-    except OSError as exc:
-        raise ProjectError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    data = read_file_capped(path, MAX_PROJECT_BYTES, ProjectError, "project file")
     try:
         return project_from_json(data)
     except ProjectError as exc:
