@@ -24,6 +24,35 @@ logger = logging.getLogger(__name__)
 _windows: list[MainWindow] = []
 
 
+def log_path() -> Path:
+    """The app's log of this run (what it did, for bug reports and tests)."""
+    return paths.data_dir() / "musicgen.log"
+
+
+def setup_log_file() -> None:
+    """Log the app's own messages to :func:`log_path` as well as stderr.
+
+    A file of its own: device probing silences file descriptor 2 for a moment, and messages
+    written then would be lost.
+    """
+    try:
+        handler = logging.FileHandler(log_path(), mode="w", encoding="utf-8")
+    except OSError as exc:
+        logger.warning("no log file: %s", exc)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    app_logger = logging.getLogger("musicgen_app")
+    if app_logger.getEffectiveLevel() > logging.INFO:
+        # Record INFO in the file while stderr keeps showing warnings only.
+        stderr = logging.StreamHandler()
+        stderr.setLevel(app_logger.getEffectiveLevel())
+        stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        app_logger.setLevel(logging.INFO)
+        app_logger.propagate = False
+        app_logger.addHandler(stderr)
+    app_logger.addHandler(handler)
+
+
 def crash_log_path() -> Path:
     """Where unexpected errors are written in full."""
     return paths.data_dir() / "musicgen-errors.log"
@@ -168,6 +197,7 @@ def run_app(files: list[str] | None = None) -> int:
     app.setApplicationName("musicgen")
     app.setOrganizationName("musicgen")
     install_excepthook()
+    setup_log_file()
     store = open_autosave_store()
     win = new_window(store=store)
     recovered = recover_documents(win, store)

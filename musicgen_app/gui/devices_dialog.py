@@ -80,20 +80,20 @@ class DevicesDialog(QDialog):
         form.addRow(buttons)
         self._settings = settings
         self._select(self.output, settings.output)
-        self._ports: tuple[list[str], list[str]] | None = None
-        threading.Thread(target=self._fetch_ports, name="musicgen-ports", daemon=True).start()
+        self._ports: list[tuple[list[str], list[str]]] = []  # filled by a thread that holds no Qt object
+        ports = self._ports
+        threading.Thread(
+            target=lambda: ports.append(list_ports()), name="musicgen-ports", daemon=True
+        ).start()
         self._poll = QTimer(self)
         self._poll.timeout.connect(self._ports_ready)
         self._poll.start(50)
 
-    def _fetch_ports(self) -> None:
-        self._ports = list_ports()
-
     def _ports_ready(self) -> None:
-        if self._ports is None:
+        if not self._ports:
             return
         self._poll.stop()
-        outs, ins = self._ports
+        outs, ins = self._ports[0]
         for name in outs:
             self.output.addItem(f"MIDI port: {name}", name)
         for name in ins:

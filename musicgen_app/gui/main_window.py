@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 APP_TITLE = "musicgen"
 DEFAULT_AUTOSAVE_S = 60.0
+DEFAULT_MODEL = "melody-lstm"
 
 
 def autosave_interval_s() -> float:
@@ -62,6 +63,13 @@ def autosave_interval_s() -> float:
         return max(0.2, float(os.environ.get("MUSICGEN_AUTOSAVE_SECONDS", DEFAULT_AUTOSAVE_S)))
     except ValueError:
         return DEFAULT_AUTOSAVE_S
+
+
+def list_model_infos() -> list[Any]:
+    """The registry's models (a task: reads the model cards)."""
+    from musicgen_app.ml.registry import list_models
+
+    return list(list_models())
 
 
 class DragMidiButton(QToolButton):
@@ -146,7 +154,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer.setInterval(int(autosave_interval_s() * 1000))
         self._autosave_timer.timeout.connect(self.autosave)
         self._autosave_timer.start()
-        self.tasks.submit(self._list_models, self._models_listed, self._models_failed, name="musicgen-models")
+        self.tasks.submit(list_model_infos, self._models_listed, self._models_failed, name="musicgen-models")
         if output is None and open_output:
             self.playback.open_output(self.settings)
         else:
@@ -684,13 +692,12 @@ class MainWindow(QMainWindow):
             self.canvas.update()
 
     # -- generation ---------------------------------------------------------------------------
-    def _list_models(self) -> list[Any]:
-        from musicgen_app.ml.registry import list_models
-
-        return list(list_models())
-
     def _models_listed(self, infos: list[Any]) -> None:
-        self.panel.set_models(infos, self.settings.model)
+        names = [getattr(i, "name", "") for i in infos]
+        preferred = self.settings.model if self.settings.model in names else ""
+        if not preferred and DEFAULT_MODEL in names:
+            preferred = DEFAULT_MODEL
+        self.panel.set_models(infos, preferred)
         if not infos:
             self._model_label.setText("Model: none")
 
@@ -701,8 +708,9 @@ class MainWindow(QMainWindow):
     def _model_chosen(self, name: str) -> None:
         self._model_label.setText(f"Model: {Path(name).name if os.sep in name else name}")
         logger.info("model %s chosen", name)
+        models = self.gen.models
         self.tasks.submit(
-            lambda: self.gen.models.get(name),
+            lambda: models.get(name),
             lambda _m: logger.info("model %s loaded", name),
             lambda exc: self._model_failed(name, exc),
             name="musicgen-load-model",
@@ -732,7 +740,11 @@ class MainWindow(QMainWindow):
         self.stop_all()
         song = self.doc.snapshot()
         track = self.doc.active_track
-        start = song.loop[1] if song.loop else song.tracks[track].end_tick
+        if song.loop:
+            start = song.loop[1]
+        else:  # the end of the sketch, on the next sixteenth
+            step = max(1, song.resolution // 4)
+            start = -(-song.tracks[track].end_tick // step) * step
         bars = self.panel.bars.value()
         req = ContinueRequest(
             model=model,
@@ -991,8 +1003,9 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.show_message("Rendering…")
+            soundfont = self.settings.soundfont
             self.tasks.submit(
-                lambda: fileio.export_wav(song, path, self.settings.soundfont),
+                lambda: fileio.export_wav(song, path, soundfont),
                 lambda p: self.show_message(f"Rendered {Path(p).name}"),
                 lambda exc: self.show_error("Export WAV", str(exc)),
                 name="musicgen-render",

@@ -26,7 +26,9 @@ class TaskRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._results: queue.SimpleQueue[tuple[Callable[..., None], Any]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._callbacks: dict[int, tuple[Any, Any, str]] = {}
+        self._next_id = 0
         self._threads: list[threading.Thread] = []
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_MS)
@@ -40,22 +42,26 @@ class TaskRunner(QObject):
         on_error: Callable[[BaseException], None] | None = None,
         name: str = "musicgen-task",
     ) -> threading.Thread:
-        """Start ``fn()`` on a new thread."""
+        """Start ``fn()`` on a new thread.
+
+        ``fn`` must not hold Qt objects (a QObject whose last reference dies on a worker thread is
+        destroyed there, which Qt does not allow); the callbacks stay on the UI thread.
+        """
+        self._next_id += 1
+        task_id = self._next_id
+        self._callbacks[task_id] = (on_done, on_error, name)
+        results = self._results
 
         def run() -> None:
             logger.debug("task %s started", name)
             try:
-                result = fn()
+                value = fn()
             except Exception as exc:  # delivered to the UI thread as a message
                 logger.debug("task %s failed", name, exc_info=True)
-                if on_error is not None:
-                    self._results.put((on_error, exc))
-                else:
-                    logger.warning("background task %s failed: %s", name, exc)
+                results.put((task_id, False, exc))
                 return
             logger.debug("task %s done", name)
-            if on_done is not None:
-                self._results.put((on_done, result))
+            results.put((task_id, True, value))
 
         t = threading.Thread(target=run, name=name, daemon=True)
         self._threads = [x for x in self._threads if x.is_alive()]
@@ -63,22 +69,24 @@ class TaskRunner(QObject):
         t.start()
         return t
 
-    def post(self, fn: Callable[[Any], None], value: Any = None) -> None:
-        """Have ``fn(value)`` called on the UI thread (safe from any thread)."""
-        self._results.put((fn, value))
-
     def drain(self) -> None:
-        """Run the callbacks that arrived (UI thread)."""
+        """Run the callbacks of the tasks that finished (UI thread)."""
         while True:
             try:
-                fn, value = self._results.get_nowait()
+                task_id, ok, value = self._results.get_nowait()
             except queue.Empty:
                 return
-            logger.debug("callback %s", getattr(fn, "__name__", fn))
+            on_done, on_error, name = self._callbacks.pop(task_id, (None, None, "?"))
+            fn = on_done if ok else on_error
+            if fn is None:
+                if not ok:
+                    logger.warning("background task %s failed: %s", name, value)
+                continue
+            logger.debug("callback of %s", name)
             try:
                 fn(value)
             except Exception:
-                logger.exception("callback %r failed", fn)
+                logger.exception("the callback of %s failed", name)
 
     def busy(self) -> bool:
         """Whether any task is still running."""
