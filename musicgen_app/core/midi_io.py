@@ -898,9 +898,9 @@ def read_file_capped(path: Path, max_bytes: int, error: type[MusicgenError], wha
 
 
 # -- export ---------------------------------------------------------------------------------------
-# Order of events at the same tick: note-offs, then controls and program changes, then note-ons,
-# then the note-offs of zero-length notes (which must follow their own note-on).
-_ORDER_OFF, _ORDER_CONTROL, _ORDER_ON, _ORDER_ZERO_OFF = 0, 1, 2, 3
+# Order of events at the same tick: note-offs, then controls and program changes, then note-ons
+# (a zero-length note's note-off right after its own note-on).
+_ORDER_OFF, _ORDER_CONTROL, _ORDER_ON = 0, 1, 2
 
 
 def _encode_text(text: str) -> str:
@@ -925,14 +925,18 @@ def _track_channel_events(track: Track) -> list[tuple[int, int, int, int]]:
         raise MidiExportError(f"track '{name}' uses channel {ch + 1}; MIDI has channels 1 to 16")
     if not 0 <= track.program <= 127:
         raise MidiExportError(f"track '{name}' has program {track.program}; MIDI programs are 0 to 127")
-    keyed: list[tuple[int, int, int, int, int, int]] = []  # (tick, order, seq, status, d1, d2)
+    # (tick, order, seq, second, status, d1, d2): a zero-length note's note-off sorts right after
+    # its own note-on (same order and seq, second = 1)
+    keyed: list[tuple[int, int, int, int, int, int, int]] = []
     on, off = 0x90 | ch, 0x80 | ch
     for seq, n in enumerate(track.notes):
         if not (0 <= n.pitch <= 127 and 0 <= n.start_tick <= n.end_tick and 1 <= n.velocity <= 127):
             raise MidiExportError(f"track '{name}' has a note MIDI cannot hold: {n}")
-        keyed.append((n.start_tick, _ORDER_ON, seq, on, n.pitch, n.velocity))
-        order = _ORDER_ZERO_OFF if n.end_tick == n.start_tick else _ORDER_OFF
-        keyed.append((n.end_tick, order, seq, off, n.pitch, 0))
+        keyed.append((n.start_tick, _ORDER_ON, seq, 0, on, n.pitch, n.velocity))
+        if n.end_tick == n.start_tick:
+            keyed.append((n.end_tick, _ORDER_ON, seq, 1, off, n.pitch, 0))
+        else:
+            keyed.append((n.end_tick, _ORDER_OFF, seq, 0, off, n.pitch, 0))
     for seq, c in enumerate(track.controls):
         if c.tick < 0:
             raise MidiExportError(f"track '{name}' has an event before the start of the song: {c}")
@@ -949,10 +953,10 @@ def _track_channel_events(track: Track) -> list[tuple[int, int, int, int]]:
             ev = (0xA0 | ch, c.number, c.value)
         else:
             raise MidiExportError(f"track '{name}' has an event MIDI cannot hold: {c}")
-        keyed.append((c.tick, _ORDER_CONTROL, seq, *ev))
+        keyed.append((c.tick, _ORDER_CONTROL, seq, 0, *ev))
     keyed.sort()
     out = [(0, 0xC0 | ch, track.program, 0)]
-    out.extend((e[0], e[3], e[4], e[5]) for e in keyed)
+    out.extend((e[0], e[4], e[5], e[6]) for e in keyed)
     return out
 
 
