@@ -594,8 +594,7 @@ def _text(value: str) -> str:
 @dataclass
 class _Channel:
     notes: list[Note] = field(default_factory=list)
-    controls: list[ControlEvent] = field(default_factory=list)
-    programs: list[tuple[int, int]] = field(default_factory=list)  # (tick, program)
+    controls: list[ControlEvent] = field(default_factory=list)  # in file order, programs included
 
 
 @dataclass
@@ -708,7 +707,7 @@ def _build_song(
                 if acc is None:
                     acc = channels[ch] = _Channel()
                 if kind == 0xC0:
-                    acc.programs.append((tick, ev[2]))
+                    acc.controls.append(ControlEvent(tick, "program_change", ev[2], 0, ch))
                 elif kind == 0xB0:
                     acc.controls.append(ControlEvent(tick, "control_change", ev[2], ev[3], ch))
                 elif kind == 0xE0:
@@ -735,18 +734,17 @@ def _build_song(
         for ch in sorted(channels):
             acc = channels[ch]
             acc.notes.sort(key=_NOTE_ORDER)  # the dataclass order, without its slow __lt__
+            # the first program change, when no note of the channel comes before it, is the
+            # track's program; later ones stay events
             program = 0
             controls = acc.controls
-            programs = acc.programs
             first_note = acc.notes[0].start_tick if acc.notes else None
-            if programs and (first_note is None or programs[0][0] <= first_note):
-                program = programs[0][1]
-                programs = programs[1:]
-            if programs:
-                controls = sorted(
-                    controls + [ControlEvent(t, "program_change", p, 0, ch) for t, p in programs],
-                    key=lambda c: c.tick,
-                )
+            for i, c in enumerate(controls):
+                if c.kind == "program_change":
+                    if first_note is None or c.tick <= first_note:
+                        program = c.number
+                        controls = controls[:i] + controls[i + 1 :]
+                    break
             song.tracks.append(
                 Track(
                     name=name or "",  # every channel of a MIDI track keeps the track's name
