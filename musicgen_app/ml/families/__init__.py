@@ -60,8 +60,13 @@ class FamilyModel(GenerativeModel):
         sampling: SamplingConfig | None = None,
     ) -> GenerationSession:
         """A :class:`FamilySession` continuing ``track`` of ``song`` for ``bars`` bars."""
+        import torch
+
         from musicgen_app.ml.families.common import FamilySession, seed_context
 
+        # batch-1 steps: one thread, and no oneDNN (its per-call set-up costs more than the step)
+        torch.set_num_threads(1)
+        torch.backends.mkldnn.enabled = False
         if bars < 1:
             raise GenerationError("ask for at least one bar")
         ctx = seed_context(song, track, start_tick=start_tick, bars=bars)

@@ -119,6 +119,9 @@ class ChordVocab:
         self.pitches: list[tuple[int, ...]] = [()] * len(self.tokens)
         for i, t in enumerate(self.tokens[self.first_chord :], start=self.first_chord):
             self.pitches[i] = tuple(int(x) for x in t.split("."))
+        self.pc_matrix = np.zeros((len(self.tokens), 12), dtype=bool)  # (V, 12) pitch classes of each token
+        for i, p in enumerate(self.pitches):
+            self.pc_matrix[i, [q % 12 for q in p]] = True
         singles = sorted(p[0] for p in self.pitches if len(p) == 1)
         self.single_range = (singles[0], singles[-1]) if singles else (60, 72)
 
@@ -203,11 +206,12 @@ class ChordVocab:
 
     def in_key_mask(self, scale: frozenset[int]) -> torch.Tensor:
         """Chord tokens whose pitch classes all belong to ``scale`` (plus rests)."""
-        ok = torch.zeros(self.size, dtype=torch.bool)
-        for i in range(self.first_chord, self.size):
-            ok[i] = all(p % 12 in scale for p in self.pitches[i])
+        outside = np.ones(12, dtype=bool)
+        outside[list(scale)] = False
+        ok = ~(self.pc_matrix & outside).any(axis=1)  # (V,)
+        ok[: self.first_chord] = False
         ok[self.index[REST]] = True
-        return ok
+        return torch.from_numpy(ok)
 
     def token_classes(self) -> TokenClasses:
         """What the shared sampler needs: the rest id, and each chord's top note as its pitch."""

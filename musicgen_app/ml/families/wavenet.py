@@ -195,8 +195,9 @@ class WaveNetModel(GridMelodyModel):
         return score_tunes(self.net, self.tokenizer, tunes)
 
     def adapter(self, bar_position) -> WaveNetAdapter:
-        """A fresh adapter (its own activation queues)."""
+        """A fresh adapter (its own activation queues); one thread, no oneDNN for batch-1 steps."""
         torch.set_num_threads(1)
+        torch.backends.mkldnn.enabled = False
         return WaveNetAdapter(self.net, bar_position, self.classes)
 
 
