@@ -73,6 +73,8 @@ def main() -> int:
     win.panel.temperature.setValue(90)
     g = win.roll.geometry_model
     g.show_ticks(0, 8 * 1920 * 1.02)
+    g.key_height = 13
+    g.center_pitch(68)
     win.roll._sync()
     win.gen.models.get(win.panel.model_name())
     win.act_continue.trigger()
@@ -90,10 +92,13 @@ def main() -> int:
     win.act_continue.trigger()
     spin(app, 60, lambda: len(win.gen.takes) == 3 and not win.gen.running)
     win.stop_all()
-    win.panel.takes.setCurrentRow(1)
-    win.stop_all()
+    win.panel.takes.setCurrentRow(1)  # auditions take 2 from a bar before it
     win.doc.set_selection(win.doc.notes[4:8])
-    spin(app, 0.2)
+    win.act_follow.setChecked(False)
+    win._toggle_follow()
+    g.show_ticks(0, 9 * 1920 * 1.02)
+    win.roll._sync()
+    spin(app, 3.0)
     win.grab().save(str(OUT / "takes.png"))
     win.act_accept.trigger()
 
