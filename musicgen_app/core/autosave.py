@@ -14,15 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from musicgen_app.core import paths
+from musicgen_app.core.midi_io import write_file_atomic
 from musicgen_app.core.project import Project, load_project, save_project
 from musicgen_app.errors import ProjectError
 
@@ -70,18 +69,10 @@ class AutosaveStore:
     def write(self, doc_id: str, project: Project, *, source_path: str | None, title: str) -> None:
         """Autosave ``project`` for document ``doc_id`` (atomic; raises ProjectError)."""
         project_path, meta_path = self._paths(doc_id)
-        folder = self._folder()
+        self._folder()
         save_project(project, project_path, keep_backup=False)
         meta = {"doc_id": doc_id, "title": title, "source_path": source_path, "saved_at": time.time()}
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{doc_id}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(meta, fh, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, meta_path)
-        except OSError as exc:
-            raise ProjectError(f"cannot write the autosave of '{title}': {exc.strerror or exc}") from exc
+        write_file_atomic(meta_path, json.dumps(meta, ensure_ascii=False).encode("utf-8"), ProjectError)
 
     def list_recoverable(self) -> list[RecoveryEntry]:
         """Every autosaved document, newest first."""

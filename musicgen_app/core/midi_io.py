@@ -50,10 +50,16 @@ gives the same song. The loop region lives only in project files.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import operator
+import os
+import shutil
+import stat
 import struct
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1053,12 +1059,64 @@ def _chunk(body: bytearray, _last_tick: int) -> bytes:
 
 
 def write_midi(song: Song, path: str | Path) -> None:
-    """Write the song as a type-1 Standard MIDI File (raises MidiExportError)."""
-    data = midi_bytes(song)
+    """Write the song as a type-1 Standard MIDI File (raises MidiExportError).
+
+    Written atomically (:func:`write_file_atomic`): an existing file is never left half-written.
+    """
+    write_file_atomic(Path(path), midi_bytes(song), MidiExportError)
+
+
+# -- safe file writing (shared with project files) ------------------------------------------------
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform/file system can fsync a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _keep_backup(path: Path, backup: Path) -> None:
+    """Atomically make ``backup`` hold what ``path`` holds now."""
+    tmp = backup.with_name(f".{backup.name}.{uuid.uuid4().hex}.tmp")
     try:
-        Path(path).write_bytes(data)
+        os.link(path, tmp)
+    except OSError:  # no hard links here (e.g. FAT, some network drives): copy instead
+        shutil.copyfile(path, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    os.replace(tmp, backup)
+
+
+def write_file_atomic(
+    path: Path, data: bytes, error: type[MusicgenError], *, backup: Path | None = None
+) -> None:
+    """Write ``data`` to ``path`` so that a crash at any moment leaves the old file or the new one.
+
+    The data goes to a temporary file in the same folder, is flushed and fsync'ed; the old file is
+    kept as ``backup`` when one is given (a hard link, or a copy where links are impossible); the
+    temporary file is renamed over ``path`` and the folder is fsync'ed. An existing file's
+    permissions are kept (new files get 0644). Failures raise ``error`` and change nothing.
+    """
+    folder = path.parent
+    tmp: str | None = None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        if backup is not None and path.exists():
+            _keep_backup(path, backup)
+        os.replace(tmp, path)
     except OSError as exc:
-        raise MidiExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise error(f"cannot write {path}: {exc.strerror or exc}") from exc
+    _fsync_dir(folder)
 
 
 def is_midi_path(path: str | Path) -> bool:

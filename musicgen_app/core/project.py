@@ -9,10 +9,11 @@ A project file is UTF-8 JSON::
 rows); ``state`` is a free-form JSON object owned by the app: the chosen model, the temperature,
 the generation takes with their random seeds, generation settings.
 
-Saving is atomic (:func:`save_project`): the JSON goes to a temporary file in the same folder,
-is flushed and fsync'ed, the previous file is kept as ``<name>.mgproj.bak`` (a hard link, or a
-copy where links are not possible), and the temporary file is renamed over the project; the
-folder is fsync'ed too. A crash at any moment leaves the old or the new version.
+Saving is atomic (:func:`save_project`, through ``midi_io.write_file_atomic``): the JSON goes to
+a temporary file in the same folder, is flushed and fsync'ed, the previous file is kept as
+``<name>.mgproj.bak`` (a hard link, or a copy where links are not possible), and the temporary
+file is renamed over the project; the folder is fsync'ed too. A crash at any moment leaves the
+old or the new version.
 
 Loading (:func:`load_project`) refuses a file from a newer version of the app with a message, and
 migrates older versions step by step through :data:`MIGRATIONS` (version ``n`` -> ``n + 1``).
@@ -20,19 +21,15 @@ migrates older versions step by step through :data:`MIGRATIONS` (version ``n`` -
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from musicgen_app import __version__
-from musicgen_app.core.midi_io import is_midi_path, read_file_capped, read_midi
+from musicgen_app.core.midi_io import is_midi_path, read_file_capped, read_midi, write_file_atomic
 from musicgen_app.core.song import (
     ControlEvent,
     KeySignature,
@@ -292,54 +289,14 @@ def project_from_json(text: str | bytes) -> Project:
     return Project(song_from_dict(doc.get("song")), state)
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/file system can fsync a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _keep_backup(path: Path, backup: Path) -> None:
-    """Atomically make ``backup`` hold what ``path`` holds now."""
-    tmp = backup.with_name(f".{backup.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        os.link(path, tmp)
-    except OSError:  # no hard links here (e.g. FAT, some network drives): copy instead
-        shutil.copyfile(path, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    os.replace(tmp, backup)
-
-
 def save_project(project: Project, path: str | Path, *, keep_backup: bool = True) -> None:
     """Save atomically: temp file + fsync + rename; the previous file stays as ``path + ".bak"``.
 
     Raises ProjectError when the file cannot be written (nothing is changed then).
     """
     path = Path(path)
-    text = project_to_json(project).encode("utf-8")
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ProjectError(f"cannot save {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if keep_backup and path.exists():
-            _keep_backup(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise ProjectError(f"cannot save {path}: {exc.strerror or exc}") from exc
-    _fsync_dir(folder)
+    backup = path.with_name(path.name + ".bak") if keep_backup else None
+    write_file_atomic(path, project_to_json(project).encode("utf-8"), ProjectError, backup=backup)
 
 
 def load_project(path: str | Path) -> Project:

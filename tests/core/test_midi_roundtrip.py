@@ -244,3 +244,12 @@ def test_large_tracks_take_the_fast_reader_and_agree() -> None:
 def test_export_refuses_what_midi_cannot_hold(song: Song, message: str) -> None:
     with pytest.raises(MidiExportError, match=message):
         midi_bytes(song)
+
+
+def test_write_midi_replaces_a_file_whole_and_reports_failures(must_show: Path, tmp_path: Path) -> None:
+    song = read_midi(must_show).song
+    write_midi(song, must_show)  # over its own source
+    assert read_midi(must_show).song == song
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mid"]  # no temporary file left
+    with pytest.raises(MidiExportError, match="cannot write"):
+        write_midi(song, tmp_path / "missing" / "b.mid")

@@ -178,7 +178,7 @@ def test_unsaveable_state_is_refused_before_anything_is_written(tmp_path: Path) 
 
 
 def test_save_into_a_missing_folder_is_a_project_error(tmp_path: Path) -> None:
-    with pytest.raises(ProjectError, match="cannot save"):
+    with pytest.raises(ProjectError, match="cannot write"):
         save_project(Project(_song()), tmp_path / "no" / "such" / "song.mgproj")
 
 
@@ -198,3 +198,12 @@ def test_load_any_by_extension_and_by_content(tmp_path: Path) -> None:
         load_any(tmp_path / "missing.xyz")
     with pytest.raises(ProjectError, match="does not exist"):
         load_any(tmp_path / "missing.mgproj")
+
+
+def test_saves_keep_the_file_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "song.mgproj"
+    save_project(Project(_song()), path)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o600)
+    save_project(Project(_song()), path)
+    assert path.stat().st_mode & 0o777 == 0o600
