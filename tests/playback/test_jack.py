@@ -162,3 +162,45 @@ def test_stop_in_the_middle_leaves_no_note_hanging(jack_receiver) -> None:
     with jack_receiver.lock:
         ccs = {(d[0] & 15, d[1]) for _, d in jack_receiver.messages if d[0] & 0xF0 == 0xB0}
     assert {(0, 64), (0, 123), (0, 120), (1, 64), (1, 123), (1, 120)} <= ccs
+
+
+def test_cli_play_devices_and_fluidsynth_on_jack(jack_receiver, tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from musicgen_app.playback.outputs import FluidSynthOutput
+
+    path = tmp_path / "song.mid"
+    song = two_track_song()
+    write_midi(song, path)
+    cli = [sys.executable, "-m", "musicgen_app.cli.main"]
+    r = subprocess.run(
+        [*cli, "devices", "--json"], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    info = json.loads(r.stdout)
+    assert info["midi"]["api"] == "Jack" and jack_receiver.port in info["midi"]["outputs"]
+    assert "jack" in info["fluidsynth"]["audio_drivers"]  # really opened against our server
+    r = subprocess.run(
+        [*cli, "play", str(path), "--output", "receiver", "--midi-api", "jack"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "on receiver:in" in r.stdout
+    assert wait_until(lambda: len(jack_receiver.note_events()) >= 2 * song.note_count, 3.0)
+    got = jack_receiver.note_events()
+    assert [(k, ch, p) for _, k, ch, p in got] == _expected_order(song)
+    # FluidSynth picks the first driver that really opens: here only JACK does
+    synth = FluidSynthOutput()
+    try:
+        assert synth.driver_name == "jack"
+        with Scheduler(synth) as sched:
+            sched.play(song)
+            assert sched.wait(10.0)
+            assert sched.output is synth  # no failure switched it off
+    finally:
+        synth.close()
