@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from musicgen_app.errors import MusicgenError
@@ -29,6 +30,16 @@ def run(args: argparse.Namespace) -> int:
             raise MusicgenError(f"{f}: no such file")
     if args.output:
         os.environ["MUSICGEN_OUTPUT"] = args.output
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise MusicgenError(
+            "no screen to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+            "run it on a desktop, or use the commands (`musicgen --help`)"
+        )
     from musicgen_app.gui.app import run_app
 
     return run_app([str(f) for f in args.files])

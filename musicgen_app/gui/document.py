@@ -192,6 +192,11 @@ class Document(QObject):
 
     def _touch(self) -> None:
         self.version += 1
+        if self._active >= len(self.song.tracks):  # the active track was removed (undo of "Add track")
+            self._active = max(0, len(self.song.tracks) - 1)
+            self._selection = set()
+            self.selection_version += 1
+            self.active_track_changed.emit(self._active)
         self.changed.emit()
 
     def snapshot(self) -> Song:

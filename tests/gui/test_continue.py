@@ -131,3 +131,15 @@ def test_temperature_changes_the_running_session(ready, qtbot) -> None:
     if state is not None and state._session is not None:
         assert state._session.temperature == pytest.approx(0.37)
     win.act_stop.trigger()
+
+
+def test_continue_with_a_checkpoint_loaded_from_a_file(ready, qtbot) -> None:
+    from musicgen_app.ml.registry import list_models
+
+    info = next(m for m in list_models() if m.name == ready.panel.model_name())
+    ready.panel.add_checkpoint(str(info.path), info)
+    assert ready.panel.model_name() == str(info.path)
+    assert "(file)" in ready.panel.model_combo.currentText()
+    ready.act_continue.trigger()
+    qtbot.waitUntil(lambda: not ready.gen.running and bool(ready.gen.takes), timeout=60_000)
+    assert ready.gen.takes[0].notes and ready.gen.takes[0].model == str(info.path)

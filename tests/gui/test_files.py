@@ -149,3 +149,32 @@ def test_quit_during_generation_and_playback_is_clean(window, qtbot, sketch) -> 
     window.close()
     assert thread is not None and not thread.is_alive()
     assert not window.playback.scheduler._thread.is_alive()
+
+
+def test_export_wav_renders_in_the_background(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
+    import wave
+
+    window.set_document(Document(sketch(1)))
+    out = tmp_path / "song.wav"
+    _save_dialog(monkeypatch, out)
+    window.act_export_wav.trigger()
+    qtbot.waitUntil(lambda: "Rendered song.wav" in window.statusBar().currentMessage(), timeout=60_000)
+    with wave.open(str(out)) as w:
+        assert w.getnframes() / w.getframerate() >= 2.0  # one bar at 120 BPM, plus the tail
+
+
+def test_recovers_a_never_saved_document(window, qtbot, tmp_path) -> None:
+    from musicgen_app.gui import app
+
+    window.doc.apply(add_notes(0, [Note(0, 65, 480, 90)]), "Draw note")
+    assert window.doc.path is None
+    with qtbot.waitSignal(window.autosaved, timeout=10_000):
+        window.autosave()
+    other = app.new_window(store=window._store, output=None, open_output=False)
+    qtbot.addWidget(other)
+    try:
+        docs = app.recover_documents(other, other._store, lambda _w, entries: "recover")
+        assert len(docs) == 1 and other.doc.notes == [Note(0, 65, 480, 90)]
+        assert other.doc.path is None and other.isWindowModified()
+    finally:
+        other.shutdown()

@@ -218,3 +218,31 @@ def test_keyboard_click_sounds_the_key(window, qtbot, recording) -> None:
     qtbot.waitUntil(
         lambda: any(m.type == "note_off" and m.note == 60 for _, m in recording.messages), timeout=2000
     )
+
+
+def test_edits_go_to_the_active_track_and_others_are_faded(window, qtbot) -> None:
+    from musicgen_app.core.song import Song, Track
+
+    other = Note(0, 64, 960, 90)
+    window.set_document(Document(Song(tracks=[Track(name="A", notes=[other]), Track(name="B", channel=1)])))
+    g = window.roll.geometry_model
+    g.show_ticks(0, 4 * 1920)
+    g.key_height = 12
+    g.center_pitch(64)
+    window.roll._sync()
+    window.track_combo.setCurrentIndex(1)
+    assert window.doc.active_track == 1
+    canvas = window.canvas
+    assert canvas.note_at(at(g, 480, 64)) is None  # track A's note is not editable from B
+    window.set_tool("draw")
+    drag(qtbot, canvas, at(g, 480, 64), at(g, 960, 64))
+    assert window.doc.song.tracks[0].notes == [other]
+    assert window.doc.song.tracks[1].notes == [Note(480, 64, 960, 100)]
+    image = canvas.grab().toImage()
+    faded = image.pixelColor(at(g, 240, 64))
+    assert faded.name() not in ("#4285d6", "#f09628")  # drawn, but not in the active colours
+    assert faded.name() != image.pixelColor(at(g, 240, 71)).name()  # and not background
+    window.act_add_track.trigger()
+    assert len(window.doc.song.tracks) == 3 and window.doc.active_track == 2
+    window.act_undo.trigger()
+    assert len(window.doc.song.tracks) == 2
