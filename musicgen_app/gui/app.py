@@ -168,6 +168,8 @@ def recover_documents(win: MainWindow, store: Any, answer_fn: Any = ask_recovery
         src = getattr(e, "source_path", None)
         path = src if src and str(src).lower().endswith(".mgproj") else None
         doc = Document(project.song, path)
+        if src and path is None:
+            doc.source_path = Path(src)
         doc.state = dict(getattr(project, "state", {}) or {})
         doc.doc_id = e.doc_id
         doc.mark_dirty()

@@ -101,6 +101,7 @@ class Document(QObject):
             self.song.tracks.append(Track(name="Melody"))
         self.song.sort()
         self.path: Path | None = Path(path) if path else None
+        self.source_path: Path | None = None  # the MIDI file it was imported from, if any
         self.state: dict[str, Any] = {}
         self.doc_id: str | None = None  # autosave id, given by the window
         self.version = 0
@@ -117,8 +118,10 @@ class Document(QObject):
     # -- identity -----------------------------------------------------------------------------
     @property
     def display_name(self) -> str:
-        """The file name, or "Untitled"."""
-        return self.path.name if self.path else "Untitled"
+        """The project's file name, else the imported file's name, else "Untitled"."""
+        if self.path:
+            return self.path.name
+        return self.source_path.name if self.source_path else "Untitled"
 
     @property
     def is_dirty(self) -> bool:

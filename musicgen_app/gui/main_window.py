@@ -902,13 +902,11 @@ class MainWindow(QMainWindow):
         doc.state = loaded.state
         if not loaded.is_project and loaded.path is not None:
             doc.song.title = doc.song.title or loaded.path.stem
-            doc.source_path = loaded.path  # type: ignore[attr-defined]
+            doc.source_path = loaded.path
         self.set_document(doc)
         if loaded.path is not None:
             self.settings.add_recent(loaded.path)
             self.settings.save()
-            if not loaded.is_project:
-                self.setWindowTitle(f"{loaded.path.name}[*] — {APP_TITLE}")
         msg = f"Opened {loaded.path.name if loaded.path else 'file'}: {doc.song.note_count} notes"
         if loaded.repairs:
             msg += " — " + "; ".join(loaded.repairs)
@@ -1049,8 +1047,8 @@ class MainWindow(QMainWindow):
         self._record_takes_state()
         song, state = doc.snapshot(), dict(doc.state)
         version = doc.version
-        source = str(doc.path or getattr(doc, "source_path", "") or "") or None
-        title = doc.display_name if doc.path else (doc.song.title or "Untitled")
+        source = str(doc.path or doc.source_path or "") or None
+        title = doc.display_name if (doc.path or doc.source_path) else (doc.song.title or "Untitled")
         doc_id = doc.doc_id
 
         def write() -> str:
@@ -1138,5 +1136,6 @@ class MainWindow(QMainWindow):
         if dlg.exec():
             dlg.apply_to(self.settings)
             self.settings.save()
+            os.environ.pop("MUSICGEN_OUTPUT", None)  # the choice made here wins over --output
             self._output_label.setText("Output: opening…")
             self.playback.open_output(self.settings)

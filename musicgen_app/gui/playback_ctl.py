@@ -46,7 +46,7 @@ def open_configured_output(settings: AppSettings) -> Any:
     """Open the output the settings name (runs on a task thread; raises DeviceError)."""
     from musicgen_app.playback import outputs
 
-    spec = (settings.output or "fluidsynth").strip()
+    spec = (settings.effective_output() or "fluidsynth").strip()
     if spec.lower() in ("none", "off", "silent"):
         return outputs.NullOutput()
     if spec.lower() == "recording":

@@ -59,10 +59,11 @@ class AppSettings:
         except TypeError as exc:
             logger.warning("settings file has odd values, using defaults: %s", exc)
             s = cls()
-        env_output = os.environ.get("MUSICGEN_OUTPUT")
-        if env_output:
-            s.output = env_output
         return s
+
+    def effective_output(self) -> str:
+        """The output to open: ``MUSICGEN_OUTPUT`` (``--output``, this run only) or the saved choice."""
+        return os.environ.get("MUSICGEN_OUTPUT") or self.output
 
     def save(self) -> None:
         """Write the settings (atomically); failures are logged, never raised."""

@@ -56,6 +56,8 @@ def test_open_midi_and_drop_a_file(window, qtbot, sketch, tmp_path) -> None:
         window.open_path(mid)
     assert [n.pitch for n in window.doc.notes] == [n.pitch for n in sketch(2).tracks[0].notes]
     assert "tune.mid" in window.windowTitle() and not window.isWindowModified()
+    window.doc.apply(add_notes(0, [Note(0, 50, 240, 90)]), "Draw note")
+    assert window.windowTitle().startswith("tune.mid") and window.isWindowModified()
 
     other = tmp_path / "other.mid"
     song = sketch(1)
