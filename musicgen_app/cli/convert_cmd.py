@@ -40,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
     repairs = convert(args.input, args.output)
     for line in repairs:
         print(f"repair: {line}", file=sys.stderr)
-    print(f"wrote {args.output}" + (f" ({len(repairs)} repairs made while reading)" if repairs else ""))
+    n = len(repairs)
+    made = f" ({n} repair{'' if n == 1 else 's'} made while reading)" if n else ""
+    print(f"wrote {args.output}{made}")
     return 0

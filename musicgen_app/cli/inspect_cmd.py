@@ -99,6 +99,10 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
     }
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _duration(seconds: float) -> str:
     minutes, sec = divmod(seconds, 60)
     hours, minutes = divmod(int(minutes), 60)
@@ -114,7 +118,7 @@ def format_text(info: dict[str, Any]) -> str:
         lines.append(f"title: {info['title']}")
     lines.append(
         f"duration: {_duration(info['duration_seconds'])} ({info['end_tick']} ticks), "
-        f"{info['note_count']} notes in {len(info['tracks'])} tracks"
+        f"{_count(info['note_count'], 'note')} in {_count(len(info['tracks']), 'track')}"
     )
     tempos = ", ".join(f"{t['bpm']:g} BPM at {t['bar_beat']}" for t in info["tempos"]) or "120 BPM (none set)"
     lines.append(f"tempo: {tempos}")
@@ -129,11 +133,12 @@ def format_text(info: dict[str, Any]) -> str:
     lines.append("tracks:")
     for t in info["tracks"]:
         instrument = "drums" if t["is_drum"] else f"program {t['program']} ({t['program_name']})"
-        pitch = f", pitches {t['lowest_pitch']}-{t['highest_pitch']}" if t["notes"] else ""
+        lo, hi = t["lowest_pitch"], t["highest_pitch"]
+        pitch = "" if not t["notes"] else f", pitch {lo}" if lo == hi else f", pitches {lo}-{hi}"
         pedal = f", {t['sustain_pedal_events']} sustain-pedal events" if t["sustain_pedal_events"] else ""
         lines.append(
             f"  {t['index']:>2}. {t['name'] or '(unnamed)'}: channel {t['channel']}, {instrument}, "
-            f"{t['notes']} notes{pitch}, {t['controls']} controller events{pedal}"
+            f"{_count(t['notes'], 'note')}{pitch}, {_count(t['controls'], 'controller event')}{pedal}"
         )
     if info["kind"] == "project":
         lines.append(f"app state: {', '.join(info['state_keys']) or 'none'}; {info['takes']} takes")

@@ -227,9 +227,17 @@ class _Report:
 
     def __init__(self) -> None:
         self._items: dict[str, int | str] = {}
+        self._ignored: frozenset[str] = frozenset()
+
+    def ignoring(self, *keys: str) -> _Report:
+        """A view of this report that drops counts of ``keys`` (and keeps everything else)."""
+        view = _Report()
+        view._items = self._items
+        view._ignored = frozenset(keys)
+        return view
 
     def count(self, key: str, n: int = 1) -> None:
-        if n:
+        if n and key not in self._ignored:
             self._items[key] = int(self._items.get(key, 0)) + n
 
     def say(self, sentence: str) -> None:
@@ -298,6 +306,7 @@ class _Container:
     declared_tracks: int
     division: int
     tracks: list[bytes]
+    cut_short: set[int] = field(default_factory=set)  # indexes of tracks the file ends inside
 
 
 def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
@@ -323,6 +332,7 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
         fix.say(f"the header's length was wrong ({hlen:,} bytes instead of 6)")
         body = 14
     tracks: list[bytes] = []
+    cut_short: set[int] = set()
     pos = body
     while pos < n:
         if n - pos < 8:
@@ -349,6 +359,7 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
                 pos = nxt
             elif end > n:
                 fix.say(f"track {number} is cut short (the file ends inside it)")
+                cut_short.add(len(tracks))
                 tracks.append(data[begin:])
                 pos = n
             else:
@@ -378,7 +389,7 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
         raise MidiImportError(f"the file announces {ntrks} tracks but holds none (it is damaged)")
     if ntrks != len(tracks):
         fix.say(f"the header announces {ntrks} tracks but the file holds {len(tracks)}; read those")
-    return _Container(fmt, ntrks, division, tracks)
+    return _Container(fmt, ntrks, division, tracks, cut_short)
 
 
 # -- events: mido -------------------------------------------------------------------------------
@@ -860,12 +871,14 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
     timing = _timing(container.division, fix, notices)
     tracks: list[list[_Event]] = []
     budget = MAX_EVENTS
-    for chunk in container.tracks:
+    for index, chunk in enumerate(container.tracks):
         events = None
         if len(chunk) <= MIDO_MAX_TRACK_BYTES:
             events = _events_from_mido(chunk)
         if events is None:
-            events = _events_tolerant(chunk, fix, budget)
+            # in a track the file ends inside (already said), a missing end is no news
+            track_fix = fix.ignoring("no_eot", "truncated_event") if index in container.cut_short else fix
+            events = _events_tolerant(chunk, track_fix, budget)
         budget -= len(events)
         if budget < 0:
             raise _too_many_events()
