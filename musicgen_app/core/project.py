@@ -241,7 +241,7 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
             raise ProjectError(f"project format {version} is too old to be read by this version")
         try:
             doc = step(doc)
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
             raise ProjectError(
                 f"the project (format {version}) is damaged and cannot be upgraded: {exc}"
             ) from exc

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from musicgen_app.core.midi_io import read_midi
 from musicgen_app.core.project import (
@@ -14,6 +16,7 @@ from musicgen_app.core.project import (
     Project,
     load_any,
     load_project,
+    project_from_json,
     project_to_json,
     save_project,
     song_from_dict,
@@ -207,3 +210,47 @@ def test_saves_keep_the_file_permissions(tmp_path: Path) -> None:
     path.chmod(0o600)
     save_project(Project(_song()), path)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), JSON)
+def test_any_damaged_value_is_a_project_error_or_loads(data: st.DataObject, value: object) -> None:
+    doc = json.loads(project_to_json(Project(_song(), STATE)))
+    doc["format_version"] = data.draw(st.sampled_from([0, 1]))
+    path = data.draw(st.sampled_from(_paths(doc)))
+    if path:
+        node = doc
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    else:
+        doc = value
+    try:
+        project = project_from_json(json.dumps(doc))
+    except ProjectError as exc:
+        assert str(exc)
+        return
+    # what loads is a song the rest of the app can use
+    assert song_from_dict(song_to_dict(project.song)) == project.song
