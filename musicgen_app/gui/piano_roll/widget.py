@@ -628,6 +628,7 @@ class PianoRollView(QWidget):
         self.hbar.valueChanged.connect(self._h_scrolled)
         self.vbar.valueChanged.connect(self._v_scrolled)
         doc.changed.connect(self._doc_changed)
+        doc.selection_changed.connect(self.velocity.update)
         self._syncing = False
         g.key_height = 10
         g.center_pitch(66)
@@ -641,6 +642,7 @@ class PianoRollView(QWidget):
         """Show another document."""
         self.canvas.set_document(doc)
         doc.changed.connect(self._doc_changed)
+        doc.selection_changed.connect(self.velocity.update)
         self.fit_song()
 
     def _doc_changed(self) -> None:
