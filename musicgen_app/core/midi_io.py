@@ -14,10 +14,12 @@ Import (:func:`read_midi`) works in three layers:
    exclusive followed by running status, data after the end-of-track mark, a missing end-of-track
    mark, time values beyond 4 bytes, an unknown meta event, whose delta time mido 1.3 drops), the
    track is re-read by our tolerant reader, which repairs what it can and counts every repair.
-   Tracks larger than :data:`MIDO_MAX_TRACK_BYTES` (64 KiB, about 8,000 notes) go to the tolerant
-   reader directly: on well-formed data it gives exactly mido's events (the fuzz test compares the
-   two on every track mido accepts) and is about five times faster, which keeps a million-note
-   file within seconds.
+   Tracks larger than :data:`MIDO_MAX_TRACK_BYTES` (64 KiB, about 8,000 notes), all tracks after
+   the first :data:`MIDO_MAX_TOTAL_BYTES` (512 KiB) of track data, and tracks with a run of more
+   than 8 bytes above 127 (which mido reads in quadratic time) go to the tolerant reader directly:
+   on well-formed data it gives exactly mido's events (the fuzz test compares the two on every
+   track mido accepts) and is about five times faster, which keeps a million-note file within
+   seconds.
 3. **Song**: notes are paired (note-on with velocity 0 is a note-off; a note-off closes the oldest
    sounding note of that key; duplicates at the same moment are merged; notes left sounding are
    closed at the end of their track), each channel of a MIDI track becomes a song track (channel
@@ -32,7 +34,8 @@ raises :class:`~musicgen_app.errors.MidiImportError` with a message a musician u
 
 Caps (a file over a cap is refused, never read for minutes):
 
-- :data:`MAX_FILE_BYTES` = 32 MiB per file;
+- :data:`MAX_FILE_BYTES` = 32 MiB per file; :data:`MAX_TRACKS` = 65,535 tracks and
+  :data:`MAX_CHUNKS` = 100,000 chunks;
 - :data:`MAX_EVENTS` = 4,000,000 events in all tracks together (a million-note file has about
   2,000,000);
 - :data:`MAX_MESSAGE_BYTES` = 1,000,000 bytes per system-exclusive or meta message (a longer one
@@ -55,6 +58,7 @@ import io
 import logging
 import operator
 import os
+import re
 import shutil
 import stat
 import struct
@@ -89,6 +93,9 @@ MAX_MESSAGE_BYTES = 1_000_000
 MAX_SONG_SECONDS = 4 * 3600
 MAX_TICK = 0x0FFFFFFF  # the largest delta time a MIDI file can hold
 MIDO_MAX_TRACK_BYTES = 64 * 1024
+MIDO_MAX_TOTAL_BYTES = 512 * 1024  # beyond this much track data, every track goes to our reader
+MAX_TRACKS = 65_535  # the most a MIDI header can announce
+MAX_CHUNKS = 100_000
 MIDI_EXTENSIONS = (".mid", ".midi", ".smf", ".kar", ".rmi")
 
 # Errors mido raises on damaged track data (read_track, read_message, meta decoders).
@@ -99,6 +106,10 @@ _CHANNEL_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0:
 # System common / real-time status bytes (not allowed in files) and their data lengths.
 _SYSTEM_DATA_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
 _UNDEFINED_STATUS = frozenset((0xF4, 0xF5, 0xF9, 0xFD))
+# A variable-length number longer than this is garbage (MIDI allows 4 bytes; up to 8 are read).
+_MAX_VLQ_BYTES = 8
+# mido reads variable-length numbers without a limit, in quadratic time: such runs go to our reader
+_HIGH_BYTE_RUN = re.compile(rb"[\x80-\xff]{%d}" % (_MAX_VLQ_BYTES + 1))
 # SMPTE frame code -> (whole frames per second, microseconds per quarter for one quarter per second)
 _SMPTE_FPS = {
     24: (24, 1_000_000),
@@ -170,6 +181,10 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     "truncated_event": (
         "1 track ended in the middle of an event; the incomplete event was dropped",
         "{n} tracks ended in the middle of an event; the incomplete events were dropped",
+    ),
+    "bad_vlq": (
+        "1 track held a time or length value longer than 8 bytes (garbage); the rest of it was dropped",
+        "{n} tracks held a time or length value longer than 8 bytes (garbage); the rest of each was dropped",
     ),
     "long_message": (
         "1 track held a message longer than 1,000,000 bytes; the track was read up to it",
@@ -334,7 +349,13 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
     tracks: list[bytes] = []
     cut_short: set[int] = set()
     pos = body
+    chunks = 0
     while pos < n:
+        chunks += 1
+        if len(tracks) > MAX_TRACKS or chunks > MAX_CHUNKS:
+            raise MidiImportError(
+                f"the file holds more than {MAX_TRACKS:,} tracks or {MAX_CHUNKS:,} chunks (is it damaged?)"
+            )
         if n - pos < 8:
             fix.say(f"{n - pos} stray bytes at the end of the file were ignored")
             break
@@ -457,6 +478,9 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             delta = (delta << 7) | (b & 0x7F)
             if b < 0x80:
                 break
+            if pos - start == _MAX_VLQ_BYTES:
+                fix.count("bad_vlq")
+                return out
         else:
             fix.count("truncated_event")
             return out
@@ -569,6 +593,9 @@ def _read_length(data: bytes, pos: int, fix: _Report) -> tuple[int, int, bool]:
             if pos - start > 4:
                 fix.count("long_vlq")
             return value, pos, True
+        if pos - start == _MAX_VLQ_BYTES:
+            fix.count("bad_vlq")
+            return 0, pos, False
     fix.count("truncated_event")
     return 0, pos, False
 
@@ -871,9 +898,15 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
     timing = _timing(container.division, fix, notices)
     tracks: list[list[_Event]] = []
     budget = MAX_EVENTS
+    mido_bytes = 0
     for index, chunk in enumerate(container.tracks):
         events = None
-        if len(chunk) <= MIDO_MAX_TRACK_BYTES:
+        mido_bytes += len(chunk)
+        if (
+            len(chunk) <= MIDO_MAX_TRACK_BYTES
+            and mido_bytes <= MIDO_MAX_TOTAL_BYTES
+            and not _HIGH_BYTE_RUN.search(chunk)
+        ):
             events = _events_from_mido(chunk)
         if events is None:
             # in a track the file ends inside (already said), a missing end is no news

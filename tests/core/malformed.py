@@ -98,6 +98,8 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("meta length running past the track", smf(b"\x00\xff\x03\x7fabc" + EOT), "repair", "middle of an event"),
     ("message over the length cap", smf(NOTE[:-4] + b"\x00\xf0" + vlq(2_000_000) + b"\x00" * 16), "repair", "longer than 1,000,000 bytes"),
     ("file over the size cap", b"MThd" + bytes(33 * 2**20), "refuse", "MiB"),
+    ("endless variable-length number", smf(NOTE[:-4] + b"\xff" * 1_000_000), "repair", "longer than 8 bytes"),
+    ("70,000 tracks", _header(1, 65535, 480) + b"MTrk\x00\x00\x00\x00" * 70_000, "refuse", "more than 65,535 tracks"),
 ]  # fmt: skip
 
 
