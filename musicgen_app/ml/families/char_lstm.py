@@ -28,11 +28,13 @@ import torch
 from torch import nn
 
 from musicgen_app.ml.families.common import (
+    LSTMStepper,
     SeedContext,
     StepNote,
     StreamEngine,
     TokenLSTM,
     TokenLSTMConfig,
+    TokenStepper,
     fit_register,
     masked,
     melody_line,
@@ -109,7 +111,9 @@ class CharEngine(StreamEngine):
             nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start
             triples.append((n.pitch + self.shift, n.length, max(1, nxt)))
         ids = encode_text("\n" + notes_text(triples))
-        logits, self.state = self.model(torch.tensor([ids]))
+        logits, state = self.model(torch.tensor([ids]))
+        self.stepper = TokenStepper.of(self.model)
+        self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]
         self.pos = ctx.start_step
         self.field, self.digits = 0, ""
@@ -124,8 +128,7 @@ class CharEngine(StreamEngine):
         mask = self.masks[self.field, len(self.digits)]
         ch = self.sampler.sample(masked(self.logits, mask), temperature)
         self.tokens += 1
-        logits, self.state = self.model(torch.tensor([[ch]]), self.state)
-        self.logits = logits[0, -1]
+        self.logits, self.state = self.stepper.step(ch, self.state)
         if ch in DIGITS:
             self.digits += CHARS[ch]
             return []

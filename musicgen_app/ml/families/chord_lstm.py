@@ -30,11 +30,13 @@ from torch import nn
 
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import (
+    LSTMStepper,
     SeedContext,
     StepNote,
     StreamEngine,
     TokenLSTM,
     TokenLSTMConfig,
+    TokenStepper,
     masked,
 )
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
@@ -249,7 +251,9 @@ class ChordStreamEngine(StreamEngine):
                 ids += [i, self.vocab.dur_id(min(d, MAX_DUR))]
                 d -= MAX_DUR
         x = torch.tensor([ids], dtype=torch.long)
-        logits, self.state = self.model(x)  # (1, T, V)
+        logits, state = self.model(x)  # (1, T, V)
+        self.stepper = TokenStepper.of(self.model)
+        self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]
         self.pos = ctx.start_step
         self.pending: tuple[int, ...] | None = None
@@ -271,8 +275,7 @@ class ChordStreamEngine(StreamEngine):
             mask = mask & self.key_mask
         tok = self.sampler.sample(masked(self.logits, mask), temperature)
         self.tokens += 1
-        logits, self.state = self.model(torch.tensor([[tok]]), self.state)
-        self.logits = logits[0, -1]
+        self.logits, self.state = self.stepper.step(tok, self.state)
         if not expecting_dur:
             self.pending = self.vocab.pitches[tok]
             return []

@@ -282,3 +282,70 @@ class TokenLSTM(torch.nn.Module):
         if self.cfg.dense_size:
             y = torch.relu(self.dense(self.drop(y)))  # (B, T, D)
         return self.head(self.drop(y)), state  # (B, T, V)
+
+
+class LSTMStepper:
+    """Batch-1 steps of a trained ``nn.LSTM`` without the module's per-call overhead.
+
+    The first layer's input projection is left to the caller (a table lookup for token inputs,
+    a sum of a few rows for sparse piano-roll frames); the other layers and the recurrences are
+    plain matrix-vector products. The state is ``(h, c)``, each a list of (H,) vectors per layer.
+    """
+
+    def __init__(self, lstm: torch.nn.LSTM) -> None:
+        L = lstm.num_layers
+        with torch.no_grad():
+            self.w_ih = [getattr(lstm, f"weight_ih_l{i}").T.contiguous() for i in range(L)]  # (in, 4H)
+            self.w_hh = [getattr(lstm, f"weight_hh_l{i}").T.contiguous() for i in range(L)]  # (H, 4H)
+            self.bias = [getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}") for i in range(L)]
+        self.H = lstm.hidden_size
+
+    @staticmethod
+    def state_from(state: tuple[torch.Tensor, torch.Tensor]) -> tuple[list, list]:
+        """Convert nn.LSTM's ``(h, c)`` (L, 1, H) into per-layer vectors."""
+        h, c = state
+        return [h[i, 0] for i in range(h.shape[0])], [c[i, 0] for i in range(c.shape[0])]
+
+    def step(self, proj0: torch.Tensor, state: tuple[list, list]) -> tuple[torch.Tensor, tuple[list, list]]:
+        """One step from the first layer's input projection ``proj0`` (4H,) without its bias."""
+        hs, cs = state
+        new_h, new_c = [], []
+        x = None
+        for i, (h, c) in enumerate(zip(hs, cs, strict=True)):
+            pre = proj0 if i == 0 else x @ self.w_ih[i]  # (4H,)
+            gates = pre + self.bias[i] + h @ self.w_hh[i]  # (4H,)
+            ig, fg, gg, og = gates.view(4, self.H)
+            c = torch.sigmoid(fg) * c + torch.sigmoid(ig) * torch.tanh(gg)  # (H,)
+            h = torch.sigmoid(og) * torch.tanh(c)  # (H,)
+            new_h.append(h)
+            new_c.append(c)
+            x = h
+        return x, (new_h, new_c)  # x: (H,) top layer's output
+
+
+class TokenStepper:
+    """Fast batch-1 steps of a :class:`TokenLSTM`: the first layer's input projection of every
+    token is precomputed (a table lookup per step)."""
+
+    def __init__(self, net: TokenLSTM) -> None:
+        self.net = net
+        self.lstm = LSTMStepper(net.lstm)
+        with torch.no_grad():
+            self.table = (net.embed.weight @ self.lstm.w_ih[0]).contiguous()  # (V, 4H)
+
+    @classmethod
+    def of(cls, net: TokenLSTM) -> TokenStepper:
+        """The stepper of ``net`` (built once, kept on the network)."""
+        stepper = net.__dict__.get("_stepper")
+        if stepper is None:
+            stepper = cls(net)
+            net.__dict__["_stepper"] = stepper
+        return stepper
+
+    def step(self, token: int, state: tuple[list, list]) -> tuple[torch.Tensor, tuple[list, list]]:
+        """Logits (V,) of the token after ``token``, and the new state."""
+        y, state = self.lstm.step(self.table[token], state)  # (H,)
+        net = self.net
+        if net.cfg.dense_size:
+            y = torch.relu(torch.nn.functional.linear(y, net.dense.weight, net.dense.bias))  # (D,)
+        return torch.nn.functional.linear(y, net.head.weight, net.head.bias), state  # (V,)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from musicgen_app.ml.families.chorales import Chorale
-from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
+from musicgen_app.ml.families.common import LSTMStepper, SeedContext, StepNote, StreamEngine
 from musicgen_app.ml.sampling import SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -265,6 +265,48 @@ def sample_from_logits(
     return idx.reshape(probs.shape[:-1])
 
 
+class FrameStepper:
+    """Fast batch-1 decoder steps: a frame's input projection is the sum of the rows of its few
+    sounding keys plus table lookups for the bar position (no 192-wide product per frame)."""
+
+    def __init__(self, model: PianoRollNet) -> None:
+        self.model = model
+        self.lstm = LSTMStepper(model.decoder)
+        w0 = self.lstm.w_ih[0]  # (176 + 2P, 4H)
+        P = model.cfg.pos_dim
+        with torch.no_grad():
+            self.rows = w0[: 2 * KEYS].contiguous()  # (176, 4H)
+            self.pos_table = (model.inp.pos.weight @ w0[2 * KEYS : 2 * KEYS + P]).contiguous()  # (48, 4H)
+            self.bar_table = (model.inp.bar.weight @ w0[2 * KEYS + P :]).contiguous()  # (64, 4H)
+        self.keys = torch.arange(KEYS)
+
+    @classmethod
+    def of(cls, model: PianoRollNet) -> FrameStepper:
+        """The stepper of ``model`` (built once, kept on the network)."""
+        stepper = model.__dict__.get("_stepper")
+        if stepper is None:
+            stepper = cls(model)
+            model.__dict__["_stepper"] = stepper
+        return stepper
+
+    def step(
+        self, frame: np.ndarray, bar_pos: int, bar_steps: int, state: tuple
+    ) -> tuple[torch.Tensor, tuple]:
+        """Logits (88, 3) of the frame after ``frame`` (88 states), and the new decoder state."""
+        on = np.flatnonzero(frame == ONSET)
+        held = np.flatnonzero(frame == SUSTAIN) + KEYS
+        proj = (
+            self.pos_table[min(bar_pos, MAX_BAR_POS - 1)] + self.bar_table[min(bar_steps, MAX_BAR_STEPS - 1)]
+        )
+        active = np.concatenate([on, held])
+        if len(active):
+            proj = proj + self.rows[torch.from_numpy(active)].sum(0)  # (4H,)
+        y, state = self.lstm.step(proj, state)  # (H,)
+        m = self.model
+        logits = torch.nn.functional.linear(y, m.head.weight, m.head.bias).view(KEYS, 3)  # (88, 3)
+        return logits + m.transition[self.keys, torch.from_numpy(frame.astype(np.int64))], state
+
+
 class PianoRollEngine(StreamEngine):
     """Samples one 88-key frame per step; a note is streamed in the frame where its key stops."""
 
@@ -272,6 +314,7 @@ class PianoRollEngine(StreamEngine):
 
     def __init__(self, model: PianoRollNet) -> None:
         self.model = model
+        self.stepper = FrameStepper.of(model)
         self.tokens = 0
 
     def _pos(self, steps: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,9 +331,10 @@ class PianoRollEngine(StreamEngine):
         bp, bs = self._pos(steps)
         if self.model.cfg.kind == "seq2seq":
             state = self.model.encode(x[:, :-1], bp[:, :-1], bs[:, :-1])
-            logits, self.state = self.model(x[:, -1:], bp[:, -1:], bs[:, -1:], state)
+            logits, state = self.model(x[:, -1:], bp[:, -1:], bs[:, -1:], state)
         else:
-            logits, self.state = self.model(x, bp, bs)
+            logits, state = self.model(x, bp, bs)
+        self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]  # (88, 3)
         self.since_encode = 0
 
@@ -343,10 +387,9 @@ class PianoRollEngine(StreamEngine):
             # a new chunk: the encoder re-reads the last CHUNK frames, the decoder starts afresh
             self._read(self.history[-self.CHUNK :], self.pos - self.CHUNK)
             return done
-        x = torch.from_numpy(frame_inputs(frame[None]))[None]  # (1, 1, 176)
-        bp, bs = self._pos(np.array([self.pos]))
-        logits, self.state = self.model(x, bp, bs, self.state)
-        self.logits = logits[0, -1]
+        ctx = self.ctx
+        bar_pos = (self.pos - ctx.bar_offset) % ctx.bar_steps
+        self.logits, self.state = self.stepper.step(frame, bar_pos, ctx.bar_steps, self.state)
         self.since_encode += 1
         return done
 

@@ -17,7 +17,6 @@ products) instead of a pass over the whole receptive field.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -102,48 +101,71 @@ class WaveNet(nn.Module):
 
 
 class FastWaveNet:
-    """Fast generation: per-layer queues of past inputs; one step per layer for each new token."""
+    """Fast generation: per-layer ring buffers of past inputs; one step per layer for each token.
+
+    Layer ``l`` (dilation ``d``) needs its input from ``d`` steps ago: the buffer holds the last
+    ``d`` inputs, oldest at the pointer. The two convolution taps are one product over the
+    concatenated (past, present) vectors, and the residual and skip 1x1 convolutions one product.
+    """
 
     def __init__(self, net: WaveNet) -> None:
         self.net = net
-        self.layers = []
-        for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
-            w = conv.weight  # (2C, C, 2): tap 0 reads t - d, tap 1 reads t
-            self.layers.append((w[:, :, 0], w[:, :, 1], conv.bias, res.weight[:, :, 0], res.bias,
-                                skip.weight[:, :, 0], skip.bias))  # fmt: skip
-        sw = net.start.weight
-        self.start = (sw[:, :, 0], sw[:, :, 1], net.start.bias)
+        P = net.cfg.pos_dim
+        with torch.no_grad():
+            cw = net.cond.weight  # (C, 2P)
+            self.tok_table = net.embed.weight.clone()  # (V, C)
+            self.pos_table = net.pos_embed.weight @ cw[:, :P].T + net.cond.bias  # (48, C)
+            self.bar_table = net.bar_embed.weight @ cw[:, P:].T  # (64, C)
+            sw = net.start.weight  # (C, C, 2): tap 0 reads t - 1, tap 1 reads t
+            self.start = (torch.cat([sw[:, :, 0], sw[:, :, 1]], dim=1).contiguous(), net.start.bias)
+            self.layers = []
+            for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
+                w = conv.weight  # (2C, C, 2): tap 0 reads t - d, tap 1 reads t
+                w_taps = torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).contiguous()  # (2C, 2C)
+                w_out = torch.cat([res.weight[:, :, 0], skip.weight[:, :, 0]]).contiguous()  # (C + S, C)
+                b_out = torch.cat([res.bias, skip.bias])
+                self.layers.append((w_taps, conv.bias, w_out, b_out))
+            self.out1 = (net.out1.weight[:, :, 0].contiguous(), net.out1.bias)
+            self.out2 = (net.out2.weight[:, :, 0].contiguous(), net.out2.bias)
+        self.C = net.cfg.channels
+        self.dilations = (1, *net.cfg.dilations)
 
     def prefill(self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor) -> torch.Tensor:
-        """Run the whole seed once (1, T); fill the queues; return the logits (V,) after it."""
+        """Run the whole seed once (1, T); fill the buffers; return the logits (V,) after it."""
         logits, inputs = self.net(tokens, bar_pos, bar_steps, keep_inputs=True)
-        dil = (1, *self.net.cfg.dilations)
-        self.queues: list[deque] = []
-        for d, x in zip(dil, inputs, strict=True):
+        self.buffers: list[torch.Tensor] = []
+        for d, x in zip(self.dilations, inputs, strict=True):
             seq = x[0].T  # (T, C)
-            past = [torch.zeros(seq.shape[1])] * max(0, d - seq.shape[0]) + list(seq[-d:])
-            self.queues.append(deque(past, maxlen=d))
+            buf = torch.zeros(d, self.C)
+            n = min(d, seq.shape[0])
+            buf[d - n :] = seq[-n:]
+            self.buffers.append(buf)
+        self.pointers = [0] * len(self.buffers)
         return logits[0, -1]
+
+    def _shift(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """The input of layer ``i`` from ``d`` steps ago; ``x`` (now) takes its place."""
+        buf, p = self.buffers[i], self.pointers[i]
+        past = buf[p].clone()
+        buf[p] = x
+        self.pointers[i] = (p + 1) % buf.shape[0]
+        return past
 
     def step(self, token: int, bar_pos: int, bar_steps: int) -> torch.Tensor:
         """Feed one token (with the bar position of the step it predicts); logits (V,) of the next."""
-        net = self.net
-        x0 = net.embed_inputs(
-            torch.tensor([[token]]), torch.tensor([[bar_pos]]), torch.tensor([[bar_steps]])
-        )[0, :, 0]
-        w0, w1, b = self.start
-        q = self.queues[0]
-        x = w0 @ q[0] + w1 @ x0 + b  # (C,)
-        q.append(x0)
-        skips = 0
-        for (a0, a1, ab, rw, rb, sw, sb), q in zip(self.layers, self.queues[1:], strict=True):
-            f, g = (a0 @ q[0] + a1 @ x + ab).chunk(2)  # (C,) each
-            q.append(x)
-            z = torch.tanh(f) * torch.sigmoid(g)
-            skips = skips + sw @ z + sb  # (S,)
-            x = x + rw @ z + rb
-        h = torch.relu(net.out1.weight[:, :, 0] @ torch.relu(skips) + net.out1.bias)
-        return net.out2.weight[:, :, 0] @ h + net.out2.bias  # (V,)
+        C = self.C
+        x0 = self.tok_table[token] + self.pos_table[bar_pos] + self.bar_table[bar_steps]  # (C,)
+        w, b = self.start
+        x = torch.addmv(b, w, torch.cat([self._shift(0, x0), x0]))  # (C,)
+        skips = None
+        for i, (w_taps, b_taps, w_out, b_out) in enumerate(self.layers, start=1):
+            fg = torch.addmv(b_taps, w_taps, torch.cat([self._shift(i, x), x]))  # (2C,)
+            z = torch.tanh(fg[:C]) * torch.sigmoid(fg[C:])  # (C,)
+            rs = torch.addmv(b_out, w_out, z)  # (C + S,)
+            x = x + rs[:C]
+            skips = rs[C:] if skips is None else skips + rs[C:]
+        (w1, b1), (w2, b2) = self.out1, self.out2
+        return torch.addmv(b2, w2, torch.relu(torch.addmv(b1, w1, torch.relu(skips))))  # (V,)
 
 
 # -- streaming ----------------------------------------------------------------------------------------------
