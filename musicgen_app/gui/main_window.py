@@ -663,6 +663,7 @@ class MainWindow(QMainWindow):
             notes = rec.finish(int(self.playback.position_tick))
             self.canvas.record_notes = []
             self.act_record.setChecked(False)
+            self.playback.stop()
             if notes:
                 self._apply(add_notes(self.doc.active_track, notes), "Record notes")
             return
@@ -682,8 +683,12 @@ class MainWindow(QMainWindow):
             self.show_error("Record", str(exc))
             return
         self.act_record.setChecked(True)
-        if not self.playback.playing:
-            self.play()
+        # The transport runs on (past the song's end) until recording stops.
+        self.canvas.take_reveal_tick = None
+        song = self.doc.snapshot()
+        start = int(self.canvas.playhead_tick)
+        self.playback.play_stream(song, start, start + 64 * song.ticks_per_bar(start))
+        logger.info("recording from %s at tick %d", port, start)
 
     def _record_poll(self, tick: float) -> None:
         rec = self._record
