@@ -6,14 +6,13 @@ Exit 0 when the file was read (repairs listed), 2 with one line ``error: ...`` w
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import logging
 from typing import Any
 
 from musicgen_app.core.midi_io import GM_PROGRAM_NAMES
 from musicgen_app.core.project import LoadResult, load_any
-from musicgen_app.core.song import Song
+from musicgen_app.core.song import Song, TimeSignature
 
 logger = logging.getLogger(__name__)
 
@@ -24,21 +23,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
 
 
-def _bar_beat(song: Song, bar_starts: list[int], tick: int) -> str:
-    """``bar.beat`` (1-based) of ``tick``, following meter changes; ``bar_starts`` covers ``tick``."""
-    bar = max(1, bisect.bisect_right(bar_starts, tick))
-    bar_start = bar_starts[bar - 1] if bar_starts else 0
-    ts = song.time_signature_at(tick)
-    beat_ticks = max(1, song.resolution * 4 // ts.denominator)
-    return f"{bar}.{(tick - bar_start) // beat_ticks + 1}"
+def _bar_beat(song: Song, tick: int) -> tuple[int, int]:
+    """(bar, beat), both from 1, of ``tick``: every meter change starts a new bar (as in
+    ``Song.bar_starts``), counted arithmetically so that a long song with tiny bars costs nothing."""
+    meters = sorted(song.time_signatures) or [TimeSignature(0, 4, 4)]
+    if meters[0].tick > 0:
+        meters.insert(0, TimeSignature(0, 4, 4))
+    bar = 1
+    for i, ts in enumerate(meters):
+        bar_ticks = max(1, song.resolution * 4 * ts.numerator // ts.denominator)
+        beat_ticks = max(1, song.resolution * 4 // ts.denominator)
+        end = meters[i + 1].tick if i + 1 < len(meters) else None
+        if end is None or tick < end:
+            offset = tick - ts.tick
+            return bar + offset // bar_ticks, (offset % bar_ticks) // beat_ticks + 1
+        bar += -(-(end - ts.tick) // bar_ticks)  # bars begun in this meter
+    raise AssertionError("unreachable: the last meter has no end")
+
+
+def _where(song: Song, tick: int) -> str:
+    bar, beat = _bar_beat(song, tick)
+    return f"{bar}.{beat}"
 
 
 def summary(result: LoadResult, file: str) -> dict[str, Any]:
     """A JSON-able description of what was read."""
     song = result.song
     tm = song.tempo_map()
-    last_tick = max([song.end_tick, *(t.tick for t in song.tempos), *(t.tick for t in song.time_signatures)])
-    bar_starts = song.bar_starts(last_tick)
     tracks = []
     for i, t in enumerate(song.tracks, 1):
         pitches = [n.pitch for n in t.notes]
@@ -69,12 +80,12 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
         "resolution": song.resolution,
         "end_tick": song.end_tick,
         "duration_seconds": round(tm.tick_to_seconds(song.end_tick), 3),
-        "bars": bisect.bisect_left(bar_starts, song.end_tick),
+        "bars": _bar_beat(song, song.end_tick - 1)[0] if song.end_tick else 0,
         "note_count": song.note_count,
         "tempos": [
             {
                 "tick": t.tick,
-                "bar_beat": _bar_beat(song, bar_starts, t.tick),
+                "bar_beat": _where(song, t.tick),
                 "seconds": round(tm.tick_to_seconds(t.tick), 3),
                 "bpm": round(t.bpm, 3),
                 "us_per_quarter": t.us_per_quarter,
@@ -84,7 +95,7 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
         "time_signatures": [
             {
                 "tick": t.tick,
-                "bar_beat": _bar_beat(song, bar_starts, t.tick),
+                "bar_beat": _where(song, t.tick),
                 "meter": f"{t.numerator}/{t.denominator}",
             }
             for t in song.time_signatures

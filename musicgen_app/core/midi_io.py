@@ -305,7 +305,9 @@ def _unwrap_riff(data: bytes, notices: _Report) -> bytes:
     if not (data[:4] == b"RIFF" and data[8:12] == b"RMID"):
         return data
     pos = 12
-    while pos + 8 <= len(data):
+    for _ in range(1000):  # a real RMID file has a handful of chunks
+        if pos + 8 > len(data):
+            break
         cid = data[pos : pos + 4]
         (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         if cid == b"data":

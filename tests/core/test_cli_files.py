@@ -82,3 +82,25 @@ def test_convert_reports_repairs_and_refusals(tmp_path: Path, capsys: pytest.Cap
     assert main(["convert", str(tmp_path / "empty.mid"), str(tmp_path / "x.mid")]) == 2
     assert capsys.readouterr().err == "error: the file is empty\n"
     assert not (tmp_path / "x.mid").exists()
+
+
+def test_bar_numbers_agree_with_the_song_model() -> None:
+    """inspect counts bars arithmetically; Song.bar_starts lists them: the two must agree."""
+    import bisect
+    import random
+
+    from musicgen_app.cli.inspect_cmd import _bar_beat
+    from musicgen_app.core.song import Song, TimeSignature
+
+    rng = random.Random(3)
+    for _ in range(200):
+        ticks = sorted({rng.randrange(20_000) for _ in range(rng.randrange(5))})
+        song = Song(
+            resolution=rng.choice([1, 24, 96, 480]),
+            time_signatures=[
+                TimeSignature(t, rng.randrange(1, 13), rng.choice([1, 2, 4, 8, 128])) for t in ticks
+            ],
+        )
+        starts = song.bar_starts(30_000)
+        for tick in (rng.randrange(30_000) for _ in range(20)):
+            assert _bar_beat(song, tick)[0] == bisect.bisect_right(starts, tick)
