@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from musicgen_app.cli.inspect_cmd import format_text, summary
 from musicgen_app.core.midi_io import (
     MAX_SONG_SECONDS,
     _events_from_mido,
@@ -24,6 +25,7 @@ from musicgen_app.core.midi_io import (
     midi_bytes,
     read_midi,
 )
+from musicgen_app.core.project import LoadResult
 from musicgen_app.errors import MidiImportError
 
 from .malformed import CASES
@@ -90,6 +92,11 @@ def _check(data: bytes) -> bool:
         for n in track.notes:
             assert 0 <= n.pitch <= 127 and 1 <= n.velocity <= 127 and 0 <= n.start_tick <= n.end_tick
     assert song.duration_seconds <= MAX_SONG_SECONDS + 1
+    # `musicgen inspect` can describe it
+    info = summary(
+        LoadResult(song, result.repairs, {}, result.notices, "midi", result.midi_format), "fuzz.mid"
+    )
+    assert format_text(info) and info["note_count"] == song.note_count
     # whatever was salvaged is a proper song now: it exports and comes back unchanged, unrepaired
     again = read_midi(midi_bytes(song))
     assert again.repairs == []
