@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -75,21 +76,61 @@ def no_midi_system(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("this machine has an ALSA sequencer")
 
 
-@dataclass
-class Receiver:
-    """A JACK MIDI input port that timestamps (perf_counter) every message it gets."""
+# The receiver runs in a process of its own: python-rtmidi calls a Python callback from JACK's
+# process thread, which needs the interpreter lock; in the test process (where the scheduler thread
+# runs) it could miss a JACK cycle, and JACK drops the MIDI events of a missed cycle.
+_RECEIVER_CODE = r"""
+import json, sys, threading, time
+import rtmidi
+got = []
+lock = threading.Lock()
+rx = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "receiver")
+rx.ignore_types(sysex=False, timing=False, active_sense=False)
+def cb(event, data):
+    t = time.perf_counter()
+    with lock:
+        got.append((t, event[0]))
+rx.set_callback(cb)
+rx.open_virtual_port("in")
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() != "get":
+        break
+    with lock:
+        snapshot = list(got)
+    print(json.dumps(snapshot), flush=True)
+rx.close_port()
+rx.delete()
+"""
 
-    client: object
-    port: str
-    messages: list[tuple[float, list[int]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+class Receiver:
+    """A JACK MIDI input port ``receiver:in`` (in a child process) that timestamps every message."""
+
+    port = "receiver:in"
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def messages(self) -> list[tuple[float, list[int]]]:
+        """(perf_counter time, bytes) of every message received so far."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("get\n")
+        self.proc.stdin.flush()
+        return [(t, list(d)) for t, d in json.loads(self.proc.stdout.readline())]
 
     def note_events(self) -> list[tuple[float, str, int, int]]:
         """(time, 'on'/'off', channel, pitch) of every note message received."""
         out = []
-        with self.lock:
-            msgs = list(self.messages)
-        for t, data in msgs:
+        for t, data in self.messages:
             status = data[0] & 0xF0
             if status == 0x90 and data[2] > 0:
                 out.append((t, "on", data[0] & 15, data[1]))
@@ -98,24 +139,17 @@ class Receiver:
         return out
 
     def close(self) -> None:
-        self.client.close_port()
-        self.client.delete()
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture
 def jack_receiver(jack_server: JackServer) -> Iterator[Receiver]:
-    import rtmidi
-
-    client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "receiver")
-    client.ignore_types(sysex=False, timing=False, active_sense=False)
-    client.open_virtual_port("in")
-    rx = Receiver(client, "receiver:in")
-
-    def _cb(event: tuple[list[int], float], _data: object) -> None:
-        t = time.perf_counter()
-        with rx.lock:
-            rx.messages.append((t, event[0]))
-
-    client.set_callback(_cb)
+    rx = Receiver()
     yield rx
     rx.close()
