@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -32,17 +33,21 @@ def card_text(info: Any) -> str:
     """A short HTML description of a model from its registry entry."""
     if info is None:
         return "<i>No model. Use “Load checkpoint…” or train one with <tt>musicgen train</tt>.</i>"
-    parts = [f"<b>{getattr(info, 'name', '?')}</b>"]
+    parts = [f"<b>{html.escape(str(getattr(info, 'name', '?')))}</b>"]
+    card = getattr(info, "card", None) or {}
+    desc = str(card.get("description") or card.get("title") or "")
+    if desc:
+        parts.append(html.escape(desc if len(desc) <= 200 else desc[:197].rsplit(" ", 1)[0] + "…"))
     for label, attr in (("Paper", "seed_paper"), ("Architecture", "architecture"), ("Data", "dataset")):
         value = getattr(info, attr, "")
         if value:
-            parts.append(f"{label}: {value}")
+            parts.append(f"{label}: {html.escape(str(value))}")
     metrics = getattr(info, "metrics", None) or {}
     if metrics:
         shown = []
         for k, v in list(metrics.items())[:6]:
             shown.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
-        parts.append("Metrics: " + ", ".join(shown))
+        parts.append("Metrics: " + html.escape(", ".join(shown)))
     return "<br>".join(parts)
 
 
