@@ -49,6 +49,9 @@ NEWLINE, COLON, SEMI = 0, 11, 12
 DIGITS = list(range(1, 11))
 MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
+# the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
+# sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
+PREFILL_NOTES = 6
 
 
 def encode_text(text: str) -> list[int]:
@@ -105,7 +108,7 @@ class CharEngine(StreamEngine):
         V = self.model.cfg.vocab_size
         self.sampler = Sampler(TokenClasses(V, None, None, np.full(V, -1)), sampling, seed=sampling.seed)
         self.shift = ctx.transposition()
-        line = melody_line(ctx.notes)
+        line = melody_line(ctx.notes)[-PREFILL_NOTES:]
         triples = []
         for i, n in enumerate(line):
             nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start

@@ -48,6 +48,7 @@ BOS, REST = "<s>", "r"
 MAX_DUR = 32
 DUR_TOKENS = [f"d{i}" for i in range(1, MAX_DUR + 1)]
 ARCHITECTURE = "chord-lstm"
+PREFILL_SLICES = 16  # the sketch's last slices read at the start (two tokens each), for a quick first note
 
 
 # -- slices -------------------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ class ChordStreamEngine(StreamEngine):
         self.ctx = ctx
         self.shift = ctx.transposition()
         moved = [StepNote(n.start, n.length, n.pitch + self.shift) for n in ctx.notes]
-        slices = slices_of(moved, end=ctx.start_step)
+        slices = slices_of(moved, end=ctx.start_step)[-PREFILL_SLICES:]
         ids = [self.vocab.index[BOS]]
         for p, d in slices:
             i = self.vocab.seed_chord_id(p) if p else self.vocab.index[REST]

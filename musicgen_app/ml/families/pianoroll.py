@@ -41,6 +41,7 @@ SILENT, ONSET, SUSTAIN = 0, 1, 2
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
 ARCH_LSTM = "pianoroll-lstm"
+PREFILL_FRAMES = 32  # the sketch's last two bars of 4/4 are read at the start, for a quick first note
 ARCH_SEQ2SEQ = "pianoroll-seq2seq"
 
 
@@ -344,7 +345,7 @@ class PianoRollEngine(StreamEngine):
         self.gen = torch.Generator()
         seed = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
         self.gen.manual_seed(int(seed))
-        first = ctx.notes[0].start
+        first = max(ctx.notes[0].start, ctx.start_step - PREFILL_FRAMES)
         rows = [(n.start, n.length, n.pitch) for n in ctx.notes]
         self.history = roll_of(rows, ctx.start_step - first, first)  # (T, 88)
         self.hist_start = first

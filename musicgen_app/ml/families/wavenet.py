@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 ARCHITECTURE = "wavenet"
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
+# the prefill reads at most the sketch's last 8 bars of 4/4: every prompt step costs a pass
+# through all layers, and the first note should come within 10 ms (longer sketches are read
+# approximately: the receptive field is 256 steps)
+PREFILL_STEPS = 128
 
 
 @dataclass
@@ -84,7 +88,8 @@ class WaveNet(nn.Module):
     def forward(
         self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor, keep_inputs: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits (B, T, V); with ``keep_inputs`` also each layer's input (B, C, T) for the caches."""
+        """Logits (B, T, V); with ``keep_inputs`` also each layer's input (B, C, T) for the caches,
+        and logits at the last step only (B, 1, V): what a prefill needs."""
         x0 = self.embed_inputs(tokens, bar_pos, bar_steps)  # (B, C, T)
         inputs = [x0] if keep_inputs else []
         x = self.start(nn.functional.pad(x0, (1, 0)))  # (B, C, T)
@@ -94,7 +99,7 @@ class WaveNet(nn.Module):
                 inputs.append(x)
             f, g = conv(nn.functional.pad(x, (d, 0))).chunk(2, dim=1)  # (B, C, T) each
             z = torch.tanh(f) * torch.sigmoid(g)  # (B, C, T)
-            skips = skips + skip(z)  # (B, S, T)
+            skips = skips + skip(z[:, :, -1:] if keep_inputs else z)  # (B, S, T) or (B, S, 1)
             x = x + res(z)  # (B, C, T)
         h = self.out2(torch.relu(self.out1(torch.relu(skips))))  # (B, V, T)
         return h.transpose(1, 2), inputs  # (B, T, V)
@@ -183,15 +188,18 @@ class WaveNetAdapter:
         return min(pos, MAX_BAR_POS - 1), min(steps, MAX_BAR_STEPS - 1)
 
     def prefill(self, tokens):
-        """Read ``[<s>, x0, ...]``; logits (V,) of the first generated step."""
-        conds = [self._cond(k) for k in range(len(tokens))]
+        """Read ``[<s>, x0, ...]`` (its last PREFILL_STEPS tokens); logits (V,) of the first
+        generated step."""
+        n = len(tokens)
+        first = max(0, n - PREFILL_STEPS)
+        conds = [self._cond(k) for k in range(first, n)]
         with torch.inference_mode():
             logits = self.fast.prefill(
-                torch.tensor([list(tokens)], dtype=torch.long),
+                torch.tensor([list(tokens)[first:]], dtype=torch.long),
                 torch.tensor([[c[0] for c in conds]], dtype=torch.long),
                 torch.tensor([[c[1] for c in conds]], dtype=torch.long),
             )
-        return len(tokens), logits.numpy()
+        return n, logits.numpy()
 
     def step(self, token: int, state: int):
         """One token in (one step per layer), logits of the next step out."""
