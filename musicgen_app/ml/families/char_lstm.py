@@ -114,7 +114,7 @@ class CharEngine(StreamEngine):
             nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start
             triples.append((n.pitch + self.shift, n.length, max(1, nxt)))
         ids = encode_text("\n" + notes_text(triples))
-        logits, state = self.model(torch.tensor([ids]))
+        logits, state = self.model(torch.tensor([ids]), last_only=True)
         self.stepper = TokenStepper.of(self.model)
         self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]

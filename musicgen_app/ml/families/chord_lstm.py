@@ -48,7 +48,7 @@ BOS, REST = "<s>", "r"
 MAX_DUR = 32
 DUR_TOKENS = [f"d{i}" for i in range(1, MAX_DUR + 1)]
 ARCHITECTURE = "chord-lstm"
-PREFILL_SLICES = 16  # the sketch's last slices read at the start (two tokens each), for a quick first note
+PREFILL_SLICES = 12  # the sketch's last slices read at the start (two tokens each), for a quick first note
 
 
 # -- slices -------------------------------------------------------------------------------------------
@@ -125,6 +125,7 @@ class ChordVocab:
         self.pc_matrix = np.zeros((len(self.tokens), 12), dtype=bool)  # (V, 12) pitch classes of each token
         for i, p in enumerate(self.pitches):
             self.pc_matrix[i, [q % 12 for q in p]] = True
+        self.classes = self.token_classes()
         singles = sorted(p[0] for p in self.pitches if len(p) == 1)
         self.single_range = (singles[0], singles[-1]) if singles else (60, 72)
 
@@ -252,14 +253,14 @@ class ChordStreamEngine(StreamEngine):
                 ids += [i, self.vocab.dur_id(min(d, MAX_DUR))]
                 d -= MAX_DUR
         x = torch.tensor([ids], dtype=torch.long)
-        logits, state = self.model(x)  # (1, T, V)
+        logits, state = self.model(x, last_only=True)  # (1, 1, V)
         self.stepper = TokenStepper.of(self.model)
         self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]
         self.pos = ctx.start_step
         self.pending: tuple[int, ...] | None = None
         self.sounding: dict[int, int] = {}  # model-space pitch -> start step
-        self.sampler = Sampler(self.vocab.token_classes(), sampling, seed=sampling.seed)
+        self.sampler = Sampler(self.vocab.classes, sampling, seed=sampling.seed)
         for t in ids[1:]:
             self.sampler.observe(t)
         allowed = ctx.allowed_pcs(sampling.key_lock, self.shift)

@@ -276,9 +276,14 @@ class TokenLSTM(torch.nn.Module):
             self.dense = nn.Linear(cfg.hidden_size, cfg.dense_size)
         self.head = nn.Linear(cfg.dense_size or cfg.hidden_size, cfg.vocab_size)
 
-    def forward(self, tokens: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
-        """Logits (B, T, V) of the token after each of ``tokens`` (B, T), and the LSTM state."""
+    def forward(
+        self, tokens: torch.Tensor, state: tuple | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, tuple]:
+        """Logits (B, T, V) of the token after each of ``tokens`` (B, T) (with ``last_only``: after
+        the last one, (B, 1, V), what a prefill needs), and the LSTM state."""
         y, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
+        if last_only:
+            y = y[:, -1:]  # (B, 1, H)
         if self.cfg.dense_size:
             y = torch.relu(self.dense(self.drop(y)))  # (B, T, D)
         return self.head(self.drop(y)), state  # (B, T, V)

@@ -41,7 +41,7 @@ SILENT, ONSET, SUSTAIN = 0, 1, 2
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
 ARCH_LSTM = "pianoroll-lstm"
-PREFILL_FRAMES = 32  # the sketch's last two bars of 4/4 are read at the start, for a quick first note
+PREFILL_FRAMES = 24  # the sketch's last six beats are read at the start, for a quick first note
 ARCH_SEQ2SEQ = "pianoroll-seq2seq"
 
 
