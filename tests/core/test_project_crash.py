@@ -71,4 +71,4 @@ def test_sigkill_during_saves_leaves_old_or_new_version(tmp_path: Path) -> None:
             assert _version_of(path.with_name(path.name + ".bak")) <= version
         on_disk = version
     # the kills landed at different moments: many in the middle of writing a file
-    assert advanced > 0 and interrupted >= 5, (advanced, interrupted)
+    assert advanced > 0 and interrupted >= 3, (advanced, interrupted)
