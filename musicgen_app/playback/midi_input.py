@@ -1,11 +1,18 @@
 """A MIDI keyboard: messages time-stamped on a queue, played through to an output at once.
 
-:class:`MidiInput` opens an input port by name (exact, else a case-insensitive substring). Every
-channel message is first sent to the ``thru`` output from python-rtmidi's own callback thread (no
-queue in between, so the keyboard sounds with minimal latency), then put on :attr:`MidiInput.queue`
-as ``(time_sec, msg)`` for the app to record into the sketch. A watcher thread refreshes the port
-list every ``poll_s`` seconds: when the port disappears that is reported on :attr:`MidiInput.status`,
-and the port is reopened by name when it comes back.
+:class:`MidiInput` opens an input port by name (exact, else a case-insensitive substring). A reader
+thread takes messages from RtMidi's own queue every ``read_interval_s`` (1 ms), sends each channel
+message to the ``thru`` output at once, then puts it on :attr:`MidiInput.queue` as
+``(time_sec, msg)`` for the app to record into the sketch. Times come from RtMidi's deltas (the
+driver's time stamps), anchored to the clock when the message is read.
+
+Why no Python callback: python-rtmidi would call it from JACK's process thread, which would then
+wait for the interpreter lock while any other thread of ours runs Python; that stalls the whole JACK
+graph (audio included) and, when the wait outlasts JACK's client timeout, loses the cycle's events
+(a lost note-off is a stuck note). RtMidi's queue is filled in C++ and never waits for us.
+
+A watcher thread refreshes the port list every ``poll_s`` seconds: when the port disappears that is
+reported on :attr:`MidiInput.status`, and the port is reopened by name when it comes back.
 """
 
 from __future__ import annotations
@@ -51,12 +58,14 @@ class MidiInput:
         *,
         clock: Callable[[], float] = time.perf_counter,
         poll_s: float = 1.0,
+        read_interval_s: float = 0.001,
         client_name: str = midi_ports.APP_CLIENT_NAME + "-in",
     ) -> None:
         self.requested_name = port_name
         self.api = api if isinstance(api, int) else midi_ports.resolve_midi_api(api)
         self.clock = clock
         self.poll_s = poll_s
+        self.read_interval_s = read_interval_s
         #: (time_sec, mido.Message) for every message received.
         self.queue: queue.Queue[tuple[float, mido.Message]] = queue.Queue()
         #: InputStatus reports (port gone, port back, thru output failed).
@@ -81,8 +90,10 @@ class MidiInput:
             self._probe.delete()
             raise
         self._stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="musicgen-midi-input", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="musicgen-midi-watch", daemon=True)
         self._watcher.start()
+        self._reader = threading.Thread(target=self._read, name="musicgen-midi-input", daemon=True)
+        self._reader.start()
 
     # -- public ---------------------------------------------------------------------------------
     def set_thru(self, output: Output | None) -> None:
@@ -108,8 +119,8 @@ class MidiInput:
             return
         self._stop.set()
         self._watcher.join(timeout=2.0)
+        self._reader.join(timeout=2.0)
         with self._lock:
-            self._client.cancel_callback()
             self._client.close_port()
             self._client.delete()
             self._probe.delete()
@@ -125,7 +136,6 @@ class MidiInput:
     def _new_client(self):
         client = midi_ports.open_client("in", self.api, self._client_name)
         client.ignore_types(sysex=True, timing=True, active_sense=True)
-        client.set_callback(self._on_message)
         return client
 
     def _own_prefix(self) -> str:
@@ -158,7 +168,6 @@ class MidiInput:
                 if self.connected and not present:
                     with self._lock:
                         # a fresh client reconnects reliably (JACK drops the old connection)
-                        self._client.cancel_callback()
                         self._client.close_port()
                         self._client.delete()
                         self._client = self._new_client()
@@ -173,9 +182,28 @@ class MidiInput:
             except (self._rtmidi.RtMidiError, OSError) as exc:
                 logger.warning("MIDI input watcher: %s", exc)
 
-    def _on_message(self, event: tuple[list[int], float], _data: object = None) -> None:
-        t = self.clock()
-        data = event[0]
+    def _read(self) -> None:
+        """Drain RtMidi's queue every ``read_interval_s``: thru first, then the time-stamped queue."""
+        while not self._stop.is_set():
+            batch: list[tuple[list[int], float]] = []
+            with self._lock:
+                while True:
+                    item = self._client.get_message()
+                    if item is None:
+                        break
+                    batch.append(item)
+            if not batch:
+                time.sleep(self.read_interval_s)
+                continue
+            now = self.clock()
+            # the last message arrived about now; earlier ones by RtMidi's deltas before it
+            times = [now] * len(batch)
+            for i in range(len(batch) - 2, -1, -1):
+                times[i] = times[i + 1] - batch[i + 1][1]
+            for (data, _delta), t in zip(batch, times, strict=True):
+                self._handle(data, t)
+
+    def _handle(self, data: list[int], t: float) -> None:
         try:
             msg = mido.Message.from_bytes(data)
         except (ValueError, TypeError):

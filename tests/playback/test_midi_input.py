@@ -68,3 +68,33 @@ def test_unknown_keyboard_is_a_device_error_listing_ports(jack_server) -> None:
             MidiInput("nope", api="jack")
     finally:
         kb.delete()
+
+
+def test_no_message_is_lost_while_python_keeps_the_interpreter_busy(jack_server) -> None:
+    import threading
+
+    kb = _keyboard()
+    stop = threading.Event()
+
+    def busy() -> None:  # plain Python, holding the interpreter lock as much as it can
+        x = 0
+        while not stop.is_set():
+            for k in range(10_000):
+                x += k * k
+
+    th = threading.Thread(target=busy, daemon=True)
+    try:
+        with MidiInput("keyboard", api="jack", poll_s=0.5) as inp:
+            time.sleep(0.1)
+            th.start()
+            for i in range(300):
+                kb.send_message([0x90 if i % 2 == 0 else 0x80, 40 + (i // 2) % 40, 100 if i % 2 == 0 else 0])
+                if i % 10 == 9:
+                    time.sleep(0.005)
+            assert wait_until(lambda: inp.queue.qsize() >= 300, 5.0)
+            got = [inp.queue.get_nowait()[1] for _ in range(300)]
+    finally:
+        stop.set()
+        kb.delete()
+    assert [m.type for m in got] == ["note_on", "note_off"] * 150
+    assert [m.note for m in got[::2]] == [40 + i % 40 for i in range(150)]
