@@ -352,6 +352,7 @@ class PianoRollEngine(StreamEngine):
         self._read(self.history, first)
         self.prev = np.zeros(KEYS, dtype=np.int8)  # the seed's notes end at the start
         self.onset_at = np.full(KEYS, -1)
+        self.silent = 0  # silent frames in a row
         self.pos = ctx.start_step
         self.onset_mask = None
         allowed = ctx.allowed_pcs(sampling.key_lock)
@@ -376,6 +377,12 @@ class PianoRollEngine(StreamEngine):
             .astype(np.int8)
         )  # (88,)
         self.tokens += 1
+        # the shared sampler's rest guard, per frame: after max_rest_steps silent frames a note starts
+        self.silent = self.silent + 1 if not frame.any() else 0
+        if self.silent >= self.sampling.max_rest_steps:
+            onset = self.logits[:, ONSET].masked_fill(~mask[:, ONSET], float("-inf"))
+            frame[int(onset.argmax())] = ONSET
+            self.silent = 0
         t = self.pos
         done = []
         for k in np.flatnonzero((self.prev > 0) & (frame != SUSTAIN)):
