@@ -59,7 +59,7 @@ def crash_log_path() -> Path:
 
 
 def _log_exception(
-    kind: str, etype: type[BaseException], value: BaseException, tb: TracebackType | None
+    kind: str, etype: type[BaseException], value: BaseException | None, tb: TracebackType | None
 ) -> None:
     text = "".join(traceback.format_exception(etype, value, tb))
     try:
@@ -97,7 +97,7 @@ def install_excepthook() -> None:
             args.exc_type,
             args.exc_value,
             args.exc_traceback,
-        )  # type: ignore[arg-type]
+        )
         print(f"musicgen: error in a background task: {args.exc_value}", file=sys.stderr)
 
     sys.excepthook = hook
@@ -145,7 +145,7 @@ def recover_documents(win: MainWindow, store: Any, answer_fn: Any = ask_recovery
     if store is None:
         return []
     try:
-        entries = list(store.list_recoverable())
+        entries: list[Any] = list(store.list_recoverable())
     except Exception as exc:
         win.show_message(f"Cannot read the recovery files: {exc}")
         return []
@@ -173,8 +173,9 @@ def recover_documents(win: MainWindow, store: Any, answer_fn: Any = ask_recovery
         doc.state = dict(getattr(project, "state", {}) or {})
         doc.doc_id = e.doc_id
         doc.mark_dirty()
-        if not doc.song.title and getattr(e, "title", ""):
-            doc.song.title = e.title
+        entry_title = str(e.title) if hasattr(e, "title") else ""
+        if not doc.song.title and entry_title:
+            doc.song.title = entry_title
         docs.append(doc)
     for i, doc in enumerate(docs):
         target = win if i == 0 else new_window(win.settings, store)

@@ -887,9 +887,13 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         for p in self.settings.recent_files:
             a = self.recent_menu.addAction(p)
-            a.triggered.connect(lambda _=False, path=p: self.maybe_save() and self.open_path(path))
+            a.triggered.connect(lambda _=False, path=p: self._open_recent(path))
         if not self.settings.recent_files:
             self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def _open_recent(self, path: str) -> None:
+        if self.maybe_save():
+            self.open_path(path)
 
     def open_path(self, path: str | Path) -> None:
         """Open a file in the background; the document replaces the current one when read."""

@@ -101,7 +101,7 @@ class SelectTool(Tool):
         self._band_add = False
 
     def _edge(self, note: Note, pos: QPointF) -> str:
-        g = self.canvas.geometry
+        g = self.canvas.geom
         x0, x1 = g.tick_to_x(note.start_tick), g.tick_to_x(note.end_tick)
         edge = min(EDGE_PX, (x1 - x0) / 3)
         if x1 - pos.x() <= edge:
@@ -143,7 +143,7 @@ class SelectTool(Tool):
         self.canvas.sound_note(note.pitch, note.velocity)
 
     def move(self, pos: QPointF, mods: Qt.KeyboardModifier) -> None:
-        g = self.canvas.geometry
+        g = self.canvas.geom
         if self._band_origin is not None:
             self._band_now = pos
             self.canvas.update()
@@ -237,7 +237,7 @@ class DrawTool(SelectTool):
         if self.canvas.note_at(pos) is not None:
             super().press(pos, mods)
             return
-        g = self.canvas.geometry
+        g = self.canvas.geom
         start = g.snap(g.x_to_tick(pos.x()), self.canvas.snap_step(), mode="floor")
         pitch = g.y_to_pitch(pos.y())
         self._new = Note(start, pitch, start + self._default_length(), self.canvas.default_velocity)
@@ -249,7 +249,7 @@ class DrawTool(SelectTool):
         if self._new is None:
             super().move(pos, mods)
             return
-        g = self.canvas.geometry
+        g = self.canvas.geom
         step = self.canvas.snap_step()
         min_len = step if step > 1 else 1
         end = g.snap(g.x_to_tick(pos.x()), step)

@@ -79,7 +79,7 @@ class PianoRollCanvas(QWidget):
     def __init__(self, doc: Document, geometry: RollGeometry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.doc = doc
-        self.geometry = geometry
+        self.geom = geometry
         self.snap_name = "1/16"
         self.default_velocity = 100
         self.show_other_tracks = True
@@ -146,11 +146,11 @@ class PianoRollCanvas(QWidget):
 
     def bar_grid(self) -> render.BarGrid:
         """Bar lines of the song for the current document version."""
-        return self._bars.get(self.doc.song, self.doc.version, self.geometry.visible_ticks()[1])
+        return self._bars.get(self.doc.song, self.doc.version, self.geom.visible_ticks()[1])
 
     def note_at(self, pos: QPointF) -> Note | None:
         """The active track's note under ``pos`` (the last drawn one when several overlap)."""
-        g = self.geometry
+        g = self.geom
         arrs = self.arrays()
         if self.doc.active_track >= len(arrs):
             return None
@@ -168,7 +168,7 @@ class PianoRollCanvas(QWidget):
 
     def notes_in_rect(self, rect: QRectF) -> list[Note]:
         """Notes of the active track that intersect ``rect`` (pixels)."""
-        g = self.geometry
+        g = self.geom
         arr = self.arrays()[self.doc.active_track]
         t0, t1 = g.x_to_tick(rect.left()), g.x_to_tick(rect.right())
         p_hi, p_lo = g.y_to_pitch(rect.top()), g.y_to_pitch(rect.bottom())
@@ -176,7 +176,7 @@ class PianoRollCanvas(QWidget):
 
     # -- painting -----------------------------------------------------------------------------
     def _key(self) -> tuple:
-        g = self.geometry
+        g = self.geom
         return (
             g.px_per_tick,
             g.key_height,
@@ -202,7 +202,7 @@ class PianoRollCanvas(QWidget):
         key = self._key()
         if self._layer is not None and key == self._layer_key:
             return self._layer
-        g = self.geometry
+        g = self.geom
         pm = QPixmap(max(1, g.width), max(1, g.height))
         p = QPainter(pm)
         try:
@@ -235,7 +235,7 @@ class PianoRollCanvas(QWidget):
     ) -> None:
         if not notes:
             return
-        g = self.geometry
+        g = self.geom
         t0, t1 = g.visible_ticks()
         rects = []
         h = max(1.0, g.key_height - (1 if g.key_height >= 4 else 0))
@@ -256,7 +256,7 @@ class PianoRollCanvas(QWidget):
         return [n for n in self.take_notes if n.start_tick <= self.take_reveal_tick]
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        g = self.geometry
+        g = self.geom
         p = QPainter(self)
         try:
             p.drawPixmap(0, 0, self.render_layer())
@@ -282,7 +282,7 @@ class PianoRollCanvas(QWidget):
     # -- playhead -----------------------------------------------------------------------------
     def set_playhead(self, tick: float) -> None:
         """Move the playhead, repainting only the strips it leaves and enters."""
-        g = self.geometry
+        g = self.geom
         old_x = g.tick_to_x(self.playhead_tick)
         self.playhead_tick = tick
         new_x = g.tick_to_x(tick)
@@ -300,9 +300,9 @@ class PianoRollCanvas(QWidget):
 
     # -- events -------------------------------------------------------------------------------
     def resizeEvent(self, event: QResizeEvent) -> None:
-        self.geometry.width = max(1, event.size().width())
-        self.geometry.height = max(1, event.size().height())
-        self.geometry.clamp_scroll()
+        self.geom.width = max(1, event.size().width())
+        self.geom.height = max(1, event.size().height())
+        self.geom.clamp_scroll()
         self.geometry_changed.emit()
         super().resizeEvent(event)
 
@@ -332,7 +332,7 @@ class PianoRollCanvas(QWidget):
         self.update()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
-        g = self.geometry
+        g = self.geom
         delta = event.angleDelta().y() or event.angleDelta().x()
         mods = event.modifiers()
         if mods & Qt.KeyboardModifier.ControlModifier:
@@ -358,8 +358,8 @@ class PianoRollCanvas(QWidget):
         shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         if key in (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down) and self.doc.selection:
             step = self.snap_step() if self.snap_step() > 1 else self.doc.song.resolution // 4
-            dt = {Qt.Key.Key_Left: -step, Qt.Key.Key_Right: step}.get(key, 0)
-            dp = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1}.get(key, 0) * (12 if shift else 1)
+            dt = -step if key == Qt.Key.Key_Left else step if key == Qt.Key.Key_Right else 0
+            dp = (1 if key == Qt.Key.Key_Up else -1 if key == Qt.Key.Key_Down else 0) * (12 if shift else 1)
             self.move_selection(dt, dp)
             event.accept()
             return
@@ -391,13 +391,13 @@ class KeyboardStrip(QWidget):
 
     def __init__(self, geometry: RollGeometry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.geometry = geometry
+        self.geom = geometry
         self._down: int | None = None
         self.setFixedWidth(KEYBOARD_WIDTH)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        g = self.geometry
+        g = self.geom
         p = QPainter(self)
         try:
             p.fillRect(self.rect(), QColor(255, 255, 255))
@@ -426,7 +426,7 @@ class KeyboardStrip(QWidget):
             p.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        self._down = self.geometry.y_to_pitch(event.position().y())
+        self._down = self.geom.y_to_pitch(event.position().y())
         self.key_pressed.emit(self._down)
         self.update()
 
@@ -446,7 +446,7 @@ class Ruler(QWidget):
     def __init__(self, canvas: PianoRollCanvas, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.canvas = canvas
-        self.geometry = canvas.geometry
+        self.geom = canvas.geom
         self.playhead_tick = 0.0
         self._press_x: float | None = None
         self._drag: tuple[int, int] | None = None
@@ -459,10 +459,10 @@ class Ruler(QWidget):
 
     def _beat_snap(self, x: float) -> int:
         beat = self.doc.song.resolution
-        return self.geometry.snap(self.geometry.x_to_tick(x), beat)
+        return self.geom.snap(self.geom.x_to_tick(x), beat)
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        g = self.geometry
+        g = self.geom
         song = self.doc.song
         p = QPainter(self)
         try:
@@ -509,7 +509,7 @@ class Ruler(QWidget):
         if self._drag is not None:
             self.loop_requested.emit(self._drag)
         else:
-            self.seek_requested.emit(max(0, round(self.geometry.x_to_tick(self._press_x))))
+            self.seek_requested.emit(max(0, round(self.geom.x_to_tick(self._press_x))))
         self._press_x = None
         self._drag = None
         self.update()
@@ -526,7 +526,7 @@ class VelocityLane(QWidget):
         self.setFixedHeight(VELOCITY_HEIGHT)
 
     def _visible(self) -> tuple[render.NoteArrays, list[int]]:
-        g = self.canvas.geometry
+        g = self.canvas.geom
         arr = self.canvas.arrays()[self.canvas.doc.active_track]
         t0, t1 = g.visible_ticks()
         return arr, arr.visible(t0, t1).tolist()
@@ -535,14 +535,15 @@ class VelocityLane(QWidget):
         return max(1, min(127, round((1 - y / max(1, self.height() - 2)) * 127)))
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        g = self.canvas.geometry
+        g = self.canvas.geom
         p = QPainter(self)
         try:
             p.fillRect(self.rect(), QColor(246, 247, 250))
             arr, idx = self._visible()
             sel = self.canvas.doc.selection
             h = self.height() - 2
-            rects, sel_rects = [], []
+            rects: list[QRectF] = []
+            sel_rects: list[QRectF] = []
             if len(idx) > render.RECT_LIMIT:
                 # Zoomed out: the loudest note of each pixel column.
                 ii = np.asarray(idx)
@@ -573,7 +574,7 @@ class VelocityLane(QWidget):
             p.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        g = self.canvas.geometry
+        g = self.canvas.geom
         arr, idx = self._visible()
         x = event.position().x()
         near = [arr.notes[i] for i in idx if abs(g.tick_to_x(arr.notes[i].start_tick) - x) <= 4]
