@@ -32,7 +32,7 @@ from .malformed import CASES
 from .samples import EOT, TEMPO_120, must_show_file, notes_body, smf
 from .test_midi_roundtrip import _comparable
 
-MUTATED_FILES = 4000
+MUTATED_FILES = 10_000
 
 
 def _seeds() -> list[bytes]:
