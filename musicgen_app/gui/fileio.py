@@ -79,6 +79,32 @@ def sub_song(
     )
 
 
+def tracks_for(song: Song, resolution: int) -> list[Track]:
+    """``song``'s tracks at ``resolution`` ticks per quarter (rounded when it cannot be exact)."""
+    from dataclasses import replace
+
+    from musicgen_app.core.song import rescale
+
+    if song.resolution == resolution:
+        return [
+            Track(t.name, t.program, t.channel, t.is_drum, list(t.notes), list(t.controls))
+            for t in song.tracks
+        ]
+    try:
+        return rescale(song, resolution).tracks
+    except ValueError:
+        f = resolution / song.resolution
+        out = []
+        for t in song.tracks:
+            notes = []
+            for n in t.notes:
+                start = round(n.start_tick * f)
+                notes.append(replace(n, start_tick=start, end_tick=max(start + 1, round(n.end_tick * f))))
+            controls = [replace(c, tick=round(c.tick * f)) for c in t.controls]
+            out.append(Track(t.name, t.program, t.channel, t.is_drum, sorted(notes), sorted(controls)))
+        return out
+
+
 def export_midi(song: Song, path: str | Path) -> Path:
     """Write ``song`` as a standard MIDI file."""
     from musicgen_app.core.midi_io import write_midi

@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         self.act_open = A("Open…", self.open_dialog, K.Open, "open")
         self.act_save = A("Save", self.save, K.Save, "save")
         self.act_save_as = A("Save As…", self.save_as, K.SaveAs, "save_as")
+        self.act_import = A("Import MIDI as New Tracks…", self.import_dialog, "Ctrl+I", "import_midi")
         self.act_export_all = A(
             "Export MIDI: all tracks…", lambda: self.export_midi("all"), None, "export_all"
         )
@@ -295,6 +296,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         f.addActions([self.act_save, self.act_save_as])
         f.addSeparator()
+        f.addAction(self.act_import)
         f.addActions([self.act_export_all, self.act_export_track, self.act_export_sel, self.act_export_wav])
         f.addSeparator()
         f.addAction(self.act_quit)
@@ -923,6 +925,37 @@ class MainWindow(QMainWindow):
 
     def _open_failed(self, path: Path, exc: BaseException) -> None:
         self.show_error("Open", f"Cannot open {path.name}: {exc}")
+
+    def import_dialog(self) -> None:
+        """Ask for a MIDI file and add its tracks to this song."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import MIDI", self._last_dir(), "MIDI (*.mid *.midi);;All (*)"
+        )
+        if path:
+            self.import_path(path)
+
+    def import_path(self, path: str | Path) -> None:
+        """Add the tracks of a MIDI (or project) file to this song (one undo step), in the background."""
+        p = Path(path)
+        resolution = self.doc.song.resolution
+        doc = self.doc
+
+        def done(tracks: list[Track]) -> None:
+            if doc is not self.doc or not tracks:
+                return
+            used = {t.channel for t in self.doc.song.tracks}
+            self.doc.set_song_attr("tracks", [*self.doc.song.tracks, *tracks], f"Import {p.name}")
+            self.doc.set_active_track(len(self.doc.song.tracks) - len(tracks))
+            clash = sorted({t.channel + 1 for t in tracks} & {c + 1 for c in used})
+            note = f" (shares MIDI channel {', '.join(map(str, clash))})" if clash else ""
+            self.show_message(f"Imported {len(tracks)} track(s) from {p.name}{note}")
+
+        self.tasks.submit(
+            lambda: fileio.tracks_for(fileio.load_file(p).song, resolution),
+            done,
+            lambda exc: self.show_error("Import", f"Cannot import {p.name}: {exc}"),
+            name="musicgen-import",
+        )
 
     def save(self) -> bool:
         """Save to the project file (asks for a name the first time)."""

@@ -180,3 +180,23 @@ def test_recovers_a_never_saved_document(window, qtbot, tmp_path) -> None:
         assert other.doc.path is None and other.isWindowModified()
     finally:
         other.shutdown()
+
+
+def test_import_midi_adds_tracks_in_one_step(window, qtbot, sketch, tmp_path) -> None:
+    from musicgen_app.core.song import Song, Track
+
+    window.set_document(Document(sketch(1)))
+    other = Song(
+        resolution=96,
+        tracks=[Track(name="Bass", channel=1, notes=[Note(0, 40, 96, 80), Note(96, 43, 144, 80)])],
+    )
+    path = tmp_path / "bass.mid"
+    write_midi(other, path)
+    window.import_path(path)
+    qtbot.waitUntil(lambda: len(window.doc.song.tracks) == 2, timeout=10_000)
+    bass = window.doc.song.tracks[1]
+    assert bass.name == "Bass" and [(n.start_tick, n.end_tick) for n in bass.notes] == [(0, 480), (480, 720)]
+    assert window.doc.active_track == 1
+    assert window.doc.undo_stack.count() == 1
+    window.act_undo.trigger()
+    assert len(window.doc.song.tracks) == 1 and window.doc.active_track == 0
