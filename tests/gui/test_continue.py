@@ -143,3 +143,22 @@ def test_continue_with_a_checkpoint_loaded_from_a_file(ready, qtbot) -> None:
     ready.act_continue.trigger()
     qtbot.waitUntil(lambda: not ready.gen.running and bool(ready.gen.takes), timeout=60_000)
     assert ready.gen.takes[0].notes and ready.gen.takes[0].model == str(info.path)
+
+
+def test_a_new_run_cancels_the_old_one(ready, qtbot) -> None:
+    win = ready
+    win.panel.bars.setValue(16)
+    win.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(win.canvas.take_notes) > 0, timeout=60_000)
+    first_sessions = [t.session_id for t in win.gen.takes]
+    assert first_sessions
+    win.panel.bars.setValue(2)
+    win.act_continue.trigger()  # a second Continue while the first still streams
+    qtbot.waitUntil(lambda: not win.gen.running and bool(win.gen.takes), timeout=60_000)
+    (take,) = win.gen.takes
+    assert take.session_id not in first_sessions
+    assert win.canvas.take_notes == take.notes
+    end = take.start_tick + 2 * 1920
+    assert all(n.start_tick < end for n in take.notes)  # nothing of the 16-bar run is left
+    played_sessions = {sid for sid, _ in win.playback.scheduler.played}
+    assert not played_sessions & set(first_sessions)
