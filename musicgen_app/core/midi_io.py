@@ -602,23 +602,19 @@ def _read_length(data: bytes, pos: int, fix: _Report) -> tuple[int, int, bool]:
     return 0, pos, False
 
 
+_BAD_META_KEY = {0x51: "bad_tempo", 0x58: "bad_meter", 0x59: "bad_key"}
+
+
 def _decode_meta(meta_type: int, payload: bytes, fix: _Report) -> mido.MetaMessage | None:
+    """The meta event as mido decodes it, or None (counted) when it is damaged.
+
+    Like mido, a payload longer than its type needs is read from its first bytes.
+    """
     try:
-        msg = build_meta_message(meta_type, list(payload))
+        return build_meta_message(meta_type, list(payload))
     except (IndexError, ValueError, KeyError, TypeError, KeySignatureError):
-        msg = None
-    if meta_type == 0x51 and (msg is None or len(payload) != 3):
-        fix.count("bad_tempo")
+        fix.count(_BAD_META_KEY.get(meta_type, "bad_meta"))
         return None
-    if meta_type == 0x58 and (msg is None or len(payload) != 4):
-        fix.count("bad_meter")
-        return None
-    if meta_type == 0x59 and (msg is None or len(payload) != 2):
-        fix.count("bad_key")
-        return None
-    if msg is None:
-        fix.count("bad_meta")
-    return msg
 
 
 def _too_many_events() -> MidiImportError:

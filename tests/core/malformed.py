@@ -84,6 +84,7 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("velocity-0 note-off", smf(b"\x00\x90\x3c\x40\x60\x3c\x00" + EOT), "clean", ""),
     ("tempo 0", smf(b"\x00\xff\x51\x03\x00\x00\x00" + NOTE), "repair", "of 0 or with a wrong length"),
     ("tempo of wrong length", smf(b"\x00\xff\x51\x02\x07\xa1" + NOTE), "repair", "wrong length"),
+    ("tempo with a byte too many", smf(b"\x00\xff\x51\x04\x07\xa1\x20\x00" + NOTE), "clean", ""),  # read from its first 3 bytes, as mido does
     ("damaged time signature", smf(b"\x00\xff\x58\x02\x04\x02" + NOTE), "repair", "damaged time signature"),
     ("damaged key signature", smf(b"\x00\xff\x59\x02\x09\x00" + NOTE), "repair", "damaged key signature"),
     ("SMPTE division", smf(NOTE, division=0xE728), "repair", "SMPTE"),

@@ -116,6 +116,7 @@ def test_what_the_repairs_keep() -> None:
     song = read_midi(cases["SMPTE division"]).song  # 25 fps x 40 subframes: 1000 ticks per second
     assert song.resolution == 1000 and song.tick_to_seconds(480) == pytest.approx(0.48)
     assert read_midi(cases["tempo 0"]).song.tempos == []
+    assert [t.us_per_quarter for t in read_midi(cases["tempo with a byte too many"]).song.tempos] == [500_000]
     assert read_midi(cases["format 2"]).song.note_count == 3
     assert _notes(cases["chunk length too short"]) == _notes(cases["chunk length too long"])
     assert len(_notes(cases["chunk length too long"])) == 3
