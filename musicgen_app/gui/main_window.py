@@ -823,16 +823,21 @@ class MainWindow(QMainWindow):
             self.playback.end_stream()
 
     def accept_take(self) -> None:
-        """Return: put the shown take into the active track (one undo step)."""
+        """Return: put the shown take into the track it continues (one undo step)."""
         take = self.gen.current_take()
         if take is None:
             return
         if self.gen.running:
             self.gen.cancel()
+        req = self.gen.request
+        track = self.doc.active_track
+        if req is not None and req.track < len(self.doc.song.tracks):
+            track = req.track
         notes = list(take.notes)
         if notes:
-            notes = [replace(n, channel=self._channel()) for n in notes]
-            if self._apply(add_notes(self.doc.active_track, notes), "Accept take"):
+            channel = self.doc.song.tracks[track].channel
+            notes = [replace(n, channel=channel) for n in notes]
+            if self._apply(add_notes(track, notes), "Accept take"):
                 accepted = self.doc.state.setdefault("accepted_takes", [])
                 accepted.append(take.to_state())
                 self.show_message(f"Accepted take {take.index + 1}: {len(notes)} notes (seed {take.seed})")
