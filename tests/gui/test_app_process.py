@@ -213,7 +213,18 @@ def test_crash_recovery_after_sigkill(xdisplay, app_env, tmp_path, sketch, qtbot
     (entry,) = store.list_recoverable()
     assert entry.source_path and entry.source_path.endswith("sketch.mid")
 
-    # Restart (in this process, with the same data directory) and accept the offer to recover.
+    # Restart the app: it offers the document back; Return picks "Recover".
+    again = App(xdisplay, [], app_env, tmp_path / "restart.log")
+    dialog = again.window("Recover unsaved work")
+    assert dialog
+    again.keys("Return")
+    again.wait_log(f"recovered document {entry.doc_id} (8 notes)")
+    again.window("sketch.mid")  # the recovered document is in the window, under its own name
+    again.proc.send_signal(signal.SIGKILL)
+    again.wait(10)
+    assert [e.doc_id for e in store.list_recoverable()] == [entry.doc_id]  # kept: neither saved nor discarded
+
+    # And in this process, to look at the recovered notes themselves.
     monkeypatch.setenv("MUSICGEN_DATA_DIR", app_env["MUSICGEN_DATA_DIR"])
     from musicgen_app.gui import app as gui_app
 
