@@ -11,6 +11,7 @@ sketch. :func:`comparison_table` renders all shipped models as one Markdown tabl
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import statistics
@@ -82,29 +83,38 @@ def chord_lstm_metrics(model: GenerativeModel) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _key_ngram_nll() -> tuple[np.ndarray, ...]:
+    """Per test chorale, the per-key n-gram's NLL of every key and frame, (88, T) each (the fit is
+    shared by both piano-roll models, so it is done once per process)."""
+    from musicgen_app.ml.families import pianoroll as pr
+    from musicgen_app.ml.families.chorales import chorale_splits
+
+    splits = chorale_splits()
+
+    def rolls(chorales: list) -> list[np.ndarray]:
+        return [pr.roll_of([(s, d, p) for s, d, p, _ in ch.notes], ch.length_steps) for ch in chorales]
+
+    # a key's sequence starts with a silent "before the piece" state, the n-gram's <s>
+    lm = KneserNeyNGram(KEY_ORDER, 3, bos=pr.SILENT).fit(
+        r[:, k].tolist() for r in rolls(splits["train"]) for k in range(pr.KEYS)
+    )
+    return tuple(
+        np.stack([lm.sequence_nll(r[:, k].tolist()) for k in range(pr.KEYS)]) for r in rolls(splits["test"])
+    )
+
+
 def pianoroll_metrics(model: GenerativeModel) -> dict:
     """Frame NLL (summed over 88 keys) and a per-key n-gram over each key's own state sequence."""
     from musicgen_app.ml.families import pianoroll as pr
     from musicgen_app.ml.families.chorales import chorale_splits
 
     net = model.make_engine().model
-    splits = chorale_splits()
-    metrics = pr.evaluate(net, splits["test"])
-
-    def key_rows(chorales: list) -> list[np.ndarray]:
-        return [pr.roll_of([(s, d, p) for s, d, p, _ in ch.notes], ch.length_steps) for ch in chorales]
-
-    train_rolls, test_rolls = key_rows(splits["train"]), key_rows(splits["test"])
-    # a key's sequence starts with a silent "before the piece" state, the n-gram's <s>
-    lm = KneserNeyNGram(KEY_ORDER, 3, bos=pr.SILENT).fit(
-        r[:, k].tolist() for r in train_rolls for k in range(pr.KEYS)
-    )
+    metrics = pr.evaluate(net, chorale_splits()["test"])
     first = pr.S2S_CONTEXT if net.cfg.kind == "seq2seq" else 0  # seq2seq scores frames after its context
-    total, frames = 0.0, 0
-    for r in test_rolls:
-        per_key = np.stack([lm.sequence_nll(r[:, k].tolist()) for k in range(pr.KEYS)])  # (88, T)
-        total += float(per_key[:, first:].sum())
-        frames += max(0, r.shape[0] - first)
+    per_key = _key_ngram_nll()
+    total = sum(float(m[:, first:].sum()) for m in per_key)
+    frames = sum(max(0, m.shape[1] - first) for m in per_key)
     metrics.update(
         {
             "baseline": f"interpolated Kneser-Ney {KEY_ORDER}-gram over each key's own states "
