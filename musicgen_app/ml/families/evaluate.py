@@ -195,8 +195,8 @@ def _fmt(x: object, spec: str = ".3f") -> str:
     return "–" if x is None or x != x else format(x, spec)  # type: ignore[operator]
 
 
-def comparison_table(models_dir: str | Path | None = None) -> str:
-    """One Markdown table of every shipped model, from the metrics in their cards."""
+def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, dict] | None = None) -> str:
+    """One Markdown table of every shipped model, from ``metrics`` by name or else their cards."""
     from musicgen_app.ml.registry import list_models
 
     rows = [
@@ -205,7 +205,7 @@ def comparison_table(models_dir: str | Path | None = None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for info in sorted(list_models(models_dir), key=lambda i: (str(i.seed_paper), i.name)):
-        m = info.metrics or {}
+        m = (metrics or {}).get(info.name) or info.metrics or {}
         c = (m.get("continuations") or {}).get("model", {})
         unit = m.get("unit", "nats per step")
         size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
@@ -240,6 +240,7 @@ def write_table_into_readme(readme: str | Path, table: str) -> bool:
 
 
 def _merge_into_card(path: Path, extra: dict) -> None:
+    """Merge ``extra`` into the metrics of the card beside ``path`` (atomically)."""
     cpath = card_path(path)
     stored = json.loads(cpath.read_text())
     stored["metrics"] = {**stored.get("metrics", {}), **extra}
@@ -285,15 +286,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     from musicgen_app.ml.evaluate import evaluate_model, format_report
 
+    figures: dict[str, dict] = {}
     for info in list_models():
         if is_family_card(info.card):
             report = evaluate_family(info.name, update_card=True, n_tunes=args.tunes, with_samples=samples)
             print(format_family_report(report))
-        else:
-            report = evaluate_model(info.name, update_card=True, n_tunes=args.tunes, with_samples=samples)
-            _merge_into_card(info.path, speed(load_model(info.name)))
+        else:  # another family's card is its owner's to update: its figures go to the table only
+            report = evaluate_model(
+                info.name, update_card=args.update_card, n_tunes=args.tunes, with_samples=samples
+            )
+            report["metrics"].update(speed(load_model(info.name)))
             print(format_report(report))
-    table = comparison_table()
+        figures[info.name] = report["metrics"]
+    table = comparison_table(metrics=figures)
     readme = paths.REPO_ROOT / "README.md"
     if write_table_into_readme(readme, table):
         print(f"\nwrote the comparison table into {readme}")
