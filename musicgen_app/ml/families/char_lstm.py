@@ -237,7 +237,7 @@ def train_model(
         "training": training_record(res, previous),
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
                     "test_nll_per_note": round(nll * n / max(1, notes), 4),
-                    "unit": "nats per character"},
+                    "unit": "nats/char"},
     }  # fmt: skip
     save_checkpoint(name, model, card)
     logger.info("saved %s: test NLL %.3f/char, accuracy %.3f", name, nll, acc)

@@ -385,7 +385,7 @@ def train_model(
         "vocab": vocab.to_dict(),
         "training": training_record(res, previous),
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
-                    "unit": "nats per token (four-voice test chorales)"},
+                    "unit": "nats/token", "test_set": "four-voice test chorales"},
     }  # fmt: skip
     save_checkpoint(name, model, card)
     logger.info("saved %s: test NLL %.3f, accuracy %.3f", name, nll, acc)

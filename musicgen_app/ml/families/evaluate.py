@@ -56,7 +56,7 @@ def char_lstm_metrics(model: GenerativeModel) -> dict:
         "test_accuracy": round(acc, 4),
         "test_tokens": n,
         "test_nll_per_note": round(nll * n / max(1, notes), 4),
-        "unit": "nats per character",
+        "unit": "nats/char",
         "baseline": f"interpolated Kneser-Ney {CHAR_ORDER}-gram on the same characters",
         "baseline_nll": round(float(base.mean()), 4),
     }
@@ -77,7 +77,8 @@ def chord_lstm_metrics(model: GenerativeModel) -> dict:
         "test_nll": round(nll, 4),
         "test_accuracy": round(acc, 4),
         "test_tokens": n,
-        "unit": "nats per token (four-voice test chorales)",
+        "unit": "nats/token",
+        "test_set": "four-voice test chorales",
         "baseline": f"interpolated Kneser-Ney {TOKEN_ORDER}-gram on the same tokens",
         "baseline_nll": round(float(base.mean()), 4),
     }
@@ -207,7 +208,7 @@ def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, di
     for info in sorted(list_models(models_dir), key=lambda i: (str(i.seed_paper), i.name)):
         m = (metrics or {}).get(info.name) or info.metrics or {}
         c = (m.get("continuations") or {}).get("model", {})
-        unit = m.get("unit", "nats per step")
+        unit = m.get("unit", "nats/step")
         size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
         data = info.card.get("data", {})
         data_name = data.get("dataset") if isinstance(data, dict) else str(data)

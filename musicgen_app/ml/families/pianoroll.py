@@ -461,7 +461,8 @@ def evaluate(model: PianoRollNet, chorales: list[Chorale]) -> dict:
         "test_bits_per_key_frame": round(n3 / frames / KEYS / math.log(2), 5),
         "test_accuracy": round(correct / frames, 4),
         "test_frames": frames,
-        "unit": "nats per frame (sum over 88 keys, 3 classes); binary = onset+sustain merged",
+        "unit": "nats/frame",
+        "unit_note": "a frame is 88 keys x 3 classes, summed; test_nll_binary merges onset and sustain",
         "accuracy_means": "frames whose 88 most likely states are all right",
     }
 

@@ -328,7 +328,7 @@ def train_model(
         "vocab": tok.to_dict(),
         "training": training_record(res, previous),
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
-                    "unit": "nats per 16th-note step"},
+                    "unit": "nats/step"},
     }  # fmt: skip
     save_checkpoint(name, model, card)
     logger.info("saved %s: test NLL %.3f accuracy %.3f", name, nll, acc)
