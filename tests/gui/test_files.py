@@ -4,6 +4,7 @@ selection, drag-out clip, autosave and the recovery files' lifetime."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -124,17 +125,34 @@ def test_unexpected_error_becomes_a_message(window, qtbot, monkeypatch) -> None:
     from musicgen_app.gui import app
 
     monkeypatch.setattr(app, "_windows", [window])
-    old_hook = sys.excepthook
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored afterwards
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    app.install_excepthook()
     try:
-        app.install_excepthook()
-        try:
-            raise RuntimeError("boom in a slot")
-        except RuntimeError:
-            sys.excepthook(*sys.exc_info())
-    finally:
-        sys.excepthook = old_hook
+        raise RuntimeError("boom in a slot")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
     assert "boom in a slot" in window.statusBar().currentMessage()
     assert app.crash_log_path().exists()
+
+
+def test_an_exception_inside_a_qt_callback_keeps_the_window(window, qtbot, monkeypatch) -> None:
+    from PySide6.QtCore import QTimer
+
+    from musicgen_app.gui import app
+
+    monkeypatch.setattr(app, "_windows", [window])
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    app.install_excepthook()
+
+    def broken() -> None:
+        raise ValueError("broken callback")
+
+    QTimer.singleShot(0, broken)
+    qtbot.waitUntil(lambda: "broken callback" in window.statusBar().currentMessage(), timeout=5000)
+    assert window.isVisible()
+    window.act_select_all.trigger()  # still working
 
 
 def test_quit_during_generation_and_playback_is_clean(window, qtbot, sketch) -> None:
