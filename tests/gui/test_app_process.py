@@ -19,6 +19,8 @@ import pytest
 from musicgen_app.core.autosave import AutosaveStore
 from musicgen_app.core.midi_io import write_midi
 
+from .helpers import private_jack
+
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
@@ -120,30 +122,6 @@ def app_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _jack(env: dict[str, str]) -> subprocess.Popen | None:
-    """A dummy JACK server so FluidSynth has an audio driver on a machine without a sound card."""
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        return None
-    name = f"musicgen-gui-{os.getpid()}"
-    env.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(
-        [jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    waiter = shutil.which("jack_wait")
-    if waiter is not None:
-        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], env={**os.environ, **env}, capture_output=True)
-    else:
-        time.sleep(2.0)
-    if proc.poll() is not None:
-        return None
-    env["MUSICGEN_OUTPUT"] = "fluidsynth"
-    return proc
-
-
 def test_smoke_window_continue_play_stop_quit(xdisplay, app_env, tmp_path, sketch) -> None:
     from musicgen_app.ml.registry import list_models
 
@@ -151,8 +129,9 @@ def test_smoke_window_continue_play_stop_quit(xdisplay, app_env, tmp_path, sketc
         pytest.skip("no trained model in models/")
     song_file = tmp_path / "tune.mid"
     write_midi(sketch(2), song_file)
-    jack = _jack(app_env)
-    try:
+    with private_jack("gui-smoke") as jack:
+        if jack is not None:
+            app_env.update(jack, MUSICGEN_OUTPUT="fluidsynth")
         app = App(xdisplay, [str(song_file)], app_env, tmp_path / "app.log")
         app.wait_log("Opened tune.mid")
         app.window("tune.mid")
@@ -176,10 +155,6 @@ def test_smoke_window_continue_play_stop_quit(xdisplay, app_env, tmp_path, sketc
         assert "QThread: Destroyed while thread is still running" not in err
         assert "internal error" not in err
         assert "ERROR" not in app.text()
-    finally:
-        if jack is not None:
-            jack.terminate()
-            jack.wait(timeout=10)
 
 
 def test_crash_recovery_after_sigkill(xdisplay, app_env, tmp_path, sketch, qtbot, monkeypatch) -> None:

@@ -3,9 +3,6 @@ track: notes are drawn while they are played and land in the song as one undo st
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -14,30 +11,20 @@ import pytest
 from musicgen_app.core.song import Song, Track
 from musicgen_app.gui.document import Document
 
+from .helpers import private_jack
+
 pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
 
 
 @pytest.fixture
-def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    jackd, waiter = shutil.which("jackd"), shutil.which("jack_wait")
-    if jackd is None or waiter is None:
-        pytest.skip("jackd is not installed (scripts/setup.sh installs jackd2)")
-    name = f"musicgen-gui-rec-{os.getpid()}"
-    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
-    monkeypatch.setenv("JACK_NO_AUDIO_RESERVATION", "1")
-    monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
-    proc = subprocess.Popen(
-        [jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], capture_output=True, timeout=20)
-        yield name
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    with private_jack("gui-rec") as env:
+        if env is None:
+            pytest.skip("jackd is not installed (scripts/setup.sh installs jackd2)")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
+        yield env
 
 
 def test_record_from_keyboard_draws_and_adds_one_step(window, qtbot, jack, recording) -> None:
