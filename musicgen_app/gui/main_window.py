@@ -1172,7 +1172,6 @@ class MainWindow(QMainWindow):
         self.playback.close()
         self.tasks.drain()
         self.tasks.shutdown()
-        self.tasks.drain()
 
     # -- devices ------------------------------------------------------------------------------
     def devices_dialog(self) -> None:

@@ -93,10 +93,18 @@ class TaskRunner(QObject):
         return any(t.is_alive() for t in self._threads)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Wait for running tasks (used when quitting)."""
+        """Wait for running tasks and run their callbacks (used when quitting).
+
+        A callback may start another task (a save that then discards the recovery copy), so this
+        goes on until nothing runs, a few rounds at most.
+        """
         self._timer.stop()
-        for t in self._threads:
-            t.join(timeout=timeout_s)
-            if t.is_alive():
-                logger.warning("task %s still running at exit", t.name)
-        self._threads = []
+        for _ in range(4):
+            threads, self._threads = self._threads, []
+            if not threads:
+                break
+            for t in threads:
+                t.join(timeout=timeout_s)
+                if t.is_alive():
+                    logger.warning("task %s still running at exit", t.name)
+            self.drain()

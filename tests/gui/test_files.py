@@ -218,3 +218,16 @@ def test_import_midi_adds_tracks_in_one_step(window, qtbot, sketch, tmp_path) ->
     assert window.doc.undo_stack.count() == 1
     window.act_undo.trigger()
     assert len(window.doc.song.tracks) == 1 and window.doc.active_track == 0
+
+
+def test_quitting_right_after_save_still_removes_the_recovery_copy(window, qtbot, sketch, tmp_path) -> None:
+    store = window._store
+    window.set_document(Document(sketch(1)))
+    window.doc.apply(add_notes(0, [Note(1920, 70, 2400, 90)]), "Draw note")
+    with qtbot.waitSignal(window.autosaved, timeout=10_000):
+        window.autosave()
+    assert store.list_recoverable()
+    window._save_to(tmp_path / "quick.mgproj")  # in the background...
+    window.shutdown()  # ...and quit at once
+    assert (tmp_path / "quick.mgproj").exists()
+    assert store.list_recoverable() == []
