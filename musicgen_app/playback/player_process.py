@@ -184,7 +184,7 @@ class PlayerProcess:
         self._finished.clear()
         self._cmd("play", self._run, song, start_tick, streaming=streaming, include_song=include_song)
 
-    def append_notes(self, items: Any, track: int | None = None) -> int:
+    def append_notes(self, items: Any) -> int:
         """As :meth:`Scheduler.append_notes`; returns how many notes were sent to the player."""
         batch = [it for it in items if isinstance(getattr(it, "note", it), Note)]
         if batch:

@@ -224,7 +224,7 @@ class Scheduler:
             self._jump(start_tick, self.clock())
             self._cond.notify_all()
 
-    def append_notes(self, items: Iterable[Any], track: int | None = None) -> int:
+    def append_notes(self, items: Iterable[Any]) -> int:
         """Schedule notes while playing: :class:`Note` objects or events with ``.note`` and ``.session_id``.
 
         Events of a cancelled session are dropped. Returns how many notes were scheduled. A note

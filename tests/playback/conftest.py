@@ -93,12 +93,16 @@ def cb(event, data):
 rx.set_callback(cb)
 rx.open_virtual_port("in")
 print("ready", flush=True)
+sent = 0
 for line in sys.stdin:
     if line.strip() != "get":
         break
     with lock:
-        snapshot = list(got)
-    print(json.dumps(snapshot), flush=True)
+        new = got[sent:]
+    sent += len(new)
+    # only what is new: a long json.dumps would hold the interpreter lock that the callback
+    # (running in JACK's process thread) needs, and a late JACK client loses that cycle's events
+    print(json.dumps(new), flush=True)
 rx.close_port()
 rx.delete()
 """
@@ -118,6 +122,7 @@ class Receiver:
             env=os.environ.copy(),
         )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self._messages: list[tuple[float, list[int]]] = []
 
     @property
     def messages(self) -> list[tuple[float, list[int]]]:
@@ -125,7 +130,8 @@ class Receiver:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("get\n")
         self.proc.stdin.flush()
-        return [(t, list(d)) for t, d in json.loads(self.proc.stdout.readline())]
+        self._messages += [(t, list(d)) for t, d in json.loads(self.proc.stdout.readline())]
+        return list(self._messages)
 
     def note_events(self) -> list[tuple[float, str, int, int]]:
         """(time, 'on'/'off', channel, pitch) of every note message received."""
