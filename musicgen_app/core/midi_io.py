@@ -56,7 +56,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import operator
 import os
 import re
 import shutil
@@ -120,8 +119,6 @@ _SMPTE_FPS = {
 _TEXT_METAS = frozenset(
     ("text", "copyright", "lyrics", "instrument_name", "cue_marker", "device_name", "program_name")
 )
-
-_NOTE_ORDER = operator.attrgetter("start_tick", "pitch", "end_tick", "velocity", "channel")
 
 # Internal event tuples produced by both readers (``delta`` in ticks):
 #   (delta, status, data1, data2)       channel message, status 0x80..0xEF incl. channel
@@ -635,7 +632,7 @@ def _text(value: str) -> str:
 
 @dataclass
 class _Channel:
-    notes: list[Note] = field(default_factory=list)
+    notes: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # Note fields, in order
     controls: list[ControlEvent] = field(default_factory=list)  # in file order, programs included
 
 
@@ -707,7 +704,7 @@ def _build_song(
                     acc = channels.get(ch)
                     if acc is None:
                         acc = channels[ch] = _Channel()
-                    acc.notes.append(Note(start, ev[2], tick, velocity, ch))
+                    acc.notes.append((start, ev[2], tick, velocity, ch))
                 elif absorb.get(key):
                     absorb[key] -= 1
                 else:
@@ -766,7 +763,7 @@ def _build_song(
                 unclosed += 1
                 stop = end if end > start else start + timing.resolution
                 acc = channels.setdefault(ch, _Channel())
-                acc.notes.append(Note(start, pitch, stop, velocity, ch))
+                acc.notes.append((start, pitch, stop, velocity, ch))
         fix.count("no_note_off", unclosed)
         if fmt == 2 and index > 0 and not track_tempos_at_start and tempos:
             # each pattern of a type-2 file starts at the default tempo
@@ -775,12 +772,13 @@ def _build_song(
             song.title = name
         for ch in sorted(channels):
             acc = channels[ch]
-            acc.notes.sort(key=_NOTE_ORDER)  # the dataclass order, without its slow __lt__
+            rows = sorted(acc.notes)  # as tuples: the dataclass order, without its slow __lt__
+            notes = [Note(*row) for row in rows]
             # the first program change, when no note of the channel comes before it, is the
             # track's program; later ones stay events
             program = 0
             controls = acc.controls
-            first_note = acc.notes[0].start_tick if acc.notes else None
+            first_note = notes[0].start_tick if notes else None
             for i, c in enumerate(controls):
                 if c.kind == "program_change":
                     if first_note is None or c.tick <= first_note:
@@ -793,7 +791,7 @@ def _build_song(
                     program=program,
                     channel=ch,
                     is_drum=ch == DRUM_CHANNEL,
-                    notes=acc.notes,
+                    notes=notes,
                     controls=controls,
                 )
             )
