@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 APP_TITLE = "musicgen"
 DEFAULT_AUTOSAVE_S = 60.0
 DEFAULT_MODEL = "melody-lstm"
+AUTOSAVE_AFTER_BIG_CHANGE_MS = 1500
 
 
 def autosave_interval_s() -> float:
@@ -666,8 +667,8 @@ class MainWindow(QMainWindow):
             self.canvas.record_notes = []
             self.act_record.setChecked(False)
             self.playback.stop()
-            if notes:
-                self._apply(add_notes(self.doc.active_track, notes), "Record notes")
+            if notes and self._apply(add_notes(self.doc.active_track, notes), "Record notes"):
+                self.autosave_soon()
             return
         port = self.settings.input_port
         if not port:
@@ -842,6 +843,7 @@ class MainWindow(QMainWindow):
                 accepted.append(take.to_state())
                 self.show_message(f"Accepted take {take.index + 1}: {len(notes)} notes (seed {take.seed})")
                 logger.info("accepted take %d with %d notes", take.index + 1, len(notes))
+                self.autosave_soon()
         self._clear_takes()
 
     def reject_take(self) -> None:
@@ -954,6 +956,7 @@ class MainWindow(QMainWindow):
             clash = sorted({t.channel + 1 for t in tracks} & {c + 1 for c in used})
             note = f" (shares MIDI channel {', '.join(map(str, clash))})" if clash else ""
             self.show_message(f"Imported {len(tracks)} track(s) from {p.name}{note}")
+            self.autosave_soon()
 
         self.tasks.submit(
             lambda: fileio.tracks_for(fileio.load_file(p).song, resolution),
@@ -1087,7 +1090,7 @@ class MainWindow(QMainWindow):
         """Write a recovery copy if the document changed since the last one (background)."""
         store = self._store
         doc = self.doc
-        if store is None or not doc.is_dirty or doc.version == self._autosaved_version:
+        if self._closing or store is None or not doc.is_dirty or doc.version == self._autosaved_version:
             return
         if doc.doc_id is None:
             doc.doc_id = store.new_doc_id()
@@ -1112,6 +1115,10 @@ class MainWindow(QMainWindow):
         self.tasks.submit(
             write, done, lambda exc: self.show_message(f"Autosave failed: {exc}"), "musicgen-autosave"
         )
+
+    def autosave_soon(self) -> None:
+        """Autosave shortly after a big change (an accepted take, a recording, an import)."""
+        QTimer.singleShot(AUTOSAVE_AFTER_BIG_CHANGE_MS, self, self.autosave)
 
     def _discard_autosave(self, doc: Document) -> None:
         if self._store is None or doc.doc_id is None:

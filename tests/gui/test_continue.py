@@ -76,6 +76,10 @@ def test_continue_streams_into_roll_and_output_then_accept(ready, qtbot, recordi
     assert win.doc.undo_stack.count() == n_undo + 1
     assert win.canvas.take_notes == []
     assert win.doc.state["accepted_takes"][-1]["seed"] == 1234
+    with qtbot.waitSignal(win.autosaved, timeout=10_000):  # a big change is autosaved soon
+        pass
+    (entry,) = win._store.list_recoverable()
+    assert sorted(win._store.load(entry.doc_id).song.tracks[0].notes) == sorted(before + take.notes)
     win.act_undo.trigger()
     assert win.doc.notes == before
 
