@@ -148,7 +148,9 @@ class PlaybackController(QObject):
 
     def play(self, song: Song, start_tick: int = 0) -> None:
         """Play ``song`` (a snapshot) from ``start_tick``, looping when the loop is on."""
-        song = self._with_metronome(song, song.end_tick)
+        loop_end = song.loop[1] if song.loop else 0
+        click_end = max(song.end_tick, loop_end, int(start_tick)) + song.ticks_per_bar()
+        song = self._with_metronome(song, click_end)
         if self.loop_enabled and song.loop:
             self.scheduler.set_loop(*song.loop)
             if not song.loop[0] <= start_tick < song.loop[1]:
