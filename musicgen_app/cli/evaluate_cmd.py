@@ -53,4 +53,5 @@ def _is_family(name: str) -> bool:
     from musicgen_app.ml.families import is_family_card
     from musicgen_app.ml.registry import resolve
 
-    return is_family_card(read_card(resolve(name)))
+    card = read_card(resolve(name))
+    return isinstance(card.get("architecture"), str) and is_family_card(card)

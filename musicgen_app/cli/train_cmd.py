@@ -8,6 +8,7 @@ import logging
 logger = logging.getLogger(__name__)
 
 # melody-lstm (paper 003) and the model families of papers 000, 001, 002, 004 (ml/families)
+SHIPPED = "shipped"
 TRAINABLE = ("melody-lstm", "char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "wavenet")
 
 
@@ -35,7 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
     parser.add_argument(
-        "--resume", action="store_true", help="(other families) continue from the shipped weights"
+        "--resume",
+        nargs="?",
+        const=SHIPPED,
+        default="",
+        metavar="CHECKPOINT",
+        help="continue from the shipped weights (or, for melody-lstm, from CHECKPOINT)",
     )
 
 
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
 
         name = args.model if args.name == TrainConfig().name else args.name
-        card = train_family(args.model, minutes=args.minutes, name=name, resume=args.resume)
+        card = train_family(args.model, minutes=args.minutes, name=name, resume=bool(args.resume))
         print(f"wrote models/{card['name']}.safetensors and .json")
         if not args.no_evaluate:
             print(format_family_report(evaluate_family(card["name"], update_card=True)))
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         limit_tunes=args.limit_tunes,
         out_dir=args.out_dir,
         seed=args.seed,
+        resume=_resume_path(args),
     )
     path = train_melody_lstm(cfg)
     print(f"wrote {path} and {path.with_suffix('.json')}")
@@ -79,3 +86,11 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_model(str(path), update_card=True)
         print(format_report(report))
     return 0
+
+
+def _resume_path(args: argparse.Namespace) -> str:
+    if args.resume != SHIPPED:
+        return str(args.resume or "")
+    from musicgen_app.core import paths
+
+    return str(paths.models_dir() / f"{args.name}.safetensors")

@@ -266,6 +266,12 @@ class MelodyLSTMModel(GridMelodyModel):
         self.net = net.eval()
         self._tables: InferenceTables | None = None
 
+    def score_tunes(self, tunes):
+        """``(nll, argmax, target)`` per step of encoded tunes, each read whole from its start."""
+        from musicgen_app.ml.train import per_step_outputs
+
+        return per_step_outputs(self.net, self.tokenizer, list(tunes))
+
     def clear_prefill_cache(self) -> None:
         """Forget cached prefills (benchmarks measure cold starts with it)."""
         if self._tables is not None:

@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional
 
 from musicgen_app.core import paths
+from musicgen_app.errors import CheckpointError
 from musicgen_app.ml import data as data_mod
 from musicgen_app.ml.checkpoint import save_checkpoint
 from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig
@@ -53,6 +54,7 @@ class TrainConfig:
     bar_conditioning: bool = True
     out_dir: str = ""
     limit_tunes: int = 0  # > 0: train on the first N training tunes only (smoke runs)
+    resume: str = ""  # a checkpoint to continue from (same tokenizer and architecture)
     curve_png: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -156,6 +158,10 @@ def train_melody_lstm(
     val_tunes = list(ds.tunes(split["val"]))
     train_pitches = np.concatenate([t.steps[t.steps >= 0] for t in train_tunes])
     tok = GridMelodyTokenizer.covering(train_pitches, margin=2)
+    if cfg.resume:
+        from musicgen_app.ml.checkpoint import read_card
+
+        tok = GridMelodyTokenizer.from_dict(read_card(cfg.resume).get("tokenizer", {}))
     mcfg = MelodyLSTMConfig(
         vocab_size=tok.vocab_size,
         embed_dim=cfg.embed_dim,
@@ -165,6 +171,18 @@ def train_melody_lstm(
         bar_conditioning=cfg.bar_conditioning,
     )
     model = MelodyLSTM(mcfg)
+    previous: dict = {}
+    if cfg.resume:
+        from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
+
+        previous = read_card(cfg.resume)
+        if previous.get("tokenizer", {}).get("tokens") != tok.tokens:
+            raise CheckpointError(f"{cfg.resume} has another vocabulary; it cannot be resumed on this data")
+        load_into(model, load_weights(cfg.resume), Path(cfg.resume).stem)
+        prev = previous.get("training", {})
+        cfg.extra["previous_run"] = {
+            k: prev.get(k) for k in ("config", "best_epoch", "best_val_nll", "stopped")
+        }
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model: %d parameters, vocabulary %d", n_params, tok.vocab_size)
     stream = [torch.from_numpy(a) for a in stream_arrays(tok, train_tunes)]
@@ -184,12 +202,22 @@ def train_melody_lstm(
             g["lr"] = lr
 
     out_dir = Path(cfg.out_dir) if cfg.out_dir else paths.models_dir()
-    curve: list[dict] = []
+    curve: list[dict] = list(previous.get("training", {}).get("curve", []))
+    first_epoch = (curve[-1]["epoch"] + 1) if curve else 1
     best = (math.inf, 0, None)
+    if cfg.resume:
+        nll, _, _ = per_step_outputs(model, tok, val_tunes)
+        prev_best = int(previous.get("training", {}).get("best_epoch") or first_epoch - 1)
+        best = (
+            round(float(nll.mean()), 4),
+            prev_best,
+            {k: v.clone() for k, v in model.state_dict().items()},
+        )
+        logger.info("resuming from %s: validation NLL %.4f", cfg.resume, best[0])
     started = time.monotonic()
     budget_s = cfg.time_budget_min * 60
     stop_reason = "max_epochs"
-    for epoch in range(1, cfg.max_epochs + 1):
+    for epoch in range(first_epoch, first_epoch + cfg.max_epochs):
         model.train()
         shift = int(rng.integers(cfg.seq_len))
         starts = shift + cfg.seq_len * rng.permutation(max(1, (n - shift) // cfg.seq_len))
