@@ -80,22 +80,28 @@ class ModelCache:
     def __init__(self, loader: Callable[[str], Any] | None = None) -> None:
         self._loader = loader
         self._models: dict[str, Any] = {}
+        self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Any:
-        """The model ``name`` (loaded once)."""
+        """The model ``name``, loaded once even when several threads ask at the same time."""
         with self._lock:
             if name in self._models:
                 return self._models[name]
-        loader = self._loader
-        if loader is None:
-            from musicgen_app.ml.registry import load_model
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:
+            with self._lock:
+                if name in self._models:
+                    return self._models[name]
+            loader = self._loader
+            if loader is None:
+                from musicgen_app.ml.registry import load_model
 
-            loader = load_model
-        model = loader(name)
-        with self._lock:
-            self._models.setdefault(name, model)
-            return self._models[name]
+                loader = load_model
+            model = loader(name)
+            with self._lock:
+                self._models[name] = model
+                return model
 
 
 class RunState:

@@ -32,3 +32,28 @@ def test_no_model_explains_how_to_get_one(qtbot) -> None:
     qtbot.addWidget(panel)
     panel.set_models([])
     assert "musicgen train" in panel.card.text() and not panel.continue_button.isEnabled()
+
+
+def test_a_model_asked_for_by_several_threads_loads_once() -> None:
+    import threading
+
+    from musicgen_app.gui.generation import ModelCache
+    from musicgen_app.ml.registry import list_models, load_model
+
+    infos = list_models()
+    if not infos:
+        pytest.skip("no trained model in models/")
+    calls: list[str] = []
+
+    def loader(name: str):
+        calls.append(name)
+        return load_model(name)
+
+    cache = ModelCache(loader)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(infos[0].name))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [infos[0].name] and len(got) == 4 and all(m is got[0] for m in got)
