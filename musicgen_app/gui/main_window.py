@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QMimeData, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self._attach_document(self.doc)
         self.setAcceptDrops(True)
         self.resize(1280, 760)
+        self._restore_window()
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(int(autosave_interval_s() * 1000))
         self._autosave_timer.timeout.connect(self.autosave)
@@ -375,8 +376,17 @@ class MainWindow(QMainWindow):
         self.panel.set_key_lock(s.key_lock)
         self.act_metronome.setChecked(s.metronome)
 
+    def _restore_window(self) -> None:
+        s = self.settings
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode()))
+        if s.window_state:
+            self.restoreState(QByteArray.fromBase64(s.window_state.encode()))
+
     def _store_settings(self) -> None:
         s = self.settings
+        s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode()
+        s.window_state = bytes(self.saveState().toBase64().data()).decode()
         s.snap = self.snap_combo.currentText()
         s.temperature = self.panel.temperature_value()
         s.bars = self.panel.bars.value()

@@ -37,6 +37,8 @@ class AppSettings:
     random_seed: bool = True
     key_lock: str = "auto"
     snap: str = "1/16"
+    window_geometry: str = ""  # base64 of QMainWindow.saveGeometry()
+    window_state: str = ""  # base64 of QMainWindow.saveState() (toolbars, docks)
 
     @staticmethod
     def path() -> Path:

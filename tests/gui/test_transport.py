@@ -99,3 +99,4 @@ def test_window_settings_survive_a_restart(window, qtbot) -> None:
     window.shutdown()
     s = AppSettings.load()
     assert s.temperature == pytest.approx(1.4) and s.bars == 6 and s.snap == "1/8T"
+    assert s.window_geometry and s.window_state
