@@ -109,6 +109,8 @@ def main() -> int:
     cpu = f"{platform.machine()} {platform.processor() or ''}".strip()
     py = platform.python_version()
     print(f"machine: {cpu}, {os.cpu_count()} cores, python {py}, torch {torch.__version__}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average before the run: {load} (other jobs on the machine slow every figure)")
     song = seed_song()
     print(f"torch threads: {torch.get_num_threads()}; seed: 4 bars of 4/4 (64 grid steps), batch 1")
     rows = []
