@@ -231,3 +231,33 @@ def test_quitting_right_after_save_still_removes_the_recovery_copy(window, qtbot
     window.shutdown()  # ...and quit at once
     assert (tmp_path / "quick.mgproj").exists()
     assert store.list_recoverable() == []
+
+
+def test_every_unsaved_document_is_offered_and_opens_in_its_own_window(window, qtbot, tmp_path) -> None:
+    from musicgen_app.core.project import Project
+    from musicgen_app.core.song import Song, Track
+    from musicgen_app.gui import app
+
+    store = window._store
+    ids = []
+    for pitch, source in ((60, None), (67, str(tmp_path / "b.mid"))):
+        did = store.new_doc_id()
+        song = Song(tracks=[Track(notes=[Note(0, pitch, 480, 90)])])
+        store.write(did, Project(song=song), source_path=source, title="a" if source is None else "b.mid")
+        ids.append(did)
+    before = list(app._windows)
+    docs = app.recover_documents(window, store, lambda _w, entries: "recover")
+    new_windows = [w for w in app._windows if w not in before]
+    try:
+        assert sorted(d.doc_id for d in docs) == sorted(ids)
+        assert len(new_windows) == 1  # the first goes into this window, the other opens a new one
+        shown = sorted(w.doc.notes[0].pitch for w in (window, *new_windows))
+        assert shown == [60, 67]
+        assert {w.doc.display_name for w in (window, *new_windows)} == {"Untitled", "b.mid"}
+        assert len(store.list_recoverable()) == 2  # kept until saved or discarded
+        app.recover_documents(window, store, lambda _w, entries: "discard")
+        assert store.list_recoverable() == []
+    finally:
+        for w in new_windows:
+            w.shutdown()
+            w.close()
