@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from musicgen_app.ml.families.common import (
-    LSTMStepper,
     SeedContext,
     StepNote,
     StreamEngine,
@@ -114,10 +113,8 @@ class CharEngine(StreamEngine):
             nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start
             triples.append((n.pitch + self.shift, n.length, max(1, nxt)))
         ids = encode_text("\n" + notes_text(triples))
-        logits, state = self.model(torch.tensor([ids]), last_only=True)
         self.stepper = TokenStepper.of(self.model)
-        self.state = LSTMStepper.state_from(state)
-        self.logits = logits[0, -1]
+        self.logits, self.state = self.stepper.prefill(ids)
         self.pos = ctx.start_step
         self.field, self.digits = 0, ""
         self.values: list[int] = []

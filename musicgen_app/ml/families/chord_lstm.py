@@ -30,7 +30,6 @@ from torch import nn
 
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import (
-    LSTMStepper,
     SeedContext,
     StepNote,
     StreamEngine,
@@ -217,6 +216,15 @@ class ChordVocab:
         ok[self.index[REST]] = True
         return torch.from_numpy(ok)
 
+    def features(self) -> np.ndarray:
+        """(V, 140) 0/1: each chord token's MIDI pitches (128) and pitch classes (12); zero rows for
+        durations, rests and ``<s>``."""
+        f = np.zeros((self.size, 140), dtype=np.float32)
+        for i, p in enumerate(self.pitches):
+            f[i, list(p)] = 1.0
+        f[:, 128:] = self.pc_matrix
+        return f
+
     def token_classes(self) -> TokenClasses:
         """What the shared sampler needs: the rest id, and each chord's top note as its pitch."""
         top = np.array([p[-1] if p else -1 for p in self.pitches], dtype=np.int64)
@@ -252,11 +260,8 @@ class ChordStreamEngine(StreamEngine):
             while d > 0:
                 ids += [i, self.vocab.dur_id(min(d, MAX_DUR))]
                 d -= MAX_DUR
-        x = torch.tensor([ids], dtype=torch.long)
-        logits, state = self.model(x, last_only=True)  # (1, 1, V)
         self.stepper = TokenStepper.of(self.model)
-        self.state = LSTMStepper.state_from(state)
-        self.logits = logits[0, -1]
+        self.logits, self.state = self.stepper.prefill(ids)
         self.pos = ctx.start_step
         self.pending: tuple[int, ...] | None = None
         self.sounding: dict[int, int] = {}  # model-space pitch -> start step
@@ -347,7 +352,7 @@ def train_model(
     vocab = ChordVocab.build(train_slices, min_count)
     data = {k: encoded_split(vocab, v) for k, v in splits.items()}
     cfg = chord_lstm_config(vocab.size)
-    model = TokenLSTM(cfg)
+    model = TokenLSTM(cfg, vocab.features())
     previous = maybe_resume(name, model, resume)
     gen = torch.Generator().manual_seed(1)
     valid = [token_batches(data["valid"], SEQ_LEN, 32, gen) for _ in range(6)]

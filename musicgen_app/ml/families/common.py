@@ -250,7 +250,10 @@ def masked(logits: torch.Tensor, allowed: torch.Tensor) -> np.ndarray:
 # -- the token LSTM of papers 000 and 001 --------------------------------------------------------------
 @dataclass
 class TokenLSTMConfig:
-    """Architecture arguments (stored in the card). ``dense_size`` 0: no dense layer before the head."""
+    """Architecture arguments (stored in the card). ``dense_size`` 0: no dense layer before the head.
+    ``feature_dim`` > 0: every token is also described by a fixed 0/1 feature row (a chord's pitches
+    and pitch classes), whose learned embeddings are added to the token's own, at the input and at
+    the output, so rare chords share what their notes have in common with frequent ones."""
 
     vocab_size: int
     embed_dim: int
@@ -258,12 +261,13 @@ class TokenLSTMConfig:
     num_layers: int
     dropout: float
     dense_size: int = 0
+    feature_dim: int = 0
 
 
 class TokenLSTM(torch.nn.Module):
     """Embedding -> stacked LSTM -> (Dense ReLU) -> logits over the vocabulary."""
 
-    def __init__(self, cfg: TokenLSTMConfig) -> None:
+    def __init__(self, cfg: TokenLSTMConfig, features: np.ndarray | None = None) -> None:
         super().__init__()
         nn = torch.nn
         self.cfg = cfg
@@ -274,19 +278,45 @@ class TokenLSTM(torch.nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         if cfg.dense_size:
             self.dense = nn.Linear(cfg.hidden_size, cfg.dense_size)
-        self.head = nn.Linear(cfg.dense_size or cfg.hidden_size, cfg.vocab_size)
+        out_dim = cfg.dense_size or cfg.hidden_size
+        self.head = nn.Linear(out_dim, cfg.vocab_size)
+        if cfg.feature_dim:
+            f = (
+                torch.zeros(cfg.vocab_size, cfg.feature_dim)
+                if features is None
+                else torch.as_tensor(features)
+            )
+            self.register_buffer("features", f.float())  # (V, F), saved with the weights
+            self.feat_in = nn.Parameter(0.02 * torch.randn(cfg.feature_dim, cfg.embed_dim))  # (F, E)
+            self.feat_out = nn.Parameter(0.02 * torch.randn(cfg.feature_dim, out_dim))  # (F, D)
+
+    def input_table(self) -> torch.Tensor:
+        """(V, E) input embedding of every token."""
+        w = self.embed.weight
+        return w + self.features @ self.feat_in if self.cfg.feature_dim else w
+
+    def output_weight(self) -> torch.Tensor:
+        """(V, D) output weights of every token."""
+        w = self.head.weight
+        return w + self.features @ self.feat_out if self.cfg.feature_dim else w
 
     def forward(
-        self, tokens: torch.Tensor, state: tuple | None = None, last_only: bool = False
+        self,
+        tokens: torch.Tensor,
+        state: tuple | None = None,
+        last_only: bool = False,
+        tables: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple]:
         """Logits (B, T, V) of the token after each of ``tokens`` (B, T) (with ``last_only``: after
-        the last one, (B, 1, V), what a prefill needs), and the LSTM state."""
-        y, state = self.lstm(self.embed(tokens), state)  # (B, T, H)
+        the last one, (B, 1, V), what a prefill needs), and the LSTM state. ``tables``: precomputed
+        ``(input_table(), output_weight())``."""
+        inp, out = tables or (self.input_table(), self.output_weight())
+        y, state = self.lstm(torch.nn.functional.embedding(tokens, inp), state)  # (B, T, H)
         if last_only:
             y = y[:, -1:]  # (B, 1, H)
         if self.cfg.dense_size:
             y = torch.relu(self.dense(self.drop(y)))  # (B, T, D)
-        return self.head(self.drop(y)), state  # (B, T, V)
+        return torch.nn.functional.linear(self.drop(y), out, self.head.bias), state  # (B, T, V)
 
 
 class LSTMStepper:
@@ -329,14 +359,15 @@ class LSTMStepper:
 
 
 class TokenStepper:
-    """Fast batch-1 steps of a :class:`TokenLSTM`: the first layer's input projection of every
-    token is precomputed (a table lookup per step)."""
+    """Fast batch-1 use of a :class:`TokenLSTM`: embeddings and output weights computed once, the
+    first layer's input projection of every token precomputed (a table lookup per step)."""
 
     def __init__(self, net: TokenLSTM) -> None:
         self.net = net
         self.lstm = LSTMStepper(net.lstm)
         with torch.no_grad():
-            self.table = (net.embed.weight @ self.lstm.w_ih[0]).contiguous()  # (V, 4H)
+            self.tables = (net.input_table().contiguous(), net.output_weight().contiguous())  # (V, E), (V, D)
+            self.table = (self.tables[0] @ self.lstm.w_ih[0]).contiguous()  # (V, 4H)
 
     @classmethod
     def of(cls, net: TokenLSTM) -> TokenStepper:
@@ -347,10 +378,15 @@ class TokenStepper:
             net.__dict__["_stepper"] = stepper
         return stepper
 
+    def prefill(self, tokens: list[int]) -> tuple[torch.Tensor, tuple[list, list]]:
+        """Read a prompt in one pass: logits (V,) of the token after it, and the stepper state."""
+        logits, state = self.net(torch.tensor([tokens], dtype=torch.long), last_only=True, tables=self.tables)
+        return logits[0, -1], LSTMStepper.state_from(state)
+
     def step(self, token: int, state: tuple[list, list]) -> tuple[torch.Tensor, tuple[list, list]]:
         """Logits (V,) of the token after ``token``, and the new state."""
         y, state = self.lstm.step(self.table[token], state)  # (H,)
         net = self.net
         if net.cfg.dense_size:
             y = torch.relu(torch.nn.functional.linear(y, net.dense.weight, net.dense.bias))  # (D,)
-        return torch.nn.functional.linear(y, net.head.weight, net.head.bias), state  # (V,)
+        return torch.nn.functional.linear(y, self.tables[1], net.head.bias), state  # (V,)
