@@ -102,6 +102,28 @@ def main() -> int:
     win.grab().save(str(OUT / "takes.png"))
     win.act_accept.trigger()
 
+    # Several tracks: a Bach chorale from music21's corpus, the soprano active and continued.
+    import music21
+
+    chorale = Path(tempfile.mkdtemp()) / "bwv66.6.mid"
+    music21.corpus.parse("bach/bwv66.6").write("midi", fp=str(chorale))
+    win.open_path(chorale)
+    spin(app, 20, lambda: win.doc.song.note_count > 100)
+    win.track_combo.setCurrentIndex(0)
+    win.panel.variations.setValue(1)
+    win.panel.bars.setValue(2)
+    win.act_continue.trigger()
+    spin(app, 60, lambda: not win.gen.running and not win.playback.playing)
+    win.stop_all()
+    song = win.doc.song
+    g.show_ticks(song.end_tick - 6 * song.ticks_per_bar(), song.end_tick + 2.2 * song.ticks_per_bar())
+    g.key_height = 11
+    g.center_pitch(60)
+    win.roll._sync()
+    spin(app, 0.2)
+    win.grab().save(str(OUT / "tracks.png"))
+    win.act_reject.trigger()
+
     # Level of detail: 10,000 notes zoomed out.
     rng = random.Random(3)
     notes, t = [], 0

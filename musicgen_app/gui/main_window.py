@@ -259,6 +259,8 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Track "))
         self.track_combo = QComboBox()
         self.track_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.track_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.track_combo.setMinimumContentsLength(10)
         tb.addWidget(self.track_combo)
         tb.addAction(self.act_add_track)
         tb.addSeparator()
