@@ -6,7 +6,8 @@ statistics of sampled continuations against the real continuations of test tunes
   part: holds are easy), and the share of hold steps (= accuracy of always predicting hold).
 * **Baseline**: interpolated Kneser-Ney n-grams (orders 3-5) counted on the training tunes' tokens;
   the order best on the validation tunes is scored on the same test steps.
-* **Continuations**: for a fixed subset of test tunes (every k-th tune with at least
+* **Continuations** (also split by mode, major/minor, and by meter, duple/triple, from the tunes'
+  metadata): for a fixed subset of test tunes (every k-th tune with at least
   ``seed_bars + bars`` bars, ``n_tunes`` of them, so it stays quick), the first ``seed_bars`` bars
   are the sketch, the model writes ``bars`` bars (fixed seeds; key lock off, so the figures are
   the model's own), and we compare with the tune's real next ``bars`` bars: pitch-class histogram
@@ -52,6 +53,12 @@ def tune_song(tune: data_mod.EncodedTune) -> tuple[Song, int]:
 
 def _key_of(tune: data_mod.EncodedTune) -> Key:
     return Key(9, "minor") if tune.meta.get("mode") == "minor" else Key(0, "major")
+
+
+def _meter_group(tune: data_mod.EncodedTune) -> str:
+    """``triple`` when the bar's 16ths split in threes (3/4, 6/8, 3/8...), else ``duple``."""
+    steps = int(tune.bar_steps[0]) or 16
+    return "triple" if steps % 3 == 0 else "duple"
 
 
 def continuation_stats(notes: list[Note], key: Key, bars: int) -> dict:
@@ -103,8 +110,9 @@ def sample_continuations(
             model, sketch, 0, start_tick=cut, bars=bars, sampling=SamplingConfig(key_lock=None, seed=1000 + k)
         )
         key = _key_of(tune)
-        real_rows.append(continuation_stats(real, key, bars))
-        model_rows.append(continuation_stats(gen, key, bars))
+        group = {"mode": tune.meta.get("mode", "major"), "meter": _meter_group(tune)}
+        real_rows.append({**continuation_stats(real, key, bars), **group})
+        model_rows.append({**continuation_stats(gen, key, bars), **group})
         for n in real:
             real_hist[n.pitch % 12] += 1
         for n in gen:
@@ -117,7 +125,21 @@ def sample_continuations(
     keys = ("in_key", "density", "repetition", "distinct")
     rh = real_hist / max(1.0, real_hist.sum())
     mh = model_hist / max(1.0, model_hist.sum())
+    by_group = {}
+    for field, values in (("mode", ("major", "minor")), ("meter", ("duple", "triple"))):
+        for v in values:
+            m_rows = [r for r in model_rows if r[field] == v]
+            r_rows = [r for r in real_rows if r[field] == v]
+            if m_rows:
+                by_group[v] = {
+                    "tunes": len(m_rows),
+                    "model_in_key": mean(m_rows, "in_key"),
+                    "real_in_key": mean(r_rows, "in_key"),
+                    "model_density": mean(m_rows, "density"),
+                    "real_density": mean(r_rows, "density"),
+                }
     return {
+        "by_group": by_group,
         "tunes": len(chosen),
         "seed_bars": seed_bars,
         "bars": bars,
@@ -246,4 +268,9 @@ def format_report(report: dict) -> str:
         )
         for k in ("in_key", "density", "repetition", "distinct"):
             lines.append(f"    {k:<11} model {c['model'][k]:.3f}   real {c['real'][k]:.3f}")
+        for g, v in c.get("by_group", {}).items():
+            lines.append(
+                f"    {g:<7} ({v['tunes']:>2} tunes) in key {v['model_in_key']:.3f} vs "
+                f"{v['real_in_key']:.3f}, notes/bar {v['model_density']:.2f} vs {v['real_density']:.2f}"
+            )
     return "\n".join(lines)
