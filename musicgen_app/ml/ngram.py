@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -57,21 +57,19 @@ class KneserNeyNGram:
             self.discounts[k] = n1 / (n1 + 2 * n2) if n1 + n2 else 0.75
         return self
 
-    def distribution(self, history: Sequence[int]) -> np.ndarray:
-        """``P(. | history)`` over the whole vocabulary (float64, sums to 1)."""
-        h = (
-            ([self.bos] * (self.order - 1) + [int(t) for t in history])[-(self.order - 1) :]
-            if self.order > 1
-            else []
-        )
-        p = np.full(self.vocab_size, 1.0 / self.vocab_size)
+    def _levels(self, history: Sequence[int]) -> Iterator[tuple[dict[int, int], int, float]]:
+        """``(counts, total, discount)`` of each seen context of ``history``, shortest first."""
+        h = [self.bos] * (self.order - 1) + [int(t) for t in history]
         for k in range(self.order):
             ctx = tuple(h[len(h) - k :]) if k else ()
             ws = self.counts[k].get(ctx)
-            if not ws:
-                continue
-            total = self.totals[k][ctx]
-            d = self.discounts[k]
+            if ws:
+                yield ws, self.totals[k][ctx], self.discounts[k]
+
+    def distribution(self, history: Sequence[int]) -> np.ndarray:
+        """``P(. | history)`` over the whole vocabulary (float64, sums to 1)."""
+        p = np.full(self.vocab_size, 1.0 / self.vocab_size)
+        for ws, total, d in self._levels(history):
             new = p * (d * len(ws) / total)
             for w, c in ws.items():
                 new[w] += max(c - d, 0.0) / total
@@ -80,15 +78,8 @@ class KneserNeyNGram:
 
     def prob(self, history: Sequence[int], token: int) -> float:
         """``P(token | history)``."""
-        h = ([self.bos] * (self.order - 1) + list(history))[-(self.order - 1) :] if self.order > 1 else []
         p = 1.0 / self.vocab_size
-        for k in range(self.order):
-            ctx = tuple(h[len(h) - k :]) if k else ()
-            ws = self.counts[k].get(ctx)
-            if not ws:
-                continue
-            total = self.totals[k][ctx]
-            d = self.discounts[k]
+        for ws, total, d in self._levels(history):
             p = max(ws.get(token, 0) - d, 0.0) / total + d * len(ws) / total * p
         return p
 
