@@ -93,6 +93,23 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
             if op == "position":
                 send(("position", sched.position_tick, sched.state))
                 continue
+            if op == "switch_output":
+                spec, opts = args
+                try:
+                    new = open_output(
+                        spec,
+                        soundfont=opts.get("soundfont"),
+                        midi_api=opts.get("midi_api"),
+                        driver=opts.get("driver"),
+                    )
+                except DeviceError as exc:
+                    send(("output-error", str(exc), spec))
+                    continue
+                old, out = out, new
+                sched.set_output(new)
+                old.close()
+                send(("output", new.name))
+                continue
             if op in ("play", "resume"):
                 run[0], args = args[0], args[1:]
             try:
@@ -221,6 +238,31 @@ class PlayerProcess:
         """As :meth:`Scheduler.set_loop`."""
         self._cmd("set_loop", start_tick, end_tick)
 
+    def set_output(
+        self,
+        spec: str,
+        *,
+        soundfont: str | Path | None = None,
+        midi_api: str | None = None,
+        driver: str | None = None,
+    ) -> None:
+        """Switch the child to the output ``spec`` (the old one is silenced and closed).
+
+        A failure to open it is reported on :attr:`status` as a PlaybackError; the old output stays.
+        """
+        opts = {"soundfont": str(soundfont) if soundfont else None, "midi_api": midi_api, "driver": driver}
+        self._cmd("switch_output", spec, opts)
+
+    @property
+    def position_tick(self) -> int:
+        """The playhead in ticks (asks the child; for a GUI timer)."""
+        return self.position()[0]
+
+    @property
+    def state(self) -> str:
+        """``stopped``, ``playing`` or ``paused`` (asks the child)."""
+        return self.position()[1]
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has finished or stopped (and its results arrived); False on timeout."""
         return self._finished.wait(timeout)
@@ -274,6 +316,8 @@ class PlayerProcess:
                 self.status.put(PlaybackError(msg[1], msg[2]))
             elif kind == "position":
                 self._position.put((msg[1], msg[2]))
+            elif kind == "output":
+                self.name = msg[1]
             elif kind == "closed":
                 break
         if not self._ready.is_set():

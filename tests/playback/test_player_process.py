@@ -43,6 +43,32 @@ def test_player_process_plays_a_song_and_a_stream_completely(jack_receiver) -> N
     assert not _no_hanging(jack_receiver.note_events())
 
 
+def test_player_process_switches_outputs_and_reports_position(jack_receiver) -> None:
+    from musicgen_app.playback.scheduler import PlaybackError
+
+    r = 480
+    song = Song(tracks=[Track("m", notes=[Note(i * r, 60 + i, (i + 1) * r) for i in range(8)])])
+    with PlayerProcess("none") as player:
+        player.wait_ready()
+        assert player.name == "no output"
+        player.set_output("nope", midi_api="jack")  # refused: reported, the old output stays
+        err = player.status.get(timeout=5)
+        assert isinstance(err, PlaybackError) and "no MIDI output port called 'nope'" in err.message
+        player.set_output(jack_receiver.port, midi_api="jack")
+        assert wait_until(lambda: player.name == jack_receiver.port, 5.0)
+        time.sleep(0.1)
+        player.play(song)
+        time.sleep(0.6)
+        tick, state = player.position()
+        assert state == "playing" and 480 <= tick <= 960 * 2
+        player.stop()
+        assert player.wait(5.0) and player.state == "stopped"
+    got = jack_receiver.note_events()
+    ons = [p for _, k, _, p in got if k == "on"]
+    assert ons and ons == [60 + i for i in range(len(ons))] and len(ons) < 8  # stopped mid-song
+    assert not _no_hanging(got)
+
+
 def test_player_process_reports_a_missing_port(jack_server) -> None:
     with (
         PlayerProcess("nope", midi_api="jack") as player,
