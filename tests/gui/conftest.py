@@ -21,6 +21,14 @@ def _no_modal_dialogs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MUSICGEN_NO_DIALOGS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _own_window_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows a test opens through gui.app are forgotten after it."""
+    from musicgen_app.gui import app
+
+    monkeypatch.setattr(app, "_windows", [])
+
+
 @pytest.fixture
 def recording() -> RecordingOutput:
     return RecordingOutput()
