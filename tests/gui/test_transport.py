@@ -100,3 +100,17 @@ def test_window_settings_survive_a_restart(window, qtbot) -> None:
     s = AppSettings.load()
     assert s.temperature == pytest.approx(1.4) and s.bars == 6 and s.snap == "1/8T"
     assert s.window_geometry and s.window_state
+
+
+def test_the_view_follows_the_playhead(window, qtbot, sketch) -> None:
+    window.set_document(Document(sketch(2)))
+    g = window.roll.geometry_model
+    g.show_ticks(0, 480)  # one beat across the view: the playhead leaves it within half a second
+    window.roll._sync()
+    assert window.act_follow.isChecked()
+    window.act_play.trigger()
+    qtbot.waitUntil(lambda: g.scroll_tick > 0, timeout=5000)
+    qtbot.waitUntil(
+        lambda: g.scroll_tick <= window.canvas.playhead_tick <= g.x_to_tick(g.width), timeout=5000
+    )
+    window.act_play.trigger()
