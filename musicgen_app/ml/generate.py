@@ -263,7 +263,7 @@ def grid_prompt(
     notes = sorted(tr.notes)
     if start_tick is None:
         start_tick = max((n.end_tick for n in notes), default=0)
-    start_tick = int(math.ceil(start_tick / tps - 1e-9) * tps)  # onto the 16th grid
+    start_tick = round(math.ceil(start_tick / tps - 1e-9) * tps)  # onto the 16th grid
     sketch = [n for n in notes if n.start_tick < start_tick]
     # the prompt starts at a bar line (so its positions are right), at most max_prompt_steps back
     bar_lines = song.bar_starts(start_tick)
@@ -274,7 +274,7 @@ def grid_prompt(
     if first_tick < lower:
         later = [b for b in bar_lines if b >= lower]
         first_tick = later[0] if later else int(lower)
-    first_tick = int(round(first_tick / tps) * tps)
+    first_tick = round(round(first_tick / tps) * tps)
     pitches = [n.pitch for n in sketch]
     weights = [max(1, n.end_tick - n.start_tick) for n in sketch]
     key = estimate_key(pitches, weights)
@@ -292,7 +292,7 @@ def grid_prompt(
         ((n.start_tick, n.end_tick, n.pitch + shift) for n in sketch if n.end_tick > first_tick),
         first_tick,
         start_tick,
-        round(tps) if float(tps).is_integer() else tps,  # type: ignore[arg-type]
+        tps,
     )
     ids = tokenizer.encode_steps(steps).tolist() if len(steps) else []
     bar_ticks = song.ticks_per_bar(start_tick)

@@ -16,6 +16,7 @@ Converting between notes (ticks) and steps lives here too, so every model on the
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -137,14 +138,14 @@ class GridMelodyTokenizer:
 
 # -- notes <-> steps ------------------------------------------------------------------------------------
 def notes_to_steps(
-    notes: Iterable[tuple[int, int, int]], start_tick: int, end_tick: int, ticks_per_step: int
+    notes: Iterable[tuple[int, int, int]], start_tick: int, end_tick: int, ticks_per_step: float
 ) -> np.ndarray:
     """Raw step codes for ``(start_tick, end_tick, pitch)`` notes between ``start_tick`` and ``end_tick``.
 
     Onsets are rounded to the nearest step; a melody is monophonic, so when notes overlap the later
     onset cuts the earlier note and at equal onsets the highest pitch wins. Gaps are rests.
     """
-    n_steps = max(0, -(-(end_tick - start_tick) // ticks_per_step))
+    n_steps = max(0, math.ceil((end_tick - start_tick) / ticks_per_step - 1e-9))
     steps = np.full(n_steps, HOLD, dtype=np.int16)
     onset: dict[int, int] = {}
     ends: dict[int, int] = {}
