@@ -236,3 +236,19 @@ def test_bad_requests(model) -> None:
         SamplingConfig(temperature=0)
     with pytest.raises(GenerationError):
         start_session(model, song, sampling=SamplingConfig(key_lock="H moll"))
+
+
+@pytest.mark.parametrize("resolution", [90, 96, 1000])
+def test_any_resolution_gives_the_same_take_on_its_own_grid(model, resolution: int) -> None:
+    def at(res: int) -> list[tuple[float, float, int]]:
+        notes = [Note(i * res, p, (i + 1) * res, 90) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])]
+        song = Song(resolution=res, tracks=[Track(notes=notes)])
+        out = generate_notes(model, song, bars=2, sampling=SamplingConfig(seed=4))
+        return [(n.start_tick / res, n.end_tick / res, n.pitch) for n in out]
+
+    reference = at(480)
+    assert reference
+    got = at(resolution)
+    assert [p for _, _, p in got] == [p for _, _, p in reference]
+    for (s, e, _), (rs, re_, _) in zip(got, reference, strict=True):
+        assert abs(s - rs) <= 0.5 / resolution and abs(e - re_) <= 0.5 / resolution
