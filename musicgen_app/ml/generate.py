@@ -174,6 +174,9 @@ class TokenStreamSession(GenerationSession):
                 state, logits = self.adapter.prefill(self.prompt)
                 self.prefill_seconds = time.perf_counter() - started
                 for i in range(self.n_steps):
+                    if self.cancelled:  # cancelled while the last model step ran
+                        reason = "cancelled"
+                        break
                     token = self.sampler.sample(logits, self._temperature)
                     self.tokens.append(token)
                     for note in self.decoder.push(token):
