@@ -7,8 +7,10 @@ becomes a status message or a message box.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,23 @@ def autosave_interval_s() -> float:
         return DEFAULT_AUTOSAVE_S
 
 
+def settle_memory() -> None:
+    """Collect garbage once and freeze what survives (Python's ``gc.freeze``).
+
+    Torch, numpy and a model leave some 200,000 long-lived objects; without this every full
+    collection walks them all, a pause of 50-170 ms on the UI thread at a random moment (while a
+    take streams, say). Frozen, they are never scanned again. Called after a model has loaded.
+    """
+    t0 = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    logger.debug(
+        "gc: collected and froze %d objects in %.0f ms",
+        gc.get_freeze_count(),
+        (time.perf_counter() - t0) * 1000,
+    )
+
+
 def list_model_infos() -> list[Any]:
     """The registry's models (a task: reads the model cards)."""
     from musicgen_app.ml.registry import list_models
@@ -108,6 +127,7 @@ class MainWindow(QMainWindow):
     document_loaded = Signal()
     saved = Signal(str)
     autosaved = Signal(str)
+    model_ready = Signal(str)  # a model finished loading
 
     def __init__(
         self,
@@ -731,10 +751,15 @@ class MainWindow(QMainWindow):
         models = self.gen.models
         self.tasks.submit(
             lambda: models.get(name),
-            lambda _m: logger.info("model %s loaded", name),
+            lambda _m: self._model_loaded(name),
             lambda exc: self._model_failed(name, exc),
             name="musicgen-load-model",
         )
+
+    def _model_loaded(self, name: str) -> None:
+        logger.info("model %s loaded", name)
+        settle_memory()
+        self.model_ready.emit(name)
 
     def _model_failed(self, name: str, exc: BaseException) -> None:
         self._model_label.setText("Model: failed to load")
