@@ -13,12 +13,13 @@ import time
 
 from musicgen_app.core.song import Song
 from musicgen_app.playback.midi_ports import API_NAMES
+from musicgen_app.playback.outputs import Output
 
 logger = logging.getLogger(__name__)
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """--output, --soundfont, --midi-api, --audio-driver: shared by `play` and `continue --play`."""
+    """--output, --soundfont, --midi-api, --audio-driver, --buffer-size/-count (output options)."""
     parser.add_argument(
         "--output",
         default="fluidsynth",
@@ -34,6 +35,16 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--audio-driver", metavar="NAME", help="FluidSynth audio driver (default: first that works)"
+    )
+    parser.add_argument(
+        "--buffer-size",
+        type=int,
+        default=256,
+        metavar="FRAMES",
+        help="FluidSynth audio period size (default 256)",
+    )
+    parser.add_argument(
+        "--buffer-count", type=int, default=2, metavar="N", help="FluidSynth audio periods (default 2)"
     )
 
 
@@ -55,7 +66,7 @@ def load_song(path: str) -> Song:
     return result.song
 
 
-def open_output_from_args(args: argparse.Namespace):
+def open_output_from_args(args: argparse.Namespace) -> Output:
     """Open the output the arguments name (DeviceError with what is missing when it cannot)."""
     from musicgen_app.playback.outputs import open_output
 
@@ -63,7 +74,9 @@ def open_output_from_args(args: argparse.Namespace):
         args.output,
         soundfont=args.soundfont,
         midi_api=args.midi_api,
-        driver=getattr(args, "audio_driver", None),
+        driver=args.audio_driver,
+        buffer_size=args.buffer_size,
+        buffer_count=args.buffer_count,
     )
 
 

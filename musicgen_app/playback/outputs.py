@@ -273,6 +273,8 @@ def open_output(
     soundfont: str | Path | None = None,
     midi_api: str | None = None,
     driver: str | None = None,
+    buffer_size: int = synth.DEFAULT_PERIOD_SIZE,
+    buffer_count: int = synth.DEFAULT_PERIODS,
 ) -> Output:
     """Open ``"fluidsynth"`` (the software synth) or the MIDI output port named ``spec``.
 
@@ -284,7 +286,9 @@ def open_output(
     if low in ("none", "null", "off"):
         return NullOutput()
     if low in ("fluidsynth", "synth", ""):
-        return FluidSynthOutput(soundfont=soundfont, driver=driver)
+        return FluidSynthOutput(
+            soundfont=soundfont, driver=driver, buffer_size=buffer_size, buffer_count=buffer_count
+        )
     if low == "virtual" or low.startswith("virtual:"):
         name = spec.split(":", 1)[1] if ":" in spec else "out"
         return MidiPortOutput(name, api=midi_api, virtual=True)
