@@ -85,6 +85,18 @@ def settle_memory() -> None:
     )
 
 
+def checkpoint_info(path: str | Path) -> Any:
+    """The registry entry (card) of a checkpoint file; raises CheckpointError when it is not one."""
+    from musicgen_app.errors import CheckpointError
+    from musicgen_app.ml.registry import list_models
+
+    weights = Path(path).with_suffix(".safetensors")
+    for info in list_models(weights.parent):
+        if Path(info.path).resolve() == weights.resolve():
+            return info
+    raise CheckpointError(f"{Path(path).name} is not a model checkpoint (no readable card and weights)")
+
+
 def list_model_infos() -> list[Any]:
     """The registry's models (a task: reads the model cards)."""
     from musicgen_app.ml.registry import list_models
@@ -774,7 +786,17 @@ class MainWindow(QMainWindow):
             "Checkpoints (*.safetensors *.json *.pt);;All files (*)",
         )
         if path:
-            self.panel.add_checkpoint(path)
+            self.add_checkpoint(path)
+
+    def add_checkpoint(self, path: str | Path) -> None:
+        """Read a checkpoint's card in the background, then offer it in the model chooser."""
+        p = str(path)
+        self.tasks.submit(
+            lambda: checkpoint_info(p),
+            lambda info: self.panel.add_checkpoint(p, info),
+            lambda exc: self.show_error("Load checkpoint", f"Cannot use {Path(p).name}: {exc}"),
+            name="musicgen-checkpoint",
+        )
 
     def continue_(self) -> None:
         """Ctrl+Return: continue the active track from its end (or from the end of the loop)."""

@@ -141,12 +141,21 @@ def test_continue_with_a_checkpoint_loaded_from_a_file(ready, qtbot) -> None:
     from musicgen_app.ml.registry import list_models
 
     info = next(m for m in list_models() if m.name == ready.panel.model_name())
-    ready.panel.add_checkpoint(str(info.path), info)
-    assert ready.panel.model_name() == str(info.path)
+    ready.add_checkpoint(info.path)  # what "Load checkpoint…" does with the chosen file
+    qtbot.waitUntil(lambda: ready.panel.model_name() == str(info.path), timeout=10_000)
+    assert info.seed_paper in ready.panel.card.text()
     assert "(file)" in ready.panel.model_combo.currentText()
     ready.act_continue.trigger()
     qtbot.waitUntil(lambda: not ready.gen.running and bool(ready.gen.takes), timeout=60_000)
     assert ready.gen.takes[0].notes and ready.gen.takes[0].model == str(info.path)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_message(ready, qtbot, tmp_path) -> None:
+    bogus = tmp_path / "notes.json"
+    bogus.write_text("{}")
+    ready.add_checkpoint(bogus)
+    qtbot.waitUntil(lambda: "Cannot use notes.json" in ready.statusBar().currentMessage(), timeout=10_000)
+    assert ready.panel.model_name() != str(bogus)
 
 
 def test_a_new_run_cancels_the_old_one(ready, qtbot) -> None:
