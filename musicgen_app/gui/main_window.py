@@ -750,6 +750,9 @@ class MainWindow(QMainWindow):
         if not preferred and DEFAULT_MODEL in names:
             preferred = DEFAULT_MODEL
         self.panel.set_models(infos, preferred)
+        saved = self.settings.model
+        if saved and saved not in names and Path(saved).with_suffix(".safetensors").exists():
+            self.add_checkpoint(saved)  # a checkpoint file chosen in an earlier session
         if not infos:
             self._model_label.setText("Model: none")
 
