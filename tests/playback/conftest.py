@@ -76,9 +76,9 @@ def no_midi_system(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("this machine has an ALSA sequencer")
 
 
-# The receiver runs in a process of its own: python-rtmidi calls a Python callback from JACK's
-# process thread, which needs the interpreter lock; in the test process (where the scheduler thread
-# runs) it could miss a JACK cycle, and JACK drops the MIDI events of a missed cycle.
+# The receiver runs in a process of its own and reads RtMidi's queue from a Python thread (no
+# Python callback in JACK's process thread): a JACK client that is late for its cycle makes JACK
+# drop MIDI events, and a client that waits for an interpreter lock can be late.
 _RECEIVER_CODE = r"""
 import json, sys, threading, time
 import rtmidi
@@ -86,12 +86,27 @@ got = []
 lock = threading.Lock()
 rx = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "receiver")
 rx.ignore_types(sysex=False, timing=False, active_sense=False)
-def cb(event, data):
-    t = time.perf_counter()
-    with lock:
-        got.append((t, event[0]))
-rx.set_callback(cb)
 rx.open_virtual_port("in")
+stop = threading.Event()
+
+def poll():
+    # RtMidi queues in C++ (no Python in JACK's thread); times: the last message of a batch is
+    # "now", earlier ones by RtMidi's deltas (JACK frame times) before it
+    while not stop.is_set():
+        batch = []
+        while (item := rx.get_message()) is not None:
+            batch.append(item)
+        if not batch:
+            time.sleep(0.0002)
+            continue
+        now = time.perf_counter()
+        times = [now] * len(batch)
+        for i in range(len(batch) - 2, -1, -1):
+            times[i] = times[i + 1] - batch[i + 1][1]
+        with lock:
+            got.extend((t, data) for (data, _), t in zip(batch, times))
+
+threading.Thread(target=poll, daemon=True).start()
 print("ready", flush=True)
 sent = 0
 for line in sys.stdin:
@@ -100,9 +115,8 @@ for line in sys.stdin:
     with lock:
         new = got[sent:]
     sent += len(new)
-    # only what is new: a long json.dumps would hold the interpreter lock that the callback
-    # (running in JACK's process thread) needs, and a late JACK client loses that cycle's events
     print(json.dumps(new), flush=True)
+stop.set()
 rx.close_port()
 rx.delete()
 """
