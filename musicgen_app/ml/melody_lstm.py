@@ -113,8 +113,13 @@ class InferenceTables:
         with torch.inference_mode():
             lstm = model.lstm
 
+            # sigmoid(x) = (1 + tanh(x / 2)) / 2: the sigmoid gates' rows are halved here, so one
+            # tanh over all four gates does the work (see _cell)
+            half = np.concatenate([np.full(3 * H, 0.5), np.ones(H)]).astype(np.float32)
+
             def w(name: str) -> np.ndarray:
-                return getattr(lstm, name).detach().float().numpy()[order]
+                t = getattr(lstm, name).detach().float().numpy()[order]
+                return t * (half[:, None] if t.ndim == 2 else half)
 
             E = cfg.embed_dim
             w0 = w("weight_ih_l0")  # (4H, in_dim)
@@ -148,10 +153,12 @@ class InferenceTables:
 
 
 def _cell(gates: np.ndarray, c: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
-    """One LSTM cell update from pre-activations (4H,) in (i, f, o, g) order."""
-    sig = 1.0 / (1.0 + np.exp(-gates[: 3 * H]))  # (3H,)
-    c = sig[H : 2 * H] * c + sig[:H] * np.tanh(gates[3 * H :])  # (H,)
-    h = sig[2 * H :] * np.tanh(c)  # (H,)
+    """One LSTM cell update from pre-activations (4H,) in (i, f, o, g) order, the first three
+    already halved: sigmoid(x) = (1 + tanh(x / 2)) / 2."""
+    t = np.tanh(gates)  # (4H,)
+    t[: 3 * H] += 1.0  # 2 * sigmoid of the i, f, o gates
+    c = 0.5 * (t[H : 2 * H] * c + t[:H] * t[3 * H :])  # (H,)
+    h = 0.5 * t[2 * H : 3 * H] * np.tanh(c)  # (H,)
     return h, c
 
 
