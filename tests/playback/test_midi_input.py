@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import mido
 import pytest
 
 from musicgen_app.errors import DeviceError
@@ -98,3 +99,27 @@ def test_no_message_is_lost_while_python_keeps_the_interpreter_busy(jack_server)
         kb.delete()
     assert [m.type for m in got] == ["note_on", "note_off"] * 150
     assert [m.note for m in got[::2]] == [40 + i % 40 for i in range(150)]
+
+
+def test_virtual_output_port_is_visible_and_readable(jack_server) -> None:
+    from musicgen_app.playback.outputs import open_output
+
+    out = open_output("virtual", midi_api="jack")  # what a DAW would record from
+    try:
+        assert out.name == "musicgen:out"
+        assert "musicgen:out" in list_input_ports("jack")
+        with MidiInput("musicgen:out", api="jack", poll_s=0.5) as inp:
+            time.sleep(0.1)
+            for pitch in (60, 62):
+                out.send(mido.Message("note_on", note=pitch, velocity=80))
+                out.send(mido.Message("note_off", note=pitch))
+            assert wait_until(lambda: inp.queue.qsize() >= 4, 3.0)
+            got = [inp.queue.get_nowait()[1] for _ in range(4)]
+    finally:
+        out.close()
+    assert [(m.type, m.note) for m in got] == [
+        ("note_on", 60),
+        ("note_off", 60),
+        ("note_on", 62),
+        ("note_off", 62),
+    ]
