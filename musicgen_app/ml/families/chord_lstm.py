@@ -233,9 +233,10 @@ class ChordVocab:
 
 # -- network -------------------------------------------------------------------------------------------
 def chord_lstm_config(vocab_size: int) -> TokenLSTMConfig:
-    """Paper 001's network: embedding, 2 x LSTM(256) with dropout 0.2, Dense(256) ReLU, softmax."""
+    """Paper 001's network: embedding, 2 x LSTM(256) with dropout 0.2, Dense(256) ReLU, softmax; plus
+    (our addition) each chord token's pitches and pitch classes as features at input and output."""
     return TokenLSTMConfig(
-        vocab_size, embed_dim=128, hidden_size=256, num_layers=2, dropout=0.2, dense_size=256
+        vocab_size, embed_dim=128, hidden_size=256, num_layers=2, dropout=0.2, dense_size=256, feature_dim=140
     )
 
 
@@ -361,7 +362,13 @@ def train_model(
         _loss,
         lambda g: token_batches(data["train"], SEQ_LEN, 32, g),
         valid,
-        TrainConfig(minutes=minutes, lr=2e-3, eval_every=100, patience=5),
+        TrainConfig(
+            minutes=minutes,
+            lr=1e-3 if resume else 2e-3,
+            eval_every=100,
+            patience=5,
+            weight_decay=1e-3 if resume else 0.0,
+        ),
     )
     test_full = encoded_split(vocab, splits["test"], soprano=False)
     nll, acc, n = sequence_nll(model, test_full)
