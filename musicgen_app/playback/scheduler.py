@@ -327,7 +327,10 @@ class Scheduler:
     def set_output(self, output: Output) -> None:
         """Send from now on to ``output``: silences the old one, sets up instruments on the new one."""
         with self._cond:
-            self._silence()
+            if getattr(self._output, "closed", False):  # its owner closed it first: nothing to silence
+                self._sounding.clear()
+            else:
+                self._silence()
             self._output = output
             if self._state == PLAYING:
                 self._send_all(self._setup + tl.chase_messages(self._events, self._cursor_tick))

@@ -160,12 +160,16 @@ def test_output_failure_switches_output_off_and_player_survives() -> None:
         reports.append(sched.status.get_nowait())
     assert isinstance(reports[0], PlaybackError)
     assert isinstance(reports[-1], PlaybackFinished) and reports[-1].reason == "end"
-    # a new output can be set and works
+    # a new output can be set and works; switching away from a closed output reports nothing
     new = RecordingOutput(clock=clock)
+    closed = RecordingOutput(clock=clock)
+    sched.set_output(closed)
+    closed.close()
     sched.set_output(new)
     sched.play(two_track_song())
     run_fake(sched, clock)
     assert len(new.of_type("note_on")) == two_track_song().note_count
+    assert len(errors) == 1
 
 
 def test_streamed_notes_cancelled_session_and_late_notes() -> None:
