@@ -126,11 +126,13 @@ def save_curve_png(curve: list[dict], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ep = [c["epoch"] for c in curve]
     ax.plot(ep, [c["train_nll"] for c in curve], marker="o", label="train")
     ax.plot(ep, [c["val_nll"] for c in curve], marker="o", label="validation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("NLL (nats per step)")
     ax.set_title(title)
