@@ -91,4 +91,38 @@ def test_fast_wavenet_matches_the_full_network() -> None:
         got = [fast.prefill(ids[:, :40], bp[:, :40], bs[:, :40])]
         got += [fast.step(int(ids[0, t]), int(bp[0, t]), 12) for t in range(40, 300)]
     # the steps beyond the receptive field (258) prove the queues drop what they should
-    assert torch.allclose(torch.stack(got), full[0, 39:], atol=1e-4)
+    assert np.allclose(np.stack(got), full[0, 39:].numpy(), atol=1e-4)
+
+
+def test_fast_lstm_steps_match_the_networks() -> None:
+    from musicgen_app.ml.families.chorales import chorale_splits
+    from musicgen_app.ml.families.common import LSTMStepper, TokenStepper
+    from musicgen_app.ml.registry import load_model
+
+    net = load_model("chord-lstm").make_engine().model
+    ids = torch.randint(0, net.cfg.vocab_size, (1, 40), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        full, _ = net(ids)  # (1, T, V)
+        stepper = TokenStepper.of(net)
+        logits, state = stepper.prefill(ids[0, :10].tolist())
+        got = [logits]
+        for t in range(10, 39):
+            logits, state = stepper.step(int(ids[0, t]), state)
+            got.append(logits)
+    assert np.allclose(np.stack(got), full[0, 9:39].numpy(), atol=1e-4)
+
+    net = load_model("pianoroll-lstm").make_engine().model
+    ch = chorale_splits()["test"][0]
+    roll = pianoroll.roll_of([(s, d, p) for s, d, p, _ in ch.notes], 40)
+    prev = np.concatenate([np.zeros((1, 88), np.int8), roll[:-1]])
+    x = torch.from_numpy(pianoroll.frame_inputs(prev))[None]
+    bp = torch.from_numpy((np.arange(40) - ch.bar_offset) % ch.bar_steps)[None].long()
+    bs = torch.full_like(bp, ch.bar_steps)
+    with torch.inference_mode():
+        full, _ = net(x, bp, bs)  # (1, T, 88, 3)
+        _, state = net(x[:, :10], bp[:, :10], bs[:, :10])
+        state = LSTMStepper.state_from(state)
+        frames = pianoroll.FrameStepper.of(net)
+        for t in range(10, 40):
+            logits, state = frames.step(prev[t], int(bp[0, t]), ch.bar_steps, state)
+            assert torch.allclose(logits, full[0, t], atol=1e-4), t

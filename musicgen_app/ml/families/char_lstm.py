@@ -50,7 +50,7 @@ MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
-PREFILL_NOTES = 6
+PREFILL_NOTES = 4
 
 
 def encode_text(text: str) -> list[int]:

@@ -47,7 +47,7 @@ BOS, REST = "<s>", "r"
 MAX_DUR = 32
 DUR_TOKENS = [f"d{i}" for i in range(1, MAX_DUR + 1)]
 ARCHITECTURE = "chord-lstm"
-PREFILL_SLICES = 12  # the sketch's last slices read at the start (two tokens each), for a quick first note
+PREFILL_SLICES = 8  # the sketch's last slices read at the start (two tokens each), for a quick first note
 
 
 # -- slices -------------------------------------------------------------------------------------------

@@ -242,9 +242,9 @@ def fit_register(pitch: int, lo: int = 21, hi: int = 108) -> int:
     return pitch
 
 
-def masked(logits: torch.Tensor, allowed: torch.Tensor) -> np.ndarray:
-    """Logits (V,) as numpy with the disallowed entries at -1e30 (for the shared sampler)."""
-    return np.where(allowed.numpy(), logits.numpy().astype(np.float64), -1e30)
+def masked(logits: np.ndarray, allowed: torch.Tensor) -> np.ndarray:
+    """Logits (V,) with the disallowed entries at -1e30 (for the shared sampler)."""
+    return np.where(allowed.numpy(), logits.astype(np.float64), -1e30)
 
 
 # -- the token LSTM of papers 000 and 001 --------------------------------------------------------------
@@ -319,8 +319,12 @@ class TokenLSTM(torch.nn.Module):
         return torch.nn.functional.linear(self.drop(y), out, self.head.bias), state  # (B, T, V)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 class LSTMStepper:
-    """Batch-1 steps of a trained ``nn.LSTM`` without the module's per-call overhead.
+    """Batch-1 steps of a trained ``nn.LSTM`` in numpy (float32), without torch's per-op cost.
 
     The first layer's input projection is left to the caller (a table lookup for token inputs,
     a sum of a few rows for sparse piano-roll frames); the other layers and the recurrences are
@@ -329,29 +333,34 @@ class LSTMStepper:
 
     def __init__(self, lstm: torch.nn.LSTM) -> None:
         L = lstm.num_layers
+
+        def n(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
+
         with torch.no_grad():
-            self.w_ih = [getattr(lstm, f"weight_ih_l{i}").T.contiguous() for i in range(L)]  # (in, 4H)
-            self.w_hh = [getattr(lstm, f"weight_hh_l{i}").T.contiguous() for i in range(L)]  # (H, 4H)
-            self.bias = [getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}") for i in range(L)]
+            self.w_ih = [n(getattr(lstm, f"weight_ih_l{i}").T) for i in range(L)]  # (in, 4H)
+            self.w_hh = [n(getattr(lstm, f"weight_hh_l{i}").T) for i in range(L)]  # (H, 4H)
+            self.bias = [n(getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")) for i in range(L)]
         self.H = lstm.hidden_size
 
     @staticmethod
     def state_from(state: tuple[torch.Tensor, torch.Tensor]) -> tuple[list, list]:
-        """Convert nn.LSTM's ``(h, c)`` (L, 1, H) into per-layer vectors."""
+        """Convert nn.LSTM's ``(h, c)`` (L, 1, H) into per-layer numpy vectors."""
         h, c = state
-        return [h[i, 0] for i in range(h.shape[0])], [c[i, 0] for i in range(c.shape[0])]
+        h, c = h.detach(), c.detach()
+        return [h[i, 0].numpy() for i in range(h.shape[0])], [c[i, 0].numpy() for i in range(c.shape[0])]
 
-    def step(self, proj0: torch.Tensor, state: tuple[list, list]) -> tuple[torch.Tensor, tuple[list, list]]:
+    def step(self, proj0: np.ndarray, state: tuple[list, list]) -> tuple[np.ndarray, tuple[list, list]]:
         """One step from the first layer's input projection ``proj0`` (4H,) without its bias."""
         hs, cs = state
+        H = self.H
         new_h, new_c = [], []
         x = None
         for i, (h, c) in enumerate(zip(hs, cs, strict=True)):
             pre = proj0 if i == 0 else x @ self.w_ih[i]  # (4H,)
-            gates = pre + self.bias[i] + h @ self.w_hh[i]  # (4H,)
-            ig, fg, gg, og = gates.view(4, self.H)
-            c = torch.sigmoid(fg) * c + torch.sigmoid(ig) * torch.tanh(gg)  # (H,)
-            h = torch.sigmoid(og) * torch.tanh(c)  # (H,)
+            g = pre + self.bias[i] + h @ self.w_hh[i]  # (4H,): input, forget, cell, output gates
+            c = _sigmoid(g[H : 2 * H]) * c + _sigmoid(g[:H]) * np.tanh(g[2 * H : 3 * H])  # (H,)
+            h = _sigmoid(g[3 * H :]) * np.tanh(c)  # (H,)
             new_h.append(h)
             new_c.append(c)
             x = h
@@ -367,7 +376,12 @@ class TokenStepper:
         self.lstm = LSTMStepper(net.lstm)
         with torch.no_grad():
             self.tables = (net.input_table().contiguous(), net.output_weight().contiguous())  # (V, E), (V, D)
-            self.table = (self.tables[0] @ self.lstm.w_ih[0]).contiguous()  # (V, 4H)
+            self.table = self.tables[0].detach().numpy() @ self.lstm.w_ih[0]  # (V, 4H)
+            self.out_w = np.ascontiguousarray(self.tables[1].detach().numpy().T)  # (D, V)
+            self.out_b = net.head.bias.detach().numpy().copy()
+            if net.cfg.dense_size:
+                self.dense_w = np.ascontiguousarray(net.dense.weight.detach().numpy().T)  # (H, D)
+                self.dense_b = net.dense.bias.detach().numpy().copy()
 
     @classmethod
     def of(cls, net: TokenLSTM) -> TokenStepper:
@@ -378,15 +392,14 @@ class TokenStepper:
             net.__dict__["_stepper"] = stepper
         return stepper
 
-    def prefill(self, tokens: list[int]) -> tuple[torch.Tensor, tuple[list, list]]:
+    def prefill(self, tokens: list[int]) -> tuple[np.ndarray, tuple[list, list]]:
         """Read a prompt in one pass: logits (V,) of the token after it, and the stepper state."""
         logits, state = self.net(torch.tensor([tokens], dtype=torch.long), last_only=True, tables=self.tables)
-        return logits[0, -1], LSTMStepper.state_from(state)
+        return logits[0, -1].detach().numpy(), LSTMStepper.state_from(state)
 
-    def step(self, token: int, state: tuple[list, list]) -> tuple[torch.Tensor, tuple[list, list]]:
+    def step(self, token: int, state: tuple[list, list]) -> tuple[np.ndarray, tuple[list, list]]:
         """Logits (V,) of the token after ``token``, and the new state."""
         y, state = self.lstm.step(self.table[token], state)  # (H,)
-        net = self.net
-        if net.cfg.dense_size:
-            y = torch.relu(torch.nn.functional.linear(y, net.dense.weight, net.dense.bias))  # (D,)
-        return torch.nn.functional.linear(y, self.tables[1], net.head.bias), state  # (V,)
+        if self.net.cfg.dense_size:
+            y = np.maximum(y @ self.dense_w + self.dense_b, 0.0)  # (D,)
+        return y @ self.out_w + self.out_b, state  # (V,)

@@ -41,7 +41,7 @@ SILENT, ONSET, SUSTAIN = 0, 1, 2
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
 ARCH_LSTM = "pianoroll-lstm"
-PREFILL_FRAMES = 24  # the sketch's last six beats are read at the start, for a quick first note
+PREFILL_FRAMES = 16  # the sketch's last bar of 4/4 is read at the start, for a quick first note
 ARCH_SEQ2SEQ = "pianoroll-seq2seq"
 
 
@@ -267,19 +267,21 @@ def sample_from_logits(
 
 
 class FrameStepper:
-    """Fast batch-1 decoder steps: a frame's input projection is the sum of the rows of its few
-    sounding keys plus table lookups for the bar position (no 192-wide product per frame)."""
+    """Fast batch-1 decoder steps (numpy): a frame's input projection is the sum of the rows of its
+    few sounding keys plus table lookups for the bar position (no 192-wide product per frame)."""
 
     def __init__(self, model: PianoRollNet) -> None:
-        self.model = model
         self.lstm = LSTMStepper(model.decoder)
         w0 = self.lstm.w_ih[0]  # (176 + 2P, 4H)
         P = model.cfg.pos_dim
         with torch.no_grad():
-            self.rows = w0[: 2 * KEYS].contiguous()  # (176, 4H)
-            self.pos_table = (model.inp.pos.weight @ w0[2 * KEYS : 2 * KEYS + P]).contiguous()  # (48, 4H)
-            self.bar_table = (model.inp.bar.weight @ w0[2 * KEYS + P :]).contiguous()  # (64, 4H)
-        self.keys = torch.arange(KEYS)
+            self.rows = w0[: 2 * KEYS]  # (176, 4H)
+            self.pos_table = model.inp.pos.weight.detach().numpy() @ w0[2 * KEYS : 2 * KEYS + P]  # (48, 4H)
+            self.bar_table = model.inp.bar.weight.detach().numpy() @ w0[2 * KEYS + P :]  # (64, 4H)
+            self.head_w = np.ascontiguousarray(model.head.weight.detach().numpy().T)  # (H, 264)
+            self.head_b = model.head.bias.detach().numpy().copy()
+            self.transition = model.transition.detach().numpy().copy()  # (88, 3, 3)
+        self.keys = np.arange(KEYS)
 
     @classmethod
     def of(cls, model: PianoRollNet) -> FrameStepper:
@@ -294,18 +296,15 @@ class FrameStepper:
         self, frame: np.ndarray, bar_pos: int, bar_steps: int, state: tuple
     ) -> tuple[torch.Tensor, tuple]:
         """Logits (88, 3) of the frame after ``frame`` (88 states), and the new decoder state."""
-        on = np.flatnonzero(frame == ONSET)
-        held = np.flatnonzero(frame == SUSTAIN) + KEYS
+        active = np.concatenate([np.flatnonzero(frame == ONSET), np.flatnonzero(frame == SUSTAIN) + KEYS])
         proj = (
             self.pos_table[min(bar_pos, MAX_BAR_POS - 1)] + self.bar_table[min(bar_steps, MAX_BAR_STEPS - 1)]
         )
-        active = np.concatenate([on, held])
         if len(active):
-            proj = proj + self.rows[torch.from_numpy(active)].sum(0)  # (4H,)
+            proj = proj + self.rows[active].sum(0)  # (4H,)
         y, state = self.lstm.step(proj, state)  # (H,)
-        m = self.model
-        logits = torch.nn.functional.linear(y, m.head.weight, m.head.bias).view(KEYS, 3)  # (88, 3)
-        return logits + m.transition[self.keys, torch.from_numpy(frame.astype(np.int64))], state
+        logits = (y @ self.head_w + self.head_b).reshape(KEYS, 3)  # (88, 3)
+        return torch.from_numpy(logits + self.transition[self.keys, frame.astype(np.int64)]), state
 
 
 class PianoRollEngine(StreamEngine):

@@ -31,10 +31,10 @@ logger = logging.getLogger(__name__)
 ARCHITECTURE = "wavenet"
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
-# the prefill reads at most the sketch's last 8 bars of 4/4: every prompt step costs a pass
-# through all layers, and the first note should come within 10 ms (longer sketches are read
-# approximately: the receptive field is 256 steps)
-PREFILL_STEPS = 128
+# the prefill reads at most the sketch's last 3 bars of 4/4: every prompt step costs a pass
+# through all layers, and the first note should come within 10 ms on a busy 2-core machine (the
+# receptive field is 256 steps, so what lies further back is not seen at the start)
+PREFILL_STEPS = 48
 
 
 @dataclass
@@ -105,72 +105,118 @@ class WaveNet(nn.Module):
         return h.transpose(1, 2), inputs  # (B, T, V)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 class FastWaveNet:
     """Fast generation: per-layer ring buffers of past inputs; one step per layer for each token.
 
     Layer ``l`` (dilation ``d``) needs its input from ``d`` steps ago: the buffer holds the last
     ``d`` inputs, oldest at the pointer. The two convolution taps are one product over the
     concatenated (past, present) vectors, and the residual and skip 1x1 convolutions one product.
+    Batch-1 steps run in numpy (float32): at this size the per-call cost of torch ops dominates.
     """
 
     def __init__(self, net: WaveNet) -> None:
         self.net = net
-        P = net.cfg.pos_dim
-        with torch.no_grad():
-            cw = net.cond.weight  # (C, 2P)
-            self.tok_table = net.embed.weight.clone()  # (V, C)
-            self.pos_table = net.pos_embed.weight @ cw[:, :P].T + net.cond.bias  # (48, C)
-            self.bar_table = net.bar_embed.weight @ cw[:, P:].T  # (64, C)
-            sw = net.start.weight  # (C, C, 2): tap 0 reads t - 1, tap 1 reads t
-            self.start = (torch.cat([sw[:, :, 0], sw[:, :, 1]], dim=1).contiguous(), net.start.bias)
-            self.layers = []
-            for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
-                w = conv.weight  # (2C, C, 2): tap 0 reads t - d, tap 1 reads t
-                w_taps = torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).contiguous()  # (2C, 2C)
-                w_out = torch.cat([res.weight[:, :, 0], skip.weight[:, :, 0]]).contiguous()  # (C + S, C)
-                b_out = torch.cat([res.bias, skip.bias])
-                self.layers.append((w_taps, conv.bias, w_out, b_out))
-            self.out1 = (net.out1.weight[:, :, 0].contiguous(), net.out1.bias)
-            self.out2 = (net.out2.weight[:, :, 0].contiguous(), net.out2.bias)
+        tables = net.__dict__.get("_fast_tables")  # weights rearranged once per network
+        if tables is None:
+            tables = self._tables(net)
+            net.__dict__["_fast_tables"] = tables
+        self.tok_table, self.pos_table, self.bar_table, self.start, self.layers, self.out1, self.out2 = tables
         self.C = net.cfg.channels
         self.dilations = (1, *net.cfg.dilations)
 
-    def prefill(self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor) -> torch.Tensor:
-        """Run the whole seed once (1, T); fill the buffers; return the logits (V,) after it."""
-        logits, inputs = self.net(tokens, bar_pos, bar_steps, keep_inputs=True)
-        self.buffers: list[torch.Tensor] = []
-        for d, x in zip(self.dilations, inputs, strict=True):
-            seq = x[0].T  # (T, C)
-            buf = torch.zeros(d, self.C)
-            n = min(d, seq.shape[0])
-            buf[d - n :] = seq[-n:]
+    @staticmethod
+    def _tables(net: WaveNet) -> tuple:
+        P = net.cfg.pos_dim
+
+        def n(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
+
+        with torch.no_grad():
+            cw = net.cond.weight  # (C, 2P)
+            tok_table = n(net.embed.weight)  # (V, C)
+            pos_table = n(net.pos_embed.weight @ cw[:, :P].T + net.cond.bias)  # (48, C)
+            bar_table = n(net.bar_embed.weight @ cw[:, P:].T)  # (64, C)
+            sw = net.start.weight  # (C, C, 2): tap 0 reads t - 1, tap 1 reads t
+            start = (n(torch.cat([sw[:, :, 0], sw[:, :, 1]], dim=1).T), n(net.start.bias))  # (2C, C)
+            layers = []
+            for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
+                w = conv.weight  # (2C, C, 2): tap 0 reads t - d, tap 1 reads t
+                w_taps = n(torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).T)  # (2C in, 2C out)
+                w_out = n(torch.cat([res.weight[:, :, 0], skip.weight[:, :, 0]]).T)  # (C, C + S)
+                layers.append((w_taps, n(conv.bias), w_out, n(torch.cat([res.bias, skip.bias]))))
+            out1 = (n(net.out1.weight[:, :, 0].T), n(net.out1.bias))  # (S, S)
+            out2 = (n(net.out2.weight[:, :, 0].T), n(net.out2.bias))  # (S, V)
+        return tok_table, pos_table, bar_table, start, layers, out1, out2
+
+    def _head(self, skips: np.ndarray) -> np.ndarray:
+        (w1, b1), (w2, b2) = self.out1, self.out2
+        return np.maximum(np.maximum(skips, 0) @ w1 + b1, 0) @ w2 + b2  # (V,)
+
+    def prefill(self, tokens: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor) -> np.ndarray:
+        """Run the whole seed once (1, T) with the same fused weights as :meth:`step` (one matrix
+        product per layer over all steps); fill the buffers; return the logits (V,) after it."""
+        C = self.C
+
+        def taps(x: np.ndarray, d: int) -> np.ndarray:  # (T, C) -> (T, 2C): [x(t - d), x(t)]
+            past = np.zeros_like(x)
+            if d < len(x):
+                past[d:] = x[:-d]
+            return np.concatenate([past, x], axis=1)
+
+        x0 = (
+            self.tok_table[tokens[0].numpy()]
+            + self.pos_table[bar_pos[0].numpy()]
+            + self.bar_table[bar_steps[0].numpy()]
+        )
+        inputs = [x0]  # (T, C) each
+        w, b = self.start
+        x = taps(x0, 1) @ w + b  # (T, C)
+        skips = 0.0
+        for d, (w_taps, b_taps, w_out, b_out) in zip(self.dilations[1:], self.layers, strict=True):
+            inputs.append(x)
+            fg = taps(x, d) @ w_taps + b_taps  # (T, 2C)
+            z = np.tanh(fg[:, :C]) * _sigmoid(fg[:, C:])  # (T, C)
+            x = x + z @ w_out[:, :C] + b_out[:C]  # (T, C)
+            skips = skips + z[-1] @ w_out[:, C:] + b_out[C:]  # (S,) at the last step only
+        self.buffers: list[np.ndarray] = []
+        for d, seq in zip(self.dilations, inputs, strict=True):
+            buf = np.zeros((d, C), dtype=np.float32)
+            k = min(d, seq.shape[0])
+            buf[d - k :] = seq[-k:]
             self.buffers.append(buf)
         self.pointers = [0] * len(self.buffers)
-        return logits[0, -1]
+        return self._head(skips)
 
-    def _shift(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """The input of layer ``i`` from ``d`` steps ago; ``x`` (now) takes its place."""
-        buf, p = self.buffers[i], self.pointers[i]
-        past = buf[p].clone()
-        buf[p] = x
-        self.pointers[i] = (p + 1) % buf.shape[0]
-        return past
-
-    def step(self, token: int, bar_pos: int, bar_steps: int) -> torch.Tensor:
+    def step(self, token: int, bar_pos: int, bar_steps: int) -> np.ndarray:
         """Feed one token (with the bar position of the step it predicts); logits (V,) of the next."""
         C = self.C
+        bufs, ptrs = self.buffers, self.pointers
         x0 = self.tok_table[token] + self.pos_table[bar_pos] + self.bar_table[bar_steps]  # (C,)
+        cat = np.empty(2 * C, dtype=np.float32)
+        p = ptrs[0]
+        cat[:C] = bufs[0][p]
+        cat[C:] = x0
+        bufs[0][p] = x0
+        ptrs[0] = (p + 1) % len(bufs[0])
         w, b = self.start
-        x = torch.addmv(b, w, torch.cat([self._shift(0, x0), x0]))  # (C,)
-        skips = None
+        x = cat @ w + b  # (C,)
+        skips = 0.0
         for i, (w_taps, b_taps, w_out, b_out) in enumerate(self.layers, start=1):
-            fg = torch.addmv(b_taps, w_taps, torch.cat([self._shift(i, x), x]))  # (2C,)
-            z = torch.tanh(fg[:C]) * torch.sigmoid(fg[C:])  # (C,)
-            rs = torch.addmv(b_out, w_out, z)  # (C + S,)
+            p = ptrs[i]
+            cat[:C] = bufs[i][p]  # the layer's input d steps ago
+            cat[C:] = x
+            bufs[i][p] = x
+            ptrs[i] = (p + 1) % len(bufs[i])
+            fg = cat @ w_taps + b_taps  # (2C,)
+            z = np.tanh(fg[:C]) * _sigmoid(fg[C:])  # (C,)
+            rs = z @ w_out + b_out  # (C + S,)
             x = x + rs[:C]
-            skips = rs[C:] if skips is None else skips + rs[C:]
-        (w1, b1), (w2, b2) = self.out1, self.out2
-        return torch.addmv(b2, w2, torch.relu(torch.addmv(b1, w1, torch.relu(skips))))  # (V,)
+            skips = skips + rs[C:]
+        return self._head(skips)
 
 
 # -- streaming ----------------------------------------------------------------------------------------------
@@ -199,14 +245,14 @@ class WaveNetAdapter:
                 torch.tensor([[c[0] for c in conds]], dtype=torch.long),
                 torch.tensor([[c[1] for c in conds]], dtype=torch.long),
             )
-        return n, logits.numpy()
+        return n, logits
 
     def step(self, token: int, state: int):
         """One token in (one step per layer), logits of the next step out."""
         pos, steps = self._cond(state)
         with torch.inference_mode():
             logits = self.fast.step(int(token), pos, steps)
-        return state + 1, logits.numpy()
+        return state + 1, logits
 
 
 class WaveNetModel(GridMelodyModel):
