@@ -381,7 +381,8 @@ def train_model(
         "description": (
             "Chords (normal-order pitch-class sets, kept with their voicing) and durations as tokens; "
             "2 x LSTM(256), dropout 0.2, Dense(256) ReLU, softmax, as in paper 001, plus the duration "
-            "tokens the paper dropped. Polyphonic."
+            "tokens the paper dropped, and (our addition) each chord's pitches and pitch classes as "
+            "features beside its token embedding, at the input and the output. Polyphonic."
         ),
         "data": {
             "dataset": "Bach chorales (music21 corpus)",
