@@ -33,11 +33,6 @@ def _check(model, test_nll: float, baseline_nll: float) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: on 75k training tokens the 5-gram's memorised chord progressions beat the "
-    "LSTM on chord tokens (it wins on durations); see README",
-)
 def test_chord_lstm_beats_its_token_ngram() -> None:
     model = load_model("chord-lstm")
     with torch.inference_mode():
