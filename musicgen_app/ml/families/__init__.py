@@ -36,7 +36,8 @@ SHIPPED = ["char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "wa
 
 def is_family_card(card: dict) -> bool:
     """Whether a model card belongs to one of these families."""
-    return card.get("architecture") in ARCHITECTURES
+    arch = card.get("architecture")
+    return isinstance(arch, str) and arch in ARCHITECTURES
 
 
 class FamilyModel(GenerativeModel):
@@ -92,7 +93,7 @@ def family_loader(module_name: str, per_step: int) -> Callable[[str, dict, Path]
 def load_family_model(card: dict, path: str | Path) -> GenerativeModel:
     """Rebuild a family model from its card (raises CheckpointError)."""
     arch = card.get("architecture")
-    if arch not in ARCHITECTURES:
+    if not is_family_card(card):
         raise CheckpointError(f"model {Path(path).stem} has an unknown architecture {arch!r}")
     module_name, per_step = ARCHITECTURES[arch]
     return family_loader(module_name, per_step)(str(card.get("name", Path(path).stem)), card, Path(path))
