@@ -37,20 +37,20 @@ class TrainConfig:
 
     name: str = "melody-lstm"
     corpus: str = "essen"
-    max_epochs: int = 14
+    max_epochs: int = 30
     batch_size: int = 64
     seq_len: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
     patience: int = 3
-    time_budget_min: float = 38.0
+    time_budget_min: float = 54.0
     threads: int = 1
     seed: int = 0
     embed_dim: int = 96
     hidden_size: int = 256
     num_layers: int = 2
-    dropout: float = 0.3
+    dropout: float = 0.2
     bar_conditioning: bool = True
     out_dir: str = ""
     limit_tunes: int = 0  # > 0: train on the first N training tunes only (smoke runs)
