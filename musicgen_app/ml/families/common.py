@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -323,6 +324,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+@contextlib.contextmanager
+def onednn() -> Iterator[None]:
+    """oneDNN on for a block (a prefill over a sequence), as it was afterwards (single steps)."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = True
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
+
+
 class LSTMStepper:
     """Batch-1 steps of a trained ``nn.LSTM`` in numpy (float32), without torch's per-op cost.
 
@@ -394,7 +406,10 @@ class TokenStepper:
 
     def prefill(self, tokens: list[int]) -> tuple[np.ndarray, tuple[list, list]]:
         """Read a prompt in one pass: logits (V,) of the token after it, and the stepper state."""
-        logits, state = self.net(torch.tensor([tokens], dtype=torch.long), last_only=True, tables=self.tables)
+        with onednn():  # oneDNN's LSTM is quicker over a sequence
+            logits, state = self.net(
+                torch.tensor([tokens], dtype=torch.long), last_only=True, tables=self.tables
+            )
         return logits[0, -1].detach().numpy(), LSTMStepper.state_from(state)
 
     def step(self, token: int, state: tuple[list, list]) -> tuple[np.ndarray, tuple[list, list]]:

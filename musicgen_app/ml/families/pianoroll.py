@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from musicgen_app.ml.families.chorales import Chorale
-from musicgen_app.ml.families.common import LSTMStepper, SeedContext, StepNote, StreamEngine
+from musicgen_app.ml.families.common import LSTMStepper, SeedContext, StepNote, StreamEngine, onednn
 from musicgen_app.ml.sampling import SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -329,11 +329,12 @@ class PianoRollEngine(StreamEngine):
         x = torch.from_numpy(frame_inputs(prev))[None]  # (1, T+1, 176)
         steps = np.arange(first_step, first_step + len(prev))
         bp, bs = self._pos(steps)
-        if self.model.cfg.kind == "seq2seq":
-            state = self.model.encode(x[:, :-1], bp[:, :-1], bs[:, :-1])
-            logits, state = self.model(x[:, -1:], bp[:, -1:], bs[:, -1:], state)
-        else:
-            logits, state = self.model(x, bp, bs)
+        with onednn():  # oneDNN's LSTM is quicker over a sequence
+            if self.model.cfg.kind == "seq2seq":
+                state = self.model.encode(x[:, :-1], bp[:, :-1], bs[:, :-1])
+                logits, state = self.model(x[:, -1:], bp[:, -1:], bs[:, -1:], state)
+            else:
+                logits, state = self.model(x, bp, bs)
         self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]  # (88, 3)
         self.since_encode = 0
