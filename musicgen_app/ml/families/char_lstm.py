@@ -254,16 +254,3 @@ def engine_factory(card: dict, path: str):
     """A function making fresh streaming engines over the model a card describes."""
     model = load_model_from_card(card, path)
     return lambda: CharEngine(model)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=12.0)
-    ap.add_argument("--name", default="char-lstm")
-    ap.add_argument("--corpus", default="essen")
-    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
-    a = ap.parse_args()
-    train_model(a.name, a.minutes, a.corpus, resume=a.resume)

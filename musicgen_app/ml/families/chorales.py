@@ -140,9 +140,3 @@ def chorale_splits(build: bool = True) -> dict[str, list[Chorale]]:
     for ch in load_chorales(build):
         out[split_of(ch.name)].append(ch)
     return out
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    chs = build_chorales()
-    print(len(chs), {k: len(v) for k, v in chorale_splits().items()})

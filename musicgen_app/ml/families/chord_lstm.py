@@ -415,18 +415,6 @@ def load_model_from_card(card: dict, path: str) -> tuple[TokenLSTM, ChordVocab]:
     return model, vocab
 
 
-if __name__ == "__main__":
-    import argparse
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--name", default="chord-lstm")
-    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
-    a = ap.parse_args()
-    train_model(a.name, a.minutes, resume=a.resume)
-
-
 def engine_factory(card: dict, path: str):
     """A function making fresh streaming engines over the model a card describes."""
     model, vocab = load_model_from_card(card, path)

@@ -16,8 +16,9 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
 from musicgen_app.ml.session import GenerationSession
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 STEPS_PER_QUARTER = 4
 CONTEXT_STEPS = 128  # the seed the models read: the last 8 bars of 4/4
@@ -324,6 +327,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def cached_on(owner: torch.nn.Module, make: Callable[[], T]) -> T:
+    """``make()``'s result, built once per network and kept on it (precomputed tables)."""
+    cache = owner.__dict__.setdefault("_family_cache", {})
+    key = getattr(make, "__qualname__", repr(make))
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 @contextlib.contextmanager
 def onednn() -> Iterator[None]:
     """oneDNN on for a block (a prefill over a sequence), as it was afterwards (single steps)."""
@@ -398,11 +410,7 @@ class TokenStepper:
     @classmethod
     def of(cls, net: TokenLSTM) -> TokenStepper:
         """The stepper of ``net`` (built once, kept on the network)."""
-        stepper = net.__dict__.get("_stepper")
-        if stepper is None:
-            stepper = cls(net)
-            net.__dict__["_stepper"] = stepper
-        return stepper
+        return cached_on(net, lambda: cls(net))
 
     def prefill(self, tokens: list[int]) -> tuple[np.ndarray, tuple[list, list]]:
         """Read a prompt in one pass: logits (V,) of the token after it, and the stepper state."""

@@ -31,7 +31,14 @@ import torch
 from torch import nn
 
 from musicgen_app.ml.families.chorales import Chorale
-from musicgen_app.ml.families.common import LSTMStepper, SeedContext, StepNote, StreamEngine, onednn
+from musicgen_app.ml.families.common import (
+    LSTMStepper,
+    SeedContext,
+    StepNote,
+    StreamEngine,
+    cached_on,
+    onednn,
+)
 from musicgen_app.ml.sampling import SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -286,11 +293,7 @@ class FrameStepper:
     @classmethod
     def of(cls, model: PianoRollNet) -> FrameStepper:
         """The stepper of ``model`` (built once, kept on the network)."""
-        stepper = model.__dict__.get("_stepper")
-        if stepper is None:
-            stepper = cls(model)
-            model.__dict__["_stepper"] = stepper
-        return stepper
+        return cached_on(model, lambda: cls(model))
 
     def step(
         self, frame: np.ndarray, bar_pos: int, bar_steps: int, state: tuple
@@ -544,19 +547,6 @@ def load_model_from_card(card: dict, path: str) -> PianoRollNet:
     model = PianoRollNet(PianoRollConfig(**card["config"]))
     load_weights(path, model)
     return model
-
-
-if __name__ == "__main__":
-    import argparse
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kind", choices=("lstm", "seq2seq"), default="lstm")
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--name", default=None)
-    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
-    a = ap.parse_args()
-    train_model(a.kind, a.minutes, a.name, resume=a.resume)
 
 
 def engine_factory(card: dict, path: str):

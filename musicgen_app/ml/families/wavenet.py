@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musicgen_app.ml.families.common import cached_on
 from musicgen_app.ml.models import GridMelodyModel
 from musicgen_app.ml.tokenizers import GridMelodyTokenizer
 
@@ -120,10 +121,7 @@ class FastWaveNet:
 
     def __init__(self, net: WaveNet) -> None:
         self.net = net
-        tables = net.__dict__.get("_fast_tables")  # weights rearranged once per network
-        if tables is None:
-            tables = self._tables(net)
-            net.__dict__["_fast_tables"] = tables
+        tables = cached_on(net, lambda: FastWaveNet._tables(net))  # weights rearranged once per network
         self.tok_table, self.pos_table, self.bar_table, self.start, self.layers, self.out1, self.out2 = tables
         self.C = net.cfg.channels
         self.dilations = (1, *net.cfg.dilations)
@@ -396,15 +394,3 @@ def load(name: str, card: dict, path: str) -> WaveNetModel:
     """The model a card describes, ready to stream (raises CheckpointError)."""
     net, tok = load_model_from_card(card, path)
     return WaveNetModel(name, card, tok, net, path)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--name", default="wavenet")
-    ap.add_argument("--resume", action="store_true", help="start from the shipped weights")
-    a = ap.parse_args()
-    train_model(a.name, a.minutes, resume=a.resume)
