@@ -86,15 +86,22 @@ def run(args: argparse.Namespace) -> int:
         raise GenerationError(f"seed file {args.seed_file} does not exist")
     song = read_midi(args.seed_file).song
     track = _melody_track(song, args.track)
-    model = load_model(args.model)
+    player = None
+    if args.play:
+        # The scheduler runs in a process of its own, so this process's Python work (the model
+        # sampling) cannot delay its deadlines through the interpreter lock.
+        from musicgen_app.playback.player_process import PlayerProcess
+
+        player = PlayerProcess(args.play_output, soundfont=args.soundfont, midi_api=args.midi_api)
+    try:
+        model = load_model(args.model)
+    except BaseException:
+        if player is not None:
+            player.close()
+        raise
     key_lock = None if str(args.key).lower() in ("off", "none") else args.key
     base_seed = args.seed if args.seed is not None else random.randrange(2**31)
     start_tick = song.tracks[track].end_tick
-    output = None
-    if args.play:
-        from musicgen_app.playback.outputs import open_output
-
-        output = open_output(args.play_output, soundfont=args.soundfont, midi_api=args.midi_api)
     try:
         for i, path in enumerate(output_paths(args.output, args.variations)):
             sampling = SamplingConfig(
@@ -105,13 +112,14 @@ def run(args: argparse.Namespace) -> int:
                 key_lock=key_lock,
                 seed=base_seed + i,
             )
-            if output is not None:
+            if player is not None:
                 from musicgen_app.playback.live import play_session
 
+                player.wait_ready()
                 session = start_session(
                     model, song, track, start_tick=start_tick, bars=args.bars, sampling=sampling
                 )
-                result = play_session(session, song, output, start_tick=start_tick)
+                result = play_session(session, song, scheduler=player, start_tick=start_tick)
                 if result.reason not in ("done",):
                     raise GenerationError(f"generation stopped: {result.reason} {result.message}".strip())
                 notes = result.notes
@@ -127,6 +135,6 @@ def run(args: argparse.Namespace) -> int:
                 f"wrote {path}: {len(notes)} notes in {args.bars} bars (model {model.name}, seed {seed_used})"
             )
     finally:
-        if output is not None:
-            output.close()
+        if player is not None:
+            player.close()
     return 0
