@@ -255,7 +255,7 @@ class JackLoopback:
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ["JACK_NO_START_SERVER"] = "1"
         self.proc = subprocess.Popen(
-            ["jackd", "-n", self.name, "-d", "dummy", "-r", "48000", "-p", "64"],
+            ["jackd", "-S", "-n", self.name, "-d", "dummy", "-r", "48000", "-p", "64"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
