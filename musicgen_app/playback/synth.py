@@ -9,7 +9,9 @@ module's logger (and kept, so an error can quote them).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import logging
 import os
 import sys
@@ -54,9 +56,14 @@ def fluidsynth_module() -> ModuleType:
     if os.environ.get("MUSICGEN_NO_FLUIDSYNTH"):  # lets tests and users simulate a machine without it
         raise DeviceError(NO_LIBRARY_HELP)
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library to stdout when $CI is set;
+        # that would corrupt `musicgen devices --json` and any other machine-read output.
+        with contextlib.redirect_stdout(io.StringIO()) as found:
+            import fluidsynth
     except (ImportError, OSError) as exc:
         raise DeviceError(NO_LIBRARY_HELP) from exc
+    if found.getvalue().strip():
+        logger.debug("pyfluidsynth: %s", found.getvalue().strip())
     _install_log_function(fluidsynth)
     # Probing the jack driver must never start a JACK server behind the user's back.
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
