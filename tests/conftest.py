@@ -20,3 +20,7 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+# JACK fixtures for every folder (playback, gui, cli): a private server and a MIDI receiver.
+from jack_support import jack_receiver, jack_server, no_midi_system  # noqa: E402, F401

@@ -707,7 +707,7 @@ class MainWindow(QMainWindow):
         """Record from the MIDI keyboard into the active track while playing."""
         if self._record is not None:
             rec, self._record = self._record, None
-            notes = rec.finish(int(self.playback.position_tick))
+            notes = rec.finish(*self.playback.position_sample())
             self.canvas.record_notes = []
             self.act_record.setChecked(False)
             self.playback.stop()
@@ -723,7 +723,10 @@ class MainWindow(QMainWindow):
             from musicgen_app.gui.recording import Recorder
 
             self._record = Recorder(
-                port, self.playback.output if self.settings.thru else None, self._channel()
+                port,
+                self.playback.output if self.settings.thru else None,
+                self._channel(),
+                self.doc.song.tempo_map(),
             )
         except MusicgenError as exc:
             self.act_record.setChecked(False)
@@ -740,7 +743,8 @@ class MainWindow(QMainWindow):
     def _record_poll(self, tick: float) -> None:
         rec = self._record
         if rec is not None:
-            self.canvas.record_notes = rec.poll(int(tick))
+            now_tick, at = self.playback.position_sample()
+            self.canvas.record_notes = rec.poll(now_tick, at)
             self.canvas.update()
 
     # -- generation ---------------------------------------------------------------------------

@@ -1,15 +1,21 @@
 """The Qt adapter over ``playback``: owns the output and the scheduler, turns their state into
 signals (Frescobaldi's three layers: pure player, thin adapter, widgets that only listen).
 
-Opening a device can take a while (FluidSynth loads a SoundFont, a MIDI port may hang), so it
-happens on a task thread; until it is ready, notes go to a silent output. A GUI timer reads the
-scheduler's position and status queue; nothing here blocks the UI thread.
+The app plays through a :class:`~musicgen_app.playback.player_process.PlayerProcess`: the output
+and the scheduler live in a child process with an interpreter lock of their own, so neither the
+model writing a continuation nor the piano roll painting can delay a note. Commands are queued to
+it (nothing waits on the child, not even while it opens its device); until it is started, notes
+go to a silent in-process output. A GUI timer asks for the playhead and reads the status queue.
+An output object handed in (tests, embedding) is driven in-process by a
+:class:`~musicgen_app.playback.scheduler.Scheduler` thread instead; so is the ``recording`` spec.
+If the child dies, the next poll reports it and starts a new one.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +29,7 @@ from musicgen_app.gui.tasks import TaskRunner
 logger = logging.getLogger(__name__)
 
 POLL_MS = 30
+MAX_RESTARTS = 3  # player processes started again after a crash, per app run
 PREVIEW_MS = 350
 CLICK_HIGH, CLICK_LOW = 76, 77  # hi / lo wood block on the GM drum channel
 
@@ -76,7 +83,14 @@ class PlaybackController(QObject):
         self._tasks = tasks
         self._output = output if output is not None else NullOutput()
         self._owns_output = output is None
-        self.scheduler = Scheduler(self._output)
+        self._in_process_only = output is not None
+        self.scheduler: Any = Scheduler(self._output)
+        self._local_scheduler: Any = self.scheduler
+        self._player: Any = None  # the PlayerProcess, once started
+        self._player_name = ""
+        self._settings: AppSettings | None = None
+        self._restarts = 0
+        self._play_seq = 0
         self.metronome = False
         self.loop_enabled = False
         self._playing = False
@@ -98,8 +112,17 @@ class PlaybackController(QObject):
         """A readable name of the current output."""
         return str(getattr(self._output, "name", type(self._output).__name__))
 
+    @property
+    def player(self) -> Any:
+        """The PlayerProcess the app plays through (None when playing in-process)."""
+        return self._player
+
     def open_output(self, settings: AppSettings) -> None:
         """Open the configured output in the background and switch to it when ready."""
+        spec = (settings.effective_output() or "fluidsynth").strip()
+        if not self._in_process_only and spec.lower() != "recording":
+            self._open_in_player(spec, settings)
+            return
         self._opening += 1
         ticket = self._opening
         self._tasks.submit(
@@ -120,6 +143,32 @@ class PlaybackController(QObject):
             self.error.emit(f"No sound output: {exc}")
             self.output_changed.emit("no output")
 
+    def _open_in_player(self, spec: str, settings: AppSettings) -> None:
+        from musicgen_app.playback.player_process import PlayerOutput, PlayerProcess
+
+        self._settings = settings
+        opts = {
+            "soundfont": settings.soundfont or None,
+            "driver": settings.audio_driver or None,
+            "buffer_size": settings.buffer_size,
+        }
+        if self._player is not None and self._player.alive:
+            self._player.set_output(spec, **opts)  # the child switches; a failure keeps the old one
+            return
+        old_player = self._player
+        if self.playing:
+            self.stop()
+        self._player = PlayerProcess(spec, background=True, **opts)
+        self._player_name = ""
+        self.scheduler = self._player
+        old, old_owned = self._output, self._owns_output
+        self._output, self._owns_output = PlayerOutput(self._player), False
+        if old_owned:
+            old.close()
+        if old_player is not None:
+            old_player.close()
+        logger.info("player process started for output %r", spec)
+
     def set_output(self, out: Any, *, owned: bool = False) -> None:
         """Switch to ``out`` (closing the previous output if this controller opened it)."""
         old, old_owned = self._output, self._owns_output
@@ -137,8 +186,19 @@ class PlaybackController(QObject):
 
     @property
     def position_tick(self) -> int:
-        """Where the playhead is."""
+        """Where the playhead is (with a player process: at its latest report)."""
         return int(self.scheduler.position_tick)
+
+    def position_sample(self) -> tuple[int, float]:
+        """(playhead tick, ``time.perf_counter()`` when it was there)."""
+        if self._player is not None:
+            return int(self._player.position_tick), float(self._player.last_position_time)
+        return int(self.scheduler.position_tick), time.perf_counter()
+
+    def _started(self) -> None:
+        self._set_playing(True)
+        if self._player is not None:
+            self._play_seq = self._player.commands_sent
 
     def _with_metronome(self, song: Song, end_tick: int) -> Song:
         if not self.metronome:
@@ -158,14 +218,14 @@ class PlaybackController(QObject):
         else:
             self.scheduler.set_loop(None)
         self.scheduler.play(song, int(start_tick))
-        self._set_playing(True)
+        self._started()
 
     def play_stream(self, song: Song, start_tick: int, end_tick: int, lead_in_ticks: int = 0) -> None:
         """Play ``song`` from ``start_tick - lead_in`` and keep going for streamed notes."""
         song = self._with_metronome(song, end_tick)
         self.scheduler.set_loop(None)
         self.scheduler.play(song, max(0, int(start_tick - lead_in_ticks)), streaming=True)
-        self._set_playing(True)
+        self._started()
 
     def append(self, events: Iterable[Any]) -> int:
         """Schedule streamed notes (NoteEvents of a session)."""
@@ -187,6 +247,8 @@ class PlaybackController(QObject):
     def seek(self, tick: int) -> None:
         """Move the playhead."""
         self.scheduler.seek(tick)
+        if self._player is not None:
+            self._play_seq = self._player.commands_sent  # older position reports are stale
         self.position_changed.emit(float(tick))
 
     def set_loop(self, loop: tuple[int, int] | None) -> None:
@@ -226,6 +288,7 @@ class PlaybackController(QObject):
             self.state_changed.emit("playing" if playing else "stopped")
 
     def _poll(self) -> None:
+        from musicgen_app.playback.player_process import OutputOpenError
         from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
 
         while True:
@@ -233,14 +296,52 @@ class PlaybackController(QObject):
                 item = self.scheduler.status.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, PlaybackError):
+            if isinstance(item, OutputOpenError):
+                self.error.emit(f"No sound output: {item.message}")
+                if self._player is not None and not self._player.ready:
+                    self.output_changed.emit("no output")
+            elif isinstance(item, PlaybackError):
                 self.error.emit(f"{item.output_name} failed and was switched off: {item.message}")
             elif isinstance(item, PlaybackFinished):
                 self._set_playing(False)
-        if self._playing:
+        if self._player is not None:
+            self._poll_player()
+        elif self._playing:
             if self.scheduler.state == "stopped":
                 self._set_playing(False)
             self.position_changed.emit(float(self.scheduler.position_tick))
+
+    def _poll_player(self) -> None:
+        player = self._player
+        if player.ready and player.name != self._player_name:
+            self._player_name = player.name
+            self.output_changed.emit(player.name)
+        if not player.alive and player.ready:  # it had opened its output, then died
+            self._player_died()
+            return
+        if self._playing:
+            seq, tick, state = player.last_position
+            if seq >= self._play_seq:  # an answer to a question asked after the last play/seek
+                if state == "stopped":
+                    self._set_playing(False)
+                self.position_changed.emit(float(tick))
+            player.request_position()
+
+    def _player_died(self) -> None:
+        self._set_playing(False)
+        settings = self._settings
+        if self._restarts >= MAX_RESTARTS or settings is None:
+            self.error.emit("The player process stopped; playback is off until the output is chosen again.")
+            self._player.close()
+            self._player = None
+            self.scheduler = self._local_scheduler
+            self._output, self._owns_output = self._local_scheduler.output, False
+            self.output_changed.emit("no output")
+            return
+        self._restarts += 1
+        self.error.emit("The player process stopped unexpectedly; starting it again.")
+        logger.warning("player process died (exit code %s); restarting", self._player.exitcode)
+        self._open_in_player((settings.effective_output() or "fluidsynth").strip(), settings)
 
     def close(self) -> None:
         """Stop, end the scheduler thread and close the output we opened."""
@@ -248,6 +349,8 @@ class PlaybackController(QObject):
         for t in self._preview_off.values():
             t.stop()
         self._preview_off.clear()
-        self.scheduler.close()
+        if self._player is not None:
+            self._player.close()
+        self._local_scheduler.close()
         if self._owns_output:
             self._output.close()

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from musicgen_app.core.song import Note
+from musicgen_app.core.song import Note, TempoMap
 
 logger = logging.getLogger(__name__)
 
@@ -49,28 +49,35 @@ class NoteCollector:
 class Recorder:
     """An open MIDI input feeding a :class:`NoteCollector` (thru to the output if asked)."""
 
-    def __init__(self, port: str, thru: Any, channel: int, ticks_per_second: float = 960.0) -> None:
+    def __init__(self, port: str, thru: Any, channel: int, tempo_map: TempoMap | None = None) -> None:
         from musicgen_app.playback.midi_input import MidiInput
 
         self._input = MidiInput(port, thru=thru)
         self.collector = NoteCollector(channel)
-        self.ticks_per_second = ticks_per_second
+        #: the song's tempo map: a message heard s seconds before the playhead's tick is placed
+        #: at the tick s seconds earlier (120 BPM at 480 ticks per quarter when not given)
+        self.tempo_map = tempo_map if tempo_map is not None else TempoMap([], 480)
 
-    def poll(self, now_tick: int) -> list[Note]:
-        """Take the messages that arrived; returns what to draw."""
-        now = time.perf_counter()
+    def poll(self, now_tick: int, at: float | None = None) -> list[Note]:
+        """Take the messages that arrived; returns what to draw.
+
+        ``now_tick`` is the playhead at ``at`` (``time.perf_counter()``; default: now); a message
+        is placed that many ticks before it as it came earlier.
+        """
+        now = time.perf_counter() if at is None else at
         while True:
             item = self._input.get(timeout=0)
             if item is None:
                 break
             t, msg = item
-            tick = max(0, round(now_tick - (now - t) * self.ticks_per_second))
+            at_s = self.tempo_map.tick_to_seconds(now_tick) - (now - t)
+            tick = max(0, round(self.tempo_map.seconds_to_tick(at_s)))
             self.collector.feed(msg, tick)
         return self.collector.notes(now_tick)
 
-    def finish(self, now_tick: int) -> list[Note]:
+    def finish(self, now_tick: int, at: float | None = None) -> list[Note]:
         """Stop recording; the recorded notes."""
-        self.poll(now_tick)
+        self.poll(now_tick, at)
         self.close()
         return self.collector.finish(now_tick)
 

@@ -12,6 +12,12 @@ It offers the scheduler's methods (``play``, ``append_notes``, ``end_stream``, `
 finished, its results (``played``, ``first_streamed_note_time``, ``late_shift_s``, ``timing``), so
 :func:`musicgen_app.playback.live.play_session` accepts it as its ``scheduler``. The output is named
 by a spec (``"fluidsynth"`` or a port name), because device handles cannot cross processes.
+
+The app drives it with ``background=True``: every command is queued and a writer thread sends it,
+so no call waits on the child (not even while it is still opening its output); the playhead is
+asked for with :meth:`PlayerProcess.request_position` and read from
+:attr:`PlayerProcess.last_position`; single messages (a key preview, MIDI thru) go through
+:class:`PlayerOutput`.
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ import logging
 import multiprocessing as mp
 import queue
 import threading
+import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import mido
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import DeviceError
@@ -32,11 +42,29 @@ from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+_CLOSE = object()  # the writer thread's last item
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOpenError(PlaybackError):
+    """An output could not be opened (at start, or when switching); ``output_name`` is its spec."""
+
+
+def _open(spec: str, options: dict[str, Any]) -> Any:
+    from musicgen_app.playback import synth
+    from musicgen_app.playback.outputs import open_output
+
+    return open_output(
+        spec,
+        soundfont=options.get("soundfont"),
+        midi_api=options.get("midi_api"),
+        driver=options.get("driver"),
+        buffer_size=options.get("buffer_size") or synth.DEFAULT_PERIOD_SIZE,
+    )
 
 
 def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
     """The child process: open the output, run a scheduler, obey commands until ``close``."""
-    from musicgen_app.playback.outputs import open_output
     from musicgen_app.playback.scheduler import Scheduler
 
     send_lock = threading.Lock()
@@ -47,14 +75,9 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
             conn.send(msg)
 
     try:
-        out = open_output(
-            spec,
-            soundfont=options.get("soundfont"),
-            midi_api=options.get("midi_api"),
-            driver=options.get("driver"),
-        )
+        out = _open(spec, options)
     except DeviceError as exc:
-        send(("failed", str(exc)))
+        send(("failed", str(exc), spec))
         return
     sched: Scheduler | None = None
     run = [0]  # the id of the run the parent started last (play/resume carry it)
@@ -91,19 +114,28 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
             if op == "close":
                 break
             if op == "position":
-                send(("position", sched.position_tick, sched.state))
+                send(
+                    (
+                        "position",
+                        args[0] if args else 0,
+                        sched.position_tick,
+                        sched.state,
+                        time.perf_counter(),
+                    )
+                )
+                continue
+            if op in ("send", "panic"):
+                try:
+                    getattr(out, op)(*args)
+                except Exception as exc:  # a failing device is a message, not a dead player
+                    send(("output-error", f"cannot {op}: {exc}", out.name))
                 continue
             if op == "switch_output":
                 spec, opts = args
                 try:
-                    new = open_output(
-                        spec,
-                        soundfont=opts.get("soundfont"),
-                        midi_api=opts.get("midi_api"),
-                        driver=opts.get("driver"),
-                    )
+                    new = _open(spec, opts)
                 except DeviceError as exc:
-                    send(("output-error", str(exc), spec))
+                    send(("open-failed", str(exc), spec))
                     continue
                 old, out = out, new
                 sched.set_output(new)
@@ -123,6 +155,32 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
         send(("closed",))
 
 
+class PlayerOutput:
+    """The output of a :class:`PlayerProcess` seen as an Output (send, panic, close, name).
+
+    Messages travel to the child and are sent there; closing is the player's owner's business.
+    """
+
+    def __init__(self, player: PlayerProcess) -> None:
+        self.player = player
+
+    @property
+    def name(self) -> str:
+        """The child's output name."""
+        return self.player.name
+
+    def send(self, msg: mido.Message) -> None:
+        """Send ``msg`` through the child's output."""
+        self.player.send_message(msg)
+
+    def panic(self, channels: Any = None) -> None:
+        """Silence the child's output."""
+        self.player.panic()
+
+    def close(self) -> None:
+        """Nothing: the player's owner closes it."""
+
+
 class PlayerProcess:
     """A scheduler and its output in a child process (see the module docstring)."""
 
@@ -133,7 +191,9 @@ class PlayerProcess:
         soundfont: str | Path | None = None,
         midi_api: str | None = None,
         driver: str | None = None,
+        buffer_size: int | None = None,
         record_timing: bool = False,
+        background: bool = False,
     ) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
@@ -141,6 +201,7 @@ class PlayerProcess:
             "soundfont": str(soundfont) if soundfont else None,
             "midi_api": midi_api,
             "driver": driver,
+            "buffer_size": buffer_size,
             "record_timing": record_timing,
         }
         self._proc = ctx.Process(
@@ -163,8 +224,20 @@ class PlayerProcess:
         self.timing: list[tuple[float, float]] | None = None
         self._closed = False
         self._run = 0
+        #: commands issued so far; :meth:`request_position` tags its question with it
+        self.commands_sent = 0
+        #: (commands_sent when asked, position_tick, state) of the latest answer (background mode)
+        self.last_position: tuple[int, int, str] = (0, 0, "stopped")
+        #: when (``time.perf_counter``, system-wide) the child measured :attr:`last_position`
+        self.last_position_time = 0.0
+        self._background = background
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, name="musicgen-player-reader", daemon=True)
         self._reader.start()
+        self._writer: threading.Thread | None = None
+        if background:
+            self._writer = threading.Thread(target=self._write, name="musicgen-player-writer", daemon=True)
+            self._writer.start()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
@@ -174,12 +247,33 @@ class PlayerProcess:
         if self._failure is not None:
             raise DeviceError(self._failure)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the child process is running (False after a crash or a failed start)."""
+        return self._proc.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        """The child's exit code (None while it runs)."""
+        return self._proc.exitcode
+
+    @property
+    def ready(self) -> bool:
+        """Whether the child has opened its output."""
+        return self._ready.is_set() and self._failure is None
+
     def close(self) -> None:
         """Stop, close the output and end the child process. Calling it again does nothing."""
         if self._closed:
             return
         self._closed = True
-        self._cmd("close", check=False)
+        if self._writer is not None:
+            self._outbox.put(_CLOSE)
+            if not self._ready.is_set():  # still opening its device: nothing to close gracefully
+                self._proc.terminate()
+            self._writer.join(timeout=2.0)
+        else:
+            self._cmd("close", check=False)
         self._proc.join(timeout=5.0)
         if self._proc.is_alive():
             self._proc.terminate()
@@ -253,23 +347,39 @@ class PlayerProcess:
         opts = {"soundfont": str(soundfont) if soundfont else None, "midi_api": midi_api, "driver": driver}
         self._cmd("switch_output", spec, opts)
 
+    def send_message(self, msg: mido.Message) -> None:
+        """Send one message to the output now (a key preview, MIDI thru)."""
+        self._cmd("send", msg, check=False)
+
+    def panic(self) -> None:
+        """Silence the output (all notes and sounds off)."""
+        self._cmd("panic", check=False)
+
     @property
     def position_tick(self) -> int:
-        """The playhead in ticks (asks the child; for a GUI timer)."""
+        """The playhead in ticks (asks the child; background mode: the latest answer)."""
+        if self._background:
+            return self.last_position[1]
         return self.position()[0]
 
     @property
     def state(self) -> str:
-        """``stopped``, ``playing`` or ``paused`` (asks the child)."""
+        """``stopped``, ``playing`` or ``paused`` (asks the child; background mode: latest answer)."""
+        if self._background:
+            return self.last_position[2]
         return self.position()[1]
+
+    def request_position(self) -> None:
+        """Ask for the playhead without waiting; the answer lands in :attr:`last_position`."""
+        self._cmd("position", self.commands_sent, check=False)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has finished or stopped (and its results arrived); False on timeout."""
         return self._finished.wait(timeout)
 
     def position(self, timeout: float = 1.0) -> tuple[int, str]:
-        """(position_tick, state) asked of the child."""
-        self._cmd("position")
+        """(position_tick, state) asked of the child (blocking; not in background mode)."""
+        self._cmd("position", self.commands_sent)
         try:
             return self._position.get(timeout=timeout)
         except queue.Empty as exc:
@@ -277,6 +387,12 @@ class PlayerProcess:
 
     # -- internals ------------------------------------------------------------------------------
     def _cmd(self, op: str, *args: Any, check: bool = True, **kwargs: Any) -> None:
+        if op != "position":
+            self.commands_sent += 1
+        if self._background:
+            if not self._closed:
+                self._outbox.put((op, args, kwargs))
+            return
         if check:
             self.wait_ready()
         elif not self._ready.is_set() or self._failure is not None:
@@ -287,6 +403,23 @@ class PlayerProcess:
             except (OSError, EOFError) as exc:
                 if check:
                     raise DeviceError(f"the player process has stopped: {exc}") from exc
+
+    def _write(self) -> None:
+        """Background mode: send queued commands once the child is ready (drop them if it failed)."""
+        while True:
+            item = self._outbox.get()
+            if item is _CLOSE:
+                if self._ready.is_set() and self._failure is None:
+                    with contextlib.suppress(OSError, EOFError):
+                        self._conn.send(("close", (), {}))
+                return
+            self._ready.wait()
+            if self._failure is not None:
+                continue
+            try:
+                self._conn.send(item)
+            except (OSError, EOFError) as exc:
+                logger.debug("player process gone, %s not sent: %s", item[0], exc)
 
     def _read(self) -> None:
         while True:
@@ -300,6 +433,7 @@ class PlayerProcess:
                 self._ready.set()
             elif kind == "failed":
                 self._failure = msg[1]
+                self.status.put(OutputOpenError(msg[1], msg[2]))
                 self._ready.set()
                 break
             elif kind == "finished":
@@ -314,8 +448,13 @@ class PlayerProcess:
                 self._finished.set()
             elif kind == "output-error":
                 self.status.put(PlaybackError(msg[1], msg[2]))
+            elif kind == "open-failed":
+                self.status.put(OutputOpenError(msg[1], msg[2]))
             elif kind == "position":
-                self._position.put((msg[1], msg[2]))
+                self.last_position = (msg[1], msg[2], msg[3])
+                self.last_position_time = msg[4]
+                if not self._background:
+                    self._position.put((msg[2], msg[3]))
             elif kind == "output":
                 self.name = msg[1]
             elif kind == "closed":

@@ -23,7 +23,7 @@ def private_jack(tag: str) -> Iterator[dict[str, str] | None]:
     name = f"musicgen-{tag}-{os.getpid()}"
     env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1", "JACK_NO_AUDIO_RESERVATION": "1"}
     proc = subprocess.Popen(
-        [jackd, "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
+        [jackd, "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -23,16 +23,21 @@ def _shipped_model() -> str:
     return "melody-lstm" if "melody-lstm" in names else names[0]
 
 
-@pytest.fixture
-def ready(window, qtbot, sketch):
+def prepare_continue(window, qtbot, song, seed: int, bars: int = 2):
+    """Choose the shipped model, open ``song``, ask for ``bars`` bars with a fixed seed."""
     model = _shipped_model()
     qtbot.waitUntil(lambda: window.panel.model_combo.count() > 0, timeout=10_000)
     window.panel.model_combo.setCurrentIndex(window.panel.model_combo.findData(model))
-    window.set_document(Document(sketch(2)))
-    window.panel.bars.setValue(2)
+    window.set_document(Document(song))
+    window.panel.bars.setValue(bars)
     window.panel.random_seed.setChecked(False)
-    window.panel.seed.setValue(1234)
+    window.panel.seed.setValue(seed)
     return window
+
+
+@pytest.fixture
+def ready(window, qtbot, sketch):
+    return prepare_continue(window, qtbot, sketch(2), 1234)
 
 
 def _hanging(recording) -> set[tuple[int, int]]:

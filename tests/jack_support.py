@@ -1,4 +1,5 @@
-"""A private JACK server (dummy backend, 48 kHz, 64-frame periods, synchronous) and a JACK MIDI receiver."""
+"""JACK for the tests: a private server (dummy backend, 48 kHz, 64-frame periods, synchronous)
+and a JACK MIDI receiver; tests/conftest.py makes the fixtures available to every folder."""
 
 from __future__ import annotations
 

@@ -1,0 +1,127 @@
+"""The window as the app runs it: playback in a player process of its own, out of a real JACK MIDI
+port. Key previews, Space, a streaming Continue with the shipped model and Esc all reach the port;
+nothing hangs; a dead player is reported and started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jack_support import Receiver
+
+from musicgen_app.core.autosave import AutosaveStore
+from musicgen_app.gui.document import Document
+from musicgen_app.gui.settings import AppSettings
+
+from .test_continue import prepare_continue
+
+pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
+
+
+def _sounding(messages: list[tuple[float, list[int]]]) -> set[tuple[int, int]]:
+    """(channel, pitch) switched on and not ended by a note-off or an all-notes/sound-off."""
+    on: Counter = Counter()
+    for _, data in messages:
+        status, ch = data[0] & 0xF0, data[0] & 15
+        if status == 0x90 and data[2] > 0:
+            on[(ch, data[1])] += 1
+        elif status in (0x80, 0x90):
+            on[(ch, data[1])] = 0
+        elif status == 0xB0 and data[1] in (120, 123):
+            for key in [k for k in on if k[0] == ch]:
+                on[key] = 0
+    return {k for k, v in on.items() if v > 0}
+
+
+@pytest.fixture
+def port_window(qtbot, jack_receiver: Receiver, tmp_path: Path) -> Iterator:
+    from musicgen_app.gui.main_window import MainWindow
+
+    settings = AppSettings()
+    settings.output = jack_receiver.port
+    win = MainWindow(output=None, settings=settings, autosave_store=AutosaveStore(tmp_path / "autosave"))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: win.playback.player is not None and win.playback.player.ready, timeout=30_000)
+    qtbot.waitUntil(lambda: win.playback.output_name == jack_receiver.port, timeout=5_000)
+    yield win
+    win.shutdown()
+
+
+def test_playback_runs_in_a_player_process_and_reaches_the_port(
+    port_window, qtbot, jack_receiver: Receiver, sketch
+) -> None:
+    win = port_window
+    player = win.playback.player
+    assert player.alive and player.name == jack_receiver.port
+    # a key on the keyboard strip sounds it, and it ends
+    win.roll.keyboard.key_pressed.emit(72)
+    qtbot.waitUntil(lambda: any(d[:2] == [0x90, 72] for _, d in jack_receiver.messages), timeout=3000)
+    qtbot.waitUntil(lambda: not _sounding(jack_receiver.messages), timeout=3000)
+    # Space plays the sketch from the playhead; the playhead moves; Space stops
+    win.set_document(Document(sketch(2)))
+    n0 = len(jack_receiver.messages)
+    win.act_play.trigger()
+    assert win.playback.playing
+    qtbot.waitUntil(lambda: win.canvas.playhead_tick > 480, timeout=5000)
+    win.act_play.trigger()
+    assert not win.playback.playing
+    qtbot.wait(300)
+    got = jack_receiver.messages[n0:]
+    assert [d[1] for _, d in got if d[0] == 0x90 and d[2] > 0][:2] == [60, 62]
+    assert not _sounding(jack_receiver.messages)
+
+
+def test_continue_streams_through_the_player_and_esc_leaves_nothing_sounding(
+    port_window, qtbot, jack_receiver: Receiver, sketch
+) -> None:
+    win = port_window
+    prepare_continue(win, qtbot, sketch(2), 7)
+    n0 = len(jack_receiver.messages)
+    win.act_continue.trigger()
+    qtbot.waitUntil(lambda: not win.gen.running, timeout=120_000)
+    take = win.gen.current_take()
+    assert take is not None and take.notes
+    # the take's notes come out of the port, in order, once each
+    qtbot.waitUntil(lambda: not win.playback.playing, timeout=30_000)
+    on = [d[1] for _, d in jack_receiver.messages[n0:] if d[0] & 0xF0 == 0x90 and d[2] > 0]
+    assert on[-len(take.notes) :] == [n.pitch for n in sorted(take.notes)]
+    assert not _sounding(jack_receiver.messages)
+    # a second Continue, stopped with Esc while it sounds: silent at once, nothing left on
+    win.panel.seed.setValue(8)
+    win.panel.bars.setValue(8)
+    win.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(win.canvas.take_notes) >= 2, timeout=60_000)
+    qtbot.wait(200)
+    t_stop = time.perf_counter()
+    win.act_stop.trigger()  # Esc
+    assert not win.gen.running and not win.playback.playing
+    qtbot.wait(300)
+    msgs = jack_receiver.messages
+    assert not _sounding(msgs)
+    # the player's panic (all notes off) is heard within 50 ms of Esc
+    panic = [t for t, d in msgs if d[0] & 0xF0 == 0xB0 and d[1] == 123 and t >= t_stop]
+    assert panic and panic[0] - t_stop < 0.05, (panic[:1], t_stop)
+    print(f"Esc -> all-notes-off at the port: {(panic[0] - t_stop) * 1000:.1f} ms")
+    late_ons = [t for t, d in msgs if d[0] & 0xF0 == 0x90 and d[2] > 0 and t > panic[0]]
+    assert late_ons == []
+
+
+def test_a_dead_player_is_reported_and_started_again(port_window, qtbot, jack_receiver) -> None:
+    win = port_window
+    old = win.playback.player
+    messages: list[str] = []
+    win.playback.error.connect(messages.append)
+    os.kill(old._proc.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: any("stopped unexpectedly" in m for m in messages), timeout=5_000)
+    new = win.playback.player
+    assert new is not old
+    qtbot.waitUntil(lambda: new.ready, timeout=30_000)
+    win.roll.keyboard.key_pressed.emit(65)
+    qtbot.waitUntil(lambda: any(d[:2] == [0x90, 65] for _, d in jack_receiver.messages), timeout=3000)
