@@ -9,8 +9,11 @@ In the same run, on the offscreen Qt platform (no GPU; the raster paint engine):
   widget size, to show what culling, batching and the zoomed-out rasteriser save;
 * **stall**: a 1 ms heartbeat timer on the UI thread while the real window runs Continue with a
   shipped model and plays it through FluidSynth (on a private dummy-backend JACK server the
-  benchmark starts when ``jackd`` is installed; else a recording output); the longest gap
-  between heartbeats minus 1 ms, against the same heartbeat with the window idle.
+  benchmark starts when ``jackd`` is installed; else a silent output); the longest gap
+  between heartbeats minus 1 ms, against the same heartbeat with the window idle. Run twice:
+  with the app's player process (output and scheduler in a child process) and with the
+  scheduler as a thread of the UI process, the baseline; for both, how late the MIDI events
+  were sent meanwhile.
 
 Goals: every paint <= 8 ms; stall <= 16 ms.
 Run: ``.venv/bin/python benchmarks/bench_gui.py [--notes 10000] [--repeats 40] [--bars 8]``.
@@ -26,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -142,7 +146,7 @@ def start_private_jack():
     return proc
 
 
-def stall_benchmark(app: QApplication, bars: int) -> None:
+def stall_benchmark(app: QApplication, bars: int, in_process: bool) -> None:
     from musicgen_app.core.autosave import AutosaveStore
     from musicgen_app.gui.main_window import MainWindow
     from musicgen_app.gui.settings import AppSettings
@@ -156,15 +160,23 @@ def stall_benchmark(app: QApplication, bars: int) -> None:
         return
     model = "melody-lstm" if "melody-lstm" in models else models[0]
     jackd = start_private_jack() if not jack_server_running() else None
-    output = FluidSynthOutput(driver="jack") if jack_server_running() else RecordingOutput()
+    jack = jack_server_running()
     import tempfile
 
+    settings = AppSettings()
+    settings.output, settings.audio_driver = ("fluidsynth", "jack") if jack else ("none", "")
+    output: Any = None
+    if in_process:
+        output = FluidSynthOutput(driver="jack") if jack else RecordingOutput()
     win = MainWindow(
         output=output,
-        settings=AppSettings(),
+        settings=settings,
         autosave_store=AutosaveStore(tempfile.mkdtemp()),
         open_output=False,
     )
+    if not in_process:
+        win.playback.record_timing = True
+        win.playback.open_output(settings)
     win.resize(WIDTH, HEIGHT)
     win.show()
     end = time.monotonic() + 30
@@ -179,32 +191,44 @@ def stall_benchmark(app: QApplication, bars: int) -> None:
             Song(tracks=[Track(notes=[Note(i * 480, p, i * 480 + 440, 90) for i, p in enumerate(pitches)])])
         )
     )
-    win.panel.bars.setValue(bars)
     # Measure once the model is loaded (and the long-lived objects are frozen for the collector).
     end = time.monotonic() + 60
     while model not in ready and time.monotonic() < end:
         app.processEvents()
         time.sleep(0.005)
+    while not in_process and not win.playback.player.ready and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.005)
+    # One short take first, not measured: the first inference, the player's first notes and the
+    # first paint of a take are warm-up costs that neither variant should be charged for.
+    win.panel.bars.setValue(1)
+    win.act_continue.trigger()
+    heartbeat_gaps(app, 60.0, until=lambda: not win.gen.running and not win.playback.playing)
+    win.act_stop.trigger()
+    win.panel.bars.setValue(bars)
     idle = heartbeat_gaps(app, 2.0)
-    win.playback.scheduler.timing = []  # record (deadline, send time) of every event from now on
+    if in_process:
+        win.playback.scheduler.timing = []  # record (deadline, send time) of every event from now on
     win.act_continue.trigger()
     busy = heartbeat_gaps(app, 120.0, until=lambda: not win.gen.running and not win.playback.playing)
     take = win.gen.current_take()
     n = len(take.notes) if take else 0
     out_name = win.playback.output_name
-    print(f"stall during Continue + playback ({model}, {bars} bars, {n} notes, output {out_name}):")
+    where = "scheduler thread in the UI process" if in_process else "player process"
+    print(f"stall during Continue + playback, {where} ({model}, {bars} bars, {n} notes, output {out_name}):")
     print(f"  first note after {win.gen.last_ttfn_ms or float('nan'):.1f} ms")
     for label, gaps in (("idle heartbeat:     ", idle), ("streaming heartbeat:", busy)):
         p99 = statistics.quantiles(gaps, n=100)[98]
         print(f"  {label} longest gap {max(gaps):6.2f} ms  (p99 {p99:.2f} ms, {len(gaps)} beats)")
     print(f"  goal: longest stall while streaming <= 16 ms: {'met' if max(busy) <= 16 else 'NOT met'}")
-    timing = list(win.playback.scheduler.timing or [])
+    timing = list(win.playback.scheduler.timing or [])  # a PlayerProcess has them once finished
     if timing:
         late = sorted((sent - deadline) * 1000 for deadline, sent in timing)
         p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
         med = statistics.median(late)
         print(f"  MIDI events sent meanwhile: {len(late)}, late by median {med:.2f} ms, p99 {p99:.2f} ms")
-    win.playback.scheduler.timing = None
+    if in_process:
+        win.playback.scheduler.timing = None
     # Esc while a long take streams and sounds: time until generation and every note have stopped.
     escs = []
     for _ in range(5):
@@ -214,14 +238,17 @@ def stall_benchmark(app: QApplication, bars: int) -> None:
         heartbeat_gaps(app, 0.3)
         t0 = time.perf_counter()
         win.act_stop.trigger()
-        silent = not win.gen.running and not win.playback.playing and not win.playback.scheduler.sounding
+        silent = not win.gen.running and not win.playback.playing
+        if in_process:
+            silent = silent and not win.playback.scheduler.sounding
         escs.append((time.perf_counter() - t0) * 1000)
         if not silent:
             print("  Esc left something running or sounding!")
     print(f"  Esc -> generation cancelled and all notes off: {stats(escs)} (goal <= 50 ms)")
     win.shutdown()
     win.close()
-    output.close()
+    if output is not None:
+        output.close()
     if jackd is not None:
         jackd.terminate()
         jackd.wait(timeout=10)
@@ -274,7 +301,8 @@ def main() -> int:
     verdict = "met" if worst <= 8 else ("met in CPU time" if worst_cpu <= 8 else "NOT met")
     print(f"  goal: every paint <= 8 ms: {verdict} (worst wall {worst:.2f} ms, worst cpu {worst_cpu:.2f} ms)")
     if not args.no_stall:
-        stall_benchmark(app, args.bars)
+        stall_benchmark(app, args.bars, in_process=False)  # as the app runs
+        stall_benchmark(app, args.bars, in_process=True)  # the baseline: a scheduler thread here
     return 0
 
 

@@ -91,6 +91,8 @@ class PlaybackController(QObject):
         self._settings: AppSettings | None = None
         self._restarts = 0
         self._play_seq = 0
+        #: ask the player process for (deadline, sent) of every event (benchmarks)
+        self.record_timing = False
         self.metronome = False
         self.loop_enabled = False
         self._playing = False
@@ -158,7 +160,7 @@ class PlaybackController(QObject):
         old_player = self._player
         if self.playing:
             self.stop()
-        self._player = PlayerProcess(spec, background=True, **opts)
+        self._player = PlayerProcess(spec, background=True, record_timing=self.record_timing, **opts)
         self._player_name = ""
         self.scheduler = self._player
         old, old_owned = self._output, self._owns_output
