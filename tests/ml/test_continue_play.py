@@ -1,11 +1,9 @@
 """`musicgen continue --play` streams the take to a real JACK MIDI port while it is generated, and the
-file it writes holds exactly what was heard. Uses the playback tests' private JACK server and
+file it writes holds exactly what was heard. Uses the tests' private JACK server and
 receiver (a child process timestamping what arrives at ``receiver:in``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,16 +11,6 @@ import pytest
 from musicgen_app.cli.main import main
 from musicgen_app.core.midi_io import read_midi, write_midi
 from musicgen_app.core.song import Note, Song, TempoChange, Track
-
-_spec = importlib.util.spec_from_file_location(
-    "_playback_fixtures", Path(__file__).resolve().parents[1] / "playback" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _fixtures
-_spec.loader.exec_module(_fixtures)
-jack_server = _fixtures.jack_server
-jack_receiver = _fixtures.jack_receiver
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
