@@ -25,12 +25,20 @@ Import (:func:`read_midi`) works in three layers:
    closed at the end of their track), each channel of a MIDI track becomes a song track (channel
    10 is drums) with the track's name and its first program, and tempo, meter, key and markers
    from any track go to the song's conductor lists. A format-2 file's patterns are placed one
-   after another.
+   after another. Text meta events (lyrics, copyright, text, cue markers, instrument, program and
+   device names, a second track name) and complete system-exclusive messages are kept as
+   :class:`~musicgen_app.core.song.MetaEvent` values with their raw bytes: in the first song track
+   made from their MIDI track, in ``Song.meta`` when they come from a first track without notes
+   (the conductor track), or in a song track of their own (no notes) for a later MIDI track that
+   has no channel events (a karaoke file's lyrics track). Text is bytes in a MIDI file; mido
+   decodes it as latin-1, which maps every byte to one character, so encoding back as latin-1
+   gives the file's bytes exactly, whatever encoding the file used.
 
 Every repair becomes one sentence in :attr:`ImportResult.repairs` ("2 notes had no note-off and
-were closed at the end of their tracks"); what the song model cannot hold (system exclusive,
-lyrics and other text) is listed in :attr:`ImportResult.notices`. Anything that cannot be salvaged
-raises :class:`~musicgen_app.errors.MidiImportError` with a message a musician understands.
+were closed at the end of their tracks"); what the song model cannot hold (sequencer-specific
+data, SMPTE offsets, port and channel prefixes, split or escaped system exclusive) is listed in
+:attr:`ImportResult.notices`. Anything that cannot be salvaged raises
+:class:`~musicgen_app.errors.MidiImportError` with a message a musician understands.
 
 Caps (a file over a cap is refused, never read for minutes):
 
@@ -45,10 +53,13 @@ Caps (a file over a cap is refused, never read for minutes):
   events after tick :data:`MAX_TICK` (0x0FFFFFFF, the largest time a MIDI file can hold).
 
 Export (:func:`write_midi`, :func:`midi_bytes`, :func:`song_to_mido`) writes SMF type 1: a
-conductor track (title, tempo, meter, key, markers) and one track per song track with its name,
-program change and events, all on the track's channel (10 for drum tracks); at equal ticks
-note-offs come before control changes and those before note-ons, so import -> export -> import
-gives the same song. The loop region lives only in project files.
+conductor track (title, ``Song.meta``, tempo, meter, key, markers) and one track per song track
+with its name, program change and events, all on the track's channel (10 for drum tracks); at
+equal ticks kept meta and system-exclusive events come first (in their own order; a GM reset
+before the program change), then note-offs, control changes and note-ons, so import -> export ->
+import gives the same song. A track with only meta events (no notes, no controls, program 0 on
+channel 1) is written without a program change, so that a lyrics track does not reset channel 1's
+instrument. The loop region lives only in project files.
 """
 
 from __future__ import annotations
@@ -72,9 +83,11 @@ from mido.midifiles.meta import KeySignatureError, build_meta_message
 from musicgen_app.core.song import (
     DEFAULT_RESOLUTION,
     DRUM_CHANNEL,
+    TEXT_META_TYPES,
     ControlEvent,
     KeySignature,
     Marker,
+    MetaEvent,
     Note,
     Song,
     TempoChange,
@@ -116,14 +129,17 @@ _SMPTE_FPS = {
     29: (30, round(1e6 * 30 / 29.97)),
     30: (30, 1_000_000),
 }
-_TEXT_METAS = frozenset(
-    ("text", "copyright", "lyrics", "instrument_name", "cue_marker", "device_name", "program_name")
-)
+
+# mido's attribute for the text of a text meta event, where it is not "text"; mido does not know
+# 0x08 (program name): it reads it as an unknown meta event (and loses its delta time)
+_MIDO_TEXT_ATTR = {"track_name": "name", "instrument_name": "name", "device_name": "name"}
 
 # Internal event tuples produced by both readers (``delta`` in ticks):
 #   (delta, status, data1, data2)       channel message, status 0x80..0xEF incl. channel
 #   (delta, 0xFF, meta_message)         decoded meta message (a mido MetaMessage)
-#   (delta, 0xF0, n_bytes)              system exclusive (kept only as a count)
+#   (delta, 0xF0, data | None)          system exclusive: the bytes between F0 and F7, or None
+#                                       for a packet that is not one whole message (F7 escape,
+#                                       split message, data byte above 127)
 _Event = tuple
 
 
@@ -216,20 +232,12 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     ),
     # notices (things the song model does not keep)
     "sysex": (
-        "1 system-exclusive message was left out (the app does not keep them)",
-        "{n} system-exclusive messages were left out (the app does not keep them)",
-    ),
-    "text": (
-        "1 text event (lyrics, copyright, comment) was left out",
-        "{n} text events (lyrics, copyright, comments) were left out",
+        "1 system-exclusive packet that is not one whole message (split, or an F7 escape) was left out",
+        "{n} system-exclusive packets that are not whole messages (split, or F7 escapes) were left out",
     ),
     "other_meta": (
         "1 other meta event (port, sequencer data...) was left out",
         "{n} other meta events (port, sequencer data...) were left out",
-    ),
-    "extra_name": (
-        "1 extra track name in a track was left out",
-        "{n} extra track names were left out",
     ),
 }
 
@@ -271,8 +279,8 @@ class ImportResult:
     """A song read from a MIDI file, with every repair made on the way.
 
     ``repairs`` are sentences about damage that was fixed; ``notices`` about what the song model
-    does not keep (system exclusive, lyrics) or conversions (SMPTE timing, RIFF wrapper, format 2);
-    ``midi_format`` is the format the header declared.
+    does not keep (sequencer data, split system exclusive...) or conversions (SMPTE timing, RIFF
+    wrapper, format 2); ``midi_format`` is the format the header declared.
     """
 
     song: Song
@@ -549,7 +557,7 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
                 return out
             pos = span[1]
             after_sysex = True
-            append((delta, 0xF0, span[1] - span[0]))
+            append((delta, 0xF0, _sysex_data(status, data[span[0] : span[1]])))
         elif status in _UNDEFINED_STATUS:
             pos += 1
             fix.count("undefined_status")
@@ -562,6 +570,15 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             raise _too_many_events()
     fix.count("no_eot")
     return out
+
+
+def _sysex_data(status: int, payload: bytes) -> bytes | None:
+    """The bytes between F0 and F7 of a whole system-exclusive message, or None for anything else
+    (an F7 escape packet, the first part of a split message, a data byte above 127)."""
+    if status != 0xF0 or not payload or payload[-1] != 0xF7:
+        return None
+    body = payload[:-1]
+    return body if not body or max(body) < 0x80 else None
 
 
 def _payload(data: bytes, pos: int, fix: _Report) -> tuple[int, int] | None:
@@ -677,6 +694,7 @@ def _build_song(
     for index, events in enumerate(tracks):
         tick = offset
         name: str | None = None
+        kept: list[MetaEvent] = []
         channels: dict[int, _Channel] = {}
         open_notes: dict[int, list[tuple[int, int]]] = {}  # key = channel << 7 | pitch
         absorb: dict[int, int] = {}
@@ -729,17 +747,21 @@ def _build_song(
                     keys.append(KeySignature(tick, msg.key))
                 elif t == "marker":
                     song.markers.append(Marker(tick, _text(msg.text)))
-                elif t == "track_name":
-                    if name is None:
-                        name = _text(msg.name)
-                    else:
-                        notices.count("extra_name")
-                elif t in _TEXT_METAS:
-                    notices.count("text")
+                elif t == "track_name" and name is None:
+                    name = _text(msg.name)
+                elif t in TEXT_META_TYPES:
+                    # mido decodes as latin-1: encoding back gives the file's bytes
+                    value = getattr(msg, _MIDO_TEXT_ATTR.get(t, "text"))
+                    kept.append(MetaEvent(tick, t, value.encode("latin-1", errors="replace")))
+                elif t == "unknown_meta" and msg.type_byte == TEXT_META_TYPES["program_name"]:
+                    kept.append(MetaEvent(tick, "program_name", bytes(msg.data)))
                 elif t != "end_of_track":
                     notices.count("other_meta")
             elif status == 0xF0:
-                notices.count("sysex")
+                if ev[2] is None:
+                    notices.count("sysex")
+                else:
+                    kept.append(MetaEvent(tick, "sysex", ev[2]))
             else:
                 ch = status & 0x0F
                 acc = channels.get(ch)
@@ -770,6 +792,11 @@ def _build_song(
             tempos.append(TempoChange(offset, 500_000))
         if index == 0 and fmt in (1, 2) and name and not channels:
             song.title = name
+        if kept and not channels:
+            if index == 0:  # the conductor track
+                song.meta = kept
+            else:  # e.g. a karaoke file's lyrics track
+                song.tracks.append(Track(name=name or "", meta=kept))
         for ch in sorted(channels):
             acc = channels[ch]
             rows = sorted(acc.notes)  # as tuples: the dataclass order, without its slow __lt__
@@ -793,8 +820,10 @@ def _build_song(
                     is_drum=ch == DRUM_CHANNEL,
                     notes=notes,
                     controls=controls,
+                    meta=kept,
                 )
             )
+            kept = []  # a MIDI track's meta events go to its first song track
         if fmt == 0 and name and not song.title:
             song.title = name
         if fmt == 2:
@@ -827,16 +856,18 @@ def _last_per_tick(items: list, fix: _Report, key: str) -> list:
 
 
 def _last_tick(song: Song) -> int:
-    """The latest tick of any note end, channel event, tempo, meter, key or marker."""
-    conductor: list[TempoChange | TimeSignature | KeySignature | Marker] = [
+    """The latest tick of any note end, channel event, kept meta event, tempo, meter, key or marker."""
+    conductor: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
         *song.tempos,
         *song.time_signatures,
         *song.key_signatures,
         *song.markers,
+        *song.meta,
     ]
     return max(
         song.end_tick,
         max((c.tick for t in song.tracks for c in t.controls), default=0),
+        max((m.tick for t in song.tracks for m in t.meta), default=0),
         max((e.tick for e in conductor), default=0),
     )
 
@@ -861,7 +892,10 @@ def _apply_length_cap(song: Song, fix: _Report) -> None:
         kept = [c for c in track.controls if c.tick <= cutoff]
         dropped += len(track.controls) - len(kept)
         track.controls = kept
-    for attr in ("tempos", "time_signatures", "key_signatures", "markers"):
+        kept_meta = [m for m in track.meta if m.tick <= cutoff]
+        dropped += len(track.meta) - len(kept_meta)
+        track.meta = kept_meta
+    for attr in ("tempos", "time_signatures", "key_signatures", "markers", "meta"):
         items = getattr(song, attr)
         kept = [e for e in items if e.tick <= cutoff]
         dropped += len(items) - len(kept)
@@ -1001,26 +1035,85 @@ def _track_channel_events(track: Track) -> list[tuple[int, int, int, int]]:
             raise MidiExportError(f"track '{name}' has an event MIDI cannot hold: {c}")
         keyed.append((c.tick, _ORDER_CONTROL, seq, 0, *ev))
     keyed.sort()
-    out = [(0, 0xC0 | ch, track.program, 0)]
+    out = [] if _meta_only(track) else [(0, 0xC0 | ch, track.program, 0)]
     out.extend((e[0], e[4], e[5], e[6]) for e in keyed)
     return out
 
 
-def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage]]:
-    """(tick, meta message) of the conductor track: title, meter, key, tempo, markers."""
-    keyed: list[tuple[int, int, int, mido.MetaMessage]] = []
+def _meta_only(track: Track) -> bool:
+    """Whether the track holds only meta events, as import makes of a MIDI track without channel
+    events (written without a program change, which would reset channel 1's instrument)."""
+    return bool(
+        track.meta
+        and not track.notes
+        and not track.controls
+        and track.program == 0
+        and track.channel == 0
+        and not track.is_drum
+    )
+
+
+def _meta_message(event: MetaEvent, where: str) -> mido.MetaMessage | mido.Message:
+    """A kept meta or system-exclusive event as a mido message (raises MidiExportError)."""
     try:
-        if song.title:
+        if event.tick < 0:
+            raise ValueError("it lies before the start of the song")
+        if event.kind == "sysex":
+            return mido.Message("sysex", data=event.data)
+        if event.kind not in TEXT_META_TYPES:
+            raise ValueError(f"'{event.kind}' is not a kind of MIDI text event")
+        if event.kind == "program_name":
+            return mido.UnknownMetaMessage(TEXT_META_TYPES["program_name"], data=event.data)
+        attr = _MIDO_TEXT_ATTR.get(event.kind, "text")
+        return mido.MetaMessage(event.kind, **{attr: event.data.decode("latin-1")})
+    except (ValueError, TypeError) as exc:
+        raise MidiExportError(f"{where} has an event MIDI cannot hold ({event}): {exc}") from exc
+
+
+def _file_bytes(msg: mido.MetaMessage | mido.Message) -> bytes:
+    """A meta or system-exclusive message as a MIDI file holds it (after its delta time)."""
+    if msg.type == "sysex":
+        return b"\xf0" + _vlq(len(msg.data) + 1) + bytes(msg.data) + b"\xf7"
+    return bytes(msg.bytes())
+
+
+def _track_events(track: Track) -> list[tuple[int, int, object, int]]:
+    """:func:`_track_channel_events` with the track's meta events merged in, each before the
+    channel events of its tick (status -1, the mido message in place of data1)."""
+    events: list = _track_channel_events(track)
+    if not track.meta:
+        return events
+    where = f"track '{track.name or '(unnamed)'}'"
+    out: list = []
+    i, n = 0, len(events)
+    for m in sorted(track.meta, key=lambda e: e.tick):  # stable: their own order within a tick
+        msg = _meta_message(m, where)
+        while i < n and events[i][0] < m.tick:
+            out.append(events[i])
+            i += 1
+        out.append((m.tick, -1, msg, 0))
+    out.extend(events[i:])
+    return out
+
+
+def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage | mido.Message]]:
+    """(tick, message) of the conductor track: title, kept meta/sysex, meter, key, tempo, markers."""
+    keyed: list[tuple[int, int, int, mido.MetaMessage | mido.Message]] = []
+    try:
+        # (a second name among the kept events needs the first one before it, even when empty)
+        if song.title or any(m.kind == "track_name" for m in song.meta):
             keyed.append((0, 0, 0, mido.MetaMessage("track_name", name=_encode_text(song.title))))
+        for i, m in enumerate(sorted(song.meta, key=lambda e: e.tick)):
+            keyed.append((m.tick, 1, i, _meta_message(m, "the conductor track")))
         for i, ts in enumerate(song.time_signatures):
             msg = mido.MetaMessage("time_signature", numerator=ts.numerator, denominator=ts.denominator)
-            keyed.append((ts.tick, 1, i, msg))
+            keyed.append((ts.tick, 2, i, msg))
         for i, ks in enumerate(song.key_signatures):
-            keyed.append((ks.tick, 2, i, mido.MetaMessage("key_signature", key=ks.key)))
+            keyed.append((ks.tick, 3, i, mido.MetaMessage("key_signature", key=ks.key)))
         for i, tc in enumerate(song.tempos):
-            keyed.append((tc.tick, 3, i, mido.MetaMessage("set_tempo", tempo=tc.us_per_quarter)))
+            keyed.append((tc.tick, 4, i, mido.MetaMessage("set_tempo", tempo=tc.us_per_quarter)))
         for i, mk in enumerate(song.markers):
-            keyed.append((mk.tick, 4, i, mido.MetaMessage("marker", text=_encode_text(mk.text))))
+            keyed.append((mk.tick, 5, i, mido.MetaMessage("marker", text=_encode_text(mk.text))))
     except (ValueError, TypeError) as exc:
         raise MidiExportError(
             f"the song's tempo, meter, key or markers cannot be written to MIDI: {exc}"
@@ -1057,10 +1150,13 @@ def song_to_mido(song: Song) -> mido.MidiFile:
     for track in song.tracks:
         mt = mido.MidiTrack([mido.MetaMessage("track_name", name=_encode_text(track.name))])
         last = 0
-        for tick, status, d1, d2 in _track_channel_events(track):
-            length = _CHANNEL_DATA_LEN[status & 0xF0]
-            raw = (status, d1, d2) if length == 2 else (status, d1)
-            mt.append(mido.Message.from_bytes(raw, time=tick - last))
+        for tick, status, d1, d2 in _track_events(track):
+            if status < 0:
+                mt.append(d1.copy(time=tick - last))
+            else:
+                length = _CHANNEL_DATA_LEN[status & 0xF0]
+                raw = (status, d1, d2) if length == 2 else (status, d1)
+                mt.append(mido.Message.from_bytes(raw, time=tick - last))
             last = tick
         mf.tracks.append(mt)
     return mf
@@ -1074,7 +1170,7 @@ def midi_bytes(song: Song) -> bytes:
     last = 0
     for tick, msg in _conductor_events(song):
         body += _vlq(tick - last)
-        body += bytes(msg.bytes())
+        body += _file_bytes(msg)
         last = tick
     chunks.append(_chunk(body, last))
     for track in song.tracks:
@@ -1082,8 +1178,13 @@ def midi_bytes(song: Song) -> bytes:
         body += bytes(mido.MetaMessage("track_name", name=_encode_text(track.name)).bytes())
         last = 0
         running = -1
-        for tick, status, d1, d2 in _track_channel_events(track):
+        for tick, status, d1, d2 in _track_events(track):
             body += _vlq(tick - last) if tick != last else b"\x00"
+            if status < 0:  # a kept meta or sysex event; it cancels running status
+                body += _file_bytes(d1)
+                running = -1
+                last = tick
+                continue
             if status != running:
                 body.append(status)
                 running = status

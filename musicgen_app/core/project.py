@@ -2,12 +2,15 @@
 
 A project file is UTF-8 JSON::
 
-    {"format": "musicgen-project", "format_version": 1, "app_version": "0.1.0",
+    {"format": "musicgen-project", "format_version": 2, "app_version": "0.1.0",
      "song": {...}, "state": {...}}
 
 ``song`` is :func:`song_to_dict` (notes as compact ``[start, pitch, end, velocity, channel]``
-rows); ``state`` is a free-form JSON object owned by the app: the chosen model, the temperature,
-the generation takes with their random seeds, generation settings.
+rows; kept MIDI meta and system-exclusive events, in ``"meta"`` of the song and of each track, as
+``[tick, kind, "utf8", text]`` when their bytes are UTF-8 and ``[tick, kind, "hex", "7e7f0901"]``
+otherwise, so that they are written back to MIDI byte for byte); ``state`` is a free-form JSON
+object owned by the app: the chosen model, the temperature, the generation takes with their random
+seeds, generation settings.
 
 Saving is atomic (:func:`save_project`, through ``midi_io.write_file_atomic``): the JSON goes to
 a temporary file in the same folder, is flushed and fsync'ed, the previous file is kept as
@@ -17,10 +20,12 @@ old or the new version.
 
 Loading (:func:`load_project`) refuses a file from a newer version of the app with a message, and
 migrates older versions step by step through :data:`MIGRATIONS` (version ``n`` -> ``n + 1``).
+Version 2 added the ``meta`` lists; a version-1 project has none and loads with empty ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -31,9 +36,11 @@ from typing import Any
 from musicgen_app import __version__
 from musicgen_app.core.midi_io import is_midi_path, read_file_capped, read_midi, write_file_atomic
 from musicgen_app.core.song import (
+    META_KINDS,
     ControlEvent,
     KeySignature,
     Marker,
+    MetaEvent,
     Note,
     Song,
     TempoChange,
@@ -45,7 +52,7 @@ from musicgen_app.errors import MidiImportError, ProjectError
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "musicgen-project"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PROJECT_EXTENSION = ".mgproj"
 MAX_PROJECT_BYTES = 256 * 1024 * 1024
 
@@ -74,6 +81,42 @@ class LoadResult:
 
 
 # -- song <-> dict -------------------------------------------------------------------------------
+def _meta_rows(events: list[MetaEvent]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for m in events:
+        text = None
+        if m.kind != "sysex":
+            with contextlib.suppress(UnicodeDecodeError):
+                text = m.data.decode("utf-8")
+        rows.append(
+            [m.tick, m.kind, "utf8", text] if text is not None else [m.tick, m.kind, "hex", m.data.hex()]
+        )
+    return rows
+
+
+def _meta_from_rows(value: Any, what: str) -> list[MetaEvent]:
+    events = []
+    for tick, kind, encoding, payload in _rows(value, what, 4):
+        if kind not in META_KINDS:
+            raise ProjectError(f"the project is damaged: {what} holds an unknown kind of event ({kind!r})")
+        payload = _str(payload, f"an event in {what}")
+        if encoding == "utf8":
+            data = payload.encode("utf-8")  # a lone surrogate: ValueError
+        elif encoding == "hex":
+            try:
+                data = bytes.fromhex(payload)
+            except ValueError:
+                raise ProjectError(f"the project is damaged: an event in {what} is not hex data") from None
+        else:
+            raise ProjectError(f"the project is damaged: {what} holds an unknown encoding ({encoding!r})")
+        if kind == "sysex" and any(b > 0x7F for b in data):
+            raise ProjectError(
+                f"the project is damaged: a system-exclusive message in {what} holds a byte above 127"
+            )
+        events.append(MetaEvent(_int(tick, "an event tick", 0), kind, data))
+    return events
+
+
 def song_to_dict(song: Song) -> dict[str, Any]:
     """The song as plain JSON-able data."""
     return {
@@ -84,6 +127,7 @@ def song_to_dict(song: Song) -> dict[str, Any]:
         "key_signatures": [[k.tick, k.key] for k in song.key_signatures],
         "markers": [[m.tick, m.text] for m in song.markers],
         "loop": list(song.loop) if song.loop else None,
+        "meta": _meta_rows(song.meta),
         "tracks": [
             {
                 "name": t.name,
@@ -92,6 +136,7 @@ def song_to_dict(song: Song) -> dict[str, Any]:
                 "is_drum": t.is_drum,
                 "notes": [[n.start_tick, n.pitch, n.end_tick, n.velocity, n.channel] for n in t.notes],
                 "controls": [[c.tick, c.kind, c.number, c.value, c.channel] for c in t.controls],
+                "meta": _meta_rows(t.meta),
             }
             for t in song.tracks
         ],
@@ -143,6 +188,7 @@ def song_from_dict(data: Any) -> Song:
                 Marker(_int(t, "a marker tick", 0), _str(x, "a marker"))
                 for t, x in _rows(data.get("markers", []), "the marker list", 2)
             ],
+            meta=_meta_from_rows(data.get("meta", []), "the conductor's events"),
         )
         loop = data.get("loop")
         if loop is not None:
@@ -180,6 +226,7 @@ def song_from_dict(data: Any) -> Song:
                 )
                 for k, kind, n, v, c in _rows(t.get("controls", []), f"track {i}'s events", 5)
             ]
+            track.meta = _meta_from_rows(t.get("meta", []), f"track {i}'s meta events")
             song.tracks.append(track)
     except ProjectError:
         raise
@@ -221,8 +268,14 @@ def _migrate_0_to_1(doc: dict[str, Any]) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "format_version": 1, "song": song, "state": doc.get("settings", {})}
 
 
+def _migrate_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added kept MIDI meta events (``"meta"`` lists); version 1 has none, which reads as
+    empty lists, so only the number changes."""
+    return {**doc, "format_version": 2}
+
+
 # version n -> function that turns a version-n document into a version n+1 document
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_0_to_1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
 
 
 def migrate(doc: dict[str, Any]) -> dict[str, Any]:

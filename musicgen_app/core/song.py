@@ -1,4 +1,4 @@
-"""The song model: notes, tracks, tempo map, meter, key, loop region and markers.
+"""The song model: notes, tracks, tempo map, meter, key, loop region, markers and kept MIDI events.
 
 Everything is in ticks at ``Song.resolution`` ticks per quarter note (480 by default; an
 imported file keeps its own resolution). Seconds come from the tempo map
@@ -98,9 +98,56 @@ class Marker:
     text: str
 
 
+# Text meta events a MIDI file may hold, by mido's names, and their meta type bytes.
+TEXT_META_TYPES: dict[str, int] = {
+    "text": 0x01,
+    "copyright": 0x02,
+    "track_name": 0x03,  # a second name in one track (the first is Track.name)
+    "instrument_name": 0x04,
+    "lyrics": 0x05,
+    "cue_marker": 0x07,
+    "program_name": 0x08,
+    "device_name": 0x09,
+}
+META_KINDS = frozenset((*TEXT_META_TYPES, "sysex"))
+
+
+@dataclass(frozen=True, slots=True)
+class MetaEvent:
+    """A MIDI event kept as the file had it: a text meta event (lyrics, copyright...) or a sysex.
+
+    ``kind`` is one of :data:`META_KINDS` (mido's names). ``data`` is raw bytes, so that the event
+    is written back byte for byte: a text event's bytes in whatever encoding the file used (most
+    writers use UTF-8 or latin-1; :attr:`text` decodes for display), a system-exclusive message's
+    bytes between ``F0`` and ``F7`` (as mido's ``data``; a GM reset is ``7E 7F 09 01``).
+    Not orderable on purpose: events at one tick keep their file order (sort by ``tick`` only).
+    """
+
+    tick: int
+    kind: str
+    data: bytes = b""
+
+    @property
+    def text(self) -> str:
+        """The text for display: UTF-8 when the bytes are UTF-8, else latin-1 (never fails)."""
+        try:
+            return self.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.data.decode("latin-1")
+
+    @classmethod
+    def from_text(cls, tick: int, kind: str, text: str) -> MetaEvent:
+        """A text meta event holding ``text`` as UTF-8."""
+        return cls(tick, kind, text.encode("utf-8"))
+
+
+def _by_tick(event: MetaEvent) -> int:
+    return event.tick
+
+
 @dataclass(slots=True)
 class Track:
-    """One instrument: its notes and channel events."""
+    """One instrument: its notes, channel events and kept meta/sysex events (``meta``)."""
 
     name: str = ""
     program: int = 0
@@ -108,11 +155,17 @@ class Track:
     is_drum: bool = False
     notes: list[Note] = field(default_factory=list)
     controls: list[ControlEvent] = field(default_factory=list)
+    meta: list[MetaEvent] = field(default_factory=list)
 
     def sort(self) -> None:
-        """Sort notes and events by time (then pitch)."""
+        """Sort notes and events by time (then pitch); meta events by time only (stable)."""
         self.notes.sort()
         self.controls.sort()
+        self.meta.sort(key=_by_tick)
+
+    def copy(self) -> Track:
+        """A copy with its own lists (the events themselves are immutable values)."""
+        return replace(self, notes=list(self.notes), controls=list(self.controls), meta=list(self.meta))
 
     @property
     def end_tick(self) -> int:
@@ -162,7 +215,11 @@ class TempoMap:
 
 @dataclass(slots=True)
 class Song:
-    """A whole piece: tracks plus the conductor data (tempo, meter, key, markers, loop)."""
+    """A whole piece: tracks plus the conductor data (tempo, meter, key, markers, loop).
+
+    ``meta`` holds the kept meta/sysex events of a MIDI file's conductor track (copyright, a GM
+    reset...); a MIDI export writes them into its conductor track.
+    """
 
     resolution: int = DEFAULT_RESOLUTION
     tracks: list[Track] = field(default_factory=list)
@@ -172,6 +229,19 @@ class Song:
     markers: list[Marker] = field(default_factory=list)
     loop: tuple[int, int] | None = None
     title: str = ""
+    meta: list[MetaEvent] = field(default_factory=list)
+
+    def copy(self) -> Song:
+        """A copy with its own lists (tracks copied with :meth:`Track.copy`)."""
+        return replace(
+            self,
+            tracks=[t.copy() for t in self.tracks],
+            tempos=list(self.tempos),
+            time_signatures=list(self.time_signatures),
+            key_signatures=list(self.key_signatures),
+            markers=list(self.markers),
+            meta=list(self.meta),
+        )
 
     # -- time -------------------------------------------------------------------------------
     def tempo_map(self) -> TempoMap:
@@ -249,6 +319,7 @@ class Song:
         self.time_signatures.sort()
         self.key_signatures.sort()
         self.markers.sort()
+        self.meta.sort(key=_by_tick)
 
 
 # -- resolution ---------------------------------------------------------------------------------
@@ -258,7 +329,8 @@ def _all_ticks(song: Song) -> list[int]:
         for n in t.notes:
             ticks += (n.start_tick, n.end_tick)
         ticks += [c.tick for c in t.controls]
-    for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers):
+        ticks += [m.tick for m in t.meta]
+    for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers, song.meta):
         ticks += [e.tick for e in lst]
     if song.loop:
         ticks += list(song.loop)
@@ -304,6 +376,7 @@ def rescale(song: Song, resolution: int) -> Song:
                     replace(n, start_tick=conv(n.start_tick), end_tick=conv(n.end_tick)) for n in tr.notes
                 ],
                 controls=[replace(c, tick=conv(c.tick)) for c in tr.controls],
+                meta=[replace(m, tick=conv(m.tick)) for m in tr.meta],
             )
             for tr in song.tracks
         ],
@@ -313,5 +386,6 @@ def rescale(song: Song, resolution: int) -> Song:
         markers=[replace(e, tick=conv(e.tick)) for e in song.markers],
         loop=(conv(song.loop[0]), conv(song.loop[1])) if song.loop else None,
         title=song.title,
+        meta=[replace(e, tick=conv(e.tick)) for e in song.meta],
     )
     return out
