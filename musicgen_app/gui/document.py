@@ -204,20 +204,7 @@ class Document(QObject):
 
     def snapshot(self) -> Song:
         """A copy of the song safe to hand to another thread (notes are immutable values)."""
-        s = self.song
-        return Song(
-            resolution=s.resolution,
-            tracks=[
-                Track(t.name, t.program, t.channel, t.is_drum, list(t.notes), list(t.controls))
-                for t in s.tracks
-            ],
-            tempos=list(s.tempos),
-            time_signatures=list(s.time_signatures),
-            key_signatures=list(s.key_signatures),
-            markers=list(s.markers),
-            loop=s.loop,
-            title=s.title,
-        )
+        return self.song.copy()
 
 
 def new_song() -> Song:

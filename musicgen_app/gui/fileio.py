@@ -62,11 +62,7 @@ def sub_song(
         kept = [Track(src.name, src.program, src.channel, src.is_drum, sorted(notes), [])]
     else:
         idx = range(len(song.tracks)) if tracks is None else tracks
-        kept = [
-            Track(t.name, t.program, t.channel, t.is_drum, list(t.notes), list(t.controls))
-            for i, t in enumerate(song.tracks)
-            if i in idx
-        ]
+        kept = [t.copy() for i, t in enumerate(song.tracks) if i in idx]
     return Song(
         resolution=song.resolution,
         tracks=kept,
@@ -76,6 +72,7 @@ def sub_song(
         markers=list(song.markers),
         loop=None,
         title=song.title,
+        meta=list(song.meta),
     )
 
 
@@ -86,10 +83,7 @@ def tracks_for(song: Song, resolution: int) -> list[Track]:
     from musicgen_app.core.song import rescale
 
     if song.resolution == resolution:
-        return [
-            Track(t.name, t.program, t.channel, t.is_drum, list(t.notes), list(t.controls))
-            for t in song.tracks
-        ]
+        return [t.copy() for t in song.tracks]
     try:
         return rescale(song, resolution).tracks
     except ValueError:
@@ -101,7 +95,8 @@ def tracks_for(song: Song, resolution: int) -> list[Track]:
                 start = round(n.start_tick * f)
                 notes.append(replace(n, start_tick=start, end_tick=max(start + 1, round(n.end_tick * f))))
             controls = [replace(c, tick=round(c.tick * f)) for c in t.controls]
-            out.append(Track(t.name, t.program, t.channel, t.is_drum, sorted(notes), sorted(controls)))
+            meta = [replace(m, tick=round(m.tick * f)) for m in t.meta]
+            out.append(Track(t.name, t.program, t.channel, t.is_drum, sorted(notes), sorted(controls), meta))
         return out
 
 
