@@ -118,8 +118,34 @@ def export_wav(song: Song, path: str | Path, soundfont: str | None = None) -> Pa
     return p
 
 
+CLIP_PREFIX = "musicgen-drag-"
+CLIP_MAX_AGE_S = 24 * 3600.0
+
+
 def clip_file(song: Song, name: str = "clip") -> Path:
-    """Write ``song`` to a fresh temporary .mid (for dragging out of the window)."""
-    folder = Path(tempfile.mkdtemp(prefix="musicgen-drag-"))
+    """Write ``song`` to a fresh temporary .mid (for dragging out of the window).
+
+    The drop target may read the file any time after the drop, so it is left in place; folders of
+    earlier drags older than a day are removed here.
+    """
+    remove_old_clips()
+    folder = Path(tempfile.mkdtemp(prefix=CLIP_PREFIX))
     safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip() or "clip"
     return export_midi(song, folder / f"{safe}.mid")
+
+
+def remove_old_clips(max_age_s: float = CLIP_MAX_AGE_S) -> int:
+    """Delete the temporary folders of drags older than ``max_age_s``; how many went."""
+    import shutil
+    import time
+
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(CLIP_PREFIX + "*"):
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed += 1
+        except OSError as exc:  # another user's folder, or one being read right now
+            logger.debug("cannot remove %s: %s", folder, exc)
+    return removed

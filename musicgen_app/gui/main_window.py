@@ -120,6 +120,17 @@ class DragMidiButton(QToolButton):
         self._press = event.position().toPoint()
         super().mousePressEvent(event)
 
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        # where it is on the screen, once laid out (the drag-out test drives the pointer there)
+        QTimer.singleShot(200, self._log_geometry)
+
+    def _log_geometry(self) -> None:
+        top_left = self.mapToGlobal(QPoint(0, 0))
+        logger.debug(
+            "drag button at %d,%d size %dx%d", top_left.x(), top_left.y(), self.width(), self.height()
+        )
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._press is None or (event.position().toPoint() - self._press).manhattanLength() < 6:
             return

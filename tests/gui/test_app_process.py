@@ -220,3 +220,78 @@ def test_crash_recovery_after_sigkill(xdisplay, app_env, tmp_path, sketch, qtbot
         assert win.maybe_save() is True  # MUSICGEN_NO_DIALOGS: no question asked, nothing discarded
     finally:
         win.shutdown()
+
+
+_DROP_TARGET = r"""
+import shutil, sys
+from PySide6.QtWidgets import QApplication, QLabel
+
+class Target(QLabel):
+    # a stand-in for a file manager or a DAW: accepts dropped files and copies them
+    def __init__(self):
+        super().__init__("drop here")
+        self.setAcceptDrops(True)
+    def dragEnterEvent(self, e):
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+    def dragMoveEvent(self, e):
+        e.acceptProposedAction()
+    def dropEvent(self, e):
+        for u in e.mimeData().urls():
+            shutil.copy(u.toLocalFile(), sys.argv[1])
+            print("DROPPED", u.toLocalFile(), flush=True)
+        e.acceptProposedAction()
+
+app = QApplication(sys.argv)
+w = Target()
+w.setWindowTitle("drop-target")
+w.setGeometry(700, 300, 300, 300)
+w.show()
+print("ready", flush=True)
+app.exec()
+"""
+
+
+def test_drag_midi_out_onto_another_application(xdisplay, app_env, tmp_path, sketch) -> None:
+    """A real drag and drop (XDND between two processes) from the Drag MIDI button onto another
+    program's window: it receives a .mid file holding the active track."""
+    import re
+
+    from musicgen_app.core.midi_io import read_midi
+
+    song_file = tmp_path / "sketch.mid"
+    write_midi(sketch(2), song_file)
+    app = App(xdisplay, [str(song_file)], app_env, tmp_path / "drag.log")
+    app.wait_log("Opened sketch.mid")
+    app.window("sketch.mid")
+    app.wait_log("drag button at")
+    x, y, w, h = map(int, re.findall(r"drag button at (\d+),(\d+) size (\d+)x(\d+)", app.text())[-1])
+    script = tmp_path / "target.py"
+    script.write_text(_DROP_TARGET)
+    dropped = tmp_path / "dropped.mid"
+    target = subprocess.Popen(
+        [sys.executable, str(script), str(dropped)], env=app.env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert target.stdout is not None and target.stdout.readline().strip() == "ready"
+        wid = app.xdo("search", "--sync", "--onlyvisible", "--name", "drop-target").split()[0]
+        app.xdo("windowraise", wid)
+        cx, cy = x + w // 2, y + h // 2
+        app.xdo("mousemove", str(cx), str(cy), "sleep", "0.3", "mousedown", "1", "sleep", "0.3")
+        for k in range(1, 31):  # the pointer travels to the other window in small steps
+            app.xdo("mousemove", str(cx + (850 - cx) * k // 30), str(cy + (450 - cy) * k // 30))
+            time.sleep(0.03)
+        time.sleep(0.5)
+        app.xdo("mouseup", "1")
+        ready, _, _ = select.select([target.stdout], [], [], 15)
+        assert ready, f"nothing was dropped:\n{app.text()[-2000:]}"
+        line = target.stdout.readline().strip()
+        assert line.startswith("DROPPED ") and line.endswith(".mid"), line
+        got = read_midi(dropped).song
+        assert sorted(got.tracks[0].notes) == sorted(sketch(2).tracks[0].notes)
+    finally:
+        target.terminate()
+        target.wait(10)
+        app.keys("ctrl+q")
+        app.wait(30)
+    assert "Traceback" not in app.stderr()

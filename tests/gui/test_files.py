@@ -101,6 +101,17 @@ def test_export_selection_and_drag_clip(window, qtbot, sketch, tmp_path, monkeyp
     clip = window.write_clip()
     assert clip is not None and clip.suffix == ".mid"
     assert len(read_midi(clip).song.tracks[0].notes) == 3
+    # the folder of a drag from two days ago goes at the next drag; this one stays
+    import os
+    import time
+
+    old = window.write_clip()
+    assert old is not None
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old.parent, (two_days_ago, two_days_ago))
+    newest = window.write_clip()
+    assert newest is not None and newest.exists() and clip.exists()
+    assert not old.parent.exists()
 
 
 def test_autosave_writes_recovery_and_save_deletes_it(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
