@@ -125,3 +125,34 @@ def test_a_dead_player_is_reported_and_started_again(port_window, qtbot, jack_re
     qtbot.waitUntil(lambda: new.ready, timeout=30_000)
     win.roll.keyboard.key_pressed.emit(65)
     qtbot.waitUntil(lambda: any(d[:2] == [0x90, 65] for _, d in jack_receiver.messages), timeout=3000)
+
+
+def test_no_audio_device_is_a_message_and_continue_still_works(
+    qtbot, tmp_path: Path, sketch, no_midi_system
+) -> None:
+    """No sound card and no JACK here: FluidSynth cannot open a driver in the player process. The
+    window says so, shows "no output", and Continue still writes its take into the roll."""
+    from musicgen_app.gui.main_window import MainWindow
+
+    settings = AppSettings()
+    settings.output = "fluidsynth"
+    errors: list[str] = []
+    win = MainWindow(output=None, settings=settings, autosave_store=AutosaveStore(tmp_path / "a"))
+    win.playback.error.connect(errors.append)
+    qtbot.addWidget(win)
+    try:
+        win.show()
+        qtbot.waitUntil(lambda: any("No sound output" in e for e in errors), timeout=30_000)
+        assert "audio" in errors[0].lower() or "driver" in errors[0].lower(), errors
+        assert win.playback.player is not None and not win.playback.player.ready
+        win.roll.keyboard.key_pressed.emit(60)  # dropped quietly: the message was shown once
+        prepare_continue(win, qtbot, sketch(2), 3)
+        win.act_continue.trigger()
+        qtbot.waitUntil(lambda: not win.gen.running, timeout=120_000)
+        take = win.gen.current_take()
+        assert take is not None and take.notes and win.canvas.take_notes == take.notes
+        win.act_play.trigger()  # nothing to play through: no crash, no hang
+        qtbot.wait(200)
+        win.act_play.trigger()
+    finally:
+        win.shutdown()
