@@ -29,6 +29,7 @@ from musicgen_app.gui.tasks import TaskRunner
 logger = logging.getLogger(__name__)
 
 POLL_MS = 30
+DEVICES_HINT = " (In the app: choose another output in Settings > Devices.)"
 MAX_RESTARTS = 3  # player processes started again after a crash, per app run
 PREVIEW_MS = 350
 CLICK_HIGH, CLICK_LOW = 76, 77  # hi / lo wood block on the GM drum channel
@@ -142,7 +143,7 @@ class PlaybackController(QObject):
 
     def _open_failed(self, ticket: int, exc: BaseException) -> None:
         if ticket == self._opening:
-            self.error.emit(f"No sound output: {exc}")
+            self.error.emit(f"No sound output: {exc}{DEVICES_HINT}")
             self.output_changed.emit("no output")
 
     def _open_in_player(self, spec: str, settings: AppSettings) -> None:
@@ -299,7 +300,7 @@ class PlaybackController(QObject):
             except queue.Empty:
                 break
             if isinstance(item, OutputOpenError):
-                self.error.emit(f"No sound output: {item.message}")
+                self.error.emit(f"No sound output: {item.message}{DEVICES_HINT}")
                 if self._player is not None and not self._player.ready:
                     self.output_changed.emit("no output")
             elif isinstance(item, PlaybackError):
