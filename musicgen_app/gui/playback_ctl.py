@@ -304,7 +304,7 @@ class PlaybackController(QObject):
                 if self._player is not None and not self._player.ready:
                     self.output_changed.emit("no output")
             elif isinstance(item, PlaybackError):
-                self.error.emit(f"{item.output_name} failed and was switched off: {item.message}")
+                self.error.emit(f"{item.message}{DEVICES_HINT}")
             elif isinstance(item, PlaybackFinished):
                 self._set_playing(False)
         if self._player is not None:

@@ -99,6 +99,8 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
 
     def failed(report: PlaybackError) -> None:
         send(("output-error", report.message, report.output_name))
+        if sched is not None:  # the scheduler has switched to a silent output: say so
+            send(("output", sched.output.name))
 
     sched = Scheduler(
         out, record_timing=bool(options.get("record_timing")), on_error=failed, on_finished=finished
@@ -126,9 +128,14 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
                 continue
             if op in ("send", "panic"):
                 try:
-                    getattr(out, op)(*args)
-                except Exception as exc:  # a failing device is a message, not a dead player
-                    send(("output-error", f"cannot {op}: {exc}", out.name))
+                    getattr(sched.output, op)(*args)  # silent once a failed output was switched off
+                except Exception as exc:  # a failing device is switched off and reported, as in play
+                    from musicgen_app.playback.outputs import NullOutput
+
+                    name = sched.output.name
+                    sched.set_output(NullOutput())
+                    send(("output-error", f"{name} stopped working and was switched off: {exc}", name))
+                    send(("output", sched.output.name))
                 continue
             if op == "switch_output":
                 spec, opts = args
