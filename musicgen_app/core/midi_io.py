@@ -30,7 +30,9 @@ Import (:func:`read_midi`) works in three layers:
    :class:`~musicgen_app.core.song.MetaEvent` values with their raw bytes: in the first song track
    made from their MIDI track, in ``Song.meta`` when they come from a first track without notes
    (the conductor track), or in a song track of their own (no notes) for a later MIDI track that
-   has no channel events (a karaoke file's lyrics track). Text is bytes in a MIDI file; mido
+   has no channel events (a karaoke file's lyrics track; it gets the highest channel no other
+   track uses, so that the program its channel is set to at playback changes no instrument).
+   Text is bytes in a MIDI file; mido
    decodes it as latin-1, which maps every byte to one character, so encoding back as latin-1
    gives the file's bytes exactly, whatever encoding the file used.
 
@@ -57,9 +59,9 @@ conductor track (title, ``Song.meta``, tempo, meter, key, markers) and one track
 with its name, program change and events, all on the track's channel (10 for drum tracks); at
 equal ticks kept meta and system-exclusive events come first (in their own order; a GM reset
 before the program change), then note-offs, control changes and note-ons, so import -> export ->
-import gives the same song. A track with only meta events (no notes, no controls, program 0 on
-channel 1) is written without a program change, so that a lyrics track does not reset channel 1's
-instrument. The loop region lives only in project files.
+import gives the same song. A track with only meta events (no notes, no controls, program 0, not
+drums) is written without a program change, so that a lyrics track changes no instrument. The
+loop region lives only in project files.
 """
 
 from __future__ import annotations
@@ -691,6 +693,7 @@ def _build_song(
     meters: list[TimeSignature] = []
     keys: list[KeySignature] = []
     offset = 0
+    meta_only: list[Track] = []
     for index, events in enumerate(tracks):
         tick = offset
         name: str | None = None
@@ -795,8 +798,9 @@ def _build_song(
         if kept and not channels:
             if index == 0:  # the conductor track
                 song.meta = kept
-            else:  # e.g. a karaoke file's lyrics track
+            else:  # e.g. a karaoke file's lyrics track (its channel is chosen below)
                 song.tracks.append(Track(name=name or "", meta=kept))
+                meta_only.append(song.tracks[-1])
         for ch in sorted(channels):
             acc = channels[ch]
             rows = sorted(acc.notes)  # as tuples: the dataclass order, without its slow __lt__
@@ -837,6 +841,14 @@ def _build_song(
     song.key_signatures = _last_per_tick(keys, fix, "dup_key")
     song.markers.sort(key=lambda m: m.tick)
     _apply_length_cap(song, fix)
+    if meta_only:
+        # a channel no track plays on: the program change that playback sends for every track's
+        # channel then changes no instrument (the same channel again after export and import)
+        skip = {id(t) for t in meta_only}
+        used = {t.channel for t in song.tracks if id(t) not in skip}
+        free = next((c for c in range(15, -1, -1) if c not in used and c != DRUM_CHANNEL), 0)
+        for track in meta_only:
+            track.channel = free
     return song
 
 
@@ -1042,14 +1054,9 @@ def _track_channel_events(track: Track) -> list[tuple[int, int, int, int]]:
 
 def _meta_only(track: Track) -> bool:
     """Whether the track holds only meta events, as import makes of a MIDI track without channel
-    events (written without a program change, which would reset channel 1's instrument)."""
+    events (written without a program change, which would change its channel's instrument)."""
     return bool(
-        track.meta
-        and not track.notes
-        and not track.controls
-        and track.program == 0
-        and track.channel == 0
-        and not track.is_drum
+        track.meta and not track.notes and not track.controls and track.program == 0 and not track.is_drum
     )
 
 

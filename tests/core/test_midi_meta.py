@@ -30,6 +30,7 @@ from musicgen_app.core.project import (
 )
 from musicgen_app.core.song import MetaEvent, Note, Song, Track, lossless_resolution, rescale
 from musicgen_app.errors import MidiExportError, ProjectError
+from musicgen_app.playback.timeline import setup_messages
 
 from .pm_view import pm_view
 from .samples import EOT, notes_body, smf, vlq
@@ -66,8 +67,8 @@ def _melody(channel: int, pitches: list[int], lyrics: list[str]) -> list[tuple[i
 
 
 def karaoke_file() -> mido.MidiFile:
-    """A conductor track with copyright, text, a cue, GM and GS resets; a melody with lyrics; a bass
-    track with its own system exclusive; a lyrics-only track (as .kar files have)."""
+    """A conductor track with copyright, text, a cue, GM and GS resets; a lyrics-only track (as .kar
+    files have); a melody with lyrics; a bass track with its own system exclusive."""
     conductor = _track(
         [
             (0, mido.MetaMessage("track_name", name="Karaoke")),
@@ -114,7 +115,7 @@ def karaoke_file() -> mido.MidiFile:
         ]
     )
     mf = mido.MidiFile(type=1, ticks_per_beat=480)
-    mf.tracks += [conductor, melody, bass, words]
+    mf.tracks += [conductor, words, melody, bass]  # the lyrics first, as in most .kar files
     return mf
 
 
@@ -171,7 +172,7 @@ def test_import_keeps_every_text_and_sysex_event(karaoke: Path) -> None:
         (1920, "device_name", b"Port A"),
     ]
     assert song.meta[3].text == "Grüße, 世界" and song.meta[0].text == "© 2026 Åsa Öberg"
-    melody, bass, words = song.tracks
+    words, melody, bass = song.tracks
     assert [(m.tick, m.kind, m.text) for m in melody.meta] == [
         (0, "instrument_name", "Voice"),
         (0, "lyrics", "Hel"),
@@ -185,6 +186,10 @@ def test_import_keeps_every_text_and_sysex_event(karaoke: Path) -> None:
     assert [(m.tick, m.data) for m in bass.meta] == [(0, bytes(XG_RESET)), (960, bytes(GS_REVERB))]
     assert (bass.program, bass.channel, len(bass.notes)) == (33, 1, 2)
     assert (words.name, words.notes, words.controls) == ("Words", [], [])
+    # on a channel no other track uses: the program playback sets for it changes no instrument
+    assert (words.channel, words.program) == (15, 0)
+    setup = {(m.channel, m.program) for m in setup_messages(song)}
+    assert (0, 52) in setup and (1, 33) in setup
     assert [m.text for m in words.meta] == ["@KMIDI KARAOKE FILE", "@THello", "\\Hel", "lo"]
 
 
@@ -218,13 +223,13 @@ def test_export_order_and_running_status(karaoke: Path, tmp_path: Path) -> None:
     write_midi(song, out)
     tracks = mido.MidiFile(out).tracks
     # the resets come before the program change of their tick (a GM reset would undo it)
-    bass = [m.type for m in tracks[2]]
+    bass = [m.type for m in tracks[3]]
     assert bass[:4] == ["track_name", "sysex", "program_change", "note_on"]
     # at one tick a lyric comes before the notes: note-off and note-on of the next syllable
-    melody = [(m.type, m.time) for m in tracks[1]]
+    melody = [(m.type, m.time) for m in tracks[2]]
     assert melody[5:9] == [("lyrics", 480), ("note_off", 0), ("note_on", 0), ("lyrics", 480)]
-    # a lyrics-only track has no channel message (a program change would reset channel 1)
-    assert all(m.is_meta for m in tracks[3])
+    # a lyrics-only track has no channel message (a program change would change an instrument)
+    assert all(m.is_meta for m in tracks[1])
     # sysex and meta events cancel running status; the exported bytes carry a status after them
     body = out.read_bytes()
     reverb = b"\xf0" + vlq(len(GS_REVERB) + 1) + bytes(GS_REVERB) + b"\xf7"

@@ -18,7 +18,7 @@ def test_snapshot_save_and_export_keep_meta_events(tmp_path: Path) -> None:
     src = tmp_path / "a.mid"
     karaoke_file().save(src)
     doc = Document(fileio.load_file(src).song)
-    doc.apply(add_notes(0, [Note(4800, 72, 5280, 70)]), "Draw note")
+    doc.apply(add_notes(1, [Note(4800, 72, 5280, 70)]), "Draw note")
     snap = doc.snapshot()
     assert snap.meta == doc.song.meta and snap.meta is not doc.song.meta
     assert [t.meta for t in snap.tracks] == [t.meta for t in doc.song.tracks]
