@@ -78,6 +78,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mido
 from mido.midifiles.meta import KeySignatureError, build_meta_message
@@ -1084,7 +1085,7 @@ def _file_bytes(msg: mido.MetaMessage | mido.Message) -> bytes:
     return bytes(msg.bytes())
 
 
-def _track_events(track: Track) -> list[tuple[int, int, object, int]]:
+def _track_events(track: Track) -> list[tuple[int, int, Any, int]]:
     """:func:`_track_channel_events` with the track's meta events merged in, each before the
     channel events of its tick (status -1, the mido message in place of data1)."""
     events: list = _track_channel_events(track)
