@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections import Counter
 from typing import Any
 
 from musicgen_app.core.midi_io import GM_PROGRAM_NAMES
 from musicgen_app.core.project import LoadResult, load_any
-from musicgen_app.core.song import Song, TimeSignature
+from musicgen_app.core.song import MetaEvent, Song, TimeSignature
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
                 ),
                 "lowest_pitch": min(pitches, default=None),
                 "highest_pitch": max(pitches, default=None),
+                "meta": _meta_counts(t.meta),
             }
         )
     state = result.state
@@ -102,12 +104,22 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
         ],
         "key_signatures": [{"tick": k.tick, "key": k.key} for k in song.key_signatures],
         "markers": [{"tick": m.tick, "text": m.text} for m in song.markers],
+        "meta": _meta_counts(song.meta),
         "tracks": tracks,
         "repairs": list(result.repairs),
         "notices": list(result.notices),
         "state_keys": sorted(state) if isinstance(state, dict) else [],
         "takes": len(takes) if isinstance(takes, list) else 0,
     }
+
+
+def _meta_counts(events: list[MetaEvent]) -> dict[str, int]:
+    """How many kept meta/sysex events of each kind (lyrics, sysex, copyright...), in first-seen order."""
+    return dict(Counter(m.kind for m in events))
+
+
+def _kept(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items())
 
 
 def _count(n: int, noun: str) -> str:
@@ -141,15 +153,18 @@ def format_text(info: dict[str, Any]) -> str:
         lines.append("key: " + ", ".join(f"{k['key']} at tick {k['tick']}" for k in info["key_signatures"]))
     if info["markers"]:
         lines.append("markers: " + ", ".join(f"{m['text']!r} at tick {m['tick']}" for m in info["markers"]))
+    if info["meta"]:
+        lines.append(f"conductor track: kept {_kept(info['meta'])}")
     lines.append("tracks:")
     for t in info["tracks"]:
         instrument = "drums" if t["is_drum"] else f"program {t['program']} ({t['program_name']})"
         lo, hi = t["lowest_pitch"], t["highest_pitch"]
         pitch = "" if not t["notes"] else f", pitch {lo}" if lo == hi else f", pitches {lo}-{hi}"
         pedal = f", {t['sustain_pedal_events']} sustain-pedal events" if t["sustain_pedal_events"] else ""
+        kept = f"; kept: {_kept(t['meta'])}" if t["meta"] else ""
         lines.append(
             f"  {t['index']:>2}. {t['name'] or '(unnamed)'}: channel {t['channel']}, {instrument}, "
-            f"{_count(t['notes'], 'note')}{pitch}, {_count(t['controls'], 'controller event')}{pedal}"
+            f"{_count(t['notes'], 'note')}{pitch}, {_count(t['controls'], 'controller event')}{pedal}{kept}"
         )
     if info["kind"] == "project":
         lines.append(f"app state: {', '.join(info['state_keys']) or 'none'}; {info['takes']} takes")

@@ -193,6 +193,21 @@ def test_import_keeps_every_text_and_sysex_event(karaoke: Path) -> None:
     assert [m.text for m in words.meta] == ["@KMIDI KARAOKE FILE", "@THello", "\\Hel", "lo"]
 
 
+def test_inspect_lists_what_was_kept(karaoke: Path) -> None:
+    r = run_musicgen("inspect", str(karaoke))
+    assert r.returncode == 0, r.stderr
+    assert "conductor track: kept 1 copyright, 2 sysex, 1 text, 1 cue marker, 1 device name" in r.stdout
+    assert "Melody: channel 1, program 52" in r.stdout
+    assert "; kept: 1 instrument name, 5 lyrics, 1 program name" in r.stdout
+    assert "Words: channel 16" in r.stdout and "left out" not in r.stdout
+    info = json.loads(run_musicgen("inspect", "--json", str(karaoke)).stdout)
+    assert [t["meta"] for t in info["tracks"]] == [
+        {"text": 4},
+        {"instrument_name": 1, "lyrics": 5, "program_name": 1},
+        {"sysex": 2},
+    ]
+
+
 def _assert_same_file(a: Path, b: Path) -> None:
     assert meta_view(b) == meta_view(a)
     assert channel_view(b) == channel_view(a)
