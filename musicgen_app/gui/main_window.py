@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
         self.tasks.submit(list_model_infos, self._models_listed, self._models_failed, name="musicgen-models")
         if output is None and open_output:
             self.playback.open_output(self.settings)
+            self.playback.open_keyboard(self.settings.input_port, self.settings.thru)
         else:
             self._output_label.setText(f"Output: {self.playback.output_name}")
 
@@ -393,6 +394,10 @@ class MainWindow(QMainWindow):
         self.playback.state_changed.connect(self._play_state)
         self.playback.output_changed.connect(self._output_changed)
         self.playback.error.connect(self.show_message)
+        self.playback.keyboard_events.connect(self._keyboard_events)
+        self.playback.keyboard_changed.connect(
+            lambda port: self._output_label.setToolTip(f"MIDI keyboard: {port or 'none'}")
+        )
         self.gen.take_started.connect(self._takes_changed)
         self.gen.take_updated.connect(self._take_updated)
         self.gen.take_finished.connect(self._takes_changed)
@@ -720,7 +725,7 @@ class MainWindow(QMainWindow):
         """Record from the MIDI keyboard into the active track while playing."""
         if self._record is not None:
             rec, self._record = self._record, None
-            notes = rec.finish(*self.playback.position_sample())
+            notes = rec.finish(self.playback.drain_keyboard(), *self.playback.position_sample())
             self.canvas.record_notes = []
             self.act_record.setChecked(False)
             self.playback.stop()
@@ -732,19 +737,12 @@ class MainWindow(QMainWindow):
             self.act_record.setChecked(False)
             self.show_error("Record", "Choose a MIDI keyboard in Settings ▸ Devices first.")
             return
-        try:
-            from musicgen_app.gui.recording import Recorder
+        if not self.playback.keyboard_port:  # not open (yet, or any more): try (again)
+            self.playback.open_keyboard(port, self.settings.thru)
+        from musicgen_app.gui.recording import Recorder
 
-            self._record = Recorder(
-                port,
-                self.playback.output if self.settings.thru else None,
-                self._channel(),
-                self.doc.song.tempo_map(),
-            )
-        except MusicgenError as exc:
-            self.act_record.setChecked(False)
-            self.show_error("Record", str(exc))
-            return
+        self.playback.drain_keyboard()  # what was played before Record is not recorded
+        self._record = Recorder(self._channel(), self.doc.song.tempo_map())
         self.act_record.setChecked(True)
         # The transport runs on (past the song's end) until recording stops.
         self.canvas.take_reveal_tick = None
@@ -753,11 +751,16 @@ class MainWindow(QMainWindow):
         self.playback.play_stream(song, start, start + 64 * song.ticks_per_bar(start))
         logger.info("recording from %s at tick %d", port, start)
 
-    def _record_poll(self, tick: float) -> None:
+    def _keyboard_events(self, batch: list[Any]) -> None:
         rec = self._record
         if rec is not None:
-            now_tick, at = self.playback.position_sample()
-            self.canvas.record_notes = rec.poll(now_tick, at)
+            self.canvas.record_notes = rec.feed(batch, *self.playback.position_sample())
+            self.canvas.update()
+
+    def _record_poll(self, tick: float) -> None:
+        rec = self._record
+        if rec is not None:  # held notes grow with the playhead
+            self.canvas.record_notes = rec.feed([], *self.playback.position_sample())
             self.canvas.update()
 
     # -- generation ---------------------------------------------------------------------------
@@ -1250,9 +1253,7 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self._autosave_timer.stop()
-        if self._record is not None:
-            self._record.close()
-            self._record = None
+        self._record = None
         self._store_settings()
         self.gen.shutdown()
         self.playback.close()
@@ -1271,3 +1272,4 @@ class MainWindow(QMainWindow):
             os.environ.pop("MUSICGEN_OUTPUT", None)  # the choice made here wins over --output
             self._output_label.setText("Output: opening…")
             self.playback.open_output(self.settings)
+            self.playback.open_keyboard(self.settings.input_port, self.settings.thru)

@@ -75,6 +75,9 @@ class PlaybackController(QObject):
     state_changed = Signal(str)  # "playing" / "stopped"
     output_changed = Signal(str)  # the output's name
     error = Signal(str)
+    #: batches of (time.perf_counter() time, mido.Message) from the MIDI keyboard
+    keyboard_events = Signal(list)
+    keyboard_changed = Signal(str)  # the open keyboard's port name ("" when none)
 
     def __init__(self, tasks: TaskRunner, output: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +97,10 @@ class PlaybackController(QObject):
         self._play_seq = 0
         #: ask the player process for (deadline, sent) of every event (benchmarks)
         self.record_timing = False
+        self._keyboard: tuple[str, bool] | None = None  # (port, thru) asked for
+        self._keyboard_port = ""  # the port actually open
+        self._local_input: Any = None  # a MidiInput here, when playing in-process
+        self._kb_ticket = 0
         self.metronome = False
         self.loop_enabled = False
         self._playing = False
@@ -162,6 +169,11 @@ class PlaybackController(QObject):
         if self.playing:
             self.stop()
         self._player = PlayerProcess(spec, background=True, record_timing=self.record_timing, **opts)
+        if self._local_input is not None:  # the keyboard moves into the player
+            self._local_input.close()
+            self._local_input = None
+        if self._keyboard is not None:
+            self._player.open_input(self._keyboard[0], thru=self._keyboard[1])
         self._player_name = ""
         self.scheduler = self._player
         old, old_owned = self._output, self._owns_output
@@ -177,9 +189,101 @@ class PlaybackController(QObject):
         old, old_owned = self._output, self._owns_output
         self.scheduler.set_output(out)
         self._output, self._owns_output = out, owned
+        if self._local_input is not None and self._keyboard is not None and self._keyboard[1]:
+            self._local_input.set_thru(out)
         if old_owned and old is not out:
             old.close()
         self.output_changed.emit(self.output_name)
+
+    # -- MIDI keyboard ------------------------------------------------------------------------
+    @property
+    def keyboard_port(self) -> str:
+        """The MIDI keyboard's port name while it is open, else ""."""
+        return self._keyboard_port
+
+    def open_keyboard(self, port: str, thru: bool = True) -> None:
+        """Open the MIDI keyboard ``port`` (in the background), thru to the output when ``thru``.
+
+        With a player process the keyboard is opened there, so thru never waits on this process.
+        Its messages arrive as :attr:`keyboard_events`; news as :attr:`error` messages.
+        """
+        self.close_keyboard()
+        if not port:
+            return
+        self._keyboard = (port, thru)
+        if self._player is not None:
+            self._player.open_input(port, thru=thru)
+            return
+        from musicgen_app.playback.midi_input import MidiInput
+
+        self._kb_ticket += 1
+        ticket, out = self._kb_ticket, self._output if thru else None
+        self._tasks.submit(
+            lambda: MidiInput(port, thru=out),
+            lambda inp: self._local_input_opened(ticket, inp),
+            lambda exc: self._keyboard_failed(port, str(exc)) if ticket == self._kb_ticket else None,
+            name="musicgen-open-keyboard",
+        )
+
+    def set_thru(self, thru: bool) -> None:
+        """Play the keyboard through the output, or not."""
+        if self._keyboard is not None:
+            self._keyboard = (self._keyboard[0], thru)
+        if self._player is not None:
+            self._player.set_thru(thru)
+        elif self._local_input is not None:
+            self._local_input.set_thru(self._output if thru else None)
+
+    def close_keyboard(self) -> None:
+        """Close the MIDI keyboard."""
+        self._keyboard = None
+        self._kb_ticket += 1
+        if self._player is not None:
+            self._player.close_input()
+        if self._local_input is not None:
+            self._local_input.close()
+            self._local_input = None
+        if self._keyboard_port:
+            self._keyboard_port = ""
+            self.keyboard_changed.emit("")
+
+    def drain_keyboard(self) -> list[tuple[float, Any]]:
+        """The keyboard messages that arrived since the last call (also emitted on a timer)."""
+        source = self._player.input_events if self._player is not None else None
+        if source is None and self._local_input is not None:
+            source = self._local_input.queue
+        batch: list[tuple[float, Any]] = []
+        while source is not None:
+            try:
+                batch.append(source.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _local_input_opened(self, ticket: int, inp: Any) -> None:
+        if ticket != self._kb_ticket:  # closed or replaced meanwhile
+            inp.close()
+            return
+        self._local_input = inp
+        self._keyboard_opened(inp.port_name)
+
+    def _keyboard_opened(self, port: str) -> None:
+        self._keyboard_port = port
+        self.keyboard_changed.emit(port)
+        logger.info("MIDI keyboard %s open", port)
+
+    def _keyboard_failed(self, port: str, message: str) -> None:
+        self._keyboard_port = ""
+        self.keyboard_changed.emit("")
+        self.error.emit(f"Cannot open the MIDI keyboard {port!r}: {message}{DEVICES_HINT}")
+
+    def _keyboard_news(self, kind: str, port: str, message: str) -> None:
+        if kind == "opened":
+            self._keyboard_opened(port)
+        elif kind == "failed":
+            self._keyboard_failed(port, message)
+        else:  # disconnected, reconnected, thru-error
+            self.error.emit(message)
 
     # -- transport ----------------------------------------------------------------------------
     @property
@@ -291,7 +395,7 @@ class PlaybackController(QObject):
             self.state_changed.emit("playing" if playing else "stopped")
 
     def _poll(self) -> None:
-        from musicgen_app.playback.player_process import OutputOpenError
+        from musicgen_app.playback.player_process import InputReport, OutputOpenError
         from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
 
         while True:
@@ -299,7 +403,9 @@ class PlaybackController(QObject):
                 item = self.scheduler.status.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, OutputOpenError):
+            if isinstance(item, InputReport):
+                self._keyboard_news(item.kind, item.port, item.message)
+            elif isinstance(item, OutputOpenError):
                 self.error.emit(f"No sound output: {item.message}{DEVICES_HINT}")
                 if self._player is not None and not self._player.ready:
                     self.output_changed.emit("no output")
@@ -307,6 +413,16 @@ class PlaybackController(QObject):
                 self.error.emit(f"{item.message}{DEVICES_HINT}")
             elif isinstance(item, PlaybackFinished):
                 self._set_playing(False)
+        if self._local_input is not None:
+            while True:
+                try:
+                    news = self._local_input.status.get_nowait()
+                except queue.Empty:
+                    break
+                self._keyboard_news(news.kind, news.port, news.message)
+        batch = self.drain_keyboard()
+        if batch:
+            self.keyboard_events.emit(batch)
         if self._player is not None:
             self._poll_player()
         elif self._playing:
@@ -352,6 +468,9 @@ class PlaybackController(QObject):
         for t in self._preview_off.values():
             t.stop()
         self._preview_off.clear()
+        if self._local_input is not None:
+            self._local_input.close()
+            self._local_input = None
         if self._player is not None:
             self._player.close()
         self._local_scheduler.close()

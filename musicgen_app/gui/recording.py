@@ -1,5 +1,6 @@
-"""Recording from a MIDI keyboard: messages from :class:`~musicgen_app.playback.midi_input.MidiInput`
-become notes at the playhead, drawn while they are played and added as one undo step at the end."""
+"""Recording from a MIDI keyboard: its messages (time-stamped where they arrived, in the player
+process or a MidiInput) become notes at the playhead, drawn while they are played and added as one
+undo step at the end."""
 
 from __future__ import annotations
 
@@ -47,40 +48,32 @@ class NoteCollector:
 
 
 class Recorder:
-    """An open MIDI input feeding a :class:`NoteCollector` (thru to the output if asked)."""
+    """Keyboard messages (from :attr:`PlaybackController.keyboard_events`) into a NoteCollector.
 
-    def __init__(self, port: str, thru: Any, channel: int, tempo_map: TempoMap | None = None) -> None:
-        from musicgen_app.playback.midi_input import MidiInput
+    The keyboard itself stays open all the time (thru lets the musician play along); a Recorder
+    only places what arrives while it records, through the song's tempo map.
+    """
 
-        self._input = MidiInput(port, thru=thru)
+    def __init__(self, channel: int, tempo_map: TempoMap | None = None) -> None:
         self.collector = NoteCollector(channel)
         #: the song's tempo map: a message heard s seconds before the playhead's tick is placed
         #: at the tick s seconds earlier (120 BPM at 480 ticks per quarter when not given)
         self.tempo_map = tempo_map if tempo_map is not None else TempoMap([], 480)
 
-    def poll(self, now_tick: int, at: float | None = None) -> list[Note]:
-        """Take the messages that arrived; returns what to draw.
+    def feed(self, items: list[tuple[float, Any]], now_tick: int, at: float | None = None) -> list[Note]:
+        """Place messages ``(time, msg)``; returns what to draw.
 
         ``now_tick`` is the playhead at ``at`` (``time.perf_counter()``; default: now); a message
-        is placed that many ticks before it as it came earlier.
+        is placed that many seconds before it as it came earlier.
         """
         now = time.perf_counter() if at is None else at
-        while True:
-            item = self._input.get(timeout=0)
-            if item is None:
-                break
-            t, msg = item
-            at_s = self.tempo_map.tick_to_seconds(now_tick) - (now - t)
-            tick = max(0, round(self.tempo_map.seconds_to_tick(at_s)))
+        now_s = self.tempo_map.tick_to_seconds(now_tick)
+        for t, msg in items:
+            tick = max(0, round(self.tempo_map.seconds_to_tick(now_s - (now - t))))
             self.collector.feed(msg, tick)
         return self.collector.notes(now_tick)
 
-    def finish(self, now_tick: int, at: float | None = None) -> list[Note]:
-        """Stop recording; the recorded notes."""
-        self.poll(now_tick, at)
-        self.close()
+    def finish(self, items: list[tuple[float, Any]], now_tick: int, at: float | None = None) -> list[Note]:
+        """Stop recording with the last messages; the recorded notes (held ones end now)."""
+        self.feed(items, now_tick, at)
         return self.collector.finish(now_tick)
-
-    def close(self) -> None:
-        """Close the port."""
-        self._input.close()

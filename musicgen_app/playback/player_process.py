@@ -46,6 +46,16 @@ _CLOSE = object()  # the writer thread's last item
 
 
 @dataclass(frozen=True, slots=True)
+class InputReport:
+    """News of the player's MIDI keyboard: ``opened``, ``failed``, ``disconnected``, ``reconnected``
+    or ``thru-error``."""
+
+    kind: str
+    port: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutputOpenError(PlaybackError):
     """An output could not be opened (at start, or when switching); ``output_name`` is its spec."""
 
@@ -61,6 +71,72 @@ def _open(spec: str, options: dict[str, Any]) -> Any:
         driver=options.get("driver"),
         buffer_size=options.get("buffer_size") or synth.DEFAULT_PERIOD_SIZE,
     )
+
+
+class _CurrentOutput:
+    """The scheduler's output at the moment of sending (MIDI thru follows switches and failures)."""
+
+    def __init__(self, sched: Any) -> None:
+        self._sched = sched
+
+    @property
+    def name(self) -> str:
+        return str(self._sched.output.name)
+
+    def send(self, msg: mido.Message) -> None:
+        self._sched.output.send(msg)
+
+
+class _ChildKeyboard:
+    """The child's MIDI keyboard: thru straight to the output here, every message forwarded."""
+
+    def __init__(self, send: Any, sched: Any) -> None:
+        self._send = send
+        self._sched = sched
+        self._input: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self, port: str, api: str | None, thru: bool) -> None:
+        from musicgen_app.playback.midi_input import MidiInput
+
+        self.close()
+        try:
+            inp = MidiInput(port, api, thru=_CurrentOutput(self._sched) if thru else None)
+        except DeviceError as exc:
+            self._send(("input", "failed", port, str(exc)))
+            return
+        self._input, self._stop = inp, threading.Event()
+        self._thread = threading.Thread(
+            target=self._forward, args=(inp, self._stop), name="musicgen-keyboard-forward", daemon=True
+        )
+        self._thread.start()
+        self._send(("input", "opened", inp.port_name, f"MIDI keyboard: {inp.port_name}"))
+
+    def set_thru(self, thru: bool) -> None:
+        if self._input is not None:
+            self._input.set_thru(_CurrentOutput(self._sched) if thru else None)
+
+    def close(self) -> None:
+        if self._input is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._input.close()
+        self._input = None
+
+    def _forward(self, inp: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            item = inp.get(timeout=0.05)
+            if item is not None:
+                self._send(("key", item[0], item[1]))
+            while True:
+                try:
+                    st = inp.status.get_nowait()
+                except queue.Empty:
+                    break
+                self._send(("input", st.kind, st.port, st.message))
 
 
 def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
@@ -105,6 +181,7 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
     sched = Scheduler(
         out, record_timing=bool(options.get("record_timing")), on_error=failed, on_finished=finished
     )
+    keyboard = _ChildKeyboard(send, sched)
     send(("ready", out.name, sched.realtime))
     try:
         while True:
@@ -125,6 +202,15 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
                         time.perf_counter(),
                     )
                 )
+                continue
+            if op == "open_input":
+                keyboard.open(*args)
+                continue
+            if op == "set_thru":
+                keyboard.set_thru(*args)
+                continue
+            if op == "close_input":
+                keyboard.close()
                 continue
             if op in ("send", "panic"):
                 try:
@@ -157,6 +243,7 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
                 logger.exception("player process: %s failed", op)
                 send(("output-error", f"the player could not {op}: {exc}", "player process"))
     finally:
+        keyboard.close()
         sched.close()
         out.close()
         send(("closed",))
@@ -237,6 +324,8 @@ class PlayerProcess:
         self.last_position: tuple[int, int, str] = (0, 0, "stopped")
         #: when (``time.perf_counter``, system-wide) the child measured :attr:`last_position`
         self.last_position_time = 0.0
+        #: (time.perf_counter() time, mido.Message) of every message from the keyboard (open_input)
+        self.input_events: queue.Queue[tuple[float, mido.Message]] = queue.Queue()
         self._background = background
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, name="musicgen-player-reader", daemon=True)
@@ -354,6 +443,20 @@ class PlayerProcess:
         opts = {"soundfont": str(soundfont) if soundfont else None, "midi_api": midi_api, "driver": driver}
         self._cmd("switch_output", spec, opts)
 
+    def open_input(self, port: str, *, midi_api: str | None = None, thru: bool = True) -> None:
+        """Open the MIDI keyboard ``port`` in the child: with ``thru`` it plays straight through the
+        output there (no trip through this process); every message also lands on
+        :attr:`input_events`, and news (opened, failed, gone, back) on :attr:`status` as InputReport."""
+        self._cmd("open_input", port, midi_api, thru, check=False)
+
+    def set_thru(self, thru: bool) -> None:
+        """Play the keyboard through the output, or not."""
+        self._cmd("set_thru", thru, check=False)
+
+    def close_input(self) -> None:
+        """Close the keyboard."""
+        self._cmd("close_input", check=False)
+
     def send_message(self, msg: mido.Message) -> None:
         """Send one message to the output now (a key preview, MIDI thru)."""
         self._cmd("send", msg, check=False)
@@ -455,6 +558,10 @@ class PlayerProcess:
                 self._finished.set()
             elif kind == "output-error":
                 self.status.put(PlaybackError(msg[1], msg[2]))
+            elif kind == "key":
+                self.input_events.put((msg[1], msg[2]))
+            elif kind == "input":
+                self.status.put(InputReport(msg[1], msg[2], msg[3]))
             elif kind == "open-failed":
                 self.status.put(OutputOpenError(msg[1], msg[2]))
             elif kind == "position":

@@ -39,3 +39,22 @@ def private_jack(tag: str) -> Iterator[dict[str, str] | None]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def record_two_notes(win, kb, qtbot, first: tuple[int, int], second: tuple[int, int]) -> None:
+    """Press Record, play ``first`` then ``second`` ((pitch, velocity), 250 ms each) on the
+    keyboard ``kb`` (an rtmidi MidiOut), watch them drawn while played, stop recording."""
+    win.act_record.trigger()
+    assert win.act_record.isChecked() and win.playback.playing
+    qtbot.wait(300)
+    kb.send_message([0x90, first[0], first[1]])
+    qtbot.waitUntil(lambda: [n.pitch for n in win.canvas.record_notes] == [first[0]], timeout=3000)
+    qtbot.wait(250)
+    kb.send_message([0x80, first[0], 0])
+    kb.send_message([0x90, second[0], second[1]])
+    qtbot.wait(250)
+    kb.send_message([0x80, second[0], 0])
+    qtbot.waitUntil(lambda: len(win.canvas.record_notes) == 2, timeout=3000)
+    qtbot.wait(100)
+    win.act_record.trigger()  # stop recording
+    assert not win.act_record.isChecked()

@@ -18,6 +18,7 @@ from musicgen_app.core.autosave import AutosaveStore
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.settings import AppSettings
 
+from .helpers import record_two_notes
 from .test_continue import prepare_continue
 
 pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
@@ -156,3 +157,55 @@ def test_no_audio_device_is_a_message_and_continue_still_works(
         win.act_play.trigger()
     finally:
         win.shutdown()
+
+
+def test_keyboard_plays_thru_in_the_player_and_records_into_the_track(
+    port_window, qtbot, jack_receiver: Receiver
+) -> None:
+    """A MIDI keyboard (a JACK virtual port) is open all the time: what it plays sounds at once
+    through the player process's output, without Record; Record puts it in the track."""
+    import rtmidi
+
+    from musicgen_app.core.song import Song, Track
+
+    win = port_window
+    kb = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "gui-keyboard")
+    kb.open_virtual_port("out")
+    try:
+        win.settings.input_port, win.settings.thru = "gui-keyboard", True
+        win.playback.open_keyboard("gui-keyboard", True)
+        qtbot.waitUntil(lambda: win.playback.keyboard_port.startswith("gui-keyboard"), timeout=10_000)
+        # thru, not recording: the note sounds at the output
+        latencies = []
+        for pitch in (60, 64, 67):
+            t0 = time.perf_counter()
+            kb.send_message([0x90, pitch, 100])
+            qtbot.waitUntil(
+                lambda p=pitch: any(d[:2] == [0x90, p] for _, d in jack_receiver.messages), timeout=3000
+            )
+            arrived = next(t for t, d in jack_receiver.messages if d[:2] == [0x90, pitch])
+            latencies.append((arrived - t0) * 1000)
+            kb.send_message([0x80, pitch, 0])
+            qtbot.wait(50)
+        print("keyboard -> player thru -> JACK port: " + ", ".join(f"{ms:.1f} ms" for ms in latencies))
+        assert win.doc.notes == []
+        # thru off: nothing reaches the output
+        win.playback.set_thru(False)
+        qtbot.wait(200)
+        n0 = len(jack_receiver.messages)
+        kb.send_message([0x90, 72, 100])
+        qtbot.wait(300)
+        kb.send_message([0x80, 72, 0])
+        assert not [d for _, d in jack_receiver.messages[n0:] if d[:2] == [0x90, 72]]
+        win.playback.set_thru(True)
+        # Record: two notes into the active track, one undo step
+        win.set_document(Document(Song(tracks=[Track(name="Melody")])))
+        record_two_notes(win, kb, qtbot, (62, 90), (65, 70))
+        notes = win.doc.notes
+        assert [(n.pitch, n.velocity) for n in notes] == [(62, 90), (65, 70)]
+        # 250 ms apart at 120 BPM and 480 ticks per quarter: about 240 ticks
+        assert 150 < notes[1].start_tick - notes[0].start_tick < 330, notes
+        assert win.doc.undo_stack.count() == 1
+    finally:
+        kb.close_port()
+        kb.delete()

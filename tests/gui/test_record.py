@@ -3,7 +3,6 @@ track: notes are drawn while they are played and land in the song as one undo st
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from musicgen_app.core.song import Song, Track
 from musicgen_app.gui.document import Document
 
-from .helpers import private_jack
+from .helpers import private_jack, record_two_notes
 
 pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
 
@@ -36,20 +35,7 @@ def test_record_from_keyboard_draws_and_adds_one_step(window, qtbot, jack, recor
         window.set_document(Document(Song(tracks=[Track(name="Melody")])))
         window.settings.input_port = "gui-keyboard"
         window.settings.thru = True
-        window.act_record.trigger()
-        assert window.act_record.isChecked() and window.playback.playing
-        qtbot.wait(200)
-        kb.send_message([0x90, 60, 100])
-        qtbot.waitUntil(lambda: [n.pitch for n in window.canvas.record_notes] == [60], timeout=3000)
-        qtbot.wait(300)
-        kb.send_message([0x80, 60, 0])
-        kb.send_message([0x90, 67, 80])
-        qtbot.wait(300)
-        kb.send_message([0x80, 67, 0])
-        qtbot.waitUntil(lambda: len(window.canvas.record_notes) == 2, timeout=3000)
-        time.sleep(0.1)
-        window.act_record.trigger()  # stop recording
-        assert not window.act_record.isChecked()
+        record_two_notes(window, kb, qtbot, (60, 100), (67, 80))
         notes = window.doc.notes
         assert [n.pitch for n in notes] == [60, 67]
         assert [n.velocity for n in notes] == [100, 80]
