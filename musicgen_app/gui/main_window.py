@@ -752,6 +752,7 @@ class MainWindow(QMainWindow):
         logger.info("recording from %s at tick %d", port, start)
 
     def _keyboard_events(self, batch: list[Any]) -> None:
+        self.roll.keyboard.show_midi([msg for _, msg in batch])
         rec = self._record
         if rec is not None:
             self.canvas.record_notes = rec.feed(batch, *self.playback.position_sample())

@@ -185,8 +185,9 @@ def test_keyboard_plays_thru_in_the_player_and_records_into_the_track(
             )
             arrived = next(t for t, d in jack_receiver.messages if d[:2] == [0x90, pitch])
             latencies.append((arrived - t0) * 1000)
+            qtbot.waitUntil(lambda p=pitch: win.roll.keyboard.held == {p}, timeout=3000)  # key lit
             kb.send_message([0x80, pitch, 0])
-            qtbot.wait(50)
+            qtbot.waitUntil(lambda: win.roll.keyboard.held == set(), timeout=3000)
         print("keyboard -> player thru -> JACK port: " + ", ".join(f"{ms:.1f} ms" for ms in latencies))
         assert win.doc.notes == []
         # thru off: nothing reaches the output

@@ -384,7 +384,7 @@ class PianoRollCanvas(QWidget):
 
 
 class KeyboardStrip(QWidget):
-    """Piano keys on the left; pressing one sounds it."""
+    """Piano keys on the left; pressing one sounds it. Keys held on the MIDI keyboard light up."""
 
     key_pressed = Signal(int)
     key_released = Signal(int)
@@ -393,6 +393,8 @@ class KeyboardStrip(QWidget):
         super().__init__(parent)
         self.geom = geometry
         self._down: int | None = None
+        #: pitches held on the MIDI keyboard (lit like a clicked key)
+        self.held: set[int] = set()
         self.setFixedWidth(KEYBOARD_WIDTH)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
 
@@ -410,7 +412,7 @@ class KeyboardStrip(QWidget):
                 black = pitch % 12 in render.BLACK_KEYS
                 rect = QRectF(0, y, self.width() * (0.62 if black else 1.0), g.key_height)
                 colour = QColor(40, 40, 48) if black else QColor(255, 255, 255)
-                if pitch == self._down:
+                if pitch == self._down or pitch in self.held:
                     colour = COLORS["selected"]
                 p.fillRect(rect, colour)
                 p.setPen(QColor(180, 180, 190))
@@ -429,6 +431,19 @@ class KeyboardStrip(QWidget):
         self._down = self.geom.y_to_pitch(event.position().y())
         self.key_pressed.emit(self._down)
         self.update()
+
+    def show_midi(self, messages: list) -> None:
+        """Light the keys of note-ons and put them out at note-offs (from the MIDI keyboard)."""
+        before = set(self.held)
+        for msg in messages:
+            if msg.type == "note_on" and msg.velocity > 0:
+                self.held.add(msg.note)
+            elif msg.type in ("note_on", "note_off"):
+                self.held.discard(msg.note)
+            elif msg.type == "control_change" and msg.control in (120, 123):
+                self.held.clear()
+        if self.held != before:
+            self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._down is not None:
