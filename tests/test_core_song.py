@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from musicgen_app.core import edits
-from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track, lossless_resolution, rescale
+from musicgen_app.core.song import (
+    ControlEvent,
+    Note,
+    Song,
+    TempoChange,
+    TimeSignature,
+    Track,
+    lossless_resolution,
+    rescale,
+)
 from musicgen_app.errors import EditError
 
 
@@ -58,6 +67,15 @@ def test_rescale_is_lossless_or_refuses() -> None:
         lambda s: edits.resize_notes(0, s.tracks[0].notes, -10_000, from_start=True),
         lambda s: edits.transpose_notes(0, s.tracks[0].notes, 12),
         lambda s: edits.quantize_notes(0, s.tracks[0].notes, 240),
+        lambda s: edits.add_controls(
+            0, [ControlEvent(0, "control_change", 64, 127), ControlEvent(90, "pitchwheel", 0, -200)]
+        ),
+        lambda s: edits.CompoundEdit(
+            (
+                edits.add_notes(0, [Note(5, 50, 10)]),
+                edits.add_controls(0, [ControlEvent(5, "control_change", 64, 0)]),
+            )
+        ),
     ],
 )
 def test_every_edit_undoes_exactly(make) -> None:  # type: ignore[no-untyped-def]
@@ -78,6 +96,13 @@ def test_failed_compound_edit_leaves_song_unchanged() -> None:
     with pytest.raises(EditError):
         edits.apply_edit(s, bad)
     assert s == before
+    for bad_control in (ControlEvent(-1, "control_change", 64, 0), ControlEvent(0, "sysex", 0, 0)):
+        bad = edits.CompoundEdit(
+            (edits.add_notes(0, [Note(5, 50, 10)]), edits.add_controls(0, [bad_control]))
+        )
+        with pytest.raises(EditError):
+            edits.apply_edit(s, bad)
+        assert s == before
 
 
 def test_move_clamps_to_midi_range() -> None:

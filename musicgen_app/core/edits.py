@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from musicgen_app.core.song import Note, Song
+from musicgen_app.core.song import ControlEvent, Note, Song
 from musicgen_app.errors import EditError
 
 logger = logging.getLogger(__name__)
@@ -44,13 +44,30 @@ class ReplaceNotes:
 
 
 @dataclass(frozen=True, slots=True)
+class AddControls:
+    """Add channel events (sustain pedal, other controllers, pitch bend, ...) to track ``track``."""
+
+    track: int
+    controls: tuple[ControlEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveControls:
+    """Remove ``controls`` (each found by value) from track ``track``."""
+
+    track: int
+    controls: tuple[ControlEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CompoundEdit:
     """Several edits applied in order as one undo step (one gesture)."""
 
     edits: tuple[Edit, ...] = field(default_factory=tuple)
 
 
-Edit = AddNotes | RemoveNotes | ReplaceNotes | CompoundEdit
+Edit = AddNotes | RemoveNotes | ReplaceNotes | AddControls | RemoveControls | CompoundEdit
+CONTROL_KINDS = ("control_change", "pitchwheel", "aftertouch", "polytouch", "program_change")
 
 MIDI_PITCH_RANGE = range(128)
 
@@ -81,6 +98,33 @@ def _check_notes(notes: Iterable[Note]) -> None:
             raise EditError(f"velocity {n.velocity} is outside 1-127")
 
 
+def _check_controls(controls: Iterable[ControlEvent]) -> None:
+    for c in controls:
+        if c.kind not in CONTROL_KINDS:
+            raise EditError(f"{c.kind!r} is not a channel event a track keeps")
+        if c.tick < 0:
+            raise EditError("an event cannot come before the beginning of the song")
+        if not 0 <= c.channel <= 15:
+            raise EditError(f"channel {c.channel + 1} is outside MIDI's 1-16")
+
+
+def _apply_controls(song: Song, edit: AddControls | RemoveControls) -> Edit:
+    track = song.tracks[edit.track]
+    if isinstance(edit, AddControls):
+        _check_controls(edit.controls)
+        track.controls.extend(edit.controls)
+        track.controls.sort()
+        return RemoveControls(edit.track, edit.controls)
+    kept = list(track.controls)
+    for c in edit.controls:
+        try:
+            kept.remove(c)
+        except ValueError:
+            raise EditError(f"event {c} is not in track {edit.track + 1}") from None
+    track.controls = kept
+    return AddControls(edit.track, edit.controls)
+
+
 def apply_edit(song: Song, edit: Edit) -> Edit:
     """Apply ``edit`` to ``song`` in place and return the edit that undoes it.
 
@@ -97,6 +141,8 @@ def apply_edit(song: Song, edit: Edit) -> Edit:
             raise
         return CompoundEdit(tuple(reversed(done)))
     _check_track(song, edit.track)
+    if isinstance(edit, AddControls | RemoveControls):
+        return _apply_controls(song, edit)
     notes = song.tracks[edit.track].notes
     if isinstance(edit, AddNotes):
         _check_notes(edit.notes)
@@ -126,6 +172,11 @@ def apply_edit(song: Song, edit: Edit) -> Edit:
 
 
 # -- edit builders ------------------------------------------------------------------------------
+def add_controls(track: int, controls: Iterable[ControlEvent]) -> AddControls:
+    """An edit adding channel events (a recorded sustain pedal, say)."""
+    return AddControls(track, tuple(controls))
+
+
 def add_notes(track: int, notes: Iterable[Note]) -> AddNotes:
     """An edit adding ``notes``."""
     return AddNotes(track, tuple(notes))

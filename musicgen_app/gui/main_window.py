@@ -39,7 +39,14 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
-from musicgen_app.core.edits import add_notes, delete_notes, quantize_notes, transpose_notes
+from musicgen_app.core.edits import (
+    CompoundEdit,
+    add_controls,
+    add_notes,
+    delete_notes,
+    quantize_notes,
+    transpose_notes,
+)
 from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
 from musicgen_app.gui import fileio
@@ -726,10 +733,15 @@ class MainWindow(QMainWindow):
         if self._record is not None:
             rec, self._record = self._record, None
             notes = rec.finish(self.playback.drain_keyboard(), *self.playback.position_sample())
+            controls = rec.collector.controls
             self.canvas.record_notes = []
             self.act_record.setChecked(False)
             self.playback.stop()
-            if notes and self._apply(add_notes(self.doc.active_track, notes), "Record notes"):
+            track = self.doc.active_track
+            edit: Any = add_notes(track, notes)
+            if controls:  # the pedal and controllers as played, in the same undo step
+                edit = CompoundEdit((edit, add_controls(track, controls)))
+            if (notes or controls) and self._apply(edit, "Record notes"):
                 self.autosave_soon()
             return
         port = self.settings.input_port

@@ -8,21 +8,42 @@ import logging
 import time
 from typing import Any
 
-from musicgen_app.core.song import Note, TempoMap
+from musicgen_app.core.song import ControlEvent, Note, TempoMap
 
 logger = logging.getLogger(__name__)
 
 
+SUSTAIN = 64
+
+
 class NoteCollector:
-    """Pairs note-ons with note-offs at ticks (pure: no port, testable on its own)."""
+    """Pairs note-ons with note-offs at ticks and keeps the pedal and other channel events, all on
+    the track's channel (pure: no port, testable on its own)."""
 
     def __init__(self, channel: int = 0) -> None:
         self.channel = channel
         self.done: list[Note] = []
+        #: sustain pedal, other controllers, pitch bend and aftertouch, as played
+        self.controls: list[ControlEvent] = []
         self._open: dict[int, tuple[int, int]] = {}  # pitch -> (start_tick, velocity)
+        self._pedal_down = False
 
     def feed(self, msg: Any, tick: int) -> None:
         """One MIDI message heard at ``tick``."""
+        if msg.type == "control_change":
+            self.controls.append(ControlEvent(tick, msg.type, msg.control, msg.value, self.channel))
+            if msg.control == SUSTAIN:
+                self._pedal_down = msg.value >= 64
+            return
+        if msg.type == "pitchwheel":
+            self.controls.append(ControlEvent(tick, msg.type, 0, msg.pitch, self.channel))
+            return
+        if msg.type == "aftertouch":
+            self.controls.append(ControlEvent(tick, msg.type, 0, msg.value, self.channel))
+            return
+        if msg.type == "polytouch":
+            self.controls.append(ControlEvent(tick, msg.type, msg.note, msg.value, self.channel))
+            return
         if msg.type == "note_on" and msg.velocity > 0:
             if msg.note in self._open:
                 self._close(msg.note, tick)
@@ -41,9 +62,13 @@ class NoteCollector:
         return self.done + held
 
     def finish(self, now_tick: int) -> list[Note]:
-        """Close every held note at ``now_tick`` and return all notes."""
+        """Close every held note (and a held pedal) at ``now_tick`` and return all notes."""
         for pitch in list(self._open):
             self._close(pitch, now_tick)
+        if self._pedal_down:
+            self.controls.append(ControlEvent(now_tick, "control_change", SUSTAIN, 0, self.channel))
+            self._pedal_down = False
+        self.controls.sort()
         return sorted(self.done)
 
 

@@ -201,12 +201,18 @@ def test_keyboard_plays_thru_in_the_player_and_records_into_the_track(
         win.playback.set_thru(True)
         # Record: two notes into the active track, one undo step
         win.set_document(Document(Song(tracks=[Track(name="Melody")])))
-        record_two_notes(win, kb, qtbot, (62, 90), (65, 70))
+        record_two_notes(win, kb, qtbot, (62, 90), (65, 70), pedal=True)
         notes = win.doc.notes
         assert [(n.pitch, n.velocity) for n in notes] == [(62, 90), (65, 70)]
         # 250 ms apart at 120 BPM and 480 ticks per quarter: about 240 ticks
         assert 150 < notes[1].start_tick - notes[0].start_tick < 330, notes
+        # the sustain pedal as played: down before the first note, up after the last
+        pedal = [(c.tick, c.value) for c in win.doc.song.tracks[0].controls if c.number == 64]
+        assert [v for _, v in pedal] == [127, 0]
+        assert pedal[0][0] <= notes[0].start_tick and pedal[1][0] >= notes[1].end_tick - 5
         assert win.doc.undo_stack.count() == 1
+        win.act_undo.trigger()
+        assert win.doc.notes == [] and win.doc.song.tracks[0].controls == []
     finally:
         kb.close_port()
         kb.delete()

@@ -62,6 +62,22 @@ def test_note_collector_pairs_on_and_off() -> None:
     assert c.finish(700) == [Note(0, 60, 240, 80, 2), Note(100, 64, 480, 70, 2), Note(500, 67, 700, 90, 2)]
 
 
+def test_note_collector_keeps_the_pedal_and_releases_it_at_the_end() -> None:
+    from musicgen_app.core.song import ControlEvent
+
+    c = NoteCollector(channel=1)
+    c.feed(mido.Message("control_change", channel=0, control=64, value=127), 10)
+    c.feed(mido.Message("note_on", note=60, velocity=80), 20)
+    c.feed(mido.Message("pitchwheel", pitch=-300), 30)
+    c.feed(mido.Message("note_off", note=60), 40)
+    assert c.finish(500) == [Note(20, 60, 40, 80, 1)]
+    assert c.controls == [  # on the track's channel; the pedal still down at the end is lifted then
+        ControlEvent(10, "control_change", 64, 127, 1),
+        ControlEvent(30, "pitchwheel", 0, -300, 1),
+        ControlEvent(500, "control_change", 64, 0, 1),
+    ]
+
+
 def test_record_without_a_keyboard_explains(window) -> None:
     window.settings.input_port = ""
     window.act_record.trigger()
