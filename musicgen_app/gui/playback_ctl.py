@@ -95,6 +95,7 @@ class PlaybackController(QObject):
         self._settings: AppSettings | None = None
         self._restarts = 0
         self._play_seq = 0
+        self._play_anchor: tuple[int, float] = (0, time.perf_counter())  # (tick, when) of the last play
         #: ask the player process for (deadline, sent) of every event (benchmarks)
         self.record_timing = False
         self._keyboard: tuple[str, bool] | None = None  # (port, thru) asked for
@@ -297,13 +298,21 @@ class PlaybackController(QObject):
         return int(self.scheduler.position_tick)
 
     def position_sample(self) -> tuple[int, float]:
-        """(playhead tick, ``time.perf_counter()`` when it was there)."""
+        """(playhead tick, ``time.perf_counter()`` when it was there).
+
+        With a player process: its latest report, or, until one about the current run has come
+        back, where and when the run was started.
+        """
         if self._player is not None:
-            return int(self._player.position_tick), float(self._player.last_position_time)
+            seq, tick, _state = self._player.last_position
+            if seq >= self._play_seq:
+                return int(tick), float(self._player.last_position_time)
+            return self._play_anchor
         return int(self.scheduler.position_tick), time.perf_counter()
 
-    def _started(self) -> None:
+    def _started(self, start_tick: int) -> None:
         self._set_playing(True)
+        self._play_anchor = (int(start_tick), time.perf_counter())
         if self._player is not None:
             self._play_seq = self._player.commands_sent
 
@@ -325,14 +334,15 @@ class PlaybackController(QObject):
         else:
             self.scheduler.set_loop(None)
         self.scheduler.play(song, int(start_tick))
-        self._started()
+        self._started(int(start_tick))
 
     def play_stream(self, song: Song, start_tick: int, end_tick: int, lead_in_ticks: int = 0) -> None:
         """Play ``song`` from ``start_tick - lead_in`` and keep going for streamed notes."""
         song = self._with_metronome(song, end_tick)
         self.scheduler.set_loop(None)
-        self.scheduler.play(song, max(0, int(start_tick - lead_in_ticks)), streaming=True)
-        self._started()
+        first = max(0, int(start_tick - lead_in_ticks))
+        self.scheduler.play(song, first, streaming=True)
+        self._started(first)
 
     def append(self, events: Iterable[Any]) -> int:
         """Schedule streamed notes (NoteEvents of a session)."""
@@ -356,6 +366,7 @@ class PlaybackController(QObject):
         self.scheduler.seek(tick)
         if self._player is not None:
             self._play_seq = self._player.commands_sent  # older position reports are stale
+            self._play_anchor = (int(tick), time.perf_counter())
         self.position_changed.emit(float(tick))
 
     def set_loop(self, loop: tuple[int, int] | None) -> None:
