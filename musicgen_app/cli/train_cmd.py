@@ -9,7 +9,15 @@ logger = logging.getLogger(__name__)
 
 # melody-lstm (paper 003) and the model families of papers 000, 001, 002, 004 (ml/families)
 SHIPPED = "shipped"
-TRAINABLE = ("melody-lstm", "char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "wavenet")
+TRAINABLE = (
+    "melody-lstm",
+    "char-lstm",
+    "chord-lstm",
+    "pianoroll-lstm",
+    "pianoroll-seq2seq",
+    "pianoroll-gan",
+    "wavenet",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""The shipped models of papers 000, 001, 002 and 004 continue tunes they never saw, streaming.
+"""The shipped models of papers 000, 001, 002 (frame LSTM, seq2seq, GAN) and 004 continue unseen
+tunes, streaming.
 
 The sketches below were written for these tests (so no model was trained on them): major, minor
 and modal, in 3/4 and 4/4. Every model continues each one through the app's one entry point,
@@ -68,7 +69,10 @@ def model(request):
 def test_card_names_its_paper(model) -> None:
     assert model.card["seed_paper"] in ("000", "001", "002", "004")
     assert model.card["architecture"] in SHIPPED
-    assert model.card["metrics"]["test_nll"] > 0
+    if model.card["architecture"] == "pianoroll-gan":  # no likelihood: continuation statistics instead
+        assert model.card["metrics"]["chorale_continuations"]["cases"] > 0
+    else:
+        assert model.card["metrics"]["test_nll"] > 0
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The model families of papers 000, 001, 002 and 004, beside the melody LSTM (003).
+"""The model families of papers 000, 001, 002 (frame LSTM, seq2seq, bar GAN) and 004, beside the
+melody LSTM (003).
 
 Each family module has ``engine_factory(card, path)``, which rebuilds the network from its card
 and returns a function making a fresh :class:`~musicgen_app.ml.families.common.StreamEngine`,
@@ -28,10 +29,11 @@ ARCHITECTURES: dict[str, tuple[str, int]] = {
     "chord-lstm": ("musicgen_app.ml.families.chord_lstm", 4),
     "pianoroll-lstm": ("musicgen_app.ml.families.pianoroll", 1),
     "pianoroll-seq2seq": ("musicgen_app.ml.families.pianoroll", 1),
+    "pianoroll-gan": ("musicgen_app.ml.families.gan", 1),
     "wavenet": ("musicgen_app.ml.families.wavenet", 1),
 }
 # the shipped model of each family, in paper order
-SHIPPED = ["char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "wavenet"]
+SHIPPED = ["char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "pianoroll-gan", "wavenet"]
 
 
 def is_family_card(card: dict) -> bool:
@@ -114,7 +116,7 @@ def train_family(architecture: str, *, minutes: float, name: str | None = None, 
             f"unknown model family '{architecture}' (choose from {', '.join(ARCHITECTURES)})"
         )
     module = importlib.import_module(ARCHITECTURES[architecture][0])
-    if architecture.startswith("pianoroll-"):
+    if architecture in ("pianoroll-lstm", "pianoroll-seq2seq"):
         kind = architecture.removeprefix("pianoroll-")
         return module.train_model(kind, minutes, name or architecture, resume=resume)
     return module.train_model(name or architecture, minutes, resume=resume)

@@ -126,6 +126,20 @@ def pianoroll_metrics(model: GenerativeModel) -> dict:
     return metrics
 
 
+def gan_metrics(model: GenerativeModel) -> dict:
+    """No likelihood: statistics of continuations of the test chorales, beside the real ones, the
+    frame LSTM's and two baselines (:mod:`musicgen_app.ml.families.chorale_continuations`)."""
+    from musicgen_app.ml.families import chorale_continuations as cc
+    from musicgen_app.ml.families.chorales import chorale_splits
+    from musicgen_app.ml.registry import load_model
+
+    others = {"pianoroll-lstm": load_model("pianoroll-lstm")}
+    return {
+        "unit": "no likelihood (GAN)",
+        "chorale_continuations": cc.compare({model.name: model, **others}, chorale_splits()["test"]),
+    }
+
+
 def speed(model: GenerativeModel, runs: int = 5) -> dict:
     """Median time to the first note (cold: no cached prefill) and tokens per second over ``runs``
     sessions."""
@@ -177,11 +191,14 @@ def evaluate_family(
             m = chord_lstm_metrics(model)
         elif arch in ("pianoroll-lstm", "pianoroll-seq2seq"):
             m = pianoroll_metrics(model)
+        elif arch == "pianoroll-gan":
+            m = gan_metrics(model)
         else:
             from musicgen_app.ml.evaluate import evaluate_model
 
             m = evaluate_model(name, with_samples=False)["metrics"]
-    m["nll_below_baseline"] = round(1 - m["test_nll"] / m["baseline_nll"], 4)
+    if "test_nll" in m:
+        m["nll_below_baseline"] = round(1 - m["test_nll"] / m["baseline_nll"], 4)
     if with_samples:
         ds = data_mod.load_or_build("essen", progress=False)
         split = data_mod.split_indices(ds)
@@ -211,6 +228,7 @@ def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, di
         m = (metrics or {}).get(info.name) or info.metrics or {}
         c = (m.get("continuations") or {}).get("model", {})
         unit = m.get("unit", "nats/step")
+        nll = f"{_fmt(m.get('test_nll'))} ({unit})" if m.get("test_nll") is not None else "–"
         size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
         data = info.card.get("data", {})
         data_name = data.get("dataset") if isinstance(data, dict) else str(data)
@@ -219,7 +237,7 @@ def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, di
         )
         speed_cols = f"{_fmt(m.get('tokens_per_s'), '.0f')} | {_fmt(m.get('first_note_ms'), '.1f')} ms"
         rows.append(
-            f"| {info.name} | {info.seed_paper} | {data_name or '–'} | {_fmt(m.get('test_nll'))} ({unit}) "
+            f"| {info.name} | {info.seed_paper} | {data_name or '–'} | {nll} "
             f"| {_fmt(m.get('baseline_nll'))} | {_fmt(m.get('nll_below_baseline'), '.1%')} "
             f"| {_fmt(m.get('test_accuracy'), '.1%')} | {cont} | {speed_cols} | {size:.1f} MB |"
         )
@@ -255,13 +273,21 @@ def _merge_into_card(path: Path, extra: dict) -> None:
 def format_family_report(report: dict) -> str:
     """A readable summary of :func:`evaluate_family`'s result."""
     m = report["metrics"]
-    lines = [
-        f"{report['name']} (paper {report.get('seed_paper')})",
-        f"  test NLL        {m['test_nll']:.4f} {m.get('unit', '')}",
-        f"  n-gram baseline {m['baseline_nll']:.4f} ({m.get('baseline', '')})",
-        f"  below baseline  {m['nll_below_baseline']:.1%}",
-        f"  accuracy        {m.get('test_accuracy', float('nan')):.1%}",
-    ]
+    lines = [f"{report['name']} (paper {report.get('seed_paper')})"]
+    if "test_nll" in m:
+        lines += [
+            f"  test NLL        {m['test_nll']:.4f} {m.get('unit', '')}",
+            f"  n-gram baseline {m['baseline_nll']:.4f} ({m.get('baseline', '')})",
+            f"  below baseline  {m['nll_below_baseline']:.1%}",
+            f"  accuracy        {m.get('test_accuracy', float('nan')):.1%}",
+        ]
+    cc = m.get("chorale_continuations")
+    if cc:
+        lines.append(f"  continuations of {cc['cases']} cuts of {cc['chorales']} test chorales, no key lock:")
+        keys = list(next(iter(cc["systems"].values())))
+        lines.append("    " + f"{'':<18}" + "".join(f"{k:>14}" for k in keys))
+        for name, row in cc["systems"].items():
+            lines.append("    " + f"{name:<18}" + "".join(f"{row[k]:>14.3f}" for k in keys))
     for k in ("test_nll_binary", "test_bits_per_key_frame", "test_nll_per_note"):
         if k in m:
             lines.append(f"  {k:<15} {m[k]}")

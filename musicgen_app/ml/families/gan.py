@@ -1,0 +1,521 @@
+"""Paper 002's GAN, made to stream: a bar-conditional WGAN-GP over piano-roll bars (after MidiNet).
+
+Paper 002 trains a plain GAN, a DCGAN and a WGAN-GP on whole 88 x 200 piano-roll images and finds
+only the WGAN-GP makes music-like output. A whole image cannot continue a sketch or stream, so, as
+MidiNet (Yang et al. 2017) did, the generator writes one *bar* at a time, conditioned on the bar
+before it:
+
+* a bar is 16 sixteenth frames x 64 keys (MIDI 28..91, which covers the chorales under their
+  transposition augmentation) x 2 channels: *onset* (a note starts) and *sustain* (it goes on),
+  the three-state roll of :mod:`musicgen_app.ml.families.pianoroll` as two bit planes;
+* a **conditioner** CNN reads the previous 16 frames plus where the bar lines and beats fall in the
+  new window; its feature maps at every resolution are concatenated into the generator's layers
+  (MidiNet's 2-D conditioning);
+* the **generator** G(z, previous bar) upsamples a 32-d noise vector through transposed
+  convolutions to sigmoid onset/sustain probabilities;
+* the **critic** D(bar, previous bar) is a plain CNN without normalisation, trained with the
+  Wasserstein loss and gradient penalty (WGAN-GP, lambda 10, 5 critic steps per generator step).
+  The critic sees the generator's bars thresholded at 0.5 (straight-through gradients, as in
+  BinaryMuseGAN): with raw probabilities the generator stalled below the threshold.
+  Only the generator and its conditioner are shipped.
+
+Streaming: from the 16 frames before the continuation, one window of 16 frames is generated in
+one forward pass, decoded into onset/sustain states (key lock mask applied before thresholding),
+and walked frame by frame; a note is emitted in the frame where its key stops, as in the frame
+LSTM. Temperature scales the noise (0: the generator's typical bar for that context) and lowers
+the onset threshold a little above 1. A GAN has no likelihood: evaluation compares statistics of
+its continuations of held-out chorales with the real ones and with baselines
+(:func:`chorale_continuation_stats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicgen_app.ml.families import pianoroll as pr
+from musicgen_app.ml.families.chorales import Chorale
+from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
+from musicgen_app.ml.sampling import SamplingConfig
+
+logger = logging.getLogger(__name__)
+
+ARCH_GAN = "pianoroll-gan"
+LOW, PITCHES = 28, 64  # MIDI 28..91
+FRAMES = 16  # one bar of 4/4 in 16ths: the generated window
+PHASE = 2  # bar-line and beat planes of the generated window
+SILENT, ONSET, SUSTAIN = pr.SILENT, pr.ONSET, pr.SUSTAIN
+
+
+# -- networks ------------------------------------------------------------------------------------------
+@dataclass
+class GanConfig:
+    """Architecture arguments (stored in the card)."""
+
+    z_dim: int = 32
+    width: int = 128  # channels of every layer
+
+
+def _lrelu() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+def _keys_as_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, P) planes -> (B, C * P, T): the pitch axis becomes channels (MidiNet's first layer
+    spans all keys at once; convolutions then run over time only)."""
+    B, C, T, P = x.shape
+    return x.permute(0, 1, 3, 2).reshape(B, C * P, T)
+
+
+def _split_cond(cond_in: torch.Tensor) -> torch.Tensor:
+    """(B, 2 + PHASE, 16, P) conditioner input -> (B, 2P + PHASE, 16): previous bar's keys and the
+    new window's bar-line and beat rows (constant over pitch, so one column is enough)."""
+    return torch.cat([_keys_as_channels(cond_in[:, :2]), cond_in[:, 2:, :, 0]], 1)
+
+
+class Conditioner(nn.Module):
+    """MidiNet's conditioner CNN over the previous bar (and the new window's bar/beat rows)."""
+
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(2 * PITCHES + PHASE, w, 3, padding=1)  # -> (w, 16)
+        self.c2 = nn.Conv1d(w, w, 4, stride=2, padding=1)  # -> (w, 8)
+        self.c3 = nn.Conv1d(w, w, 4, stride=2, padding=1)  # -> (w, 4)
+        self.c4 = nn.Conv1d(w, w, 4)  # -> (w, 1)
+        self.act = _lrelu()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of ``x`` (B, 2P + PHASE, 16), finest first."""
+        h1 = self.act(self.c1(x))  # (B, w, 16)
+        h2 = self.act(self.c2(h1))  # (B, w, 8)
+        h3 = self.act(self.c3(h2))  # (B, w, 4)
+        h4 = self.act(self.c4(h3))  # (B, w, 1)
+        return [x, h1, h2, h3, h4]
+
+
+class BarGenerator(nn.Module):
+    """G(z, previous bar): onset and sustain probabilities (B, 2, 16, 64) of the next window."""
+
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.cond = Conditioner(w)
+        self.fc = nn.Linear(cfg.z_dim + w, w * 4)
+        self.u1 = nn.ConvTranspose1d(2 * w, w, 4, stride=2, padding=1)  # (4) -> (8)
+        self.u2 = nn.ConvTranspose1d(2 * w, w, 4, stride=2, padding=1)  # (8) -> (16)
+        self.u3 = nn.Conv1d(2 * w, w, 3, padding=1)  # (16)
+        self.out = nn.Conv1d(w + 2 * PITCHES + PHASE, 2 * PITCHES, 1)  # every key from every channel
+        self.act = nn.ReLU()
+
+    def forward(self, z: torch.Tensor, cond_in: torch.Tensor) -> torch.Tensor:
+        """``z`` (B, z_dim), ``cond_in`` (B, 2 + PHASE, 16, 64) -> probabilities (B, 2, 16, 64)."""
+        x, h1, h2, h3, h4 = self.cond(_split_cond(cond_in))
+        B, w = z.shape[0], self.cfg.width
+        g = self.act(self.fc(torch.cat([z, h4.flatten(1)], 1))).view(B, w, 4)  # (B, w, 4)
+        g = self.act(self.u1(torch.cat([g, h3], 1)))  # (B, w, 8)
+        g = self.act(self.u2(torch.cat([g, h2], 1)))  # (B, w, 16)
+        g = self.act(self.u3(torch.cat([g, h1], 1)))  # (B, w, 16)
+        y = torch.sigmoid(self.out(torch.cat([g, x], 1)))  # (B, 2P, 16)
+        return y.view(B, 2, PITCHES, FRAMES).transpose(2, 3)  # (B, 2, 16, 64)
+
+
+class BarCritic(nn.Module):
+    """D(bar, previous bar): an unbounded score (WGAN critic; no batch norm, as WGAN-GP asks)."""
+
+    def __init__(self, w: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(4 * PITCHES + PHASE, w, 3, padding=1),  # (w, 16)
+            _lrelu(),
+            nn.Conv1d(w, w, 4, stride=2, padding=1),  # (w, 8)
+            _lrelu(),
+            nn.Conv1d(w, 2 * w, 4, stride=2, padding=1),  # (2w, 4)
+            _lrelu(),
+            nn.Flatten(),
+            nn.Linear(2 * w * 4, 1),
+        )
+
+    def forward(self, bar: torch.Tensor, cond_in: torch.Tensor) -> torch.Tensor:
+        """``bar`` (B, 2, 16, 64), ``cond_in`` (B, 2 + PHASE, 16, 64) -> (B,)."""
+        return self.net(torch.cat([_keys_as_channels(bar), _split_cond(cond_in)], 1)).squeeze(1)
+
+
+# -- bars ------------------------------------------------------------------------------------------------
+def planes(states: np.ndarray) -> np.ndarray:
+    """(2, T, P) float32 onset and sustain bit planes of a (T, P) state roll."""
+    return np.stack([states == ONSET, states == SUSTAIN]).astype(np.float32)
+
+
+def phase_planes(first_step: int, bar_offset: int, bar_steps: int) -> np.ndarray:
+    """(PHASE, 16, P) planes marking the bar lines and the beats (every 4 16ths) of a window."""
+    pos = (np.arange(first_step, first_step + FRAMES) - bar_offset) % max(1, bar_steps)  # (16,)
+    rows = np.stack([pos == 0, pos % 4 == 0]).astype(np.float32)  # (2, 16)
+    return np.repeat(rows[:, :, None], PITCHES, axis=2)
+
+
+def window_of(notes: list[tuple[int, int, int]], first_step: int) -> np.ndarray:
+    """(16, 64) states of ``(start, length, pitch)`` notes in the window starting at ``first_step``."""
+    roll = pr.roll_of(notes, FRAMES, first_step)  # (16, 88) from MIDI 21
+    return roll[:, LOW - pr.LOW : LOW - pr.LOW + PITCHES]
+
+
+# -- training data ----------------------------------------------------------------------------------------
+class BarData:
+    """Per-voice rolls of every chorale, kept once, cut into (previous window, window) pairs."""
+
+    PAD = FRAMES  # silent frames before each piece: the first bar is conditioned on silence
+
+    def __init__(self, chorales: list[Chorale]) -> None:
+        self.items = []
+        for ch in chorales:
+            T = ch.length_steps
+            voices = np.stack(
+                [
+                    pr.roll_of([(s, d, p) for s, d, p, v in ch.notes if v == voice], T + self.PAD, -self.PAD)
+                    for voice in range(4)
+                ]
+            )  # (4, PAD + T, 88)
+            self.items.append((ch, voices))
+
+    def sample(self, n: int, rng: np.random.Generator, augment: bool = True) -> tuple[torch.Tensor, ...]:
+        """(real windows (n, 2, 16, 64), conditioner inputs (n, 2 + PHASE, 16, 64))."""
+        bars, conds = [], []
+        for _ in range(n):
+            ch, voices = self.items[int(rng.integers(len(self.items)))]
+            T = voices.shape[1] - self.PAD
+            if rng.random() < 0.75:  # mostly bar-aligned windows (a bar line at frame 0), as sketches end
+                first = ch.bar_offset + ch.bar_steps * int(rng.integers(0, max(1, T // ch.bar_steps)))
+                first = min(first, max(0, T - FRAMES))
+            else:
+                first = int(rng.integers(0, max(1, T - FRAMES)))
+            keep = [0, 1, 2, 3]
+            shift = 0
+            if augment:
+                shift = int(rng.integers(-6, 6))
+                r = rng.random()  # as the frame LSTM: all voices, the soprano alone, or some voices
+                keep = (
+                    [0, 1, 2, 3]
+                    if r < 0.5
+                    else [0]
+                    if r < 0.7
+                    else [0] + [v for v in (1, 2, 3) if rng.random() < 0.5]
+                )
+            lo = LOW - pr.LOW - shift  # index in the 88-key roll of the window's lowest key
+            a = first + self.PAD
+            sub = voices[keep, a - FRAMES : a + FRAMES, lo : lo + PITCHES]  # (V, 32, 64)
+            # voices merge key by key: an onset in any voice is an onset, else a sustain sustains
+            merged = np.where(
+                (sub == ONSET).any(0), ONSET, np.where((sub == SUSTAIN).any(0), SUSTAIN, SILENT)
+            )
+            prev, cur = merged[:FRAMES], merged[FRAMES:].copy()
+            # a note sounding into the window from a dropped voice or from the context stays a sustain
+            bars.append(planes(cur))
+            conds.append(np.concatenate([planes(prev), phase_planes(first, ch.bar_offset, ch.bar_steps)]))
+        return torch.from_numpy(np.stack(bars)), torch.from_numpy(np.stack(conds))
+
+
+# -- training ----------------------------------------------------------------------------------------------
+@dataclass
+class GanTrainConfig:
+    """WGAN-GP settings (paper 002's working variant; Gulrajani et al.'s defaults)."""
+
+    minutes: float = 25.0
+    batch: int = 32
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    n_critic: int = 5
+    gp_lambda: float = 10.0
+    log_every: int = 100
+    seed: int = 0
+
+
+def binarize(probs: torch.Tensor) -> torch.Tensor:
+    """0/1 bars in the forward pass with the sigmoid's gradient in the backward pass (a
+    straight-through deterministic binary neuron, as in BinaryMuseGAN): the critic sees notes that
+    are there or not, as in real bars, so the generator cannot hide in probabilities near 0.5."""
+    hard = (probs > 0.5).to(probs.dtype)
+    return hard + probs - probs.detach()
+
+
+def gradient_penalty(
+    critic: BarCritic, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor
+) -> torch.Tensor:
+    """Mean (||grad D(x_hat)|| - 1)^2 on random points between real and generated bars."""
+    eps = torch.rand(real.shape[0], 1, 1, 1)
+    x = (eps * real + (1 - eps) * fake).requires_grad_(True)  # (B, 2, 16, 64)
+    (grad,) = torch.autograd.grad(critic(x, cond).sum(), x, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def bar_stats(bars: torch.Tensor) -> dict[str, float]:
+    """Onsets per bar and fraction of onsets that are in the bar's most used 7 pitch classes."""
+    b = (bars > 0.5).float()
+    onsets = b[:, 0].sum(dim=(1, 2))  # (B,)
+    pcs = torch.zeros(b.shape[0], 12)
+    for k in range(PITCHES):
+        pcs[:, (LOW + k) % 12] += b[:, 0, :, k].sum(1)
+    top7 = pcs.sort(dim=1, descending=True).values[:, :7].sum(1)
+    return {
+        "onsets": round(float(onsets.mean()), 2),
+        "top7_pc": round(float((top7 / onsets.clamp(min=1)).mean()), 3),
+    }
+
+
+def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainConfig) -> dict:
+    """WGAN-GP training of ``gen`` within ``cfg.minutes``; returns the history for the card."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    critic = BarCritic(gen.cfg.width)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=cfg.betas)
+    vreal, vcond = valid.sample(256, np.random.default_rng(7), augment=False)
+    vz = torch.randn(256, gen.cfg.z_dim, generator=torch.Generator().manual_seed(7))
+    history: list[dict] = []
+    t0 = time.monotonic()
+    step = 0
+    w_sum = gp_sum = g_sum = 0.0
+    gen.train()
+    while time.monotonic() - t0 < cfg.minutes * 60:
+        for _ in range(cfg.n_critic):
+            real, cond = train.sample(cfg.batch, rng)
+            with torch.no_grad():
+                fake = binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond))
+            wdist = critic(real, cond).mean() - critic(fake, cond).mean()
+            gp = gradient_penalty(critic, real, fake, cond)
+            loss_d = -wdist + cfg.gp_lambda * gp
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        real, cond = train.sample(cfg.batch, rng)
+        loss_g = -critic(binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond)), cond).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        step += 1
+        w_sum, gp_sum, g_sum = (
+            w_sum + float(wdist.detach()),
+            gp_sum + float(gp.detach()),
+            g_sum + float(loss_g.detach()),
+        )
+        if step % cfg.log_every == 0:
+            gen.eval()
+            with torch.no_grad():
+                vfake = binarize(gen(vz, vcond))
+                vw = float(critic(vreal, vcond).mean() - critic(vfake, vcond).mean())
+            gen.train()
+            n = cfg.log_every
+            row = {
+                "step": step,
+                "seconds": round(time.monotonic() - t0, 1),
+                "critic_wdist": round(w_sum / n, 4),
+                "gp": round(gp_sum / n, 4),
+                "g_loss": round(g_sum / n, 4),
+                "valid_wdist": round(vw, 4),
+                **{f"gen_{k}": v for k, v in bar_stats(vfake).items()},
+            }
+            history.append(row)
+            logger.info("%s", row)
+            w_sum = gp_sum = g_sum = 0.0
+    gen.eval()
+    return {
+        "generator_steps": step,
+        "critic_steps": step * cfg.n_critic,
+        "seconds": round(time.monotonic() - t0, 1),
+        "threads": torch.get_num_threads(),
+        "settings": {k: v for k, v in asdict(cfg).items() if k != "minutes"},
+        "real_valid_bars": bar_stats(vreal),
+        "history": history,
+    }
+
+
+def plot_curves(history: list[dict], path: str) -> None:
+    """The critic's Wasserstein estimate and the generated bars' statistics over training (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
+    a.plot(steps, [h["critic_wdist"] for h in history], label="critic W estimate (train)")
+    a.plot(steps, [h["valid_wdist"] for h in history], label="W estimate (valid)")
+    a.plot(steps, [h["gp"] for h in history], label="gradient penalty")
+    a.set_xlabel("generator step")
+    a.legend(fontsize=7)
+    b.plot(steps, [h["gen_onsets"] for h in history], label="onsets per generated bar")
+    b.set_xlabel("generator step")
+    b2 = b.twinx()
+    b2.plot(steps, [h["gen_top7_pc"] for h in history], color="C1", label="onsets in top-7 pitch classes")
+    b.legend(fontsize=7, loc="upper left")
+    b2.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = False) -> dict:
+    """Train the bar GAN on the chorales; write models/<name>.* (and a curve PNG)."""
+    from musicgen_app.core import paths
+    from musicgen_app.errors import CheckpointError
+    from musicgen_app.ml.families.checkpoint import save_checkpoint
+    from musicgen_app.ml.families.chorales import chorale_splits
+
+    if resume:
+        raise CheckpointError("the GAN ships without its critic, so it cannot resume: train it afresh")
+    torch.set_num_threads(1)
+    splits = chorale_splits()
+    cfg = GanConfig()
+    gen = BarGenerator(cfg)
+    record = train_gan(
+        gen, BarData(splits["train"]), BarData(splits["valid"]), GanTrainConfig(minutes=minutes)
+    )
+    curve = paths.models_dir() / f"{name}-curve.png"
+    plot_curves(record["history"], str(curve))
+    card = {
+        "name": name,
+        "family": "pianoroll",
+        "architecture": ARCH_GAN,
+        "seed_paper": "002",
+        "title": "Bar-conditional WGAN-GP over piano-roll bars (paper 002's GAN, MidiNet-style)",
+        "description": (
+            "Generator G(z, previous bar) writes the next 16 sixteenths x 64 keys as onset and sustain "
+            "planes; a conditioner CNN over the previous bar feeds every generator layer (MidiNet); "
+            "trained against a critic D(bar, previous bar) with the WGAN-GP loss, the variant paper 002 "
+            "found to work. Streams bar by bar. No likelihood: see the continuation statistics."
+        ),
+        "data": {
+            "dataset": "Bach chorales (music21 corpus)",
+            "pieces": {k: len(v) for k, v in splits.items()},
+            "split": "by chorale, sha1 of the name (80/10/10), as the frame LSTM",
+            "grid": f"16th notes, {PITCHES} keys (MIDI {LOW}-{LOW + PITCHES - 1}), windows of {FRAMES}",
+            "augmentation": "transposition -6..+5, voices dropped in half the windows (soprano kept; "
+            "a fifth soprano alone); 3 in 4 windows start on a bar line",
+        },
+        "config": asdict(cfg),
+        "training": record,
+        "metrics": {"unit": "no likelihood (GAN)"},
+    }
+    save_checkpoint(name, gen, card)
+    logger.info("saved %s after %d generator steps", name, record["generator_steps"])
+    return card
+
+
+# -- streaming ---------------------------------------------------------------------------------------------
+def onset_threshold(temperature: float) -> float:
+    """0.5 up to temperature 1, then lower (more notes dare to start) down to 0.3 at 2."""
+    return float(np.clip(0.5 - 0.2 * (temperature - 1.0), 0.3, 0.5))
+
+
+def decode_window(
+    probs: np.ndarray, sounding: np.ndarray, threshold: float, onset_ok: np.ndarray | None
+) -> np.ndarray:
+    """(16, 64) states from onset/sustain probabilities (2, 16, 64).
+
+    ``sounding`` (64,) bool: keys sounding before the window. Out-of-key onsets (``onset_ok``
+    False) are zeroed before thresholding; a sustain needs a sounding key; a window with no onset
+    gets one at its most likely allowed key and frame (the sampler's silence guard).
+    """
+    on, sus = probs[0].copy(), probs[1]
+    if onset_ok is not None:
+        on[:, ~onset_ok] = 0.0
+    out = np.zeros((FRAMES, PITCHES), np.int8)
+    live = sounding.copy()
+    for t in range(FRAMES):
+        start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live)
+        keep = ~start & live & (sus[t] > threshold)
+        out[t, start] = ONSET
+        out[t, keep] = SUSTAIN
+        live = start | keep
+    if not (out == ONSET).any():
+        t, k = np.unravel_index(int(np.argmax(on)), on.shape)
+        if on[t, k] > 0:
+            out[t, k] = ONSET
+            if t + 1 < FRAMES and out[t + 1, k] == SILENT:
+                out[t + 1 : t + 4, k] = np.where(
+                    out[t + 1 : t + 4, k] == SILENT, SUSTAIN, out[t + 1 : t + 4, k]
+                )
+    return out
+
+
+class GanEngine(StreamEngine):
+    """Generates a 16-frame window in one pass, then walks it frame by frame emitting finished notes."""
+
+    def __init__(self, gen: BarGenerator) -> None:
+        self.gen_net = gen
+        self.tokens = 0
+
+    def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
+        self.ctx = ctx
+        self.sampling = sampling
+        self.rng = torch.Generator()
+        seed = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        self.rng.manual_seed(int(seed))
+        rows = [(n.start, n.length, n.pitch) for n in ctx.notes]
+        self.window = window_of(rows, ctx.start_step - FRAMES)  # the bar before the continuation
+        self.frames: np.ndarray | None = None  # the window being walked
+        self.sounding = np.zeros(PITCHES, bool)  # the seed's notes end at the start
+        self.onset_at = np.full(PITCHES, -1)
+        self.pos = ctx.start_step
+        self.onset_ok = None
+        allowed = ctx.allowed_pcs(sampling.key_lock)
+        if allowed is not None:
+            self.onset_ok = np.array([(LOW + k) % 12 in allowed for k in range(PITCHES)])
+
+    @property
+    def position(self) -> int:
+        return self.pos
+
+    def _generate(self, temperature: float) -> None:
+        """The next window from the last one (one generator pass)."""
+        cond = np.concatenate(
+            [planes(self.window), phase_planes(self.pos, self.ctx.bar_offset, self.ctx.bar_steps)]
+        )
+        z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
+        probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
+        self.frames = decode_window(probs, self.sounding, onset_threshold(temperature), self.onset_ok)
+        self.frame_index = 0
+
+    def advance(self, temperature: float) -> list[StepNote]:
+        if self.frames is None or self.frame_index >= FRAMES:
+            if self.frames is not None:
+                self.window = self.frames
+            self._generate(temperature)
+        frame = self.frames[self.frame_index]  # type: ignore[index]
+        self.frame_index += 1
+        self.tokens += 1
+        t = self.pos
+        done = [
+            StepNote(int(self.onset_at[k]), t - int(self.onset_at[k]), LOW + int(k))
+            for k in np.flatnonzero(self.sounding & (frame != SUSTAIN))
+        ]
+        self.onset_at[frame == ONSET] = t
+        self.sounding = frame > 0
+        self.pos += 1
+        return done
+
+    def flush(self) -> list[StepNote]:
+        return [
+            StepNote(int(self.onset_at[k]), self.pos - int(self.onset_at[k]), LOW + int(k))
+            for k in np.flatnonzero(self.sounding)
+        ]
+
+
+def load_generator(card: dict, path: str) -> BarGenerator:
+    """Rebuild the generator from its card and load the weights at ``path``."""
+    from musicgen_app.ml.families.checkpoint import load_weights
+
+    gen = BarGenerator(GanConfig(**card["config"]))
+    load_weights(path, gen)
+    return gen
+
+
+def engine_factory(card: dict, path: str):
+    """A function making fresh streaming engines over the generator a card describes."""
+    gen = load_generator(card, path)
+    return lambda: GanEngine(gen)
