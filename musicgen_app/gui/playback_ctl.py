@@ -158,7 +158,7 @@ class PlaybackController(QObject):
         from musicgen_app.playback.player_process import PlayerOutput, PlayerProcess
 
         self._settings = settings
-        opts = {
+        opts: dict[str, Any] = {
             "soundfont": settings.soundfont or None,
             "driver": settings.audio_driver or None,
             "buffer_size": settings.buffer_size,

@@ -73,18 +73,18 @@ def _open(spec: str, options: dict[str, Any]) -> Any:
     )
 
 
-class _CurrentOutput:
-    """The scheduler's output at the moment of sending (MIDI thru follows switches and failures)."""
+def _current_output(sched: Any) -> Any:
+    """An Output that sends through the scheduler's output of the moment (MIDI thru follows
+    output switches and failures)."""
+    from musicgen_app.playback.outputs import Output
 
-    def __init__(self, sched: Any) -> None:
-        self._sched = sched
+    class CurrentOutput(Output):
+        def _send(self, msg: mido.Message) -> None:
+            out = sched.output
+            self.name = out.name  # for messages about a failing thru
+            out.send(msg)
 
-    @property
-    def name(self) -> str:
-        return str(self._sched.output.name)
-
-    def send(self, msg: mido.Message) -> None:
-        self._sched.output.send(msg)
+    return CurrentOutput()
 
 
 class _ChildKeyboard:
@@ -102,7 +102,7 @@ class _ChildKeyboard:
 
         self.close()
         try:
-            inp = MidiInput(port, api, thru=_CurrentOutput(self._sched) if thru else None)
+            inp = MidiInput(port, api, thru=_current_output(self._sched) if thru else None)
         except DeviceError as exc:
             self._send(("input", "failed", port, str(exc)))
             return
@@ -115,7 +115,7 @@ class _ChildKeyboard:
 
     def set_thru(self, thru: bool) -> None:
         if self._input is not None:
-            self._input.set_thru(_CurrentOutput(self._sched) if thru else None)
+            self._input.set_thru(_current_output(self._sched) if thru else None)
 
     def close(self) -> None:
         if self._input is None:
@@ -309,7 +309,7 @@ class PlayerProcess:
         self._finished.set()
         self._failure: str | None = None
         self._position: queue.Queue[tuple[int, str]] = queue.Queue()
-        self.status: queue.Queue[PlaybackError | PlaybackFinished] = queue.Queue()
+        self.status: queue.Queue[PlaybackError | PlaybackFinished | InputReport] = queue.Queue()
         self.name = output
         self.realtime = False
         self.played: list[tuple[int, Note]] = []
