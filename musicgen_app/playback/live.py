@@ -14,11 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.playback.outputs import Output
 from musicgen_app.playback.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from musicgen_app.playback.player_process import PlayerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def play_session(
     *,
     start_tick: int | None = None,
     include_song: bool = False,
-    scheduler: Scheduler | None = None,
+    scheduler: Scheduler | PlayerProcess | None = None,
     on_note: Callable[[Note], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LiveResult:
