@@ -164,9 +164,9 @@ def baseline_nll(ds: data_mod.Dataset, split: dict, tok, orders: tuple[int, ...]
         val_nll[order] = round(v, 4)
         if v < best[0]:
             best = (v, order, lm)
-    lm = best[2]
-    assert lm is not None
-    nll = np.concatenate([lm.sequence_nll(tok.encode_steps(t.steps)) for t in ds.tunes(split["test"])])
+    chosen = best[2]
+    assert chosen is not None
+    nll = np.concatenate([chosen.sequence_nll(tok.encode_steps(t.steps)) for t in ds.tunes(split["test"])])
     return {
         "baseline": f"interpolated Kneser-Ney {best[1]}-gram on the same tokens (no bar positions)",
         "baseline_nll": round(float(nll.mean()), 4),

@@ -37,7 +37,13 @@ from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError, MusicgenError
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
-from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses, allowed_pitch_classes
+from musicgen_app.ml.sampling import (
+    Sampler,
+    SamplingConfig,
+    TokenClasses,
+    allowed_pitch_classes,
+    random_seed,
+)
 from musicgen_app.ml.session import GenerationSession
 from musicgen_app.ml.tokenizers import BOS, HOLD, GridMelodyTokenizer, notes_to_steps
 
@@ -355,7 +361,7 @@ def generate_notes(
     """Drain a session into a list of notes; a degenerate take is retried (up to ``max_retries``
     times) with the next seed. Raises GenerationError when the session fails."""
     cfg = sampling or SamplingConfig()
-    seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+    seed = cfg.seed if cfg.seed is not None else random_seed(31)
     notes: list[Note] = []
     for attempt in range(cfg.max_retries + 1):
         attempt_cfg = SamplingConfig(**{**cfg.__dict__, "seed": seed + attempt})

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,12 @@ from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import Key, estimate_key, parse_key
 
 logger = logging.getLogger(__name__)
+
+
+def random_seed(bits: int = 63) -> int:
+    """A fresh random seed (stored with a take so it can be reproduced)."""
+    return secrets.randbits(bits)
+
 
 _NEG = -1e30
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
@@ -103,7 +110,7 @@ def allowed_pitch_classes(
         hist[p % 12] += w
     ks = sketch_key or estimate_key(pitches, weights)
     key_pcs = ks.diatonic_pcs()
-    best_cover, best = -1.0, frozenset()
+    best_cover, best = -1.0, frozenset[int]()
     for coll in _DIATONIC:
         cover = float(hist[list(coll)].sum())
         # on a tie, prefer the collection sharing most notes with the estimated key's scale
@@ -128,7 +135,7 @@ class Sampler:
     ) -> None:
         self.classes = classes
         self.config = config
-        self.seed = int(seed if seed is not None else np.random.SeedSequence().entropy % (2**63))
+        self.seed = int(seed if seed is not None else random_seed())
         self.rng = np.random.default_rng(self.seed)
         V = classes.vocab_size
         base = np.zeros(V)

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -206,7 +207,7 @@ def train_melody_lstm(
     out_dir = Path(cfg.out_dir) if cfg.out_dir else paths.models_dir()
     curve: list[dict] = list(previous.get("training", {}).get("curve", []))
     first_epoch = (curve[-1]["epoch"] + 1) if curve else 1
-    best = (math.inf, 0, None)
+    best: tuple[float, int, dict[str, Any] | None] = (math.inf, 0, None)
     if cfg.resume:
         nll, _, _ = per_step_outputs(model, tok, val_tunes)
         prev_best = int(previous.get("training", {}).get("best_epoch") or first_epoch - 1)

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from musicgen_app.core import paths
 from musicgen_app.errors import DatasetError
@@ -55,7 +56,7 @@ def split_of(name: str) -> str:
 def _parse_one(path: Path) -> Chorale | None:
     from music21 import converter, meter
 
-    score = converter.parse(str(path))
+    score: Any = converter.parse(str(path))  # a Score for a chorale file
     parts = [p for p in score.parts if p.flatten().notes]
     if len(parts) != 4:
         return None  # a cantata movement with instruments, not a four-part chorale

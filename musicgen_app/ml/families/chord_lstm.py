@@ -211,7 +211,7 @@ class ChordVocab:
         """Chord tokens whose pitch classes all belong to ``scale`` (plus rests)."""
         outside = np.ones(12, dtype=bool)
         outside[list(scale)] = False
-        ok = ~(self.pc_matrix & outside).any(axis=1)  # (V,)
+        ok = np.asarray(~(self.pc_matrix & outside).any(axis=1))  # (V,)
         ok[: self.first_chord] = False
         ok[self.index[REST]] = True
         return torch.from_numpy(ok)

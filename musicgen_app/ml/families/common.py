@@ -271,6 +271,8 @@ class TokenLSTMConfig:
 class TokenLSTM(torch.nn.Module):
     """Embedding -> stacked LSTM -> (Dense ReLU) -> logits over the vocabulary."""
 
+    features: torch.Tensor  # a buffer (V, F) when cfg.feature_dim
+
     def __init__(self, cfg: TokenLSTMConfig, features: np.ndarray | None = None) -> None:
         super().__init__()
         nn = torch.nn
@@ -340,7 +342,7 @@ def cached_on(owner: torch.nn.Module, make: Callable[[], T]) -> T:
 def onednn() -> Iterator[None]:
     """oneDNN on for a block (a prefill over a sequence), as it was afterwards (single steps)."""
     before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = True
+    torch.backends.mkldnn.enabled = True  # type: ignore[assignment]  # torch types it as a descriptor
     try:
         yield
     finally:
@@ -379,7 +381,7 @@ class LSTMStepper:
         hs, cs = state
         H = self.H
         new_h, new_c = [], []
-        x = None
+        x = proj0  # replaced by each layer's output
         for i, (h, c) in enumerate(zip(hs, cs, strict=True)):
             pre = proj0 if i == 0 else x @ self.w_ih[i]  # (4H,)
             g = pre + self.bias[i] + h @ self.w_hh[i]  # (4H,): input, forget, cell, output gates

@@ -39,7 +39,7 @@ from musicgen_app.ml.families.common import (
     cached_on,
     onednn,
 )
-from musicgen_app.ml.sampling import SamplingConfig
+from musicgen_app.ml.sampling import SamplingConfig, random_seed
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ class PianoRollEngine(StreamEngine):
         self.ctx = ctx
         self.sampling = sampling
         self.gen = torch.Generator()
-        seed = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        seed = sampling.seed if sampling.seed is not None else random_seed()
         self.gen.manual_seed(int(seed))
         first = max(ctx.notes[0].start, ctx.start_step - PREFILL_FRAMES)
         rows = [(n.start, n.length, n.pitch) for n in ctx.notes]

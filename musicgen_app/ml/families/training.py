@@ -13,13 +13,15 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
 
-LossFn = Callable[[nn.Module, object], tuple[torch.Tensor, int]]
+B = TypeVar("B")  # a family's batch type
+LossFn = Callable[[nn.Module, B], tuple[torch.Tensor, int]]
 
 
 @dataclass
@@ -46,7 +48,7 @@ class TrainResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, train, valid)
 
 
-def evaluate_loss(model: nn.Module, loss: LossFn, batches: Iterable[object]) -> float:
+def evaluate_loss(model: nn.Module, loss: LossFn[B], batches: Iterable[B]) -> float:
     """Mean loss per counted unit over ``batches`` (eval mode, no gradients)."""
     was_training = model.training
     model.eval()
@@ -62,9 +64,9 @@ def evaluate_loss(model: nn.Module, loss: LossFn, batches: Iterable[object]) -> 
 
 def train(
     model: nn.Module,
-    loss: LossFn,
-    train_batch: Callable[[torch.Generator], object],
-    valid_batches: list[object],
+    loss: LossFn[B],
+    train_batch: Callable[[torch.Generator], B],
+    valid_batches: list[B],
     cfg: TrainConfig,
 ) -> TrainResult:
     """Train ``model`` in place (ending with its best validation weights)."""
@@ -131,7 +133,7 @@ def maybe_resume(name: str, model: nn.Module, resume: bool) -> dict | None:
 
 def training_record(res: TrainResult, previous: dict | None = None, threads: int = 1) -> dict:
     """What a card stores about training (adding up the runs when training was resumed)."""
-    rec = {
+    rec: dict[str, Any] = {
         "steps": res.steps,
         "seconds": res.seconds,
         "best_valid_nll": round(res.best_valid_nll, 4),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +95,7 @@ class WaveNet(nn.Module):
         x0 = self.embed_inputs(tokens, bar_pos, bar_steps)  # (B, C, T)
         inputs = [x0] if keep_inputs else []
         x = self.start(nn.functional.pad(x0, (1, 0)))  # (B, C, T)
-        skips = 0
+        skips: Any = 0  # becomes a tensor at the first layer
         for d, conv, res, skip in zip(self.cfg.dilations, self.dilated, self.res, self.skip, strict=True):
             if keep_inputs:
                 inputs.append(x)
@@ -130,7 +131,7 @@ class FastWaveNet:
     def _tables(net: WaveNet) -> tuple:
         P = net.cfg.pos_dim
 
-        def n(t: torch.Tensor) -> np.ndarray:
+        def n(t: Any) -> np.ndarray:  # a parameter or buffer of the network
             return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
 
         with torch.no_grad():
@@ -141,6 +142,9 @@ class FastWaveNet:
             sw = net.start.weight  # (C, C, 2): tap 0 reads t - 1, tap 1 reads t
             start = (n(torch.cat([sw[:, :, 0], sw[:, :, 1]], dim=1).T), n(net.start.bias))  # (2C, C)
             layers = []
+            conv: Any
+            res: Any
+            skip: Any
             for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
                 w = conv.weight  # (2C, C, 2): tap 0 reads t - d, tap 1 reads t
                 w_taps = n(torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).T)  # (2C in, 2C out)
@@ -173,7 +177,7 @@ class FastWaveNet:
         inputs = [x0]  # (T, C) each
         w, b = self.start
         x = taps(x0, 1) @ w + b  # (T, C)
-        skips = 0.0
+        skips: Any = 0.0  # (S,) once the first layer has added to it
         for d, (w_taps, b_taps, w_out, b_out) in zip(self.dilations[1:], self.layers, strict=True):
             inputs.append(x)
             fg = taps(x, d) @ w_taps + b_taps  # (T, 2C)
@@ -202,7 +206,7 @@ class FastWaveNet:
         ptrs[0] = (p + 1) % len(bufs[0])
         w, b = self.start
         x = cat @ w + b  # (C,)
-        skips = 0.0
+        skips: Any = 0.0  # (S,) once the first layer has added to it
         for i, (w_taps, b_taps, w_out, b_out) in enumerate(self.layers, start=1):
             p = ptrs[i]
             cat[:C] = bufs[i][p]  # the layer's input d steps ago
@@ -271,7 +275,7 @@ class WaveNetModel(GridMelodyModel):
     def adapter(self, bar_position) -> WaveNetAdapter:
         """A fresh adapter (its own activation queues); one thread, no oneDNN for batch-1 steps."""
         torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
+        torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
         return WaveNetAdapter(self.net, bar_position, self.classes)
 
 
