@@ -8,9 +8,10 @@ before it:
 * a bar is 16 sixteenth frames x 64 keys (MIDI 28..91, which covers the chorales under their
   transposition augmentation) x 2 channels: *onset* (a note starts) and *sustain* (it goes on),
   the three-state roll of :mod:`musicgen_app.ml.families.pianoroll` as two bit planes;
-* a **conditioner** CNN reads the previous 16 frames plus where the bar lines and beats fall in the
-  new window; its feature maps at every resolution are concatenated into the generator's layers
-  (MidiNet's 2-D conditioning);
+* a **conditioner** CNN reads the previous 16 frames, where the bar lines and beats fall in the
+  new window, and the pitch-class profile of the 8 bars before it (MidiNet's 1-D condition was the
+  chord; ours is the key, which one bar of a melody often leaves open); its feature maps at every
+  resolution are concatenated into the generator's layers (MidiNet's 2-D conditioning);
 * the **generator** G(z, previous bar) upsamples a 32-d noise vector through transposed
   convolutions to sigmoid onset/sustain probabilities;
 * the **critic** D(bar, previous bar) is a plain CNN without normalisation, trained with the
@@ -22,8 +23,9 @@ before it:
 Streaming: from the 16 frames before the continuation, one window of 16 frames is generated in
 one forward pass, decoded into onset/sustain states (key lock mask applied before thresholding),
 and walked frame by frame; a note is emitted in the frame where its key stops, as in the frame
-LSTM. Temperature scales the noise (0: the generator's typical bar for that context) and lowers
-the onset threshold a little above 1. A GAN has no likelihood: evaluation compares statistics of
+LSTM. Temperature scales the noise (near 0: the generator's typical bar for that context, the same
+for every seed); the threshold stays at 0.5, where training cut the bars (a lower one let hundreds
+of faint cells through). A GAN has no likelihood: evaluation compares statistics of
 its continuations of held-out chorales with the real ones and with baselines
 (:func:`chorale_continuation_stats`).
 """
@@ -49,6 +51,8 @@ ARCH_GAN = "pianoroll-gan"
 LOW, PITCHES = 28, 64  # MIDI 28..91
 FRAMES = 16  # one bar of 4/4 in 16ths: the generated window
 PHASE = 2  # bar-line and beat planes of the generated window
+PROFILE_STEPS = 128  # the pitch-class profile is read over the last 8 bars of 4/4 before the window
+COND = 2 + PHASE + 1  # conditioner input planes: previous bar (2), phase (2), pitch-class profile (1)
 SILENT, ONSET, SUSTAIN = pr.SILENT, pr.ONSET, pr.SUSTAIN
 
 
@@ -73,9 +77,17 @@ def _keys_as_channels(x: torch.Tensor) -> torch.Tensor:
 
 
 def _split_cond(cond_in: torch.Tensor) -> torch.Tensor:
-    """(B, 2 + PHASE, 16, P) conditioner input -> (B, 2P + PHASE, 16): previous bar's keys and the
-    new window's bar-line and beat rows (constant over pitch, so one column is enough)."""
-    return torch.cat([_keys_as_channels(cond_in[:, :2]), cond_in[:, 2:, :, 0]], 1)
+    """(B, COND, 16, P) conditioner input -> (B, 3P + PHASE, 16): previous bar's keys, the new
+    window's bar-line and beat rows (constant over pitch, so one column is enough) and the
+    pitch-class profile of each key (constant over time)."""
+    return torch.cat(
+        [
+            _keys_as_channels(cond_in[:, :2]),
+            cond_in[:, 2 : 2 + PHASE, :, 0],
+            _keys_as_channels(cond_in[:, 2 + PHASE :]),
+        ],
+        1,
+    )
 
 
 class Conditioner(nn.Module):
@@ -83,14 +95,14 @@ class Conditioner(nn.Module):
 
     def __init__(self, w: int) -> None:
         super().__init__()
-        self.c1 = nn.Conv1d(2 * PITCHES + PHASE, w, 3, padding=1)  # -> (w, 16)
+        self.c1 = nn.Conv1d(3 * PITCHES + PHASE, w, 3, padding=1)  # -> (w, 16)
         self.c2 = nn.Conv1d(w, w, 4, stride=2, padding=1)  # -> (w, 8)
         self.c3 = nn.Conv1d(w, w, 4, stride=2, padding=1)  # -> (w, 4)
         self.c4 = nn.Conv1d(w, w, 4)  # -> (w, 1)
         self.act = _lrelu()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps of ``x`` (B, 2P + PHASE, 16), finest first."""
+        """Feature maps of ``x`` (B, 3P + PHASE, 16), finest first."""
         h1 = self.act(self.c1(x))  # (B, w, 16)
         h2 = self.act(self.c2(h1))  # (B, w, 8)
         h3 = self.act(self.c3(h2))  # (B, w, 4)
@@ -110,11 +122,11 @@ class BarGenerator(nn.Module):
         self.u1 = nn.ConvTranspose1d(2 * w, w, 4, stride=2, padding=1)  # (4) -> (8)
         self.u2 = nn.ConvTranspose1d(2 * w, w, 4, stride=2, padding=1)  # (8) -> (16)
         self.u3 = nn.Conv1d(2 * w, w, 3, padding=1)  # (16)
-        self.out = nn.Conv1d(w + 2 * PITCHES + PHASE, 2 * PITCHES, 1)  # every key from every channel
+        self.out = nn.Conv1d(w + 3 * PITCHES + PHASE, 2 * PITCHES, 1)  # every key from every channel
         self.act = nn.ReLU()
 
     def forward(self, z: torch.Tensor, cond_in: torch.Tensor) -> torch.Tensor:
-        """``z`` (B, z_dim), ``cond_in`` (B, 2 + PHASE, 16, 64) -> probabilities (B, 2, 16, 64)."""
+        """``z`` (B, z_dim), ``cond_in`` (B, COND, 16, 64) -> probabilities (B, 2, 16, 64)."""
         x, h1, h2, h3, h4 = self.cond(_split_cond(cond_in))
         B, w = z.shape[0], self.cfg.width
         g = self.act(self.fc(torch.cat([z, h4.flatten(1)], 1))).view(B, w, 4)  # (B, w, 4)
@@ -131,7 +143,7 @@ class BarCritic(nn.Module):
     def __init__(self, w: int = 128) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv1d(4 * PITCHES + PHASE, w, 3, padding=1),  # (w, 16)
+            nn.Conv1d(5 * PITCHES + PHASE, w, 3, padding=1),  # (w, 16)
             _lrelu(),
             nn.Conv1d(w, w, 4, stride=2, padding=1),  # (w, 8)
             _lrelu(),
@@ -142,7 +154,7 @@ class BarCritic(nn.Module):
         )
 
     def forward(self, bar: torch.Tensor, cond_in: torch.Tensor) -> torch.Tensor:
-        """``bar`` (B, 2, 16, 64), ``cond_in`` (B, 2 + PHASE, 16, 64) -> (B,)."""
+        """``bar`` (B, 2, 16, 64), ``cond_in`` (B, COND, 16, 64) -> (B,)."""
         return self.net(torch.cat([_keys_as_channels(bar), _split_cond(cond_in)], 1)).squeeze(1)
 
 
@@ -157,6 +169,16 @@ def phase_planes(first_step: int, bar_offset: int, bar_steps: int) -> np.ndarray
     pos = (np.arange(first_step, first_step + FRAMES) - bar_offset) % max(1, bar_steps)  # (16,)
     rows = np.stack([pos == 0, pos % 4 == 0]).astype(np.float32)  # (2, 16)
     return np.repeat(rows[:, :, None], PITCHES, axis=2)
+
+
+def profile_plane(pc_weight: np.ndarray) -> np.ndarray:
+    """(1, 16, P): each key's pitch-class weight (12 weights, scaled to a maximum of 1), over time.
+
+    MidiNet's 1-D condition was the chord; ours is the key the sketch implies, which a single
+    previous bar of a melody often leaves open."""
+    w = pc_weight / max(1e-9, float(pc_weight.max()))
+    row = w[(LOW + np.arange(PITCHES)) % 12].astype(np.float32)  # (P,)
+    return np.broadcast_to(row, (1, FRAMES, PITCHES)).copy()
 
 
 def window_of(notes: list[tuple[int, int, int]], first_step: int) -> np.ndarray:
@@ -184,7 +206,7 @@ class BarData:
             self.items.append((ch, voices))
 
     def sample(self, n: int, rng: np.random.Generator, augment: bool = True) -> tuple[torch.Tensor, ...]:
-        """(real windows (n, 2, 16, 64), conditioner inputs (n, 2 + PHASE, 16, 64))."""
+        """(real windows (n, 2, 16, 64), conditioner inputs (n, COND, 16, 64))."""
         bars, conds = [], []
         for _ in range(n):
             ch, voices = self.items[int(rng.integers(len(self.items)))]
@@ -213,10 +235,16 @@ class BarData:
             merged = np.where(
                 (sub == ONSET).any(0), ONSET, np.where((sub == SUSTAIN).any(0), SUSTAIN, SILENT)
             )
-            prev, cur = merged[:FRAMES], merged[FRAMES:].copy()
-            # a note sounding into the window from a dropped voice or from the context stays a sustain
+            prev, cur = merged[:FRAMES], merged[FRAMES:]
+            # the pitch-class profile: sounding frames of each key over the 8 bars before the window
+            held = (voices[keep, max(0, a - PROFILE_STEPS) : a] > 0).sum(axis=(0, 1))  # (88,)
+            pcw = np.bincount((pr.LOW + np.arange(pr.KEYS) + shift) % 12, weights=held, minlength=12)
             bars.append(planes(cur))
-            conds.append(np.concatenate([planes(prev), phase_planes(first, ch.bar_offset, ch.bar_steps)]))
+            conds.append(
+                np.concatenate(
+                    [planes(prev), phase_planes(first, ch.bar_offset, ch.bar_steps), profile_plane(pcw)]
+                )
+            )
         return torch.from_numpy(np.stack(bars)), torch.from_numpy(np.stack(conds))
 
 
@@ -407,9 +435,7 @@ def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = Fals
 
 
 # -- streaming ---------------------------------------------------------------------------------------------
-def onset_threshold(temperature: float) -> float:
-    """0.5 up to temperature 1, then lower (more notes dare to start) down to 0.3 at 2."""
-    return float(np.clip(0.5 - 0.2 * (temperature - 1.0), 0.3, 0.5))
+THRESHOLD = 0.5  # the generator was trained against a critic that saw its bars cut at 0.5
 
 
 def decode_window(
@@ -458,6 +484,12 @@ class GanEngine(StreamEngine):
         self.rng.manual_seed(int(seed))
         rows = [(n.start, n.length, n.pitch) for n in ctx.notes]
         self.window = window_of(rows, ctx.start_step - FRAMES)  # the bar before the continuation
+        # the sketch's pitch-class profile (its last 8 bars), kept for the whole continuation
+        pcw = np.zeros(12)
+        for n in ctx.notes:
+            if n.start >= ctx.start_step - PROFILE_STEPS:
+                pcw[n.pitch % 12] += n.length
+        self.profile = profile_plane(pcw)
         self.frames: np.ndarray | None = None  # the window being walked
         self.sounding = np.zeros(PITCHES, bool)  # the seed's notes end at the start
         self.onset_at = np.full(PITCHES, -1)
@@ -473,12 +505,11 @@ class GanEngine(StreamEngine):
 
     def _generate(self, temperature: float) -> None:
         """The next window from the last one (one generator pass)."""
-        cond = np.concatenate(
-            [planes(self.window), phase_planes(self.pos, self.ctx.bar_offset, self.ctx.bar_steps)]
-        )
+        phase = phase_planes(self.pos, self.ctx.bar_offset, self.ctx.bar_steps)
+        cond = np.concatenate([planes(self.window), phase, self.profile])
         z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
         probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
-        self.frames = decode_window(probs, self.sounding, onset_threshold(temperature), self.onset_ok)
+        self.frames = decode_window(probs, self.sounding, THRESHOLD, self.onset_ok)
         self.frame_index = 0
 
     def advance(self, temperature: float) -> list[StepNote]:
