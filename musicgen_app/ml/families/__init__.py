@@ -97,7 +97,7 @@ def load_family_model(card: dict, path: str | Path) -> GenerativeModel:
     arch = card.get("architecture")
     if not is_family_card(card):
         raise CheckpointError(f"model {Path(path).stem} has an unknown architecture {arch!r}")
-    module_name, per_step = ARCHITECTURES[arch]
+    module_name, per_step = ARCHITECTURES[str(arch)]
     return family_loader(module_name, per_step)(str(card.get("name", Path(path).stem)), card, Path(path))
 
 

@@ -65,7 +65,7 @@ def _scale(ch: Chorale) -> frozenset[int]:
 
 def chorale_cases(chorales: list[Chorale]) -> list[Case]:
     """The cuts of ``chorales`` (see the module docstring), in a fixed order."""
-    cases = []
+    cases: list[Case] = []
     for ch in chorales:
         bs = ch.bar_steps
         shift = (-ch.bar_offset) % bs  # move the notes so that bar lines fall on multiples of bs

@@ -43,7 +43,7 @@ from torch import nn
 from musicgen_app.ml.families import pianoroll as pr
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
-from musicgen_app.ml.sampling import SamplingConfig
+from musicgen_app.ml.sampling import SamplingConfig, random_seed
 
 logger = logging.getLogger(__name__)
 
@@ -459,7 +459,8 @@ def decode_window(
         out[t, keep] = SUSTAIN
         live = start | keep
     if not (out == ONSET).any():
-        t, k = np.unravel_index(int(np.argmax(on)), on.shape)
+        t0, k0 = np.unravel_index(int(np.argmax(on)), on.shape)
+        t, k = int(t0), int(k0)
         if on[t, k] > 0:
             out[t, k] = ONSET
             if t + 1 < FRAMES and out[t + 1, k] == SILENT:
@@ -480,7 +481,7 @@ class GanEngine(StreamEngine):
         self.ctx = ctx
         self.sampling = sampling
         self.rng = torch.Generator()
-        seed = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        seed = sampling.seed if sampling.seed is not None else random_seed()
         self.rng.manual_seed(int(seed))
         rows = [(n.start, n.length, n.pitch) for n in ctx.notes]
         self.window = window_of(rows, ctx.start_step - FRAMES)  # the bar before the continuation
