@@ -38,4 +38,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"    data: {m.dataset}")
         if shown:
             print(f"    {shown}")
+        systems = (metrics.get("chorale_continuations") or {}).get("systems", {})
+        if m.name in systems and "real" in systems:  # a model without a likelihood (the GAN)
+            own, real = systems[m.name], systems["real"]
+            print(
+                f"    no likelihood; test chorale continuations: in key {_fmt(own['in_key'])} "
+                f"(real {_fmt(real['in_key'])}), notes per bar {_fmt(own['density'])} "
+                f"(real {_fmt(real['density'])})"
+            )
     return 0
