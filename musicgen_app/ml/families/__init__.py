@@ -14,6 +14,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from musicgen_app.core.song import Song
 from musicgen_app.errors import CheckpointError, GenerationError
@@ -46,7 +47,7 @@ class FamilyModel(GenerativeModel):
     """A loaded model of one family: its card and a factory of streaming engines."""
 
     def __init__(
-        self, name: str, card: dict, path: Path, make_engine: Callable[[], object], steps_per_grid_step: int
+        self, name: str, card: dict, path: Path, make_engine: Callable[[], Any], steps_per_grid_step: int
     ) -> None:
         super().__init__(name, card, path)
         self.family = str(card.get("family", card.get("architecture", "")))
@@ -69,7 +70,7 @@ class FamilyModel(GenerativeModel):
 
         # batch-1 steps: one thread, and no oneDNN (its per-call set-up costs more than the step)
         torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
+        torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
         if bars < 1:
             raise GenerationError("ask for at least one bar")
         ctx = seed_context(song, track, start_tick=start_tick, bars=bars)

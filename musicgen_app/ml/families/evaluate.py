@@ -17,6 +17,7 @@ import logging
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from musicgen_app.core.song import Note, Song, Track
 from musicgen_app.ml import data as data_mod
 from musicgen_app.ml.checkpoint import card_path
 from musicgen_app.ml.models import GenerativeModel
+
+if TYPE_CHECKING:
+    from musicgen_app.ml.families import FamilyModel
 from musicgen_app.ml.ngram import KneserNeyNGram
 
 logger = logging.getLogger(__name__)
@@ -39,7 +43,7 @@ def _baseline(order: int, vocab: int, train: list, test: list, bos: int = 0) -> 
     return np.concatenate([lm.sequence_nll(s) for s in test])
 
 
-def char_lstm_metrics(model: GenerativeModel) -> dict:
+def char_lstm_metrics(model: FamilyModel) -> dict:
     """Test NLL per character and its 8-gram baseline (same Essen split as the melody model)."""
     from musicgen_app.ml.families import char_lstm as cl
 
@@ -62,7 +66,7 @@ def char_lstm_metrics(model: GenerativeModel) -> dict:
     }
 
 
-def chord_lstm_metrics(model: GenerativeModel) -> dict:
+def chord_lstm_metrics(model: FamilyModel) -> dict:
     """Test NLL per token on the four-voice test chorales, and its 5-gram baseline."""
     from musicgen_app.ml.families import chord_lstm as cl
     from musicgen_app.ml.families.chorales import chorale_splits
@@ -105,7 +109,7 @@ def _key_ngram_nll() -> tuple[np.ndarray, ...]:
     )
 
 
-def pianoroll_metrics(model: GenerativeModel) -> dict:
+def pianoroll_metrics(model: FamilyModel) -> dict:
     """Frame NLL (summed over 88 keys) and a per-key n-gram over each key's own state sequence."""
     from musicgen_app.ml.families import pianoroll as pr
     from musicgen_app.ml.families.chorales import chorale_splits
