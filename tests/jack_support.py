@@ -3,13 +3,13 @@ and a JACK MIDI receiver; tests/conftest.py makes the fixtures available to ever
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,56 +21,56 @@ _count = itertools.count()
 @dataclass
 class JackServer:
     name: str
-    process: subprocess.Popen
+    env: dict[str, str]
 
 
-def _wait_for_server(deadline_s: float) -> bool:
-    from musicgen_app.playback.midi_ports import jack_server_running
+@contextlib.contextmanager
+def private_jack(tag: str, period: int = 64) -> Iterator[dict[str, str] | None]:
+    """``jackd -S -d dummy -r 48000 -p PERIOD`` under a unique name (no sound card needed).
 
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if jack_server_running():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-@pytest.fixture
-def jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[JackServer]:
-    """Start ``jackd -S -d dummy -r 48000 -p 64`` under a unique name; stop it afterwards.
+    Yields the environment variables that point a client at it, or None when ``jackd`` and
+    ``jack_wait`` are not installed or the server does not start.
 
     ``-S`` (synchronous mode): each cycle waits for every client to finish. In JACK2's default
     asynchronous mode a client the OS descheduled past its cycle (no real-time priority here, two
     shared cores) is skipped ("client = receiver was not finished"), and the MIDI events of that
     cycle are lost: about one message in 4000 under load, seen as a note missing at the receiver.
     """
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.fail("jackd is not installed: run scripts/setup.sh (apt package jackd2)")
-    name = f"musicgen-test-{os.getpid()}-{next(_count)}"
-    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
-    monkeypatch.setenv("JACK_NO_AUDIO_RESERVATION", "1")
-    monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
+    jackd, waiter = shutil.which("jackd"), shutil.which("jack_wait")
+    if jackd is None or waiter is None:
+        yield None
+        return
+    name = f"musicgen-{tag}-{os.getpid()}-{next(_count)}"
+    env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1", "JACK_NO_AUDIO_RESERVATION": "1"}
     proc = subprocess.Popen(
-        [jackd, "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
+        [jackd, "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        if not _wait_for_server(10.0):
-            proc.terminate()
-            err = proc.communicate(timeout=5)[1].decode(errors="replace")
-            pytest.fail(f"jackd did not start: {err[-500:]}")
-        yield JackServer(name, proc)
+        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], env={**os.environ, **env}, capture_output=True)
+        yield env if proc.poll() is None else None
     finally:
         if proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[JackServer]:
+    """A private JACK server (64-frame periods) this test's clients talk to."""
+    with private_jack("test") as env:
+        if env is None:
+            pytest.fail("jackd did not start: run scripts/setup.sh (apt package jackd2)")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
+        yield JackServer(env["JACK_DEFAULT_SERVER"], env)
 
 
 @pytest.fixture

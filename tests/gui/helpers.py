@@ -2,44 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-
-
-@contextlib.contextmanager
-def private_jack(tag: str) -> Iterator[dict[str, str] | None]:
-    """A dummy-backend JACK server (no sound card needed) under a unique name.
-
-    Yields the environment variables that point a client at it, or None when ``jackd`` and
-    ``jack_wait`` are not installed or the server does not start.
-    """
-    jackd, waiter = shutil.which("jackd"), shutil.which("jack_wait")
-    if jackd is None or waiter is None:
-        yield None
-        return
-    name = f"musicgen-{tag}-{os.getpid()}"
-    env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1", "JACK_NO_AUDIO_RESERVATION": "1"}
-    proc = subprocess.Popen(
-        [jackd, "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], env={**os.environ, **env}, capture_output=True)
-        yield env if proc.poll() is None else None
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def record_two_notes(

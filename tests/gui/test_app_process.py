@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jack_support import private_jack
 
 from musicgen_app.core.autosave import AutosaveStore
 from musicgen_app.core.midi_io import write_midi
-
-from .helpers import private_jack
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -129,7 +128,7 @@ def test_smoke_window_continue_play_stop_quit(xdisplay, app_env, tmp_path, sketc
         pytest.skip("no trained model in models/")
     song_file = tmp_path / "tune.mid"
     write_midi(sketch(2), song_file)
-    with private_jack("gui-smoke") as jack:
+    with private_jack("gui-smoke", period=256) as jack:
         if jack is not None:
             app_env.update(jack, MUSICGEN_OUTPUT="fluidsynth")
         app = App(xdisplay, [str(song_file)], app_env, tmp_path / "app.log")

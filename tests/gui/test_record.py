@@ -3,30 +3,17 @@ track: notes are drawn while they are played and land in the song as one undo st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from musicgen_app.core.song import Song, Track
 from musicgen_app.gui.document import Document
 
-from .helpers import private_jack, record_two_notes
+from .helpers import record_two_notes
 
 pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
 
 
-@pytest.fixture
-def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    with private_jack("gui-rec") as env:
-        if env is None:
-            pytest.skip("jackd is not installed (scripts/setup.sh installs jackd2)")
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
-        yield env
-
-
-def test_record_from_keyboard_draws_and_adds_one_step(window, qtbot, jack, recording) -> None:
+def test_record_from_keyboard_draws_and_adds_one_step(window, qtbot, jack_server, recording) -> None:
     import rtmidi
 
     kb = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "gui-keyboard")
