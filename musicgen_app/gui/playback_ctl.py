@@ -292,11 +292,6 @@ class PlaybackController(QObject):
         """Whether the scheduler is playing."""
         return self._playing
 
-    @property
-    def position_tick(self) -> int:
-        """Where the playhead is (with a player process: at its latest report)."""
-        return int(self.scheduler.position_tick)
-
     def position_sample(self) -> tuple[int, float]:
         """(playhead tick, ``time.perf_counter()`` when it was there).
 
