@@ -1,4 +1,8 @@
-"""`musicgen train melody-lstm [options]`: train a model on the cached corpus (CPU)."""
+"""`musicgen train MODEL [--data NAME|DIR] [--from MODEL] [options]`: train a model.
+
+melody-lstm trains on a music21 corpus (``--corpus``) or on any folder of MIDI files
+(``--data``), from scratch or fine-tuning a model (``--from``). Under ``torchrun`` it runs as
+one rank of a DistributedDataParallel job (gloo on CPU, NCCL with ``--device cuda``)."""
 
 from __future__ import annotations
 
@@ -44,6 +48,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
     parser.add_argument(
+        "--data",
+        default="",
+        metavar="NAME|DIR",
+        help="melody-lstm: a dataset built by `dataset build --midi`, or a MIDI folder (built first)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="base",
+        default="",
+        metavar="MODEL",
+        help="melody-lstm: fine-tune this model (a shipped name or a .safetensors path) on --data",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument(
         "--resume",
         nargs="?",
         const=SHIPPED,
@@ -57,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
     """Train, then evaluate on the test tunes and write the metrics into the card."""
     from musicgen_app.ml.train import TrainConfig, train_melody_lstm
 
+    if args.model != "melody-lstm" and (args.data or args.base):
+        from musicgen_app.errors import DatasetError
+
+        raise DatasetError(
+            f"--data and --from train melody-lstm for now; {args.model} trains on its own corpus"
+        )
     if args.model != "melody-lstm":
         from musicgen_app.ml.families import train_family
         from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
@@ -85,10 +109,19 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         seed=args.seed,
         resume=_resume_path(args),
+        data=args.data,
+        base=_model_path(args.base) if args.base else "",
+        device=args.device,
     )
     path = train_melody_lstm(cfg)
+    import os
+
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return 0  # under torchrun, rank 0 reports and evaluates
     print(f"wrote {path} and {path.with_suffix('.json')}")
-    if not args.no_evaluate:
+    if not args.no_evaluate and args.data:
+        print("(the test-set evaluation reads the corpora; skipped for --data)")
+    elif not args.no_evaluate:
         from musicgen_app.ml.evaluate import evaluate_model, format_report
 
         report = evaluate_model(str(path), update_card=True)
@@ -102,3 +135,17 @@ def _resume_path(args: argparse.Namespace) -> str:
     from musicgen_app.core import paths
 
     return str(paths.models_dir() / f"{args.name}.safetensors")
+
+
+def _model_path(spec: str) -> str:
+    """A model given by name (shipped) or path, as the path of its weights (raises CheckpointError)."""
+    from pathlib import Path
+
+    from musicgen_app.core import paths
+    from musicgen_app.errors import CheckpointError
+
+    p = Path(spec).expanduser()
+    for candidate in (p, p.with_suffix(".safetensors"), paths.models_dir() / f"{spec}.safetensors"):
+        if candidate.suffix == ".safetensors" and candidate.is_file():
+            return str(candidate)
+    raise CheckpointError(f"no model '{spec}' (a shipped name like melody-lstm, or a .safetensors path)")

@@ -329,7 +329,20 @@ def load_or_build(
 def split_indices(
     ds: Dataset, seed: int = SPLIT_SEED, fractions: tuple[float, float, float] = SPLIT_FRACTIONS
 ) -> dict[str, np.ndarray]:
-    """Train/validation/test tune indices: a seeded shuffle of the tunes sorted by id."""
+    """Train/validation/test tune indices: a seeded shuffle of the tunes sorted by id.
+
+    A dataset built from a MIDI folder carries each file's split (by a hash of its content, so
+    adding files never moves old ones); that split is used as it is, except that a tiny dataset
+    whose hash gave no validation or test file lends them training files (by content hash too)."""
+    if len(ds) >= 3 and ds.meta and all("split" in m for m in ds.meta):
+        parts = {k: [i for i, m in enumerate(ds.meta) if m["split"] == k] for k in ("test", "val", "train")}
+        for k in ("test", "val"):
+            if not parts[k]:
+                donors = sorted(parts["train"], key=lambda i: str(ds.meta[i].get("sha1", i)))
+                if len(donors) > 1:
+                    parts[k].append(donors[-1])
+                    parts["train"].remove(donors[-1])
+        return {k: np.array(sorted(v), dtype=np.int64) for k, v in parts.items()}
     order = sorted(range(len(ds)), key=lambda i: ds.meta[i]["id"])
     rng = np.random.default_rng(seed)
     perm = np.array(order)[rng.permutation(len(order))]

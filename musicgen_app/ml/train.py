@@ -56,6 +56,9 @@ class TrainConfig:
     out_dir: str = ""
     limit_tunes: int = 0  # > 0: train on the first N training tunes only (smoke runs)
     resume: str = ""  # a checkpoint to continue from (same tokenizer and architecture)
+    data: str = ""  # a dataset built from a MIDI folder (name) or a folder; "" = ``corpus``
+    base: str = ""  # fine-tune this checkpoint (its vocabulary and architecture) on ``data``
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     curve_png: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -101,23 +104,29 @@ def stream_arrays(tok: GridMelodyTokenizer, tunes: list[data_mod.EncodedTune]) -
 
 @torch.inference_mode()
 def per_step_outputs(
-    model: MelodyLSTM, tok: GridMelodyTokenizer, tunes: list[data_mod.EncodedTune], batch: int = 32
+    model: MelodyLSTM,
+    tok: GridMelodyTokenizer,
+    tunes: list[data_mod.EncodedTune],
+    batch: int = 32,
+    device: torch.device | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every target step of ``tunes`` (read whole, from the start): ``(nll, argmax, target)``."""
     model.eval()
+    dev = device or torch.device("cpu")
     order = sorted(range(len(tunes)), key=lambda i: len(tunes[i].steps))
     nll_all, pred_all, tgt_all = [], [], []
     for k in range(0, len(order), batch):
         chunk = [tunes[i] for i in order[k : k + batch]]
         tt = pad_tunes(tok, chunk)
-        logits, _ = model(tt.tokens, tt.bar_pos, tt.bar_steps)  # (B, T, V)
-        mask = tt.targets != IGNORE
+        tokens, pos, bsteps, targets = (x.to(dev) for x in (tt.tokens, tt.bar_pos, tt.bar_steps, tt.targets))
+        logits, _ = model(tokens, pos, bsteps)  # (B, T, V)
+        mask = targets != IGNORE
         logp = functional.log_softmax(logits, dim=-1)
-        tgt = tt.targets.clamp(min=0)
+        tgt = targets.clamp(min=0)
         nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        nll_all.append(nll[mask].numpy())
-        pred_all.append(logits.argmax(-1)[mask].numpy())
-        tgt_all.append(tt.targets[mask].numpy())
+        nll_all.append(nll[mask].cpu().numpy())
+        pred_all.append(logits.argmax(-1)[mask].cpu().numpy())
+        tgt_all.append(targets[mask].cpu().numpy())
     return np.concatenate(nll_all), np.concatenate(pred_all), np.concatenate(tgt_all)
 
 
@@ -145,6 +154,62 @@ def save_curve_png(curve: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+@dataclass
+class DistContext:
+    """Where this process stands in a ``torchrun`` job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main rank writes checkpoints, cards and curves, and shows progress."""
+        return self.rank == 0
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """``values`` summed over every rank (identity when alone)."""
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+        return [float(v) for v in t.cpu()]
+
+    def all_max(self, value: float) -> float:
+        """The largest ``value`` over every rank (so every rank takes the same decision)."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return float(t.item())
+
+
+def dist_context(device: str = "cpu") -> DistContext:
+    """Join the ``torchrun`` process group when launched by it (gloo on CPU, NCCL on CUDA).
+
+    ``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; without them this is a single
+    process. ``device`` "cuda" picks the local rank's GPU."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = int(os.environ.get("RANK", "0") or 0)
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise CheckpointError("--device cuda was asked for, but torch sees no CUDA GPU here")
+        dev = torch.device(f"cuda:{local}" if device == "cuda" else device)
+        torch.cuda.set_device(dev)
+    elif device == "cpu":
+        dev = torch.device("cpu")
+    else:
+        raise CheckpointError(f"unknown device '{device}' (use cpu or cuda)")
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+        logger.info("rank %d of %d joined the %s process group", rank, world, backend)
+    return DistContext(rank, world, dev)
+
+
 def train_melody_lstm(
     cfg: TrainConfig, *, progress: bool = True, dataset: data_mod.Dataset | None = None
 ) -> Path:
@@ -153,18 +218,35 @@ def train_melody_lstm(
 
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    ds = dataset if dataset is not None else data_mod.load_or_build(cfg.corpus, progress=progress)
+    rng = np.random.default_rng(cfg.seed)  # the same on every rank: one window order for all
+    ctx = dist_context(cfg.device)
+    progress = progress and ctx.is_main
+    if dataset is not None:
+        ds = dataset
+    elif cfg.data:
+        from musicgen_app.ml.midi_data import resolve_data
+
+        if ctx.world > 1:
+            # rank 0 builds or refreshes the cache first; the others then read it
+            if ctx.is_main:
+                ds = resolve_data(cfg.data, progress=progress)
+            torch.distributed.barrier()
+            if not ctx.is_main:
+                ds = resolve_data(cfg.data, progress=False)
+        else:
+            ds = resolve_data(cfg.data, progress=progress)
+    else:
+        ds = data_mod.load_or_build(cfg.corpus, progress=progress)
     split = data_mod.split_indices(ds)
     train_idx = split["train"][: cfg.limit_tunes] if cfg.limit_tunes else split["train"]
     train_tunes = list(ds.tunes(train_idx))
     val_tunes = list(ds.tunes(split["val"]))
     train_pitches = np.concatenate([t.steps[t.steps >= 0] for t in train_tunes])
     tok = GridMelodyTokenizer.covering(train_pitches, margin=2)
-    if cfg.resume:
+    if cfg.resume or cfg.base:
         from musicgen_app.ml.checkpoint import read_card
 
-        tok = GridMelodyTokenizer.from_dict(read_card(cfg.resume).get("tokenizer", {}))
+        tok = GridMelodyTokenizer.from_dict(read_card(cfg.resume or cfg.base).get("tokenizer", {}))
     mcfg = MelodyLSTMConfig(
         vocab_size=tok.vocab_size,
         embed_dim=cfg.embed_dim,
@@ -173,7 +255,18 @@ def train_melody_lstm(
         dropout=cfg.dropout,
         bar_conditioning=cfg.bar_conditioning,
     )
-    model = MelodyLSTM(mcfg)
+    if cfg.base:
+        # fine-tuning: the base model's vocabulary and architecture, its weights as the start
+        from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
+
+        base_card = read_card(cfg.base)
+        args = dict(base_card.get("architecture", {}).get("args", {}))
+        mcfg = MelodyLSTMConfig(**dict(args, dropout=cfg.dropout)) if args else mcfg
+        model = MelodyLSTM(mcfg)
+        load_into(model, load_weights(cfg.base), Path(cfg.base).stem)
+        cfg.extra["base_model"] = {"name": base_card.get("name"), "path": str(cfg.base)}
+    else:
+        model = MelodyLSTM(mcfg)
     previous: dict = {}
     if cfg.resume:
         from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
@@ -192,13 +285,21 @@ def train_melody_lstm(
     n = len(stream[0])
     windows_per_epoch = max(1, n // cfg.seq_len)
     batches_per_epoch = max(1, windows_per_epoch // cfg.batch_size)
+    model.to(ctx.device)
+    net: torch.nn.Module = model
+    if ctx.world > 1:
+        # each rank reads its own share of every global batch; DDP averages the gradients
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+    val_shard = val_tunes[ctx.rank :: ctx.world]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_batches = batches_per_epoch * cfg.max_epochs
     done_batches = 0
 
-    def set_lr() -> None:
+    def set_lr(elapsed_s: float) -> None:
         # warm-up, then cosine decay over whichever ends first: the epochs or the time budget
-        frac = max(done_batches / total_batches, (time.monotonic() - started) / budget_s)
+        frac = max(done_batches / total_batches, elapsed_s / budget_s)
         warm = min(1.0, (done_batches + 1) / max(1, int(0.03 * total_batches)))
         lr = cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
         for g in opt.param_groups:
@@ -208,13 +309,22 @@ def train_melody_lstm(
     curve: list[dict] = list(previous.get("training", {}).get("curve", []))
     first_epoch = (curve[-1]["epoch"] + 1) if curve else 1
     best: tuple[float, int, dict[str, Any] | None] = (math.inf, 0, None)
+
+    def validate() -> tuple[float, float]:
+        # every rank scores its share of the validation tunes; the sums are combined
+        nll_sum, correct, count = 0.0, 0.0, 0.0
+        if val_shard:
+            nll, pred, tgt = per_step_outputs(model, tok, val_shard, device=ctx.device)
+            nll_sum, correct, count = float(nll.sum()), float((pred == tgt).sum()), float(len(nll))
+        nll_sum, correct, count = ctx.all_sum([nll_sum, correct, count])
+        return nll_sum / max(1.0, count), correct / max(1.0, count)
+
     if cfg.resume:
-        nll, _, _ = per_step_outputs(model, tok, val_tunes)
         prev_best = int(previous.get("training", {}).get("best_epoch") or first_epoch - 1)
         best = (
-            round(float(nll.mean()), 4),
+            round(validate()[0], 4),
             prev_best,
-            {k: v.clone() for k, v in model.state_dict().items()},
+            {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         )
         logger.info("resuming from %s: validation NLL %.4f", cfg.resume, best[0])
     started = time.monotonic()
@@ -226,50 +336,65 @@ def train_melody_lstm(
         starts = shift + cfg.seq_len * rng.permutation(max(1, (n - shift) // cfg.seq_len))
         total, count = 0.0, 0
         bar = tqdm(range(batches_per_epoch), desc=f"epoch {epoch}", unit="batch", disable=not progress)
+        epoch_t0 = time.perf_counter()
         for b in bar:
             s = torch.from_numpy(starts[b * cfg.batch_size : (b + 1) * cfg.batch_size])
-            if len(s) == 0:
+            if len(s) < ctx.world:
                 break
-            idx = s.unsqueeze(1) + torch.arange(cfg.seq_len).unsqueeze(0)  # (B, L)
+            s = s[ctx.rank :: ctx.world]  # this rank's share of the global batch
+            idx = s.unsqueeze(1) + torch.arange(cfg.seq_len).unsqueeze(0)  # (B/world, L)
             idx = idx.clamp(max=n - 1)
-            x, p, bs, y = (a[idx] for a in stream)
-            logits, _ = model(x, p, bs)  # (B, L, V)
+            x, p, bs, y = (a[idx].to(ctx.device) for a in stream)
+            logits, _ = net(x, p, bs)  # (B/world, L, V)
             loss = functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            set_lr()
+            elapsed = ctx.all_max(time.monotonic() - started)  # one clock for every rank
+            set_lr(elapsed)
             opt.step()
             done_batches += 1
             total += loss.item() * y.numel()
             count += y.numel()
             bar.set_postfix(nll=f"{total / count:.3f}")
-            if time.monotonic() - started > budget_s:
+            if elapsed > budget_s:
                 break
-        nll, pred, tgt = per_step_outputs(model, tok, val_tunes)
+        loop_s = ctx.all_max(time.perf_counter() - epoch_t0)
+        total, n_seen = ctx.all_sum([total, float(count)])
+        val_nll, val_acc = validate()
         row = {
             "epoch": epoch,
-            "train_nll": round(total / max(1, count), 4),
-            "val_nll": round(float(nll.mean()), 4),
-            "val_accuracy": round(float((pred == tgt).mean()), 4),
-            "minutes": round((time.monotonic() - started) / 60, 2),
+            "train_nll": round(total / max(1.0, n_seen), 4),
+            "val_nll": round(val_nll, 4),
+            "val_accuracy": round(val_acc, 4),
+            "minutes": round(ctx.all_max(time.monotonic() - started) / 60, 2),
+            "train_steps_per_s": round(n_seen / max(1e-9, loop_s), 1),  # 16th steps, all ranks
         }
         curve.append(row)
         logger.info("epoch %s", row)
         if progress:
             tqdm.write(f"epoch {epoch}: {row}")
         if row["val_nll"] < best[0] - 1e-4:
-            best = (row["val_nll"], epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            best = (
+                row["val_nll"],
+                epoch,
+                {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            )
         elif epoch - best[1] >= cfg.patience:
             stop_reason = f"early stop: no validation improvement for {cfg.patience} epochs"
             break
-        if time.monotonic() - started > budget_s:
+        if row["minutes"] * 60 > budget_s:
             stop_reason = f"time budget of {cfg.time_budget_min} min"
             break
-        _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, stop_reason="running")
-    path = _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, stop_reason=stop_reason)
-    png = Path(cfg.curve_png) if cfg.curve_png else out_dir / f"{cfg.name}-curve.png"
-    save_curve_png(curve, png, f"{cfg.name} on {cfg.corpus}")
+        if ctx.is_main:  # a checkpoint per epoch: a killed run resumes from it (--resume PATH)
+            _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, stop_reason="running")
+    path = out_dir / f"{cfg.name}.safetensors"
+    if ctx.is_main:
+        path = _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, stop_reason=stop_reason)
+        png = Path(cfg.curve_png) if cfg.curve_png else out_dir / f"{cfg.name}-curve.png"
+        save_curve_png(curve, png, f"{cfg.name} on {cfg.data or cfg.corpus}")
+    if ctx.world > 1:
+        torch.distributed.barrier()
     return path
 
 
@@ -290,8 +415,12 @@ def _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, *, stop_re
             else "none"
         ),
         "data": {
-            "corpus": cfg.corpus,
-            "dataset": f"music21 corpus {data_mod.CORPORA[cfg.corpus]} (ABC)",
+            "corpus": cfg.data or cfg.corpus,
+            "dataset": (
+                f"MIDI folder {ds.stats.get('folder', '')} (dataset '{ds.name}')"
+                if ds.stats.get("source") == "midi-folder"
+                else f"music21 corpus {data_mod.CORPORA[cfg.corpus]} (ABC)"
+            ),
             "stats": ds.stats,
             "training_key": "C major / A minor (each tune transposed; continuations are moved back)",
         },
@@ -302,8 +431,9 @@ def _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, *, stop_re
             "best_epoch": best[1],
             "best_val_nll": best[0],
             "stopped": stop_reason,
-            "device": "cpu",
+            "device": cfg.device,
             "threads": cfg.threads,
+            "ranks": int(__import__("os").environ.get("WORLD_SIZE", "1") or 1),
         },
         "metrics": {},
     }

@@ -1,0 +1,126 @@
+"""Training data and training speed on this machine.
+
+* dataset build: reading a MIDI folder (default: POP909 beside the project) into the cache with 1
+  and with 2 worker processes, each from a cold cache, in the same run; and the re-run on the
+  unchanged folder (everything from the cache);
+* training throughput of melody-lstm on that dataset: 16th steps per second over all ranks, for
+  one process and for ``torchrun --nproc_per_node 2`` (DistributedDataParallel, gloo on the CPU),
+  same global batch, one short epoch each.
+
+Run: ``.venv/bin/python benchmarks/bench_training.py [--folder DIR] [--limit N] [--ranks 1 2]``.
+On a GPU machine add ``--device cuda``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _subset(folder: Path, limit: int, dest: Path) -> Path:
+    from musicgen_app.ml.midi_data import midi_files
+
+    files = midi_files(folder)[:limit] if limit else midi_files(folder)
+    for f in files:
+        target = dest / f.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for side in f.parent.glob("*.txt"):  # annotation files travel with their song
+            if not (target.parent / side.name).exists():
+                shutil.copy(side, target.parent / side.name)
+        shutil.copy(f, target)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folder", default=str(ROOT.parent / "shared" / "data" / "pop909"))
+    ap.add_argument("--limit", type=int, default=0, help="only the first N files (0: all)")
+    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--minutes", type=float, default=1.0, help="training time per run")
+    args = ap.parse_args()
+    from musicgen_app.ml.midi_data import build_midi_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="bench-training-"))
+    folder = _subset(Path(args.folder), args.limit, work / "music") if args.limit else Path(args.folder)
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"folder: {folder}")
+    print("\n| dataset build | files | seconds | files/s |\n|---|---|---|---|")
+    env = dict(os.environ)
+    for workers in (1, 2):
+        os.environ["MUSICGEN_CACHE_DIR"] = str(work / f"cache{workers}")
+        t0 = time.perf_counter()
+        rep = build_midi_dataset(folder, "bench", workers=workers, progress=False)
+        dt = time.perf_counter() - t0
+        n = rep.used + len(rep.skipped)
+        print(f"| {workers} worker{'s' if workers > 1 else ''}, cold | {n} | {dt:.1f} | {n / dt:.1f} |")
+    t0 = time.perf_counter()
+    rep = build_midi_dataset(folder, "bench", workers=2, progress=False)
+    dt = time.perf_counter() - t0
+    print(f"| re-run, unchanged folder | {rep.cached} from cache | {dt:.2f} | - |")
+    env["MUSICGEN_CACHE_DIR"] = os.environ["MUSICGEN_CACHE_DIR"]
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = str(ROOT)
+    print(
+        "\n| training melody-lstm | ranks | 16th steps/s (all ranks) | ratio to 1 rank |\n|---|---|---|---|"
+    )
+    base = None
+    for ranks in args.ranks:
+        launcher = (
+            [sys.executable, "-m", "musicgen_app"]
+            if ranks == 1
+            else [
+                shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun",
+                "--standalone",
+                "--nproc_per_node",
+                str(ranks),
+                "-m",
+                "musicgen_app",
+            ]
+        )
+        out = work / f"runs{ranks}"
+        cmd = [
+            *launcher,
+            "train",
+            "melody-lstm",
+            "--data",
+            "bench",
+            "--name",
+            "b",
+            "--out-dir",
+            str(out),
+            "--epochs",
+            "1",
+            "--minutes",
+            str(args.minutes),
+            "--batch-size",
+            "64",
+            "--no-evaluate",
+            "--device",
+            args.device,
+        ]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"| {ranks} ranks failed: {proc.stderr.strip().splitlines()[-1:]} |")
+            continue
+        card = json.loads((out / "b.json").read_text())
+        rate = card["training"]["curve"][-1]["train_steps_per_s"]
+        base = base or rate
+        print(f"| {args.device} | {ranks} | {rate:,.0f} | {rate / base:.2f} |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
