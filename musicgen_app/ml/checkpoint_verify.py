@@ -263,10 +263,12 @@ def _check_vocabulary(vocab: object, key: str, name: str) -> None:
 
 
 def _check_record(record: object, name: str) -> None:
+    """The ``weights`` record's fields have their types (the digest and size may be absent)."""
     ok = (
         isinstance(record, dict)
-        and isinstance(record.get("sha256"), str)
-        and isinstance(record.get("bytes"), int)
+        and isinstance(record.get("sha256", ""), str)
+        and isinstance(record.get("bytes", 0), int)
+        and not isinstance(record.get("bytes", 0), bool)
         and isinstance(record.get("tensors"), dict)
         and all(isinstance(v, str) and len(v) < 200 for v in record["tensors"].values())
     )
@@ -315,12 +317,15 @@ def check_digest(path: str | Path, card: dict, name: str) -> None:
     record = card.get("weights")
     if not isinstance(record, dict) or "sha256" not in record:
         return
-    expected = int(record.get("bytes", MAX_WEIGHTS_BYTES))
-    digest, size = file_digest(path, limit=min(expected, MAX_WEIGHTS_BYTES))
-    if size != expected:
-        raise CheckpointError(
-            f"model {name}: {DAMAGED} (it is {'longer' if size > expected else 'shorter'} than the card says)"
-        )
+    expected = record.get("bytes")
+    digest, size = file_digest(
+        path, limit=MAX_WEIGHTS_BYTES if expected is None else min(expected, MAX_WEIGHTS_BYTES)
+    )
+    if expected is not None and size != expected:
+        longer = "longer" if size > expected else "shorter"
+        raise CheckpointError(f"model {name}: {DAMAGED} (it is {longer} than the card says)")
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"model {name}: the weights file is larger than {MAX_WEIGHTS_BYTES >> 20} MiB")
     if digest != record["sha256"]:
         raise CheckpointError(f"model {name}: {DAMAGED} (its sha256 differs)")
 
