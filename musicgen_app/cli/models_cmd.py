@@ -1,10 +1,16 @@
-"""`musicgen models [--json]`: the available models with their papers, data and metrics."""
+"""`musicgen models [--json] [--rehash]`: the available models with their papers, data and metrics.
+
+Every checkpoint is verified as loading would (card, weights digest, tensors, NaN/inf); a refused
+one is one line on stderr and the exit status is 2. ``--rehash`` (maintenance) writes each card's
+weights record (sha256, tensor names, shapes and dtypes) from the weights beside it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -12,6 +18,11 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen models`."""
     parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.add_argument(
+        "--rehash",
+        action="store_true",
+        help="maintenance: write each card's weights digest and tensor list from its weights file",
+    )
 
 
 def _fmt(value: object) -> str:
@@ -20,15 +31,26 @@ def _fmt(value: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """List every model card in the models directory."""
-    from musicgen_app.ml.registry import list_models
+    from musicgen_app.core import paths
+    from musicgen_app.ml.registry import list_models, load_model
 
-    models = list_models()
+    if args.rehash:
+        from musicgen_app.ml.checkpoint_verify import rehash_cards
+
+        names = rehash_cards(paths.models_dir(), load=load_model)
+        print(f"rehashed {len(names)} card(s): {', '.join(names) or 'all were up to date'}")
+        return 0
+    problems: list = []
+    models = list_models(verify=True, problems=problems)
+    for _name, exc in problems:
+        print(f"error: {exc}", file=sys.stderr)
+    status = 2 if problems else 0
     if args.json:
         print(json.dumps([m.to_json() for m in models], indent=2))
-        return 0
+        return status
     if not models:
         print("no models found")
-        return 0
+        return status
     for m in models:
         metrics = m.metrics or {}
         shown = ", ".join(
@@ -46,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
                 f"(real {_fmt(real['in_key'])}), notes per bar {_fmt(own['density'])} "
                 f"(real {_fmt(real['density'])})"
             )
-    return 0
+    return status

@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,18 @@ def settle_memory() -> None:
     )
 
 
-def checkpoint_info(path: str | Path) -> Any:
-    """The registry entry (card) of a checkpoint file; raises CheckpointError when it is not one."""
+def checkpoint_info(path: str | Path, load: Callable[[str], Any] | None = None) -> Any:
+    """The registry entry (card) of a checkpoint file, once the checkpoint has passed the same
+    verification as loading it (card values, weights digest, tensors, no NaN/inf): ``load(path)``
+    (the window's model cache, so choosing it afterwards is instant; default: a plain load).
+    Raises CheckpointError when it is not a checkpoint or is refused."""
     from musicgen_app.errors import CheckpointError
-    from musicgen_app.ml.registry import list_models
+    from musicgen_app.ml.registry import list_models, load_model
 
     weights = Path(path).with_suffix(".safetensors")
+    if not weights.is_file() or not weights.with_suffix(".json").is_file():
+        raise CheckpointError(f"{Path(path).name} is not a model checkpoint (no readable card and weights)")
+    (load or load_model)(str(path))
     for info in list_models(weights.parent):
         if Path(info.path).resolve() == weights.resolve():
             return info
@@ -825,10 +832,12 @@ class MainWindow(QMainWindow):
             self.add_checkpoint(path)
 
     def add_checkpoint(self, path: str | Path) -> None:
-        """Read a checkpoint's card in the background, then offer it in the model chooser."""
+        """Verify a checkpoint in the background (it is loaded, as choosing it would), then offer it
+        in the model chooser; a refused one is a message and is not offered."""
         p = str(path)
+        models = self.gen.models
         self.tasks.submit(
-            lambda: checkpoint_info(p),
+            lambda: checkpoint_info(p, models.get),
             lambda info: self.panel.add_checkpoint(p, info),
             lambda exc: self.show_error("Load checkpoint", f"Cannot use {Path(p).name}: {exc}"),
             name="musicgen-checkpoint",

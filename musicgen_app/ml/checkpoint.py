@@ -2,8 +2,10 @@
 
 The card carries everything needed to rebuild the model: ``format_version``, ``family`` and
 ``architecture`` (class and arguments), the vocabulary, data and split, training curve and metrics.
-Loading checks the format version and the tensor names and shapes, and never unpickles: weights
-come through safetensors, the rest is JSON.
+Loading checks the format version, the card's configuration (before anything is built from it),
+the weights' sha256 and tensor names, shapes and dtypes against the card's ``weights`` record, and
+that every weight is finite (see :mod:`musicgen_app.ml.checkpoint_verify`). It never unpickles:
+weights come through safetensors, the rest is JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from musicgen_app.errors import CheckpointError
+from musicgen_app.ml.checkpoint_verify import check_digest, check_tensors, validate_card, weights_record
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,10 @@ def weights_path(path: str | Path) -> Path:
 def save_checkpoint(
     state_dict: dict[str, torch.Tensor], card: dict, path: str | Path, *, half: bool = True
 ) -> Path:
-    """Write weights (float16 when ``half``) and the card next to each other; returns the weights path."""
+    """Write weights (float16 when ``half``) and the card next to each other; returns the weights path.
+
+    The card gets the weights' ``format_version``, ``weights_dtype`` and ``weights`` record (sha256,
+    size, tensor names, shapes and dtypes), which loading checks."""
     wpath = weights_path(path)
     wpath.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -48,6 +54,7 @@ def save_checkpoint(
     tmp_w = wpath.with_name(wpath.name + ".tmp")
     tmp_c = card_path(wpath).with_name(card_path(wpath).name + ".tmp")
     save_file(tensors, str(tmp_w), metadata={"format_version": str(FORMAT_VERSION)})
+    card["weights"] = weights_record(tmp_w, tensors)
     tmp_c.write_text(json.dumps(card, indent=1) + "\n")
     os.replace(tmp_w, wpath)
     os.replace(tmp_c, card_path(wpath))
@@ -55,7 +62,7 @@ def save_checkpoint(
 
 
 def read_card(path: str | Path) -> dict:
-    """The card of a checkpoint, version-checked (raises CheckpointError)."""
+    """The card of a checkpoint, version-checked and its configuration validated (raises CheckpointError)."""
     cpath = card_path(path)
     try:
         card = json.loads(cpath.read_text())
@@ -70,18 +77,26 @@ def read_card(path: str | Path) -> dict:
         raise CheckpointError(
             f"model {cpath.stem} has checkpoint format {version!r}; this app reads format {FORMAT_VERSION}"
         )
+    validate_card(card, str(card.get("name") or cpath.stem))
     return card
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint as float32 (raises CheckpointError when corrupt)."""
+def load_weights(path: str | Path, card: dict | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint as float32, verified against its card (read from beside the
+    weights when not given): digest, tensor names, shapes and dtypes, no NaN or inf. Raises
+    CheckpointError when they do not match or are corrupt."""
     wpath = weights_path(path)
     if not wpath.exists():
         raise CheckpointError(f"model weights {wpath} are missing")
+    if card is None:
+        card = read_card(wpath)
+    name = str(card.get("name") or wpath.stem)
+    check_digest(wpath, card, name)
     try:
         tensors = load_file(str(wpath))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"model weights {wpath.name} are corrupt ({exc})") from exc
+    check_tensors(tensors, card, name)
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
 
@@ -98,5 +113,9 @@ def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], name: s
         if tuple(v.shape) != tuple(tensors[k].shape):
             raise CheckpointError(
                 f"model {name}: tensor {k} has shape {tuple(tensors[k].shape)}, expected {tuple(v.shape)}"
+            )
+        if v.is_floating_point() != tensors[k].is_floating_point():
+            raise CheckpointError(
+                f"model {name}: tensor {k} is stored as {tensors[k].dtype}, expected {v.dtype}"
             )
     module.load_state_dict(tensors)

@@ -305,5 +305,5 @@ def load_melody_lstm(name: str, card: dict, path: Path) -> MelodyLSTMModel:
     if cfg.vocab_size != tok.vocab_size:
         raise CheckpointError(f"model {name}: vocabulary size {tok.vocab_size} != network's {cfg.vocab_size}")
     net = MelodyLSTM(cfg)
-    load_into(net, load_weights(path), name)
+    load_into(net, load_weights(path, card), name)
     return MelodyLSTMModel(name, card, tok, net, path)

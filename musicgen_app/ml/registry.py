@@ -83,10 +83,17 @@ def _info(path: Path, card: dict) -> ModelInfo:
     )
 
 
-def list_models(directory: str | Path | None = None) -> list[ModelInfo]:
+def list_models(
+    directory: str | Path | None = None,
+    *,
+    verify: bool = False,
+    problems: list[tuple[str, CheckpointError]] | None = None,
+) -> list[ModelInfo]:
     """Every readable model card (with its weights) in the models directory, sorted by name.
 
-    Unreadable or mismatched cards are skipped with a warning in the log.
+    Unreadable or mismatched cards are skipped with a warning in the log, and appended to
+    ``problems`` as ``(file name, error)`` when it is given. With ``verify`` each checkpoint is also
+    loaded (digest, tensors, NaN/inf: what :func:`load_model` checks) and skipped when refused.
     """
     root = Path(directory) if directory is not None else paths.models_dir()
     out: list[ModelInfo] = []
@@ -95,8 +102,13 @@ def list_models(directory: str | Path | None = None) -> list[ModelInfo]:
             continue
         try:
             card = read_card(cpath)
+            if verify:
+                load_model(cpath.with_suffix(".safetensors"))
         except CheckpointError as exc:
-            logger.warning("skipping %s: %s", cpath.name, exc)
+            if problems is not None:
+                problems.append((cpath.stem, exc))
+            else:
+                logger.warning("skipping %s: %s", cpath.name, exc)
             continue
         out.append(_info(cpath, card))
     return out

@@ -121,6 +121,19 @@ def allowed_pitch_classes(
     return best | used
 
 
+def require_finite(values: np.ndarray) -> None:
+    """Raise GenerationError when a model's output (logits or probabilities) holds NaN or inf.
+
+    Every family's sampling step goes through this before a note can come out of it, so damaged
+    weights stop a take with a message instead of filling it with one repeated pitch."""
+    # one sum (NaN and inf carry through it), the exact test only if it is not finite
+    if not math.isfinite(values.sum(dtype=np.float64)) and not np.isfinite(values).all():
+        raise GenerationError(
+            "the model produced invalid numbers instead of note probabilities (its weights are "
+            "probably damaged); it was stopped before writing that note"
+        )
+
+
 class Sampler:
     """Draws tokens for one session (its own random generator and running counters)."""
 
@@ -176,6 +189,7 @@ class Sampler:
 
     def sample(self, logits: np.ndarray, temperature: float) -> int:
         """One token id from raw logits (V,), then :meth:`observe` it."""
+        require_finite(logits)
         cfg = self.config
         c = self.classes
         z = logits.astype(np.float64) + self.base_mask

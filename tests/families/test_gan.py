@@ -103,7 +103,7 @@ def test_corrupt_checkpoint_is_a_checkpoint_error(model, tmp_path) -> None:
     card = model.path.with_suffix(".json")
     shutil.copy(card, tmp_path / "broken.json")
     (tmp_path / "broken.safetensors").write_bytes(model.path.read_bytes()[:5000])  # cut short
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match=r"corrupt|damaged"):
         load_model(tmp_path / "broken.safetensors")
     # weights of another shape than the card says
     text = card.read_text().replace('"width": 128', '"width": 64')

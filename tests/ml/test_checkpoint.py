@@ -58,7 +58,7 @@ def test_corrupt_weights(tmp_path: Path) -> None:
     path = _write_small(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="damaged"):
         load_model(path)
 
 

@@ -25,7 +25,7 @@ import torch
 
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
-from musicgen_app.errors import GenerationError
+from musicgen_app.errors import GenerationError, MusicgenError
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
 from musicgen_app.ml.session import GenerationSession
@@ -227,6 +227,9 @@ class FamilySession(GenerationSession):
                         if ev is not None:
                             seq += 1
                             yield ev
+        except MusicgenError as exc:
+            logger.warning("generation session %d stopped: %s", self.id, exc)
+            reason, message = "error", str(exc)
         except (RuntimeError, ValueError, IndexError) as exc:
             logger.exception("generation failed")
             reason, message = "error", f"the model failed while generating: {exc}"

@@ -43,7 +43,7 @@ from torch import nn
 from musicgen_app.ml.families import pianoroll as pr
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
-from musicgen_app.ml.sampling import SamplingConfig, random_seed
+from musicgen_app.ml.sampling import SamplingConfig, random_seed, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -510,6 +510,7 @@ class GanEngine(StreamEngine):
         cond = np.concatenate([planes(self.window), phase, self.profile])
         z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
         probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
+        require_finite(probs)
         self.frames = decode_window(probs, self.sounding, THRESHOLD, self.onset_ok)
         self.frame_index = 0
 

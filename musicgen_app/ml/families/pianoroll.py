@@ -39,7 +39,7 @@ from musicgen_app.ml.families.common import (
     cached_on,
     onednn,
 )
-from musicgen_app.ml.sampling import SamplingConfig, random_seed
+from musicgen_app.ml.sampling import SamplingConfig, random_seed, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,7 @@ def sample_from_logits(
     ``mask`` (bool, broadcastable to logits) marks the allowed entries; when it forbids
     everything in a row the row is sampled unmasked. Returns (...,) int64.
     """
+    require_finite(logits.detach().numpy())
     x = logits.float() / max(1e-3, temperature)  # (..., V)
     if mask is not None:
         masked = x.masked_fill(~mask, float("-inf"))
