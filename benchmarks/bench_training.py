@@ -49,15 +49,24 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--minutes", type=float, default=1.0, help="training time per run")
+    ap.add_argument("--readme", action="store_true", help="write the tables into README.md")
     args = ap.parse_args()
+    lines: list[str] = []
+
+    def say(line: str = "") -> None:
+        print(line)
+        lines.append(line)
+
     from musicgen_app.ml.midi_data import build_midi_dataset
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     folder = _subset(Path(args.folder), args.limit, work / "music") if args.limit else Path(args.folder)
     machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, {os.cpu_count()} cores, python {platform.python_version()}")
-    print(f"folder: {folder}")
-    print("\n| dataset build | files | seconds | files/s |\n|---|---|---|---|")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    say(f"machine: {machine}, {os.cpu_count()} cores, python {platform.python_version()}; load {load}")
+    say(f"folder: {folder}")
+    say()
+    say("| dataset build | files | seconds | files/s |\n|---|---|---|---|")
     env = dict(os.environ)
     for workers in (1, 2):
         os.environ["MUSICGEN_CACHE_DIR"] = str(work / f"cache{workers}")
@@ -65,11 +74,11 @@ def main() -> None:
         rep = build_midi_dataset(folder, "bench", workers=workers, progress=False)
         dt = time.perf_counter() - t0
         n = rep.used + len(rep.skipped)
-        print(f"| {workers} worker{'s' if workers > 1 else ''}, cold | {n} | {dt:.1f} | {n / dt:.1f} |")
+        say(f"| {workers} worker{'s' if workers > 1 else ''}, cold | {n} | {dt:.1f} | {n / dt:.1f} |")
     t0 = time.perf_counter()
     rep = build_midi_dataset(folder, "bench", workers=2, progress=False)
     dt = time.perf_counter() - t0
-    print(f"| re-run, unchanged folder | {rep.cached} from cache | {dt:.2f} | - |")
+    say(f"| re-run, unchanged folder | {rep.cached} from cache | {dt:.2f} | - |")
     env["MUSICGEN_CACHE_DIR"] = os.environ["MUSICGEN_CACHE_DIR"]
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = str(ROOT)
@@ -113,13 +122,18 @@ def main() -> None:
         ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            print(f"| {ranks} ranks failed: {proc.stderr.strip().splitlines()[-1:]} |")
+            say(f"| {args.device} | {ranks} | failed: {proc.stderr.strip().splitlines()[-1:]} | |")
             continue
         card = json.loads((out / "b.json").read_text())
         rate = card["training"]["curve"][-1]["train_steps_per_s"]
         base = base or rate
-        print(f"| {args.device} | {ranks} | {rate:,.0f} | {rate / base:.2f} |")
+        say(f"| {args.device} | {ranks} | {rate:,.0f} | {rate / base:.2f} |")
     shutil.rmtree(work, ignore_errors=True)
+    if args.readme:
+        from readme_block import write_block
+
+        cmd = "benchmarks/bench_training.py " + " ".join(sys.argv[1:])
+        write_block("bench-training", f"`{cmd.strip()}`:\n\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":
