@@ -49,7 +49,7 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
-from musicgen_app.gui import fileio
+from musicgen_app.gui import editor_setup, fileio
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
@@ -199,6 +199,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status()
         self._connect()
+        editor_setup.install(self)  # track headers, Help menu, icons, Ctrl+Y
         self._apply_settings()
         self._attach_document(self.doc)
         self.setAcceptDrops(True)
@@ -839,6 +840,8 @@ class MainWindow(QMainWindow):
         model = self.panel.model_name()
         if not model:
             self.show_error("Continue", "There is no model to continue with. Train one or load a checkpoint.")
+            return
+        if editor_setup.continue_blocked(self):  # a drum track, and no model plays drums
             return
         self.stop_all()
         song = self.doc.snapshot()
