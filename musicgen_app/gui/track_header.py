@@ -9,8 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QColorDialog,
     QComboBox,
@@ -58,6 +58,28 @@ def _small_button(text: str, tip: str, checkable: bool = False) -> QToolButton:
     return b
 
 
+class NameEdit(QLineEdit):
+    """The track name field: while it has the focus, typing goes to it, not to the window's
+    one-key shortcuts (R, S, D, Space, Return, Backspace...); Return or Esc hands the keys back."""
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            mods = event.modifiers() & ~(
+                Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier
+            )
+            if mods == Qt.KeyboardModifier.NoModifier:
+                event.accept()
+                return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        super().keyPressEvent(event)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape):
+            if event.key() == Qt.Key.Key_Escape:
+                self.undo()
+            self.clearFocus()
+
+
 class TrackHeader(QFrame):
     """The header of one track; clicking it makes the track the one being edited."""
 
@@ -73,7 +95,7 @@ class TrackHeader(QFrame):
         self.colour_button = _small_button("", "Track colour (click to choose)")
         self.colour_button.setFixedSize(16, 36)
         self.colour_button.clicked.connect(self._choose_colour)
-        self.name_edit = QLineEdit()
+        self.name_edit = NameEdit()
         self.name_edit.setToolTip("Track name (type to rename)")
         self.name_edit.editingFinished.connect(self._renamed)
         self.mute_button = _small_button("M", "Mute: silence this track", True)
