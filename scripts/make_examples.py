@@ -179,15 +179,15 @@ EXAMPLES = {
 }
 
 
-def main() -> None:
-    """Write every example into resources/examples/."""
-    OUT.mkdir(parents=True, exist_ok=True)
+def main(out: Path = OUT) -> None:
+    """Write every example into ``out`` (resources/examples/ by default)."""
+    out.mkdir(parents=True, exist_ok=True)
     for name, make in EXAMPLES.items():
         song = make()
         song.sort()
-        write_midi(song, OUT / name)
-        print(f"{OUT / name}: {song.note_count} notes, {len(song.tracks)} track(s)")
+        write_midi(song, out / name)
+        print(f"{out / name}: {song.note_count} notes, {len(song.tracks)} track(s)")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
