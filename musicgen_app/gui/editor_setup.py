@@ -49,15 +49,21 @@ def icon(name: str) -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
+def add_dock(win: Any, title: str, name: str, widget: Any, area: Qt.DockWidgetArea) -> QDockWidget:
+    """Put ``widget`` in a movable (not closable) dock of ``win`` named ``name`` (kept in saveState)."""
+    dock = QDockWidget(title, win)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+    win.addDockWidget(area, dock)
+    return dock
+
+
 def install(win: Any) -> None:
     """Add the track headers, the Help menu, icons and the editing shortcuts to ``win``."""
     win.track_list = TrackList(win.doc, win._apply, win)
-    dock = QDockWidget("Tracks", win)
-    dock.setObjectName("tracks_dock")
-    dock.setWidget(win.track_list)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-    win.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    win.tracks_dock = dock
+    left = Qt.DockWidgetArea.LeftDockWidgetArea
+    win.tracks_dock = add_dock(win, "Tracks", "tracks_dock", win.track_list, left)
     win.document_loaded.connect(lambda: win.track_list.set_document(win.doc))
     win.track_list.add_track_requested.connect(win.add_track)
     win.track_list.mix_changed.connect(lambda: replay_for_mix(win))

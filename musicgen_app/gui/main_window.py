@@ -29,7 +29,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -184,11 +183,8 @@ class MainWindow(QMainWindow):
         self.gen.on_stream = self._streamed
         self.gen.on_cancel_session = self.playback.cancel_session
         self.panel = GenerationPanel(self)
-        dock = QDockWidget("Continue", self)
-        dock.setObjectName("generation_dock")
-        dock.setWidget(self.panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        editor_setup.add_dock(self, "Continue", "generation_dock", self.panel, right)
         self._store = autosave_store
         self._autosaved_version = -1
         self._closing = False
