@@ -63,7 +63,7 @@ def main() -> int:
         autosave_store=AutosaveStore(tempfile.mkdtemp()),
         open_output=False,
     )
-    win.resize(1360, 780)
+    win.resize(1280, 720)
     win.show()
     spin(app, 20, lambda: win.panel.model_combo.count() > 0)
     win.set_document(Document(sketch()))

@@ -3,16 +3,20 @@
 Every edit is a small value object. ``apply_edit(song, edit)`` changes the song and returns the
 edit that undoes it, so an undo stack is a list of inverses. The helpers (``move_notes``,
 ``resize_notes``, ``transpose_notes``, ``quantize_notes``) only build edits; nothing changes until
-the edit is applied. Notes are values: a note is found in its track by equality.
+the edit is applied. Notes are values: a note is found in its track by equality. Track edits
+(``SetTrackAttrs``, ``InsertTrack``, ``RemoveTrack``, ``MoveTrack``) change the track list and
+the header state the same way; :func:`track_index_after` follows a track through them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from musicgen_app.core.song import ControlEvent, Note, Song
+from musicgen_app.core.song import ControlEvent, Note, Song, Track
 from musicgen_app.errors import EditError
 
 logger = logging.getLogger(__name__)
@@ -66,7 +70,59 @@ class CompoundEdit:
     edits: tuple[Edit, ...] = field(default_factory=tuple)
 
 
-Edit = AddNotes | RemoveNotes | ReplaceNotes | AddControls | RemoveControls | CompoundEdit
+@dataclass(frozen=True, slots=True)
+class SetTrackAttrs:
+    """Set header attributes of track ``track`` (name, program, mute, solo, volume, colour)."""
+
+    track: int
+    attrs: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertTrack:
+    """Insert (a copy of) ``value`` so that it becomes track ``track``."""
+
+    track: int
+    value: Track
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveTrack:
+    """Remove track ``track`` (its notes go with it; the inverse puts it back whole)."""
+
+    track: int
+
+
+@dataclass(frozen=True, slots=True)
+class MoveTrack:
+    """Move track ``track`` so that it becomes track ``to`` (the others keep their order)."""
+
+    track: int
+    to: int
+
+
+Edit = (
+    AddNotes
+    | RemoveNotes
+    | ReplaceNotes
+    | AddControls
+    | RemoveControls
+    | CompoundEdit
+    | SetTrackAttrs
+    | InsertTrack
+    | RemoveTrack
+    | MoveTrack
+)
+TRACK_EDITS = (SetTrackAttrs, InsertTrack, RemoveTrack, MoveTrack)
+# What a track header may change, with the check each value must pass.
+TRACK_ATTRS: dict[str, Callable[[Any], bool]] = {
+    "name": lambda v: isinstance(v, str) and len(v) <= 200,
+    "program": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 127,
+    "mute": lambda v: isinstance(v, bool),
+    "solo": lambda v: isinstance(v, bool),
+    "volume": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 127,
+    "colour": lambda v: isinstance(v, str) and (v == "" or re.fullmatch(r"#[0-9a-fA-F]{6}", v) is not None),
+}
 CONTROL_KINDS = ("control_change", "pitchwheel", "aftertouch", "polytouch", "program_change")
 
 MIDI_PITCH_RANGE = range(128)
@@ -125,6 +181,62 @@ def _apply_controls(song: Song, edit: AddControls | RemoveControls) -> Edit:
     return AddControls(edit.track, edit.controls)
 
 
+def _apply_track_edit(song: Song, edit: SetTrackAttrs | InsertTrack | RemoveTrack | MoveTrack) -> Edit:
+    tracks = song.tracks
+    if isinstance(edit, InsertTrack):
+        if not 0 <= edit.track <= len(tracks):
+            raise EditError(f"cannot insert a track at position {edit.track + 1}")
+        tracks.insert(edit.track, edit.value.copy())
+        return RemoveTrack(edit.track)
+    _check_track(song, edit.track)
+    if isinstance(edit, RemoveTrack):
+        if len(tracks) == 1:
+            raise EditError("a song keeps at least one track")
+        return InsertTrack(edit.track, tracks.pop(edit.track))
+    if isinstance(edit, MoveTrack):
+        if not 0 <= edit.to < len(tracks):
+            raise EditError(f"there is no position {edit.to + 1} to move track {edit.track + 1} to")
+        tracks.insert(edit.to, tracks.pop(edit.track))
+        return MoveTrack(edit.to, edit.track)
+    track = tracks[edit.track]
+    for name, value in edit.attrs:
+        check = TRACK_ATTRS.get(name)
+        if check is None:
+            raise EditError(f"a track has no setting {name!r}")
+        if not check(value):
+            raise EditError(f"{value!r} is not a valid {name} for a track")
+    old = tuple((name, getattr(track, name)) for name, _ in edit.attrs)
+    for name, value in edit.attrs:
+        setattr(track, name, value)
+    return SetTrackAttrs(edit.track, old)
+
+
+def track_index_after(edit: Edit, index: int) -> int | None:
+    """Where track ``index`` is once ``edit`` is applied (None when the edit removes it)."""
+    if isinstance(edit, CompoundEdit):
+        out: int | None = index
+        for e in edit.edits:
+            if out is None:
+                return None
+            out = track_index_after(e, out)
+        return out
+    if isinstance(edit, InsertTrack):
+        return index + 1 if index >= edit.track else index
+    if isinstance(edit, RemoveTrack):
+        if index == edit.track:
+            return None
+        return index - 1 if index > edit.track else index
+    if isinstance(edit, MoveTrack):
+        a, b = edit.track, edit.to
+        if index == a:
+            return b
+        if a < b and a < index <= b:
+            return index - 1
+        if b < a and b <= index < a:
+            return index + 1
+    return index
+
+
 def apply_edit(song: Song, edit: Edit) -> Edit:
     """Apply ``edit`` to ``song`` in place and return the edit that undoes it.
 
@@ -140,6 +252,8 @@ def apply_edit(song: Song, edit: Edit) -> Edit:
                 apply_edit(song, inv)
             raise
         return CompoundEdit(tuple(reversed(done)))
+    if isinstance(edit, TRACK_EDITS):
+        return _apply_track_edit(song, edit)
     _check_track(song, edit.track)
     if isinstance(edit, AddControls | RemoveControls):
         return _apply_controls(song, edit)
@@ -175,6 +289,11 @@ def apply_edit(song: Song, edit: Edit) -> Edit:
 def add_controls(track: int, controls: Iterable[ControlEvent]) -> AddControls:
     """An edit adding channel events (a recorded sustain pedal, say)."""
     return AddControls(track, tuple(controls))
+
+
+def set_track(track: int, **attrs: Any) -> SetTrackAttrs:
+    """An edit setting track header attributes, e.g. ``set_track(0, name="Bass", volume=90)``."""
+    return SetTrackAttrs(track, tuple(attrs.items()))
 
 
 def add_notes(track: int, notes: Iterable[Note]) -> AddNotes:

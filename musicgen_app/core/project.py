@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any
 from musicgen_app import __version__
 from musicgen_app.core.midi_io import is_midi_path, read_file_capped, read_midi, write_file_atomic
 from musicgen_app.core.song import (
+    DEFAULT_TRACK_VOLUME,
     META_KINDS,
     ControlEvent,
     KeySignature,
@@ -137,6 +139,10 @@ def song_to_dict(song: Song) -> dict[str, Any]:
                 "notes": [[n.start_tick, n.pitch, n.end_tick, n.velocity, n.channel] for n in t.notes],
                 "controls": [[c.tick, c.kind, c.number, c.value, c.channel] for c in t.controls],
                 "meta": _meta_rows(t.meta),
+                "mute": t.mute,
+                "solo": t.solo,
+                "volume": t.volume,
+                "colour": t.colour,
             }
             for t in song.tracks
         ],
@@ -155,6 +161,13 @@ def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise ProjectError(f"the project is damaged: {what} is not text ({value!r})")
     return value
+
+
+def _colour(value: Any, what: str) -> str:
+    text = _str(value, what)
+    if text and not re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        raise ProjectError(f"the project is damaged: {what} is not a #rrggbb colour ({text!r})")
+    return text
 
 
 def _rows(value: Any, what: str, width: int) -> list[list[Any]]:
@@ -205,6 +218,10 @@ def song_from_dict(data: Any) -> Song:
                 program=_int(t.get("program", 0), f"track {i}'s program", 0, 127),
                 channel=_int(t.get("channel", 0), f"track {i}'s channel", 0, 15),
                 is_drum=bool(t.get("is_drum", False)),
+                mute=t.get("mute", False) is True,
+                solo=t.get("solo", False) is True,
+                volume=_int(t.get("volume", DEFAULT_TRACK_VOLUME), f"track {i}'s volume", 0, 127),
+                colour=_colour(t.get("colour", ""), f"track {i}'s colour"),
             )
             track.notes = [
                 Note(

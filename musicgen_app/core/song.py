@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RESOLUTION = 480
 DEFAULT_TEMPO_US = 500_000  # 120 BPM
 DRUM_CHANNEL = 9  # "channel 10" to a musician
+DEFAULT_TRACK_VOLUME = 100  # a track header's fader at "as written"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -147,7 +148,12 @@ def _by_tick(event: MetaEvent) -> int:
 
 @dataclass(slots=True)
 class Track:
-    """One instrument: its notes, channel events and kept meta/sysex events (``meta``)."""
+    """One instrument: its notes, channel events and kept meta/sysex events (``meta``).
+
+    The mixer state of the track header: ``mute``, ``solo``, ``volume`` (0-127, a fader on the
+    track's own levels: 100 plays the track as written) and ``colour`` (``"#rrggbb"``, or empty for
+    the palette colour of its position). A MIDI file does not carry them; a project does.
+    """
 
     name: str = ""
     program: int = 0
@@ -156,6 +162,10 @@ class Track:
     notes: list[Note] = field(default_factory=list)
     controls: list[ControlEvent] = field(default_factory=list)
     meta: list[MetaEvent] = field(default_factory=list)
+    mute: bool = False
+    solo: bool = False
+    volume: int = DEFAULT_TRACK_VOLUME
+    colour: str = ""
 
     def sort(self) -> None:
         """Sort notes and events by time (then pitch); meta events by time only (stable)."""

@@ -207,6 +207,10 @@ def run_app(files: list[str] | None = None) -> int:
     for i, f in enumerate(files or []):
         target = win if i == 0 and not recovered else new_window(win.settings, store)
         target.open_path(f)
+    if not files and not recovered:
+        from musicgen_app.gui.first_launch import maybe_show_welcome
+
+        maybe_show_welcome(win)  # once per user: the example sketches
     # Ctrl+C in the terminal: let Python see it now and then.
     ticker = QTimer()
     ticker.start(250)

@@ -17,7 +17,16 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from musicgen_app.core.edits import AddNotes, CompoundEdit, Edit, RemoveNotes, ReplaceNotes, apply_edit
+from musicgen_app.core.edits import (
+    TRACK_EDITS,
+    AddNotes,
+    CompoundEdit,
+    Edit,
+    RemoveNotes,
+    ReplaceNotes,
+    apply_edit,
+    track_index_after,
+)
 from musicgen_app.core.song import Note, Song, Track
 
 logger = logging.getLogger(__name__)
@@ -190,7 +199,14 @@ class Document(QObject):
         self.undo_stack.push(SongAttrCommand(self, attr, value, text))
 
     def _after_edit(self, edit: Edit) -> None:
-        self.set_selection(resulting_notes(edit, self._active))
+        active = track_index_after(edit, self._active)
+        if active != self._active:  # a track was inserted, removed or moved: follow the active one
+            self._active = max(0, min(self._active if active is None else active, len(self.song.tracks) - 1))
+            self._selection = set()
+            self.selection_version += 1
+            self.active_track_changed.emit(self._active)
+        elif not isinstance(edit, TRACK_EDITS):  # a header change keeps the selection
+            self.set_selection(resulting_notes(edit, self._active))
         self._touch()
 
     def _touch(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
@@ -11,15 +10,21 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
+
+from musicgen_app.gui.model_cards import details_html, summary_html
+from musicgen_app.ml.keys import MODES
 
 logger = logging.getLogger(__name__)
 
@@ -27,28 +32,26 @@ KEYS = [
     "C", "G", "D", "A", "E", "B", "F#", "Db", "Ab", "Eb", "Bb", "F",
     "Am", "Em", "Bm", "F#m", "C#m", "G#m", "Ebm", "Bbm", "Fm", "Cm", "Gm", "Dm",
 ]  # fmt: skip
+# Tonics of the church modes in the key lock, in the order of KEYS' major keys.
+MODE_TONICS = ["C", "G", "D", "A", "E", "B", "F#", "Db", "Ab", "Eb", "Bb", "F"]
+CARD_HEIGHT = 150  # the card scrolls inside this height, so the buttons below never move
+
+
+def key_lock_choices() -> list[tuple[str, str]]:
+    """``(label, value)`` of every key lock: auto, off, the 24 major/minor keys, then each tonic in
+    every other mode the CLI's ``--key`` accepts (ml.keys.MODES: dorian, mixolydian...)."""
+    out = [("auto (from the sketch)", "auto"), ("off", "off")]
+    out += [(f"{k[:-1]} minor" if k.endswith("m") else f"{k} major", k) for k in KEYS]
+    for mode in MODES:
+        if mode not in ("major", "minor"):
+            out += [(f"{t} {mode}", f"{t} {mode}") for t in MODE_TONICS]
+    return out
 
 
 def card_text(info: Any) -> str:
-    """A short HTML description of a model from its registry entry."""
-    if info is None:
-        return "<i>No model. Use “Load checkpoint…” or train one with <tt>musicgen train</tt>.</i>"
-    parts = [f"<b>{html.escape(str(getattr(info, 'name', '?')))}</b>"]
-    card = getattr(info, "card", None) or {}
-    desc = str(card.get("description") or card.get("title") or "")
-    if desc:
-        parts.append(html.escape(desc if len(desc) <= 200 else desc[:197].rsplit(" ", 1)[0] + "…"))
-    for label, attr in (("Paper", "seed_paper"), ("Architecture", "architecture"), ("Data", "dataset")):
-        value = getattr(info, attr, "")
-        if value:
-            parts.append(f"{label}: {html.escape(str(value))}")
-    metrics = getattr(info, "metrics", None) or {}
-    if metrics:
-        shown = []
-        for k, v in list(metrics.items())[:6]:
-            shown.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
-        parts.append("Metrics: " + html.escape(", ".join(shown)))
-    return "<br>".join(parts)
+    """The whole card as HTML: the musician's summary, then the technical details."""
+    details = details_html(info)
+    return summary_html(info) + (f"<br><br>{details}" if details else "")
 
 
 class GenerationPanel(QWidget):
@@ -73,9 +76,35 @@ class GenerationPanel(QWidget):
         self.load_button = QPushButton("Load checkpoint…")
         self.load_button.clicked.connect(self.load_checkpoint_requested)
         self.card = QLabel()
+        self.card.setObjectName("model_card")
         self.card.setWordWrap(True)
         self.card.setTextFormat(Qt.TextFormat.RichText)
-        self.card.setMinimumWidth(220)
+        self.card.setMinimumWidth(200)
+        self.details_button = QToolButton()
+        self.details_button.setText("Details ▸")
+        self.details_button.setCheckable(True)
+        self.details_button.setAutoRaise(True)
+        self.details_button.toggled.connect(self._fold_details)
+        self.card_details = QLabel()
+        self.card_details.setObjectName("model_card_details")
+        self.card_details.setWordWrap(True)
+        self.card_details.setTextFormat(Qt.TextFormat.RichText)
+        self.card_details.setVisible(False)
+        self.card_details.setStyleSheet("color: #445; font-size: 8pt;")
+        card_box = QWidget()
+        card_lay = QVBoxLayout(card_box)
+        card_lay.setContentsMargins(2, 2, 2, 2)
+        card_lay.addWidget(self.card)
+        card_lay.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignLeft)
+        card_lay.addWidget(self.card_details)
+        card_lay.addStretch(1)
+        self.card_area = QScrollArea()
+        self.card_area.setObjectName("model_card_area")
+        self.card_area.setWidgetResizable(True)
+        self.card_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.card_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.card_area.setWidget(card_box)
+        self.card_area.setFixedHeight(CARD_HEIGHT)
 
         self.temperature = QSlider(Qt.Orientation.Horizontal)
         self.temperature.setRange(10, 200)  # hundredths
@@ -96,10 +125,9 @@ class GenerationPanel(QWidget):
         self.seed.setEnabled(False)
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         self.key_lock = QComboBox()
-        self.key_lock.addItem("auto (from the sketch)", "auto")
-        self.key_lock.addItem("off", "off")
-        for k in KEYS:
-            self.key_lock.addItem(k, k)
+        self.key_lock.setMaxVisibleItems(26)
+        for label, value in key_lock_choices():
+            self.key_lock.addItem(label, value)
 
         self.continue_button = QPushButton("Continue  (Ctrl+Return)")
         self.continue_button.setObjectName("continue_button")
@@ -123,7 +151,7 @@ class GenerationPanel(QWidget):
         row.addWidget(self.model_combo, 1)
         form.addRow("Model", row)
         form.addRow("", self.load_button)
-        form.addRow(self.card)
+        form.addRow(self.card_area)
         trow = QHBoxLayout()
         trow.addWidget(self.temperature, 1)
         trow.addWidget(self.temperature_label)
@@ -151,7 +179,42 @@ class GenerationPanel(QWidget):
         lay.addWidget(self.status)
         self.set_running(False)
         self.set_has_take(False)
-        self.card.setText(card_text(None))
+        self._show_card(None)
+        self._set_tooltips()
+
+    def _set_tooltips(self) -> None:
+        tips = {
+            self.model_combo: "The model that continues your sketch (its card is below)",
+            self.load_button: "Use a checkpoint file trained elsewhere (.safetensors with its .json card)",
+            self.details_button: "Show the technical card: paper, architecture, data and test figures",
+            self.temperature: "Temperature: below 1 plays it safe and repeats more, above 1 takes more risks",
+            self.temperature_label: "The temperature chosen",
+            self.bars: "How many bars to write after the end of the sketch (or of the loop)",
+            self.variations: "How many takes to write in one go; pick one in the list below",
+            self.seed: "The random seed: the same seed and settings give the same take again",
+            self.random_seed: "A new random seed for every take",
+            self.key_lock: "Keep the notes in a key: from the sketch (auto), none (off), or the one chosen",
+            self.continue_button: "Continue the active track from its end (Ctrl+Return)",
+            self.stop_button: "Stop generating and playing (Esc)",
+            self.accept_button: "Keep the shown take in the track (Return)",
+            self.reject_button: "Drop the shown take (Backspace)",
+            self.regen_button: "Drop the takes and write new ones (R)",
+            self.takes: "The takes of the last Continue: click one to hear it",
+            self.card: "What the model is good at, what it learnt from, how it did on music it never saw",
+            self.status: "What the generator is doing",
+        }
+        for widget, tip in tips.items():
+            widget.setToolTip(tip)
+
+    def _fold_details(self, shown: bool) -> None:
+        self.card_details.setVisible(shown)
+        self.details_button.setText("Details ▾" if shown else "Details ▸")
+
+    def _show_card(self, info: Any) -> None:
+        self.card.setText(summary_html(info))
+        details = details_html(info)
+        self.card_details.setText(details)
+        self.details_button.setVisible(bool(details))
 
     # -- models -------------------------------------------------------------------------------
     def set_models(self, infos: list[Any], preferred: str = "") -> None:
@@ -177,13 +240,21 @@ class GenerationPanel(QWidget):
         self._infos[path] = info
         self.model_combo.setCurrentIndex(self.model_combo.findData(path))
 
+    def model_info(self, name: str) -> Any:
+        """The registry entry of model ``name`` (None when unknown)."""
+        return self._infos.get(name)
+
+    def model_infos(self) -> list[Any]:
+        """Every model offered."""
+        return [i for i in self._infos.values() if i is not None]
+
     def model_name(self) -> str:
         """The chosen model (a registry name or a checkpoint path)."""
         return str(self.model_combo.currentData() or "")
 
     def _model_chosen(self, *_: object) -> None:
         name = self.model_name()
-        self.card.setText(card_text(self._infos.get(name)))
+        self._show_card(self._infos.get(name))
         self.continue_button.setEnabled(bool(name))
         if name:
             self.model_changed.emit(name)

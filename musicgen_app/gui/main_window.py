@@ -30,7 +30,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -50,7 +49,7 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
-from musicgen_app.gui import fileio
+from musicgen_app.gui import editor_setup, fileio
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
@@ -191,11 +190,8 @@ class MainWindow(QMainWindow):
         self.gen.on_stream = self._streamed
         self.gen.on_cancel_session = self.playback.cancel_session
         self.panel = GenerationPanel(self)
-        dock = QDockWidget("Continue", self)
-        dock.setObjectName("generation_dock")
-        dock.setWidget(self.panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        editor_setup.add_dock(self, "Continue", "generation_dock", self.panel, right)
         self._store = autosave_store
         self._autosaved_version = -1
         self._closing = False
@@ -206,6 +202,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status()
         self._connect()
+        editor_setup.install(self)  # track headers, Help menu, icons, Ctrl+Y
         self._apply_settings()
         self._attach_document(self.doc)
         self.setAcceptDrops(True)
@@ -848,6 +845,8 @@ class MainWindow(QMainWindow):
         model = self.panel.model_name()
         if not model:
             self.show_error("Continue", "There is no model to continue with. Train one or load a checkpoint.")
+            return
+        if editor_setup.continue_blocked(self):  # a drum track, and no model plays drums
             return
         self.stop_all()
         song = self.doc.snapshot()

@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from musicgen_app.core.song import DRUM_CHANNEL, Note, Song, Track
 from musicgen_app.gui.settings import AppSettings
 from musicgen_app.gui.tasks import TaskRunner
+from musicgen_app.playback.mix import audible_song
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +313,7 @@ class PlaybackController(QObject):
             self._play_seq = self._player.commands_sent
 
     def _with_metronome(self, song: Song, end_tick: int) -> Song:
+        song = audible_song(song)  # the track headers' mute, solo and volume
         if not self.metronome:
             return song
         song.tracks = [*song.tracks, metronome_track(song, end_tick)]

@@ -39,6 +39,7 @@ class AppSettings:
     snap: str = "1/16"
     window_geometry: str = ""  # base64 of QMainWindow.saveGeometry()
     window_state: str = ""  # base64 of QMainWindow.saveState() (toolbars, docks)
+    welcome_shown: bool = False  # the first-launch screen was seen
 
     @staticmethod
     def path() -> Path:

@@ -118,6 +118,7 @@ def app_env(tmp_path: Path) -> dict[str, str]:
         "MUSICGEN_DATA_DIR": str(tmp_path / "data"),
         "MUSICGEN_CONFIG_DIR": str(tmp_path / "config"),
         "MUSICGEN_OUTPUT": "none",
+        "MUSICGEN_NO_WELCOME": "1",  # no first-launch screen in front of the keys sent
     }
 
 

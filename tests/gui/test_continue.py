@@ -148,7 +148,7 @@ def test_continue_with_a_checkpoint_loaded_from_a_file(ready, qtbot) -> None:
     info = next(m for m in list_models() if m.name == ready.panel.model_name())
     ready.add_checkpoint(info.path)  # what "Load checkpoint…" does with the chosen file
     qtbot.waitUntil(lambda: ready.panel.model_name() == str(info.path), timeout=10_000)
-    assert info.seed_paper in ready.panel.card.text()
+    assert info.seed_paper in ready.panel.card_details.text()
     assert "(file)" in ready.panel.model_combo.currentText()
     ready.act_continue.trigger()
     qtbot.waitUntil(lambda: not ready.gen.running and bool(ready.gen.takes), timeout=60_000)

@@ -89,7 +89,7 @@ def test_click_rubber_band_and_shift_click_select(window, qtbot) -> None:
     qtbot.mouseClick(canvas, L, Qt.KeyboardModifier.ShiftModifier, at(g, 1500, 63))
     assert doc.selection == {notes[0], notes[3]}
     # A rubber band from empty space over notes 1..2 replaces the selection.
-    drag(qtbot, canvas, at(g, 400, 70), at(g, 1300, 59))
+    drag(qtbot, canvas, at(g, 440, 70), at(g, 1300, 59))  # clear of note 0 (ends at 400) by a pixel or more
     assert doc.selection == {notes[1], notes[2]}
     qtbot.mouseClick(canvas, L, pos=at(g, 100, 75))  # empty space clears
     assert doc.selection == set()
@@ -237,7 +237,7 @@ def test_edits_go_to_the_active_track_and_others_are_faded(window, qtbot) -> Non
     window.set_tool("draw")
     drag(qtbot, canvas, at(g, 480, 64), at(g, 960, 64))
     assert window.doc.song.tracks[0].notes == [other]
-    assert window.doc.song.tracks[1].notes == [Note(480, 64, 960, 100)]
+    assert window.doc.song.tracks[1].notes == [Note(480, 64, 960, 100, 1)]  # on track B's channel
     image = canvas.grab().toImage()
     faded = image.pixelColor(at(g, 240, 64))
     assert faded.name() not in ("#4285d6", "#f09628")  # drawn, but not in the active colours

@@ -100,8 +100,10 @@ def test_paints_twenty_thousand_notes(qtbot, view: str) -> None:
     )
     x = int((g.tick_to_x(note.start_tick) + g.tick_to_x(note.end_tick)) / 2)
     y = int(g.pitch_to_y(note.pitch) + g.key_height / 2)
-    assert image.pixelColor(x, y).name() in (COLORS["note"].name(), COLORS["selected"].name())
+    # notes are paler the softer they are (zoomed out, a pixel may show a neighbour's shade)
+    shades = {render.band_shade(COLORS["note"], v).name() for v in range(1, 128)}
+    assert image.pixelColor(x, y).name() in {*shades, COLORS["selected"].name()}
     # A row far from every note is background.
     empty_y = int(g.pitch_to_y(120) + g.key_height / 2)
     if 0 <= empty_y < g.height:
-        assert image.pixelColor(x, empty_y).name() not in (COLORS["note"].name(), COLORS["selected"].name())
+        assert image.pixelColor(x, empty_y).name() not in {*shades, COLORS["selected"].name()}

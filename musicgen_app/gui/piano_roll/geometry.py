@@ -18,8 +18,12 @@ MIN_KEY_HEIGHT = 1.0
 MAX_KEY_HEIGHT = 40.0
 PITCHES = 128
 
-# name -> (fraction of a whole note, triplet?). "off" snaps to the tick.
+# name -> (fraction of a whole note, triplet?). "off" snaps to the tick; "1 bar" (division 0)
+# follows the meter.
+BAR_SNAP = "1 bar"
 SNAP_CHOICES: dict[str, tuple[int, bool] | None] = {
+    BAR_SNAP: (0, False),
+    "1/2": (2, False),
     "1/4": (4, False),
     "1/8": (8, False),
     "1/16": (16, False),
@@ -31,12 +35,15 @@ SNAP_CHOICES: dict[str, tuple[int, bool] | None] = {
 }
 
 
-def snap_ticks(name: str, resolution: int) -> int:
-    """The grid step in ticks for a snap choice (1 for "off")."""
+def snap_ticks(name: str, resolution: int, bar_ticks: int | None = None) -> int:
+    """The grid step in ticks for a snap choice (1 for "off"; "1 bar" is ``bar_ticks``, 4/4's
+    bar when not given)."""
     choice = SNAP_CHOICES.get(name)
     if choice is None:
         return 1
     division, triplet = choice
+    if division == 0:
+        return max(1, bar_ticks if bar_ticks is not None else resolution * 4)
     step = resolution * 4 / division
     if triplet:
         step = step * 2 / 3

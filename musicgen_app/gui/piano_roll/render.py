@@ -228,6 +228,35 @@ def premultiplied(c: QColor) -> int:
     return (a << 24) | (r << 16) | (gr << 8) | b
 
 
+VELOCITY_SHADES = 8
+
+
+def velocity_shade(colour: QColor, velocity: int) -> QColor:
+    """``colour`` paled toward white for soft notes: full at velocity 127, 60 % white near 0."""
+    t = 0.6 * (1.0 - min(127, max(0, velocity)) / 127)
+    return QColor(
+        round(colour.red() + (255 - colour.red()) * t),
+        round(colour.green() + (255 - colour.green()) * t),
+        round(colour.blue() + (255 - colour.blue()) * t),
+        colour.alpha(),
+    )
+
+
+def band_shade(colour: QColor, velocity: int) -> QColor:
+    """The shade a note of ``velocity`` is painted in: one of :data:`VELOCITY_SHADES` bands."""
+    band = min(127, max(0, velocity)) * VELOCITY_SHADES // 128
+    return velocity_shade(colour, round((band + 0.5) * 128 / VELOCITY_SHADES))
+
+
+def _shade_groups(arr: NoteArrays, idx: np.ndarray, fill: QColor) -> list[tuple[np.ndarray, QColor]]:
+    """``idx`` split into velocity bands, each with its shade of ``fill``."""
+    bands = arr.velocity[idx] * VELOCITY_SHADES // 128
+    out = []
+    for b in np.unique(bands).tolist():
+        out.append((idx[bands == b], band_shade(fill, b * 128 // VELOCITY_SHADES)))
+    return out
+
+
 def paint_notes(
     p: QPainter,
     arr: NoteArrays,
@@ -237,8 +266,12 @@ def paint_notes(
     *,
     selected: Iterable[Note] = (),
     selected_fill: QColor | None = None,
+    shade: bool = False,
 ) -> int:
-    """Paint the visible notes of ``arr``; returns how many were visible."""
+    """Paint the visible notes of ``arr``; returns how many were visible.
+
+    With ``shade`` the unselected notes are paler the softer they are (:func:`velocity_shade`).
+    """
     t0, t1 = g.visible_ticks()
     lo, hi = g.visible_pitches()
     idx = arr.visible(t0, t1, lo, hi)
@@ -248,7 +281,8 @@ def paint_notes(
     sel_mask = (
         np.fromiter((arr.notes[i] in sel for i in idx.tolist()), dtype=bool, count=len(idx)) if sel else None
     )
-    groups = [(idx if sel_mask is None else idx[~sel_mask], fill)]
+    plain = idx if sel_mask is None else idx[~sel_mask]
+    groups = _shade_groups(arr, plain, fill) if shade else [(plain, fill)]
     if sel_mask is not None and selected_fill is not None:
         groups.append((idx[sel_mask], selected_fill))
     if len(idx) > RECT_LIMIT:

@@ -240,7 +240,9 @@ class DrawTool(SelectTool):
         g = self.canvas.geom
         start = g.snap(g.x_to_tick(pos.x()), self.canvas.snap_step(), mode="floor")
         pitch = g.y_to_pitch(pos.y())
-        self._new = Note(start, pitch, start + self._default_length(), self.canvas.default_velocity)
+        doc = self.canvas.doc
+        channel = doc.song.tracks[doc.active_track].channel  # a drum track's notes sound on channel 10
+        self._new = Note(start, pitch, start + self._default_length(), self.canvas.default_velocity, channel)
         self.canvas.doc.set_selection(())
         self.canvas.sound_note(pitch, self._new.velocity)
         self.canvas.update()

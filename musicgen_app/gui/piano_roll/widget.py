@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
@@ -25,15 +26,18 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QGridLayout, QScrollBar, QSizePolicy, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollBar, QSizePolicy, QWidget
 
 from musicgen_app.core.edits import set_velocity
+from musicgen_app.core.gm import is_drum_track
 from musicgen_app.core.song import Note
 from musicgen_app.errors import EditError
 from musicgen_app.gui.document import Document
+from musicgen_app.gui.drums import DRUM_KEYBOARD_WIDTH, paint_drum_keys
 from musicgen_app.gui.piano_roll import render
 from musicgen_app.gui.piano_roll.geometry import PITCHES, RollGeometry, snap_ticks
 from musicgen_app.gui.piano_roll.tools import TOOLS, Tool
+from musicgen_app.gui.track_header import track_colour
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ COLORS = {
     "record": QColor(210, 50, 50),
     "playhead": QColor(220, 40, 40),
     "loop": QColor(60, 160, 230, 40),
+    "loop_edge": QColor(30, 120, 200),
+    "loop_off": QColor(140, 140, 150),
     "band": QColor(60, 120, 220, 50),
 }
 
@@ -67,6 +73,30 @@ COLORS = {
 def pitch_name(pitch: int) -> str:
     """Scientific pitch name, C4 = 60."""
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def paint_loop(
+    p: QPainter,
+    g: RollGeometry,
+    loop: tuple[int, int],
+    top: float,
+    height: float,
+    on: bool,
+    *,
+    in_ruler: bool,
+) -> None:
+    """The loop region: filled blue with solid edges while Loop is on, dashed grey edges when off."""
+    x0, x1 = g.tick_to_x(loop[0]), g.tick_to_x(loop[1])
+    if on:
+        p.fillRect(QRectF(x0, top, x1 - x0, height), QColor(60, 160, 230, 150 if in_ruler else 40))
+        edge = QPen(COLORS["loop_edge"], 2)
+    else:
+        if in_ruler:
+            p.fillRect(QRectF(x0, top, x1 - x0, height), QColor(150, 150, 160, 60))
+        edge = QPen(COLORS["loop_off"], 1, Qt.PenStyle.DashLine)
+    p.setPen(edge)
+    for x in (x0, x1):
+        p.drawLine(QPointF(x, top), QPointF(x, top + height))
 
 
 class PianoRollCanvas(QWidget):
@@ -85,6 +115,7 @@ class PianoRollCanvas(QWidget):
         self.show_other_tracks = True
         self.playhead_tick: float = 0.0
         self.follow_playhead = False
+        self.loop_enabled = False  # the Loop switch: the region is drawn bright when on, dim when off
         self.take_notes: list[Note] = []  # the streaming/auditioned take, drawn in its own colour
         self.take_reveal_tick: float | None = None  # draw take notes only up to here (None: all)
         self.record_notes: list[Note] = []
@@ -127,7 +158,7 @@ class PianoRollCanvas(QWidget):
 
     def snap_step(self) -> int:
         """The snap grid in ticks (1 when snapping is off)."""
-        return snap_ticks(self.snap_name, self.doc.song.resolution)
+        return snap_ticks(self.snap_name, self.doc.song.resolution, self.doc.song.ticks_per_bar())
 
     def set_snap(self, name: str) -> None:
         """Choose the snap grid (a key of geometry.SNAP_CHOICES)."""
@@ -209,20 +240,25 @@ class PianoRollCanvas(QWidget):
             render.paint_rows(p, g, COLORS["row_light"], COLORS["row_dark"], COLORS["c_line"])
             render.paint_grid(p, self.bar_grid(), g, self.snap_step(), COLORS)
             arrs = self.arrays()
+            song = self.doc.song
             visible = 0
             if self.show_other_tracks:
                 for i, arr in enumerate(arrs):
-                    if i != self.doc.active_track:
-                        render.paint_notes(p, arr, g, COLORS["faded"], None)
+                    if i != self.doc.active_track:  # each in its own colour, pale and borderless
+                        faded = track_colour(song, i)
+                        faded.setAlpha(COLORS["faded"].alpha())
+                        render.paint_notes(p, arr, g, faded, None)
             if self.doc.active_track < len(arrs):
+                colour = track_colour(song, self.doc.active_track)
                 visible = render.paint_notes(
                     p,
                     arrs[self.doc.active_track],
                     g,
-                    COLORS["note"],
-                    COLORS["note_border"],
+                    colour,
+                    colour.darker(220),
                     selected=self.doc.selection,
                     selected_fill=COLORS["selected"],
+                    shade=True,
                 )
             self.last_paint_visible = visible
         finally:
@@ -262,8 +298,7 @@ class PianoRollCanvas(QWidget):
             p.drawPixmap(0, 0, self.render_layer())
             loop = self.doc.song.loop
             if loop:
-                x0, x1 = g.tick_to_x(loop[0]), g.tick_to_x(loop[1])
-                p.fillRect(QRectF(x0, 0, x1 - x0, g.height), COLORS["loop"])
+                paint_loop(p, g, loop, 0, g.height, self.loop_enabled, in_ruler=False)
             self._paint_overlay_notes(p, self.visible_take_notes(), COLORS["take"], COLORS["take_border"])
             self._paint_overlay_notes(p, self.record_notes, COLORS["record"], None)
             self._paint_overlay_notes(p, list(self._tool.hidden()), COLORS["hidden"], None)
@@ -395,12 +430,28 @@ class KeyboardStrip(QWidget):
         self._down: int | None = None
         #: pitches held on the MIDI keyboard (lit like a clicked key)
         self.held: set[int] = set()
+        #: a drum track is active: the keys are named by the GM percussion map
+        self.drums = False
         self.setFixedWidth(KEYBOARD_WIDTH)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+
+    def set_drums(self, drums: bool) -> None:
+        """Name the keys as drums (Kick, Snare, Closed Hat…) or as pitches."""
+        if drums != self.drums:
+            self.drums = drums
+            self.setFixedWidth(DRUM_KEYBOARD_WIDTH if drums else KEYBOARD_WIDTH)
+            self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         g = self.geom
         p = QPainter(self)
+        if self.drums:
+            try:
+                lit = self.held | ({self._down} if self._down is not None else set())
+                paint_drum_keys(p, g, self.width(), lit)
+            finally:
+                p.end()
+            return
         try:
             p.fillRect(self.rect(), QColor(255, 255, 255))
             lo, hi = g.visible_pitches()
@@ -484,8 +535,8 @@ class Ruler(QWidget):
             p.fillRect(self.rect(), QColor(236, 238, 244))
             loop = self._drag or song.loop
             if loop:
-                x0, x1 = g.tick_to_x(loop[0]), g.tick_to_x(loop[1])
-                p.fillRect(QRectF(x0, 0, x1 - x0, self.height()), QColor(60, 160, 230, 120))
+                on = self.canvas.loop_enabled or self._drag is not None
+                paint_loop(p, g, loop, 0, self.height(), on, in_ruler=True)
             grid = self.canvas.bar_grid()
             bars, beats, _ = render.grid_lines(grid, g, 1)
             p.setPen(QColor(150, 150, 165))
@@ -530,6 +581,25 @@ class Ruler(QWidget):
         self.update()
 
 
+class VelocityLabel(QLabel):
+    """Left of the velocity lane: its name and the value under the pointer, dragged or selected."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Velocity", parent)
+        self.setObjectName("velocity_label")
+        self.setFixedSize(KEYBOARD_WIDTH, VELOCITY_HEIGHT)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setToolTip("Note velocity (loudness, 1-127): drag a bar up or down to change it")
+        self.setStyleSheet("font-size: 8pt; color: #404050; background: #eceef4;")
+
+    def show_value(self, value: str) -> None:
+        """Show ``value`` under the lane's name."""
+        text = f"Velocity\n{value}" if value else "Velocity"
+        if text != self.text():
+            self.setText(text)
+
+
 class VelocityLane(QWidget):
     """Velocity bars of the active track; drag vertically on a bar to set velocities (one step)."""
 
@@ -538,7 +608,27 @@ class VelocityLane(QWidget):
         self.canvas = canvas
         self._targets: list[Note] = []
         self._value: int | None = None
+        self._hover: int | None = None
+        self.label: VelocityLabel | None = None
         self.setFixedHeight(VELOCITY_HEIGHT)
+        self.setMouseTracking(True)
+        self.setToolTip("Velocity: drag a bar up or down (the selected notes move together)")
+
+    def readout(self) -> str:
+        """The value to show: being dragged, under the pointer, or of the selection (a range)."""
+        if self._targets and self._value is not None:
+            return str(self._value)
+        if self._hover is not None:
+            return str(self._hover)
+        vels = sorted({n.velocity for n in self.canvas.doc.selection})
+        if not vels:
+            return ""
+        return str(vels[0]) if len(vels) == 1 else f"{vels[0]}–{vels[-1]}"
+
+    def _near(self, x: float) -> list[Note]:
+        g = self.canvas.geom
+        arr, idx = self._visible()
+        return [arr.notes[i] for i in idx if abs(g.tick_to_x(arr.notes[i].start_tick) - x) <= 4]
 
     def _visible(self) -> tuple[render.NoteArrays, list[int]]:
         g = self.canvas.geom
@@ -551,6 +641,8 @@ class VelocityLane(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         g = self.canvas.geom
+        if self.label is not None:
+            self.label.show_value(self.readout())
         p = QPainter(self)
         try:
             p.fillRect(self.rect(), QColor(246, 247, 250))
@@ -589,10 +681,7 @@ class VelocityLane(QWidget):
             p.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        g = self.canvas.geom
-        arr, idx = self._visible()
-        x = event.position().x()
-        near = [arr.notes[i] for i in idx if abs(g.tick_to_x(arr.notes[i].start_tick) - x) <= 4]
+        near = self._near(event.position().x())
         sel = self.canvas.doc.selection
         if any(n in sel for n in near):
             near = sorted(sel)
@@ -604,6 +693,17 @@ class VelocityLane(QWidget):
         if self._targets:
             self._value = self._value_at(event.position().y())
             self.update()
+            return
+        near = self._near(event.position().x())
+        hover = max(n.velocity for n in near) if near else None
+        if hover != self._hover:
+            self._hover = hover
+            self.update()
+
+    def leaveEvent(self, event: Any) -> None:
+        self._hover = None
+        self.update()
+        super().leaveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         targets, value = self._targets, self._value
@@ -629,6 +729,8 @@ class PianoRollView(QWidget):
         self.keyboard = KeyboardStrip(g, self)
         self.ruler = Ruler(self.canvas, self)
         self.velocity = VelocityLane(self.canvas, self)
+        self.velocity_label = VelocityLabel(self)
+        self.velocity.label = self.velocity_label
         self.hbar = QScrollBar(Qt.Orientation.Horizontal, self)
         self.vbar = QScrollBar(Qt.Orientation.Vertical, self)
         lay = QGridLayout(self)
@@ -638,6 +740,7 @@ class PianoRollView(QWidget):
         lay.addWidget(self.keyboard, 1, 0)
         lay.addWidget(self.canvas, 1, 1)
         lay.addWidget(self.vbar, 1, 2)
+        lay.addWidget(self.velocity_label, 2, 0)
         lay.addWidget(self.velocity, 2, 1)
         lay.addWidget(self.hbar, 3, 1)
         self.canvas.geometry_changed.connect(self._sync)
@@ -645,9 +748,11 @@ class PianoRollView(QWidget):
         self.vbar.valueChanged.connect(self._v_scrolled)
         doc.changed.connect(self._doc_changed)
         doc.selection_changed.connect(self.velocity.update)
+        doc.active_track_changed.connect(self._track_changed)
         self._syncing = False
         g.key_height = 10
         g.center_pitch(66)
+        self._track_changed()
 
     @property
     def doc(self) -> Document:
@@ -659,9 +764,16 @@ class PianoRollView(QWidget):
         self.canvas.set_document(doc)
         doc.changed.connect(self._doc_changed)
         doc.selection_changed.connect(self.velocity.update)
+        doc.active_track_changed.connect(self._track_changed)
+        self._track_changed()
         self.fit_song()
 
+    def _track_changed(self, *_: object) -> None:
+        doc = self.doc
+        self.keyboard.set_drums(is_drum_track(doc.song.tracks[doc.active_track]))
+
     def _doc_changed(self) -> None:
+        self._track_changed()
         self.ruler.update()
         self.velocity.update()
         self._sync()
