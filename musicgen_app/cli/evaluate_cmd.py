@@ -6,18 +6,23 @@ import argparse
 import json
 import logging
 
+from musicgen_app.cli.argtypes import model_name, positive_int
+
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen evaluate`."""
-    parser.add_argument("name", nargs="?", help="model name (see `musicgen models`) or checkpoint path")
+    parser.add_argument(
+        "name", nargs="?", type=model_name, help="model name (see `musicgen models`) or checkpoint path"
+    )
     parser.add_argument(
         "--all", action="store_true", help="evaluate every model, store the figures, write the README table"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--tunes", type=int, default=60, help="test tunes to sample continuations of (default 60)"
+        "--tunes", type=positive_int(100_000), default=60,
+        help="test tunes to sample continuations of, at least 1 (default 60)",  # fmt: skip
     )
     parser.add_argument("--no-samples", action="store_true", help="skip the sampled-continuation statistics")
     parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline")
