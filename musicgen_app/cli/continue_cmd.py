@@ -28,37 +28,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from musicgen_app.playback.midi_ports import API_NAMES
 
     parser.add_argument(
-        "seed_file", metavar="SEED.mid", type=at.input_file(what="seed file"), help="the MIDI file to continue"
+        "seed_file",
+        metavar="SEED.mid",
+        type=at.input_file(what="seed file"),
+        help="the MIDI file to continue",
     )
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.mid", type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
-                        help="the MIDI file to write (with --variations V: OUT-1.mid .. OUT-V.mid)")  # fmt: skip
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.mid",
+        type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
+        help="the MIDI file to write (with --variations V: OUT-1.mid .. OUT-V.mid)",
+    )
     parser.add_argument(
         "--model", default="melody-lstm", type=at.model_name, help="model name (see `musicgen models`)"
     )
-    parser.add_argument("--temperature", type=at.finite_float(0.0, 10.0, lo_open=True), default=1.0,
-                        help="sampling temperature, above 0 and at most 10 (default 1.0)")  # fmt: skip
-    parser.add_argument("--bars", type=at.positive_int(MAX_BARS), default=4, help=f"bars to add, 1 to {MAX_BARS} (default 4)")
-    parser.add_argument("--seed", type=at.seed, default=None, help="random seed, 0 to 2^63-1 (same seed, same file)")
+    parser.add_argument(
+        "--temperature",
+        type=at.finite_float(0.0, 10.0, lo_open=True),
+        default=1.0,
+        help="sampling temperature, above 0 and at most 10 (default 1.0)",
+    )
+    parser.add_argument(
+        "--bars", type=at.positive_int(MAX_BARS), default=4, help=f"bars to add, 1 to {MAX_BARS} (default 4)"
+    )
+    parser.add_argument(
+        "--seed", type=at.seed, default=None, help="random seed, 0 to 2^63-1 (same seed, same file)"
+    )
     parser.add_argument(
         "--key",
         default="auto",
         type=at.key_lock,
         help="key lock: auto (from the seed), a key such as 'D dorian' or 'F#m', or off",
     )
-    parser.add_argument("--variations", type=at.positive_int(MAX_VARIATIONS), default=1,
-                        help=f"write V takes (1 to {MAX_VARIATIONS}): OUT-1.mid .. OUT-V.mid")  # fmt: skip
     parser.add_argument(
-        "--track", type=at.positive_int(65535), default=None, help="track to continue (1-based; default: melody)"
+        "--variations",
+        type=at.positive_int(MAX_VARIATIONS),
+        default=1,
+        help=f"write V takes (1 to {MAX_VARIATIONS}): OUT-1.mid .. OUT-V.mid",
     )
-    parser.add_argument("--top-k", type=at.non_negative_int(100_000), default=0,
-                        help="sample among the k likeliest tokens (0: all)")  # fmt: skip
-    parser.add_argument("--top-p", type=at.finite_float(0.0, 1.0, lo_open=True), default=1.0,
-                        help="nucleus sampling mass, above 0 and at most 1 (1.0: off)")  # fmt: skip
+    parser.add_argument(
+        "--track",
+        type=at.positive_int(65535),
+        default=None,
+        help="track to continue (1-based; default: melody)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=at.non_negative_int(100_000),
+        default=0,
+        help="sample among the k likeliest tokens (0: all)",
+    )
+    parser.add_argument(
+        "--top-p",
+        type=at.finite_float(0.0, 1.0, lo_open=True),
+        default=1.0,
+        help="nucleus sampling mass, above 0 and at most 1 (1.0: off)",
+    )
     parser.add_argument("--entropy-temperature", action="store_true", help="paper 003's entropy scaling")
     parser.add_argument("--play", action="store_true", help="hear each take while it is generated")
     add_device_argument(parser, "with --play: ", old=("--output-device", "--play-output"))
-    parser.add_argument("--soundfont", default=None, metavar="FILE", type=at.input_file(what="SoundFont"),
-                        help="with --play: SoundFont for FluidSynth")  # fmt: skip
+    parser.add_argument(
+        "--soundfont",
+        default=None,
+        metavar="FILE",
+        type=at.input_file(what="SoundFont"),
+        help="with --play: SoundFont for FluidSynth",
+    )
     parser.add_argument("--midi-api", default=None, choices=API_NAMES, help="with --play: MIDI API")
 
 
@@ -91,8 +128,8 @@ def output_paths(output: str | Path, variations: int) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Read the seed, generate, write the file(s)."""
-    from musicgen_app.core.midi_io import read_midi, write_midi
     from musicgen_app.cli.argtypes import SEED_MAX
+    from musicgen_app.core.midi_io import read_midi, write_midi
     from musicgen_app.errors import GenerationError
     from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
     from musicgen_app.ml.registry import load_model
@@ -145,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
             tracks[track] = replace(tracks[track], notes=sorted([*tracks[track].notes, *notes]))
             write_midi(replace(song, tracks=tracks), path)
             print(
-                f"wrote {path}: {len(notes)} notes in {args.bars} bars (model {model.name}, seed {take_seeds[i]})"
+                f"wrote {path}: {len(notes)} notes in {args.bars} bars "
+                f"(model {model.name}, seed {take_seeds[i]})"
             )
     finally:
         if player is not None:

@@ -18,9 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--corpus", default="essen", choices=("essen", "oneill", "ryan"))
     parser.add_argument(
-        "--limit", type=positive_int(10_000_000), default=None, metavar="N",
+        "--limit",
+        type=positive_int(10_000_000),
+        default=None,
+        metavar="N",
         help="only the first N tunes, N >= 1 (for a quick look)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 

@@ -21,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--tunes", type=positive_int(100_000), default=60,
-        help="test tunes to sample continuations of, at least 1 (default 60)",  # fmt: skip
+        "--tunes",
+        type=positive_int(100_000),
+        default=60,
+        help="test tunes to sample continuations of, at least 1 (default 60)",
     )
     parser.add_argument("--no-samples", action="store_true", help="skip the sampled-continuation statistics")
     parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline")
@@ -31,16 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate on the test tunes of the model's own split."""
-    from musicgen_app.ml.evaluate import evaluate_model, format_report
+    if not args.name and not args.all:
+        from musicgen_app.errors import MusicgenError
 
+        raise MusicgenError("name a model to evaluate, or use --all")
     if args.all or (args.name and _is_family(args.name)):
         from musicgen_app.ml.families.evaluate import run_evaluate
 
         return run_evaluate(args)
-    if not args.name:
-        from musicgen_app.errors import MusicgenError
-
-        raise MusicgenError("name a model to evaluate, or use --all")
+    from musicgen_app.ml.evaluate import evaluate_model, format_report
 
     report = evaluate_model(
         args.name,

@@ -25,9 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='sound output for this run: "fluidsynth", "none" or a MIDI port (default: the saved choice)',
     )
     at.add_deprecated_aliases(
-        parser, ("--output",), dest="device", new="--device", type=at.non_empty("the output device"),
-        default=argparse.SUPPRESS, metavar="DEVICE",
-    )  # fmt: skip
+        parser,
+        ("--output",),
+        dest="device",
+        new="--device",
+        type=at.non_empty("the output device"),
+        default=argparse.SUPPRESS,
+        metavar="DEVICE",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,18 +38,25 @@ def add_device_argument(
         "(see `musicgen devices`), or 'virtual' for a port named after the app that a DAW can record",
     )
     at.add_deprecated_aliases(
-        parser, old, dest="device", new="--device", type=at.non_empty("the output device"),
-        default=argparse.SUPPRESS, metavar="DEVICE",
-    )  # fmt: skip
+        parser,
+        old,
+        dest="device",
+        new="--device",
+        type=at.non_empty("the output device"),
+        default=argparse.SUPPRESS,
+        metavar="DEVICE",
+    )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """--device, --soundfont, --midi-api, --audio-driver, --buffer-size/-count (output options)."""
     add_device_argument(parser)
     parser.add_argument(
-        "--soundfont", metavar="FILE", type=at.input_file(what="SoundFont"),
+        "--soundfont",
+        metavar="FILE",
+        type=at.input_file(what="SoundFont"),
         help="a .sf2/.sf3 SoundFont (default: TimGM6mb)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--midi-api",
         choices=API_NAMES,
@@ -66,14 +73,14 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.int_range(*BUFFER_SIZE_RANGE),
         default=256,
         metavar="FRAMES",
-        help="FluidSynth audio period size, %d to %d frames (default 256)" % BUFFER_SIZE_RANGE,
+        help="FluidSynth audio period size, {} to {} frames (default 256)".format(*BUFFER_SIZE_RANGE),
     )
     parser.add_argument(
         "--buffer-count",
         type=at.int_range(*BUFFER_COUNT_RANGE),
         default=2,
         metavar="N",
-        help="FluidSynth audio periods, %d to %d (default 2)" % BUFFER_COUNT_RANGE,
+        help="FluidSynth audio periods, {} to {} (default 2)".format(*BUFFER_COUNT_RANGE),
     )
 
 
@@ -146,7 +153,9 @@ def loop_ticks(song: Song, bars: tuple[int, int]) -> tuple[int, int]:
     n_bars = max(1, sum(1 for t in lines if t < end_tick))
     first, last = bars
     if first > n_bars:
-        raise MusicgenError(f"--loop {first}-{last}: the song has only {n_bars} bar{'s' if n_bars > 1 else ''}")
+        raise MusicgenError(
+            f"--loop {first}-{last}: the song has only {n_bars} bar{'s' if n_bars > 1 else ''}"
+        )
     last = min(last, n_bars)
     return lines[first - 1], lines[last] if last < len(lines) else end_tick
 

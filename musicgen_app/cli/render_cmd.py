@@ -20,30 +20,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "file", metavar="FILE", type=at.input_file(), help="a MIDI file (.mid) or a project (.mgproj)"
     )
     parser.add_argument(
-        "-o", "--output", required=True, metavar="OUT.wav", type=at.output_file((".wav",), "WAV file"),
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.wav",
+        type=at.output_file((".wav",), "WAV file"),
         help="the WAV file to write",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--soundfont", metavar="FILE", type=at.input_file(what="SoundFont"),
+        "--soundfont",
+        metavar="FILE",
+        type=at.input_file(what="SoundFont"),
         help="a .sf2/.sf3 SoundFont (default: TimGM6mb)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--sample-rate", type=at.int_range(*SAMPLE_RATE_RANGE), default=44100, metavar="HZ",
-        help="%d to %d (default 44100)" % SAMPLE_RATE_RANGE,
-    )  # fmt: skip
+        "--sample-rate",
+        type=at.int_range(*SAMPLE_RATE_RANGE),
+        default=44100,
+        metavar="HZ",
+        help="{} to {} (default 44100)".format(*SAMPLE_RATE_RANGE),
+    )
     parser.add_argument(
-        "--tail", type=at.finite_float(0.0, MAX_TAIL_S), default=DEFAULT_TAIL_S, metavar="SEC",
+        "--tail",
+        type=at.finite_float(0.0, MAX_TAIL_S),
+        default=DEFAULT_TAIL_S,
+        metavar="SEC",
         help=f"seconds kept after the last note for the release and reverb, 0 to {MAX_TAIL_S:g} "
         f"(default {DEFAULT_TAIL_S:g})",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--peak-db", type=at.finite_float(-60.0, 0.0), default=DEFAULT_PEAK_DBFS, metavar="DB",
-        help=f"normalise so that the loudest sample peaks at DB dBFS, -60 to 0 (default {DEFAULT_PEAK_DBFS:g})",
-    )  # fmt: skip
+        "--peak-db",
+        type=at.finite_float(-60.0, 0.0),
+        default=DEFAULT_PEAK_DBFS,
+        metavar="DB",
+        help=f"normalise the WAV so that its loudest sample peaks at DB dBFS, -60 to 0 "
+        f"(default {DEFAULT_PEAK_DBFS:g} dBFS)",
+    )
     parser.add_argument(
-        "--no-normalize", action="store_true",
+        "--no-normalize",
+        action="store_true",
         help="keep FluidSynth's own level (quiet: about -20 dBFS peak with the default SoundFont)",
-    )  # fmt: skip
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,24 +37,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", choices=TRAINABLE, help="which model family to train")
     parser.add_argument("--name", type=at.checkpoint_name, help="checkpoint name (default: the model's name)")
     parser.add_argument("--corpus", choices=("essen", "oneill", "ryan"), help=f"training corpus ({recipe})")
-    parser.add_argument("--epochs", type=at.positive_int(100_000), help=f"at most this many epochs ({recipe})")
+    parser.add_argument(
+        "--epochs", type=at.positive_int(100_000), help=f"at most this many epochs ({recipe})"
+    )
     parser.add_argument("--batch-size", type=at.positive_int(65_536), help=f"windows per batch ({recipe})")
-    parser.add_argument("--seq-len", type=at.int_range(2, 65_536), help=f"window length in 16th steps ({recipe})")
-    parser.add_argument("--lr", type=at.finite_float(0.0, 10.0, lo_open=True), help=f"learning rate ({recipe})")
-    parser.add_argument("--patience", type=at.positive_int(100_000),
-                        help=f"early stopping patience in epochs, at least 1 ({recipe})")  # fmt: skip
-    parser.add_argument("--minutes", type=at.finite_float(0.0, MAX_MINUTES, lo_open=True),
-                        help=f"time budget in minutes ({recipe})")  # fmt: skip
+    parser.add_argument(
+        "--seq-len", type=at.int_range(2, 65_536), help=f"window length in 16th steps ({recipe})"
+    )
+    parser.add_argument(
+        "--lr", type=at.finite_float(0.0, 10.0, lo_open=True), help=f"learning rate ({recipe})"
+    )
+    parser.add_argument(
+        "--patience",
+        type=at.positive_int(100_000),
+        help=f"early stopping patience in epochs, at least 1 ({recipe})",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=at.finite_float(0.0, MAX_MINUTES, lo_open=True),
+        help=f"time budget in minutes ({recipe})",
+    )
     parser.add_argument("--threads", type=at.positive_int(1024), help=f"torch CPU threads ({recipe})")
     parser.add_argument("--hidden", type=at.positive_int(MAX_HIDDEN), help=f"LSTM hidden size ({recipe})")
     parser.add_argument("--layers", type=at.positive_int(MAX_LAYERS), help=f"LSTM layers ({recipe})")
-    parser.add_argument("--dropout", type=at.finite_float(0.0, 1.0, hi_open=True),
-                        help=f"dropout, at least 0 and below 1 ({recipe})")  # fmt: skip
+    parser.add_argument(
+        "--dropout",
+        type=at.finite_float(0.0, 1.0, hi_open=True),
+        help=f"dropout, at least 0 and below 1 ({recipe})",
+    )
     parser.add_argument("--no-bar-conditioning", action="store_true", help="train without bar positions")
-    parser.add_argument("--limit-tunes", type=at.non_negative_int(10_000_000), default=0,
-                        help="train on the first N tunes only (0: all)")  # fmt: skip
-    parser.add_argument("--out-dir", type=at.writable_dir, metavar="DIR",
-                        help="an existing folder to write the checkpoint into (default: models/)")  # fmt: skip
+    parser.add_argument(
+        "--limit-tunes",
+        type=at.non_negative_int(10_000_000),
+        default=0,
+        help="train on the first N tunes only (0: all)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=at.writable_dir,
+        metavar="DIR",
+        help="an existing folder to write the checkpoint into (default: models/)",
+    )
     parser.add_argument("--seed", type=at.seed, help=f"random seed ({recipe})")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
     parser.add_argument(
@@ -75,9 +98,19 @@ def _given(args: argparse.Namespace, name: str, default: Any) -> Any:
 
 # options that only `train melody-lstm` reads (the families take --name, --minutes and --resume)
 MELODY_ONLY = (
-    "corpus", "epochs", "batch_size", "seq_len", "lr", "patience", "threads", "hidden", "layers",
-    "dropout", "out_dir", "seed",
-)  # fmt: skip
+    "corpus",
+    "epochs",
+    "batch_size",
+    "seq_len",
+    "lr",
+    "patience",
+    "threads",
+    "hidden",
+    "layers",
+    "dropout",
+    "out_dir",
+    "seed",
+)
 
 
 def run(args: argparse.Namespace) -> int:

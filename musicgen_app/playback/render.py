@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_TAIL_S = 1.0  # room for the last notes' release and the reverb
 MAX_TAIL_S = 60.0
 DEFAULT_PEAK_DBFS = -1.0  # where a rendered WAV's loudest sample lands (None: FluidSynth's own level)
-SILENCE_DBFS = -90.0  # a render with notes whose peak stays below this is reported as silent
+# a render with notes whose peak stays below this is reported as silent: 2 steps of 16-bit audio
+# (FluidSynth's output of a muted track is 1 step, -90.3 dBFS; a damaged SoundFont gives true zeros)
+SILENCE_DBFS = -84.0
 SAMPLE_RATE_RANGE = (8000, 96000)  # what FluidSynth's synth.sample-rate accepts
 _BLOCK = 4096
 
@@ -132,15 +134,11 @@ def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -
     try:
         # the file is opened here, not by wave.open(name): a failed open must not leave a half-made
         # Wave_write whose destructor prints "Exception ignored" on stderr
-        with open(tmp, "wb") as fh:
-            w = wave.open(fh, "wb")
-            try:
-                w.setnchannels(2)
-                w.setsampwidth(2)
-                w.setframerate(sample_rate)
-                w.writeframes(pcm.tobytes())
-            finally:
-                w.close()
+        with open(tmp, "wb") as fh, wave.open(fh, "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(sample_rate)
+            w.writeframes(pcm.tobytes())
         os.replace(tmp, p)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -157,7 +155,7 @@ def render_wav(
 ) -> float:
     """Render ``song`` to a WAV file normalised to a peak of ``peak_db`` dBFS (None: FluidSynth's own
     level); returns its length in seconds. SoundFontError when notes were played but the render is
-    silent (peak below -90 dBFS); nothing is written then."""
+    silent (peak below -84 dBFS, 2 steps of 16-bit audio); nothing is written then."""
     _check_target(Path(path))
     samples = render_song(song, soundfont=soundfont, sample_rate=sample_rate, tail_s=tail_s)
     if song.note_count and peak_dbfs(samples) < SILENCE_DBFS:
