@@ -10,9 +10,10 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Iterator
 
 from musicgen_app.cli import argtypes as at
-from musicgen_app.core.song import Song
+from musicgen_app.core.song import Song, TimeSignature
 from musicgen_app.playback.midi_ports import API_NAMES
 from musicgen_app.playback.outputs import Output
 
@@ -148,16 +149,43 @@ def loop_ticks(song: Song, bars: tuple[int, int]) -> tuple[int, int]:
                 )
             return a, b
         return 0, song.end_tick
-    end_tick = song.end_tick
-    lines = song.bar_starts(end_tick)
-    n_bars = max(1, sum(1 for t in lines if t < end_tick))
     first, last = bars
+    n_bars = max(1, _bar_of(song, song.end_tick - 1))
     if first > n_bars:
-        raise MusicgenError(
-            f"--loop {first}-{last}: the song has only {n_bars} bar{'s' if n_bars > 1 else ''}"
-        )
-    last = min(last, n_bars)
-    return lines[first - 1], lines[last] if last < len(lines) else end_tick
+        plural = "s" if n_bars > 1 else ""
+        raise MusicgenError(f"--loop {first}-{last}: the song has only {n_bars} bar{plural}")
+    return _bar_start(song, first), _bar_start(song, min(last, n_bars) + 1)
+
+
+def _meter_segments(song: Song) -> Iterator[tuple[int, int, int, int | None]]:
+    """``(first bar number, start tick, bar length, end tick or None)`` of each meter, as
+    ``Song.bar_starts`` counts bars (each meter change starts a new bar), without listing bars."""
+    meters = sorted(song.time_signatures) or [TimeSignature(0, 4, 4)]
+    if meters[0].tick > 0:
+        meters.insert(0, TimeSignature(0, 4, 4))
+    bar = 1
+    for i, ts in enumerate(meters):
+        length = max(1, song.resolution * 4 * ts.numerator // ts.denominator)
+        end = meters[i + 1].tick if i + 1 < len(meters) else None
+        yield bar, ts.tick, length, end
+        if end is not None:
+            bar += -(-(end - ts.tick) // length)  # bars begun in this meter
+
+
+def _bar_of(song: Song, tick: int) -> int:
+    """The number (from 1) of the bar holding ``tick``."""
+    for bar, start, length, end in _meter_segments(song):
+        if end is None or tick < end:
+            return bar + max(0, tick - start) // length
+    raise AssertionError("unreachable: the last meter has no end")
+
+
+def _bar_start(song: Song, number: int) -> int:
+    """The tick where bar ``number`` (from 1) starts."""
+    for bar, start, length, end in _meter_segments(song):
+        if end is None or number < bar + -(-(end - start) // length):
+            return start + (number - bar) * length
+    raise AssertionError("unreachable: the last meter has no end")
 
 
 def _clock(seconds: float) -> str:

@@ -11,6 +11,7 @@ naming the problem, no "Traceback", no "Exception ignored", nothing created in t
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -416,3 +417,28 @@ def test_help_still_works(capsys: pytest.CaptureFixture[str]) -> None:
         assert out.startswith(f"usage: musicgen {name}"), name
     assert main(["render", "--help"]) == 0
     assert "-1 dBFS" in " ".join(capsys.readouterr().out.split())
+
+
+def test_refusals_import_neither_torch_nor_qt(work: dict[str, str]) -> None:
+    """The whole table again, in a fresh interpreter: every row refused before torch or Qt is imported."""
+    rows = [row for row, _ in ROWS]
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from musicgen_app.cli.main import main\n"
+        "codes = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    with contextlib.redirect_stderr(io.StringIO()):\n"
+        "        codes.append(main(argv))\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules if m.startswith(('torch', 'PySide6'))})\n"
+        "print(json.dumps([codes, heavy]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([argv(row, work) for row in rows])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MUSICGEN_CACHE_DIR": work["tmp"]},
+    )
+    assert r.returncode == 0, r.stderr
+    codes, heavy = json.loads(r.stdout)
+    assert codes == [2] * len(rows) and heavy == [], (rows, codes, heavy)
