@@ -11,11 +11,14 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from musicgen_app.cli import argtypes as at
 from musicgen_app.core.song import Song, TimeSignature
 from musicgen_app.playback.midi_ports import API_NAMES
-from musicgen_app.playback.outputs import Output
+
+if TYPE_CHECKING:
+    from musicgen_app.playback.outputs import Output
 
 logger = logging.getLogger(__name__)
 
