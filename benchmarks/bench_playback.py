@@ -362,7 +362,7 @@ def cli_first_note(runner: ModelRunner, jack: JackLoopback) -> None:
             "-o",
             str(Path(tmp) / "o.mid"),
         ]
-        cmd += ["--model", name, "--bars", "2", "--seed", "1", "--play", "--play-output", "bench-rx:in"]
+        cmd += ["--model", name, "--bars", "2", "--seed", "1", "--play", "--device", "bench-rx:in"]
         cmd += ["--midi-api", "jack"]
         n0 = len(jack.arrivals)
         t0 = time.perf_counter()

@@ -16,32 +16,87 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+MIDI_SUFFIXES = (".mid", ".midi")
+MAX_BARS = 256
+MAX_VARIATIONS = 100
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `musicgen continue`."""
-    parser.add_argument("seed_file", metavar="SEED.mid", help="the MIDI file to continue")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.mid", help="where to write the result")
-    parser.add_argument("--model", default="melody-lstm", help="model name (see `musicgen models`)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
-    parser.add_argument("--bars", type=int, default=4, help="bars to add (default 4)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (same seed, same file)")
+    """Arguments of `musicgen continue` (each checked by its parser, see ``cli.argtypes``)."""
+    from musicgen_app.cli import argtypes as at
+    from musicgen_app.cli.play_cmd import add_device_argument
+    from musicgen_app.playback.midi_ports import API_NAMES
+
+    parser.add_argument(
+        "seed_file",
+        metavar="SEED.mid",
+        type=at.input_file(what="seed file"),
+        help="the MIDI file to continue",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.mid",
+        type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
+        help="the MIDI file to write (with --variations V: OUT-1.mid .. OUT-V.mid)",
+    )
+    parser.add_argument(
+        "--model", default="melody-lstm", type=at.model_name, help="model name (see `musicgen models`)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=at.finite_float(0.0, 10.0, lo_open=True),
+        default=1.0,
+        help="sampling temperature, above 0 and at most 10 (default 1.0)",
+    )
+    parser.add_argument(
+        "--bars", type=at.positive_int(MAX_BARS), default=4, help=f"bars to add, 1 to {MAX_BARS} (default 4)"
+    )
+    parser.add_argument(
+        "--seed", type=at.seed, default=None, help="random seed, 0 to 2^63-1 (same seed, same file)"
+    )
     parser.add_argument(
         "--key",
         default="auto",
+        type=at.key_lock,
         help="key lock: auto (from the seed), a key such as 'D dorian' or 'F#m', or off",
     )
-    parser.add_argument("--variations", type=int, default=1, help="write V takes: OUT-1.mid .. OUT-V.mid")
     parser.add_argument(
-        "--track", type=int, default=None, help="track to continue (1-based; default: melody)"
+        "--variations",
+        type=at.positive_int(MAX_VARIATIONS),
+        default=1,
+        help=f"write V takes (1 to {MAX_VARIATIONS}): OUT-1.mid .. OUT-V.mid",
     )
-    parser.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0: all)")
-    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1.0: off)")
+    parser.add_argument(
+        "--track",
+        type=at.positive_int(65535),
+        default=None,
+        help="track to continue (1-based; default: melody)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=at.non_negative_int(100_000),
+        default=0,
+        help="sample among the k likeliest tokens (0: all)",
+    )
+    parser.add_argument(
+        "--top-p",
+        type=at.finite_float(0.0, 1.0, lo_open=True),
+        default=1.0,
+        help="nucleus sampling mass, above 0 and at most 1 (1.0: off)",
+    )
     parser.add_argument("--entropy-temperature", action="store_true", help="paper 003's entropy scaling")
     parser.add_argument("--play", action="store_true", help="hear each take while it is generated")
-    parser.add_argument("--output-device", "--play-output", dest="play_output", default="fluidsynth",
-                        help="with --play: 'fluidsynth' or a MIDI output port name")  # fmt: skip
-    parser.add_argument("--soundfont", default=None, help="with --play: SoundFont for FluidSynth")
-    parser.add_argument("--midi-api", default=None, choices=("alsa", "jack"), help="with --play: MIDI API")
+    add_device_argument(parser, "with --play: ", old=("--output-device", "--play-output"))
+    parser.add_argument(
+        "--soundfont",
+        default=None,
+        metavar="FILE",
+        type=at.input_file(what="SoundFont"),
+        help="with --play: SoundFont for FluidSynth",
+    )
+    parser.add_argument("--midi-api", default=None, choices=API_NAMES, help="with --play: MIDI API")
 
 
 def _melody_track(song, requested: int | None) -> int:
@@ -73,17 +128,12 @@ def output_paths(output: str | Path, variations: int) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Read the seed, generate, write the file(s)."""
+    from musicgen_app.cli.argtypes import SEED_MAX
     from musicgen_app.core.midi_io import read_midi, write_midi
     from musicgen_app.errors import GenerationError
     from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
     from musicgen_app.ml.registry import load_model
 
-    if args.bars < 1 or args.bars > 256:
-        raise GenerationError("--bars must be between 1 and 256")
-    if args.variations < 1 or args.variations > 100:
-        raise GenerationError("--variations must be between 1 and 100")
-    if not Path(args.seed_file).exists():
-        raise GenerationError(f"seed file {args.seed_file} does not exist")
     song = read_midi(args.seed_file).song
     track = _melody_track(song, args.track)
     player = None
@@ -92,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         # sampling) cannot delay its deadlines through the interpreter lock.
         from musicgen_app.playback.player_process import PlayerProcess
 
-        player = PlayerProcess(args.play_output, soundfont=args.soundfont, midi_api=args.midi_api)
+        player = PlayerProcess(args.device, soundfont=args.soundfont, midi_api=args.midi_api)
     try:
         model = load_model(args.model)
     except BaseException:
@@ -101,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     key_lock = None if str(args.key).lower() in ("off", "none") else args.key
     base_seed = args.seed if args.seed is not None else random.randrange(2**31)
+    take_seeds = [(base_seed + i) % (SEED_MAX + 1) for i in range(args.variations)]
     start_tick = song.tracks[track].end_tick
     try:
         for i, path in enumerate(output_paths(args.output, args.variations)):
@@ -110,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 top_p=args.top_p,
                 entropy_temperature=args.entropy_temperature,
                 key_lock=key_lock,
-                seed=base_seed + i,
+                seed=take_seeds[i],
             )
             if player is not None:
                 from musicgen_app.playback.live import play_session
@@ -130,9 +181,9 @@ def run(args: argparse.Namespace) -> int:
             tracks = list(song.tracks)
             tracks[track] = replace(tracks[track], notes=sorted([*tracks[track].notes, *notes]))
             write_midi(replace(song, tracks=tracks), path)
-            seed_used = base_seed + i
             print(
-                f"wrote {path}: {len(notes)} notes in {args.bars} bars (model {model.name}, seed {seed_used})"
+                f"wrote {path}: {len(notes)} notes in {args.bars} bars "
+                f"(model {model.name}, seed {take_seeds[i]})"
             )
     finally:
         if player is not None:

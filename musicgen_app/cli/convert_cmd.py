@@ -7,8 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from musicgen_app.core.midi_io import is_midi_path, write_midi
-from musicgen_app.core.project import Project, is_project_path, load_any, save_project
+from musicgen_app.cli import argtypes as at
+from musicgen_app.core.midi_io import MIDI_EXTENSIONS, is_midi_path, write_midi
+from musicgen_app.core.project import PROJECT_EXTENSION, Project, is_project_path, load_any, save_project
 from musicgen_app.errors import MusicgenError
 
 logger = logging.getLogger(__name__)
@@ -16,9 +17,14 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen convert`."""
-    parser.add_argument("input", metavar="IN", help="a MIDI file (.mid) or a project (.mgproj)")
     parser.add_argument(
-        "output", metavar="OUT", help="where to write: .mid/.midi for MIDI, .mgproj for a project"
+        "input", metavar="IN", type=at.input_file(), help="a MIDI file (.mid) or a project (.mgproj)"
+    )
+    parser.add_argument(
+        "output",
+        metavar="OUT",
+        type=at.output_file((*MIDI_EXTENSIONS, PROJECT_EXTENSION), "output file"),
+        help="where to write: .mid/.midi for MIDI, .mgproj for a project",
     )
 
 

@@ -7,6 +7,8 @@ import argparse
 import json
 import logging
 
+from musicgen_app.cli.argtypes import positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,7 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "action", choices=("build", "info"), help="build (or rebuild) the cache, or describe it"
     )
     parser.add_argument("--corpus", default="essen", choices=("essen", "oneill", "ryan"))
-    parser.add_argument("--limit", type=int, default=None, help="only the first N tunes (for a quick look)")
+    parser.add_argument(
+        "--limit",
+        type=positive_int(10_000_000),
+        default=None,
+        metavar="N",
+        help="only the first N tunes, N >= 1 (for a quick look)",
+    )
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
     parser.add_argument(
         "--midi",
@@ -44,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_midi(args)
     path = data.cache_path(args.corpus)
     if args.action == "build":
-        if args.limit:
+        if args.limit is not None:
             ds = data.build_dataset(args.corpus, limit=args.limit)
             path = path.with_name(f"{args.corpus}-first{args.limit}-v{data.DATASET_VERSION}.npz")
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from musicgen_app.errors import MusicgenError
 
@@ -14,10 +13,25 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `musicgen gui`."""
-    parser.add_argument("files", nargs="*", help="MIDI (.mid) or project (.mgproj) files to open")
+    from musicgen_app.cli import argtypes as at
+
     parser.add_argument(
-        "--output",
+        "files", nargs="*", type=at.input_file(), help="MIDI (.mid) or project (.mgproj) files to open"
+    )
+    parser.add_argument(
+        "--device",
+        metavar="fluidsynth|none|PORT",
+        type=at.non_empty("the output device"),
         help='sound output for this run: "fluidsynth", "none" or a MIDI port (default: the saved choice)',
+    )
+    at.add_deprecated_aliases(
+        parser,
+        ("--output",),
+        dest="device",
+        new="--device",
+        type=at.non_empty("the output device"),
+        default=argparse.SUPPRESS,
+        metavar="DEVICE",
     )
 
 
@@ -25,11 +39,8 @@ def run(args: argparse.Namespace) -> int:
     """Open the window; returns when it closes."""
     import os
 
-    for f in args.files:
-        if not Path(f).exists():
-            raise MusicgenError(f"{f}: no such file")
-    if args.output:
-        os.environ["MUSICGEN_OUTPUT"] = args.output
+    if args.device:
+        os.environ["MUSICGEN_OUTPUT"] = args.device
     if (
         sys.platform.startswith("linux")
         and not os.environ.get("QT_QPA_PLATFORM")

@@ -20,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen inspect`."""
-    parser.add_argument("file", metavar="FILE", help="a MIDI file (.mid) or a project (.mgproj)")
+    from musicgen_app.cli.argtypes import input_file
+
+    parser.add_argument(
+        "file", metavar="FILE", type=input_file(), help="a MIDI file (.mid) or a project (.mgproj)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
 
 

@@ -4,8 +4,9 @@ Subcommands live in their own modules (``musicgen_app.cli.<name>_cmd``), each wi
 ``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen subcommand's module is
 imported, so ``musicgen inspect`` starts without importing torch or Qt.
 
-Every :class:`~musicgen_app.errors.MusicgenError` becomes one line ``error: ...`` and exit 2;
-anything unexpected becomes one line too (details go to the log), never a traceback.
+Every option is checked by its parser (``musicgen_app.cli.argtypes``): a bad value, like every
+:class:`~musicgen_app.errors.MusicgenError`, becomes one line ``error: ...`` and exit 2 before any
+work starts; anything unexpected becomes one line too (details go to the log), never a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from musicgen_app import __version__
+from musicgen_app.cli.argtypes import OneLineParser
 from musicgen_app.errors import MusicgenError
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _build_parser(selected: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="musicgen",
         description="Sketch a melody, let a model continue it, hear it stream live.",
     )
@@ -87,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:  # a missing optional library or a broken install
         print(f"error: the '{selected}' command cannot start: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    args = parser.parse_args(args_list)
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported on one line
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
+
+from musicgen_app.cli import argtypes as at
 
 logger = logging.getLogger(__name__)
+
+MAX_MINUTES = 7 * 24 * 60.0
+MAX_HIDDEN = 4096
+MAX_LAYERS = 16
 
 # melody-lstm (paper 003) and the model families of papers 000, 001, 002, 004 (ml/families)
 SHIPPED = "shipped"
@@ -25,30 +32,61 @@ TRAINABLE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `musicgen train`."""
-    from musicgen_app.ml.train import TrainConfig
+    """Arguments of `musicgen train`, each checked by its parser (``cli.argtypes``).
 
-    d = TrainConfig()
+    Defaults are None here and filled from ``ml.train.TrainConfig`` in :func:`run`, so that building
+    the parser (and refusing a bad value) does not import torch.
+    """
+    recipe = "default: the melody-lstm recipe"
     parser.add_argument("model", choices=TRAINABLE, help="which model family to train")
-    parser.add_argument("--name", default=d.name, help="checkpoint name (default: %(default)s)")
-    parser.add_argument("--corpus", default=d.corpus, choices=("essen", "oneill", "ryan"))
-    parser.add_argument("--epochs", type=int, default=d.max_epochs, help="at most this many epochs")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--seq-len", type=int, default=d.seq_len, help="window length in 16th steps")
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--patience", type=int, default=d.patience, help="early stopping patience (epochs)")
-    parser.add_argument("--minutes", type=float, default=d.time_budget_min, help="time budget")
-    parser.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    parser.add_argument("--hidden", type=int, default=d.hidden_size)
-    parser.add_argument("--layers", type=int, default=d.num_layers)
-    parser.add_argument("--dropout", type=float, default=d.dropout)
+    parser.add_argument("--name", type=at.checkpoint_name, help="checkpoint name (default: the model's name)")
+    parser.add_argument("--corpus", choices=("essen", "oneill", "ryan"), help=f"training corpus ({recipe})")
+    parser.add_argument(
+        "--epochs", type=at.positive_int(100_000), help=f"at most this many epochs ({recipe})"
+    )
+    parser.add_argument("--batch-size", type=at.positive_int(65_536), help=f"windows per batch ({recipe})")
+    parser.add_argument(
+        "--seq-len", type=at.int_range(2, 65_536), help=f"window length in 16th steps ({recipe})"
+    )
+    parser.add_argument(
+        "--lr", type=at.finite_float(0.0, 10.0, lo_open=True), help=f"learning rate ({recipe})"
+    )
+    parser.add_argument(
+        "--patience",
+        type=at.positive_int(100_000),
+        help=f"early stopping patience in epochs, at least 1 ({recipe})",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=at.finite_float(0.0, MAX_MINUTES, lo_open=True),
+        help=f"time budget in minutes ({recipe})",
+    )
+    parser.add_argument("--threads", type=at.positive_int(1024), help=f"torch CPU threads ({recipe})")
+    parser.add_argument("--hidden", type=at.positive_int(MAX_HIDDEN), help=f"LSTM hidden size ({recipe})")
+    parser.add_argument("--layers", type=at.positive_int(MAX_LAYERS), help=f"LSTM layers ({recipe})")
+    parser.add_argument(
+        "--dropout",
+        type=at.finite_float(0.0, 1.0, hi_open=True),
+        help=f"dropout, at least 0 and below 1 ({recipe})",
+    )
     parser.add_argument("--no-bar-conditioning", action="store_true", help="train without bar positions")
-    parser.add_argument("--limit-tunes", type=int, default=0, help="train on the first N tunes only")
-    parser.add_argument("--out-dir", default="", help="where to write the checkpoint (default: models/)")
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument(
+        "--limit-tunes",
+        type=at.non_negative_int(10_000_000),
+        default=0,
+        help="train on the first N tunes only (0: all)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=at.writable_dir,
+        metavar="DIR",
+        help="an existing folder to write the checkpoint into (default: models/)",
+    )
+    parser.add_argument("--seed", type=at.seed, help=f"random seed ({recipe})")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
     parser.add_argument(
         "--data",
+        type=at.non_empty("a dataset name or folder"),
         default="",
         metavar="NAME|DIR",
         help="melody-lstm: a dataset built by `dataset build --midi`, or a MIDI folder (built first)",
@@ -56,23 +94,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from",
         dest="base",
+        type=at.model_name,
         default="",
         metavar="MODEL",
         help="melody-lstm: fine-tune this model (a shipped name or a .safetensors path) on --data",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument(
+        "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)"
+    )
     parser.add_argument(
         "--resume",
         nargs="?",
         const=SHIPPED,
-        default="",
+        default=None,
+        type=at.input_file(what="checkpoint"),
         metavar="CHECKPOINT",
         help="continue from the shipped weights (or, for melody-lstm, from CHECKPOINT)",
     )
 
 
+def _device(value: str) -> str:
+    """``--device``: cpu, cuda or cuda:N."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d{1,2})?", value):
+        raise argparse.ArgumentTypeError(f"'{value}' is not a training device (use cpu, cuda or cuda:N)")
+    return value
+
+
+def _given(args: argparse.Namespace, name: str, default: Any) -> Any:
+    value = getattr(args, name)
+    return default if value is None else value
+
+
+# options that only `train melody-lstm` reads (the families take --name, --minutes and --resume)
+MELODY_ONLY = (
+    "corpus",
+    "epochs",
+    "batch_size",
+    "seq_len",
+    "lr",
+    "patience",
+    "threads",
+    "hidden",
+    "layers",
+    "dropout",
+    "out_dir",
+    "seed",
+)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, then evaluate on the test tunes and write the metrics into the card."""
+    if args.model != "melody-lstm":
+        ignored = [f"--{o.replace('_', '-')}" for o in MELODY_ONLY if getattr(args, o) is not None]
+        ignored += ["--no-bar-conditioning"] if args.no_bar_conditioning else []
+        ignored += ["--limit-tunes"] if args.limit_tunes else []
+        ignored += ["--resume CHECKPOINT"] if args.resume not in (None, SHIPPED) else []
+        if ignored:
+            from musicgen_app.errors import MusicgenError
+
+            raise MusicgenError(
+                f"{', '.join(ignored)}: only for `musicgen train melody-lstm`; "
+                f"{args.model} takes --name, --minutes and --resume"
+            )
     from musicgen_app.ml.train import TrainConfig, train_melody_lstm
 
     if args.model != "melody-lstm" and (args.data or args.base):
@@ -81,34 +166,36 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"--data and --from train melody-lstm for now; {args.model} trains on its own corpus"
         )
+    d = TrainConfig()
     if args.model != "melody-lstm":
         from musicgen_app.ml.families import train_family
         from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
 
-        name = args.model if args.name == TrainConfig().name else args.name
-        card = train_family(args.model, minutes=args.minutes, name=name, resume=bool(args.resume))
+        name = args.name or args.model
+        minutes = _given(args, "minutes", d.time_budget_min)
+        card = train_family(args.model, minutes=minutes, name=name, resume=bool(args.resume))
         print(f"wrote models/{card['name']}.safetensors and .json")
         if not args.no_evaluate:
             print(format_family_report(evaluate_family(card["name"], update_card=True)))
         return 0
     cfg = TrainConfig(
-        name=args.name,
-        corpus=args.corpus,
-        max_epochs=args.epochs,
-        batch_size=args.batch_size,
-        seq_len=args.seq_len,
-        lr=args.lr,
-        patience=args.patience,
-        time_budget_min=args.minutes,
-        threads=args.threads,
-        hidden_size=args.hidden,
-        num_layers=args.layers,
-        dropout=args.dropout,
+        name=_given(args, "name", d.name),
+        corpus=_given(args, "corpus", d.corpus),
+        max_epochs=_given(args, "epochs", d.max_epochs),
+        batch_size=_given(args, "batch_size", d.batch_size),
+        seq_len=_given(args, "seq_len", d.seq_len),
+        lr=_given(args, "lr", d.lr),
+        patience=_given(args, "patience", d.patience),
+        time_budget_min=_given(args, "minutes", d.time_budget_min),
+        threads=_given(args, "threads", d.threads),
+        hidden_size=_given(args, "hidden", d.hidden_size),
+        num_layers=_given(args, "layers", d.num_layers),
+        dropout=_given(args, "dropout", d.dropout),
         bar_conditioning=not args.no_bar_conditioning,
         limit_tunes=args.limit_tunes,
-        out_dir=args.out_dir,
-        seed=args.seed,
-        resume=_resume_path(args),
+        out_dir=_given(args, "out_dir", d.out_dir),
+        seed=_given(args, "seed", d.seed),
+        resume=_resume_path(args, _given(args, "name", d.name)),
         data=args.data,
         base=_model_path(args.base) if args.base else "",
         device=args.device,
@@ -129,12 +216,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resume_path(args: argparse.Namespace) -> str:
+def _resume_path(args: argparse.Namespace, name: str) -> str:
     if args.resume != SHIPPED:
         return str(args.resume or "")
     from musicgen_app.core import paths
 
-    return str(paths.models_dir() / f"{args.name}.safetensors")
+    return str(paths.models_dir() / f"{name}.safetensors")
 
 
 def _model_path(spec: str) -> str:

@@ -77,7 +77,8 @@ def test_convert_reports_repairs_and_refusals(tmp_path: Path, capsys: pytest.Cap
     assert "repair: track 1 is cut short" in captured.err and "(1 repair made while reading)" in captured.out
     assert read_midi(tmp_path / "out.mid").repairs == []
     assert main(["convert", str(bad), str(tmp_path / "out.txt")]) == 2
-    assert capsys.readouterr().err.startswith("error: cannot tell what to write")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "name the output file .mid" in err and err.count("\n") == 1
     (tmp_path / "empty.mid").write_bytes(b"")
     assert main(["convert", str(tmp_path / "empty.mid"), str(tmp_path / "x.mid")]) == 2
     assert capsys.readouterr().err == "error: the file is empty\n"

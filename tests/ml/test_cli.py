@@ -82,7 +82,7 @@ def test_same_seed_same_file_and_variations(tmp_path: Path, capsys: pytest.Captu
         ("good", ["--key", "H moll"], "key"),
         ("good", ["--bars", "0"], "bars"),
         ("good", ["--temperature", "-1"], "temperature"),
-        ("good", ["--play", "--output-device", "no such MIDI port"], "error:"),
+        ("good", ["--play", "--device", "no such MIDI port"], "error:"),
     ],
 )
 def test_continue_errors_are_one_line_exit_2(

@@ -21,7 +21,7 @@ def test_continue_play_streams_to_a_jack_port(jack_receiver, tmp_path: Path, cap
     write_midi(Song(tracks=[Track(notes=notes)], tempos=[TempoChange(0, 250_000)]), seed)  # 240 BPM
     out = tmp_path / "out.mid"
     code = main(["continue", str(seed), "-o", str(out), "--bars", "2", "--seed", "4", "--play",
-                 "--output-device", jack_receiver.port, "--midi-api", "jack"])  # fmt: skip
+                 "--device", jack_receiver.port, "--midi-api", "jack"])  # fmt: skip
     _, err = capsys.readouterr()
     assert code == 0, err
     written = read_midi(out).song.tracks[0].notes[len(notes) :]

@@ -50,7 +50,7 @@ def test_no_midi_system_names_what_is_missing(no_midi_system: None) -> None:
 def test_cli_without_midi_system_and_audio_device(
     no_midi_system: None, song_file: Path, tmp_path: Path
 ) -> None:
-    r = _cli("play", str(song_file), "--output", "Some Synth")
+    r = _cli("play", str(song_file), "--device", "Some Synth")
     assert r.returncode == 2
     assert r.stderr.startswith("error: no MIDI system found") and "Traceback" not in r.stderr
     r = _cli("play", str(song_file))  # FluidSynth, but no sound card and no sound server here

@@ -182,7 +182,7 @@ def test_cli_play_devices_and_fluidsynth_on_jack(jack_receiver, tmp_path) -> Non
     assert info["midi"]["api"] == "Jack" and jack_receiver.port in info["midi"]["outputs"]
     assert "jack" in info["fluidsynth"]["audio_drivers"]  # really opened against our server
     r = subprocess.run(
-        [*cli, "play", str(path), "--output", "receiver", "--midi-api", "jack"],
+        [*cli, "play", str(path), "--device", "receiver", "--midi-api", "jack"],
         capture_output=True,
         text=True,
         timeout=60,

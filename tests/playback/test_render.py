@@ -3,14 +3,26 @@ sustain pedal down falls below -60 dBFS within 200 ms."""
 
 from __future__ import annotations
 
+import gc
+import os
+import stat
+import sys
 import wave
 
 import numpy as np
 import pytest
 
 from musicgen_app.core.song import ControlEvent, Note, Song, Track
+from musicgen_app.errors import DeviceError, SoundFontError
 from musicgen_app.playback.outputs import RecordingOutput
-from musicgen_app.playback.render import level_dbfs, render_messages, render_song, render_wav
+from musicgen_app.playback.render import (
+    level_dbfs,
+    peak_dbfs,
+    render_messages,
+    render_song,
+    render_wav,
+    write_wav,
+)
 from musicgen_app.playback.scheduler import Scheduler
 
 from .helpers import FakeClock, run_fake, two_track_song
@@ -77,3 +89,61 @@ def test_stop_with_sustain_pedal_held_is_silent_within_200_ms() -> None:
     assert before > -45.0  # the pedal really held the chord
     assert after < -60.0
     assert later < after
+
+
+def _wav_peak_dbfs(path) -> float:
+    with wave.open(str(path), "rb") as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2") / 32768.0
+    return peak_dbfs(pcm)
+
+
+def test_rendered_wav_is_normalised_to_minus_1_dbfs(tmp_path, capsys) -> None:
+    """`musicgen render` through real FluidSynth: the WAV peaks at -1 dBFS (loud enough to audition);
+    --peak-db moves it, --no-normalize keeps the synth's own (quiet) level."""
+    from musicgen_app.cli.main import main
+    from musicgen_app.core.midi_io import write_midi
+
+    song = two_track_song()
+    write_midi(song, tmp_path / "song.mid")
+    raw = peak_dbfs(render_song(song))
+    peaks = {}
+    for name, extra in (("default", []), ("peak-6", ["--peak-db", "-6"]), ("raw", ["--no-normalize"])):
+        out = tmp_path / f"{name}.wav"
+        assert main(["render", str(tmp_path / "song.mid"), "-o", str(out), *extra]) == 0
+        assert "wrote" in capsys.readouterr().out
+        peaks[name] = _wav_peak_dbfs(out)
+    print(f"\npeak: synth's own {raw:.1f} dBFS; written {peaks}")
+    assert peaks["default"] == pytest.approx(-1.0, abs=0.05)
+    assert peaks["peak-6"] == pytest.approx(-6.0, abs=0.05)
+    assert peaks["raw"] == pytest.approx(raw, abs=0.05) and raw < -10.0
+
+
+def test_a_silent_render_is_refused_not_written(tmp_path) -> None:
+    muted = two_track_song()
+    for t in muted.tracks:
+        t.controls = [ControlEvent(0, "control_change", 7, 0, t.channel)]  # volume 0 on every track
+    with pytest.raises(SoundFontError, match="silent although the song has 12 notes"):
+        render_wav(muted, tmp_path / "muted.wav")
+    assert not (tmp_path / "muted.wav").exists()
+
+
+def test_write_wav_refuses_cleanly(tmp_path, monkeypatch) -> None:
+    """No folder, a folder or a link to a device in the way: DeviceError, nothing replaced, and no
+    half-made wave writer whose destructor prints "Exception ignored"."""
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    samples = np.zeros((100, 2), dtype=np.float32)
+    link = tmp_path / "null.wav"
+    link.symlink_to("/dev/null")
+    (tmp_path / "folder.wav").mkdir()
+    for target, message in (
+        (tmp_path / "no" / "x.wav", "No such file"),
+        (link, "not a regular file"),
+        (tmp_path / "folder.wav", "a folder"),
+    ):
+        with pytest.raises(DeviceError, match=message):
+            write_wav(samples, target)
+    gc.collect()
+    assert unraisable == []
+    assert link.is_symlink() and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.wav", "null.wav"]
