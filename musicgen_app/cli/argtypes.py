@@ -313,6 +313,21 @@ def writable_dir(value: str) -> str:
     return value
 
 
+def creatable_dir(value: str) -> str:
+    """A folder we may write into, made when missing: an existing writable folder, or a path whose
+    nearest existing parent is a writable folder (``--out-dir runs/pop`` in a fresh checkout)."""
+    _path_text(value, "folder")
+    probe = Path(value).expanduser()
+    while not probe.exists() and not probe.is_symlink():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if str(probe) != str(Path(value).expanduser()):
+        writable_dir(str(probe))
+        return value
+    return writable_dir(value)
+
+
 class DeprecatedAlias(argparse.Action):
     """An old spelling of an option: stores into the new option's ``dest`` and says, on one line of
     stderr, which spelling to use instead."""

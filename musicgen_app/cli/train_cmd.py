@@ -78,16 +78,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out-dir",
-        type=at.writable_dir,
+        type=at.creatable_dir,
         metavar="DIR",
-        help="an existing folder to write the checkpoint into (default: models/)",
+        help="the folder to write the checkpoint into, made when missing (default: models/)",
     )
     parser.add_argument("--seed", type=at.seed, help=f"random seed ({recipe})")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-set evaluation at the end")
     parser.add_argument(
         "--data",
         type=at.non_empty("a dataset name or folder"),
-        default="",
+        default=None,
         metavar="NAME|DIR",
         help="melody-lstm: a dataset built by `dataset build --midi`, or a MIDI folder (built first)",
     )
@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from",
         dest="base",
         type=at.model_name,
-        default="",
+        default=None,
         metavar="MODEL",
         help="melody-lstm: fine-tune this model (a shipped name or a .safetensors path) on --data",
     )
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=_given(args, "out_dir", d.out_dir),
         seed=_given(args, "seed", d.seed),
         resume=_resume_path(args, _given(args, "name", d.name)),
-        data=args.data,
+        data=args.data or "",
         base=_model_path(args.base) if args.base else "",
         device=args.device,
     )

@@ -155,7 +155,7 @@ ROWS: list[tuple[str, ...]] = [
     ("train melody-lstm --dropout nan", "finite"),
     ("train melody-lstm --limit-tunes -1", "--limit-tunes"),
     ("train melody-lstm --out-dir /dev/null", "--out-dir: /dev/null is a device, not a folder"),
-    ("train melody-lstm --out-dir {missing}", "does not exist"),
+    ("train melody-lstm --out-dir {mid}/sub", "not a folder"),
     ("train melody-lstm --out-dir {mid}", "not a folder"),
     ("train melody-lstm --out-dir=", "must not be empty"),
     ("train melody-lstm --seed -1", "--seed"),
