@@ -15,6 +15,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from musicgen_app.core.safe_io import check_writable_target
 from musicgen_app.core.song import Song
 from musicgen_app.errors import DeviceError
 from musicgen_app.playback import timeline as tl
@@ -78,6 +79,7 @@ def render_song(
 def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -> None:
     """Write float samples (frames, 2) as a 16-bit stereo WAV (written to a temporary file, then renamed)."""
     p = Path(path)
+    check_writable_target(p, DeviceError)  # never replace /dev/null or a folder with a WAV
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
     tmp = p.with_name(p.name + ".part")
     try:
