@@ -275,3 +275,18 @@ def test_the_musicgen_command_refuses_special_files(tmp_path: Path) -> None:
         _assert_one_line_refusal(r, expected)
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and null_out.is_symlink()
     assert not any(p.name.endswith((".wav", ".tmp", ".part")) for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["urandom-link", "fifo", "socket"])
+def test_gui_settings_that_are_a_special_file_give_defaults_and_are_not_replaced(kind: str) -> None:
+    from musicgen_app.gui.settings import AppSettings
+
+    path = AppSettings.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _make(kind, path)
+    with _fast_and_flat():
+        settings = AppSettings.load()
+    assert settings == AppSettings()
+    settings.recent_files = ["/x.mid"]
+    settings.save()  # logged, not raised; the special file stays what it was
+    assert path.is_symlink() if kind != "fifo" else stat.S_ISFIFO(path.stat().st_mode)
