@@ -248,6 +248,8 @@ def test_the_musicgen_command_refuses_special_files(tmp_path: Path) -> None:
     zero_sf = _make("zero-link", tmp_path / "zero.sf2")
     card = _make("zero-link", tmp_path / "model.json")
     (tmp_path / "model.safetensors").write_bytes(b"")
+    folder = tmp_path / "folder.mgproj"
+    folder.mkdir()
     null_out = _make("zero-link", tmp_path / "null.mid")
     null_out.unlink()
     null_out.symlink_to("/dev/null")
@@ -267,6 +269,8 @@ def test_the_musicgen_command_refuses_special_files(tmp_path: Path) -> None:
         ),
         (["render", str(song), "--soundfont", str(fifo), "-o", str(tmp_path / "c.wav")], "named pipe"),
         (["continue", str(song), "--model", str(card), "-o", str(tmp_path / "d.mid")], "character device"),
+        (["render", str(song), "-o", "/dev/null"], "character device"),
+        (["convert", str(song), str(folder)], "is a folder"),
     ]
     for args, expected in cases:
         start = time.monotonic()
