@@ -176,8 +176,6 @@ CONTROL_RANGES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "aftertouch": ((0, 0), (0, 127)),
     "polytouch": ((0, 127), (0, 127)),
 }
-# digits of the longest whole number a project may hold (seeds in the state have up to 20)
-MAX_INT_DIGITS = 40
 
 
 def _damaged(what: str) -> ProjectError:
@@ -231,7 +229,7 @@ def _rows(value: Any, what: str, width: int) -> list[list[Any]]:
     return value
 
 
-def _note(row: list[Any], where: str) -> Note:
+def _note(row: list[Any], track: int, index: int) -> Note:
     s, p, e, v, c = row
     if (
         type(s) is int
@@ -245,6 +243,7 @@ def _note(row: list[Any], where: str) -> Note:
         and 0 <= c <= 15
     ):  # the usual case, checked at once
         return Note(s, p, e, v, c)
+    where = f"track {track}, note {index}"  # named only when something is wrong
     _int(s, f"{where}: the start tick", 0, MAX_TICK)
     _int(p, f"{where}: the pitch", 0, 127)
     _int(e, f"{where}: the end tick", s, MAX_TICK)
@@ -253,11 +252,24 @@ def _note(row: list[Any], where: str) -> Note:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _control(row: list[Any], where: str) -> ControlEvent:
+def _control(row: list[Any], track: int, index: int) -> ControlEvent:
     tick, kind, number, value, channel = row
-    if kind not in CONTROL_RANGES:
-        raise _damaged(f"{where} is of an unknown kind ({_short(kind)})")
-    (nlo, nhi), (vlo, vhi) = CONTROL_RANGES[kind]
+    ranges = CONTROL_RANGES.get(kind) if isinstance(kind, str) else None
+    if ranges is None:
+        raise _damaged(f"track {track}, event {index} is of an unknown kind ({_short(kind)})")
+    (nlo, nhi), (vlo, vhi) = ranges
+    if (
+        type(tick) is int
+        and type(number) is int
+        and type(value) is int
+        and type(channel) is int
+        and 0 <= tick <= MAX_TICK
+        and nlo <= number <= nhi
+        and vlo <= value <= vhi
+        and 0 <= channel <= 15
+    ):  # the usual case, checked at once
+        return ControlEvent(tick, kind, number, value, channel)
+    where = f"track {track}, event {index}"  # named only when something is wrong
     field = {
         "control_change": "the control number",
         "program_change": "the program",
@@ -352,11 +364,11 @@ def song_from_dict(data: Any) -> Song:
                 is_drum=_bool(t.get("is_drum", False), f"track {i}'s is_drum"),
             )
             track.notes = [
-                _note(row, f"track {i}, note {j}")
+                _note(row, i, j)
                 for j, row in enumerate(_rows(t.get("notes", []), f"track {i}'s notes", 5), 1)
             ]
             track.controls = [
-                _control(row, f"track {i}, event {j}")
+                _control(row, i, j)
                 for j, row in enumerate(_rows(t.get("controls", []), f"track {i}'s events", 5), 1)
             ]
             track.meta = _meta_from_rows(t.get("meta", []), f"track {i}'s meta events")
@@ -491,12 +503,6 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _BadNumberError(f"it holds a {len(text.lstrip('-')):,}-digit number")
-    return int(text)
-
-
 def _check_state(state: Any) -> dict[str, Any]:
     """The app state, checked to be an object that can be saved again exactly as it was read."""
     if not isinstance(state, dict):
@@ -511,14 +517,14 @@ def _check_state(state: Any) -> dict[str, Any]:
 def project_from_json(text: str | bytes) -> Project:
     """A project from file text (migrating older formats); raises ProjectError.
 
-    NaN, infinities and numbers of more than :data:`MAX_INT_DIGITS` digits are refused anywhere in
-    the file; the song is validated by :func:`song_from_dict`, and the app state must be saveable
+    NaN, infinities and whole numbers too long for Python to read (over 4,300 digits) are refused
+    anywhere in the file; the song is validated by :func:`song_from_dict`, and the app state must be saveable
     again, so that what loads can always be saved.
     """
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8-sig")
-        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
+        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float)
     except _BadNumberError as exc:
         raise ProjectError(f"the project file is damaged: {exc}") from exc
     except json.JSONDecodeError as exc:
@@ -529,6 +535,8 @@ def project_from_json(text: str | bytes) -> Project:
         raise ProjectError("the project file is damaged (not UTF-8 text)") from exc
     except RecursionError as exc:
         raise ProjectError("the project file is damaged (nested too deeply)") from exc
+    except ValueError as exc:  # int(): a whole number of thousands of digits
+        raise ProjectError("the project file is damaged: it holds a number of thousands of digits") from exc
     if not isinstance(doc, dict) or doc.get("format", FORMAT_NAME) != FORMAT_NAME:
         raise ProjectError("this is not a musicgen project file")
     doc = migrate(doc)
