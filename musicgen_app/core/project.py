@@ -12,7 +12,7 @@ otherwise, so that they are written back to MIDI byte for byte); ``state`` is a 
 object owned by the app: the chosen model, the temperature, the generation takes with their random
 seeds, generation settings.
 
-Saving is atomic (:func:`save_project`, through ``midi_io.write_file_atomic``): the JSON goes to
+Saving is atomic (:func:`save_project`, through ``safe_io.write_file_atomic``): the JSON goes to
 a temporary file in the same folder, is flushed and fsync'ed, the previous file is kept as
 ``<name>.mgproj.bak`` (a hard link, or a copy where links are not possible), and the temporary
 file is renamed over the project; the folder is fsync'ed too. A crash at any moment leaves the
@@ -21,6 +21,13 @@ old or the new version.
 Loading (:func:`load_project`) refuses a file from a newer version of the app with a message, and
 migrates older versions step by step through :data:`MIGRATIONS` (version ``n`` -> ``n + 1``).
 Version 2 added the ``meta`` lists; a version-1 project has none and loads with empty ones.
+
+Loading validates every value once (:func:`song_from_dict`): each must lie inside the range a MIDI
+file and this app's importer can hold, or the file is refused with the field named (``track 2,
+note 14: the velocity is out of range (0; 1 to 127)``). NaN, infinities and numbers of thousands
+of digits are refused anywhere in the file, and the app state must be saveable again, so that a
+project that loads can always be saved. The file itself is read through
+:func:`musicgen_app.core.safe_io.read_capped` (regular files only, a hard byte cap).
 """
 
 from __future__ import annotations
