@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -21,13 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicgen_app.core import paths
-from musicgen_app.core.midi_io import write_file_atomic
 from musicgen_app.core.project import Project, load_project, save_project
+from musicgen_app.core.safe_io import (
+    check_regular_file,
+    read_capped,
+    remove_stale_temps,
+    write_file_atomic,
+)
 from musicgen_app.errors import ProjectError
 
 logger = logging.getLogger(__name__)
 
 _DOC_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_SIDECAR_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,30 +81,57 @@ class AutosaveStore:
         meta = {"doc_id": doc_id, "title": title, "source_path": source_path, "saved_at": time.time()}
         write_file_atomic(meta_path, json.dumps(meta, ensure_ascii=False).encode("utf-8"), ProjectError)
 
+    def _sidecar(self, doc_id: str) -> dict:
+        """The ``<id>.json`` beside an autosave, or ``{}`` when it is missing, unreadable, not a
+        regular file or not a JSON object (the entry is still offered then)."""
+        path = self.directory / f"{doc_id}.json"
+        try:
+            loaded = json.loads(read_capped(path, MAX_SIDECAR_BYTES, ProjectError, "autosave note"))
+        except (ProjectError, ValueError, RecursionError) as exc:
+            if path.exists() or path.is_symlink():
+                logger.warning(
+                    "autosave %s: its note is unreadable (%s); offered by the file's time", doc_id, exc
+                )
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
     def list_recoverable(self) -> list[RecoveryEntry]:
-        """Every autosaved document, newest first."""
+        """Every autosaved document, newest first.
+
+        An entry whose ``<id>.json`` note is missing, unreadable or holds no valid time is still
+        offered, by the project file's own modification time. An entry that is not a regular file
+        (a device, a FIFO, a link to one) cannot be recovered and is left out with a warning in the
+        log. Temporary files of autosaves that were killed are removed on the way (at start).
+        """
         if not self.directory.is_dir():
             return []
+        remove_stale_temps(self.directory)
         entries = []
         for project_path in self.directory.glob("*.mgproj"):
             doc_id = project_path.stem
             if not _DOC_ID.match(doc_id):
                 continue
-            meta: dict = {}
-            with contextlib.suppress(OSError, ValueError):
-                loaded = json.loads((self.directory / f"{doc_id}.json").read_text(encoding="utf-8"))
-                meta = loaded if isinstance(loaded, dict) else {}
             try:
-                saved_at = float(meta.get("saved_at") or project_path.stat().st_mtime)
-            except (OSError, TypeError, ValueError):
+                st = check_regular_file(project_path, ProjectError, "project file")
+            except ProjectError as exc:
+                logger.warning("autosave %s cannot be recovered: %s", doc_id, exc)
                 continue
+            meta = self._sidecar(doc_id)
+            saved_at = meta.get("saved_at")
+            if (
+                isinstance(saved_at, bool)
+                or not isinstance(saved_at, int | float)
+                or not (0 < saved_at < math.inf)
+            ):
+                saved_at = st.st_mtime
             source = meta.get("source_path")
+            title = meta.get("title")
             entries.append(
                 RecoveryEntry(
                     doc_id=doc_id,
-                    title=str(meta.get("title") or "Untitled"),
+                    title=title if isinstance(title, str) and title else "Untitled",
                     source_path=source if isinstance(source, str) else None,
-                    saved_at=saved_at,
+                    saved_at=float(saved_at),
                     path=project_path,
                 )
             )

@@ -66,16 +66,10 @@ loop region lives only in project files.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import re
-import shutil
-import stat
 import struct
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +77,8 @@ from typing import Any
 import mido
 from mido.midifiles.meta import KeySignatureError, build_meta_message
 
+from musicgen_app.core.safe_io import over_cap_error as _over_cap
+from musicgen_app.core.safe_io import read_file_capped, write_file_atomic
 from musicgen_app.core.song import (
     DEFAULT_RESOLUTION,
     DRUM_CHANNEL,
@@ -98,7 +94,7 @@ from musicgen_app.core.song import (
     TimeSignature,
     Track,
 )
-from musicgen_app.errors import MidiExportError, MidiImportError, MusicgenError
+from musicgen_app.errors import MidiExportError, MidiImportError
 
 logger = logging.getLogger(__name__)
 
@@ -966,30 +962,6 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
     return result
 
 
-def _over_cap(size: int, max_bytes: int, error: type[MusicgenError], what: str) -> MusicgenError:
-    return error(
-        f"the file is {size / 2**20:.1f} MiB; this app reads {what}s of up to {max_bytes // 2**20} MiB"
-    )
-
-
-def read_file_capped(path: Path, max_bytes: int, error: type[MusicgenError], what: str) -> bytes:
-    """The bytes of ``path``; every failure (missing, a folder, unreadable, over ``max_bytes``)
-    raises ``error`` with a message that names the file; ``what`` is e.g. ``"MIDI file"``."""
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise _over_cap(size, max_bytes, error, what)
-        return path.read_bytes()
-    except IsADirectoryError as exc:
-        raise error(f"{path} is a folder, not a {what}") from exc
-    except FileNotFoundError as exc:
-        raise error(f"{path} does not exist") from exc
-    except PermissionError as exc:
-        raise error(f"{path} cannot be read (permission denied)") from exc
-    except OSError as exc:
-        raise error(f"{path} cannot be read: {exc.strerror or exc}") from exc
-
-
 # -- export ---------------------------------------------------------------------------------------
 # Order of events at the same tick: note-offs, then controls and program changes, then note-ons
 # (a zero-length note's note-off right after its own note-on).
@@ -1215,59 +1187,6 @@ def write_midi(song: Song, path: str | Path) -> None:
     Written atomically (:func:`write_file_atomic`): an existing file is never left half-written.
     """
     write_file_atomic(Path(path), midi_bytes(song), MidiExportError)
-
-
-# -- safe file writing (shared with project files) ------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/file system can fsync a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _keep_backup(path: Path, backup: Path) -> None:
-    """Atomically make ``backup`` hold what ``path`` holds now."""
-    tmp = backup.with_name(f".{backup.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        os.link(path, tmp)
-    except OSError:  # no hard links here (e.g. FAT, some network drives): copy instead
-        shutil.copyfile(path, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    os.replace(tmp, backup)
-
-
-def write_file_atomic(
-    path: Path, data: bytes, error: type[MusicgenError], *, backup: Path | None = None
-) -> None:
-    """Write ``data`` to ``path`` so that a crash at any moment leaves the old file or the new one.
-
-    The data goes to a temporary file in the same folder, is flushed and fsync'ed; the old file is
-    kept as ``backup`` when one is given (a hard link, or a copy where links are impossible); the
-    temporary file is renamed over ``path`` and the folder is fsync'ed. An existing file's
-    permissions are kept (new files get 0644). Failures raise ``error`` and change nothing.
-    """
-    folder = path.parent
-    tmp: str | None = None
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        if backup is not None and path.exists():
-            _keep_backup(path, backup)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise error(f"cannot write {path}: {exc.strerror or exc}") from exc
-    _fsync_dir(folder)
 
 
 def is_midi_path(path: str | Path) -> bool:

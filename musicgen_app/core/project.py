@@ -12,7 +12,7 @@ otherwise, so that they are written back to MIDI byte for byte); ``state`` is a 
 object owned by the app: the chosen model, the temperature, the generation takes with their random
 seeds, generation settings.
 
-Saving is atomic (:func:`save_project`, through ``midi_io.write_file_atomic``): the JSON goes to
+Saving is atomic (:func:`save_project`, through ``safe_io.write_file_atomic``): the JSON goes to
 a temporary file in the same folder, is flushed and fsync'ed, the previous file is kept as
 ``<name>.mgproj.bak`` (a hard link, or a copy where links are not possible), and the temporary
 file is renamed over the project; the folder is fsync'ed too. A crash at any moment leaves the
@@ -21,6 +21,13 @@ old or the new version.
 Loading (:func:`load_project`) refuses a file from a newer version of the app with a message, and
 migrates older versions step by step through :data:`MIGRATIONS` (version ``n`` -> ``n + 1``).
 Version 2 added the ``meta`` lists; a version-1 project has none and loads with empty ones.
+
+Loading validates every value once (:func:`song_from_dict`): each must lie inside the range a MIDI
+file and this app's importer can hold, or the file is refused with the field named (``track 2,
+note 14: the velocity is out of range (0; 1 to 127)``). NaN, infinities and numbers of thousands
+of digits are refused anywhere in the file, and the app state must be saveable again, so that a
+project that loads can always be saved. The file itself is read through
+:func:`musicgen_app.core.safe_io.read_capped` (regular files only, a hard byte cap).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_app import __version__
-from musicgen_app.core.midi_io import is_midi_path, read_file_capped, read_midi, write_file_atomic
+from musicgen_app.core.midi_io import (
+    MAX_MESSAGE_BYTES,
+    MAX_SONG_SECONDS,
+    MAX_TICK,
+    is_midi_path,
+    read_midi,
+)
+from musicgen_app.core.safe_io import read_capped, read_head, write_file_atomic
 from musicgen_app.core.song import (
     DEFAULT_TRACK_VOLUME,
     META_KINDS,
@@ -46,6 +61,7 @@ from musicgen_app.core.song import (
     Note,
     Song,
     TempoChange,
+    TempoMap,
     TimeSignature,
     Track,
 )
@@ -98,24 +114,31 @@ def _meta_rows(events: list[MetaEvent]) -> list[list[Any]]:
 
 def _meta_from_rows(value: Any, what: str) -> list[MetaEvent]:
     events = []
-    for tick, kind, encoding, payload in _rows(value, what, 4):
+    for i, (tick, kind, encoding, payload) in enumerate(_rows(value, what, 4), 1):
+        where = f"event {i} in {what}"
         if kind not in META_KINDS:
-            raise ProjectError(f"the project is damaged: {what} holds an unknown kind of event ({kind!r})")
-        payload = _str(payload, f"an event in {what}")
+            raise _damaged(f"{where} is of an unknown kind ({_short(kind)})")
+        if not isinstance(payload, str):
+            raise _damaged(f"{where} is not text ({_short(payload)})")
         if encoding == "utf8":
-            data = payload.encode("utf-8")  # a lone surrogate: ValueError
+            try:
+                data = payload.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _damaged(f"{where} holds a broken character (a lone surrogate)") from None
         elif encoding == "hex":
             try:
                 data = bytes.fromhex(payload)
             except ValueError:
-                raise ProjectError(f"the project is damaged: an event in {what} is not hex data") from None
+                raise _damaged(f"{where} is not hex data") from None
         else:
-            raise ProjectError(f"the project is damaged: {what} holds an unknown encoding ({encoding!r})")
-        if kind == "sysex" and any(b > 0x7F for b in data):
-            raise ProjectError(
-                f"the project is damaged: a system-exclusive message in {what} holds a byte above 127"
+            raise _damaged(f"{where} has an unknown encoding ({_short(encoding)})")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise _damaged(
+                f"{where} is {len(data):,} bytes long; a MIDI event holds up to {MAX_MESSAGE_BYTES:,}"
             )
-        events.append(MetaEvent(_int(tick, "an event tick", 0), kind, data))
+        if kind == "sysex" and any(b > 0x7F for b in data):
+            raise _damaged(f"{where}, a system-exclusive message, holds a byte above 127")
+        events.append(MetaEvent(_tick(tick, where), kind, data))
     return events
 
 
@@ -149,17 +172,67 @@ def song_to_dict(song: Song) -> dict[str, Any]:
     }
 
 
+# -- validation: every value inside the range MIDI (and the app's importer) can hold ------------
+MAX_RESOLUTION = 0x7FFF  # ticks per quarter note a MIDI header can hold
+MAX_TEMPO_US = 0xFFFFFF  # microseconds per quarter note a tempo event can hold (3.58 BPM)
+MAX_NUMERATOR = 255
+DENOMINATORS = frozenset(2**i for i in range(8))  # 1, 2, 4 ... 128: what the importer reads
+# the key names a MIDI key signature can hold (mido's names)
+_MAJOR_KEYS = ("Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#")
+_MINOR_TONICS = ("Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#", "G#", "D#", "A#")
+KEY_NAMES = frozenset((*_MAJOR_KEYS, *(k + "m" for k in _MINOR_TONICS)))
+# channel event kind -> (number range, value range); an unused field is 0
+CONTROL_RANGES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "control_change": ((0, 127), (0, 127)),
+    "program_change": ((0, 127), (0, 0)),
+    "pitchwheel": ((0, 0), (-8192, 8191)),
+    "aftertouch": ((0, 0), (0, 127)),
+    "polytouch": ((0, 127), (0, 127)),
+}
+
+
+def _damaged(what: str) -> ProjectError:
+    return ProjectError(f"the project is damaged: {what}")
+
+
 def _int(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ProjectError(f"the project is damaged: {what} is not a whole number ({value!r})")
+        raise _damaged(f"{what} is not a whole number ({_short(value)})")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ProjectError(f"the project is damaged: {what} is out of range ({value})")
+        if lo is not None and hi is not None:
+            bounds = f"{lo} to {hi}"
+        else:
+            bounds = f"at least {lo}" if lo is not None else f"at most {hi}"
+        raise _damaged(f"{what} is out of range ({_short(value)}; {bounds})")
     return value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _tick(value: Any, what: str) -> int:
+    return _int(value, f"{what}: the tick", 0, MAX_TICK)
 
 
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise ProjectError(f"the project is damaged: {what} is not text ({value!r})")
+        raise _damaged(f"{what} is not text ({_short(value)})")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _damaged(f"{what} holds a broken character (a lone surrogate)") from None
+    if size > MAX_MESSAGE_BYTES:
+        raise _damaged(f"{what} is {size:,} bytes long; a MIDI text holds up to {MAX_MESSAGE_BYTES:,}")
+    return value
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise _damaged(f"{what} is not true or false ({_short(value)})")
     return value
 
 
@@ -172,90 +245,191 @@ def _colour(value: Any, what: str) -> str:
 
 def _rows(value: Any, what: str, width: int) -> list[list[Any]]:
     if not isinstance(value, list) or not all(isinstance(r, list) and len(r) == width for r in value):
-        raise ProjectError(f"the project is damaged: {what} is not a list of {width}-item rows")
+        raise _damaged(f"{what} is not a list of {width}-item rows")
     return value
 
 
+def _note(row: list[Any], track: int, index: int) -> Note:
+    s, p, e, v, c = row
+    if (
+        type(s) is int
+        and type(p) is int
+        and type(e) is int
+        and type(v) is int
+        and type(c) is int
+        and 0 <= s <= e <= MAX_TICK
+        and 0 <= p <= 127
+        and 1 <= v <= 127
+        and 0 <= c <= 15
+    ):  # the usual case, checked at once
+        return Note(s, p, e, v, c)
+    where = f"track {track}, note {index}"  # named only when something is wrong
+    _int(s, f"{where}: the start tick", 0, MAX_TICK)
+    _int(p, f"{where}: the pitch", 0, 127)
+    _int(e, f"{where}: the end tick", s, MAX_TICK)
+    _int(v, f"{where}: the velocity", 1, 127)
+    _int(c, f"{where}: the channel", 0, 15)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _control(row: list[Any], track: int, index: int) -> ControlEvent:
+    tick, kind, number, value, channel = row
+    ranges = CONTROL_RANGES.get(kind) if isinstance(kind, str) else None
+    if ranges is None:
+        raise _damaged(f"track {track}, event {index} is of an unknown kind ({_short(kind)})")
+    (nlo, nhi), (vlo, vhi) = ranges
+    if (
+        type(tick) is int
+        and type(number) is int
+        and type(value) is int
+        and type(channel) is int
+        and 0 <= tick <= MAX_TICK
+        and nlo <= number <= nhi
+        and vlo <= value <= vhi
+        and 0 <= channel <= 15
+    ):  # the usual case, checked at once
+        return ControlEvent(tick, kind, number, value, channel)
+    where = f"track {track}, event {index}"  # named only when something is wrong
+    field = {
+        "control_change": "the control number",
+        "program_change": "the program",
+        "polytouch": "the pitch",
+    }
+    return ControlEvent(
+        _tick(tick, where),
+        kind,
+        _int(number, f"{where} ({kind}): {field.get(kind, 'the number')}", nlo, nhi),
+        _int(value, f"{where} ({kind}): the value", vlo, vhi),
+        _int(channel, f"{where} ({kind}): the channel", 0, 15),
+    )
+
+
+def _check_length(song: Song) -> None:
+    """Refuse a song with an event later than the importer keeps (4 hours, or MAX_TICK)."""
+    last = max(
+        [
+            *(
+                e.tick
+                for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers, song.meta)
+                for e in lst
+            ),
+            *(song.loop or ()),
+        ],
+        default=0,
+    )
+    for t in song.tracks:
+        last = max(
+            last,
+            t.end_tick,
+            max((c.tick for c in t.controls), default=0),
+            max((m.tick for m in t.meta), default=0),
+        )
+    cutoff = int(TempoMap(song.tempos, song.resolution).seconds_to_tick(MAX_SONG_SECONDS))
+    if last > cutoff:
+        raise _damaged(
+            f"it holds an event at tick {last:,}, more than {MAX_SONG_SECONDS // 3600} hours into the song"
+        )
+
+
 def song_from_dict(data: Any) -> Song:
-    """The song from :func:`song_to_dict` data; raises ProjectError when anything is off."""
+    """The song from :func:`song_to_dict` data; raises ProjectError when anything is off.
+
+    Every value must be inside the range a MIDI file (and this app's importer) can hold; the error
+    names the field: resolution, tempo, meter (power-of-two denominator), key name, ticks (up to
+    MAX_TICK and 4 hours), pitch, velocity, channel, program, control numbers and values, booleans.
+    """
     if not isinstance(data, dict):
-        raise ProjectError("the project is damaged: the song is not an object")
+        raise _damaged("the song is not an object")
     try:
-        resolution = _int(data.get("resolution"), "the resolution", 1)
         song = Song(
-            resolution=resolution,
+            resolution=_int(data.get("resolution"), "the resolution", 1, MAX_RESOLUTION),
             title=_str(data.get("title", ""), "the title"),
             tempos=[
-                TempoChange(_int(t, "a tempo tick", 0), _int(u, "a tempo", 1))
-                for t, u in _rows(data.get("tempos", []), "the tempo list", 2)
+                TempoChange(
+                    _tick(t, f"tempo {i}"), _int(u, f"tempo {i} (microseconds per quarter)", 1, MAX_TEMPO_US)
+                )
+                for i, (t, u) in enumerate(_rows(data.get("tempos", []), "the tempo list", 2), 1)
             ],
             time_signatures=[
-                TimeSignature(_int(t, "a meter tick", 0), _int(a, "a meter", 1), _int(b, "a meter", 1))
-                for t, a, b in _rows(data.get("time_signatures", []), "the meter list", 3)
+                _meter(row, i)
+                for i, row in enumerate(_rows(data.get("time_signatures", []), "the meter list", 3), 1)
             ],
             key_signatures=[
-                KeySignature(_int(t, "a key tick", 0), _str(k, "a key"))
-                for t, k in _rows(data.get("key_signatures", []), "the key list", 2)
+                KeySignature(_tick(t, f"key {i}"), _key(k, f"key {i}"))
+                for i, (t, k) in enumerate(_rows(data.get("key_signatures", []), "the key list", 2), 1)
             ],
             markers=[
-                Marker(_int(t, "a marker tick", 0), _str(x, "a marker"))
-                for t, x in _rows(data.get("markers", []), "the marker list", 2)
+                Marker(_tick(t, f"marker {i}"), _str(x, f"marker {i}'s text"))
+                for i, (t, x) in enumerate(_rows(data.get("markers", []), "the marker list", 2), 1)
             ],
             meta=_meta_from_rows(data.get("meta", []), "the conductor's events"),
         )
         loop = data.get("loop")
         if loop is not None:
             a, b = _rows([loop], "the loop", 2)[0]
-            song.loop = (_int(a, "the loop start", 0), _int(b, "the loop end", 0))
+            song.loop = (
+                _tick(a, "the loop start"),
+                _int(b, "the loop end", _tick(a, "the loop start") + 1, MAX_TICK),
+            )
         tracks = data.get("tracks", [])
         if not isinstance(tracks, list):
-            raise ProjectError("the project is damaged: the track list is not a list")
+            raise _damaged("the track list is not a list")
         for i, t in enumerate(tracks, 1):
             if not isinstance(t, dict):
-                raise ProjectError(f"the project is damaged: track {i} is not an object")
+                raise _damaged(f"track {i} is not an object")
             track = Track(
                 name=_str(t.get("name", ""), f"track {i}'s name"),
                 program=_int(t.get("program", 0), f"track {i}'s program", 0, 127),
                 channel=_int(t.get("channel", 0), f"track {i}'s channel", 0, 15),
-                is_drum=bool(t.get("is_drum", False)),
-                mute=t.get("mute", False) is True,
-                solo=t.get("solo", False) is True,
+                is_drum=_bool(t.get("is_drum", False), f"track {i}'s is_drum"),
+                mute=_bool(t.get("mute", False), f"track {i}'s mute"),
+                solo=_bool(t.get("solo", False), f"track {i}'s solo"),
                 volume=_int(t.get("volume", DEFAULT_TRACK_VOLUME), f"track {i}'s volume", 0, 127),
                 colour=_colour(t.get("colour", ""), f"track {i}'s colour"),
             )
             track.notes = [
-                Note(
-                    _int(s, "a note start", 0),
-                    _int(p, "a pitch", 0, 127),
-                    _int(e, "a note end", s),
-                    _int(v, "a velocity", 1, 127),
-                    _int(c, "a note channel", 0, 15),
-                )
-                for s, p, e, v, c in _rows(t.get("notes", []), f"track {i}'s notes", 5)
+                _note(row, i, j)
+                for j, row in enumerate(_rows(t.get("notes", []), f"track {i}'s notes", 5), 1)
             ]
             track.controls = [
-                ControlEvent(
-                    _int(k, "an event tick", 0),
-                    _str(kind, "an event kind"),
-                    _int(n, "a number"),
-                    _int(v, "a value"),
-                    _int(c, "a channel", 0, 15),
-                )
-                for k, kind, n, v, c in _rows(t.get("controls", []), f"track {i}'s events", 5)
+                _control(row, i, j)
+                for j, row in enumerate(_rows(t.get("controls", []), f"track {i}'s events", 5), 1)
             ]
             track.meta = _meta_from_rows(t.get("meta", []), f"track {i}'s meta events")
             song.tracks.append(track)
+        _check_length(song)
     except ProjectError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise ProjectError(f"the project is damaged: {exc}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _damaged(str(exc)) from exc
     return song
+
+
+def _meter(row: list[Any], i: int) -> TimeSignature:
+    t, num, den = row
+    what = f"meter {i}"
+    tick = _tick(t, what)
+    _int(num, f"{what}: the numerator (beats per bar)", 1, MAX_NUMERATOR)
+    if _int(den, f"{what}: the denominator", 1, max(DENOMINATORS)) not in DENOMINATORS:
+        raise _damaged(f"{what}: the denominator {den} is not a power of two (1, 2, 4 ... 128)")
+    return TimeSignature(tick, num, den)
+
+
+def _key(value: Any, what: str) -> str:
+    if value not in KEY_NAMES:
+        raise _damaged(f"{what} is not a key name ({_short(value)}; e.g. C, F#m, Bb)")
+    return str(value)
 
 
 # -- migrations ---------------------------------------------------------------------------------
 def _migrate_0_to_1(doc: dict[str, Any]) -> dict[str, Any]:
     """Version 0 (the pre-release draft): one tempo in BPM, notes as objects, "settings" for state."""
-    bpm = float(doc.get("bpm", 120.0))
+    bpm = doc.get("bpm", 120.0)
+    if isinstance(bpm, bool) or not isinstance(bpm, int | float) or not 0 < bpm < math.inf:
+        raise ValueError(f"the tempo is not a positive number of beats per minute ({_short(bpm)})")
+    us_per_quarter = 60_000_000 / bpm
+    if not 1 <= us_per_quarter <= MAX_TEMPO_US:
+        raise ValueError(f"the tempo of {bpm:g} BPM is outside what MIDI can hold (3.6 to 60,000,000 BPM)")
     tracks = []
     for t in doc.get("tracks", []):
         channel = int(t.get("channel", 0))
@@ -275,7 +449,7 @@ def _migrate_0_to_1(doc: dict[str, Any]) -> dict[str, Any]:
     song = {
         "title": doc.get("title", ""),
         "resolution": doc.get("resolution", 480),
-        "tempos": [[0, round(60_000_000 / bpm)]],
+        "tempos": [[0, round(us_per_quarter)]],
         "time_signatures": [[0, *doc.get("meter", [4, 4])]],
         "key_signatures": [],
         "markers": [],
@@ -311,7 +485,7 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
             raise ProjectError(f"project format {version} is too old to be read by this version")
         try:
             doc = step(doc)
-        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError) as exc:
             raise ProjectError(
                 f"the project (format {version}) is damaged and cannot be upgraded: {exc}"
             ) from exc
@@ -336,12 +510,47 @@ def project_to_json(project: Project) -> str:
         raise ProjectError(f"the app state cannot be saved as JSON: {exc}") from exc
 
 
+class _BadNumberError(ValueError):
+    """A number JSON can spell but a project must not hold (NaN, infinity, thousands of digits)."""
+
+
+def _parse_constant(name: str) -> Any:
+    raise _BadNumberError(f"it holds {name}, which is not a number")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumberError(
+            f"it holds a number too large to use ({text[:20]}{'...' if len(text) > 20 else ''})"
+        )
+    return value
+
+
+def _check_state(state: Any) -> dict[str, Any]:
+    """The app state, checked to be an object that can be saved again exactly as it was read."""
+    if not isinstance(state, dict):
+        raise _damaged("the app state is not an object")
+    try:
+        json.dumps(state, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise _damaged(f"the app state could not be saved again ({type(exc).__name__})") from exc
+    return state
+
+
 def project_from_json(text: str | bytes) -> Project:
-    """A project from file text (migrating older formats); raises ProjectError."""
+    """A project from file text (migrating older formats); raises ProjectError.
+
+    NaN, infinities and whole numbers too long for Python to read (over 4,300 digits) are refused
+    anywhere in the file; the song is validated by :func:`song_from_dict`, and the app state must be saveable
+    again, so that what loads can always be saved.
+    """
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8-sig")
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float)
+    except _BadNumberError as exc:
+        raise ProjectError(f"the project file is damaged: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ProjectError(
             f"the project file is damaged (not valid JSON: {exc.msg} at line {exc.lineno})"
@@ -350,12 +559,12 @@ def project_from_json(text: str | bytes) -> Project:
         raise ProjectError("the project file is damaged (not UTF-8 text)") from exc
     except RecursionError as exc:
         raise ProjectError("the project file is damaged (nested too deeply)") from exc
+    except ValueError as exc:  # int(): a whole number of thousands of digits
+        raise ProjectError("the project file is damaged: it holds a number of thousands of digits") from exc
     if not isinstance(doc, dict) or doc.get("format", FORMAT_NAME) != FORMAT_NAME:
         raise ProjectError("this is not a musicgen project file")
     doc = migrate(doc)
-    state = doc.get("state", {})
-    if not isinstance(state, dict):
-        raise ProjectError("the project is damaged: the app state is not an object")
+    state = _check_state(doc.get("state", {}))
     return Project(song_from_dict(doc.get("song")), state)
 
 
@@ -372,7 +581,7 @@ def save_project(project: Project, path: str | Path, *, keep_backup: bool = True
 def load_project(path: str | Path) -> Project:
     """Load a ``.mgproj`` file (raises ProjectError with a message a musician understands)."""
     path = Path(path)
-    data = read_file_capped(path, MAX_PROJECT_BYTES, ProjectError, "project file")
+    data = read_capped(path, MAX_PROJECT_BYTES, ProjectError, "project file")
     try:
         return project_from_json(data)
     except ProjectError as exc:
@@ -394,13 +603,7 @@ def load_any(path: str | Path) -> LoadResult:
     path = Path(path)
     kind = "project" if is_project_path(path) else "midi" if is_midi_path(path) else None
     if kind is None:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(16).lstrip()
-        except FileNotFoundError as exc:
-            raise MidiImportError(f"{path} does not exist") from exc
-        except OSError as exc:
-            raise MidiImportError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        head = read_head(path, 16, MidiImportError, "MIDI or project file").lstrip()
         kind = "project" if head.startswith(b"{") else "midi"
     if kind == "project":
         project = load_project(path)

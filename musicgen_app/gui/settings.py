@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_app.core import paths
+from musicgen_app.core.safe_io import read_capped, write_file_atomic
+from musicgen_app.errors import MusicgenError
 
 logger = logging.getLogger(__name__)
 
 MAX_RECENT = 10
+MAX_SETTINGS_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -50,11 +53,11 @@ class AppSettings:
     def load(cls) -> AppSettings:
         """The saved settings, or defaults when none are saved or the file is unreadable."""
         data: dict[str, Any] = {}
+        path = cls.path()
         try:
-            data = json.loads(cls.path().read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
+            if path.exists() or path.is_symlink():
+                data = json.loads(read_capped(path, MAX_SETTINGS_BYTES, MusicgenError, "settings file"))
+        except (MusicgenError, ValueError, RecursionError) as exc:  # a device or FIFO is refused too
             logger.warning("settings file unreadable, using defaults: %s", exc)
         known = {f.name for f in fields(cls)}
         try:
@@ -70,12 +73,9 @@ class AppSettings:
 
     def save(self) -> None:
         """Write the settings (atomically); failures are logged, never raised."""
-        target = self.path()
-        tmp = target.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-            os.replace(tmp, target)
-        except OSError as exc:
+            write_file_atomic(self.path(), json.dumps(asdict(self), indent=2).encode("utf-8"), MusicgenError)
+        except MusicgenError as exc:
             logger.warning("could not save settings: %s", exc)
 
     def add_recent(self, path: str | Path) -> None:

@@ -19,12 +19,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from musicgen_app.core.safe_io import check_regular_file, read_capped
 from musicgen_app.errors import CheckpointError
 from musicgen_app.ml.checkpoint_verify import check_digest, check_tensors, validate_card, weights_record
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+MAX_CARD_BYTES = 16 * 1024 * 1024
 
 
 def card_path(path: str | Path) -> Path:
@@ -65,7 +67,7 @@ def read_card(path: str | Path) -> dict:
     """The card of a checkpoint, version-checked and its configuration validated (raises CheckpointError)."""
     cpath = card_path(path)
     try:
-        card = json.loads(cpath.read_text())
+        card = json.loads(read_capped(cpath, MAX_CARD_BYTES, CheckpointError, "model card"))
     except FileNotFoundError as exc:
         raise CheckpointError(f"model card {cpath} is missing") from exc
     except (OSError, ValueError) as exc:
@@ -88,6 +90,7 @@ def load_weights(path: str | Path, card: dict | None = None) -> dict[str, torch.
     wpath = weights_path(path)
     if not wpath.exists():
         raise CheckpointError(f"model weights {wpath} are missing")
+    check_regular_file(wpath, CheckpointError, "model weights file")  # not a device or FIFO
     if card is None:
         card = read_card(wpath)
     name = str(card.get("name") or wpath.stem)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import stat
 import wave
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from musicgen_app.core.safe_io import check_writable_target
 from musicgen_app.core.song import Song
 from musicgen_app.errors import DeviceError, MusicgenError, SoundFontError
 from musicgen_app.playback import timeline as tl
@@ -108,19 +108,6 @@ def normalize_peak(samples: np.ndarray, peak_db: float = DEFAULT_PEAK_DBFS) -> n
     return (samples * np.float32(10.0 ** (peak_db / 20.0) / peak)).astype(np.float32, copy=False)
 
 
-def _check_target(p: Path) -> None:
-    """Refuse to replace anything but a regular file (a device node, a FIFO, a folder)."""
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise DeviceError(f"cannot write {p}: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, pipe or socket)"
-        raise DeviceError(f"cannot write {p}: it is {kind}")
-
-
 def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -> None:
     """Write float samples (frames, 2) as a 16-bit stereo WAV (written to a temporary file, then renamed).
 
@@ -128,7 +115,7 @@ def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -
     folder in the way); nothing is left behind then.
     """
     p = Path(path)
-    _check_target(p)
+    check_writable_target(p, DeviceError)  # never replace /dev/null or a folder with a WAV
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
     tmp = p.with_name(p.name + ".part")
     try:
@@ -156,7 +143,7 @@ def render_wav(
     """Render ``song`` to a WAV file normalised to a peak of ``peak_db`` dBFS (None: FluidSynth's own
     level); returns its length in seconds. SoundFontError when notes were played but the render is
     silent (peak below -84 dBFS, 2 steps of 16-bit audio); nothing is written then."""
-    _check_target(Path(path))
+    check_writable_target(Path(path), DeviceError)
     samples = render_song(song, soundfont=soundfont, sample_rate=sample_rate, tail_s=tail_s)
     if song.note_count and peak_dbfs(samples) < SILENCE_DBFS:
         n = song.note_count

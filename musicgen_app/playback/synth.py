@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from musicgen_app.core.safe_io import read_head
 from musicgen_app.errors import DeviceError, SoundFontError
 
 logger = logging.getLogger(__name__)
@@ -130,13 +131,10 @@ def check_soundfont(path: str | Path | None) -> Path:
             )
         path = found
     p = Path(path).expanduser()
-    if not p.is_file():
+    if not p.exists():
         raise SoundFontError(f"SoundFont not found: {p} (pass an existing .sf2 or .sf3 file)")
-    try:
-        with p.open("rb") as fh:
-            head = fh.read(12)
-    except OSError as exc:
-        raise SoundFontError(f"cannot read SoundFont {p}: {exc.strerror or exc}") from exc
+    # a device, a FIFO or a folder is refused here, before fluidsynth could hang or read forever
+    head = read_head(p, 12, SoundFontError, "SoundFont")
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise SoundFontError(
             f"{p.name} is not a SoundFont (.sf2/.sf3): the file is damaged or of another type"

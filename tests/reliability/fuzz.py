@@ -1,19 +1,17 @@
-"""Fuzzing: thousands of mutated MIDI files are either imported or refused with MidiImportError.
-
-Nothing else may escape read_midi, nothing may hang (pytest-timeout), and whatever is imported is a
-valid song that exports and imports again unchanged, with nothing left to repair.
+"""The MIDI fuzzer shared by tests/reliability/test_midi_fuzz.py (a CI-sized run) and
+benchmarks/bench_fuzz.py (100,000 mutants): seed files, mutations, and the check that a mutant is
+either imported as a sound song or refused with MidiImportError.
 """
 
 from __future__ import annotations
 
 import io
 import random
-import re
 import struct
 
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from core.malformed import CASES
+from core.samples import TEMPO_120, must_show_file, notes_body, smf
+from core.test_midi_roundtrip import _comparable
 
 from musicgen_app.cli.inspect_cmd import format_text, summary
 from musicgen_app.core.midi_io import (
@@ -28,25 +26,22 @@ from musicgen_app.core.midi_io import (
 from musicgen_app.core.project import LoadResult
 from musicgen_app.errors import MidiImportError
 
-from .malformed import CASES
-from .samples import EOT, TEMPO_120, must_show_file, notes_body, smf
-from .test_midi_roundtrip import _comparable
 
-MUTATED_FILES = 10_000
-
-
-def _seeds() -> list[bytes]:
+def seeds() -> list[bytes]:
+    """The files the mutants are made from: the must-show file, a small file, the malformed cases
+    that import."""
     buf = io.BytesIO()
     must_show_file().save(file=buf)
-    seeds = [
+    files = [
         buf.getvalue(),
         smf(TEMPO_120 + notes_body((60, 100, 480), (62, 90, 240)), notes_body((36, 1, 1))),
     ]
-    seeds += [data for _, data, outcome, _ in CASES if outcome != "refuse" and len(data) < 100_000]
-    return seeds
+    files += [data for _, data, outcome, _ in CASES if outcome != "refuse" and len(data) < 100_000]
+    return files
 
 
-def _mutate(data: bytes, rng: random.Random) -> bytes:
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """``data`` with 1 to 8 random damages (bit flips, status bytes, cuts, wrong lengths...)."""
     b = bytearray(data)
     for _ in range(rng.choice((1, 1, 2, 3, 8))):
         if not b:
@@ -78,7 +73,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
-def _check(data: bytes) -> bool:
+def check(data: bytes) -> bool:
     """True when ``data`` was imported (and the song is sound), False when it was refused."""
     try:
         result = read_midi(data)
@@ -105,7 +100,7 @@ def _check(data: bytes) -> bool:
     return True
 
 
-def _readers_agree(data: bytes) -> int:
+def readers_agree(data: bytes) -> int:
     """Where mido reads a track without complaint, our tolerant reader reads the same events.
 
     Returns how many tracks were compared.
@@ -126,36 +121,3 @@ def _readers_agree(data: bytes) -> int:
         assert [_comparable(e) for e in got] == [_comparable(e) for e in expected], data[:200]
         compared += 1
     return compared
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_thousands_of_mutated_files() -> None:
-    rng = random.Random(20261121)
-    seeds = _seeds()
-    imported = compared = 0
-    repaired: set[str] = set()
-    for _ in range(MUTATED_FILES):
-        data = _mutate(rng.choice(seeds), rng)
-        try:
-            ok = _check(data)
-        except (AssertionError, MidiImportError):
-            raise
-        except Exception as exc:  # the point of the test: name the input that broke the reader
-            raise AssertionError(f"read_midi raised {type(exc).__name__}: {exc} on {data[:200]!r}") from exc
-        imported += ok
-        compared += _readers_agree(data)
-        if ok:
-            repaired.update(re.sub(r"\d[\d,]*", "N", line) for line in read_midi(data).repairs)
-    refused = MUTATED_FILES - imported
-    # the mutations exercise both outcomes
-    assert imported > MUTATED_FILES // 4 and refused > 0, (imported, refused)
-    assert len(repaired) > 30, repaired  # and many different kinds of repair
-    assert compared > 500  # and the two readers were compared on many tracks
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=200), st.integers(0, 4), st.integers(0, 0xFFFF))
-def test_random_track_bytes_behind_a_valid_header(body: bytes, fmt: int, division: int) -> None:
-    _check(smf(body, fmt=fmt, division=division))
-    _check(smf(body + EOT, body, fmt=fmt, division=division))
