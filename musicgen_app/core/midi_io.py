@@ -102,15 +102,22 @@ from musicgen_app.errors import MidiExportError, MidiImportError, MusicgenError
 
 logger = logging.getLogger(__name__)
 
+# -- caps: what the reader accepts is what the writer may write (one place for both) ------------
+# The reader refuses or cuts what lies beyond these; export (:func:`_check_song`) refuses it, or
+# splits it where that loses nothing (a long lyric becomes several lyric events), so that every
+# file we write reads back as the same song.
 MAX_FILE_BYTES = 32 * 1024 * 1024
-MAX_EVENTS = 4_000_000
-MAX_MESSAGE_BYTES = 1_000_000
+MAX_EVENTS = 4_000_000  # in all tracks together, end-of-track marks and names included
+MAX_MESSAGE_BYTES = 1_000_000  # the payload of one meta or system-exclusive event
 MAX_SONG_SECONDS = 4 * 3600
 MAX_TICK = 0x0FFFFFFF  # the largest delta time a MIDI file can hold
+MAX_TRACKS = 65_535  # the most a MIDI header can announce (the conductor track included)
+MAX_CHUNKS = 100_000
+MAX_METER_NUMERATOR = 255  # one byte in the file
+MAX_METER_DENOMINATOR = 128  # a power of two; larger ones are read as damage
+MAX_TEMPO_US = 0xFFFFFF  # three bytes of microseconds per quarter note (0 is read as damage)
 MIDO_MAX_TRACK_BYTES = 64 * 1024
 MIDO_MAX_TOTAL_BYTES = 512 * 1024  # beyond this much track data, every track goes to our reader
-MAX_TRACKS = 65_535  # the most a MIDI header can announce
-MAX_CHUNKS = 100_000
 MIDI_EXTENSIONS = (".mid", ".midi", ".smf", ".kar", ".rmi")
 
 # Errors mido raises on damaged track data (read_track, read_message, meta decoders).
@@ -743,7 +750,7 @@ def _build_song(
                         tempos.append(TempoChange(tick, msg.tempo))
                         track_tempos_at_start |= tick == offset
                 elif t == "time_signature":
-                    if msg.numerator <= 0 or msg.denominator > 128:
+                    if msg.numerator < 1 or msg.denominator > MAX_METER_DENOMINATOR:
                         fix.count("bad_meter")
                     else:
                         meters.append(TimeSignature(tick, msg.numerator, msg.denominator))
@@ -885,9 +892,16 @@ def _last_tick(song: Song) -> int:
     )
 
 
-def _apply_length_cap(song: Song, fix: _Report) -> None:
+def tick_cap(song: Song) -> int:
+    """The last tick of ``song`` a MIDI file may hold for this app: :data:`MAX_SONG_SECONDS` into
+    the song through its tempo map, and never beyond :data:`MAX_TICK` (import drops what lies
+    later; export refuses it)."""
     cutoff = int(TempoMap(song.tempos, song.resolution).seconds_to_tick(MAX_SONG_SECONDS))
-    cutoff = min(cutoff, MAX_TICK)  # so that every delta time of an export fits in 4 bytes
+    return min(cutoff, MAX_TICK)  # so that every delta time of an export fits in 4 bytes
+
+
+def _apply_length_cap(song: Song, fix: _Report) -> None:
+    cutoff = tick_cap(song)
     if _last_tick(song) <= cutoff:
         return
     dropped = cut = 0
@@ -1094,7 +1108,7 @@ def _track_events(track: Track) -> list[tuple[int, int, Any, int]]:
     where = f"track '{track.name or '(unnamed)'}'"
     out: list = []
     i, n = 0, len(events)
-    for m in sorted(track.meta, key=lambda e: e.tick):  # stable: their own order within a tick
+    for m in _written_meta(track.meta):  # stable: their own order within a tick
         msg = _meta_message(m, where)
         while i < n and events[i][0] < m.tick:
             out.append(events[i])
@@ -1111,7 +1125,7 @@ def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage | mido.Mes
         # (a second name among the kept events needs the first one before it, even when empty)
         if song.title or any(m.kind == "track_name" for m in song.meta):
             keyed.append((0, 0, 0, mido.MetaMessage("track_name", name=_encode_text(song.title))))
-        for i, m in enumerate(sorted(song.meta, key=lambda e: e.tick)):
+        for i, m in enumerate(_written_meta(song.meta)):
             keyed.append((m.tick, 1, i, _meta_message(m, "the conductor track")))
         for i, ts in enumerate(song.time_signatures):
             msg = mido.MetaMessage("time_signature", numerator=ts.numerator, denominator=ts.denominator)
@@ -1132,13 +1146,196 @@ def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage | mido.Mes
     return [(e[0], e[3]) for e in keyed]
 
 
+# Kinds of text event that export may write as several events of the same kind at the same tick
+# when one is longer than the reader takes (a long lyric or comment; nothing is lost).
+SPLITTABLE_META = frozenset(("text", "lyrics"))
+_META_WORDS = {
+    "text": "text event",
+    "copyright": "copyright notice",
+    "track_name": "second track name",
+    "instrument_name": "instrument name",
+    "lyrics": "lyric",
+    "cue_marker": "cue",
+    "program_name": "program name",
+    "device_name": "device name",
+    "sysex": "system-exclusive message",
+}
+
+
+def _split_bytes(data: bytes, size: int) -> list[bytes]:
+    """``data`` in pieces of at most ``size`` bytes; UTF-8 text is cut between characters."""
+    utf8 = True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = False
+    pieces = []
+    start = 0
+    while len(data) - start > size:
+        end = start + size
+        if utf8:
+            while end > start + 1 and data[end] & 0xC0 == 0x80:  # inside a character
+                end -= 1
+        pieces.append(data[start:end])
+        start = end
+    pieces.append(data[start:])
+    return pieces
+
+
+def _written_meta(events: list[MetaEvent]) -> list[MetaEvent]:
+    """Kept meta events in the order export writes them (by tick, stable), a too-long event of a
+    :data:`SPLITTABLE_META` kind split into several."""
+    out: list[MetaEvent] = []
+    for m in sorted(events, key=lambda e: e.tick):
+        if m.kind in SPLITTABLE_META and len(m.data) > MAX_MESSAGE_BYTES:
+            out.extend(MetaEvent(m.tick, m.kind, part) for part in _split_bytes(m.data, MAX_MESSAGE_BYTES))
+        else:
+            out.append(m)
+    return out
+
+
+def bar_at(song: Song, tick: int) -> int:
+    """The bar (1-based) that holds ``tick``, through the song's meter changes."""
+    sigs = sorted(song.time_signatures) or [TimeSignature(0, 4, 4)]
+    if sigs[0].tick > 0:
+        sigs.insert(0, TimeSignature(0, 4, 4))
+    bar = 1
+    for i, ts in enumerate(sigs):
+        length = max(1, song.resolution * 4 * max(ts.numerator, 1) // max(ts.denominator, 1))
+        end = sigs[i + 1].tick if i + 1 < len(sigs) else None
+        if end is None or tick < end:
+            return bar + max(0, tick - ts.tick) // length
+        bar += -(-(end - ts.tick) // length)  # a bar cut short by the next meter still counts
+    return bar
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 note"``, ``"3 notes"``, ``"1,200 notes"``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def _check_text(data: bytes, what: str) -> None:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MidiExportError(
+            f"{what} is {len(data):,} bytes long; musicgen reads MIDI events of up to "
+            f"{MAX_MESSAGE_BYTES:,} bytes (shorten it)"
+        )
+
+
+def _check_meta(events: list[MetaEvent], where: str, song: Song) -> int:
+    """Refuses a kept event the reader would cut; returns how many events export writes for them."""
+    written = 0
+    for m in events:
+        size = len(m.data) + (1 if m.kind == "sysex" else 0)  # a sysex payload ends with F7
+        if size <= MAX_MESSAGE_BYTES:
+            written += 1
+        elif m.kind in SPLITTABLE_META:
+            written += len(_split_bytes(m.data, MAX_MESSAGE_BYTES))
+        else:
+            word = _META_WORDS.get(m.kind, m.kind)
+            raise MidiExportError(
+                f"a {word} in {where} at bar {bar_at(song, m.tick)} is {size:,} bytes long; musicgen "
+                f"reads MIDI events of up to {MAX_MESSAGE_BYTES:,} bytes (shorten it)"
+            )
+    return written
+
+
+def _check_conductor(song: Song) -> None:
+    """Meter and tempo values the reader takes, and no two different ones at one moment."""
+    for ts in song.time_signatures:
+        den = ts.denominator
+        if not (
+            1 <= ts.numerator <= MAX_METER_NUMERATOR
+            and 1 <= den <= MAX_METER_DENOMINATOR
+            and den & (den - 1) == 0
+        ):
+            raise MidiExportError(
+                f"the meter {ts.numerator}/{den} at bar {bar_at(song, ts.tick)} cannot be written to "
+                f"MIDI (beats 1 to {MAX_METER_NUMERATOR}; a beat of 1, 2, 4, 8 ... up to "
+                f"{MAX_METER_DENOMINATOR})"
+            )
+    for tc in song.tempos:
+        if not 1 <= tc.us_per_quarter <= MAX_TEMPO_US:
+            raise MidiExportError(
+                f"the tempo at bar {bar_at(song, tc.tick)} ({tc.us_per_quarter:,} microseconds per "
+                f"quarter note) cannot be written to MIDI (1 to {MAX_TEMPO_US:,})"
+            )
+    for items, word in (
+        (song.tempos, "tempos"),
+        (song.time_signatures, "meters"),
+        (song.key_signatures, "keys"),
+    ):
+        seen: dict[int, object] = {}
+        for item in items:
+            other = seen.setdefault(item.tick, item)
+            if other != item:
+                raise MidiExportError(
+                    f"the song has two different {word} at the same moment (bar "
+                    f"{bar_at(song, item.tick)}); a MIDI file keeps only one: remove the other first"
+                )
+
+
 def _check_song(song: Song) -> None:
+    """Refuses (MidiExportError, one message naming the problem) any song whose MIDI file the
+    reader would refuse, cut or change: see the caps at the top of this module."""
     if not 1 <= song.resolution <= 0x7FFF:
         raise MidiExportError(
             f"{song.resolution} ticks per quarter note cannot be written to MIDI (1 to 32767)"
         )
-    if _last_tick(song) > MAX_TICK:
+    if len(song.tracks) + 1 > MAX_TRACKS:
+        raise MidiExportError(
+            f"the song has {len(song.tracks):,} tracks; a MIDI file holds at most {MAX_TRACKS - 1:,} "
+            "(and its conductor track)"
+        )
+    _check_conductor(song)
+    last = _last_tick(song)
+    if last > MAX_TICK:
         raise MidiExportError(f"the song is longer than a MIDI file can hold ({MAX_TICK:,} ticks)")
+    cap = tick_cap(song)
+    if last > cap:
+        hours = MAX_SONG_SECONDS / 3600
+        raise MidiExportError(
+            f"the song runs to bar {bar_at(song, last):,}, {song.tick_to_seconds(last) / 3600:.1f} "
+            f"hours; musicgen reads MIDI files of up to {hours:g} hours (shorten the song)"
+        )
+    _check_text(song.title.encode("utf-8"), "the song's title")
+    events = 1 + bool(song.title or any(m.kind == "track_name" for m in song.meta))  # end, title
+    events += len(song.tempos) + len(song.time_signatures) + len(song.key_signatures) + len(song.markers)
+    for mk in song.markers:
+        _check_text(mk.text.encode("utf-8"), f"the marker at bar {bar_at(song, mk.tick)}")
+    events += _check_meta(song.meta, "the conductor track", song)
+    for i, track in enumerate(song.tracks, 1):
+        where = f"track {i} ('{track.name}')" if track.name else f"track {i}"
+        _check_text(track.name.encode("utf-8"), f"the name of {where}")
+        events += 2 + (not _meta_only(track)) + 2 * len(track.notes) + len(track.controls)
+        events += _check_meta(track.meta, where, song)
+        if events > MAX_EVENTS:
+            break
+    if events > MAX_EVENTS:
+        notes = sum(len(t.notes) for t in song.tracks)
+        raise MidiExportError(
+            f"the song is too large for one MIDI file that musicgen can read back ({_plural(notes, 'note')}; "
+            f"a MIDI file musicgen reads holds up to {MAX_EVENTS:,} events, about "
+            f"{MAX_EVENTS // 2:,} notes): split it into several songs"
+        )
+
+
+def export_notes(song: Song) -> list[str]:
+    """What export writes differently from the song, without loss (a long lyric split in pieces)."""
+    split = [
+        m
+        for events in (song.meta, *(t.meta for t in song.tracks))
+        for m in events
+        if m.kind in SPLITTABLE_META and len(m.data) > MAX_MESSAGE_BYTES
+    ]
+    if not split:
+        return []
+    n = len(split)
+    return [
+        f"{_plural(n, 'text or lyric event')} longer than {MAX_MESSAGE_BYTES:,} bytes "
+        f"{'was' if n == 1 else 'were'} written in pieces (several events at the same moment), "
+        "as MIDI players read them"
+    ]
 
 
 def song_to_mido(song: Song) -> mido.MidiFile:
@@ -1201,7 +1398,14 @@ def midi_bytes(song: Song) -> bytes:
                 body.append(d2)
             last = tick
         chunks.append(_chunk(body, last))
-    return b"".join(chunks)
+    data = b"".join(chunks)
+    if len(data) > MAX_FILE_BYTES:
+        raise MidiExportError(
+            f"the song makes a MIDI file of {len(data) / 2**20:.1f} MiB; musicgen reads MIDI files of up "
+            f"to {MAX_FILE_BYTES // 2**20} MiB (split it into several songs, or remove long "
+            "system-exclusive data)"
+        )
+    return data
 
 
 def _chunk(body: bytearray, _last_tick: int) -> bytes:
@@ -1209,12 +1413,18 @@ def _chunk(body: bytearray, _last_tick: int) -> bytes:
     return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 
-def write_midi(song: Song, path: str | Path) -> None:
+def write_midi(song: Song, path: str | Path) -> list[str]:
     """Write the song as a type-1 Standard MIDI File (raises MidiExportError).
 
     Written atomically (:func:`write_file_atomic`): an existing file is never left half-written.
+    A song whose file the reader would refuse or cut is refused (nothing is written). Returns
+    :func:`export_notes`: what was written differently without loss (a long lyric in pieces).
     """
     write_file_atomic(Path(path), midi_bytes(song), MidiExportError)
+    notes = export_notes(song)
+    for line in notes:
+        logger.info("MIDI export: %s", line)
+    return notes
 
 
 # -- safe file writing (shared with project files) ------------------------------------------------
