@@ -236,6 +236,10 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "1 note still sounding at that limit was cut there",
         "{n} notes still sounding at that limit were cut there",
     ),
+    "long_silence": (
+        "the silence at the end of 1 track ran past that limit and was cut there",
+        "the silence at the end of {n} tracks ran past that limit and was cut there",
+    ),
     "smpte_tempo": (
         "1 tempo change was ignored: the file counts time in SMPTE frames, not beats",
         "{n} tempo changes were ignored: the file counts time in SMPTE frames, not beats",
@@ -702,7 +706,9 @@ def _build_song(
     keys: list[KeySignature] = []
     offset = 0
     meta_only: list[Track] = []
+    conductor_ends: list[int] = []  # end-of-track ticks of MIDI tracks that make no song track
     for index, events in enumerate(tracks):
+        first_new = len(song.tracks)
         tick = offset
         name: str | None = None
         kept: list[MetaEvent] = []
@@ -838,6 +844,12 @@ def _build_song(
             kept = []  # a MIDI track's meta events go to its first song track
         if fmt == 0 and name and not song.title:
             song.title = name
+        made = song.tracks[first_new:]
+        for made_track in made:  # trailing silence after the track's last event is kept
+            if end > _own_last(made_track):
+                made_track.end_of_track = end
+        if not made:
+            conductor_ends.append(end)
         if fmt == 2:
             offset = end
     if fmt == 2 and len(tracks) > 1:
@@ -848,6 +860,8 @@ def _build_song(
     song.time_signatures = _last_per_tick(meters, fix, "dup_meter")
     song.key_signatures = _last_per_tick(keys, fix, "dup_key")
     song.markers.sort(key=lambda m: m.tick)
+    if conductor_ends and max(conductor_ends) > _conductor_last(song):
+        song.end_of_track = max(conductor_ends)
     _apply_length_cap(song, fix)
     if meta_only:
         # a channel no track plays on: the program change that playback sends for every track's
@@ -875,8 +889,30 @@ def _last_per_tick(items: list, fix: _Report, key: str) -> list:
     return list(by_tick.values())
 
 
+def _own_last(track: Track) -> int:
+    """The latest tick of the track's notes, channel and meta events (what export writes in it)."""
+    return max(
+        track.end_tick,
+        max((c.tick for c in track.controls), default=0),
+        max((m.tick for m in track.meta), default=0),
+    )
+
+
+def _conductor_last(song: Song) -> int:
+    """The latest tick of what export writes in the conductor track."""
+    items: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
+        *song.tempos,
+        *song.time_signatures,
+        *song.key_signatures,
+        *song.markers,
+        *song.meta,
+    ]
+    return max((e.tick for e in items), default=0)
+
+
 def _last_tick(song: Song) -> int:
-    """The latest tick of any note end, channel event, kept meta event, tempo, meter, key or marker."""
+    """The latest tick of any note end, channel event, kept meta event, tempo, meter, key or
+    marker, or track end (:attr:`Song.length_ticks`)."""
     conductor: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
         *song.tempos,
         *song.time_signatures,
@@ -885,7 +921,7 @@ def _last_tick(song: Song) -> int:
         *song.meta,
     ]
     return max(
-        song.end_tick,
+        song.length_ticks,
         max((c.tick for t in song.tracks for c in t.controls), default=0),
         max((m.tick for t in song.tracks for m in t.meta), default=0),
         max((e.tick for e in conductor), default=0),
@@ -927,8 +963,14 @@ def _apply_length_cap(song: Song, fix: _Report) -> None:
         kept = [e for e in items if e.tick <= cutoff]
         dropped += len(items) - len(kept)
         setattr(song, attr, kept)
+    silences = 0
+    for holder, last in [(t, _own_last(t)) for t in song.tracks] + [(song, _conductor_last(song))]:
+        if holder.end_of_track is not None and holder.end_of_track > cutoff:
+            silences += 1
+            holder.end_of_track = cutoff if cutoff > last else None
     fix.count("beyond_cap", dropped)
     fix.count("cut_at_cap", cut)
+    fix.count("long_silence", silences)
 
 
 # -- public: import -------------------------------------------------------------------------------
@@ -1351,6 +1393,7 @@ def song_to_mido(song: Song) -> mido.MidiFile:
     for tick, msg in _conductor_events(song):
         conductor.append(msg.copy(time=tick - last))
         last = tick
+    _end_track(conductor, last, song.end_of_track)
     mf.tracks.append(conductor)
     for track in song.tracks:
         mt = mido.MidiTrack([mido.MetaMessage("track_name", name=_encode_text(track.name))])
@@ -1363,8 +1406,13 @@ def song_to_mido(song: Song) -> mido.MidiFile:
                 raw = (status, d1, d2) if length == 2 else (status, d1)
                 mt.append(mido.Message.from_bytes(raw, time=tick - last))
             last = tick
+        _end_track(mt, last, track.end_of_track)
         mf.tracks.append(mt)
     return mf
+
+
+def _end_track(track: mido.MidiTrack, last: int, end: int | None) -> None:
+    track.append(mido.MetaMessage("end_of_track", time=end - last if end is not None and end > last else 0))
 
 
 def midi_bytes(song: Song) -> bytes:
@@ -1377,7 +1425,7 @@ def midi_bytes(song: Song) -> bytes:
         body += _vlq(tick - last)
         body += _file_bytes(msg)
         last = tick
-    chunks.append(_chunk(body, last))
+    chunks.append(_chunk(body, last, song.end_of_track))
     for track in song.tracks:
         body = bytearray(b"\x00")
         body += bytes(mido.MetaMessage("track_name", name=_encode_text(track.name)).bytes())
@@ -1397,7 +1445,7 @@ def midi_bytes(song: Song) -> bytes:
             if _CHANNEL_DATA_LEN[status & 0xF0] == 2:
                 body.append(d2)
             last = tick
-        chunks.append(_chunk(body, last))
+        chunks.append(_chunk(body, last, track.end_of_track))
     data = b"".join(chunks)
     if len(data) > MAX_FILE_BYTES:
         raise MidiExportError(
@@ -1408,8 +1456,10 @@ def midi_bytes(song: Song) -> bytes:
     return data
 
 
-def _chunk(body: bytearray, _last_tick: int) -> bytes:
-    body += b"\x00\xff\x2f\x00"  # end of track
+def _chunk(body: bytearray, last: int, end: int | None) -> bytes:
+    """A track chunk: ``body`` and the end-of-track mark, at ``end`` when that is later than ``last``."""
+    body += _vlq(end - last) if end is not None and end > last else b"\x00"
+    body += b"\xff\x2f\x00"  # end of track
     return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 

@@ -117,9 +117,20 @@ def _meta_from_rows(value: Any, what: str) -> list[MetaEvent]:
     return events
 
 
+def _with_end(data: dict[str, Any], end: int | None) -> dict[str, Any]:
+    """``data`` with ``"end_of_track"`` (a MIDI file's trailing silence) when there is one."""
+    if end is not None:
+        data["end_of_track"] = end
+    return data
+
+
+def _end(value: Any, what: str) -> int | None:
+    return None if value is None else _int(value, what, 0)
+
+
 def song_to_dict(song: Song) -> dict[str, Any]:
-    """The song as plain JSON-able data."""
-    return {
+    """The song as plain JSON-able data (``end_of_track`` only where a MIDI file's end is kept)."""
+    data: dict[str, Any] = {
         "title": song.title,
         "resolution": song.resolution,
         "tempos": [[t.tick, t.us_per_quarter] for t in song.tempos],
@@ -141,6 +152,9 @@ def song_to_dict(song: Song) -> dict[str, Any]:
             for t in song.tracks
         ],
     }
+    for t, row in zip(song.tracks, data["tracks"], strict=True):
+        _with_end(row, t.end_of_track)
+    return _with_end(data, song.end_of_track)
 
 
 def _int(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
@@ -189,6 +203,7 @@ def song_from_dict(data: Any) -> Song:
                 for t, x in _rows(data.get("markers", []), "the marker list", 2)
             ],
             meta=_meta_from_rows(data.get("meta", []), "the conductor's events"),
+            end_of_track=_end(data.get("end_of_track"), "the song's end"),
         )
         loop = data.get("loop")
         if loop is not None:
@@ -205,6 +220,7 @@ def song_from_dict(data: Any) -> Song:
                 program=_int(t.get("program", 0), f"track {i}'s program", 0, 127),
                 channel=_int(t.get("channel", 0), f"track {i}'s channel", 0, 15),
                 is_drum=bool(t.get("is_drum", False)),
+                end_of_track=_end(t.get("end_of_track"), f"track {i}'s end"),
             )
             track.notes = [
                 Note(
