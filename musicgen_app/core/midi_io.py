@@ -154,137 +154,220 @@ _Event = tuple
 
 
 # -- reports ------------------------------------------------------------------------------------
-_TEMPLATES: dict[str, tuple[str, str]] = {
+# key -> (one, many, technical): the sentences speak to a musician; the technical detail (status
+# bytes, chunks) goes to the debug log (`musicgen --verbose`).
+_TEMPLATES: dict[str, tuple[str, str, str]] = {
     "no_note_off": (
-        "1 note had no note-off and was closed at the end of its track",
-        "{n} notes had no note-off and were closed at the end of their tracks",
+        "1 note had no end and was stopped at the end of its track",
+        "{n} notes had no end and were stopped at the end of their tracks",
+        "note-on without a note-off",
     ),
     "orphan_off": (
-        "1 note-off without a matching note-on was ignored",
-        "{n} note-offs without a matching note-on were ignored",
+        "1 note end without a started note was ignored",
+        "{n} note ends without a started note were ignored",
+        "note-off without a matching note-on",
     ),
     "duplicate": (
         "1 duplicate note (the same key struck twice at the same moment) was merged",
         "{n} duplicate notes (the same key struck twice at the same moment) were merged",
+        "two note-ons of one key at one tick",
     ),
-    "clamped": ("1 data byte above 127 was clamped to 127", "{n} data bytes above 127 were clamped to 127"),
+    "clamped": (
+        "1 value above 127 (the MIDI maximum) was set to 127",
+        "{n} values above 127 (the MIDI maximum) were set to 127",
+        "data byte above 0x7F clamped",
+    ),
     "stray_data": (
-        "1 data byte without a status byte was skipped",
-        "{n} data bytes without a status byte were skipped",
+        "1 damaged byte was skipped",
+        "{n} damaged bytes were skipped",
+        "data bytes without a status byte (no running status)",
     ),
     "undefined_status": (
-        "1 byte with an undefined status (0xF4, 0xF5, 0xF9 or 0xFD) was skipped",
-        "{n} bytes with an undefined status (0xF4, 0xF5, 0xF9 or 0xFD) were skipped",
+        "1 unknown command byte was skipped",
+        "{n} unknown command bytes were skipped",
+        "undefined status byte 0xF4, 0xF5, 0xF9 or 0xFD",
     ),
     "system_msg": (
-        "1 system real-time or common message (not allowed in MIDI files) was ignored",
-        "{n} system real-time or common messages (not allowed in MIDI files) were ignored",
+        "1 live-performance message (clock, start, stop...), which does not belong in a file, was ignored",
+        "{n} live-performance messages (clock, start, stop...), which do not belong in a file, were ignored",
+        "system real-time or common message in a track",
     ),
     "long_vlq": (
-        "1 time or length value was longer than the 4 bytes MIDI allows",
-        "{n} time or length values were longer than the 4 bytes MIDI allows",
+        "1 time value was written in a longer form than MIDI allows; it was read as written",
+        "{n} time values were written in a longer form than MIDI allows; they were read as written",
+        "variable-length quantity of more than 4 bytes",
     ),
     "rs_after_sysex": (
-        "1 event used running status after a system-exclusive message and was read with the earlier status",
-        "{n} events used running status after a system-exclusive message and were read with the "
-        "earlier status",
+        "1 event after a system-exclusive message lacked its own command and was read with the one before",
+        "{n} events after system-exclusive messages lacked their own command and were read with the one "
+        "before",
+        "running status after a system-exclusive message",
     ),
     "bad_tempo": (
-        "1 tempo change of 0 or with a wrong length was ignored",
-        "{n} tempo changes of 0 or with a wrong length were ignored",
+        "1 damaged tempo change was ignored",
+        "{n} damaged tempo changes were ignored",
+        "set_tempo of 0 or with a wrong length",
     ),
-    "bad_meter": ("1 damaged time signature was ignored", "{n} damaged time signatures were ignored"),
-    "bad_key": ("1 damaged key signature was ignored", "{n} damaged key signatures were ignored"),
-    "bad_meta": ("1 damaged meta event was ignored", "{n} damaged meta events were ignored"),
-    "no_eot": ("1 track had no end-of-track mark", "{n} tracks had no end-of-track mark"),
+    "bad_meter": (
+        "1 damaged time signature was ignored",
+        "{n} damaged time signatures were ignored",
+        "time_signature meta event with numerator 0, a denominator over 2^7 or a wrong length",
+    ),
+    "bad_key": (
+        "1 damaged key signature was ignored",
+        "{n} damaged key signatures were ignored",
+        "key_signature meta event mido cannot decode",
+    ),
+    "bad_meta": (
+        "1 damaged text or information event was ignored",
+        "{n} damaged text or information events were ignored",
+        "meta event mido cannot decode",
+    ),
+    "no_eot": (
+        "1 track had no end mark; it was read to the end of its data",
+        "{n} tracks had no end mark; they were read to the end of their data",
+        "MTrk without an end-of-track meta event",
+    ),
     "after_eot": (
-        "1 track had data after its end-of-track mark; the data was ignored",
-        "{n} tracks had data after their end-of-track mark; the data was ignored",
+        "1 track had data after its end mark; the data was ignored",
+        "{n} tracks had data after their end mark; the data was ignored",
+        "bytes after the end-of-track meta event",
     ),
     "truncated_event": (
         "1 track ended in the middle of an event; the incomplete event was dropped",
         "{n} tracks ended in the middle of an event; the incomplete events were dropped",
+        "MTrk data ends inside an event",
     ),
     "bad_vlq": (
-        "1 track held a time or length value longer than 8 bytes (garbage); the rest of it was dropped",
-        "{n} tracks held a time or length value longer than 8 bytes (garbage); the rest of each was dropped",
+        "1 track held a garbled time value; the rest of the track was dropped",
+        "{n} tracks held a garbled time value; the rest of each was dropped",
+        "variable-length quantity longer than 8 bytes",
     ),
     "long_message": (
-        "1 track held a message longer than 1,000,000 bytes; the track was read up to it",
-        "{n} tracks held a message longer than 1,000,000 bytes; the tracks were read up to it",
+        "1 track held an event longer than {cap} bytes; the track was read up to it",
+        "{n} tracks held an event longer than {cap} bytes; the tracks were read up to it",
+        "meta or sysex payload over MAX_MESSAGE_BYTES",
     ),
-    "unknown_chunk": ("1 unknown chunk was skipped", "{n} unknown chunks were skipped"),
+    "unknown_chunk": (
+        "1 block of unknown data was skipped",
+        "{n} blocks of unknown data were skipped",
+        "chunk with an id other than MTrk",
+    ),
     "dup_tempo": (
         "1 tempo change contradicted another at the same moment; the later one was kept",
         "{n} tempo changes contradicted others at the same moment; the later ones were kept",
+        "two set_tempo values at one tick",
     ),
     "dup_meter": (
         "1 time signature contradicted another at the same moment; the later one was kept",
         "{n} time signatures contradicted others at the same moment; the later ones were kept",
+        "two time_signature values at one tick",
     ),
     "dup_key": (
         "1 key signature contradicted another at the same moment; the later one was kept",
         "{n} key signatures contradicted others at the same moment; the later ones were kept",
+        "two key_signature values at one tick",
     ),
     "beyond_cap": (
-        "1 event lying more than 4 hours into the song, or beyond the last tick a MIDI file can "
-        "hold (a corrupt time value?), was dropped",
-        "{n} events lying more than 4 hours into the song, or beyond the last tick a MIDI file can "
-        "hold (a corrupt time value?), were dropped",
+        "1 event lying more than 4 hours into the song, or beyond the last moment a MIDI file can "
+        "hold (a damaged time value?), was dropped",
+        "{n} events lying more than 4 hours into the song, or beyond the last moment a MIDI file can "
+        "hold (a damaged time value?), were dropped",
+        "events after MAX_SONG_SECONDS or tick 0x0FFFFFFF",
     ),
     "cut_at_cap": (
         "1 note still sounding at that limit was cut there",
         "{n} notes still sounding at that limit were cut there",
+        "note-offs moved to the cap",
     ),
     "long_silence": (
-        "the silence at the end of 1 track ran past that limit and was cut there",
-        "the silence at the end of {n} tracks ran past that limit and was cut there",
+        "the silence at the end of 1 track ran past 4 hours and was cut there",
+        "the silence at the end of {n} tracks ran past 4 hours and was cut there",
+        "end-of-track after the cap moved to the cap",
     ),
     "smpte_tempo": (
-        "1 tempo change was ignored: the file counts time in SMPTE frames, not beats",
-        "{n} tempo changes were ignored: the file counts time in SMPTE frames, not beats",
+        "1 tempo change was ignored: the file counts time in video frames, not beats",
+        "{n} tempo changes were ignored: the file counts time in video frames, not beats",
+        "set_tempo in a file with SMPTE division",
     ),
     # notices (things the song model does not keep)
     "sysex": (
         "1 system-exclusive packet that is not one whole message (split, or an F7 escape) was left out",
         "{n} system-exclusive packets that are not whole messages (split, or F7 escapes) were left out",
+        "F7 escape, split sysex or sysex with a byte above 0x7F",
     ),
     "other_meta": (
         "1 other meta event (port, sequencer data...) was left out",
         "{n} other meta events (port, sequencer data...) were left out",
+        "sequencer-specific, SMPTE offset, channel/port prefix or unknown meta events",
     ),
 }
 
 
-class _Report:
-    """Counts repairs by kind and keeps one-off sentences, in the order they first happened."""
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 note"``, ``"3 notes"``, ``"1,200 notes"``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
-    def __init__(self) -> None:
+
+def _was(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
+class _Report:
+    """Counts repairs by kind and keeps one-off sentences, in the order they first happened.
+
+    A report made with ``locate=True`` keeps where each kind first happened: the file's track
+    (``track``, 1-based) and tick (``pos``) current at the first count, set by the readers as they
+    go; :meth:`sentences` names it as a bar ("(the first in track 2, bar 14)").
+    """
+
+    def __init__(self, *, locate: bool = False) -> None:
         self._items: dict[str, int | str] = {}
+        self._where: dict[str, tuple[int | None, int]] = {}
         self._ignored: frozenset[str] = frozenset()
+        self.locate = locate
+        self.track: int | None = None
+        self.pos: int | None = None
 
     def ignoring(self, *keys: str) -> _Report:
         """A view of this report that drops counts of ``keys`` (and keeps everything else)."""
-        view = _Report()
+        view = _Report(locate=self.locate)
         view._items = self._items
+        view._where = self._where
         view._ignored = frozenset(keys)
+        view.track = self.track
         return view
 
     def count(self, key: str, n: int = 1) -> None:
         if n and key not in self._ignored:
             self._items[key] = int(self._items.get(key, 0)) + n
+            if self.locate and self.pos is not None and key not in self._where:
+                self._where[key] = (self.track, self.pos)
 
     def say(self, sentence: str) -> None:
         self._items[sentence] = sentence
 
-    def sentences(self) -> list[str]:
+    def sentences(self, song: Song | None = None) -> list[str]:
+        """The report's sentences; with ``song``, a located kind names its first bar."""
         out = []
         for key, value in self._items.items():
             if isinstance(value, str):
                 out.append(value)
-            else:
-                one, many = _TEMPLATES[key]
-                out.append(one if value == 1 else many.format(n=f"{value:,}"))
+                continue
+            one, many, technical = _TEMPLATES[key]
+            text = (one if value == 1 else many).format(n=f"{value:,}", cap=f"{MAX_MESSAGE_BYTES:,}")
+            where = self._where.get(key)
+            if where is not None and song is not None:
+                track, tick = where
+                place = (f"track {track}, " if track is not None else "") + f"bar {bar_at(song, tick):,}"
+                text += f" ({place})" if value == 1 else f" (the first in {place})"
+            logger.debug(
+                "MIDI import detail: %s x%d (first at file track %s, tick %s)",
+                technical,
+                value,
+                *(where or (None, None)),
+            )
+            out.append(text)
         return out
 
 
@@ -309,6 +392,10 @@ def _looks_like_chunk_id(b: bytes) -> bool:
 
 
 def _refuse_not_midi(data: bytes) -> MidiImportError:
+    if data.startswith(b"SMF2CLIP"):
+        return MidiImportError("this is a MIDI 2.0 clip file, which musicgen cannot read yet")
+    if data.startswith(b"SMF2CON1"):
+        return MidiImportError("this is a MIDI 2.0 container file, which musicgen cannot read yet")
     head = data[:512]
     try:
         text = head.decode("utf-8")
@@ -316,7 +403,7 @@ def _refuse_not_midi(data: bytes) -> MidiImportError:
         text = ""
     if text and sum(c.isprintable() or c.isspace() for c in text) >= 0.95 * len(text):
         return MidiImportError("this is a text file, not a MIDI file")
-    return MidiImportError("this is not a MIDI file (it does not start with the 'MThd' header)")
+    return MidiImportError("this is not a MIDI file (it does not start as one)")
 
 
 def _unwrap_riff(data: bytes, notices: _Report) -> bytes:
@@ -354,7 +441,7 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
     if start < 0:
         raise _refuse_not_midi(data)
     if start > 0:
-        fix.say(f"{start:,} bytes before the MIDI header were skipped")
+        fix.say(f"{_plural(start, 'byte')} of other data before the music {_was(start)} skipped")
     data = data[start:]
     n = len(data)
     if n < 14:
@@ -365,7 +452,8 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
     if hlen != 6 and not (
         hlen > 6 and body <= n and (body == n or _looks_like_chunk_id(data[body : body + 4]))
     ):
-        fix.say(f"the header's length was wrong ({hlen:,} bytes instead of 6)")
+        fix.say("the file's header had a wrong length; it was read as usual")
+        logger.debug("MIDI import detail: MThd length %d instead of 6", hlen)
         body = 14
     tracks: list[bytes] = []
     cut_short: set[int] = set()
@@ -375,10 +463,10 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
         chunks += 1
         if len(tracks) > MAX_TRACKS or chunks > MAX_CHUNKS:
             raise MidiImportError(
-                f"the file holds more than {MAX_TRACKS:,} tracks or {MAX_CHUNKS:,} chunks (is it damaged?)"
+                f"the file holds more than {MAX_TRACKS:,} tracks or {MAX_CHUNKS:,} blocks (is it damaged?)"
             )
         if n - pos < 8:
-            fix.say(f"{n - pos} stray bytes at the end of the file were ignored")
+            fix.say(f"{_plural(n - pos, 'stray byte')} at the end of the file {_was(n - pos)} ignored")
             break
         cid = data[pos : pos + 4]
         (clen,) = struct.unpack(">I", data[pos + 4 : pos + 8])
@@ -396,11 +484,14 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
                 continue
             nxt = data.find(b"MTrk", begin)
             if nxt >= 0:
-                fix.say(f"track {number}'s length was wrong ({clen:,} bytes declared, {nxt - begin:,} found)")
+                fix.say(f"track {number}'s recorded length was wrong; it was read up to the next track")
+                logger.debug(
+                    "MIDI import detail: MTrk %d declares %d bytes, %d found", number, clen, nxt - begin
+                )
                 tracks.append(data[begin:nxt])
                 pos = nxt
             elif end > n:
-                fix.say(f"track {number} is cut short (the file ends inside it)")
+                fix.say(f"track {number} is cut short: the file ends inside it")
                 cut_short.add(len(tracks))
                 tracks.append(data[begin:])
                 pos = n
@@ -414,23 +505,31 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
                 continue
             nxt = data.find(b"MTrk", begin)
             if nxt < 0:
-                fix.say(f"{n - pos:,} bytes of an unreadable chunk at the end of the file were ignored")
+                fix.say(
+                    f"{_plural(n - pos, 'byte')} of unreadable data at the end of the file "
+                    f"{_was(n - pos)} ignored"
+                )
                 break
-            fix.say(f"a chunk with a wrong length was skipped ({nxt - pos:,} bytes)")
+            fix.say(f"a damaged block of {_plural(nxt - pos, 'byte')} was skipped")
             pos = nxt
         else:
             nxt = data.find(b"MTrk", pos)
             if nxt < 0:
-                fix.say(f"{n - pos:,} unreadable bytes at the end of the file were ignored")
+                fix.say(
+                    f"{_plural(n - pos, 'unreadable byte')} at the end of the file {_was(n - pos)} ignored"
+                )
                 break
-            fix.say(f"{nxt - pos:,} unreadable bytes between chunks were skipped")
+            fix.say(f"{_plural(nxt - pos, 'unreadable byte')} between tracks {_was(nxt - pos)} skipped")
             pos = nxt
     if not tracks:
         if ntrks == 0:
             raise MidiImportError("the file holds no tracks (nothing to import)")
         raise MidiImportError(f"the file announces {ntrks} tracks but holds none (it is damaged)")
     if ntrks != len(tracks):
-        fix.say(f"the header announces {ntrks} tracks but the file holds {len(tracks)}; read those")
+        fix.say(
+            f"the file says it holds {_plural(ntrks, 'track')} but holds {len(tracks):,}; "
+            f"{'it was' if len(tracks) == 1 else 'all were'} read"
+        )
     return _Container(fmt, ntrks, division, tracks, cut_short)
 
 
@@ -480,12 +579,14 @@ def _events_from_mido(chunk: bytes) -> list[_Event] | None:
 
 # -- events: tolerant reader --------------------------------------------------------------------
 def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
-    """Read a track's events whatever the damage, counting every repair in ``fix``."""
+    """Read a track's events whatever the damage, counting every repair in ``fix`` (at the tick
+    where it happened: ``fix.pos``)."""
     out: list[_Event] = []
     append = out.append
     data = chunk
     n = len(data)
     pos = 0
+    tick = fix.pos = 0
     running = 0
     after_sysex = False
     pending = 0  # delta time carried over skipped events
@@ -507,6 +608,8 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             return out
         if pos - start > 4:
             fix.count("long_vlq")
+        tick += delta  # (before adding the delta carried over skipped events: counted already)
+        fix.pos = tick
         delta += pending
         pending = 0
         if pos >= n:
@@ -709,6 +812,7 @@ def _build_song(
     conductor_ends: list[int] = []  # end-of-track ticks of MIDI tracks that make no song track
     for index, events in enumerate(tracks):
         first_new = len(song.tracks)
+        fix.track = index + 1
         tick = offset
         name: str | None = None
         kept: list[MetaEvent] = []
@@ -726,6 +830,7 @@ def _build_song(
                 if stack is None:
                     open_notes[key] = [(tick, ev[3])]
                 elif stack and stack[-1][0] == tick:
+                    fix.pos = tick
                     fix.count("duplicate")
                     absorb[key] = absorb.get(key, 0) + 1
                 else:
@@ -743,10 +848,12 @@ def _build_song(
                 elif absorb.get(key):
                     absorb[key] -= 1
                 else:
+                    fix.pos = tick
                     fix.count("orphan_off")
             elif status == 0xFF:
                 msg = ev[2]
                 t = msg.type
+                fix.pos = tick
                 if t == "set_tempo":
                     if timing.smpte_tempo_us is not None:
                         fix.count("smpte_tempo")
@@ -796,6 +903,7 @@ def _build_song(
                     acc.controls.append(ControlEvent(tick, "polytouch", ev[2], ev[3], ch))
         end = tick
         unclosed = 0
+        fix.pos = min((stack[0][0] for stack in open_notes.values() if stack), default=None)
         for key, stack in open_notes.items():
             ch, pitch = key >> 7, key & 0x7F
             for start, velocity in stack:
@@ -852,6 +960,7 @@ def _build_song(
             conductor_ends.append(end)
         if fmt == 2:
             offset = end
+    fix.track = None
     if fmt == 2 and len(tracks) > 1:
         notices.say(f"format 2 file: its {len(tracks)} patterns were placed one after another")
     song.tempos = _last_per_tick(tempos, fix, "dup_tempo")
@@ -883,7 +992,10 @@ def _last_per_tick(items: list, fix: _Report, key: str) -> list:
     conflicts = 0
     for item in sorted(items, key=lambda e: e.tick):  # stable: file order within a tick
         previous = by_tick.get(item.tick)
-        conflicts += previous is not None and previous != item
+        if previous is not None and previous != item:
+            if not conflicts:
+                fix.pos = item.tick
+            conflicts += 1
         by_tick[item.tick] = item
     fix.count(key, conflicts)
     return list(by_tick.values())
@@ -963,6 +1075,7 @@ def _apply_length_cap(song: Song, fix: _Report) -> None:
         kept = [e for e in items if e.tick <= cutoff]
         dropped += len(items) - len(kept)
         setattr(song, attr, kept)
+    fix.pos = cutoff
     silences = 0
     for holder, last in [(t, _own_last(t)) for t in song.tracks] + [(song, _conductor_last(song))]:
         if holder.end_of_track is not None and holder.end_of_track > cutoff:
@@ -985,14 +1098,19 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
             raise _over_cap(len(data), MAX_FILE_BYTES, MidiImportError, "MIDI file")
     else:
         data = read_file_capped(Path(source), MAX_FILE_BYTES, MidiImportError, "MIDI file")
-    fix, notices = _Report(), _Report()
+    fix, notices = _Report(locate=True), _Report()
     container = _split_chunks(data, fix, notices)
     fmt = container.fmt
     if fmt > 2:
-        fix.say(f"the header declares format {fmt}, which does not exist; read as format 1")
+        fix.say(
+            f"the file declares format {fmt}, which does not exist; read as a multi-track file (format 1)"
+        )
         fmt = 1
     elif fmt == 0 and len(container.tracks) > 1:
-        fix.say(f"a format-0 file should hold one track but holds {len(container.tracks)}; read as format 1")
+        fix.say(
+            f"a format-0 file should hold one track but holds {len(container.tracks):,}; "
+            "read as a multi-track file (format 1)"
+        )
         fmt = 1
     timing = _timing(container.division, fix, notices)
     tracks: list[list[_Event]] = []
@@ -1008,6 +1126,7 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
         ):
             events = _events_from_mido(chunk)
         if events is None:
+            fix.track = index + 1
             # in a track the file ends inside (already said), a missing end is no news
             track_fix = fix.ignoring("no_eot", "truncated_event") if index in container.cut_short else fix
             events = _events_tolerant(chunk, track_fix, budget)
@@ -1016,7 +1135,7 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
             raise _too_many_events()
         tracks.append(events)
     song = _build_song(tracks, fmt, timing, fix, notices)
-    result = ImportResult(song, fix.sentences(), notices.sentences(), container.fmt)
+    result = ImportResult(song, fix.sentences(song), notices.sentences(), container.fmt)
     for line in result.repairs:
         logger.info("MIDI import repair: %s", line)
     return result
@@ -1249,11 +1368,6 @@ def bar_at(song: Song, tick: int) -> int:
             return bar + max(0, tick - ts.tick) // length
         bar += -(-(end - ts.tick) // length)  # a bar cut short by the next meter still counts
     return bar
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    """``"1 note"``, ``"3 notes"``, ``"1,200 notes"``."""
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _check_text(data: bytes, what: str) -> None:
