@@ -810,6 +810,8 @@ def _build_song(
     offset = 0
     meta_only: list[Track] = []
     conductor_ends: list[int] = []  # end-of-track ticks of MIDI tracks that make no song track
+    meters_by_track: dict[int, list[TimeSignature]] = {}  # file track number -> its meters
+    keys_by_track: dict[int, list[KeySignature]] = {}
     for index, events in enumerate(tracks):
         first_new = len(song.tracks)
         fix.track = index + 1
@@ -867,8 +869,10 @@ def _build_song(
                         fix.count("bad_meter")
                     else:
                         meters.append(TimeSignature(tick, msg.numerator, msg.denominator))
+                        meters_by_track.setdefault(index + 1, []).append(meters[-1])
                 elif t == "key_signature":
                     keys.append(KeySignature(tick, msg.key))
+                    keys_by_track.setdefault(index + 1, []).append(keys[-1])
                 elif t == "marker":
                     song.markers.append(Marker(tick, _text(msg.text)))
                 elif t == "track_name" and name is None:
@@ -968,6 +972,8 @@ def _build_song(
         song.tempos = [TempoChange(0, timing.smpte_tempo_us)]
     song.time_signatures = _last_per_tick(meters, fix, "dup_meter")
     song.key_signatures = _last_per_tick(keys, fix, "dup_key")
+    _report_disagreement(song, meters_by_track, "meter", "time signatures", fix)
+    _report_disagreement(song, keys_by_track, "key", "key signatures", fix)
     song.markers.sort(key=lambda m: m.tick)
     if conductor_ends and max(conductor_ends) > _conductor_last(song):
         song.end_of_track = max(conductor_ends)
@@ -981,6 +987,26 @@ def _build_song(
         for track in meta_only:
             track.channel = free
     return song
+
+
+def _report_disagreement(
+    song: Song, by_track: dict[int, list[Any]], what: str, events: str, fix: _Report
+) -> None:
+    """Say so when tracks carry different meter (or key) maps, which import merges into one."""
+    if len(by_track) < 2:
+        return
+    maps = {number: sorted(set(items)) for number, items in by_track.items()}
+    first, *others = sorted(maps)
+    differing = [n for n in others if maps[n] != maps[first]]
+    if not differing:
+        return  # the same map in every track (music21 writes one into each): nothing to say
+    tick = min(min(e.tick for e in set(maps[first]).symmetric_difference(maps[n])) for n in differing)
+    numbers = [first, *differing]
+    names = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
+    fix.say(
+        f"tracks {names} disagree about the {what} from bar {bar_at(song, tick):,}; their {events} "
+        f"were merged into one {what} for the whole song"
+    )
 
 
 def _last_per_tick(items: list, fix: _Report, key: str) -> list:

@@ -95,3 +95,40 @@ def test_a_silence_past_four_hours_is_cut_there_as_a_repair(tmp_path: Path) -> N
     song = result.song
     assert song.tick_to_seconds(song.length_ticks) == pytest.approx(4 * 3600)
     assert read_midi(midi_bytes(song)).song == song
+
+
+def _meter_track(*meters: tuple[int, int, int], notes: bool = False) -> mido.MidiTrack:
+    track = mido.MidiTrack()
+    last = 0
+    for tick, num, den in meters:
+        track.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=tick - last))
+        last = tick
+    if notes:
+        track.append(mido.Message("note_on", note=60, velocity=90, time=0))
+        track.append(mido.Message("note_off", note=60, time=480))
+    return track
+
+
+def test_tracks_that_disagree_about_the_meter_are_reported(tmp_path: Path) -> None:
+    mf = mido.MidiFile(type=1, ticks_per_beat=480)
+    mf.tracks.append(_meter_track((0, 4, 4), (3 * 1920, 3, 4)))  # 3/4 from bar 4
+    mf.tracks.append(_meter_track((0, 4, 4), (2 * 1920, 2, 4), notes=True))  # 2/4 from bar 3
+    mf.save(tmp_path / "a.mid")
+    result = read_midi(tmp_path / "a.mid")
+    assert result.repairs == [
+        "tracks 1 and 2 disagree about the meter from bar 3; their time signatures were merged into one "
+        "meter for the whole song"
+    ]
+    assert [(t.tick, t.numerator) for t in result.song.time_signatures] == [(0, 4), (3840, 2), (5760, 3)]
+    # the merged map is one map now: it exports and reads back without a word
+    again = read_midi(midi_bytes(result.song))
+    assert again.repairs == [] and again.song == result.song
+
+
+def test_the_same_meter_in_every_track_is_no_news(tmp_path: Path) -> None:
+    mf = mido.MidiFile(type=1, ticks_per_beat=480)
+    mf.tracks.append(_meter_track((0, 3, 4)))
+    mf.tracks.append(_meter_track((0, 3, 4), notes=True))
+    mf.tracks.append(_meter_track((0, 3, 4), notes=True))
+    mf.save(tmp_path / "a.mid")
+    assert read_midi(tmp_path / "a.mid").repairs == []
