@@ -36,9 +36,14 @@ Import (:func:`read_midi`) works in three layers:
    decodes it as latin-1, which maps every byte to one character, so encoding back as latin-1
    gives the file's bytes exactly, whatever encoding the file used.
 
-Every repair becomes one sentence in :attr:`ImportResult.repairs` ("2 notes had no note-off and
-were closed at the end of their tracks"); what the song model cannot hold (sequencer-specific
-data, SMPTE offsets, port and channel prefixes, split or escaped system exclusive) is listed in
+Every repair becomes one sentence in :attr:`ImportResult.repairs`, in a musician's words, with
+where it first happened ("2 notes had no end and were stopped at the end of their tracks (the
+first in track 2, bar 14)"; the technical detail goes to the debug log, ``--verbose``); tracks
+that disagree about the meter or key are merged into one map, and that is said too. Each track's
+end-of-track time (trailing silence) is kept in :attr:`Track.end_of_track` /
+:attr:`Song.end_of_track` when it lies after the track's last event; what the song model cannot
+hold (sequencer-specific data, SMPTE offsets, port and channel prefixes, split or escaped system
+exclusive) is listed in
 :attr:`ImportResult.notices`. Anything that cannot be salvaged raises
 :class:`~musicgen_app.errors.MidiImportError` with a message a musician understands.
 
@@ -60,8 +65,11 @@ with its name, program change and events, all on the track's channel (10 for dru
 equal ticks kept meta and system-exclusive events come first (in their own order; a GM reset
 before the program change), then note-offs, control changes and note-ons, so import -> export ->
 import gives the same song. A track with only meta events (no notes, no controls, program 0, not
-drums) is written without a program change, so that a lyrics track changes no instrument. The
-loop region lives only in project files.
+drums) is written without a program change, so that a lyrics track changes no instrument. Each
+track ends at its kept end-of-track time. Export refuses (:class:`MidiExportError`, one message
+naming the problem) whatever the reader would refuse, cut or drop (the caps below, shared by
+both), and writes a too-long text or lyric event as several. The loop region lives only in
+project files.
 """
 
 from __future__ import annotations
