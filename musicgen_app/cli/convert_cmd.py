@@ -28,24 +28,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def convert(src: str | Path, dst: str | Path) -> list[str]:
-    """Convert ``src`` to ``dst`` by their extensions; returns the repairs made while reading."""
+def convert(src: str | Path, dst: str | Path) -> tuple[list[str], list[str]]:
+    """Convert ``src`` to ``dst`` by their extensions.
+
+    Returns the repairs made while reading and the notes of the export (what a MIDI file holds
+    differently without loss, e.g. a long lyric in pieces). A song whose MIDI file musicgen could
+    not read back is refused with MidiExportError before anything is written.
+    """
     dst = Path(dst)
     if not (is_midi_path(dst) or is_project_path(dst)):
         raise MusicgenError(f"cannot tell what to write from '{dst.name}': name it .mid or .mgproj")
     loaded = load_any(src)
+    notes: list[str] = []
     if is_midi_path(dst):
-        write_midi(loaded.song, dst)
+        notes = write_midi(loaded.song, dst)
     else:
         save_project(Project(loaded.song, loaded.state), dst)
-    return loaded.repairs
+    return loaded.repairs, notes
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert, then report the repairs on stderr and a one-line summary on stdout."""
-    repairs = convert(args.input, args.output)
+    """Convert, then report the repairs and export notes on stderr and a one-line summary on stdout."""
+    repairs, notes = convert(args.input, args.output)
     for line in repairs:
         print(f"repair: {line}", file=sys.stderr)
+    for line in notes:
+        print(f"note: {line}", file=sys.stderr)
     n = len(repairs)
     made = f" ({n} repair{'' if n == 1 else 's'} made while reading)" if n else ""
     print(f"wrote {args.output}{made}")

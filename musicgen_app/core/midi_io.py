@@ -36,9 +36,14 @@ Import (:func:`read_midi`) works in three layers:
    decodes it as latin-1, which maps every byte to one character, so encoding back as latin-1
    gives the file's bytes exactly, whatever encoding the file used.
 
-Every repair becomes one sentence in :attr:`ImportResult.repairs` ("2 notes had no note-off and
-were closed at the end of their tracks"); what the song model cannot hold (sequencer-specific
-data, SMPTE offsets, port and channel prefixes, split or escaped system exclusive) is listed in
+Every repair becomes one sentence in :attr:`ImportResult.repairs`, in a musician's words, with
+where it first happened ("2 notes had no end and were stopped at the end of their tracks (the
+first in track 2, bar 14)"; the technical detail goes to the debug log, ``--verbose``); tracks
+that disagree about the meter or key are merged into one map, and that is said too. Each track's
+end-of-track time (trailing silence) is kept in :attr:`Track.end_of_track` /
+:attr:`Song.end_of_track` when it lies after the track's last event; what the song model cannot
+hold (sequencer-specific data, SMPTE offsets, port and channel prefixes, split or escaped system
+exclusive) is listed in
 :attr:`ImportResult.notices`. Anything that cannot be salvaged raises
 :class:`~musicgen_app.errors.MidiImportError` with a message a musician understands.
 
@@ -60,8 +65,11 @@ with its name, program change and events, all on the track's channel (10 for dru
 equal ticks kept meta and system-exclusive events come first (in their own order; a GM reset
 before the program change), then note-offs, control changes and note-ons, so import -> export ->
 import gives the same song. A track with only meta events (no notes, no controls, program 0, not
-drums) is written without a program change, so that a lyrics track changes no instrument. The
-loop region lives only in project files.
+drums) is written without a program change, so that a lyrics track changes no instrument. Each
+track ends at its kept end-of-track time. Export refuses (:class:`MidiExportError`, one message
+naming the problem) whatever the reader would refuse, cut or drop (the caps below, shared by
+both), and writes a too-long text or lyric event as several. The loop region lives only in
+project files.
 """
 
 from __future__ import annotations
@@ -98,15 +106,22 @@ from musicgen_app.errors import MidiExportError, MidiImportError
 
 logger = logging.getLogger(__name__)
 
+# -- caps: what the reader accepts is what the writer may write (one place for both) ------------
+# The reader refuses or cuts what lies beyond these; export (:func:`_check_song`) refuses it, or
+# splits it where that loses nothing (a long lyric becomes several lyric events), so that every
+# file we write reads back as the same song.
 MAX_FILE_BYTES = 32 * 1024 * 1024
-MAX_EVENTS = 4_000_000
-MAX_MESSAGE_BYTES = 1_000_000
+MAX_EVENTS = 4_000_000  # in all tracks together, end-of-track marks and names included
+MAX_MESSAGE_BYTES = 1_000_000  # the payload of one meta or system-exclusive event
 MAX_SONG_SECONDS = 4 * 3600
 MAX_TICK = 0x0FFFFFFF  # the largest delta time a MIDI file can hold
+MAX_TRACKS = 65_535  # the most a MIDI header can announce (the conductor track included)
+MAX_CHUNKS = 100_000
+MAX_METER_NUMERATOR = 255  # one byte in the file
+MAX_METER_DENOMINATOR = 128  # a power of two; larger ones are read as damage
+MAX_TEMPO_US = 0xFFFFFF  # three bytes of microseconds per quarter note (0 is read as damage)
 MIDO_MAX_TRACK_BYTES = 64 * 1024
 MIDO_MAX_TOTAL_BYTES = 512 * 1024  # beyond this much track data, every track goes to our reader
-MAX_TRACKS = 65_535  # the most a MIDI header can announce
-MAX_CHUNKS = 100_000
 MIDI_EXTENSIONS = (".mid", ".midi", ".smf", ".kar", ".rmi")
 
 # Errors mido raises on damaged track data (read_track, read_message, meta decoders).
@@ -143,133 +158,220 @@ _Event = tuple
 
 
 # -- reports ------------------------------------------------------------------------------------
-_TEMPLATES: dict[str, tuple[str, str]] = {
+# key -> (one, many, technical): the sentences speak to a musician; the technical detail (status
+# bytes, chunks) goes to the debug log (`musicgen --verbose`).
+_TEMPLATES: dict[str, tuple[str, str, str]] = {
     "no_note_off": (
-        "1 note had no note-off and was closed at the end of its track",
-        "{n} notes had no note-off and were closed at the end of their tracks",
+        "1 note had no end and was stopped at the end of its track",
+        "{n} notes had no end and were stopped at the end of their tracks",
+        "note-on without a note-off",
     ),
     "orphan_off": (
-        "1 note-off without a matching note-on was ignored",
-        "{n} note-offs without a matching note-on were ignored",
+        "1 note end without a started note was ignored",
+        "{n} note ends without a started note were ignored",
+        "note-off without a matching note-on",
     ),
     "duplicate": (
         "1 duplicate note (the same key struck twice at the same moment) was merged",
         "{n} duplicate notes (the same key struck twice at the same moment) were merged",
+        "two note-ons of one key at one tick",
     ),
-    "clamped": ("1 data byte above 127 was clamped to 127", "{n} data bytes above 127 were clamped to 127"),
+    "clamped": (
+        "1 value above 127 (the MIDI maximum) was set to 127",
+        "{n} values above 127 (the MIDI maximum) were set to 127",
+        "data byte above 0x7F clamped",
+    ),
     "stray_data": (
-        "1 data byte without a status byte was skipped",
-        "{n} data bytes without a status byte were skipped",
+        "1 damaged byte was skipped",
+        "{n} damaged bytes were skipped",
+        "data bytes without a status byte (no running status)",
     ),
     "undefined_status": (
-        "1 byte with an undefined status (0xF4, 0xF5, 0xF9 or 0xFD) was skipped",
-        "{n} bytes with an undefined status (0xF4, 0xF5, 0xF9 or 0xFD) were skipped",
+        "1 unknown command byte was skipped",
+        "{n} unknown command bytes were skipped",
+        "undefined status byte 0xF4, 0xF5, 0xF9 or 0xFD",
     ),
     "system_msg": (
-        "1 system real-time or common message (not allowed in MIDI files) was ignored",
-        "{n} system real-time or common messages (not allowed in MIDI files) were ignored",
+        "1 live-performance message (clock, start, stop...), which does not belong in a file, was ignored",
+        "{n} live-performance messages (clock, start, stop...), which do not belong in a file, were ignored",
+        "system real-time or common message in a track",
     ),
     "long_vlq": (
-        "1 time or length value was longer than the 4 bytes MIDI allows",
-        "{n} time or length values were longer than the 4 bytes MIDI allows",
+        "1 time value was written in a longer form than MIDI allows; it was read as written",
+        "{n} time values were written in a longer form than MIDI allows; they were read as written",
+        "variable-length quantity of more than 4 bytes",
     ),
     "rs_after_sysex": (
-        "1 event used running status after a system-exclusive message and was read with the earlier status",
-        "{n} events used running status after a system-exclusive message and were read with the "
-        "earlier status",
+        "1 event after a system-exclusive message lacked its own command and was read with the one before",
+        "{n} events after system-exclusive messages lacked their own command and were read with the one "
+        "before",
+        "running status after a system-exclusive message",
     ),
     "bad_tempo": (
-        "1 tempo change of 0 or with a wrong length was ignored",
-        "{n} tempo changes of 0 or with a wrong length were ignored",
+        "1 damaged tempo change was ignored",
+        "{n} damaged tempo changes were ignored",
+        "set_tempo of 0 or with a wrong length",
     ),
-    "bad_meter": ("1 damaged time signature was ignored", "{n} damaged time signatures were ignored"),
-    "bad_key": ("1 damaged key signature was ignored", "{n} damaged key signatures were ignored"),
-    "bad_meta": ("1 damaged meta event was ignored", "{n} damaged meta events were ignored"),
-    "no_eot": ("1 track had no end-of-track mark", "{n} tracks had no end-of-track mark"),
+    "bad_meter": (
+        "1 damaged time signature was ignored",
+        "{n} damaged time signatures were ignored",
+        "time_signature meta event with numerator 0, a denominator over 2^7 or a wrong length",
+    ),
+    "bad_key": (
+        "1 damaged key signature was ignored",
+        "{n} damaged key signatures were ignored",
+        "key_signature meta event mido cannot decode",
+    ),
+    "bad_meta": (
+        "1 damaged text or information event was ignored",
+        "{n} damaged text or information events were ignored",
+        "meta event mido cannot decode",
+    ),
+    "no_eot": (
+        "1 track had no end mark; it was read to the end of its data",
+        "{n} tracks had no end mark; they were read to the end of their data",
+        "MTrk without an end-of-track meta event",
+    ),
     "after_eot": (
-        "1 track had data after its end-of-track mark; the data was ignored",
-        "{n} tracks had data after their end-of-track mark; the data was ignored",
+        "1 track had data after its end mark; the data was ignored",
+        "{n} tracks had data after their end mark; the data was ignored",
+        "bytes after the end-of-track meta event",
     ),
     "truncated_event": (
         "1 track ended in the middle of an event; the incomplete event was dropped",
         "{n} tracks ended in the middle of an event; the incomplete events were dropped",
+        "MTrk data ends inside an event",
     ),
     "bad_vlq": (
-        "1 track held a time or length value longer than 8 bytes (garbage); the rest of it was dropped",
-        "{n} tracks held a time or length value longer than 8 bytes (garbage); the rest of each was dropped",
+        "1 track held a garbled time value; the rest of the track was dropped",
+        "{n} tracks held a garbled time value; the rest of each was dropped",
+        "variable-length quantity longer than 8 bytes",
     ),
     "long_message": (
-        "1 track held a message longer than 1,000,000 bytes; the track was read up to it",
-        "{n} tracks held a message longer than 1,000,000 bytes; the tracks were read up to it",
+        "1 track held an event longer than {cap} bytes; the track was read up to it",
+        "{n} tracks held an event longer than {cap} bytes; the tracks were read up to it",
+        "meta or sysex payload over MAX_MESSAGE_BYTES",
     ),
-    "unknown_chunk": ("1 unknown chunk was skipped", "{n} unknown chunks were skipped"),
+    "unknown_chunk": (
+        "1 block of unknown data was skipped",
+        "{n} blocks of unknown data were skipped",
+        "chunk with an id other than MTrk",
+    ),
     "dup_tempo": (
         "1 tempo change contradicted another at the same moment; the later one was kept",
         "{n} tempo changes contradicted others at the same moment; the later ones were kept",
+        "two set_tempo values at one tick",
     ),
     "dup_meter": (
         "1 time signature contradicted another at the same moment; the later one was kept",
         "{n} time signatures contradicted others at the same moment; the later ones were kept",
+        "two time_signature values at one tick",
     ),
     "dup_key": (
         "1 key signature contradicted another at the same moment; the later one was kept",
         "{n} key signatures contradicted others at the same moment; the later ones were kept",
+        "two key_signature values at one tick",
     ),
     "beyond_cap": (
-        "1 event lying more than 4 hours into the song, or beyond the last tick a MIDI file can "
-        "hold (a corrupt time value?), was dropped",
-        "{n} events lying more than 4 hours into the song, or beyond the last tick a MIDI file can "
-        "hold (a corrupt time value?), were dropped",
+        "1 event lying more than 4 hours into the song, or beyond the last moment a MIDI file can "
+        "hold (a damaged time value?), was dropped",
+        "{n} events lying more than 4 hours into the song, or beyond the last moment a MIDI file can "
+        "hold (a damaged time value?), were dropped",
+        "events after MAX_SONG_SECONDS or tick 0x0FFFFFFF",
     ),
     "cut_at_cap": (
         "1 note still sounding at that limit was cut there",
         "{n} notes still sounding at that limit were cut there",
+        "note-offs moved to the cap",
+    ),
+    "long_silence": (
+        "the silence at the end of 1 track ran past 4 hours and was cut there",
+        "the silence at the end of {n} tracks ran past 4 hours and was cut there",
+        "end-of-track after the cap moved to the cap",
     ),
     "smpte_tempo": (
-        "1 tempo change was ignored: the file counts time in SMPTE frames, not beats",
-        "{n} tempo changes were ignored: the file counts time in SMPTE frames, not beats",
+        "1 tempo change was ignored: the file counts time in video frames, not beats",
+        "{n} tempo changes were ignored: the file counts time in video frames, not beats",
+        "set_tempo in a file with SMPTE division",
     ),
     # notices (things the song model does not keep)
     "sysex": (
         "1 system-exclusive packet that is not one whole message (split, or an F7 escape) was left out",
         "{n} system-exclusive packets that are not whole messages (split, or F7 escapes) were left out",
+        "F7 escape, split sysex or sysex with a byte above 0x7F",
     ),
     "other_meta": (
         "1 other meta event (port, sequencer data...) was left out",
         "{n} other meta events (port, sequencer data...) were left out",
+        "sequencer-specific, SMPTE offset, channel/port prefix or unknown meta events",
     ),
 }
 
 
-class _Report:
-    """Counts repairs by kind and keeps one-off sentences, in the order they first happened."""
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 note"``, ``"3 notes"``, ``"1,200 notes"``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
-    def __init__(self) -> None:
+
+def _was(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
+class _Report:
+    """Counts repairs by kind and keeps one-off sentences, in the order they first happened.
+
+    A report made with ``locate=True`` keeps where each kind first happened: the file's track
+    (``track``, 1-based) and tick (``pos``) current at the first count, set by the readers as they
+    go; :meth:`sentences` names it as a bar ("(the first in track 2, bar 14)").
+    """
+
+    def __init__(self, *, locate: bool = False) -> None:
         self._items: dict[str, int | str] = {}
+        self._where: dict[str, tuple[int | None, int]] = {}
         self._ignored: frozenset[str] = frozenset()
+        self.locate = locate
+        self.track: int | None = None
+        self.pos: int | None = None
 
     def ignoring(self, *keys: str) -> _Report:
         """A view of this report that drops counts of ``keys`` (and keeps everything else)."""
-        view = _Report()
+        view = _Report(locate=self.locate)
         view._items = self._items
+        view._where = self._where
         view._ignored = frozenset(keys)
+        view.track = self.track
         return view
 
     def count(self, key: str, n: int = 1) -> None:
         if n and key not in self._ignored:
             self._items[key] = int(self._items.get(key, 0)) + n
+            if self.locate and self.pos is not None and key not in self._where:
+                self._where[key] = (self.track, self.pos)
 
     def say(self, sentence: str) -> None:
         self._items[sentence] = sentence
 
-    def sentences(self) -> list[str]:
+    def sentences(self, song: Song | None = None) -> list[str]:
+        """The report's sentences; with ``song``, a located kind names its first bar."""
         out = []
         for key, value in self._items.items():
             if isinstance(value, str):
                 out.append(value)
-            else:
-                one, many = _TEMPLATES[key]
-                out.append(one if value == 1 else many.format(n=f"{value:,}"))
+                continue
+            one, many, technical = _TEMPLATES[key]
+            text = (one if value == 1 else many).format(n=f"{value:,}", cap=f"{MAX_MESSAGE_BYTES:,}")
+            where = self._where.get(key)
+            if where is not None and song is not None:
+                track, tick = where
+                place = (f"track {track}, " if track is not None else "") + f"bar {bar_at(song, tick):,}"
+                text += f" ({place})" if value == 1 else f" (the first in {place})"
+            logger.debug(
+                "MIDI import detail: %s x%d (first at file track %s, tick %s)",
+                technical,
+                value,
+                *(where or (None, None)),
+            )
+            out.append(text)
         return out
 
 
@@ -294,6 +396,10 @@ def _looks_like_chunk_id(b: bytes) -> bool:
 
 
 def _refuse_not_midi(data: bytes) -> MidiImportError:
+    if data.startswith(b"SMF2CLIP"):
+        return MidiImportError("this is a MIDI 2.0 clip file, which musicgen cannot read yet")
+    if data.startswith(b"SMF2CON1"):
+        return MidiImportError("this is a MIDI 2.0 container file, which musicgen cannot read yet")
     head = data[:512]
     try:
         text = head.decode("utf-8")
@@ -301,7 +407,7 @@ def _refuse_not_midi(data: bytes) -> MidiImportError:
         text = ""
     if text and sum(c.isprintable() or c.isspace() for c in text) >= 0.95 * len(text):
         return MidiImportError("this is a text file, not a MIDI file")
-    return MidiImportError("this is not a MIDI file (it does not start with the 'MThd' header)")
+    return MidiImportError("this is not a MIDI file (it does not start as one)")
 
 
 def _unwrap_riff(data: bytes, notices: _Report) -> bytes:
@@ -339,7 +445,7 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
     if start < 0:
         raise _refuse_not_midi(data)
     if start > 0:
-        fix.say(f"{start:,} bytes before the MIDI header were skipped")
+        fix.say(f"{_plural(start, 'byte')} of other data before the music {_was(start)} skipped")
     data = data[start:]
     n = len(data)
     if n < 14:
@@ -350,7 +456,8 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
     if hlen != 6 and not (
         hlen > 6 and body <= n and (body == n or _looks_like_chunk_id(data[body : body + 4]))
     ):
-        fix.say(f"the header's length was wrong ({hlen:,} bytes instead of 6)")
+        fix.say("the file's header had a wrong length; it was read as usual")
+        logger.debug("MIDI import detail: MThd length %d instead of 6", hlen)
         body = 14
     tracks: list[bytes] = []
     cut_short: set[int] = set()
@@ -360,10 +467,10 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
         chunks += 1
         if len(tracks) > MAX_TRACKS or chunks > MAX_CHUNKS:
             raise MidiImportError(
-                f"the file holds more than {MAX_TRACKS:,} tracks or {MAX_CHUNKS:,} chunks (is it damaged?)"
+                f"the file holds more than {MAX_TRACKS:,} tracks or {MAX_CHUNKS:,} blocks (is it damaged?)"
             )
         if n - pos < 8:
-            fix.say(f"{n - pos} stray bytes at the end of the file were ignored")
+            fix.say(f"{_plural(n - pos, 'stray byte')} at the end of the file {_was(n - pos)} ignored")
             break
         cid = data[pos : pos + 4]
         (clen,) = struct.unpack(">I", data[pos + 4 : pos + 8])
@@ -381,11 +488,14 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
                 continue
             nxt = data.find(b"MTrk", begin)
             if nxt >= 0:
-                fix.say(f"track {number}'s length was wrong ({clen:,} bytes declared, {nxt - begin:,} found)")
+                fix.say(f"track {number}'s recorded length was wrong; it was read up to the next track")
+                logger.debug(
+                    "MIDI import detail: MTrk %d declares %d bytes, %d found", number, clen, nxt - begin
+                )
                 tracks.append(data[begin:nxt])
                 pos = nxt
             elif end > n:
-                fix.say(f"track {number} is cut short (the file ends inside it)")
+                fix.say(f"track {number} is cut short: the file ends inside it")
                 cut_short.add(len(tracks))
                 tracks.append(data[begin:])
                 pos = n
@@ -399,23 +509,31 @@ def _split_chunks(data: bytes, fix: _Report, notices: _Report) -> _Container:
                 continue
             nxt = data.find(b"MTrk", begin)
             if nxt < 0:
-                fix.say(f"{n - pos:,} bytes of an unreadable chunk at the end of the file were ignored")
+                fix.say(
+                    f"{_plural(n - pos, 'byte')} of unreadable data at the end of the file "
+                    f"{_was(n - pos)} ignored"
+                )
                 break
-            fix.say(f"a chunk with a wrong length was skipped ({nxt - pos:,} bytes)")
+            fix.say(f"a damaged block of {_plural(nxt - pos, 'byte')} was skipped")
             pos = nxt
         else:
             nxt = data.find(b"MTrk", pos)
             if nxt < 0:
-                fix.say(f"{n - pos:,} unreadable bytes at the end of the file were ignored")
+                fix.say(
+                    f"{_plural(n - pos, 'unreadable byte')} at the end of the file {_was(n - pos)} ignored"
+                )
                 break
-            fix.say(f"{nxt - pos:,} unreadable bytes between chunks were skipped")
+            fix.say(f"{_plural(nxt - pos, 'unreadable byte')} between tracks {_was(nxt - pos)} skipped")
             pos = nxt
     if not tracks:
         if ntrks == 0:
             raise MidiImportError("the file holds no tracks (nothing to import)")
         raise MidiImportError(f"the file announces {ntrks} tracks but holds none (it is damaged)")
     if ntrks != len(tracks):
-        fix.say(f"the header announces {ntrks} tracks but the file holds {len(tracks)}; read those")
+        fix.say(
+            f"the file says it holds {_plural(ntrks, 'track')} but holds {len(tracks):,}; "
+            f"{'it was' if len(tracks) == 1 else 'all were'} read"
+        )
     return _Container(fmt, ntrks, division, tracks, cut_short)
 
 
@@ -465,12 +583,14 @@ def _events_from_mido(chunk: bytes) -> list[_Event] | None:
 
 # -- events: tolerant reader --------------------------------------------------------------------
 def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
-    """Read a track's events whatever the damage, counting every repair in ``fix``."""
+    """Read a track's events whatever the damage, counting every repair in ``fix`` (at the tick
+    where it happened: ``fix.pos``)."""
     out: list[_Event] = []
     append = out.append
     data = chunk
     n = len(data)
     pos = 0
+    tick = fix.pos = 0
     running = 0
     after_sysex = False
     pending = 0  # delta time carried over skipped events
@@ -492,6 +612,8 @@ def _events_tolerant(chunk: bytes, fix: _Report, budget: int) -> list[_Event]:
             return out
         if pos - start > 4:
             fix.count("long_vlq")
+        tick += delta  # (before adding the delta carried over skipped events: counted already)
+        fix.pos = tick
         delta += pending
         pending = 0
         if pos >= n:
@@ -691,7 +813,12 @@ def _build_song(
     keys: list[KeySignature] = []
     offset = 0
     meta_only: list[Track] = []
+    conductor_ends: list[int] = []  # end-of-track ticks of MIDI tracks that make no song track
+    meters_by_track: dict[int, list[TimeSignature]] = {}  # file track number -> its meters
+    keys_by_track: dict[int, list[KeySignature]] = {}
     for index, events in enumerate(tracks):
+        first_new = len(song.tracks)
+        fix.track = index + 1
         tick = offset
         name: str | None = None
         kept: list[MetaEvent] = []
@@ -709,6 +836,7 @@ def _build_song(
                 if stack is None:
                     open_notes[key] = [(tick, ev[3])]
                 elif stack and stack[-1][0] == tick:
+                    fix.pos = tick
                     fix.count("duplicate")
                     absorb[key] = absorb.get(key, 0) + 1
                 else:
@@ -726,10 +854,12 @@ def _build_song(
                 elif absorb.get(key):
                     absorb[key] -= 1
                 else:
+                    fix.pos = tick
                     fix.count("orphan_off")
             elif status == 0xFF:
                 msg = ev[2]
                 t = msg.type
+                fix.pos = tick
                 if t == "set_tempo":
                     if timing.smpte_tempo_us is not None:
                         fix.count("smpte_tempo")
@@ -739,12 +869,14 @@ def _build_song(
                         tempos.append(TempoChange(tick, msg.tempo))
                         track_tempos_at_start |= tick == offset
                 elif t == "time_signature":
-                    if msg.numerator <= 0 or msg.denominator > 128:
+                    if msg.numerator < 1 or msg.denominator > MAX_METER_DENOMINATOR:
                         fix.count("bad_meter")
                     else:
                         meters.append(TimeSignature(tick, msg.numerator, msg.denominator))
+                        meters_by_track.setdefault(index + 1, []).append(meters[-1])
                 elif t == "key_signature":
                     keys.append(KeySignature(tick, msg.key))
+                    keys_by_track.setdefault(index + 1, []).append(keys[-1])
                 elif t == "marker":
                     song.markers.append(Marker(tick, _text(msg.text)))
                 elif t == "track_name" and name is None:
@@ -779,6 +911,7 @@ def _build_song(
                     acc.controls.append(ControlEvent(tick, "polytouch", ev[2], ev[3], ch))
         end = tick
         unclosed = 0
+        fix.pos = min((stack[0][0] for stack in open_notes.values() if stack), default=None)
         for key, stack in open_notes.items():
             ch, pitch = key >> 7, key & 0x7F
             for start, velocity in stack:
@@ -827,8 +960,15 @@ def _build_song(
             kept = []  # a MIDI track's meta events go to its first song track
         if fmt == 0 and name and not song.title:
             song.title = name
+        made = song.tracks[first_new:]
+        for made_track in made:  # trailing silence after the track's last event is kept
+            if end > _own_last(made_track):
+                made_track.end_of_track = end
+        if not made:
+            conductor_ends.append(end)
         if fmt == 2:
             offset = end
+    fix.track = None
     if fmt == 2 and len(tracks) > 1:
         notices.say(f"format 2 file: its {len(tracks)} patterns were placed one after another")
     song.tempos = _last_per_tick(tempos, fix, "dup_tempo")
@@ -836,7 +976,11 @@ def _build_song(
         song.tempos = [TempoChange(0, timing.smpte_tempo_us)]
     song.time_signatures = _last_per_tick(meters, fix, "dup_meter")
     song.key_signatures = _last_per_tick(keys, fix, "dup_key")
+    _report_disagreement(song, meters_by_track, "meter", "time signatures", fix)
+    _report_disagreement(song, keys_by_track, "key", "key signatures", fix)
     song.markers.sort(key=lambda m: m.tick)
+    if conductor_ends and max(conductor_ends) > _conductor_last(song):
+        song.end_of_track = max(conductor_ends)
     _apply_length_cap(song, fix)
     if meta_only:
         # a channel no track plays on: the program change that playback sends for every track's
@@ -849,6 +993,26 @@ def _build_song(
     return song
 
 
+def _report_disagreement(
+    song: Song, by_track: dict[int, list[Any]], what: str, events: str, fix: _Report
+) -> None:
+    """Say so when tracks carry different meter (or key) maps, which import merges into one."""
+    if len(by_track) < 2:
+        return
+    maps = {number: sorted(set(items)) for number, items in by_track.items()}
+    first, *others = sorted(maps)
+    differing = [n for n in others if maps[n] != maps[first]]
+    if not differing:
+        return  # the same map in every track (music21 writes one into each): nothing to say
+    tick = min(min(e.tick for e in set(maps[first]).symmetric_difference(maps[n])) for n in differing)
+    numbers = [first, *differing]
+    names = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
+    fix.say(
+        f"tracks {names} disagree about the {what} from bar {bar_at(song, tick):,}; their {events} "
+        f"were merged into one {what} for the whole song"
+    )
+
+
 def _last_per_tick(items: list, fix: _Report, key: str) -> list:
     """One event per tick, the last one in file order; conflicting duplicates are counted.
 
@@ -858,14 +1022,39 @@ def _last_per_tick(items: list, fix: _Report, key: str) -> list:
     conflicts = 0
     for item in sorted(items, key=lambda e: e.tick):  # stable: file order within a tick
         previous = by_tick.get(item.tick)
-        conflicts += previous is not None and previous != item
+        if previous is not None and previous != item:
+            if not conflicts:
+                fix.pos = item.tick
+            conflicts += 1
         by_tick[item.tick] = item
     fix.count(key, conflicts)
     return list(by_tick.values())
 
 
+def _own_last(track: Track) -> int:
+    """The latest tick of the track's notes, channel and meta events (what export writes in it)."""
+    return max(
+        track.end_tick,
+        max((c.tick for c in track.controls), default=0),
+        max((m.tick for m in track.meta), default=0),
+    )
+
+
+def _conductor_last(song: Song) -> int:
+    """The latest tick of what export writes in the conductor track."""
+    items: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
+        *song.tempos,
+        *song.time_signatures,
+        *song.key_signatures,
+        *song.markers,
+        *song.meta,
+    ]
+    return max((e.tick for e in items), default=0)
+
+
 def _last_tick(song: Song) -> int:
-    """The latest tick of any note end, channel event, kept meta event, tempo, meter, key or marker."""
+    """The latest tick of any note end, channel event, kept meta event, tempo, meter, key or
+    marker, or track end (:attr:`Song.length_ticks`)."""
     conductor: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
         *song.tempos,
         *song.time_signatures,
@@ -874,16 +1063,23 @@ def _last_tick(song: Song) -> int:
         *song.meta,
     ]
     return max(
-        song.end_tick,
+        song.length_ticks,
         max((c.tick for t in song.tracks for c in t.controls), default=0),
         max((m.tick for t in song.tracks for m in t.meta), default=0),
         max((e.tick for e in conductor), default=0),
     )
 
 
-def _apply_length_cap(song: Song, fix: _Report) -> None:
+def tick_cap(song: Song) -> int:
+    """The last tick of ``song`` a MIDI file may hold for this app: :data:`MAX_SONG_SECONDS` into
+    the song through its tempo map, and never beyond :data:`MAX_TICK` (import drops what lies
+    later; export refuses it)."""
     cutoff = int(TempoMap(song.tempos, song.resolution).seconds_to_tick(MAX_SONG_SECONDS))
-    cutoff = min(cutoff, MAX_TICK)  # so that every delta time of an export fits in 4 bytes
+    return min(cutoff, MAX_TICK)  # so that every delta time of an export fits in 4 bytes
+
+
+def _apply_length_cap(song: Song, fix: _Report) -> None:
+    cutoff = tick_cap(song)
     if _last_tick(song) <= cutoff:
         return
     dropped = cut = 0
@@ -909,8 +1105,15 @@ def _apply_length_cap(song: Song, fix: _Report) -> None:
         kept = [e for e in items if e.tick <= cutoff]
         dropped += len(items) - len(kept)
         setattr(song, attr, kept)
+    fix.pos = cutoff
+    silences = 0
+    for holder, last in [(t, _own_last(t)) for t in song.tracks] + [(song, _conductor_last(song))]:
+        if holder.end_of_track is not None and holder.end_of_track > cutoff:
+            silences += 1
+            holder.end_of_track = cutoff if cutoff > last else None
     fix.count("beyond_cap", dropped)
     fix.count("cut_at_cap", cut)
+    fix.count("long_silence", silences)
 
 
 # -- public: import -------------------------------------------------------------------------------
@@ -925,14 +1128,19 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
             raise _over_cap(len(data), MAX_FILE_BYTES, MidiImportError, "MIDI file")
     else:
         data = read_file_capped(Path(source), MAX_FILE_BYTES, MidiImportError, "MIDI file")
-    fix, notices = _Report(), _Report()
+    fix, notices = _Report(locate=True), _Report()
     container = _split_chunks(data, fix, notices)
     fmt = container.fmt
     if fmt > 2:
-        fix.say(f"the header declares format {fmt}, which does not exist; read as format 1")
+        fix.say(
+            f"the file declares format {fmt}, which does not exist; read as a multi-track file (format 1)"
+        )
         fmt = 1
     elif fmt == 0 and len(container.tracks) > 1:
-        fix.say(f"a format-0 file should hold one track but holds {len(container.tracks)}; read as format 1")
+        fix.say(
+            f"a format-0 file should hold one track but holds {len(container.tracks):,}; "
+            "read as a multi-track file (format 1)"
+        )
         fmt = 1
     timing = _timing(container.division, fix, notices)
     tracks: list[list[_Event]] = []
@@ -948,6 +1156,7 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
         ):
             events = _events_from_mido(chunk)
         if events is None:
+            fix.track = index + 1
             # in a track the file ends inside (already said), a missing end is no news
             track_fix = fix.ignoring("no_eot", "truncated_event") if index in container.cut_short else fix
             events = _events_tolerant(chunk, track_fix, budget)
@@ -956,7 +1165,7 @@ def read_midi(source: str | Path | bytes) -> ImportResult:
             raise _too_many_events()
         tracks.append(events)
     song = _build_song(tracks, fmt, timing, fix, notices)
-    result = ImportResult(song, fix.sentences(), notices.sentences(), container.fmt)
+    result = ImportResult(song, fix.sentences(song), notices.sentences(), container.fmt)
     for line in result.repairs:
         logger.info("MIDI import repair: %s", line)
     return result
@@ -1066,7 +1275,7 @@ def _track_events(track: Track) -> list[tuple[int, int, Any, int]]:
     where = f"track '{track.name or '(unnamed)'}'"
     out: list = []
     i, n = 0, len(events)
-    for m in sorted(track.meta, key=lambda e: e.tick):  # stable: their own order within a tick
+    for m in _written_meta(track.meta):  # stable: their own order within a tick
         msg = _meta_message(m, where)
         while i < n and events[i][0] < m.tick:
             out.append(events[i])
@@ -1083,7 +1292,7 @@ def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage | mido.Mes
         # (a second name among the kept events needs the first one before it, even when empty)
         if song.title or any(m.kind == "track_name" for m in song.meta):
             keyed.append((0, 0, 0, mido.MetaMessage("track_name", name=_encode_text(song.title))))
-        for i, m in enumerate(sorted(song.meta, key=lambda e: e.tick)):
+        for i, m in enumerate(_written_meta(song.meta)):
             keyed.append((m.tick, 1, i, _meta_message(m, "the conductor track")))
         for i, ts in enumerate(song.time_signatures):
             msg = mido.MetaMessage("time_signature", numerator=ts.numerator, denominator=ts.denominator)
@@ -1104,13 +1313,191 @@ def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage | mido.Mes
     return [(e[0], e[3]) for e in keyed]
 
 
+# Kinds of text event that export may write as several events of the same kind at the same tick
+# when one is longer than the reader takes (a long lyric or comment; nothing is lost).
+SPLITTABLE_META = frozenset(("text", "lyrics"))
+_META_WORDS = {
+    "text": "text event",
+    "copyright": "copyright notice",
+    "track_name": "second track name",
+    "instrument_name": "instrument name",
+    "lyrics": "lyric",
+    "cue_marker": "cue",
+    "program_name": "program name",
+    "device_name": "device name",
+    "sysex": "system-exclusive message",
+}
+
+
+def _split_bytes(data: bytes, size: int) -> list[bytes]:
+    """``data`` in pieces of at most ``size`` bytes; UTF-8 text is cut between characters."""
+    utf8 = True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = False
+    pieces = []
+    start = 0
+    while len(data) - start > size:
+        end = start + size
+        if utf8:
+            while end > start + 1 and data[end] & 0xC0 == 0x80:  # inside a character
+                end -= 1
+        pieces.append(data[start:end])
+        start = end
+    pieces.append(data[start:])
+    return pieces
+
+
+def _written_meta(events: list[MetaEvent]) -> list[MetaEvent]:
+    """Kept meta events in the order export writes them (by tick, stable), a too-long event of a
+    :data:`SPLITTABLE_META` kind split into several."""
+    out: list[MetaEvent] = []
+    for m in sorted(events, key=lambda e: e.tick):
+        if m.kind in SPLITTABLE_META and len(m.data) > MAX_MESSAGE_BYTES:
+            out.extend(MetaEvent(m.tick, m.kind, part) for part in _split_bytes(m.data, MAX_MESSAGE_BYTES))
+        else:
+            out.append(m)
+    return out
+
+
+def bar_at(song: Song, tick: int) -> int:
+    """The bar (1-based) that holds ``tick``, through the song's meter changes."""
+    sigs = sorted(song.time_signatures) or [TimeSignature(0, 4, 4)]
+    if sigs[0].tick > 0:
+        sigs.insert(0, TimeSignature(0, 4, 4))
+    bar = 1
+    for i, ts in enumerate(sigs):
+        length = max(1, song.resolution * 4 * max(ts.numerator, 1) // max(ts.denominator, 1))
+        end = sigs[i + 1].tick if i + 1 < len(sigs) else None
+        if end is None or tick < end:
+            return bar + max(0, tick - ts.tick) // length
+        bar += -(-(end - ts.tick) // length)  # a bar cut short by the next meter still counts
+    return bar
+
+
+def _check_text(data: bytes, what: str) -> None:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MidiExportError(
+            f"{what} is {len(data):,} bytes long; musicgen reads MIDI events of up to "
+            f"{MAX_MESSAGE_BYTES:,} bytes (shorten it)"
+        )
+
+
+def _check_meta(events: list[MetaEvent], where: str, song: Song) -> int:
+    """Refuses a kept event the reader would cut; returns how many events export writes for them."""
+    written = 0
+    for m in events:
+        size = len(m.data) + (1 if m.kind == "sysex" else 0)  # a sysex payload ends with F7
+        if size <= MAX_MESSAGE_BYTES:
+            written += 1
+        elif m.kind in SPLITTABLE_META:
+            written += len(_split_bytes(m.data, MAX_MESSAGE_BYTES))
+        else:
+            word = _META_WORDS.get(m.kind, m.kind)
+            raise MidiExportError(
+                f"a {word} in {where} at bar {bar_at(song, m.tick)} is {size:,} bytes long; musicgen "
+                f"reads MIDI events of up to {MAX_MESSAGE_BYTES:,} bytes (shorten it)"
+            )
+    return written
+
+
+def _check_conductor(song: Song) -> None:
+    """Meter and tempo values the reader takes, and no two different ones at one moment."""
+    for ts in song.time_signatures:
+        den = ts.denominator
+        if not (
+            1 <= ts.numerator <= MAX_METER_NUMERATOR
+            and 1 <= den <= MAX_METER_DENOMINATOR
+            and den & (den - 1) == 0
+        ):
+            raise MidiExportError(
+                f"the meter {ts.numerator}/{den} at bar {bar_at(song, ts.tick)} cannot be written to "
+                f"MIDI (beats 1 to {MAX_METER_NUMERATOR}; a beat of 1, 2, 4, 8 ... up to "
+                f"{MAX_METER_DENOMINATOR})"
+            )
+    for tc in song.tempos:
+        if not 1 <= tc.us_per_quarter <= MAX_TEMPO_US:
+            raise MidiExportError(
+                f"the tempo at bar {bar_at(song, tc.tick)} ({tc.us_per_quarter:,} microseconds per "
+                f"quarter note) cannot be written to MIDI (1 to {MAX_TEMPO_US:,})"
+            )
+    for items, word in (
+        (song.tempos, "tempos"),
+        (song.time_signatures, "meters"),
+        (song.key_signatures, "keys"),
+    ):
+        seen: dict[int, object] = {}
+        for item in items:
+            other = seen.setdefault(item.tick, item)
+            if other != item:
+                raise MidiExportError(
+                    f"the song has two different {word} at the same moment (bar "
+                    f"{bar_at(song, item.tick)}); a MIDI file keeps only one: remove the other first"
+                )
+
+
 def _check_song(song: Song) -> None:
+    """Refuses (MidiExportError, one message naming the problem) any song whose MIDI file the
+    reader would refuse, cut or change: see the caps at the top of this module."""
     if not 1 <= song.resolution <= 0x7FFF:
         raise MidiExportError(
             f"{song.resolution} ticks per quarter note cannot be written to MIDI (1 to 32767)"
         )
-    if _last_tick(song) > MAX_TICK:
+    if len(song.tracks) + 1 > MAX_TRACKS:
+        raise MidiExportError(
+            f"the song has {len(song.tracks):,} tracks; a MIDI file holds at most {MAX_TRACKS - 1:,} "
+            "(and its conductor track)"
+        )
+    _check_conductor(song)
+    last = _last_tick(song)
+    if last > MAX_TICK:
         raise MidiExportError(f"the song is longer than a MIDI file can hold ({MAX_TICK:,} ticks)")
+    cap = tick_cap(song)
+    if last > cap:
+        hours = MAX_SONG_SECONDS / 3600
+        raise MidiExportError(
+            f"the song runs to bar {bar_at(song, last):,}, {song.tick_to_seconds(last) / 3600:.1f} "
+            f"hours; musicgen reads MIDI files of up to {hours:g} hours (shorten the song)"
+        )
+    _check_text(song.title.encode("utf-8"), "the song's title")
+    events = 1 + bool(song.title or any(m.kind == "track_name" for m in song.meta))  # end, title
+    events += len(song.tempos) + len(song.time_signatures) + len(song.key_signatures) + len(song.markers)
+    for mk in song.markers:
+        _check_text(mk.text.encode("utf-8"), f"the marker at bar {bar_at(song, mk.tick)}")
+    events += _check_meta(song.meta, "the conductor track", song)
+    for i, track in enumerate(song.tracks, 1):
+        where = f"track {i} ('{track.name}')" if track.name else f"track {i}"
+        _check_text(track.name.encode("utf-8"), f"the name of {where}")
+        events += 2 + (not _meta_only(track)) + 2 * len(track.notes) + len(track.controls)
+        events += _check_meta(track.meta, where, song)
+        if events > MAX_EVENTS:
+            break
+    if events > MAX_EVENTS:
+        notes = sum(len(t.notes) for t in song.tracks)
+        raise MidiExportError(
+            f"the song is too large for one MIDI file that musicgen can read back ({_plural(notes, 'note')}; "
+            f"a MIDI file musicgen reads holds up to {MAX_EVENTS:,} events, about "
+            f"{MAX_EVENTS // 2:,} notes): split it into several songs"
+        )
+
+
+def export_notes(song: Song) -> list[str]:
+    """What export writes differently from the song, without loss (a long lyric split in pieces)."""
+    split = [
+        m
+        for events in (song.meta, *(t.meta for t in song.tracks))
+        for m in events
+        if m.kind in SPLITTABLE_META and len(m.data) > MAX_MESSAGE_BYTES
+    ]
+    if not split:
+        return []
+    n = len(split)
+    return [
+        f"{_plural(n, 'text or lyric event')} longer than {MAX_MESSAGE_BYTES:,} bytes "
+        f"{'was' if n == 1 else 'were'} written in pieces (several events at the same moment), "
+        "as MIDI players read them"
+    ]
 
 
 def song_to_mido(song: Song) -> mido.MidiFile:
@@ -1126,6 +1513,7 @@ def song_to_mido(song: Song) -> mido.MidiFile:
     for tick, msg in _conductor_events(song):
         conductor.append(msg.copy(time=tick - last))
         last = tick
+    _end_track(conductor, last, song.end_of_track)
     mf.tracks.append(conductor)
     for track in song.tracks:
         mt = mido.MidiTrack([mido.MetaMessage("track_name", name=_encode_text(track.name))])
@@ -1138,8 +1526,13 @@ def song_to_mido(song: Song) -> mido.MidiFile:
                 raw = (status, d1, d2) if length == 2 else (status, d1)
                 mt.append(mido.Message.from_bytes(raw, time=tick - last))
             last = tick
+        _end_track(mt, last, track.end_of_track)
         mf.tracks.append(mt)
     return mf
+
+
+def _end_track(track: mido.MidiTrack, last: int, end: int | None) -> None:
+    track.append(mido.MetaMessage("end_of_track", time=end - last if end is not None and end > last else 0))
 
 
 def midi_bytes(song: Song) -> bytes:
@@ -1152,7 +1545,7 @@ def midi_bytes(song: Song) -> bytes:
         body += _vlq(tick - last)
         body += _file_bytes(msg)
         last = tick
-    chunks.append(_chunk(body, last))
+    chunks.append(_chunk(body, last, song.end_of_track))
     for track in song.tracks:
         body = bytearray(b"\x00")
         body += bytes(mido.MetaMessage("track_name", name=_encode_text(track.name)).bytes())
@@ -1172,21 +1565,36 @@ def midi_bytes(song: Song) -> bytes:
             if _CHANNEL_DATA_LEN[status & 0xF0] == 2:
                 body.append(d2)
             last = tick
-        chunks.append(_chunk(body, last))
-    return b"".join(chunks)
+        chunks.append(_chunk(body, last, track.end_of_track))
+    data = b"".join(chunks)
+    if len(data) > MAX_FILE_BYTES:
+        raise MidiExportError(
+            f"the song makes a MIDI file of {len(data) / 2**20:.1f} MiB; musicgen reads MIDI files of up "
+            f"to {MAX_FILE_BYTES // 2**20} MiB (split it into several songs, or remove long "
+            "system-exclusive data)"
+        )
+    return data
 
 
-def _chunk(body: bytearray, _last_tick: int) -> bytes:
-    body += b"\x00\xff\x2f\x00"  # end of track
+def _chunk(body: bytearray, last: int, end: int | None) -> bytes:
+    """A track chunk: ``body`` and the end-of-track mark, at ``end`` when that is later than ``last``."""
+    body += _vlq(end - last) if end is not None and end > last else b"\x00"
+    body += b"\xff\x2f\x00"  # end of track
     return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 
-def write_midi(song: Song, path: str | Path) -> None:
+def write_midi(song: Song, path: str | Path) -> list[str]:
     """Write the song as a type-1 Standard MIDI File (raises MidiExportError).
 
     Written atomically (:func:`write_file_atomic`): an existing file is never left half-written.
+    A song whose file the reader would refuse or cut is refused (nothing is written). Returns
+    :func:`export_notes`: what was written differently without loss (a long lyric in pieces).
     """
     write_file_atomic(Path(path), midi_bytes(song), MidiExportError)
+    notes = export_notes(song)
+    for line in notes:
+        logger.info("MIDI export: %s", line)
+    return notes
 
 
 def is_midi_path(path: str | Path) -> bool:

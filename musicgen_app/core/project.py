@@ -142,9 +142,20 @@ def _meta_from_rows(value: Any, what: str) -> list[MetaEvent]:
     return events
 
 
+def _with_end(data: dict[str, Any], end: int | None) -> dict[str, Any]:
+    """``data`` with ``"end_of_track"`` (a MIDI file's trailing silence) when there is one."""
+    if end is not None:
+        data["end_of_track"] = end
+    return data
+
+
+def _end(value: Any, what: str) -> int | None:
+    return None if value is None else _int(value, what, 0)
+
+
 def song_to_dict(song: Song) -> dict[str, Any]:
-    """The song as plain JSON-able data."""
-    return {
+    """The song as plain JSON-able data (``end_of_track`` only where a MIDI file's end is kept)."""
+    data: dict[str, Any] = {
         "title": song.title,
         "resolution": song.resolution,
         "tempos": [[t.tick, t.us_per_quarter] for t in song.tempos],
@@ -170,6 +181,9 @@ def song_to_dict(song: Song) -> dict[str, Any]:
             for t in song.tracks
         ],
     }
+    for t, row in zip(song.tracks, data["tracks"], strict=True):
+        _with_end(row, t.end_of_track)
+    return _with_end(data, song.end_of_track)
 
 
 # -- validation: every value inside the range MIDI (and the app's importer) can hold ------------
@@ -363,6 +377,7 @@ def song_from_dict(data: Any) -> Song:
                 for i, (t, x) in enumerate(_rows(data.get("markers", []), "the marker list", 2), 1)
             ],
             meta=_meta_from_rows(data.get("meta", []), "the conductor's events"),
+            end_of_track=_end(data.get("end_of_track"), "the song's end"),
         )
         loop = data.get("loop")
         if loop is not None:
@@ -386,6 +401,7 @@ def song_from_dict(data: Any) -> Song:
                 solo=_bool(t.get("solo", False), f"track {i}'s solo"),
                 volume=_int(t.get("volume", DEFAULT_TRACK_VOLUME), f"track {i}'s volume", 0, 127),
                 colour=_colour(t.get("colour", ""), f"track {i}'s colour"),
+                end_of_track=_end(t.get("end_of_track"), f"track {i}'s end"),
             )
             track.notes = [
                 _note(row, i, j)

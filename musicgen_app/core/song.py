@@ -166,6 +166,9 @@ class Track:
     solo: bool = False
     volume: int = DEFAULT_TRACK_VOLUME
     colour: str = ""
+    # Where the MIDI file's end-of-track mark put this track's end, when later than its last event
+    # (trailing silence, kept through export); None: the track ends at its last event.
+    end_of_track: int | None = None
 
     def sort(self) -> None:
         """Sort notes and events by time (then pitch); meta events by time only (stable)."""
@@ -228,7 +231,9 @@ class Song:
     """A whole piece: tracks plus the conductor data (tempo, meter, key, markers, loop).
 
     ``meta`` holds the kept meta/sysex events of a MIDI file's conductor track (copyright, a GM
-    reset...); a MIDI export writes them into its conductor track.
+    reset...); a MIDI export writes them into its conductor track. ``end_of_track`` is where the
+    file's conductor track ended, when later than its last event (trailing silence of a file;
+    None otherwise); each track has its own (:attr:`Track.end_of_track`).
     """
 
     resolution: int = DEFAULT_RESOLUTION
@@ -240,6 +245,7 @@ class Song:
     loop: tuple[int, int] | None = None
     title: str = ""
     meta: list[MetaEvent] = field(default_factory=list)
+    end_of_track: int | None = None
 
     def copy(self) -> Song:
         """A copy with its own lists (tracks copied with :meth:`Track.copy`)."""
@@ -270,6 +276,15 @@ class Song:
     def end_tick(self) -> int:
         """Where the last note of any track ends."""
         return max((t.end_tick for t in self.tracks), default=0)
+
+    @property
+    def length_ticks(self) -> int:
+        """Where the song ends: its last note, or later when a track's end (trailing silence of an
+        imported file) lies beyond it."""
+        ends = [t.end_of_track for t in self.tracks if t.end_of_track is not None]
+        if self.end_of_track is not None:
+            ends.append(self.end_of_track)
+        return max(self.end_tick, *ends) if ends else self.end_tick
 
     @property
     def duration_seconds(self) -> float:
@@ -340,6 +355,10 @@ def _all_ticks(song: Song) -> list[int]:
             ticks += (n.start_tick, n.end_tick)
         ticks += [c.tick for c in t.controls]
         ticks += [m.tick for m in t.meta]
+        if t.end_of_track is not None:
+            ticks.append(t.end_of_track)
+    if song.end_of_track is not None:
+        ticks.append(song.end_of_track)
     for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers, song.meta):
         ticks += [e.tick for e in lst]
     if song.loop:
@@ -387,6 +406,7 @@ def rescale(song: Song, resolution: int) -> Song:
                 ],
                 controls=[replace(c, tick=conv(c.tick)) for c in tr.controls],
                 meta=[replace(m, tick=conv(m.tick)) for m in tr.meta],
+                end_of_track=None if tr.end_of_track is None else conv(tr.end_of_track),
             )
             for tr in song.tracks
         ],
@@ -397,5 +417,6 @@ def rescale(song: Song, resolution: int) -> Song:
         loop=(conv(song.loop[0]), conv(song.loop[1])) if song.loop else None,
         title=song.title,
         meta=[replace(e, tick=conv(e.tick)) for e in song.meta],
+        end_of_track=None if song.end_of_track is None else conv(song.end_of_track),
     )
     return out
