@@ -145,8 +145,8 @@ class PianoRollCanvas(QWidget):
         return self._arrays.get(self.doc.song, self.doc.version)
 
     def bar_grid(self) -> render.BarGrid:
-        """Bar lines of the song for the current document version."""
-        return self._bars.get(self.doc.song, self.doc.version, self.geom.visible_ticks()[1])
+        """Bar lines of the song, at least up to the right edge of the view."""
+        return self._bars.get(self.doc.song, self.geom.visible_ticks()[1])
 
     def note_at(self, pos: QPointF) -> Note | None:
         """The active track's note under ``pos`` (the last drawn one when several overlap)."""
