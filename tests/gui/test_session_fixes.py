@@ -163,9 +163,10 @@ def test_reopening_a_project_shows_its_takes_and_continue_settings(window, qtbot
 
 @pytest.mark.slow
 def test_takes_behave_as_in_magenta_studio(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
     from musicgen_app.core.midi_io import write_midi
     from musicgen_app.gui.document import Document
-    from PySide6.QtWidgets import QMessageBox
 
     from .test_continue import prepare_continue
 
