@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -646,6 +647,7 @@ class PianoRollView(QWidget):
         doc.changed.connect(self._doc_changed)
         doc.selection_changed.connect(self.velocity.update)
         self._syncing = False
+        self._logged_geometry: tuple = ()
         g.key_height = 10
         g.center_pitch(66)
 
@@ -687,6 +689,36 @@ class PianoRollView(QWidget):
             self._syncing = False
         for w in (self.ruler, self.keyboard, self.velocity, self.canvas):
             w.update()
+        self.log_geometry()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(200, self.log_geometry)  # once the window is placed on the screen
+
+    def log_geometry(self) -> None:
+        """Log (DEBUG, when it changed) where the canvas and the velocity lane are on the screen
+        and the zoom and scroll: what turns a note into a mouse position for the session test."""
+        if not logger.isEnabledFor(logging.DEBUG) or not self.isVisible():
+            return
+        g = self.geometry_model
+        c, v = self.canvas.mapToGlobal(QPoint(0, 0)), self.velocity.mapToGlobal(QPoint(0, 0))
+        key = (
+            (c.x(), c.y(), self.canvas.width(), self.canvas.height()),
+            (v.x(), v.y(), self.velocity.width(), self.velocity.height()),
+            (g.px_per_tick, g.scroll_tick, g.key_height, g.scroll_y),
+        )
+        if key != self._logged_geometry:
+            self._logged_geometry = key
+            canvas, lane, (ppt, st, kh, sy) = key
+            logger.debug(
+                "roll geometry: canvas=%s lane=%s px_per_tick=%r scroll_tick=%r key_height=%r scroll_y=%r",
+                ",".join(map(str, canvas)),
+                ",".join(map(str, lane)),
+                ppt,
+                st,
+                kh,
+                sy,
+            )
 
     def _h_scrolled(self, value: int) -> None:
         if not self._syncing:
