@@ -39,7 +39,7 @@ BAR = 4 * TICKS_PER_QUARTER
 SIXTEENTH = TICKS_PER_QUARTER // 4
 SLOT_FIRST_TICK = 4 * BAR  # the driver's notes live in bars 5-8, after the tune
 SLOT_SPACING = TICKS_PER_QUARTER
-SLOTS = 15  # odd, so a slot alternates between deleting and keeping its note
+SLOTS = 15
 NOTE_LEN = 2 * SIXTEENTH
 MOVE_TICKS = 2 * SIXTEENTH
 RESIZE_TICKS = SIXTEENTH
@@ -158,6 +158,14 @@ class App:
         kb = {k: int(v.split()[0]) for k, v in re.findall(r"^(VmRSS|VmHWM):\s+(.+)$", status, re.M)}
         return kb.get("VmRSS", 0) / 1024, kb.get("VmHWM", 0) / 1024
 
+    def ui_cpu_s(self) -> float:
+        """CPU time the gui process's main (UI) thread has run so far, in seconds (schedstat: ns
+        resolution, and unlike the wall clock it does not grow when other programs take the CPUs)."""
+        try:
+            return int(Path(f"/proc/{self.proc.pid}/schedstat").read_text().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
     def wait(self, timeout: float = 30.0) -> int:
         try:
             return self.proc.wait(timeout=timeout)
@@ -209,6 +217,7 @@ class SessionResult:
     """What the session measured (seconds, MiB)."""
 
     edit_latencies: list[float] = field(default_factory=list)  # in order, the first process
+    edit_ui_cpu: list[float] = field(default_factory=list)  # the UI thread's CPU time per edit
     phases: dict[str, list[float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     rss_samples_mb: list[float] = field(default_factory=list)
@@ -244,19 +253,39 @@ def summary(result: SessionResult) -> str:
             f"p99 {quantile(first, 0.99):.1f} ms; last 20: p50 {statistics.median(last):.1f} ms, "
             f"p99 {quantile(last, 0.99):.1f} ms (of {len(e)} edits in one process)"
         )
+    c = [x * 1000 for x in result.edit_ui_cpu]
+    if len(c) >= 40:
+        lines.append(
+            f"UI thread CPU per edit, first 20: p50 {statistics.median(c[:20]):.1f} ms; "
+            f"last 20: p50 {statistics.median(c[-20:]):.1f} ms"
+        )
     lines.append(f"peak RSS of the gui process (VmHWM): {result.peak_rss_mb:.0f} MiB")
     lines.append(f"session wall time: {result.wall_s:.0f} s")
     return "\n".join(lines)
 
 
+def slot(k: int) -> tuple[int, int]:
+    """(start tick, pitch) of the driver's slot ``k``: quarters in bars 5-8, pitches 62-70 (two
+    apart from a neighbour, so a note moved up a semitone never lands on the next slot's)."""
+    return SLOT_FIRST_TICK + k * SLOT_SPACING, SLOT_BASE_PITCH + (2 * k) % 10
+
+
+def slot_note(k: int) -> Note:
+    """The note the driver draws in slot ``k``."""
+    start, pitch = slot(k)
+    return Note(start, pitch, start + NOTE_LEN, 100)
+
+
 def tune() -> Song:
-    """The 4-bar tune the session starts from, plus one held note closing bar 8 (so that Continue
-    always starts after the driver's bars 5-8)."""
+    """The 4-bar tune the session starts from, a note in every slot of bars 5-8 (so that every
+    edit cycle, from the first, is delete, draw, move, resize, velocity) and a held note closing
+    bar 8 (so that Continue always starts after the slots)."""
     pitches = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 62, 60]
     q = TICKS_PER_QUARTER
     notes = [Note(i * q, p, i * q + q - 40, 90) for i, p in enumerate(pitches)]
+    notes += [slot_note(k) for k in range(SLOTS)]
     notes.append(Note(8 * BAR - q, 60, 8 * BAR, 70))
-    return Song(tracks=[Track(name="Melody", notes=notes)], title="tune")
+    return Song(tracks=[Track(name="Melody", notes=sorted(notes))], title="tune")
 
 
 def _at(x: int, y: int) -> list[str]:
@@ -303,7 +332,7 @@ class Session:
         self.app: App | None = None
         self.notes: set[Note] = set()  # track 1 as last saved
         self.history: list[frozenset[Note]] = []  # the saved notes after every undoable edit
-        self.slot_notes: dict[int, Note] = {}
+        self.slot_notes: dict[int, Note] = {k: slot_note(k) for k in range(SLOTS)}
         self.lifecycle = 0
         self.ops: list[str] = []  # what is left of the current slot's lifecycle
         self.in_first_process = True
@@ -413,15 +442,15 @@ class Session:
         assert self.app is not None
         if prepare:
             self.app.xdo(*prepare)
+        cpu0 = self.app.ui_cpu_s()
         t0 = time.perf_counter()
-        self.app.xdo(*commit, "key", "ctrl+s")
+        self.app.xdo(*commit, "key", "--delay", "1", "ctrl+s")
         elapsed = self._save_and_wait(t0, phase, expect)
+        cpu = self.app.ui_cpu_s() - cpu0
         self.history.append(frozenset(self.notes))
         if self.in_first_process:
             self.result.edit_latencies.append(elapsed)
-
-    def _slot(self, k: int) -> tuple[int, int]:
-        return SLOT_FIRST_TICK + k * SLOT_SPACING, SLOT_BASE_PITCH + (2 * k) % 10
+            self.result.edit_ui_cpu.append(cpu)
 
     def _edit_once(self) -> None:
         """The next edit of the slot lifecycles: [delete], draw, move, resize, velocity."""
@@ -434,8 +463,8 @@ class Session:
             self.lifecycle += 1
         down = ["mousedown", "1", "sleep", "0.03"]
         if op == "draw":
-            start, pitch = self._slot(k)
-            new = Note(start, pitch, start + NOTE_LEN, 100)
+            new = slot_note(k)
+            start, pitch = new.start_tick, new.pitch
             prepare = [*_at(g.x(start) + 2, g.y(pitch)), *down]
             prepare += ["mousemove", str(g.x(new.end_tick)), str(g.y(pitch)), "sleep", "0.03"]
             self._gesture_then_save(prepare, ["mouseup", "1"], "draw", self.notes | {new})
@@ -445,7 +474,7 @@ class Session:
         mid = (g.x(note.start_tick) + g.x(note.end_tick)) // 2
         if op == "delete":
             click = [*_at(mid, g.y(note.pitch)), "click", "1", "sleep", "0.03"]
-            self._gesture_then_save(click, ["key", "Delete"], "delete", self.notes - {note})
+            self._gesture_then_save(click, ["key", "--delay", "1", "Delete"], "delete", self.notes - {note})
             del self.slot_notes[k]
         elif op == "move":
             new = note.moved(MOVE_TICKS, 1)
@@ -480,10 +509,10 @@ class Session:
         target_undo = set(self.history[-1 - n])
         target_redo = set(self.history[-1])
         t0 = time.perf_counter()
-        self.app.xdo(*(["key", "ctrl+z"] * n), "key", "ctrl+s")
+        self.app.xdo("key", "--delay", "1", *(["ctrl+z"] * n), "ctrl+s")
         self._save_and_wait(t0, f"undo x{n}", target_undo)
         t0 = time.perf_counter()
-        self.app.xdo(*(["key", "ctrl+shift+z"] * n), "key", "ctrl+s")
+        self.app.xdo("key", "--delay", "1", *(["ctrl+shift+z"] * n), "ctrl+s")
         self._save_and_wait(t0, f"redo x{n}", target_redo)
 
     def _continue_cycle(self, i: int) -> None:
@@ -518,7 +547,7 @@ class Session:
             app.keys("space", "BackSpace")
         app.keys("Escape", "Home")  # stop, and back to the start of the song
         t0 = time.perf_counter()
-        app.keys("ctrl+s")
+        app.xdo("key", "--delay", "1", "ctrl+s")
         self._save_and_wait(t0, "save", None)
         if kind in ("accept", "again+accept"):
             found = re.findall(r"accepted take \d+ with (\d+) notes", app.text())
@@ -599,7 +628,7 @@ class Session:
         self.progress("devices changed")
         t0 = time.perf_counter()
         assert self.app is not None
-        self.app.keys("ctrl+s")
+        self.app.xdo("key", "--delay", "1", "ctrl+s")
         self._save_and_wait(t0, "save", None)
         self._close()
         self.progress("closed; opening again")

@@ -16,8 +16,11 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 EDITS = 200
 RSS_LIMIT_MB = 1024
-#: scheduling noise on a shared 2-core machine, added to the 2x bound (a runaway is far beyond it)
-NOISE_S = 0.025
+#: Wall-clock noise allowed on top of the 2x bound: on a shared 2-core machine other programs can
+#: hold both cores for seconds (a runaway like issue 9's takes seconds per edit). The UI thread's
+#: own CPU time per edit, which other programs do not inflate, must meet the 2x bound with 5 ms.
+NOISE_S = 0.1
+CPU_NOISE_S = 0.005
 
 
 def test_a_working_session_stays_fast_small_and_quiet(tmp_path: Path) -> None:
@@ -35,6 +38,8 @@ def test_a_working_session_stays_fast_small_and_quiet(tmp_path: Path) -> None:
     assert len(edits) >= EDITS
     first, last = statistics.median(edits[:20]), statistics.median(edits[-20:])
     assert last <= 2 * first + NOISE_S, summary(result)
+    cpu = result.edit_ui_cpu
+    assert statistics.median(cpu[-20:]) <= 2 * statistics.median(cpu[:20]) + CPU_NOISE_S, summary(result)
     assert result.peak_rss_mb < RSS_LIMIT_MB, summary(result)
     assert result.restored_takes == 2  # the takes pending at the save came back with the project
     assert len(result.phases["devices OK -> output"]) == 1
