@@ -56,6 +56,32 @@ class Take:
             "notes": [[n.start_tick, n.pitch, n.end_tick, n.velocity, n.channel] for n in self.notes],
         }
 
+    @classmethod
+    def from_state(cls, index: int, data: Any) -> Take:
+        """The take :meth:`to_state` wrote (a take saved while generating comes back cancelled).
+
+        Raises ValueError when ``data`` is not a take (a damaged or hand-edited project).
+        """
+        try:
+            notes = []
+            for start, pitch, end, velocity, channel in data.get("notes", []):
+                n = Note(int(start), int(pitch), int(end), int(velocity), int(channel))
+                if not (0 <= n.start_tick < n.end_tick and 0 <= n.pitch <= 127 and 0 <= n.channel <= 15):
+                    raise ValueError(f"a note out of range: {[start, pitch, end, velocity, channel]}")
+                notes.append(n)
+            status = str(data.get("status", "done"))
+            return cls(
+                index=index,
+                seed=int(data["seed"]),
+                start_tick=int(data.get("start_tick", 0)),
+                model=str(data.get("model", "")),
+                temperature=float(data.get("temperature", 1.0)),
+                notes=notes,
+                status="cancelled" if status == "generating" else status,
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"take {index + 1} cannot be read: {exc}") from exc
+
 
 @dataclass(frozen=True)
 class ContinueRequest:
@@ -209,7 +235,8 @@ class GenerationController(QObject):
         super().__init__(parent)
         self.models = models or ModelCache()
         self.takes: list[Take] = []
-        self.current: int = 0  # the take shown and auditioned
+        self.current: int = 0  # the take shown and auditioned (-1: none)
+        self.run_base = 0  # index of the first take of the latest run (takes before it were kept)
         self.request: ContinueRequest | None = None
         self.on_stream: Callable[[list[NoteEvent]], None] | None = None  # streamed notes of the live take
         self.on_cancel_session: Callable[[int], None] | None = None
@@ -230,13 +257,16 @@ class GenerationController(QObject):
         """Whether a run is generating."""
         return self._state is not None and not self._state.cancelled and self._thread is not None
 
-    def start(self, req: ContinueRequest) -> None:
-        """Cancel any run and start ``req``."""
+    def start(self, req: ContinueRequest, *, keep_takes: bool = False) -> None:
+        """Cancel any run and start ``req``; its takes replace the list, or with ``keep_takes``
+        are added after the takes already there (Again)."""
         self.cancel()
         self._run_id += 1
         self.request = req
-        self.takes = []
-        self.current = 0
+        if not keep_takes:
+            self.takes = []
+        self.run_base = len(self.takes)
+        self.current = self.run_base
         self._state = RunState(self._run_id, req.temperature)
         self._t_start = time.perf_counter()
         self._got_first = False
@@ -283,6 +313,8 @@ class GenerationController(QObject):
             if rid != self._run_id or self.request is None:
                 continue
             req = self.request
+            if idx >= 0:
+                idx += self.run_base  # the worker numbers its takes from 0
             if kind == "take":
                 seed, sid = payload
                 self.takes.append(
@@ -302,7 +334,7 @@ class GenerationController(QObject):
                 note = payload.note
                 take.notes.append(note)
                 touched.add(idx)
-                if idx == 0:
+                if idx == self.run_base:
                     streamed.append(payload)
                 if not self._got_first:
                     self._got_first = True
@@ -316,7 +348,7 @@ class GenerationController(QObject):
                     self.take_finished.emit(idx)
                     if payload.reason == "error" and payload.message:
                         self.error.emit(payload.message)
-                if req.variations <= idx + 1 or payload.reason != "done":
+                if req.variations <= idx - self.run_base + 1 or payload.reason != "done":
                     self._end_run()
             elif kind == "error":
                 if 0 <= idx < len(self.takes):

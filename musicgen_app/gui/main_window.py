@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._stream_start: int | None = None
         self._record: Any = None
+        self._wanted_model = ""  # a project's model, chosen once the models are listed
         self._build_actions()
         self._build_toolbars()
         self._build_menus()
@@ -281,6 +282,7 @@ class MainWindow(QMainWindow):
         self.act_follow.setChecked(True)
         self.canvas.follow_playhead = True
         self.act_play = A("Play/Stop", self.toggle_play, "Space", "play")
+        self.act_home = A("Go to Start", lambda: self.seek(0), "Home", "home")
         self.act_loop = A("Loop", self._toggle_loop, "L", "loop", True)
         self.act_metronome = A("Metronome", self._toggle_metronome, "M", "metronome", True)
         self.act_record = A("Record from MIDI Keyboard", self.toggle_record, "Ctrl+Shift+R", "record", True)
@@ -375,7 +377,7 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         v.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_others, self.act_follow])
         tr = mb.addMenu("&Transport")
-        tr.addActions([self.act_play, self.act_loop, self.act_metronome, self.act_record])
+        tr.addActions([self.act_play, self.act_home, self.act_loop, self.act_metronome, self.act_record])
         g = mb.addMenu("&Continue")
         g.addActions([self.act_continue, self.act_stop, self.act_accept, self.act_reject, self.act_regen])
         s = mb.addMenu("&Settings")
@@ -493,6 +495,8 @@ class MainWindow(QMainWindow):
         if self._store is not None and self.doc.doc_id and not self.doc.is_dirty:
             self._discard_autosave(self.doc)
         self._attach_document(doc)
+        self.seek(0)  # a file opens at its start (Space must not start past its end)
+        self._restore_state(doc.state)
         self.roll.fit_song()
         self.document_loaded.emit()
 
@@ -678,15 +682,24 @@ class MainWindow(QMainWindow):
             self.play()
 
     def play(self) -> None:
-        """Play the song from the playhead."""
+        """Play the song from the playhead (from the start when the playhead is past the end)."""
         self.canvas.take_reveal_tick = None
         song = self.doc.snapshot()
         take = self.gen.current_take()
         if take is not None and take.notes:
             tr = song.tracks[self.doc.active_track]
             tr.notes = sorted([*tr.notes, *take.notes])
-        self.playback.play(song, int(self.canvas.playhead_tick))
-        logger.info("playback started at tick %d", int(self.canvas.playhead_tick))
+        start = int(self.canvas.playhead_tick)
+        looping = self.act_loop.isChecked() and song.loop is not None
+        if not looping and start >= song.end_tick:
+            if song.end_tick == 0:
+                self.show_message("Nothing to play yet: draw some notes, record, or open a file")
+                return
+            self.show_message("Playing from the start (the playhead was past the last note)")
+            start = 0
+            self.seek(0)
+        self.playback.play(song, start)
+        logger.info("playback started at tick %d", start)
 
     def stop_all(self) -> None:
         """Esc: cancel generation and stop playback at once, silencing every note."""
@@ -783,13 +796,18 @@ class MainWindow(QMainWindow):
     # -- generation ---------------------------------------------------------------------------
     def _models_listed(self, infos: list[Any]) -> None:
         names = [getattr(i, "name", "") for i in infos]
+        wanted, self._wanted_model = self._wanted_model, ""
         preferred = self.settings.model if self.settings.model in names else ""
+        if wanted in names:
+            preferred = wanted
         if not preferred and DEFAULT_MODEL in names:
             preferred = DEFAULT_MODEL
         self.panel.set_models(infos, preferred)
-        saved = self.settings.model
+        saved = wanted or self.settings.model
         if saved and saved not in names and Path(saved).with_suffix(".safetensors").exists():
-            self.add_checkpoint(saved)  # a checkpoint file chosen in an earlier session
+            self.add_checkpoint(saved)  # a checkpoint file chosen earlier (or the project's)
+        elif wanted and wanted not in names:
+            self.show_message(f"This project was continued with {wanted}, which is not available here")
         if not infos:
             self._model_label.setText("Model: none")
 
@@ -840,8 +858,11 @@ class MainWindow(QMainWindow):
             name="musicgen-checkpoint",
         )
 
-    def continue_(self) -> None:
-        """Ctrl+Return: continue the active track from its end (or from the end of the loop)."""
+    def continue_(self, again: bool = False) -> None:
+        """Ctrl+Return: continue the active track from its end (or from the end of the loop).
+
+        With ``again`` (R) while takes are listed: one more take of the same continuation (same
+        sketch, same start), added to the list."""
         model = self.panel.model_name()
         if not model:
             self.show_error("Continue", "There is no model to continue with. Train one or load a checkpoint.")
@@ -849,14 +870,21 @@ class MainWindow(QMainWindow):
         if editor_setup.continue_blocked(self):  # a drum track, and no model plays drums
             return
         self.stop_all()
+        prev = self.gen.request
+        again = again and bool(self.gen.takes) and prev is not None
         song = self.doc.snapshot()
         track = self.doc.active_track
-        if song.loop:
+        if again and prev is not None:
+            song, track, start = prev.song, prev.track, prev.start_tick
+        elif song.loop:
             start = song.loop[1]
         else:  # the end of the sketch, on the next sixteenth
             step = max(1, song.resolution // 4)
             start = -(-song.tracks[track].end_tick // step) * step
         bars = self.panel.bars.value()
+        seed = self.panel.seed_value()
+        if again and seed is not None:  # a fixed seed: the next one, so the take differs
+            seed = max([seed - 1, *(t.seed for t in self.gen.takes)]) + 1
         req = ContinueRequest(
             model=model,
             song=song,
@@ -864,26 +892,26 @@ class MainWindow(QMainWindow):
             start_tick=int(start),
             bars=bars,
             temperature=self.panel.temperature_value(),
-            variations=self.panel.variations.value(),
-            seed=self.panel.seed_value(),
+            variations=1 if again else self.panel.variations.value(),
+            seed=seed,
             key_lock=self.panel.key_lock_value(),
         )
-        self.gen.start(req)
+        self.gen.start(req, keep_takes=again)
         self._stream_start = int(start)
         lead = min(int(start), song.ticks_per_bar(int(start)))
         end = int(start) + bars * song.ticks_per_bar(int(start))
         self.playback.play_stream(self.doc.snapshot(), int(start), end, lead_in_ticks=lead)
         self.canvas.take_notes = []
         self.canvas.take_reveal_tick = float(start - lead)
-        self.panel.set_has_take(True)
-        self.panel.show_takes([], -1)
+        self._takes_changed()
         logger.info("continue: model %s from tick %d, %d bars", model, start, bars)
 
     def _streamed(self, events: list[Any]) -> None:
-        if self.gen.current == 0 and self.playback.playing:
+        live = self.gen.run_base  # the run's first take streams (later variations do not)
+        if self.gen.current == live and self.playback.playing:
             self.playback.append(events)
-        if self.gen.current == 0 and self.gen.takes:
-            self.canvas.take_notes = list(self.gen.takes[0].notes)
+        if self.gen.current == live and live < len(self.gen.takes):
+            self.canvas.take_notes = list(self.gen.takes[live].notes)
             self.canvas.update()
 
     def _take_updated(self, idx: int) -> None:
@@ -894,20 +922,82 @@ class MainWindow(QMainWindow):
 
     def _takes_changed(self, *_: object) -> None:
         self.panel.show_takes([t.label() for t in self.gen.takes], self.gen.current)
-        self.panel.set_has_take(bool(self.gen.takes))
+        self.panel.set_has_take(self.gen.current_take() is not None or self.gen.running)
 
     def _run_finished(self) -> None:
         self.playback.end_stream()
         self._takes_changed()
-        take = self.gen.takes[0] if self.gen.takes else None
+        live = self.gen.run_base
+        take = self.gen.takes[live] if live < len(self.gen.takes) else None
         if take is not None:
-            logger.info("continue: take 1 has %d notes (%s)", len(take.notes), take.status)
+            logger.info("continue: take %d has %d notes (%s)", live + 1, len(take.notes), take.status)
         self._record_takes_state()
 
     def _record_takes_state(self) -> None:
-        self.doc.state["takes"] = [t.to_state() for t in self.gen.takes]
-        self.doc.state["model"] = self.panel.model_name()
-        self.doc.state["temperature"] = self.panel.temperature_value()
+        state = self.doc.state
+        state["takes"] = [t.to_state() for t in self.gen.takes]
+        state["current_take"] = self.gen.current if self.gen.takes else -1
+        req = self.gen.request
+        state["takes_track"] = req.track if req is not None else self.doc.active_track
+        state["model"] = self.panel.model_name()
+        state["temperature"] = self.panel.temperature_value()
+        state["key_lock"] = str(self.panel.key_lock.currentData())
+        state["bars"] = self.panel.bars.value()
+        state["variations"] = self.panel.variations.value()
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`_record_takes_state` saved with the project: the takes list as it
+        was, the model, temperature, key lock, length and variations. Another file without them
+        resets the key lock (the key of one tune says nothing about the next)."""
+        from musicgen_app.gui.generation import Take
+
+        p = self.panel
+        p.set_key_lock(str(state.get("key_lock") or "auto"))
+        try:
+            if "temperature" in state:
+                p.temperature.setValue(round(float(state["temperature"]) * 100))
+            if "bars" in state:
+                p.bars.setValue(int(state["bars"]))
+            if "variations" in state:
+                p.variations.setValue(int(state["variations"]))
+        except (TypeError, ValueError) as exc:
+            self.show_message(f"Some Continue settings of this project could not be read: {exc}")
+        model = str(state.get("model") or "")
+        if model:
+            self._choose_model(model)
+        takes: list[Take] = []
+        for data in state.get("takes") or []:
+            try:
+                takes.append(Take.from_state(len(takes), data))
+            except ValueError as exc:
+                self.show_message(f"A take of this project is damaged and was left out: {exc}")
+        if not takes:
+            return
+        track = state.get("takes_track")
+        if isinstance(track, int) and 0 <= track < len(self.doc.song.tracks):
+            self.doc.set_active_track(track)
+            self._refresh_tracks()
+        self.gen.takes = takes
+        current = state.get("current_take", 0)
+        self.gen.current = current if isinstance(current, int) and -1 <= current < len(takes) else 0
+        shown = self.gen.current_take()
+        self.canvas.take_notes = list(shown.notes) if shown is not None else []
+        self.canvas.take_reveal_tick = None
+        self._takes_changed()
+        logger.info("restored %d takes", len(takes))
+
+    def _choose_model(self, model: str) -> None:
+        """Select ``model`` in the panel (now, or once the models are listed)."""
+        combo = self.panel.model_combo
+        i = combo.findData(model)
+        if i >= 0:
+            combo.setCurrentIndex(i)
+        elif Path(model).with_suffix(".safetensors").exists():
+            self.add_checkpoint(model)
+        elif combo.count():
+            self.show_message(f"This project was continued with {model}, which is not available here")
+        else:
+            self._wanted_model = model  # the model list is still being read
 
     def select_take(self, index: int) -> None:
         """Show (and audition) another take."""
@@ -918,6 +1008,7 @@ class MainWindow(QMainWindow):
         self.canvas.take_notes = list(take.notes)
         self.canvas.take_reveal_tick = None
         self.canvas.update()
+        self.panel.set_has_take(True)
         if not self.gen.running and take.notes:
             song = self.doc.snapshot()
             lead = min(take.start_tick, song.ticks_per_bar(take.start_tick))
@@ -927,7 +1018,10 @@ class MainWindow(QMainWindow):
             self.playback.end_stream()
 
     def accept_take(self) -> None:
-        """Return: put the shown take into the track it continues (one undo step)."""
+        """Return: put the shown take into the track it continues (one undo step).
+
+        The other takes stay listed (click one to audition it, Return to accept it too) until the
+        next Continue, as in Magenta Studio."""
         take = self.gen.current_take()
         if take is None:
             return
@@ -947,7 +1041,12 @@ class MainWindow(QMainWindow):
                 self.show_message(f"Accepted take {take.index + 1}: {len(notes)} notes (seed {take.seed})")
                 logger.info("accepted take %d with %d notes", take.index + 1, len(notes))
                 self.autosave_soon()
-        self._clear_takes()
+        self.gen.discard_current()
+        self.gen.current = -1  # none shown until the user picks one of the others
+        self.canvas.take_notes = []
+        self.canvas.take_reveal_tick = None
+        self._takes_changed()
+        self.canvas.update()
 
     def reject_take(self) -> None:
         """Backspace: drop the shown take."""
@@ -961,28 +1060,37 @@ class MainWindow(QMainWindow):
         self.canvas.update()
 
     def regenerate(self) -> None:
-        """R: drop the takes and continue again."""
-        self._clear_takes()
-        self.continue_()
+        """R (Again): one more take of the same continuation, added to the list."""
+        self.continue_(again=True)
 
-    def _clear_takes(self) -> None:
-        self.gen.takes = []
-        self.gen.current = 0
-        self.canvas.take_notes = []
-        self.canvas.take_reveal_tick = None
-        self.panel.show_takes([], -1)
-        self.panel.set_has_take(False)
-        self.canvas.update()
+    def _may_drop_takes(self) -> bool:
+        """Before another file replaces this one: ask whether takes not accepted may go."""
+        n = len(self.gen.takes)
+        if not n or os.environ.get("MUSICGEN_NO_DIALOGS"):
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Takes not accepted",
+            f"{n} take{'s' if n > 1 else ''} of Continue {'are' if n > 1 else 'is'} not accepted. "
+            "Drop them and open another file?",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _may_replace_document(self) -> bool:
+        """Takes not accepted and unsaved changes: ask about both; False when the user cancels."""
+        return self._may_drop_takes() and self.maybe_save()
 
     # -- files --------------------------------------------------------------------------------
     def new_document(self) -> None:
         """Start an empty song (asks to save changes first)."""
-        if self.maybe_save():
+        if self._may_replace_document():
             self.set_document(Document())
 
     def open_dialog(self) -> None:
         """Ask for a MIDI or project file and open it."""
-        if not self.maybe_save():
+        if not self._may_replace_document():
             return
         path, _ = QFileDialog.getOpenFileName(
             self, "Open", self._last_dir(), "Songs (*.mgproj *.mid *.midi);;All files (*)"
@@ -1004,7 +1112,7 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(none)").setEnabled(False)
 
     def _open_recent(self, path: str) -> None:
-        if self.maybe_save():
+        if self._may_replace_document():
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> None:
@@ -1184,7 +1292,7 @@ class MainWindow(QMainWindow):
             path = u.toLocalFile()
             if path.lower().endswith(fileio.OPENABLE):
                 event.acceptProposedAction()
-                if self.maybe_save():
+                if self._may_replace_document():
                     self.open_path(path)
                 return
 

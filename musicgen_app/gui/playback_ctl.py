@@ -403,7 +403,7 @@ class PlaybackController(QObject):
             self.state_changed.emit("playing" if playing else "stopped")
 
     def _poll(self) -> None:
-        from musicgen_app.playback.player_process import InputReport, OutputOpenError
+        from musicgen_app.playback.player_process import InputReport, OutputOpenError, OutputSwitched
         from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
 
         while True:
@@ -417,6 +417,11 @@ class PlaybackController(QObject):
                 self.error.emit(f"No sound output: {item.message}{DEVICES_HINT}")
                 if self._player is not None and not self._player.ready:
                     self.output_changed.emit("no output")
+                elif self._player is not None:  # a switch failed: the old output plays on
+                    self.output_changed.emit(self._player.name)
+            elif isinstance(item, OutputSwitched):
+                self._player_name = item.name
+                self.output_changed.emit(item.name)
             elif isinstance(item, PlaybackError):
                 self.error.emit(f"{item.message}{DEVICES_HINT}")
             elif isinstance(item, PlaybackFinished):

@@ -56,6 +56,14 @@ class InputReport:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputSwitched:
+    """The player now sounds through ``name``: after :meth:`PlayerProcess.set_output`, or when a
+    failing output was switched off (silent)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutputOpenError(PlaybackError):
     """An output could not be opened (at start, or when switching); ``output_name`` is its spec."""
 
@@ -309,7 +317,9 @@ class PlayerProcess:
         self._finished.set()
         self._failure: str | None = None
         self._position: queue.Queue[tuple[int, str]] = queue.Queue()
-        self.status: queue.Queue[PlaybackError | PlaybackFinished | InputReport] = queue.Queue()
+        self.status: queue.Queue[PlaybackError | PlaybackFinished | InputReport | OutputSwitched] = (
+            queue.Queue()
+        )
         self.name = output
         self.realtime = False
         self.played: list[tuple[int, Note]] = []
@@ -435,12 +445,19 @@ class PlayerProcess:
         soundfont: str | Path | None = None,
         midi_api: str | None = None,
         driver: str | None = None,
+        buffer_size: int | None = None,
     ) -> None:
         """Switch the child to the output ``spec`` (the old one is silenced and closed).
 
-        A failure to open it is reported on :attr:`status` as a PlaybackError; the old output stays.
+        The switch is reported on :attr:`status` as an :class:`OutputSwitched`; a failure to open
+        it as an :class:`OutputOpenError`, and the old output stays.
         """
-        opts = {"soundfont": str(soundfont) if soundfont else None, "midi_api": midi_api, "driver": driver}
+        opts = {
+            "soundfont": str(soundfont) if soundfont else None,
+            "midi_api": midi_api,
+            "driver": driver,
+            "buffer_size": buffer_size,
+        }
         self._cmd("switch_output", spec, opts)
 
     def open_input(self, port: str, *, midi_api: str | None = None, thru: bool = True) -> None:
@@ -571,6 +588,7 @@ class PlayerProcess:
                     self._position.put((msg[2], msg[3]))
             elif kind == "output":
                 self.name = msg[1]
+                self.status.put(OutputSwitched(msg[1]))
             elif kind == "closed":
                 break
         if not self._ready.is_set():

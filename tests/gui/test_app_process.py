@@ -4,9 +4,7 @@ an autosave, restart, the document comes back)."""
 
 from __future__ import annotations
 
-import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from jack_support import private_jack
+from session_driver import App, NoXServerError, xvfb_display
 
 from musicgen_app.core.autosave import AutosaveStore
 from musicgen_app.core.midi_io import write_midi
@@ -26,90 +25,11 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 @pytest.fixture
 def xdisplay() -> Iterator[str]:
     """A private Xvfb server on a free display."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None or shutil.which("xdotool") is None:
-        pytest.skip("Xvfb and xdotool are needed (scripts/setup.sh installs both)")
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        [xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
     try:
-        ready, _, _ = select.select([r], [], [], 15)
-        assert ready, "Xvfb did not start"
-        number = os.read(r, 32).decode().strip()
-        yield f":{number}"
-    finally:
-        os.close(r)
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-class App:
-    """A `musicgen gui` process with its stderr collected in a file."""
-
-    def __init__(self, display: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        exe = Path(sys.executable).with_name("musicgen")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "musicgen_app.cli.main"]
-        self.display = display
-        self.log = log
-        self.app_log = Path(env["MUSICGEN_DATA_DIR"]) / "musicgen.log"
-        self.env = {
-            **os.environ,
-            **env,
-            "DISPLAY": display,
-            "QT_QPA_PLATFORM": "xcb",
-            "PYTHONFAULTHANDLER": "1",
-        }
-        self.env.pop("MUSICGEN_NO_DIALOGS", None)
-        self._fh = open(log, "w")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            [*cmd, "-v", "gui", *args], env=self.env, stdout=self._fh, stderr=self._fh
-        )
-
-    def text(self) -> str:
-        """The app's log file (stderr can be silenced for a moment while devices are probed)."""
-        try:
-            return self.app_log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_log(self, needle: str, timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if needle in self.text():
-                return
-            assert self.proc.poll() is None, f"the app exited:\n{self.stderr()[-3000:]}"
-            time.sleep(0.1)
-        self.proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
-        self.wait(10)
-        log, err = self.text()[-4000:], self.stderr()[-4000:]
-        raise AssertionError(f"{needle!r} not in the log after {timeout} s:\n{log}\nstderr:\n{err}")
-
-    def xdo(self, *args: str) -> str:
-        r = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
-
-    def window(self, title: str) -> str:
-        wid = self.xdo("search", "--sync", "--onlyvisible", "--name", title).split()[0]
-        self.xdo("windowfocus", "--sync", wid)
-        return wid
-
-    def keys(self, *keys: str) -> None:
-        self.xdo("key", "--delay", "60", *keys)
-
-    def wait(self, timeout: float = 30.0) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self._fh.close()
+        with xvfb_display() as display:
+            yield display
+    except NoXServerError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

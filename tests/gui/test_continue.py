@@ -1,6 +1,6 @@
 """Continue in the real window with the real shipped model: notes stream into the roll and out of
 a RecordingOutput while they are generated; Esc stops at once with no hanging note; Enter accepts
-the take as one undo step; takes, reject and regenerate."""
+the take as one undo step; takes, reject and Again."""
 
 from __future__ import annotations
 
@@ -123,9 +123,9 @@ def test_variations_reject_and_regenerate(ready, qtbot) -> None:
     assert len(win.gen.takes) == 1 and win.panel.takes.count() == 1
     win.panel.random_seed.setChecked(True)
     win.panel.variations.setValue(1)
-    win.act_regen.trigger()
-    qtbot.waitUntil(lambda: len(win.gen.takes) == 1 and not win.gen.running, timeout=120_000)
-    assert win.gen.takes[0].seed != 1234
+    win.act_regen.trigger()  # Again adds a take (a random seed now) to the one kept
+    qtbot.waitUntil(lambda: len(win.gen.takes) == 2 and not win.gen.running, timeout=120_000)
+    assert win.gen.takes[0].seed == 1234 and win.gen.takes[1].seed != 1234
 
 
 def test_temperature_changes_the_running_session(ready, qtbot) -> None:

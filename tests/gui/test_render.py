@@ -107,3 +107,36 @@ def test_paints_twenty_thousand_notes(qtbot, view: str) -> None:
     empty_y = int(g.pitch_to_y(120) + g.key_height / 2)
     if 0 <= empty_y < g.height:
         assert image.pixelColor(x, empty_y).name() not in {*shades, COLORS["selected"].name()}
+
+
+def test_bar_grid_grows_with_the_song_not_with_the_edits(qtbot) -> None:
+    """Issue 9: every edit doubled the cached bar lines (15 edits: 2 million bars, 22 GB)."""
+    from musicgen_app.core.edits import add_notes
+    from musicgen_app.core.song import TimeSignature
+
+    doc = Document(Song(tracks=[Track(name="t", notes=[Note(0, 60, 480, 90)])]))
+    view = PianoRollView(doc)
+    qtbot.addWidget(view)
+    view.resize(1200, 600)
+    view.fit_song()
+    canvas = view.canvas
+    first = canvas.bar_grid()
+    bars = len(first.ticks)
+    ticks = first.ticks
+    for k in range(12):  # twelve edits, an undo and a redo: the bars stay as they were
+        doc.apply(add_notes(0, [Note(480 * (k + 1), 62, 480 * (k + 2), 90)]), "Draw note")
+        canvas.repaint()
+        assert len(canvas.bar_grid().ticks) == bars
+    doc.undo_stack.undo()
+    doc.undo_stack.redo()
+    assert canvas.bar_grid().ticks is ticks  # nothing rebuilt for edits that leave the meter alone
+    visible_bars = view.geometry_model.visible_ticks()[1] / doc.song.ticks_per_bar()
+    assert bars <= max(render.BarGrid.MIN_BARS, visible_bars) + 1
+    # a new meter rebuilds them (3/4: a third more bars over the same span)
+    doc.set_song_attr("time_signatures", [TimeSignature(0, 3, 4)], "Change meter")
+    grid = canvas.bar_grid()
+    assert int(grid.bar_len[0]) == 3 * 480 and len(grid.ticks) >= bars
+    # scrolling far right covers the view, and a song as long as the view never needs more
+    far = 480 * 4 * 500
+    view.geometry_model.scroll_tick = far
+    assert canvas.bar_grid().ticks[-1] >= view.geometry_model.visible_ticks()[1] - 3 * 480

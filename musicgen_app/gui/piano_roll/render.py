@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
-from musicgen_app.core.song import Note, Song
+from musicgen_app.core.song import Note, Song, TimeSignature
 from musicgen_app.gui.piano_roll.geometry import PITCHES, RollGeometry
 
 logger = logging.getLogger(__name__)
@@ -95,21 +95,34 @@ def paint_rows(p: QPainter, g: RollGeometry, light: QColor, dark: QColor, line: 
 
 
 class BarGrid:
-    """Bar lines of a song as arrays (tick, bar length, beat length, beats per bar), cached."""
+    """Bar lines of a song as arrays (tick, bar length, beat length, beats per bar), cached.
+
+    The bars depend only on the meter (the time signatures and the resolution), so the cache is
+    keyed on that, not on the document version: an edit that leaves the meter alone rebuilds
+    nothing, and a rebuild covers what is asked for (the view's right edge, at least 64 bars),
+    so the cache grows with the song and the view, never with the number of edits.
+    """
+
+    MIN_BARS = 64
 
     def __init__(self) -> None:
-        self._key: tuple[int, int, int] | None = None
+        self._meter: tuple[int, tuple[TimeSignature, ...]] | None = None
+        self._end = 0
         self.ticks = np.zeros(0, dtype=np.int64)
         self.bar_len = np.zeros(0, dtype=np.int64)
         self.beat_len = np.zeros(0, dtype=np.int64)
         self.beats = np.zeros(0, dtype=np.int64)
 
-    def get(self, song: Song, version: int, end_tick: float) -> BarGrid:
-        """Bars up to at least ``end_tick`` for ``song`` at ``version``."""
+    def get(self, song: Song, end_tick: float) -> BarGrid:
+        """Bars of ``song`` up to at least ``end_tick``."""
         need = int(end_tick) + 1
-        if self._key is not None and self._key[:2] == (id(song), version) and self._key[2] >= need:
+        meter = (song.resolution, tuple(song.time_signatures))
+        if meter == self._meter and self._end >= need:
             return self
-        end = max(need, 2 * (self._key[2] if self._key else 0), song.ticks_per_bar() * 64)
+        # Scrolling past the cached bars doubles them (a few rebuilds for any scroll); another
+        # meter starts again from what is needed now.
+        grown = 2 * self._end if meter == self._meter else 0
+        end = max(need, grown, song.ticks_per_bar() * self.MIN_BARS)
         starts = song.bar_starts(end)
         sigs = sorted(song.time_signatures)
         lens, beats, beat_lens = [], [], []
@@ -126,7 +139,8 @@ class BarGrid:
         self.bar_len = np.asarray(lens, dtype=np.int64)
         self.beat_len = np.asarray(beat_lens, dtype=np.int64)
         self.beats = np.asarray(beats, dtype=np.int64)
-        self._key = (id(song), version, end)
+        self._meter = meter
+        self._end = end
         return self
 
     def index_at(self, tick: float) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -176,8 +176,8 @@ class PianoRollCanvas(QWidget):
         return self._arrays.get(self.doc.song, self.doc.version)
 
     def bar_grid(self) -> render.BarGrid:
-        """Bar lines of the song for the current document version."""
-        return self._bars.get(self.doc.song, self.doc.version, self.geom.visible_ticks()[1])
+        """Bar lines of the song, at least up to the right edge of the view."""
+        return self._bars.get(self.doc.song, self.geom.visible_ticks()[1])
 
     def note_at(self, pos: QPointF) -> Note | None:
         """The active track's note under ``pos`` (the last drawn one when several overlap)."""
@@ -750,6 +750,7 @@ class PianoRollView(QWidget):
         doc.selection_changed.connect(self.velocity.update)
         doc.active_track_changed.connect(self._track_changed)
         self._syncing = False
+        self._logged_geometry: tuple = ()
         g.key_height = 10
         g.center_pitch(66)
         self._track_changed()
@@ -799,6 +800,36 @@ class PianoRollView(QWidget):
             self._syncing = False
         for w in (self.ruler, self.keyboard, self.velocity, self.canvas):
             w.update()
+        self.log_geometry()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(200, self.log_geometry)  # once the window is placed on the screen
+
+    def log_geometry(self) -> None:
+        """Log (DEBUG, when it changed) where the canvas and the velocity lane are on the screen
+        and the zoom and scroll: what turns a note into a mouse position for the session test."""
+        if not logger.isEnabledFor(logging.DEBUG) or not self.isVisible():
+            return
+        g = self.geometry_model
+        c, v = self.canvas.mapToGlobal(QPoint(0, 0)), self.velocity.mapToGlobal(QPoint(0, 0))
+        key = (
+            (c.x(), c.y(), self.canvas.width(), self.canvas.height()),
+            (v.x(), v.y(), self.velocity.width(), self.velocity.height()),
+            (g.px_per_tick, g.scroll_tick, g.key_height, g.scroll_y),
+        )
+        if key != self._logged_geometry:
+            self._logged_geometry = key
+            canvas, lane, (ppt, st, kh, sy) = key
+            logger.debug(
+                "roll geometry: canvas=%s lane=%s px_per_tick=%r scroll_tick=%r key_height=%r scroll_y=%r",
+                ",".join(map(str, canvas)),
+                ",".join(map(str, lane)),
+                ppt,
+                st,
+                kh,
+                sy,
+            )
 
     def _h_scrolled(self, value: int) -> None:
         if not self._syncing:

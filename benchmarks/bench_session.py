@@ -1,0 +1,82 @@
+"""A musician's working session in the real ``musicgen gui`` process, timed.
+
+The session of tests/gui/test_session.py (tests/session_driver.py drives both): on a private Xvfb
+screen, with real mouse and key events from xdotool, a 4-bar tune (and a note in each of 15 slots
+of bars 5-8) gets 200 edits (delete, draw, move, resize, velocity; Ctrl+S after each), runs of 5
+undos and 5 redos, 10 Continue cycles (accept, reject, Again + accept, play, and two takes left
+pending), Settings ▸ Devices ▸ OK, save, quit, open again (the pending takes come back) and 10
+more edits.
+
+Printed: per phase, the latency p50 / p99 / max in ms (an edit: from the mouse release, or the
+key, to the saved file holding exactly the notes the gesture should give); the edit latency of
+the first 20 edits against the last 20 of the same process (the baseline is the session's own
+start: the ratio is what must stay near 1); the gui process's peak memory (VmHWM).
+
+Run: ``.venv/bin/python benchmarks/bench_session.py [--edits 200] [--cycles 10] [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from session_driver import NoXServerError, Session, quantile, summary, xvfb_display  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--edits", type=int, default=200, help="mouse edits in the first process")
+    ap.add_argument("--cycles", type=int, default=10, help="Continue cycles")
+    ap.add_argument("--after-reopen", type=int, default=10, help="edits after the project is opened again")
+    ap.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, the project)")
+    args = ap.parse_args()
+
+    from musicgen_app.ml.registry import list_models
+
+    if not list_models():
+        print("no trained model in models/: train one with `musicgen train melody-lstm`", file=sys.stderr)
+        return 2
+    print(f"bench_session: {platform.machine()}, {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
+        work = args.keep or Path(tmp)
+        try:
+            with xvfb_display() as display:
+                result = Session(
+                    work / "session",
+                    display,
+                    edits=args.edits,
+                    cycles=args.cycles,
+                    edits_after_reopen=args.after_reopen,
+                    progress=lambda msg: print(f"  … {msg}", flush=True),
+                ).run()
+        except NoXServerError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    print(summary(result))
+    e = result.edit_latencies
+    if len(e) >= 40:
+        first, last = statistics.median(e[:20]), statistics.median(e[-20:])
+        print(
+            f"ratio last 20 / first 20: p50 {last / first:.2f}, "
+            f"p99 {quantile(e[-20:], 0.99) / quantile(e[:20], 0.99):.2f}"
+        )
+    if result.rss_samples_mb:
+        rss = result.rss_samples_mb
+        print(f"RSS while editing: first sample {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB")
+    print(f"takes restored on reopening: {result.restored_takes}")
+    problems = [t for t in ("Traceback", "internal error") if t in result.stderr + result.log]
+    print("tracebacks / internal errors: " + (", ".join(problems) if problems else "none"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
