@@ -1,14 +1,31 @@
-"""`musicgen evaluate NAME [--json]`: held-out NLL, accuracy, baseline and continuation statistics."""
+"""`musicgen evaluate NAME [--json]`: held-out NLL, accuracy, baseline and continuation statistics.
+
+`musicgen evaluate --all [--kinds folk,pop,chorale] [--sketches N] [--readme]`: every shipped model
+continues held-out sketches of every kind and :mod:`musicgen_app.ml.judge` judges the takes; the
+table (judge pass rate, notes per bar and in key against the real continuations, the classifier
+two-sample accuracy, NLL against the n-gram, first note and file size from the model's card) is
+printed and, with ``--readme``, written into README.md. ``--all --metrics`` instead recomputes
+every model's card figures (NLL, n-gram, speed) and the comparison table.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import time
 
-from musicgen_app.cli.argtypes import model_name, positive_int
+from musicgen_app.cli.argtypes import finite_float, model_name, positive_int
 
 logger = logging.getLogger(__name__)
+
+README_BLOCK = "model-judge"
+KIND_NAMES = {
+    "folk": "folk (Essen)",
+    "pop": "pop (POP909)",
+    "chorale": "chorale soprano",
+    "chorale4": "chorale 4-part",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "name", nargs="?", type=model_name, help="model name (see `musicgen models`) or checkpoint path"
     )
     parser.add_argument(
-        "--all", action="store_true", help="evaluate every model, store the figures, write the README table"
+        "--all", action="store_true", help="judge every model's continuations of held-out sketches"
     )
+    parser.add_argument("--kinds", default="folk,pop,chorale",
+                        help="with --all: kinds of sketch, comma-separated: folk, pop, chorale "
+                        "(soprano lines, and four-part openings for the polyphonic models)")  # fmt: skip
+    parser.add_argument(
+        "--sketches", type=positive_int(100_000), default=30, help="with --all: sketches per kind (30)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=finite_float(0.0, 10.0, lo_open=True),
+        default=0.9,
+        help="with --all: sampling temperature",
+    )
+    parser.add_argument("--pop-data", default="pop909",
+                        help="with --all: the POP909 dataset's name (`musicgen dataset build --midi DIR "
+                        "--name pop909`)")  # fmt: skip
+    parser.add_argument("--readme", action="store_true", help="with --all: write the table into README.md")
+    parser.add_argument("--metrics", action="store_true",
+                        help="with --all: recompute the cards' figures and the comparison table")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--tunes",
@@ -32,11 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate on the test tunes of the model's own split."""
-    if not args.name and not args.all:
-        from musicgen_app.errors import MusicgenError
+    """Evaluate on the test tunes of the model's own split, or judge every model (``--all``)."""
+    from musicgen_app.errors import MusicgenError
 
+    if not args.name and not args.all:
         raise MusicgenError("name a model to evaluate, or use --all")
+    if args.all and not args.metrics:
+        return run_judge(args)
     if args.all or (args.name and _is_family(args.name)):
         from musicgen_app.ml.families.evaluate import run_evaluate
 
@@ -61,3 +98,133 @@ def _is_family(name: str) -> bool:
 
     card = read_card(resolve(name))
     return isinstance(card.get("architecture"), str) and is_family_card(card)
+
+
+def parse_kinds(text: str) -> list[str]:
+    """``folk,pop,chorale`` -> the judge's kinds (``chorale`` brings its four-part openings)."""
+    from musicgen_app.errors import MusicgenError
+    from musicgen_app.ml.judge import KINDS
+
+    out: list[str] = []
+    for word in (w.strip().lower() for w in text.split(",")):
+        if not word:
+            continue
+        if word not in KINDS:
+            raise MusicgenError(f"unknown kind '{word}' in --kinds (choose from folk, pop, chorale)")
+        out += [word, "chorale4"] if word == "chorale" else [word]
+    if not out:
+        raise MusicgenError("--kinds names no kind (folk, pop, chorale)")
+    return list(dict.fromkeys(out))
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    """`musicgen evaluate --all`: judge every shipped model on every kind; print (and write) the table."""
+    import torch
+
+    from musicgen_app.errors import MusicgenError
+    from musicgen_app.ml import judge
+    from musicgen_app.ml.registry import list_models, load_model
+
+    if not 1 <= args.sketches <= 10000:
+        raise MusicgenError("--sketches must be between 1 and 10000")
+    if not 0.05 <= args.temperature <= 5.0:
+        raise MusicgenError("--temperature must be between 0.05 and 5")
+    kinds = parse_kinds(args.kinds)
+    models = list_models()
+    if not models:
+        raise MusicgenError("no models to evaluate (see `musicgen models`)")
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    sketches = {k: judge.load_sketches(k, args.sketches, pop_dataset=args.pop_data) for k in kinds}
+    results: dict = {"real": {k: judge.real_floor(s) for k, s in sketches.items()}, "models": {}}
+    for info in models:
+        model = load_model(info.name)
+        row: dict = {}
+        for kind in judge.kinds_for(info.card, kinds):
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                row[kind] = judge.evaluate_model_on(model, sketches[kind], temperature=args.temperature)
+            f = row[kind]
+            print(f"{info.name:<20} {kind:<9} passed {f['passed']}/{f['sketches']}, classifier "
+                  f"{f['classifier']:.0%} ({time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
+        results["models"][info.name] = row
+    table = judge_table(results, models, kinds)
+    seconds = time.perf_counter() - started
+    command = "musicgen evaluate --all " + " ".join(
+        [f"--kinds {args.kinds}", f"--sketches {args.sketches}"]
+        + ([f"--temperature {args.temperature:g}"] if args.temperature != 0.9 else [])
+    )
+    if args.json:
+        print(json.dumps(results, indent=1, default=float))
+    else:
+        print()
+        print(table)
+    print(f"\n{seconds:.0f} s", flush=True)
+    if args.readme:
+        from musicgen_app.cli.readme_block import write_block
+
+        counts = ", ".join(f"{k} {len(s)}" for k, s in sketches.items())
+        body = (
+            f"`{command}` ({counts} held-out sketches, temperature {args.temperature:g}, key lock off, "
+            f"{seconds:.0f} s on this machine). *judge: pass*: the share of takes passing every check "
+            "of `musicgen_app/ml/judge.py` (notes per bar 0.5-2x the real continuation's, >= 85% in "
+            "the sketch's key, within its range +- an octave, >= 4 distinct pitches, no pitch struck "
+            "more than 8 times in a row, onsets on the 16th grid, a single line kept single); *failed "
+            "checks*: how many takes failed each; *classifier*: held-out accuracy of a logistic "
+            "regression telling the real 4 bars from the model's (50% = it cannot tell), in brackets "
+            "the real-vs-real floor (the real 4 bars against the 4 after them). The *real "
+            "continuations* rows put what the composers wrote through the same judge.\n\n"
+            f"{table}"
+        )
+        path = write_block(README_BLOCK, body, after="**Reading the table.**")
+        print(f"wrote the table into {path}")
+    return 0
+
+
+def _fmt(x: object, spec: str) -> str:
+    return "–" if x is None or x != x else format(x, spec)  # type: ignore[operator]
+
+
+def _fails(f: dict) -> str:
+    from musicgen_app.ml.judge import CHECKS
+
+    parts = [f"{name.replace('_', ' ')} {f['fails'][name]}" for name in CHECKS if name in f.get("fails", {})]
+    return ", ".join(parts) or "–"
+
+
+def _nll(metrics: dict) -> str:
+    nll, base = metrics.get("test_nll"), metrics.get("baseline_nll")
+    if nll is None or base is None:
+        return "–"
+    unit = metrics.get("unit") or "nats/step"
+    return f"{nll:.3f} vs {base:.3f} {unit} ({nll / base - 1:+.0%})"
+
+
+def judge_table(results: dict, models: list, kinds: list[str]) -> str:
+    """The Markdown table of :func:`run_judge`'s results (``models``: registry ModelInfo)."""
+    rows = [
+        "| model | sketches | judge: pass | failed checks | notes per bar (real) | in key (real) "
+        "| classifier (real vs real) | NLL vs n-gram | first note | file |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in kinds:
+        r = results["real"][kind]
+        rows.append(
+            f"| *real continuations* | {KIND_NAMES[kind]} ({r['sketches']}) | {_fmt(r['pass_rate'], '.0%')} "
+            f"| {_fails(r)} | {_fmt(r['real_notes_per_bar'], '.1f')} | {_fmt(r['real_in_key'], '.2f')} "
+            f"| {_fmt(r['classifier'], '.0%')} (floor) | | | |"
+        )
+    for info in models:
+        m = info.card.get("metrics") or {}
+        size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
+        first = f"{m['first_note_ms']:.1f} ms" if m.get("first_note_ms") is not None else "–"
+        for i, (kind, f) in enumerate(results["models"].get(info.name, {}).items()):
+            floor = results["real"][kind]["classifier"]
+            tail = f"| {_nll(m)} | {first} | {size:.1f} MB |" if i == 0 else "| | | |"
+            rows.append(
+                f"| {info.name if i == 0 else ''} | {KIND_NAMES[kind]} | **{_fmt(f['pass_rate'], '.0%')}** "
+                f"| {_fails(f)} | {_fmt(f['notes_per_bar'], '.1f')} ({_fmt(f['real_notes_per_bar'], '.1f')}) "
+                f"| {_fmt(f['in_key'], '.2f')} ({_fmt(f['real_in_key'], '.2f')}) "
+                f"| {_fmt(f['classifier'], '.0%')} ({_fmt(floor, '.0%')}) {tail}"
+            )
+    return "\n".join(rows)
