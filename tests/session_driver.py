@@ -52,7 +52,7 @@ class NoXServerError(RuntimeError):
 
 
 @contextlib.contextmanager
-def xvfb_display(size: str = "1280x800x24") -> Iterator[str]:
+def xvfb_display(size: str = "1920x1080x24") -> Iterator[str]:
     """A private Xvfb server on a free display (``:N``)."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None or shutil.which("xdotool") is None:
@@ -343,7 +343,11 @@ class Session:
         app = App(self.display, [str(self.project)], self.env, self.dir / f"{name}.log")
         self.app = app
         app.wait_log("Opened tune.mgproj", timeout=120)
-        app.window("tune.mgproj")
+        wid = app.window("tune.mgproj")
+        # a wide window, as a musician editing at the mouse would have (the track and Continue
+        # docks take ~600 px of the default 1280); the roll then fits the song at a usable zoom
+        app.xdo("windowmove", "--sync", wid, "0", "0")
+        app.xdo("windowsize", "--sync", wid, "1900", "1000")
         app.wait_log("roll geometry", timeout=30)
         app.wait_log(" loaded", timeout=120)  # the model is ready
         time.sleep(0.5)  # the window settles where it will stay

@@ -47,6 +47,7 @@ from musicgen_app.core.midi_io import (
     MAX_MESSAGE_BYTES,
     MAX_SONG_SECONDS,
     MAX_TICK,
+    SPLITTABLE_META,
     is_midi_path,
     read_midi,
 )
@@ -132,10 +133,10 @@ def _meta_from_rows(value: Any, what: str) -> list[MetaEvent]:
                 raise _damaged(f"{where} is not hex data") from None
         else:
             raise _damaged(f"{where} has an unknown encoding ({_short(encoding)})")
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise _damaged(
-                f"{where} is {len(data):,} bytes long; a MIDI event holds up to {MAX_MESSAGE_BYTES:,}"
-            )
+        # a long text or lyric is split into several events on export; other events must fit one
+        cap = MAX_MESSAGE_BYTES * (16 if kind in SPLITTABLE_META else 1)
+        if len(data) > cap:
+            raise _damaged(f"{where} is {len(data):,} bytes long; this app keeps up to {cap:,}")
         if kind == "sysex" and any(b > 0x7F for b in data):
             raise _damaged(f"{where}, a system-exclusive message, holds a byte above 127")
         events.append(MetaEvent(_tick(tick, where), kind, data))

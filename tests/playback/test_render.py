@@ -138,8 +138,8 @@ def test_write_wav_refuses_cleanly(tmp_path, monkeypatch) -> None:
     (tmp_path / "folder.wav").mkdir()
     for target, message in (
         (tmp_path / "no" / "x.wav", "No such file"),
-        (link, "not a regular file"),
-        (tmp_path / "folder.wav", "a folder"),
+        (link, "character device"),
+        (tmp_path / "folder.wav", "folder"),
     ):
         with pytest.raises(DeviceError, match=message):
             write_wav(samples, target)

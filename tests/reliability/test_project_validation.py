@@ -124,7 +124,7 @@ BAD_VALUES: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("a reversed loop", (*S, "loop"), [1920, 0], "the loop end"),
     ("an empty loop", (*S, "loop"), [480, 480], "the loop end"),
     ("a meta event at tick 2^63", (*S, "meta", 0, 0), 2**63, "the conductor's events: the tick"),
-    ("a 2 MB lyric", (*T0, "meta", 0, 3), "x" * 2_000_000, "2,000,000 bytes"),
+    ("a 20 MB lyric", (*T0, "meta", 0, 3), "x" * 20_000_000, "20,000,000 bytes"),
     ("a lone surrogate in a name", (*T0, "name"), "\ud800", "track 1's name holds a broken character"),
     ("an event five hours in", (*T0, "notes", 1, 2), 480 * 2 * 3600 * 5, "more than 4 hours"),
     ("a lone surrogate in the state", ("state", "model"), "\udfff", "the app state"),
