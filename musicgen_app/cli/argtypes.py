@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from musicgen_app.core.safe_io import describe_kind
+
 logger = logging.getLogger(__name__)
 
 SEED_MAX = 2**63 - 1  # the sampler's seeds are 63-bit (ml.sampling.random_seed)
@@ -193,18 +195,6 @@ def checkpoint_name(value: str) -> str:
     return value
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _path_text(value: str, what: str) -> str:
     if not value.strip():
         _fail(f"the {what} name must not be empty")
@@ -234,7 +224,7 @@ def input_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Cal
         except OSError as exc:
             _fail(f"{value}: cannot read the {what}: {exc.strerror or exc}")
         if not stat.S_ISREG(st.st_mode):
-            _fail(f"{value} is {_kind(st.st_mode)}, not a {what}")
+            _fail(f"{value} is {describe_kind(st.st_mode)}, not a {what}")
         if not os.access(value, os.R_OK):
             _fail(f"{value}: the {what} cannot be read (permission denied)")
         if not _suffix_ok(value, suffixes):
@@ -263,7 +253,7 @@ def check_writable_target(path: str | Path, what: str = "file") -> str | None:
         return f"{path}: cannot write the {what}: {exc.strerror or exc}"
     if st is not None:
         if not stat.S_ISREG(st.st_mode):
-            return f"{path} is {_kind(st.st_mode)}; it cannot be replaced by a {what}"
+            return f"{path} is {describe_kind(st.st_mode)}; it cannot be replaced by a {what}"
         if not os.access(p, os.W_OK):
             return f"{path}: the {what} is read-only (permission denied)"
     parent = p.parent
@@ -307,7 +297,7 @@ def writable_dir(value: str) -> str:
     except OSError as exc:
         _fail(f"{value}: cannot use the folder: {exc.strerror or exc}")
     if not stat.S_ISDIR(st.st_mode):
-        _fail(f"{value} is {_kind(st.st_mode)}, not a folder")
+        _fail(f"{value} is {describe_kind(st.st_mode)}, not a folder")
     if not os.access(value, os.W_OK | os.X_OK):
         _fail(f"cannot write into the folder {value} (permission denied)")
     return value
