@@ -84,9 +84,10 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
         "midi_format": result.midi_format,
         "title": song.title,
         "resolution": song.resolution,
-        "end_tick": song.end_tick,
-        "duration_seconds": round(tm.tick_to_seconds(song.end_tick), 3),
-        "bars": _bar_beat(song, song.end_tick - 1)[0] if song.end_tick else 0,
+        "end_tick": song.length_ticks,
+        "last_note_end_tick": song.end_tick,
+        "duration_seconds": round(tm.tick_to_seconds(song.length_ticks), 3),
+        "bars": _bar_beat(song, song.length_ticks - 1)[0] if song.length_ticks else 0,
         "note_count": song.note_count,
         "tempos": [
             {

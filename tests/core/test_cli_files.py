@@ -105,3 +105,24 @@ def test_bar_numbers_agree_with_the_song_model() -> None:
         starts = song.bar_starts(30_000)
         for tick in (rng.randrange(30_000) for _ in range(20)):
             assert _bar_beat(song, tick)[0] == bisect.bisect_right(starts, tick)
+
+
+def test_inspect_counts_trailing_silence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file whose track ends 5 s after its last note (written by mido, as a DAW would) is 6 s long."""
+    import mido
+
+    mf = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    tr.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
+    tr.append(mido.Message("note_on", note=60, velocity=90, time=0))
+    tr.append(mido.Message("note_off", note=60, velocity=0, time=960))
+    tr.append(mido.MetaMessage("end_of_track", time=4800))
+    mf.tracks.append(tr)
+    path = tmp_path / "tail.mid"
+    mf.save(path)
+    assert main(["inspect", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["last_note_end_tick"] == 960
+    assert info["end_tick"] == 960 + 4800
+    assert info["duration_seconds"] == pytest.approx(6.0)
+    assert info["bars"] == 3
