@@ -18,6 +18,7 @@ Run: ``.venv/bin/python benchmarks/bench_session.py [--edits 200] [--cycles 10] 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -38,6 +39,7 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=10, help="Continue cycles")
     ap.add_argument("--after-reopen", type=int, default=10, help="edits after the project is opened again")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, the project)")
+    ap.add_argument("--readme", action="store_true", help="write the figures into README.md")
     args = ap.parse_args()
 
     from musicgen_app.ml.registry import list_models
@@ -45,6 +47,13 @@ def main() -> int:
     if not list_models():
         print("no trained model in models/: train one with `musicgen train melody-lstm`", file=sys.stderr)
         return 2
+    out: list[str] = []
+
+    def say(line: str) -> None:
+        print(line)
+        out.append(line)
+
+    load = os.getloadavg()[0]
     print(f"bench_session: {platform.machine()}, {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
         work = args.keep or Path(tmp)
@@ -61,20 +70,29 @@ def main() -> int:
         except NoXServerError as exc:
             print(exc, file=sys.stderr)
             return 2
-    print(summary(result))
+    say(summary(result))
     e = result.edit_latencies
     if len(e) >= 40:
         first, last = statistics.median(e[:20]), statistics.median(e[-20:])
-        print(
+        say(
             f"ratio last 20 / first 20: p50 {last / first:.2f}, "
             f"p99 {quantile(e[-20:], 0.99) / quantile(e[:20], 0.99):.2f}"
         )
     if result.rss_samples_mb:
         rss = result.rss_samples_mb
-        print(f"RSS while editing: first sample {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB")
-    print(f"takes restored on reopening: {result.restored_takes}")
+        say(f"RSS while editing: first sample {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB")
+    say(f"takes restored on reopening: {result.restored_takes}")
     problems = [t for t in ("Traceback", "internal error") if t in result.stderr + result.log]
-    print("tracebacks / internal errors: " + (", ".join(problems) if problems else "none"))
+    say("tracebacks / internal errors: " + (", ".join(problems) if problems else "none"))
+    if args.readme:
+        from readme_block import write_block
+
+        cmd = "benchmarks/bench_session.py " + " ".join(a for a in sys.argv[1:] if a != "--readme")
+        head = (
+            f"`{cmd.strip()}` on {platform.machine()}, {os.cpu_count()} cores, load {load:.1f} at the start, "
+            f"{time.strftime('%Y-%m-%d')}:"
+        )
+        write_block("bench-session", head + "\n\n```\n" + "\n".join(out) + "\n```")
     return 0
 
 

@@ -136,6 +136,20 @@ class App:
         log, err = self.text()[-4000:], self.stderr()[-4000:]
         raise AssertionError(f"{needle!r} not in the log after {timeout} s:\n{log}\nstderr:\n{err}")
 
+    def wait_settled(self, needle: str, quiet: float, timeout: float) -> None:
+        """Wait until ``needle`` has not been logged again for ``quiet`` seconds (a relayout after
+        the model card appears, on a loaded machine, comes a while after the model is loaded)."""
+        end = time.monotonic() + timeout
+        seen, since = self.count(needle), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            n = self.count(needle)
+            if n != seen:
+                seen, since = n, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+        raise AssertionError(f"{needle!r} kept being logged for {timeout} s")
+
     def xdo(self, *args: str) -> str:
         r = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
@@ -350,7 +364,7 @@ class Session:
         app.xdo("windowsize", "--sync", wid, "1900", "1000")
         app.wait_log("roll geometry", timeout=30)
         app.wait_log(" loaded", timeout=120)  # the model is ready
-        time.sleep(0.5)  # the window settles where it will stay
+        app.wait_settled("roll geometry", quiet=1.0, timeout=30)  # the window stays where it is
         self._load_saved()
         return app
 
@@ -385,6 +399,17 @@ class Session:
         if g.px_per_tick * SIXTEENTH < 3.5 or g.key_height < 5:
             raise SessionError(f"the view is too zoomed out to edit with the mouse: {g}")
         return g
+
+    def _screenshot(self, name: str) -> Path | None:
+        """The screen as a PNG in the work folder (for a failure's report); None without PIL."""
+        try:
+            from PIL import ImageGrab
+
+            path = self.dir / f"{name}-{time.strftime('%H%M%S')}.png"
+            ImageGrab.grab(xdisplay=self.display).save(path)
+            return path
+        except Exception:  # a report's extra: never the failure itself
+            return None
 
     # -- files ----------------------------------------------------------------------------
     def _read_notes(self) -> set[Note]:
@@ -428,7 +453,9 @@ class Session:
                 raise SessionError(f"{phase}: the app exited\n{app.stderr()[-3000:]}")
             time.sleep(0.003)
         if expect is not None and got != expect:
+            shot = self._screenshot(phase)
             raise SessionError(
+                f"(screen: {shot}) "
                 f"{phase}: the saved notes are not what the gesture should give\n"
                 f"missing: {sorted(expect - got)}\nunexpected: {sorted(got - expect)}\n"
                 f"{app.text()[-1500:]}"

@@ -120,6 +120,7 @@ class SelectTool(Tool):
     def press(self, pos: QPointF, mods: Qt.KeyboardModifier) -> None:
         doc = self.canvas.doc
         note = self.canvas.note_at(pos)
+        logger.debug("select press at %.0f,%.0f: %s", pos.x(), pos.y(), note)
         shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
         if note is None:
             self._band_origin = self._band_now = pos

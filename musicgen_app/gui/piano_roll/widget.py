@@ -345,6 +345,7 @@ class PianoRollCanvas(QWidget):
         return QSize(900, 500)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        logger.debug("canvas press %s at %s", event.button(), event.position())
         if event.button() != Qt.MouseButton.LeftButton:
             return
         self.setFocus()
