@@ -446,6 +446,8 @@ class Scheduler:
         """Send every event due at ``now``; return the next deadline (None when nothing is pending)."""
         events = self._events
         while True:
+            if self._state != PLAYING:
+                return None  # the output failed: the run has ended
             i = self._idx
             loop = self._loop
             if (
@@ -470,8 +472,6 @@ class Scheduler:
             if self.timing is not None:
                 self.timing.append((deadline, self.clock()))
             self._deliver(ev)
-            if self._state != PLAYING:
-                return None  # the output failed: the run has ended
 
     def _deliver(self, ev: tl.Event) -> None:
         msg = ev[4]
@@ -482,12 +482,6 @@ class Scheduler:
             if count:  # the same key again: end the sounding one first (re-strike)
                 self._send(mido.Message("note_off", channel=msg.channel, note=msg.note))
             self._sounding[key] = count + 1
-            if ev[5]:
-                now = self.clock()
-                if self.first_streamed_note_time is None:
-                    self.first_streamed_note_time = now
-                self.played.append((ev[5], ev[6]))  # type: ignore[arg-type]
-                self._played_at.append(now)
         elif prio == tl.PRIO_NOTE_OFF:
             key = (msg.channel, msg.note)
             count = self._sounding.get(key, 0)
@@ -498,6 +492,12 @@ class Scheduler:
                 return  # an overlapping note of the same key still sounds
             del self._sounding[key]
         self._send(msg)
+        if prio == tl.PRIO_NOTE_ON and ev[5] and self._state == PLAYING:  # sent, not failed
+            now = self.clock()
+            if self.first_streamed_note_time is None:
+                self.first_streamed_note_time = now
+            self.played.append((ev[5], ev[6]))  # type: ignore[arg-type]
+            self._played_at.append(now)
 
     def _send(self, msg: mido.Message) -> None:
         try:

@@ -235,3 +235,22 @@ def test_device_dying_between_sends_stops_at_once_and_counts_what_was_heard() ->
     assert [n.pitch for _, n in sched.played] == [62, 63, 64, 65]
     assert isinstance(reports[-1], PlaybackFinished) and reports[-1].reason == "failed"
     assert sched.output.name == "no output"
+
+
+def test_a_note_whose_send_failed_is_not_counted_as_played() -> None:
+    clock, out, sched = _fake()
+    r = 480
+    song = Song(tracks=[Track("m", notes=[Note(0, 60, r)])])
+    sched.play(song, song.end_tick, streaming=True, include_song=False)
+    sent_before = len(out.messages)
+    out.fail_after = sent_before + 5  # programs and controls were sent; then 3 notes on, 2 off fit
+    sched.append_notes([Note(song.end_tick + i * r, 62 + i, song.end_tick + (i + 1) * r) for i in range(8)])
+    run_fake(sched, clock)
+    ons = [m.note for m in out.of_type("note_on") if m.velocity]
+    assert [n.pitch for _, n in sched.played] == ons == [62, 63, 64]
+    failed = [
+        x
+        for x in (sched.status.get_nowait() for _ in range(sched.status.qsize()))
+        if isinstance(x, OutputFailed)
+    ]
+    assert len(failed) == 1 and failed[0].notes_heard == 3 and failed[0].failed_at is None
