@@ -270,6 +270,7 @@ class FluidSynthOutput(Output):
         self.synth = synth.new_synth(sample_rate=sample_rate, gain=gain, **settings)
         self._driver: Any = None
         self._watch: Any = None
+        self._unwatch_driver: Callable[[], None] | None = None
         self.driver_name = "offline"
         try:
             self.soundfont = synth.check_soundfont(soundfont)
@@ -280,7 +281,12 @@ class FluidSynthOutput(Output):
             self.synth.delete()
             raise
         self.name = f"FluidSynth ({self.soundfont.name}, {self.driver_name})"
-        if self.driver_name == "jack":  # FluidSynth's JACK driver plays on silently after the server died
+        if self._driver:  # a driver whose device dies says so only in FluidSynth's log
+            driver_name = self.driver_name
+            self._unwatch_driver = synth.watch_driver(
+                driver_name, lambda line: self.fail(f"its {driver_name} audio driver died ({line})")
+            )
+        if self.driver_name == "jack":  # and JACK says nothing at all when its server dies
             self._watch = _watch_jack(self)
         c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
         synth_chan = (("synth", c_void_p, 1), ("chan", c_int, 1))
@@ -318,6 +324,8 @@ class FluidSynthOutput(Output):
         return data.reshape(-1, 2)
 
     def _close(self) -> None:
+        if self._unwatch_driver is not None:
+            self._unwatch_driver()
         if self._watch is not None:
             self._watch.cancel()
         if self._driver:

@@ -87,7 +87,9 @@ def test_play_exits_2_within_a_second_when_the_jack_server_dies(
     finally:
         if receiver is not None:
             receiver.close()
-    assert "stopped working: the JACK server stopped" in line and "playback stopped at 0:0" in line
+    # the JACK watcher or FluidSynth's own log line, whichever is first
+    assert re.search(r"stopped working: (the JACK server stopped|.*Lost the connection to the JACK)", line)
+    assert "playback stopped at 0:0" in line
 
 
 def test_play_exits_2_when_the_port_it_plays_to_vanishes(
@@ -163,3 +165,23 @@ def test_the_watch_reports_a_dead_server_within_milliseconds(killable_jack_serve
     print(f"\nJACK server death noticed {latency_ms:.1f} ms after SIGKILL")
     assert "the JACK server stopped" in told[0][0]
     assert latency_ms < 500
+
+
+def test_fluidsynth_reports_its_driver_dying_without_the_jack_watcher(
+    killable_jack_server: KillableJack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FluidSynth's own error line marks the output dead: the path that also catches a client JACK
+    dropped while the server lives, and a PulseAudio or ALSA device that died under the synth."""
+    from musicgen_app.playback import outputs
+
+    monkeypatch.setattr(outputs, "_watch_jack", lambda output, port=None: None)  # the other path off
+    synth = FluidSynthOutput(driver="jack")
+    try:
+        killed_at = killable_jack_server.kill()
+        assert wait_until(lambda: synth.failure is not None, 3.0)
+        print(
+            f"\nFluidSynth's driver death noticed {(synth.failed_at - killed_at) * 1000:.1f} ms after SIGKILL"
+        )
+    finally:
+        synth.close()
+    assert "its jack audio driver died (Help! Lost the connection to the JACK server)" in str(synth.failure)
