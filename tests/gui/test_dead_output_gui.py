@@ -46,6 +46,12 @@ def test_a_dead_output_shows_the_bar_and_reconnect_hides_it(window, recording, q
     assert window.playback.output is not recording and window.playback.output.failure is None
     window.act_play.trigger()
     assert window.playback.playing
+    window.act_play.trigger()
+    assert not window.playback.playing
+    # a device that dies while nothing plays is reported too (the scheduler wakes for it)
+    window.playback.output.fail("the cable was pulled")
+    qtbot.waitUntil(bar.isVisible, timeout=3000)
+    assert "the cable was pulled" in bar.text
 
 
 @pytest.fixture
