@@ -284,7 +284,8 @@ class FluidSynthOutput(Output):
         if self._driver:  # a driver whose device dies says so only in FluidSynth's log
             driver_name = self.driver_name
             self._unwatch_driver = synth.watch_driver(
-                driver_name, lambda line: self.fail(f"its {driver_name} audio driver died ({line})")
+                driver_name,
+                lambda line, when: self.fail(f"its {driver_name} audio driver died ({line})", when),
             )
         if self.driver_name == "jack":  # and JACK says nothing at all when its server dies
             self._watch = _watch_jack(self)

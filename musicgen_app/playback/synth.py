@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,7 @@ DRIVER_DEATH_LOGS: dict[str, tuple[str, ...]] = {
 
 _module: ModuleType | None = None
 _death_lock = threading.Lock()
-_death_watchers: list[tuple[str, Callable[[str], None]]] = []
+_death_watchers: list[tuple[str, Callable[[str, float], None]]] = []
 _log_lines: deque[str] = deque(maxlen=20)
 _log_callback: Any = None  # keeps the ctypes callback alive
 
@@ -116,9 +117,10 @@ def _install_log_function(fs: ModuleType) -> None:
         setter(level, ctypes.cast(_log_callback, ctypes.c_void_p), None)
 
 
-def watch_driver(driver: str, on_death: Callable[[str], None]) -> Callable[[], None]:
-    """Call ``on_death(log line)`` (from a thread of its own) when FluidSynth logs that an audio
-    driver called ``driver`` lost its device; returns the function that ends the watch."""
+def watch_driver(driver: str, on_death: Callable[[str, float], None]) -> Callable[[], None]:
+    """Call ``on_death(log line, time.perf_counter() when it was logged)`` (from a thread of its
+    own) when FluidSynth logs that an audio driver called ``driver`` lost its device; returns the
+    function that ends the watch."""
     entry = (driver, on_death)
     with _death_lock:
         _death_watchers.append(entry)
@@ -132,10 +134,11 @@ def watch_driver(driver: str, on_death: Callable[[str], None]) -> Callable[[], N
 
 def _tell_driver_death(text: str) -> None:
     # runs on FluidSynth's (or libjack's) thread: hand over to a thread of ours at once
+    when = time.perf_counter()
     with _death_lock:
         due = [cb for name, cb in _death_watchers if any(m in text for m in DRIVER_DEATH_LOGS.get(name, ()))]
     for cb in due:
-        threading.Thread(target=cb, args=(text,), name="musicgen-driver-death", daemon=True).start()
+        threading.Thread(target=cb, args=(text, when), name="musicgen-driver-death", daemon=True).start()
 
 
 def take_log_lines() -> list[str]:
