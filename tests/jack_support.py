@@ -88,11 +88,16 @@ class KillableJack:
         self.killed = False
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            _end(self.proc, 10.0)
+
+
+def _end(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for ``proc``, asked to end, to do so; kill it after ``timeout`` seconds."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager
@@ -230,11 +235,7 @@ class Receiver:
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _end(self.proc, 5.0)
 
 
 @pytest.fixture
