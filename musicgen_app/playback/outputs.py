@@ -227,10 +227,11 @@ class MidiPortOutput(Output):
             raise DeviceError(f"MIDI port {self.name} failed: {exc}") from exc
 
     def _close(self) -> None:
+        server_gone = self._watch is not None and self._watch.watch.dead
         if self._watch is not None:
             self._watch.cancel()
-        if self.failure is not None and self._watch is not None:
-            return  # the JACK server is gone: RtMidi's close would wait a second for it in vain
+        if server_gone:
+            return  # RtMidi's close would wait a second for the dead JACK server, in vain
         try:
             self._out.close_port()
         finally:
