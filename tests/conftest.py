@@ -23,4 +23,9 @@ def repo_root() -> Path:
 
 
 # JACK fixtures for every folder (playback, gui, cli): a private server and a MIDI receiver.
-from jack_support import jack_receiver, jack_server, no_midi_system  # noqa: E402, F401
+from jack_support import (  # noqa: E402, F401
+    jack_receiver,
+    jack_server,
+    killable_jack_server,
+    no_midi_system,
+)

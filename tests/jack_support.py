@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -36,29 +37,83 @@ def private_jack(tag: str, period: int = 64) -> Iterator[dict[str, str] | None]:
     shared cores) is skipped ("client = receiver was not finished"), and the MIDI events of that
     cycle are lost: about one message in 4000 under load, seen as a note missing at the receiver.
     """
-    jackd, waiter = shutil.which("jackd"), shutil.which("jack_wait")
-    if jackd is None or waiter is None:
+    with killable_jack(tag, period) as server:
+        yield server.env if server is not None else None
+
+
+@dataclass
+class KillableJack:
+    """A private JACK server a test may kill (as a crash would) and start again under its name.
+
+    A killed ``jackd`` leaves its slot in JACK's shared registry (8 slots per machine, reclaimed
+    only by a server of the same name): :meth:`stop` starts it again and ends it cleanly, so
+    killing never leaks a slot.
+    """
+
+    name: str
+    env: dict[str, str]
+    period: int
+    proc: subprocess.Popen | None = None
+    killed: bool = False
+
+    def start(self) -> bool:
+        """Start ``jackd`` (again) and wait until it answers; False when it did not start."""
+        self.killed = False
+        jackd, waiter = shutil.which("jackd"), shutil.which("jack_wait")
+        assert jackd is not None and waiter is not None
+        self.proc = subprocess.Popen(
+            [jackd, "-S", "-n", self.name, "-d", "dummy", "-r", "48000", "-p", str(self.period)],
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [waiter, "-s", self.name, "-w", "-t", "10"], env={**os.environ, **self.env}, capture_output=True
+        )
+        return self.proc.poll() is None
+
+    def kill(self) -> float:
+        """SIGKILL the server (no goodbye to its clients); returns ``time.perf_counter()`` just before."""
+        assert self.proc is not None
+        when = time.perf_counter()
+        self.proc.kill()
+        self.proc.wait()
+        self.killed = True
+        return when
+
+    def stop(self) -> None:
+        """End the server cleanly (after a kill: start it again to free its registry slot)."""
+        if self.killed and (self.proc is None or self.proc.poll() is not None):
+            self.start()
+        self.killed = False
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            _end(self.proc, 10.0)
+
+
+def _end(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for ``proc``, asked to end, to do so; kill it after ``timeout`` seconds."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def killable_jack(tag: str, period: int = 64) -> Iterator[KillableJack | None]:
+    """As :func:`private_jack`, yielding the :class:`KillableJack` (None when jackd is missing or
+    does not start)."""
+    if shutil.which("jackd") is None or shutil.which("jack_wait") is None:
         yield None
         return
     name = f"musicgen-{tag}-{os.getpid()}-{next(_count)}"
     env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1", "JACK_NO_AUDIO_RESERVATION": "1"}
-    proc = subprocess.Popen(
-        [jackd, "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = KillableJack(name, env, period)
     try:
-        subprocess.run([waiter, "-s", name, "-w", "-t", "10"], env={**os.environ, **env}, capture_output=True)
-        yield env if proc.poll() is None else None
+        yield server if server.start() else None
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        server.stop()
 
 
 @pytest.fixture
@@ -71,6 +126,18 @@ def jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[JackServer]:
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
         yield JackServer(env["JACK_DEFAULT_SERVER"], env)
+
+
+@pytest.fixture
+def killable_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[KillableJack]:
+    """A private JACK server (64-frame periods) the test may kill and start again."""
+    with killable_jack("kill") as server:
+        if server is None:
+            pytest.fail("jackd did not start: run scripts/setup.sh (apt package jackd2)")
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("MUSICGEN_MIDI_API", raising=False)
+        yield server
 
 
 @pytest.fixture
@@ -168,11 +235,7 @@ class Receiver:
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _end(self.proc, 5.0)
 
 
 @pytest.fixture

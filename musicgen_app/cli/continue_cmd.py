@@ -3,7 +3,9 @@
 The output is the seed (its tempo, meter, programs and every track) followed by ``--bars`` bars
 of continuation on the seed's melody track, starting after the seed's last note on the 16th grid.
 With ``--variations V`` (V > 1) it writes ``OUT-1.mid`` ... ``OUT-V.mid`` (seeds S, S+1, ...).
-With ``--play`` each take is heard live while it is generated (FluidSynth or a MIDI port).
+With ``--play`` each take is heard live while it is generated (FluidSynth or a MIDI port); when the
+output dies meanwhile, generation stops, the file gets the notes that were heard, and one line says
+how many were heard and how many not (exit status 2).
 """
 
 from __future__ import annotations
@@ -126,11 +128,31 @@ def output_paths(output: str | Path, variations: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i}{suffix}") for i in range(1, variations + 1)]
 
 
+def _write_heard(song, track: int, notes: list, path: Path) -> None:
+    """Write the seed with ``notes`` added to its track ``track``."""
+    from musicgen_app.core.midi_io import write_midi
+
+    tracks = list(song.tracks)
+    tracks[track] = replace(tracks[track], notes=sorted([*tracks[track].notes, *notes]))
+    write_midi(replace(song, tracks=tracks), path)
+
+
+def _failure_line(result, take: int, takes: int, path: Path) -> str:
+    """One line: why the output died, and how many of the take's notes were heard and not."""
+    heard = len(result.notes)
+    not_heard = max(0, result.generated - heard)
+    of = f"take {take} of {takes}: " if takes > 1 else ""
+    return (
+        f"{result.failure.message}: {of}{heard} notes heard, {not_heard} generated notes not heard; "
+        f"{path} holds the {heard} heard notes"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Read the seed, generate, write the file(s)."""
     from musicgen_app.cli.argtypes import SEED_MAX
-    from musicgen_app.core.midi_io import read_midi, write_midi
-    from musicgen_app.errors import GenerationError
+    from musicgen_app.core.midi_io import read_midi
+    from musicgen_app.errors import DeviceError, GenerationError
     from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
     from musicgen_app.ml.registry import load_model
 
@@ -171,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
                     model, song, track, start_tick=start_tick, bars=args.bars, sampling=sampling
                 )
                 result = play_session(session, song, scheduler=player, start_tick=start_tick)
+                if result.failure is not None:
+                    _write_heard(song, track, result.notes, path)
+                    raise DeviceError(_failure_line(result, i + 1, args.variations, path))
                 if result.reason not in ("done",):
                     raise GenerationError(f"generation stopped: {result.reason} {result.message}".strip())
                 notes = result.notes
@@ -178,9 +203,7 @@ def run(args: argparse.Namespace) -> int:
                 notes = generate_notes(
                     model, song, track, start_tick=start_tick, bars=args.bars, sampling=sampling
                 )
-            tracks = list(song.tracks)
-            tracks[track] = replace(tracks[track], notes=sorted([*tracks[track].notes, *notes]))
-            write_midi(replace(song, tracks=tracks), path)
+            _write_heard(song, track, notes, path)
             print(
                 f"wrote {path}: {len(notes)} notes in {args.bars} bars "
                 f"(model {model.name}, seed {take_seeds[i]})"

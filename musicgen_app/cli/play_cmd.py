@@ -1,7 +1,9 @@
 """`musicgen play FILE [--device fluidsynth|PORT] [--soundfont F] [--midi-api alsa|jack] [--loop [A-B]]`.
 
 Plays a MIDI file or a project through FluidSynth (the default) or a MIDI output port, printing
-the position; Ctrl-C stops with a panic (nothing left sounding).
+the position; Ctrl-C stops with a panic (nothing left sounding). When the output dies (its device
+fails, the JACK server or port goes away) playback stops at once with one ``error:`` line and
+exit status 2.
 """
 
 from __future__ import annotations
@@ -197,6 +199,7 @@ def _clock(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Play the file to the end (or until Ctrl-C)."""
+    from musicgen_app.errors import DeviceError
     from musicgen_app.playback.scheduler import PlaybackError, Scheduler
 
     song = load_song(args.file)
@@ -226,10 +229,11 @@ def run(args: argparse.Namespace) -> int:
                 item = sched.status.get_nowait()
                 if isinstance(item, PlaybackError):
                     errors.append(item.message)
+            stopped_at = song.tick_to_seconds(sched.position_tick)
         if tty:
             print()
-        for e in errors:
-            print(f"warning: {e}", file=sys.stderr)
+        if errors:  # the output died: playback stopped at once, and that is an error, not an end
+            raise DeviceError(f"{errors[0]} at {_clock(stopped_at)} of {_clock(total)}")
         time.sleep(0.05)  # let the synth's release tail out before the driver closes
     finally:
         output.close()

@@ -49,7 +49,7 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
-from musicgen_app.gui import editor_setup, fileio
+from musicgen_app.gui import editor_setup, fileio, output_failure
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         self._connect()
         editor_setup.install(self)  # track headers, Help menu, icons, Ctrl+Y
+        output_failure.install(self)  # the bar shown when the sound output dies (Reconnect)
         self._apply_settings()
         self._attach_document(self.doc)
         self.setAcceptDrops(True)

@@ -8,7 +8,9 @@ it (nothing waits on the child, not even while it opens its device); until it is
 go to a silent in-process output. A GUI timer asks for the playhead and reads the status queue.
 An output object handed in (tests, embedding) is driven in-process by a
 :class:`~musicgen_app.playback.scheduler.Scheduler` thread instead; so is the ``recording`` spec.
-If the child dies, the next poll reports it and starts a new one.
+If the child dies, the next poll reports it and starts a new one. When the output dies under it
+(:class:`~musicgen_app.playback.scheduler.OutputFailed`) playback has stopped; :attr:`output_failed`
+says so, and the next :meth:`open_output` (Reconnect) starts a fresh player process.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class PlaybackController(QObject):
     state_changed = Signal(str)  # "playing" / "stopped"
     output_changed = Signal(str)  # the output's name
     error = Signal(str)
+    #: the output died while in use (one line); playback has stopped (see gui.output_failure)
+    output_failed = Signal(str)
     #: batches of (time.perf_counter() time, mido.Message) from the MIDI keyboard
     keyboard_events = Signal(list)
     keyboard_changed = Signal(str)  # the open keyboard's port name ("" when none)
@@ -108,6 +112,7 @@ class PlaybackController(QObject):
         self._playing = False
         self._preview_off: dict[int, QTimer] = {}
         self._opening = 0
+        self._output_died = False
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
@@ -164,9 +169,10 @@ class PlaybackController(QObject):
             "driver": settings.audio_driver or None,
             "buffer_size": settings.buffer_size,
         }
-        if self._player is not None and self._player.alive:
+        if self._player is not None and self._player.alive and not self._output_died:
             self._player.set_output(spec, **opts)  # the child switches; a failure keeps the old one
             return
+        self._output_died = False  # after a dead output (a JACK server gone): a fresh process
         old_player = self._player
         if self.playing:
             self.stop()
@@ -404,7 +410,7 @@ class PlaybackController(QObject):
 
     def _poll(self) -> None:
         from musicgen_app.playback.player_process import InputReport, OutputOpenError, OutputSwitched
-        from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
+        from musicgen_app.playback.scheduler import OutputFailed, PlaybackError, PlaybackFinished
 
         while True:
             try:
@@ -422,6 +428,10 @@ class PlaybackController(QObject):
             elif isinstance(item, OutputSwitched):
                 self._player_name = item.name
                 self.output_changed.emit(item.name)
+            elif isinstance(item, OutputFailed):
+                self._output_died = True  # the next open_output starts a fresh player process
+                self._set_playing(False)
+                self.output_failed.emit(item.message)
             elif isinstance(item, PlaybackError):
                 self.error.emit(f"{item.message}{DEVICES_HINT}")
             elif isinstance(item, PlaybackFinished):

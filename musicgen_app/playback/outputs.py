@@ -7,11 +7,18 @@ idempotent). Implementations: :class:`FluidSynthOutput` (software synth through 
 switches to after an output failed). ``open_output("fluidsynth" | PORT)`` picks one.
 
 ``send`` raises :class:`~musicgen_app.errors.DeviceError` when the device fails; the scheduler
-catches it, switches the output off and reports it.
+catches it, stops playback, switches the output off and reports it.
+
+A device can also die between sends (the JACK server killed, the port unplugged): whoever notices
+(for JACK outputs the watcher of :mod:`musicgen_app.playback.jack_watch`) calls :meth:`Output.fail`.
+From then on :attr:`Output.failure` holds the reason, every ``send`` raises DeviceError, and the
+listeners added with :meth:`Output.add_failure_listener` (the scheduler) are told at once, so
+playback stops within one period instead of playing on into the void.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
@@ -50,11 +57,49 @@ class Output:
 
     def __init__(self) -> None:
         self.closed = False
+        self._failure: str | None = None
+        #: ``time.perf_counter`` time the device died (None while it works)
+        self.failed_at: float | None = None
+        self._failure_lock = threading.Lock()
+        self._failure_listeners: list[Callable[[Output], None]] = []
+
+    @property
+    def failure(self) -> str | None:
+        """Why the device is dead (one line), or None while it works."""
+        return self._failure
+
+    def fail(self, reason: str, when: float | None = None) -> None:
+        """Mark the device dead (any thread; the first reason wins): sends raise DeviceError from now
+        on and every failure listener is called once, with this output."""
+        with self._failure_lock:
+            if self._failure is not None:
+                return
+            self.failed_at = time.perf_counter() if when is None else when
+            self._failure = f"{self.name} stopped working: {reason}"
+            listeners = list(self._failure_listeners)
+        logger.info("%s", self._failure)  # reported by whoever listens (the scheduler)
+        for listener in listeners:
+            listener(self)
+
+    def add_failure_listener(self, listener: Callable[[Output], None]) -> None:
+        """Call ``listener(self)`` when the device dies (at once if it already has)."""
+        with self._failure_lock:
+            self._failure_listeners.append(listener)
+            dead = self._failure is not None
+        if dead:
+            listener(self)
+
+    def remove_failure_listener(self, listener: Callable[[Output], None]) -> None:
+        """Forget a listener added with :meth:`add_failure_listener` (no error when absent)."""
+        with self._failure_lock, contextlib.suppress(ValueError):
+            self._failure_listeners.remove(listener)
 
     def send(self, msg: mido.Message) -> None:
         """Send one channel message now. DeviceError when the device failed."""
         if self.closed:
             raise DeviceError(f"{self.name} is closed")
+        if self._failure is not None:
+            raise DeviceError(self._failure)
         self._send(msg)
 
     def _send(self, msg: mido.Message) -> None:
@@ -170,6 +215,9 @@ class MidiPortOutput(Output):
         except DeviceError:
             self._out.delete()
             raise
+        self._watch = None
+        if const == rtmidi.API_UNIX_JACK:  # JACK says nothing when the server or the port goes
+            self._watch = _watch_jack(self, None if virtual else self.name)
 
     def _send(self, msg: mido.Message) -> None:
         try:
@@ -179,6 +227,11 @@ class MidiPortOutput(Output):
             raise DeviceError(f"MIDI port {self.name} failed: {exc}") from exc
 
     def _close(self) -> None:
+        server_gone = self._watch is not None and self._watch.watch.dead
+        if self._watch is not None:
+            self._watch.cancel()
+        if server_gone:
+            return  # RtMidi's close would wait a second for the dead JACK server, in vain
         try:
             self._out.close_port()
         finally:
@@ -212,9 +265,13 @@ class FluidSynthOutput(Output):
             "audio.period-size": int(buffer_size),
             "audio.periods": int(buffer_count),
             "synth.reverb.active": 1 if reverb else 0,
+            # on JACK, connect to the system playback ports as Qsynth does: sound without a patchbay
+            "audio.jack.autoconnect": 1,
         }
         self.synth = synth.new_synth(sample_rate=sample_rate, gain=gain, **settings)
         self._driver: Any = None
+        self._watch: Any = None
+        self._unwatch_driver: Callable[[], None] | None = None
         self.driver_name = "offline"
         try:
             self.soundfont = synth.check_soundfont(soundfont)
@@ -225,6 +282,14 @@ class FluidSynthOutput(Output):
             self.synth.delete()
             raise
         self.name = f"FluidSynth ({self.soundfont.name}, {self.driver_name})"
+        if self._driver:  # a driver whose device dies says so only in FluidSynth's log
+            driver_name = self.driver_name
+            self._unwatch_driver = synth.watch_driver(
+                driver_name,
+                lambda line, when: self.fail(f"its {driver_name} audio driver died ({line})", when),
+            )
+        if self.driver_name == "jack":  # and JACK says nothing at all when its server dies
+            self._watch = _watch_jack(self)
         c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
         synth_chan = (("synth", c_void_p, 1), ("chan", c_int, 1))
         self._channel_pressure = self._fs.cfunc(
@@ -261,10 +326,26 @@ class FluidSynthOutput(Output):
         return data.reshape(-1, 2)
 
     def _close(self) -> None:
+        if self._unwatch_driver is not None:
+            self._unwatch_driver()
+        if self._watch is not None:
+            self._watch.cancel()
         if self._driver:
             self._fs.delete_fluid_audio_driver(self._driver)
             self._driver = None
         self.synth.delete()
+
+
+def _watch_jack(output: Output, port: str | None = None) -> Any:
+    """Subscribe ``output`` to the JACK watcher (its :meth:`Output.fail` is called when the server
+    dies or ``port`` vanishes); None, with a warning, when the watcher cannot start."""
+    from musicgen_app.playback import jack_watch
+
+    try:
+        return jack_watch.watch(output.fail, port)
+    except DeviceError as exc:
+        logger.warning("%s is not watched: %s", output.name, exc)
+        return None
 
 
 def open_output(

@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ import mido
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import DeviceError
-from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
+from musicgen_app.playback.scheduler import OutputFailed, PlaybackError, PlaybackFinished
 
 logger = logging.getLogger(__name__)
 
@@ -181,8 +183,8 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
             )
         )
 
-    def failed(report: PlaybackError) -> None:
-        send(("output-error", report.message, report.output_name))
+    def failed(report: OutputFailed) -> None:
+        send(("output-failed", report))  # the typed report itself: playback stopped, what was heard
         if sched is not None:  # the scheduler has switched to a silent output: say so
             send(("output", sched.output.name))
 
@@ -255,6 +257,20 @@ def _serve(conn: Connection, spec: str, options: dict[str, Any]) -> None:
         sched.close()
         out.close()
         send(("closed",))
+        _exit_if_jack_died()
+
+
+def _exit_if_jack_died() -> None:
+    """After a JACK server died under this process, libjack's threads can keep the interpreter
+    from exiting: leave at once (everything has been sent and closed)."""
+    from musicgen_app.playback import jack_watch
+
+    if jack_watch.server_died():
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(0)
 
 
 class PlayerOutput:
@@ -575,6 +591,8 @@ class PlayerProcess:
                 self._finished.set()
             elif kind == "output-error":
                 self.status.put(PlaybackError(msg[1], msg[2]))
+            elif kind == "output-failed":
+                self.status.put(msg[1])  # an OutputFailed
             elif kind == "key":
                 self.input_events.put((msg[1], msg[2]))
             elif kind == "input":

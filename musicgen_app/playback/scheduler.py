@@ -11,9 +11,14 @@ scheduler counts which notes sound; on stop, pause, seek, a loop jump, a cancell
 output change or an output error it sends note-offs for them and then the output's panic (sustain
 off, all notes off, all sound off on the channels in use), so no note is left hanging.
 
-An output that fails (:class:`~musicgen_app.errors.DeviceError` or an OS error) is switched off
-(replaced by :class:`~musicgen_app.playback.outputs.NullOutput`) and the failure is reported on
-:attr:`Scheduler.status` and through ``on_error``; the player keeps running.
+An output that fails (a send raises :class:`~musicgen_app.errors.DeviceError` or an OS error, or
+the output reports its device dead through :meth:`~musicgen_app.playback.outputs.Output.fail`, which
+wakes the thread at once) stops playback loudly: panic where the device still takes it, the output
+switched off (replaced by :class:`~musicgen_app.playback.outputs.NullOutput`), an
+:class:`OutputFailed` report on :attr:`Scheduler.status` and through ``on_error``, and the run ends
+with reason ``failed``. The notes sent after the device died are taken out of :attr:`played` (they
+were never heard) and counted in the report. The scheduler itself keeps running: a new output and
+``play`` work as before.
 
 The GIL: a thread that runs plain Python holds the interpreter for up to the switch interval
 (5 ms by default) before the timing thread gets it back. While anything plays, the interpreter's
@@ -61,8 +66,24 @@ class PlaybackError:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputFailed(PlaybackError):  # noqa: N818 - a report (a dataclass), not an exception
+    """The output died while in use (its device failed, the JACK server or port went away):
+    playback stopped and the output was switched off.
+
+    ``failed_at`` is the ``time.perf_counter`` time the device died (None when only a send found
+    out); ``notes_heard`` counts the streamed notes whose note-on went out before that, and
+    ``notes_lost`` those sent after it (into a dead device, so never heard).
+    """
+
+    failed_at: float | None = None
+    notes_heard: int = 0
+    notes_lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybackFinished:
-    """Playback ended: ``reason`` is ``end`` (the last event was sent) or ``stopped``."""
+    """Playback ended: ``reason`` is ``end`` (the last event was sent), ``stopped``, or ``failed``
+    (the output died; an :class:`OutputFailed` came first)."""
 
     reason: str
     position_tick: int
@@ -116,7 +137,7 @@ class Scheduler:
         stall_late_notes: bool = True,
         realtime_priority: int | None = 5,
         record_timing: bool = False,
-        on_error: Callable[[PlaybackError], None] | None = None,
+        on_error: Callable[[OutputFailed], None] | None = None,
         on_finished: Callable[[PlaybackFinished], None] | None = None,
     ) -> None:
         self.clock = clock
@@ -128,18 +149,20 @@ class Scheduler:
         self.realtime = False
         self.on_error = on_error
         self.on_finished = on_finished
-        #: PlaybackError / PlaybackFinished items, for a GUI timer to drain.
+        #: OutputFailed / PlaybackFinished items, for a GUI timer to drain.
         self.status: queue.Queue[PlaybackError | PlaybackFinished] = queue.Queue()
         #: (deadline, time the send began) per sent event when ``record_timing``.
         self.timing: list[tuple[float, float]] | None = [] if record_timing else None
         #: (session_id, note) of every appended note whose note-on was sent (session -1: a plain Note).
         self.played: list[tuple[int, Note]] = []
+        self._played_at: list[float] = []  # clock time each of ``played`` was sent
         #: clock time at which the first appended note's note-on was sent (None before).
         self.first_streamed_note_time: float | None = None
         self.late_shift_s = 0.0  # total time the stream stalled for late notes
 
         self._output: Output = output
         self._cond = threading.Condition()
+        output.add_failure_listener(self._output_died)
         self._events: list[tl.Event] = []
         self._idx = 0
         self._state = STOPPED
@@ -214,6 +237,7 @@ class Scheduler:
             self._channels = tl.song_channels(song) if include_song else {m.channel for m in self._setup}
             self._sounding.clear()
             self.played.clear()
+            self._played_at.clear()
             self.first_streamed_note_time = None
             self.late_shift_s = 0.0
             self._stream_open = streaming
@@ -277,7 +301,8 @@ class Scheduler:
                 return
             self._pos_tick = self._current_tick()
             self._silence()
-            self._finish("stopped")
+            if self._state != STOPPED:  # else the silencing found the output dead and ended the run
+                self._finish("stopped")
 
     def pause(self) -> None:
         """Stop sounding, remember the position; :meth:`resume` goes on from there."""
@@ -286,7 +311,8 @@ class Scheduler:
                 return
             self._pos_tick = self._current_tick()
             self._silence()
-            self._state = PAUSED
+            if self._state == PLAYING:  # else the output failed while silencing and the run ended
+                self._state = PAUSED
             self._cond.notify_all()
 
     def resume(self) -> None:
@@ -331,7 +357,9 @@ class Scheduler:
                 self._sounding.clear()
             else:
                 self._silence()
+            self._output.remove_failure_listener(self._output_died)
             self._output = output
+            output.add_failure_listener(self._output_died)
             if self._state == PLAYING:
                 self._send_all(self._setup + tl.chase_messages(self._events, self._cursor_tick))
             self._cond.notify_all()
@@ -343,9 +371,12 @@ class Scheduler:
     def pump(self) -> float | None:
         """Send what is due now (for ``threaded=False``); returns the next deadline, or None."""
         with self._cond:
+            self._check_output()
             if self._state != PLAYING:
                 return None
             nxt = self._dispatch(self.clock())
+            if self._state != PLAYING:
+                return None
             if nxt is None and not self._stream_open:
                 self._finish("end")
             return nxt
@@ -387,10 +418,13 @@ class Scheduler:
         clock = self.clock
         with cond:
             while not self._quit:
+                self._check_output()
                 if self._state != PLAYING:
                     cond.wait()
                     continue
                 nxt = self._dispatch(clock())
+                if self._state != PLAYING:
+                    continue  # the output failed while sending
                 if nxt is None:
                     if self._stream_open:
                         cond.wait(0.05)
@@ -412,6 +446,8 @@ class Scheduler:
         """Send every event due at ``now``; return the next deadline (None when nothing is pending)."""
         events = self._events
         while True:
+            if self._state != PLAYING:
+                return None  # the output failed: the run has ended
             i = self._idx
             loop = self._loop
             if (
@@ -446,10 +482,6 @@ class Scheduler:
             if count:  # the same key again: end the sounding one first (re-strike)
                 self._send(mido.Message("note_off", channel=msg.channel, note=msg.note))
             self._sounding[key] = count + 1
-            if ev[5]:
-                if self.first_streamed_note_time is None:
-                    self.first_streamed_note_time = self.clock()
-                self.played.append((ev[5], ev[6]))  # type: ignore[arg-type]
         elif prio == tl.PRIO_NOTE_OFF:
             key = (msg.channel, msg.note)
             count = self._sounding.get(key, 0)
@@ -460,6 +492,12 @@ class Scheduler:
                 return  # an overlapping note of the same key still sounds
             del self._sounding[key]
         self._send(msg)
+        if prio == tl.PRIO_NOTE_ON and ev[5] and self._state == PLAYING:  # sent, not failed
+            now = self.clock()
+            if self.first_streamed_note_time is None:
+                self.first_streamed_note_time = now
+            self.played.append((ev[5], ev[6]))  # type: ignore[arg-type]
+            self._played_at.append(now)
 
     def _send(self, msg: mido.Message) -> None:
         try:
@@ -471,18 +509,41 @@ class Scheduler:
         for msg in msgs:
             self._send(msg)
 
+    def _output_died(self, _output: Output) -> None:
+        """An output's failure listener (any thread): wake the scheduler thread to act on it."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _check_output(self) -> None:
+        """Act on an output that reported its device dead (between sends)."""
+        failure = self._output.failure
+        if failure is not None:
+            self._output_failed(DeviceError(failure))
+
     def _output_failed(self, exc: Exception) -> None:
+        """Stop playback with a panic where still possible, switch the output off, report it."""
         failed = self._output
         self._output = NullOutput()
+        failed.remove_failure_listener(self._output_died)
         self._sounding.clear()
-        with contextlib.suppress(DeviceError, OSError, ValueError, RuntimeError):
-            failed.panic(self._channels or range(16))
-        message = f"{failed.name} stopped working and was switched off: {exc}"
-        logger.warning("%s", message)
-        report = PlaybackError(message, failed.name)
+        if failed.failure is None:  # a send failed but the device may still take a panic
+            with contextlib.suppress(DeviceError, OSError, ValueError, RuntimeError):
+                failed.panic(self._channels or range(16))
+        lost = 0
+        if failed.failed_at is not None:  # notes sent into the dead device were never heard
+            heard = bisect.bisect_right(self._played_at, failed.failed_at)
+            lost = len(self.played) - heard
+            del self.played[heard:], self._played_at[heard:]
+        message = failed.failure or f"{failed.name} stopped working: {exc}"
+        message += "; playback stopped"
+        logger.info("%s", message)  # the report goes to the user (status, on_error)
+        report = OutputFailed(message, failed.name, failed.failed_at, len(self.played), lost)
         self.status.put(report)
         if self.on_error is not None:
             self.on_error(report)
+        if self._state != STOPPED:
+            self._pos_tick = self._current_tick()
+            self._finish("failed")
 
     def _silence_notes(self) -> None:
         for ch, pitch in list(self._sounding):

@@ -5,6 +5,10 @@ returns success even when no audio driver opened. Both are checked here and turn
 :class:`~musicgen_app.errors.SoundFontError` / :class:`~musicgen_app.errors.DeviceError` with a
 message naming what is missing and how to get it. FluidSynth's own log lines are routed to this
 module's logger (and kept, so an error can quote them).
+
+A third failure is silent too: when an audio driver's device dies while it plays (JACK drops the
+client, PulseAudio or ALSA refuse a write), the driver logs one error line, its thread ends and the
+synth goes on taking notes that nobody hears. :func:`watch_driver` turns that line into a call.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import io
 import logging
 import os
 import sys
+import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -44,7 +51,17 @@ NO_LIBRARY_HELP = (
     "MIDI port output (`--output PORT`) works without it"
 )
 
+# What FluidSynth's audio drivers log (as errors) when their device dies under them.
+DRIVER_DEATH_LOGS: dict[str, tuple[str, ...]] = {
+    "jack": ("Lost the connection to the JACK server",),
+    "pulseaudio": ("Error writing to PulseAudio connection",),
+    "alsa": ("The audio device error", "Failed to resume the audio device", "Failed to prepare the audio"),
+    "oss": ("Error writing to OSS sound device",),
+}
+
 _module: ModuleType | None = None
+_death_lock = threading.Lock()
+_death_watchers: list[tuple[str, Callable[[str, float], None]]] = []
 _log_lines: deque[str] = deque(maxlen=20)
 _log_callback: Any = None  # keeps the ctypes callback alive
 
@@ -91,12 +108,37 @@ def _install_log_function(fs: ModuleType) -> None:
         if level <= 1:  # FLUID_PANIC, FLUID_ERR
             _log_lines.append(text)
             logger.debug("fluidsynth error: %s", text)
+            _tell_driver_death(text)
         else:
             logger.debug("fluidsynth: %s", text)
 
     _log_callback = proto(_log)
     for level in range(5):  # panic, error, warning, info, debug
         setter(level, ctypes.cast(_log_callback, ctypes.c_void_p), None)
+
+
+def watch_driver(driver: str, on_death: Callable[[str, float], None]) -> Callable[[], None]:
+    """Call ``on_death(log line, time.perf_counter() when it was logged)`` (from a thread of its
+    own) when FluidSynth logs that an audio driver called ``driver`` lost its device; returns the
+    function that ends the watch."""
+    entry = (driver, on_death)
+    with _death_lock:
+        _death_watchers.append(entry)
+
+    def unwatch() -> None:
+        with _death_lock, contextlib.suppress(ValueError):
+            _death_watchers.remove(entry)
+
+    return unwatch
+
+
+def _tell_driver_death(text: str) -> None:
+    # runs on FluidSynth's (or libjack's) thread: hand over to a thread of ours at once
+    when = time.perf_counter()
+    with _death_lock:
+        due = [cb for name, cb in _death_watchers if any(m in text for m in DRIVER_DEATH_LOGS.get(name, ()))]
+    for cb in due:
+        threading.Thread(target=cb, args=(text, when), name="musicgen-driver-death", daemon=True).start()
 
 
 def take_log_lines() -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from musicgen_app.core.events import NoteEvent
 from musicgen_app.core.song import ControlEvent, Note, Song, Track
 from musicgen_app.playback.outputs import RecordingOutput
-from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished, Scheduler
+from musicgen_app.playback.scheduler import OutputFailed, PlaybackError, PlaybackFinished, Scheduler
 
 from .helpers import FakeClock, run_fake, two_track_song
 
@@ -147,19 +147,21 @@ def test_seek_and_pause_resume() -> None:
     assert not sched.sounding
 
 
-def test_output_failure_switches_output_off_and_player_survives() -> None:
-    clock, _out, sched = _fake(fail_after=4)
+def test_output_failure_stops_playback_loudly_and_player_survives() -> None:
+    clock, out, sched = _fake(fail_after=4)
     errors: list[PlaybackError] = []
     sched.on_error = errors.append
     sched.play(two_track_song())
     run_fake(sched, clock)
-    assert len(errors) == 1 and "switched off" in errors[0].message
-    assert sched.output.name == "no output"
+    assert len(out.messages) == 4  # nothing was sent after the failure: playback stopped
+    assert len(errors) == 1 and "simulated device failure; playback stopped" in errors[0].message
+    assert sched.output.name == "no output" and sched.state == "stopped"
     reports = []
     while not sched.status.empty():
         reports.append(sched.status.get_nowait())
-    assert isinstance(reports[0], PlaybackError)
-    assert isinstance(reports[-1], PlaybackFinished) and reports[-1].reason == "end"
+    assert isinstance(reports[0], OutputFailed)
+    assert isinstance(reports[-1], PlaybackFinished) and reports[-1].reason == "failed"
+    assert len(reports) == 2
     # a new output can be set and works; switching away from a closed output reports nothing
     new = RecordingOutput(clock=clock)
     closed = RecordingOutput(clock=clock)
@@ -208,3 +210,47 @@ def test_threaded_with_real_clock_delivers_everything_in_order() -> None:
     times = [t for t, m in out.messages if m.type == "note_on"]
     assert times == sorted(times)
     assert time.perf_counter() >= times[-1]
+
+
+def test_device_dying_between_sends_stops_at_once_and_counts_what_was_heard() -> None:
+    """An output reporting its device dead (as the JACK watcher does) ends the run without waiting
+    for the next send; notes sent after the death are not counted as heard."""
+    clock, out, sched = _fake()
+    r = 480
+    song = Song(tracks=[Track("m", notes=[Note(0, 60, r)])])
+    sched.play(song, song.end_tick, streaming=True, include_song=False)
+    sched.append_notes([Note(song.end_tick + i * r, 62 + i, song.end_tick + (i + 1) * r) for i in range(8)])
+    run_fake(sched, clock, until=clock.t + 2.1)  # 120 BPM: notes 0..4 sent
+    assert len(sched.played) == 5
+    died = clock.t - 0.6  # the device died before the last note went out
+    clock.t += 0.1
+    out.fail("the JACK server stopped", when=died)
+    sent = len(out.messages)
+    assert sched.pump() is None  # no further deadline: the run has ended
+    assert len(out.messages) == sent  # no panic into a dead device
+    assert out.failure is not None and "the JACK server stopped" in out.failure
+    reports = [sched.status.get_nowait() for _ in range(sched.status.qsize())]
+    failed = [x for x in reports if isinstance(x, OutputFailed)]
+    assert len(failed) == 1 and failed[0].notes_heard == 4 and failed[0].notes_lost == 1
+    assert [n.pitch for _, n in sched.played] == [62, 63, 64, 65]
+    assert isinstance(reports[-1], PlaybackFinished) and reports[-1].reason == "failed"
+    assert sched.output.name == "no output"
+
+
+def test_a_note_whose_send_failed_is_not_counted_as_played() -> None:
+    clock, out, sched = _fake()
+    r = 480
+    song = Song(tracks=[Track("m", notes=[Note(0, 60, r)])])
+    sched.play(song, song.end_tick, streaming=True, include_song=False)
+    sent_before = len(out.messages)
+    out.fail_after = sent_before + 5  # programs and controls were sent; then 3 notes on, 2 off fit
+    sched.append_notes([Note(song.end_tick + i * r, 62 + i, song.end_tick + (i + 1) * r) for i in range(8)])
+    run_fake(sched, clock)
+    ons = [m.note for m in out.of_type("note_on") if m.velocity]
+    assert [n.pitch for _, n in sched.played] == ons == [62, 63, 64]
+    failed = [
+        x
+        for x in (sched.status.get_nowait() for _ in range(sched.status.qsize()))
+        if isinstance(x, OutputFailed)
+    ]
+    assert len(failed) == 1 and failed[0].notes_heard == 3 and failed[0].failed_at is None
