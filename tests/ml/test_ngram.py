@@ -1,12 +1,16 @@
 """The n-gram baseline: the one-pass counts equal the straightforward dictionaries, it is a
-distribution, and the order search stops by itself on validation data."""
+distribution, the order search stops by itself on validation data, and every model is reported
+against its best n-gram."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from musicgen_app.ml.ngram import KneserNeyNGram, choose_order
+from musicgen_app.ml.ngram import KneserNeyNGram, against_baseline, choose_order
 
 from .ngram_reference import ReferenceKneserNeyNGram
 
@@ -72,3 +76,30 @@ def test_the_order_search_stops_at_its_cap_and_refuses_empty_data() -> None:
     assert max(search.val_nll) == 4 and not search.stopped_by_itself
     with pytest.raises(ValueError, match="training and validation"):
         choose_order([], motif, 5)
+
+
+def test_every_model_is_reported_against_its_best_ngram(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicgen_app.cli.evaluate_cmd import _nll
+    from musicgen_app.core import paths
+    from musicgen_app.ml.families.evaluate import comparison_table
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("melody-lstm", "chord-lstm", "pianoroll-gan"):
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(paths.REPO_ROOT / "models" / f"{name}{suffix}", models / f"{name}{suffix}")
+    good = {"test_nll": 0.652, "baseline_nll": 0.86, "baseline_order": 33, "unit": "nats/step"}
+    weak = {"test_nll": 2.622, "baseline_nll": 2.811, "baseline_order": 6, "unit": "nats/token"}
+    good, weak = ({**m, **against_baseline(m)} for m in (good, weak))
+    assert good["meets_baseline_goal"] and not weak["meets_baseline_goal"]
+    assert weak["nll_below_baseline"] == pytest.approx(1 - 2.622 / 2.811, abs=1e-4)
+    assert against_baseline({"unit": "no likelihood (GAN)"}) == {}
+    assert _nll(good) == "0.652 vs 0.860 nats/step (33-gram): 24% below, goal 15% met"
+    assert _nll(weak).endswith("(6-gram): 7% below, goal 15% NOT met") and _nll({}) == "–"
+    table = comparison_table(models, {"melody-lstm": good, "chord-lstm": weak, "pianoroll-gan": {}})
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+    assert "| 0.860 (33-gram) | 24.2% met |" in rows["melody-lstm"]
+    assert "| 2.811 (6-gram) | 6.7% **not met** |" in rows["chord-lstm"]
+    assert "| – | – |" in rows["pianoroll-gan"]
