@@ -62,10 +62,12 @@ class _Tokens:
         self.pos = np.arange(len(self.tokens), dtype=np.int64) - np.repeat(starts, self.lengths)
         self.bos = bos
 
-    def back(self, m: int) -> np.ndarray:
-        """The token ``m`` steps before each position (``<s>`` before a sequence's start)."""
-        idx = np.arange(len(self.tokens), dtype=np.int64) - m
-        return np.where(self.pos >= m, self.tokens[np.maximum(idx, 0)], self.bos)
+    def back(self, m: int, at: np.ndarray | None = None) -> np.ndarray:
+        """The token ``m`` steps before each position (or the positions ``at``; ``<s>`` before a
+        sequence's start)."""
+        if at is None:
+            at = np.arange(len(self.tokens), dtype=np.int64)
+        return np.where(self.pos[at] >= m, self.tokens[np.maximum(at - m, 0)], self.bos)
 
     def split(self, values: np.ndarray) -> list[np.ndarray]:
         """``values`` (one per token) cut back into the sequences."""
@@ -103,14 +105,27 @@ class _Level:
         return self.cont, self.cont_total, self.d_cont
 
 
-def _group(perm: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+def _stable_argsort(k: np.ndarray, groups: int) -> np.ndarray:
+    """Stable argsort of ``k``, which is sorted but for its last digit inside ``groups`` runs:
+    numpy's radix sort over 16-bit digits while the runs are long, else its timsort, which is fast
+    on short runs."""
+    top = int(k.max()) if len(k) else 0
+    if top < 1 << 16:
+        return np.argsort(k.astype(np.uint16), kind="stable")
+    if top < 1 << 32 and groups * 32 < len(k):
+        low = np.argsort((k & 0xFFFF).astype(np.uint16), kind="stable")
+        return low[np.argsort((k[low] >> 16).astype(np.uint16), kind="stable")]
+    return np.argsort(k, kind="stable")
+
+
+def _group(perm: np.ndarray, keys: np.ndarray, groups: int) -> tuple[np.ndarray, ...]:
     """Group the positions by ``keys``, given ``perm``, an order of the positions in which ``keys``
-    is nearly sorted (sorted by all but the last digit), so the stable sort is fast.
+    is sorted but for its last digit inside ``groups`` runs, so the stable sort is fast.
 
     Returns ``(sorted distinct keys, each position's dense id, the positions sorted by key,
     occurrences of each key, one position of each key)``."""
     k = keys[perm]
-    by_key = np.argsort(k, kind="stable")
+    by_key = _stable_argsort(k, groups)
     order, ks = perm[by_key], k[by_key]
     start = np.ones(len(ks), dtype=bool)
     start[1:] = ks[1:] != ks[:-1]
@@ -135,8 +150,8 @@ def _count_levels(train: _Tokens, vocab_size: int) -> Generator[_Level, None, No
     prev: tuple[_Level, np.ndarray] | None = None
     for m in range(n + 1):
         if m:
-            ctx_keys, ctx, perm, _, _ = _group(perm, ctx * v + train.back(m))
-        pair_keys, inv, _, raw, first = _group(perm, ctx * v + train.tokens)
+            ctx_keys, ctx, perm, _, _ = _group(perm, ctx * v + train.back(m), len(ctx_keys))
+        pair_keys, inv, _, raw, first = _group(perm, ctx * v + train.tokens, len(ctx_keys))
         pair_ctx = pair_keys // v
         level = _Level(
             ctx_keys=ctx_keys,
@@ -156,31 +171,37 @@ def _count_levels(train: _Tokens, vocab_size: int) -> Generator[_Level, None, No
 
 
 class _Scorer:
-    """The positions of some tokens to score, walked up the levels with the counts."""
+    """The positions of some tokens to score, walked up the levels with the counts; only the
+    positions whose context is still seen in training are looked up."""
 
     def __init__(self, tokens: _Tokens, vocab_size: int) -> None:
         self.t = tokens
         self.v = vocab_size
-        self.ctx = np.zeros(len(tokens.tokens), dtype=np.int64)  # -1: context unseen in training
-        self.pair = np.full(len(tokens.tokens), -1, dtype=np.int64)
-        self.p = np.full(len(tokens.tokens), 1.0 / vocab_size)  # interpolated through the levels so far
+        self.live = np.arange(len(tokens.tokens), dtype=np.int64)  # positions with a seen context
+        self.ctx = np.zeros(len(self.live), dtype=np.int64)  # their context ids
+        self.pair = np.full(len(self.live), -1, dtype=np.int64)  # their (context, token) types, or -1
+        self.p = np.full(len(self.live), 1.0 / vocab_size)  # interpolated through the levels so far
 
     def step(self, level: _Level, m: int) -> None:
         """Find each position's context of length ``m`` and (context, token) type in ``level``."""
         if m:
-            key = np.where(self.ctx >= 0, self.ctx * self.v + self.t.back(m), -1)
-            self.ctx = _lookup(level.ctx_keys, key)
-        self.pair = _lookup(level.pair_keys, np.where(self.ctx >= 0, self.ctx * self.v + self.t.tokens, -1))
+            found = _lookup(level.ctx_keys, self.ctx * self.v + self.t.back(m, self.live))
+            keep = found >= 0
+            self.live, self.ctx = self.live[keep], found[keep]
+        self.pair = _lookup(level.pair_keys, self.ctx * self.v + self.t.tokens[self.live])
 
     def interpolate(self, level: _Level, raw: bool) -> np.ndarray:
         """``P`` of each token through ``level`` (raw or continuation counts) on top of ``self.p``."""
         counts, totals, d = level.counts(raw)
-        ctx = np.maximum(self.ctx, 0)
-        seen = (self.ctx >= 0) & (totals[ctx] > 0)
-        c = np.where(self.pair >= 0, counts[np.maximum(self.pair, 0)], 0).astype(np.float64)
-        total = np.where(seen, totals[ctx], 1.0)
-        mixed = np.maximum(c - d, 0.0) / total + d * level.types[ctx] / total * self.p
-        return np.where(seen, mixed, self.p)
+        total = totals[self.ctx]
+        seen = total > 0  # (only false without training tokens)
+        c = np.where(self.pair >= 0, counts[np.maximum(self.pair, 0)], 0)
+        total = np.where(seen, total, 1.0)
+        below = self.p[self.live]
+        mixed = np.maximum(c - d, 0.0) / total + d * level.types[self.ctx] / total * below
+        out = self.p.copy()
+        out[self.live] = np.where(seen, mixed, below)
+        return out
 
 
 class KneserNeyNGram:

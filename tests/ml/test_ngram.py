@@ -103,3 +103,13 @@ def test_every_model_is_reported_against_its_best_ngram(
     assert "| 0.860 (33-gram) | 24.2% met |" in rows["melody-lstm"]
     assert "| 2.811 (6-gram) | 6.7% **not met** |" in rows["chord-lstm"]
     assert "| – | – |" in rows["pianoroll-gan"]
+
+
+@pytest.mark.parametrize(("top", "groups"), [(1 << 12, 10), (1 << 30, 10), (1 << 40, 10), (1 << 30, 5000)])
+def test_each_sort_of_the_counting_pass_is_stable_and_exact(top: int, groups: int) -> None:
+    from musicgen_app.ml.ngram import _stable_argsort
+
+    rng = np.random.default_rng(top % 997 + groups)
+    runs = np.sort(rng.integers(0, top // 64, 20_000)) * 64  # sorted runs, then a random last digit
+    keys = runs + rng.integers(0, 64, len(runs))
+    assert np.array_equal(_stable_argsort(keys, groups), np.argsort(keys, kind="stable"))
