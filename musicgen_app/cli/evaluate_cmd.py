@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         raise MusicgenError("name a model to evaluate, or use --all")
     if args.all and not args.metrics:
         return run_judge(args)
-    if args.all or (args.name and _is_family(args.name)):
+    if args.all:
+        return run_metrics(args)
+    if _is_family(args.name):
         from musicgen_app.ml.families.evaluate import run_evaluate
 
         return run_evaluate(args)
@@ -88,6 +90,32 @@ def run(args: argparse.Namespace) -> int:
         with_samples=not args.no_samples,
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def run_metrics(args: argparse.Namespace) -> int:
+    """`musicgen evaluate --all --metrics`: every model's figures against its n-gram; the comparison
+    table is printed and written into README.md."""
+    from musicgen_app.cli.readme_block import write_block
+    from musicgen_app.ml.families.evaluate import README_BLOCK as COMPARISON_BLOCK
+    from musicgen_app.ml.families.evaluate import evaluate_all
+    from musicgen_app.ml.ngram import GOAL_BELOW, PATIENCE
+
+    started = time.perf_counter()
+    table = evaluate_all(n_tunes=args.tunes, with_samples=not args.no_samples, update_card=args.update_card)
+    seconds = time.perf_counter() - started
+    print()
+    print(table)
+    body = (
+        f"`musicgen evaluate --all --metrics` ({seconds:.0f} s on this machine). Each model's NLL on "
+        "its own test data, in its own unit, against an interpolated Kneser-Ney n-gram over the same "
+        "tokens (`musicgen_app/ml/ngram.py`), fitted on the model's training data, its order chosen on "
+        f"the validation data (orders 1, 2, ... until {PATIENCE} orders in a row bring no improvement), "
+        f"scored on the same test data; the goal is a model at least {GOAL_BELOW:.0%} below it.\n\n"
+        f"{table}"
+    )
+    path = write_block(COMPARISON_BLOCK, body, after="<!-- model-judge:begin -->")
+    print(f"\nwrote the comparison table into {path}")
     return 0
 
 
@@ -193,11 +221,9 @@ def _fails(f: dict) -> str:
 
 
 def _nll(metrics: dict) -> str:
-    nll, base = metrics.get("test_nll"), metrics.get("baseline_nll")
-    if nll is None or base is None:
-        return "–"
-    unit = metrics.get("unit") or "nats/step"
-    return f"{nll:.3f} vs {base:.3f} {unit} ({nll / base - 1:+.0%})"
+    from musicgen_app.ml.ngram import baseline_summary
+
+    return baseline_summary(metrics) or "–"
 
 
 def judge_table(results: dict, models: list, kinds: list[str]) -> str:

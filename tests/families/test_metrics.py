@@ -1,20 +1,22 @@
-"""Every shipped model of papers 000, 001, 002 and 004 beats its own n-gram on held-out data.
+"""Every shipped model with a likelihood beats its own best n-gram on held-out data, by 15% (the goal).
 
 The models' NLLs are computed here, from the shipped weights and the cached datasets (built on
 first use), and must match what their cards say (so `musicgen models` and the README table tell
-the truth). The n-gram baselines (interpolated Kneser-Ney, fitted on the same training tokens and
-scored on the same test tokens) are computed here too for the chorale models and the WaveNet; the
-character model's 10-gram over four million training characters takes minutes to count in
-Python, so its test reads the figure `musicgen evaluate` stored in the card.
+the truth). The n-gram baselines (interpolated Kneser-Ney, fitted on the same training tokens,
+order chosen on the same validation data, scored on the same test tokens) are computed here too.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 
 from musicgen_app.ml.families import evaluate as fam_eval
+from musicgen_app.ml.ngram import GOAL_BELOW
 from musicgen_app.ml.registry import load_model
 
 pytestmark = pytest.mark.slow
@@ -25,51 +27,72 @@ def one_thread():
     torch.set_num_threads(1)
 
 
-def _check(model, test_nll: float, baseline_nll: float) -> None:
-    assert test_nll < baseline_nll, f"{model.name}: {test_nll} vs n-gram {baseline_nll}"
-    stored = model.card["metrics"]["test_nll"]
-    assert test_nll == pytest.approx(stored, rel=0.01), (
-        f"{model.name}: card says {stored}, weights {test_nll}"
-    )
-
-
-def test_chord_lstm_beats_its_token_ngram() -> None:
-    model = load_model("chord-lstm")
-    with torch.inference_mode():
-        m = fam_eval.chord_lstm_metrics(model)
-    _check(model, m["test_nll"], m["baseline_nll"])
-
-
-@pytest.mark.parametrize("name", ["pianoroll-lstm", "pianoroll-seq2seq"])
-def test_piano_roll_beats_the_per_key_ngram(name: str) -> None:
-    model = load_model(name)
-    with torch.inference_mode():
-        m = fam_eval.pianoroll_metrics(model)
-    _check(model, m["test_nll"], m["baseline_nll"])
-    # the two-class figure (the form of the published JSB results) merges states, so it is lower
-    assert m["test_nll_binary"] <= m["test_nll"]
-
-
-def test_wavenet_beats_the_melody_ngram() -> None:
+def _melody_metrics(model) -> dict:
+    """The melody models' test NLL per step and their n-gram (counted once for both)."""
     from musicgen_app.ml import data as data_mod
-    from musicgen_app.ml.evaluate import baseline_nll
 
-    model = load_model("wavenet")
     ds = data_mod.load_or_build("essen", progress=False)
     split = data_mod.split_indices(ds)
     nll, _, _ = model.score_tunes(list(ds.tunes(split["test"])))
-    base = baseline_nll(ds, split, model.tokenizer)["baseline_nll"]
-    _check(model, float(np.mean(nll)), base)
+    return {"test_nll": float(np.mean(nll)), **_melody_baseline()}
 
 
-def test_char_lstm_beats_its_character_ngram() -> None:
+@functools.cache
+def _melody_baseline() -> dict:
     from musicgen_app.ml import data as data_mod
-    from musicgen_app.ml.families import char_lstm
+    from musicgen_app.ml.evaluate import baseline_nll
+    from musicgen_app.ml.tokenizers import GridMelodyTokenizer
 
-    model = load_model("char-lstm")
     ds = data_mod.load_or_build("essen", progress=False)
-    split = data_mod.split_indices(ds)
-    texts = [char_lstm.tune_text(t.steps) for t in ds.tunes(split["test"])]
+    return baseline_nll(ds, data_mod.split_indices(ds), GridMelodyTokenizer())
+
+
+METRICS: dict[str, Callable] = {
+    "char-lstm": fam_eval.char_lstm_metrics,
+    "chord-lstm": fam_eval.chord_lstm_metrics,
+    "pianoroll-lstm": fam_eval.pianoroll_metrics,
+    "pianoroll-seq2seq": fam_eval.pianoroll_metrics,
+    "melody-lstm": _melody_metrics,
+    "wavenet": _melody_metrics,
+}
+# measured with the n-gram's order chosen on validation data: 3.6%, 5.4% and 8.6% below it; the
+# strict xfail turns into a failure (remove the name then) once a retrained model meets the goal
+GOAL_NOT_MET_YET = {"char-lstm", "chord-lstm", "wavenet"}
+
+
+@functools.cache
+def figures(name: str) -> tuple[object, dict]:
+    """The model and its held-out figures (computed once per test session)."""
+    torch.set_num_threads(1)
+    model = load_model(name)
     with torch.inference_mode():
-        nll, _, _, _ = char_lstm.text_nll(model.make_engine().model, texts)
-    _check(model, nll, model.card["metrics"]["baseline_nll"])
+        return model, METRICS[name](model)
+
+
+@pytest.mark.parametrize("name", [n for n in METRICS if n != "melody-lstm"])
+def test_the_model_beats_its_best_ngram_and_matches_its_card(name: str) -> None:
+    model, m = figures(name)
+    assert m["test_nll"] < m["baseline_nll"], f"{name}: {m['test_nll']} vs n-gram {m['baseline_nll']}"
+    stored = model.card["metrics"]["test_nll"]
+    assert m["test_nll"] == pytest.approx(stored, rel=0.01), (
+        f"{name}: card says {stored}, weights {m['test_nll']}"
+    )
+    assert m["baseline_order"] > 5  # the order search went past the orders once tried by hand
+    if name.startswith("pianoroll"):
+        # the two-class figure (the form of the published JSB results) merges states, so it is lower
+        assert m["test_nll_binary"] <= m["test_nll"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="below 15% (issue 10)"))
+        if n in GOAL_NOT_MET_YET
+        else n
+        for n in METRICS
+    ],
+)
+def test_the_model_is_15_percent_below_its_best_ngram(name: str) -> None:
+    _, m = figures(name)
+    below = 1 - m["test_nll"] / m["baseline_nll"]
+    assert below >= GOAL_BELOW, f"{name}: {below:.1%} below its {m['baseline_order']}-gram"
