@@ -419,3 +419,24 @@ def transcribe_file(
         cancel=cancel,
         progress=progress,
     )
+
+
+def count_matches(
+    reference: list[tuple[float, int]], estimated: list[NoteEvent], tolerance_s: float = 0.05
+) -> int:
+    """How many reference notes ``(onset_s, pitch)`` were heard: an estimated note of the same pitch
+    whose onset is within ``tolerance_s``, each estimated note matching at most one reference note
+    (closest pairs first)."""
+    pairs = sorted(
+        (abs(e.start_s - onset), i, j)
+        for i, (onset, pitch) in enumerate(reference)
+        for j, e in enumerate(estimated)
+        if e.pitch == pitch and abs(e.start_s - onset) <= tolerance_s
+    )
+    used_ref: set[int] = set()
+    used_est: set[int] = set()
+    for _, i, j in pairs:
+        if i not in used_ref and j not in used_est:
+            used_ref.add(i)
+            used_est.add(j)
+    return len(used_ref)
