@@ -2,8 +2,10 @@
 
 The melodies are held out from training: the Essen test split (music21's corpus, the split every
 model of this app is evaluated on) and POP909's test bucket (by content hash, as `musicgen dataset`
-splits it; the MELODY track, its first ``--max-seconds``). Each is rendered through FluidSynth (the
-default SoundFont) with one General MIDI instrument, normalised to -1 dBFS, and transcribed by
+splits it; the MELODY track, its first ``--max-seconds``). Essen's notes are played at 90 % of their
+length (legato repeated notes would merge into one, on any instrument); POP909's are as written.
+Each is rendered through FluidSynth (the default SoundFont) with one General MIDI instrument,
+normalised to -1 dBFS, and transcribed by
 :func:`musicgen_app.ml.audio.transcribe.transcribe_audio` with its defaults.
 
 A reference note is recovered when a transcribed note has its pitch exactly and an onset within
@@ -33,6 +35,7 @@ from musicgen_app.core.song import Note, Song, TempoChange, Track  # noqa: E402
 POP909 = ROOT.parent / "shared" / "data" / "pop909"
 ESSEN_BPM = 100.0
 TICKS_PER_STEP = 120  # a 16th at 480 ticks per quarter
+ARTICULATION = 0.9  # Essen's notes run into each other; a repeated note needs a gap to be heard again
 GM_NAMES = {0: "piano", 40: "violin", 53: "voice oohs", 65: "alto sax", 73: "flute"}
 
 
@@ -56,7 +59,10 @@ def essen_melodies(n: int, max_seconds: float) -> list[Melody]:
     for i in picks:
         tune = ds.tune(i)
         song = Song(tempos=[TempoChange(0, round(60_000_000 / ESSEN_BPM))], title=tune.id)
-        notes = [Note(a, p, b, 90) for a, b, p in steps_to_notes(tune.steps.tolist(), 0, TICKS_PER_STEP)]
+        notes = [  # played detached (90 % of each note), as a singer or player articulates
+            Note(a, p, a + max(TICKS_PER_STEP // 2, round((b - a) * ARTICULATION)), 90)
+            for a, b, p in steps_to_notes(tune.steps.tolist(), 0, TICKS_PER_STEP)
+        ]
         song.tracks.append(Track(name="melody", notes=notes))
         out.append(Melody(f"essen/{tune.id}", _cut(song, max_seconds)))
     return out

@@ -303,3 +303,27 @@ def test_cli_damaged_wav_in_a_real_process(tmp_path: Path) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "compressed WAV audio (format 0x0055)" in lines[0], r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_harmonic_ghosts_are_dropped_and_real_notes_kept() -> None:
+    from musicgen_app.ml.audio.transcribe import NoteEvent, drop_harmonic_ghosts
+
+    long_a = NoteEvent(1.0, 3.0, 57, 100)
+    events = [
+        long_a,
+        NoteEvent(1.8, 2.2, 69, 45),  # an octave above, inside the long note, quiet: a ghost
+        NoteEvent(2.0, 2.9, 33, 70),  # two octaves below, inside it: a sub-harmonic ghost
+        NoteEvent(1.0, 1.5, 76, 50),  # a 12th above, with it, much quieter: an overtone
+        NoteEvent(1.0, 2.5, 45, 95),  # an octave below, with it, as loud: played
+        NoteEvent(1.9, 2.5, 60, 40),  # a minor third above: not a harmonic, kept
+        NoteEvent(2.5, 3.5, 69, 45),  # an octave above but outlasting it: a new note
+        NoteEvent(1.5, 2.0, 64, 95),  # a fifth above (7 semitones): a melody note, kept
+    ]
+    kept = drop_harmonic_ghosts(events)
+    assert [(e.start_s, e.pitch) for e in kept] == [
+        (1.0, 57),
+        (1.0, 45),
+        (1.9, 60),
+        (2.5, 69),
+        (1.5, 64),
+    ]

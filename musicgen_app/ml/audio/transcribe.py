@@ -323,10 +323,12 @@ def transcribe_audio(
     onset_threshold: float = DEFAULT_ONSET_THRESHOLD,
     frame_threshold: float = DEFAULT_FRAME_THRESHOLD,
     min_note_ms: float = DEFAULT_MIN_NOTE_MS,
+    drop_ghosts: bool = True,
     cancel: threading.Event | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> list[NoteEvent]:
-    """The notes heard in ``audio``, sorted by start then pitch."""
+    """The notes heard in ``audio``, sorted by start then pitch (``drop_ghosts``: see
+    :func:`drop_harmonic_ghosts`)."""
     mono = resample(audio.mono(), audio.sample_rate, MODEL_SAMPLE_RATE)
     frames, onsets = activations(mono, cancel=cancel, progress=progress)
     min_frames = max(1, round(min_note_ms / 1000.0 * MODEL_SAMPLE_RATE / FFT_HOP))
@@ -345,8 +347,43 @@ def transcribe_audio(
         for a, b, pitch, amp in decoded
     ]
     out.sort(key=lambda e: (e.start_s, e.pitch))
+    if drop_ghosts:
+        out = drop_harmonic_ghosts(out)
     logger.info("transcribed %.1f s of audio: %d notes", audio.duration_s, len(out))
     return out
+
+
+GHOST_INTERVALS = frozenset((12, 19, 24, 28, 31, 36))  # octaves and the 3rd, 5th and 6th harmonics
+GHOST_LEVEL = 0.8  # a ghost inside a note is at most this loud relative to it
+GHOST_LEVEL_TOGETHER = 0.6  # a ghost starting with a note is at most this loud relative to it
+GHOST_MARGIN_S = 0.05
+
+
+def _is_ghost(e: NoteEvent, o: NoteEvent) -> bool:
+    """Whether ``e`` is a harmonic ghost of the louder note ``o`` (see :func:`drop_harmonic_ghosts`)."""
+    interval = e.pitch - o.pitch
+    if abs(interval) not in GHOST_INTERVALS or e.end_s > o.end_s + GHOST_MARGIN_S:
+        return False
+    if o.start_s + GHOST_MARGIN_S < e.start_s:  # starts inside it
+        return e.velocity <= GHOST_LEVEL * o.velocity
+    together = abs(e.start_s - o.start_s) <= GHOST_MARGIN_S
+    return together and interval > 0 and e.velocity <= GHOST_LEVEL_TOGETHER * o.velocity
+
+
+def drop_harmonic_ghosts(events: list[NoteEvent]) -> list[NoteEvent]:
+    """``events`` without the ghosts of louder notes (our addition to basic-pitch's decoding).
+
+    A ghost is a harmonic interval away from a louder note (an octave or two, a 12th, a 17th, a
+    19th; or that far below, a sub-harmonic), ends by the louder note's end, and either starts well
+    inside it (more than 50 ms after its onset; at most 80 % of its velocity: the melodia step finds
+    these in long piano and flute tones) or starts with it, above it and much quieter (at most 60 %:
+    an overtone taken for a note). Notes played together at like loudness (an octave in the left
+    hand) are kept.
+    """
+    kept = [e for e in events if not any(o is not e and _is_ghost(e, o) for o in events)]
+    if len(kept) < len(events):
+        logger.debug("dropped %d harmonic ghost note(s)", len(events) - len(kept))
+    return kept
 
 
 def events_to_notes(
