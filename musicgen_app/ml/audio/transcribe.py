@@ -45,7 +45,7 @@ import numpy as np
 from musicgen_app.core.edits import quantize_notes
 from musicgen_app.core.song import DEFAULT_RESOLUTION, Note, Song, TempoChange, Track
 from musicgen_app.errors import AudioError
-from musicgen_app.ml.audio.audio_file import Audio, read_audio
+from musicgen_app.ml.audio.audio_file import Audio
 
 logger = logging.getLogger(__name__)
 
@@ -434,28 +434,6 @@ def sketch_song(
     notes = events_to_notes(events, song, grid_ticks=grid_ticks)
     song.tracks.append(Track(name=name, program=program, channel=0, notes=notes))
     return song
-
-
-def transcribe_file(
-    path: str | Path,
-    *,
-    onset_threshold: float = DEFAULT_ONSET_THRESHOLD,
-    frame_threshold: float = DEFAULT_FRAME_THRESHOLD,
-    min_note_ms: float = DEFAULT_MIN_NOTE_MS,
-    cancel: threading.Event | None = None,
-    progress: Callable[[float], None] | None = None,
-) -> list[NoteEvent]:
-    """The notes heard in the WAV file ``path`` (AudioError for a file that cannot be read)."""
-    audio = read_audio(path)
-    load_model()  # a missing model is reported before any work
-    return transcribe_audio(
-        audio,
-        onset_threshold=onset_threshold,
-        frame_threshold=frame_threshold,
-        min_note_ms=min_note_ms,
-        cancel=cancel,
-        progress=progress,
-    )
 
 
 def count_matches(
