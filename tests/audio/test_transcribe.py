@@ -327,3 +327,21 @@ def test_harmonic_ghosts_are_dropped_and_real_notes_kept() -> None:
         (2.5, 69),
         (1.5, 64),
     ]
+
+
+def test_a_sounding_key_needs_a_clear_onset_to_start_again() -> None:
+    from musicgen_app.ml.audio.transcribe import decode_notes
+
+    frames = np.zeros((200, 88))
+    onsets = np.zeros((200, 88))
+    frames[10:150, 39] = 0.8  # one long note on key 39 (MIDI 60)
+    onsets[10, 39] = 0.55  # from silence: 0.5 is enough
+    onsets[60, 39] = 0.55  # inside the note: a vibrato's weak onset, not a new note
+    one = decode_notes(frames, onsets, melodia_trick=False)
+    assert [(a, p) for a, _, p, _ in sorted(one)] == [(10, 60)]
+    onsets[100, 39] = 0.8  # a clear onset inside the note: the key is played again
+    two = decode_notes(frames, onsets, melodia_trick=False)
+    assert [(a, p) for a, _, p, _ in sorted(two)] == [(10, 60), (100, 60)]
+    # basic-pitch's own rule (0.5 everywhere) splits the note at the weak onset too
+    three = decode_notes(frames, onsets, melodia_trick=False, retrigger_threshold=0.5)
+    assert [a for a, _, _, _ in sorted(three)] == [10, 60, 100]
