@@ -45,3 +45,7 @@ class DeviceError(MusicgenError):
 
 class SoundFontError(DeviceError):
     """A SoundFont is missing or corrupt."""
+
+
+class AudioError(MusicgenError):
+    """An audio file could not be read (missing, damaged, of a format we do not read) or transcribed."""

@@ -55,4 +55,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 echo "setup: installing musicgen_app and its dependencies"
 "${PIP[@]}" install -e ".[dev]"
+# Basic Pitch's transcription model (an ONNX file in the basic-pitch package), run with onnxruntime:
+# without its dependencies, which would pull TensorFlow.
+if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('basic_pitch') is None)"; then
+  echo "setup: installing the transcription model (basic-pitch, without TensorFlow)"
+  "${PIP[@]}" install --no-deps "basic-pitch==0.4.0"
+fi
 echo "setup: done"

@@ -347,3 +347,15 @@ def add_deprecated_aliases(
 ) -> None:
     """Keep ``old`` spellings of option ``new`` working, hidden from --help, with a deprecation line."""
     parser.add_argument(*old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS, **kwargs)
+
+
+def snap_grid(value: str) -> str:
+    """A grid to snap notes to, named as in the piano roll's Snap box: ``1/16``, ``1/8T``, ``1 bar``..."""
+    from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES  # pure geometry: no Qt
+
+    names = [n for n in SNAP_CHOICES if n != "off"]
+    text = value.strip()
+    for name in names:
+        if text.lower() in (name.lower(), name.lower().replace(" ", "")):
+            return name
+    _fail(f"{_show(value)} is not a grid: use one of {', '.join(names)}")

@@ -53,6 +53,7 @@ from musicgen_app.gui import editor_setup, fileio, output_failure
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
+from musicgen_app.gui.import_audio import AudioImporter
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 from musicgen_app.gui.piano_roll.widget import PianoRollView
 from musicgen_app.gui.playback_ctl import PlaybackController
@@ -242,6 +243,7 @@ class MainWindow(QMainWindow):
         self.act_save = A("Save", self.save, K.Save, "save")
         self.act_save_as = A("Save As…", self.save_as, K.SaveAs, "save_as")
         self.act_import = A("Import MIDI as New Tracks…", self.import_dialog, "Ctrl+I", "import_midi")
+        self.audio_import = AudioImporter(self)  # File ▸ Import Audio…
         self.act_export_all = A(
             "Export MIDI: all tracks…", lambda: self.export_midi("all"), None, "export_all"
         )
@@ -361,6 +363,7 @@ class MainWindow(QMainWindow):
         f.addActions([self.act_save, self.act_save_as])
         f.addSeparator()
         f.addAction(self.act_import)
+        f.addAction(self.audio_import.action)
         f.addActions([self.act_export_all, self.act_export_track, self.act_export_sel, self.act_export_wav])
         f.addSeparator()
         f.addAction(self.act_quit)
@@ -1392,6 +1395,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer.stop()
         self._record = None
         self._store_settings()
+        self.audio_import.cancel()
         self.gen.shutdown()
         self.playback.close()
         self.tasks.drain()

@@ -225,6 +225,37 @@ ROWS: list[tuple[str, ...]] = [
     # devices
     ("devices --midi-api bogus", "invalid choice"),
     ("devices --json extra", "unrecognized arguments"),
+    # audio transcribe
+    ("audio", "required: ACTION"),
+    ("audio bogus", "invalid choice"),
+    ("audio transcribe", "required: IN.wav"),
+    ("audio transcribe {mid}", "required: -o/--output"),
+    ("audio transcribe {missing} -o {out_mid}", "does not exist"),
+    ("audio transcribe {dir} -o {out_mid}", "is a folder"),
+    ("audio transcribe /dev/zero -o {out_mid}", "is a character device"),
+    ("audio transcribe {urandom_link} -o {out_mid}", "is a character device"),
+    ("audio transcribe {fifo} -o {out_mid}", "pipe"),
+    ("audio transcribe '' -o {out_mid}", "must not be empty"),
+    ("audio transcribe {mid} -o {out_mid}", "is a MIDI file; this app reads WAV recordings"),
+    ("audio transcribe {not_wav} -o {out_mid}", "is not a WAV file"),
+    ("audio transcribe {mp3} -o {out_mid}", "is an MP3 file"),
+    ("audio transcribe {mid} -o {out_wav}", "name the MIDI file .mid"),
+    ("audio transcribe {mid} -o /nonexistent/x.mid", "does not exist"),
+    ("audio transcribe {mid} -o {null_link_mid}", "is a character device"),
+    ("audio transcribe {mid} -o {fifo_mid}", "pipe"),
+    ("audio transcribe {mid} -o {dir_mid}", "is a folder"),
+    ("audio transcribe {mid} -o {out_mid} --quantize 1/7", "--quantize: '1/7' is not a grid"),
+    ("audio transcribe {mid} -o {out_mid} --quantize=", "is not a grid"),
+    ("audio transcribe {mid} -o {out_mid} --bpm 0", "--bpm: 0 is out of range"),
+    ("audio transcribe {mid} -o {out_mid} --bpm nan", "finite"),
+    ("audio transcribe {mid} -o {out_mid} --bpm fast", "expected a number"),
+    ("audio transcribe {mid} -o {out_mid} --onset-threshold 1", "--onset-threshold"),
+    ("audio transcribe {mid} -o {out_mid} --onset-threshold 0", "--onset-threshold"),
+    ("audio transcribe {mid} -o {out_mid} --frame-threshold -0.5", "--frame-threshold"),
+    ("audio transcribe {mid} -o {out_mid} --min-note-ms 5", "--min-note-ms"),
+    ("audio transcribe {mid} -o {out_mid} --min-note-ms inf", "finite"),
+    ("audio transcribe {mid} -o {out_mid} --program 128", "--program: 128 is out of range"),
+    ("audio transcribe {mid} -o {out_mid} --program piano", "whole number"),
 ]
 
 # rows that only a user without root's rights can see refused
@@ -253,6 +284,8 @@ SUBPROCESS_SAMPLE = [
     "dataset build --limit 0",
     "gui {missing}",
     "bogus-command",
+    "audio transcribe {mid} -o {out_mid}",
+    "audio transcribe {mid} -o {out_mid} --quantize 1/7",
 ]
 
 
@@ -272,6 +305,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     (tmp / "null.mid").symlink_to("/dev/null")
     (tmp / "null.wav").symlink_to("/dev/null")
     (tmp / "urandom.mid").symlink_to("/dev/urandom")
+    (tmp / "notes.wav").write_text("not a recording\n")
+    (tmp / "song.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(64))
     (tmp / "unreadable.mid").write_bytes((tmp / "good.mid").read_bytes())
     (tmp / "unreadable.mid").chmod(0)
     (tmp / "readonly").mkdir()
@@ -291,6 +326,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "null_link_mid": tmp / "null.mid",
         "null_link_wav": tmp / "null.wav",
         "urandom_link": tmp / "urandom.mid",
+        "not_wav": tmp / "notes.wav",
+        "mp3": tmp / "song.mp3",
         "unreadable": tmp / "unreadable.mid",
         "readonly_dir": tmp / "readonly",
         "readonly_file_wav": tmp / "readonly.wav",
