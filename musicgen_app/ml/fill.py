@@ -5,8 +5,8 @@ The range ``[start_tick, end_tick)`` of a track is emptied and a grid melody mod
 into it, without retraining (sample-and-rescore infilling):
 
 1. the model is prefilled once on the music before the range (:func:`~musicgen_app.ml.generate.grid_prompt`);
-2. ``candidates`` middles are sampled from that state, each with its own seed (``seed``,
-   ``seed + 1``, ...), under a key lock and a register taken from the music on *both* sides;
+2. ``candidates`` middles are sampled from that state, each with its own seed
+   (:func:`candidate_seed`), under a key lock and a register taken from the music on *both* sides;
 3. each is scored by the model's log-likelihood of what follows the range (``suffix_bars`` bars
    of the suffix, read after prefix + candidate): the suffix must follow the middle musically;
 4. the best-scoring middle (the first of equal ones; a degenerate take only when every take is)
@@ -69,6 +69,7 @@ CONTEXT_BARS = 8  # bars on each side whose notes set the key lock
 REGISTER_BARS = 4  # bars on each side whose notes set the register
 REGISTER_MARGIN = 5  # semitones a fill may go beyond its neighbours' range
 DEGENERATE_PENALTY = 1e6
+DENSITY_WEIGHT = 3.0  # nats per octave of note density away from the neighbours' (a factor 2)
 
 
 # -- ranges -----------------------------------------------------------------------------------------
@@ -118,6 +119,7 @@ class FillPlan:
     suffix: list[int]  # tokens after the middle (in the model's key), scored per candidate
     pitch_range: tuple[int, int] | None  # the neighbours' register, in the model's key
     forbid_hold_first: bool  # the prefix ends on a note that stops at the range: no hold at step 0
+    expected_notes: float  # notes the middle would hold at the neighbours' density
     song: Song  # the song with the range emptied (and edge notes cut with edges="cut")
     removed: list[Note] = field(default_factory=list)  # the range's old notes
 
@@ -195,6 +197,8 @@ def plan_fill(
     neighbours = _near(before, start_tick - reg_bar, start_tick) + [
         n for n in after if n.start_tick < end_tick + reg_bar
     ]
+    span = 2 * REGISTER_BARS * bar
+    expected = len(neighbours) / span * max(0, n_steps - held) * tps if neighbours else math.nan
     pitches = [n.pitch + prompt.transpose for n in neighbours or context]
     pitch_range = (min(pitches), max(pitches)) if pitches else None
     # the prompt ends on a sounding note that stops at the range: a hold would mean "longer"
@@ -212,6 +216,7 @@ def plan_fill(
         suffix=suffix,
         pitch_range=pitch_range,
         forbid_hold_first=forbid_hold_first,
+        expected_notes=expected,
         song=holed,
         removed=inside,
     )
@@ -226,12 +231,21 @@ class Candidate:
     tokens: list[int]
     notes: list[Note]
     suffix_logprob: float  # log-likelihood (nats) of the suffix after prefix + this middle
+    density_penalty: float  # DENSITY_WEIGHT * |log2| of its note count over the neighbours' density
     degenerate: bool
 
     @property
     def score(self) -> float:
         """Higher is better."""
-        return self.suffix_logprob - (DEGENERATE_PENALTY if self.degenerate else 0.0)
+        return self.suffix_logprob - self.density_penalty - (DEGENERATE_PENALTY if self.degenerate else 0.0)
+
+
+def candidate_seed(seed: int, index: int) -> int:
+    """The seed of candidate ``index`` of a fill seeded ``seed``: the seed itself for the first,
+    then independent 63-bit seeds (neighbouring fill seeds share no candidate)."""
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -256,8 +270,10 @@ class FillSession(GenerationSession):
         *,
         candidates: int = DEFAULT_CANDIDATES,
         track: int = 0,
+        density_weight: float = DENSITY_WEIGHT,
     ) -> None:
         super().__init__(config.temperature)
+        self.density_weight = float(density_weight)
         if candidates < 1:
             raise GenerationError("a fill needs at least one candidate")
         self.adapter = adapter
@@ -321,7 +337,13 @@ class FillSession(GenerationSession):
                 state, logits = self.adapter.step(token, state)
         notes = self._decode(tokens)
         degenerate = is_degenerate(notes, plan.n_steps - plan.held_steps) and plan.n_steps > plan.held_steps
-        return Candidate(seed, tokens, notes, logprob, degenerate)
+        expected = plan.expected_notes
+        density = (
+            0.0
+            if math.isnan(expected)
+            else self.density_weight * abs(math.log2((len(notes) + 1) / (expected + 1)))
+        )
+        return Candidate(seed, tokens, notes, logprob, density, degenerate)
 
     def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
         started = time.perf_counter()
@@ -332,7 +354,7 @@ class FillSession(GenerationSession):
             elif self.plan.n_steps > self.plan.held_steps:
                 state, logits = self.adapter.prefill(self.plan.prompt.tokens)
                 for c in range(self.n_candidates):
-                    cand = self._candidate((self.seed + c) % (2**63), state, logits)
+                    cand = self._candidate(candidate_seed(self.seed, c), state, logits)
                     if cand is None:
                         reason = "cancelled"
                         break
@@ -366,6 +388,7 @@ def start_fill_session(
     candidates: int = DEFAULT_CANDIDATES,
     edges: str = "keep",
     suffix_bars: int = SUFFIX_BARS,
+    density_weight: float = DENSITY_WEIGHT,
 ) -> FillSession:
     """A session filling ``[start_tick, end_tick)`` of ``track``; ``session.plan.song`` is the song
     with the range emptied (add the session's notes to it)."""
@@ -383,6 +406,7 @@ def start_fill_session(
         model.tokenizer,  # type: ignore[attr-defined]
         candidates=candidates,
         track=track,
+        density_weight=density_weight,
     )
 
 
