@@ -98,15 +98,17 @@ def main() -> None:
         f"{os.cpu_count()} cores). Files with a change outside the range: {differ}.",
         "",
         "| take | interval across an edge (semitones) | edges within a fifth | notes/bar vs neighbours "
-        "| \\|log2 density ratio\\| | in the neighbours' key | outside their register | silent | ms per fill |",
+        "| \\|log2 density ratio\\| | in the neighbours' key | outside their register | silent "
+        "| ms per fill |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, rs in rows.items():
         f = summarize(rs)
         ms = f"{seconds[label] * 1000:.0f}" if label in seconds else "-"
         lines.append(
-            f"| {label} | {f['edge_interval']:.2f} | {f['edge_within_fifth']:.0%} | x{f['density_ratio']:.2f} "
-            f"| {f['density_log2_error']:.2f} | {f['in_key']:.0%} | {f['outside_register']:.0%} "
+            f"| {label} | {f['edge_interval']:.2f} | {f['edge_within_fifth']:.0%} "
+            f"| x{f['density_ratio']:.2f} | {f['density_log2_error']:.2f} | {f['in_key']:.0%} "
+            f"| {f['outside_register']:.0%} "
             f"| {f['silent']} | {ms} |"
         )
     text = "\n".join(lines)

@@ -67,7 +67,7 @@ DEFAULT_CANDIDATES = 8
 SUFFIX_BARS = 2  # bars after the range that score a candidate
 CONTEXT_BARS = 8  # bars on each side whose notes set the key lock
 REGISTER_BARS = 4  # bars on each side whose notes set the register
-REGISTER_MARGIN = 5  # semitones a fill may go beyond its neighbours' range
+REGISTER_MARGIN = 2  # semitones a fill may go beyond its neighbours' range
 DEGENERATE_PENALTY = 1e6
 DENSITY_WEIGHT = 3.0  # nats per octave of note density away from the neighbours' (a factor 2)
 
