@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,14 @@ import numpy as np
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError, MusicgenError
-from musicgen_app.ml.generate import GridNoteDecoder, GridPrompt, ModelAdapter, grid_prompt, is_degenerate
+from musicgen_app.ml.generate import (
+    MAX_PROMPT_STEPS,
+    GridNoteDecoder,
+    GridPrompt,
+    ModelAdapter,
+    grid_prompt,
+    is_degenerate,
+)
 from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses, random_seed
 from musicgen_app.ml.session import GenerationSession
 from musicgen_app.ml.tokenizers import HOLD_ID, notes_to_steps
@@ -69,6 +76,7 @@ CONTEXT_BARS = 8  # bars on each side whose notes set the key lock
 REGISTER_BARS = 4  # bars on each side whose notes set the register
 REGISTER_MARGIN = 2  # semitones a fill may go beyond its neighbours' range
 DEGENERATE_PENALTY = 1e6
+FIM_PREFIX_STEPS = 128  # a fill-in-the-middle model reads this much prefix (as it was trained)
 DENSITY_WEIGHT = 3.0  # nats per octave of note density away from the neighbours' (a factor 2)
 
 
@@ -117,6 +125,8 @@ class FillPlan:
     n_steps: int  # steps of the middle
     held_steps: int  # leading steps of the middle where a tied-in note still sounds (forced holds)
     suffix: list[int]  # tokens after the middle (in the model's key), scored per candidate
+    tokens: list[int]  # what the model reads before the middle (the prefix; FIM: suffix then prefix)
+    cond: Callable[[int], tuple[int, int, int]] | None  # FIM: conditions of input k (see melody_fim)
     pitch_range: tuple[int, int] | None  # the neighbours' register, in the model's key
     forbid_hold_first: bool  # the prefix ends on a note that stops at the range: no hold at step 0
     expected_notes: float  # notes the middle would hold at the neighbours' density
@@ -166,6 +176,7 @@ def plan_fill(
     context = _near(before, start_tick - CONTEXT_BARS * bar, start_tick) + _near(
         after, end_tick, end_tick + CONTEXT_BARS * bar
     )
+    fim = hasattr(model, "fill_adapter")
     prompt = grid_prompt(
         model.tokenizer,
         holed,
@@ -174,6 +185,7 @@ def plan_fill(
         1,
         key_lock,
         key_notes=context or None,
+        max_prompt_steps=FIM_PREFIX_STEPS if fim else MAX_PROMPT_STEPS,
     )
     tps = prompt.ticks_per_step
     n_steps = max(0, math.floor((end_tick - prompt.start_tick) / tps + 1e-9))
@@ -193,6 +205,21 @@ def plan_fill(
             tps,
         )
         suffix = model.tokenizer.encode_steps(codes).tolist()
+    tokens, cond = prompt.tokens, None
+    if fim:  # suffix, then prefix (see musicgen_app.ml.melody_fim); only the join into s0 is scored
+        from musicgen_app.ml.melody_fim import fim_layout, gap_bucket
+
+        tokens, steps, gaps = fim_layout(prompt.tokens[1:], suffix, n_steps, model.tokenizer)
+        position = prompt.bar_position(holed)
+        n_prompt, n_prefix = len(tokens), len(prompt.tokens) - 1
+
+        def cond(k: int) -> tuple[int, int, int]:
+            if k < n_prompt:
+                return (*position(steps[k]), gaps[k])
+            j = k - n_prompt  # generated middle step j predicts step n_prefix + j + 1
+            return (*position(n_prefix + j + 1), gap_bucket(n_steps - j - 1))
+
+        suffix = suffix[:1]
     reg_bar = REGISTER_BARS * bar
     neighbours = _near(before, start_tick - reg_bar, start_tick) + [
         n for n in after if n.start_tick < end_tick + reg_bar
@@ -214,6 +241,8 @@ def plan_fill(
         n_steps=n_steps,
         held_steps=held,
         suffix=suffix,
+        tokens=tokens,
+        cond=cond,
         pitch_range=pitch_range,
         forbid_hold_first=forbid_hold_first,
         expected_notes=expected,
@@ -352,7 +381,7 @@ class FillSession(GenerationSession):
             if self.cancelled:
                 reason = "cancelled"
             elif self.plan.n_steps > self.plan.held_steps:
-                state, logits = self.adapter.prefill(self.plan.prompt.tokens)
+                state, logits = self.adapter.prefill(self.plan.tokens)
                 for c in range(self.n_candidates):
                     cand = self._candidate(candidate_seed(self.seed, c), state, logits)
                     if cand is None:
@@ -397,7 +426,10 @@ def start_fill_session(
     plan = plan_fill(
         model, song, track, start_tick, end_tick, key_lock=cfg.key_lock, edges=edges, suffix_bars=suffix_bars
     )
-    adapter = model.adapter(plan.prompt.bar_position(plan.song))  # type: ignore[attr-defined]
+    if plan.cond is not None:
+        adapter = model.fill_adapter(plan.cond)  # type: ignore[attr-defined]
+    else:
+        adapter = model.adapter(plan.prompt.bar_position(plan.song))  # type: ignore[attr-defined]
     return FillSession(
         adapter,
         plan,
