@@ -4,7 +4,7 @@ The notes of the track that start inside the range are replaced by a passage a m
 writes from the music on both sides (see :mod:`musicgen_app.ml.fill`); everything else is
 written back unchanged. ``--bars A-B`` counts bars from 1 (both included); ``--ticks A-B`` takes
 any range in the file's ticks (A included, B excluded). With ``--play`` the fill is heard while it
-is generated, over the other tracks, up to one bar after the range.
+is generated, over the song from one bar before the range to one bar after it.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def resolve_range(song, track_arg: int | None, bars: tuple[int, int] | None, tic
 
 
 def _window(song, start: int, end: int):
-    """The song from ``start`` to one bar after ``end`` (what --play lets you hear)."""
+    """The notes from ``start`` to one bar after ``end`` (what --play lets you hear)."""
     stop = end + song.ticks_per_bar(end)
     out = song.copy()
     for tr in out.tracks:
@@ -165,11 +165,13 @@ def run(args: argparse.Namespace) -> int:
             from musicgen_app.playback.live import play_session
 
             player.wait_ready()
+            # one bar of the song before the range: you hear the approach while the fill is chosen
+            lead = start - min(start, song.ticks_per_bar(start))
             result = play_session(
                 session,
-                _window(session.plan.song, start, end),
+                _window(session.plan.song, lead, end),
                 scheduler=player,
-                start_tick=start,
+                start_tick=lead,
                 include_song=True,
             )
             if result.reason != "done":

@@ -14,7 +14,7 @@ import pytest
 from musicgen_app.cli.main import main
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.midi_io import midi_bytes, read_midi, write_midi
-from musicgen_app.core.song import ControlEvent, MetaEvent, Note, Song, TimeSignature, Track
+from musicgen_app.core.song import ControlEvent, MetaEvent, Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.fill import bars_to_range, fill_song, split_at_range, start_fill_session
 from musicgen_app.ml.judge import max_simultaneous
@@ -261,3 +261,31 @@ def test_musicgen_fill_writes_the_song_with_the_range_replaced(tmp_path: Path, c
     assert code == 0, capsys.readouterr().err
     new = split_at_range(read_midi(out).song.tracks[0].notes, start + 240, end - 240)[1]
     assert new and all(start + 240 <= n.start_tick and n.end_tick <= end - 240 for n in new)
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_musicgen_fill_play_streams_the_fill_over_the_song_to_a_jack_port(
+    jack_receiver, tmp_path: Path, capsys
+) -> None:
+    """`--play`: the fill is heard on a real JACK port with the song from a bar before the range to
+    a bar after it (the range's old notes not), and the file holds exactly what was heard."""
+    song = band_song()
+    song.tempos = [TempoChange(0, 250_000)]  # 240 BPM: two bars in two seconds
+    src, out = tmp_path / "song.mid", tmp_path / "out.mid"
+    write_midi(song, src)
+    code = main(["fill", str(src), "--bars", "5-6", "-o", str(out), "--seed", "5", "--play",
+                 "--device", jack_receiver.port, "--midi-api", "jack"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    start, end = 4 * BAR, 6 * BAR
+    new = split_at_range(read_midi(out).song.tracks[0].notes, start, end)[1]
+    old = split_at_range(song.tracks[0].notes, start, end)[1]
+    written = [n for n in read_midi(out).song.tracks[0].notes if start - BAR <= n.start_tick < end + BAR]
+    events = jack_receiver.note_events()
+    heard = [pitch for _, kind, ch, pitch in events if kind == "on" and ch == 0]
+    assert heard == [n.pitch for n in written]  # the bar before, the fill, the bar after
+    assert new and new != old
+    assert len([p for _, kind, ch, p in events if kind == "on" and ch == 1]) == 4  # the bass plays along
+    ons = [e for e in events if e[1] == "on"]
+    offs = [e for e in events if e[1] == "off"]
+    assert len(offs) >= len(ons)  # nothing left hanging
