@@ -79,26 +79,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--midi-api", default=None, choices=API_NAMES, help="the MIDI system")
 
 
+def _open_keyboard(player, port: str, midi_api: str | None) -> None:
+    """Open the keyboard in the player; DeviceError (one line) when it cannot be opened."""
+    import queue
+    import time
+
+    from musicgen_app.errors import DeviceError
+    from musicgen_app.playback.player_process import InputReport
+
+    player.open_input(port, midi_api=midi_api, thru=True)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        try:
+            report = player.status.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(report, InputReport) and report.kind == "opened":
+            return
+        if isinstance(report, InputReport) and report.kind == "failed":
+            raise DeviceError(f"cannot open the MIDI keyboard '{port}': {report.message}")
+    raise DeviceError(f"the MIDI keyboard '{port}' did not open in time")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Open the keyboard and the output, load the model, jam until Ctrl+C (or --exchanges)."""
+    """Open the output and the keyboard, load the model, jam until Ctrl+C (or --exchanges)."""
     from musicgen_app.core.midi_io import write_midi
-    from musicgen_app.ml.generate import SamplingConfig, start_session
-    from musicgen_app.ml.registry import load_model
     from musicgen_app.playback.jam import Jam, JamConfig, percentile, timing_errors_ms
     from musicgen_app.playback.player_process import PlayerProcess
-
-    model = load_model(args.model)
-    seeds = iter(range(args.seed if args.seed is not None else random.randrange(2**31), 2**63))
-
-    def make_session(song, start_tick: int, bars: int):
-        sampling = SamplingConfig(temperature=args.temperature, seed=next(seeds))
-        return start_session(model, song, 0, start_tick=start_tick, bars=bars, sampling=sampling)
 
     player = PlayerProcess(args.output, soundfont=args.soundfont, midi_api=args.midi_api, record_timing=True)
     stop = threading.Event()
     try:
         player.wait_ready()
-        player.open_input(args.input, midi_api=args.midi_api, thru=True)
+        _open_keyboard(player, args.input, args.midi_api)
+        from musicgen_app.ml.generate import SamplingConfig, start_session
+        from musicgen_app.ml.registry import load_model
+
+        model = load_model(args.model)
+        seeds = iter(range(args.seed if args.seed is not None else random.randrange(2**31), 2**63))
+
+        def make_session(song, start_tick: int, bars: int):
+            sampling = SamplingConfig(temperature=args.temperature, seed=next(seeds))
+            return start_session(model, song, 0, start_tick=start_tick, bars=bars, sampling=sampling)
+
         jam = Jam(
             player,
             make_session,

@@ -112,3 +112,57 @@ def test_a_phrase_gets_an_answer_on_time_and_a_note_interrupts_it(jack_receiver)
         player.close()
         kb.close_port()
         kb.delete()
+
+
+def _musicgen() -> list[str]:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("musicgen")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("musicgen")
+    return [found] if found else [sys.executable, "-m", "musicgen_app.cli.main"]
+
+
+def test_musicgen_jam_answers_a_phrase_and_records_both_parts(jack_receiver, tmp_path) -> None:
+    import os
+    import subprocess
+
+    from musicgen_app.core.midi_io import read_midi
+
+    out = tmp_path / "jam.mid"
+    kb = _keyboard()
+    cmd = [*_musicgen(), "jam", "--input", "keyboard", "--output", jack_receiver.port, "--midi-api", "jack",
+           "--bars", "1", "--tempo", "180", "--silence-ms", "300", "--seed", "3", "--exchanges", "1",
+           "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on keyboard"), (line, proc.stderr.read() if proc.stderr else "")
+        _play(kb, [60, 64, 67, 72, 67, 64])
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kb.close_port()
+        kb.delete()
+    assert proc.returncode == 0, stderr
+    assert "answered with" in stdout and f"wrote {out}" in stdout
+    song = read_midi(out).song
+    assert [t.name for t in song.tracks] == ["Player", "Model"]
+    assert [n.pitch for n in song.tracks[0].notes] == [60, 64, 67, 72, 67, 64]
+    answered = [p for _, kind, ch, p in jack_receiver.note_events() if kind == "on" and ch == 0]
+    assert answered and answered == [n.pitch for n in song.tracks[1].notes]
+
+
+def test_musicgen_jam_names_a_keyboard_that_is_not_there(jack_receiver, capsys) -> None:
+    from musicgen_app.cli.main import main
+
+    code = main(["jam", "--input", "no-such-keyboard", "--output", jack_receiver.port, "--midi-api", "jack"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no-such-keyboard" in err[0], err
