@@ -405,7 +405,7 @@ class PlayerProcess:
         """As :meth:`Scheduler.play` (``at_time``: a ``perf_counter`` time of this process)."""
         self._run += 1
         self._finished.clear()
-        extra = {} if at_time is None else {"at_time": at_time}
+        extra: dict[str, Any] = {} if at_time is None else {"at_time": at_time}
         self._cmd(
             "play", self._run, song, start_tick, streaming=streaming, include_song=include_song, **extra
         )
