@@ -8,7 +8,8 @@ the song's own two bars (the reference) measured in the same run:
   register of both sides), the suffix not consulted;
 * ``K=8`` (the default of `musicgen fill`) and ``K=16``: the candidate whose suffix likelihood is
   highest;
-* other models given with ``--model`` (e.g. a fill-in-the-middle checkpoint), at K=1.
+* other models given with ``--model`` (e.g. the fill-in-the-middle checkpoint that
+  ``scripts/train_melody_fim.py`` writes), at K=1 and K=8.
 
 Every fill is also checked byte for byte outside its range (the count of files that differ is
 reported; it must be 0). Run: ``.venv/bin/python benchmarks/bench_fill.py [--cases 50] [--readme]``.
@@ -66,7 +67,11 @@ def main() -> None:
     methods = [("melody-lstm, K=1 (continuation)", base, 1, 0.0)]
     for w in args.density_weight:
         methods += [(f"melody-lstm, K={k}, density weight {w:g}", base, k, w) for k in (8, 16)]
-    methods += [(f"{name}, K=1", load_model(name), 1, 0.0) for name in args.model]
+    for name in args.model:
+        other = load_model(name)
+        label = getattr(other, "name", name)
+        methods += [(f"{label}, K=1", other, 1, 0.0)]
+        methods += [(f"{label}, K=8, density weight {w:g}", other, 8, w) for w in args.density_weight]
     rows: dict[str, list] = {"real (the song's own bars)": []}
     seconds: dict[str, float] = {}
     differ = 0

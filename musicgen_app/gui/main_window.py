@@ -48,7 +48,7 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
-from musicgen_app.gui import editor_setup, fileio, fill_action
+from musicgen_app.gui import editor_setup, fileio, fill_action, jam_mode
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
@@ -288,6 +288,8 @@ class MainWindow(QMainWindow):
         self.act_continue = A("Continue", self.continue_, "Ctrl+Return", "continue")
         self.act_continue.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.act_fill = A("Fill Selection", lambda: fill_action.start_fill(self), "Ctrl+Shift+Return", "fill")
+        self.jam_mode = jam_mode.JamMode(self)
+        self.act_jam = A("Jam (Call and Response)", self.jam_mode.toggle, "Ctrl+J", "jam", True)
         self.act_stop = A("Stop", self.stop_all, "Esc", "stop")
         self.act_accept = A("Accept Take", self.accept_take, "Return", "accept")
         self.act_accept.setShortcuts([QKeySequence("Return"), QKeySequence("Enter")])
@@ -380,7 +382,7 @@ class MainWindow(QMainWindow):
         tr.addActions([self.act_play, self.act_home, self.act_loop, self.act_metronome, self.act_record])
         g = mb.addMenu("&Continue")
         g.addActions([self.act_continue, self.act_stop, self.act_accept, self.act_reject, self.act_regen])
-        g.insertAction(self.act_stop, self.act_fill)
+        g.insertActions(self.act_stop, [self.act_fill, self.act_jam])
         s = mb.addMenu("&Settings")
         s.addAction(self.act_devices)
 
@@ -1387,6 +1389,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer.stop()
         self._record = None
         self._store_settings()
+        self.jam_mode.stop()
         self.gen.shutdown()
         self.playback.close()
         self.tasks.drain()

@@ -77,8 +77,11 @@ class Jam:
         *,
         clock: Callable[[], float] = time.perf_counter,
         on_exchange: Callable[[Exchange], None] | None = None,
+        inbox: Any = None,
     ) -> None:
         self.player = player
+        #: where ``(time, message)`` of the keyboard arrive (default: the player's ``input_events``)
+        self.inbox = inbox if inbox is not None else player.input_events
         self.make_session = make_session
         self.cfg = config or JamConfig()
         self.clock = clock
@@ -127,7 +130,7 @@ class Jam:
                 if max_exchanges is not None and self._done_count() >= max_exchanges:
                     break
                 try:
-                    t, msg = self.player.input_events.get(timeout=POLL_S)
+                    t, msg = self.inbox.get(timeout=POLL_S)
                 except queue.Empty:
                     self._tick(self.clock())
                     continue

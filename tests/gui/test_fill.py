@@ -22,7 +22,7 @@ def four_bars() -> Song:
 
 @pytest.fixture
 def ready(window, qtbot):
-    qtbot.waitUntil(lambda: window.panel.model_combo.count() > 0, timeout=10_000)
+    qtbot.waitUntil(lambda: window.panel.model_combo.count() > 0, timeout=30_000)
     window.panel.model_combo.setCurrentIndex(window.panel.model_combo.findData("melody-lstm"))
     window.set_document(Document(four_bars()))
     window.panel.random_seed.setChecked(False)
