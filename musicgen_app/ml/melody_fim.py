@@ -31,7 +31,14 @@ from torch import nn
 
 from musicgen_app.errors import CheckpointError
 from musicgen_app.ml.checkpoint import load_into, load_weights
-from musicgen_app.ml.melody_lstm import MAX_BAR_POS, MAX_BAR_STEPS, MelodyLSTM, MelodyLSTMConfig
+from musicgen_app.ml.melody_lstm import (
+    MAX_BAR_POS,
+    MAX_BAR_STEPS,
+    InferenceTables,
+    MelodyLSTM,
+    MelodyLSTMAdapter,
+    MelodyLSTMConfig,
+)
 from musicgen_app.ml.models import GridMelodyModel
 from musicgen_app.ml.sampling import TokenClasses
 from musicgen_app.ml.tokenizers import BOS, GridMelodyTokenizer
@@ -129,35 +136,37 @@ def gap_bucket(distance: int) -> int:
 
 
 # -- inference ----------------------------------------------------------------------------------------
-class MelodyFIMAdapter:
-    """Batch-1 streaming inference in torch (the ``ModelAdapter`` protocol).
+class FIMTables(InferenceTables):
+    """The melody LSTM's numpy tables plus the gap embedding's first-layer projection (G, 4H)."""
+
+    def __init__(self, net: MelodyFIM) -> None:
+        super().__init__(net)
+        # the gap rows through the same projection as tokens: a network whose embedding holds the
+        # gap vectors and one zero row (its row is the bias alone, subtracted)
+        probe = MelodyLSTM(net.cfg)
+        probe.load_state_dict(net.state_dict(), strict=False)
+        g = net.gap_embed.weight.detach()
+        with torch.no_grad():
+            probe.embed = nn.Embedding.from_pretrained(torch.cat([g, torch.zeros(1, g.shape[1])]))
+        rows = InferenceTables(probe).tok_table  # (G + 1, 4H)
+        self.gap_table = np.ascontiguousarray(rows[:-1] - rows[-1], dtype=np.float32)  # (G, 4H)
+
+
+class MelodyFIMAdapter(MelodyLSTMAdapter):
+    """Batch-1 numpy inference (the ``ModelAdapter`` protocol) with the gap added to every input.
 
     ``cond(k) -> (bar position, steps per bar, gap bucket)`` for input ``k`` (prompt inputs first,
-    then each generated token). The state is ``(h, c, k)``."""
+    then each generated token)."""
 
-    def __init__(self, net: MelodyFIM, cond: Callable[[int], tuple[int, int, int]], classes) -> None:
-        self.net = net
-        self.cond = cond
-        self.classes = classes
+    def __init__(self, tables: FIMTables, cond: Callable[[int], tuple[int, int, int]], classes) -> None:
+        super().__init__(tables, cond, classes)
+        self.gap_table = tables.gap_table
 
-    def _run(self, tokens: Sequence[int], k0: int, state):
-        conds = [self.cond(k0 + i) for i in range(len(tokens))]
-        t = torch.tensor([list(tokens)], dtype=torch.long)  # (1, T)
-        pos = torch.tensor([[c[0] for c in conds]], dtype=torch.long)
-        bars = torch.tensor([[c[1] for c in conds]], dtype=torch.long)
-        gap = torch.tensor([[c[2] for c in conds]], dtype=torch.long)
-        with torch.inference_mode():
-            logits, hc = self.net.forward_fim(t, pos, bars, gap, state)  # (1, T, V)
-        return (hc, k0 + len(tokens)), logits[0, -1].float().numpy().astype(np.float32)
+    def _input_gates(self, token: int, k: int) -> np.ndarray:
+        return super()._input_gates(token, k) + self.gap_table[self.bar_position(k)[2]]
 
-    def prefill(self, tokens):
-        """Read the whole prompt in one call; logits (V,) of the first generated step."""
-        return self._run(tokens, 0, None)
-
-    def step(self, token: int, state):
-        """One token in, logits (V,) of the next step out."""
-        hc, k = state
-        return self._run([int(token)], k, hc)
+    def _prompt_gates(self, tokens, conds) -> np.ndarray:
+        return super()._prompt_gates(tokens, conds) + self.gap_table[[c[2] for c in conds]]
 
 
 class MelodyFIMModel(GridMelodyModel):
@@ -170,6 +179,7 @@ class MelodyFIMModel(GridMelodyModel):
     ) -> None:
         super().__init__(name, card, tokenizer, path)
         self.net = net.eval()
+        self._tables: FIMTables | None = None
         suf, pre = marker_ids(tokenizer)
         id_pitch = np.concatenate([tokenizer.id_pitches(), [-1, -1]])
         self.classes = TokenClasses(
@@ -183,7 +193,7 @@ class MelodyFIMModel(GridMelodyModel):
     def adapter(self, bar_position):
         """A continuation adapter: the prompt's ``<s>`` read as ``<pre>``, no suffix (far gap)."""
         pre = marker_ids(self.tokenizer)[1]
-        inner = MelodyFIMAdapter(self.net, lambda k: (*bar_position(k), GAP_FAR), self.classes)
+        inner = self.fill_adapter(lambda k: (*bar_position(k), GAP_FAR))
 
         class _Continue:
             classes = self.classes
@@ -200,8 +210,10 @@ class MelodyFIMModel(GridMelodyModel):
         return _Continue()
 
     def fill_adapter(self, cond: Callable[[int], tuple[int, int, int]]) -> MelodyFIMAdapter:
-        """An adapter over a :func:`fim_layout` prompt."""
-        return MelodyFIMAdapter(self.net, cond, self.classes)
+        """An adapter over a :func:`fim_layout` prompt (numpy tables built on first use)."""
+        if self._tables is None:
+            self._tables = FIMTables(self.net)
+        return MelodyFIMAdapter(self._tables, cond, self.classes)
 
 
 def load_melody_fim(name: str, card: dict, path: Path) -> MelodyFIMModel:

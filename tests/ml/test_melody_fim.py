@@ -78,3 +78,28 @@ def test_a_fim_model_fills_a_range_and_round_trips_its_checkpoint(base, tmp_path
     assert session.plan.cond is not None and session.plan.tokens[0] == marker_ids(base.tokenizer)[0]
     assert len(session.plan.suffix) == 1  # only the join into the suffix is scored
     assert np.isfinite([c.score for c in session.candidates]).all()
+
+
+def test_the_numpy_adapter_computes_what_the_network_does(base) -> None:
+    from musicgen_app.ml.melody_fim import FIMTables, MelodyFIMAdapter
+
+    torch.manual_seed(0)
+    net = init_from_melody_lstm(base.net, base.tokenizer).eval()
+    with torch.no_grad():
+        net.gap_embed.weight.normal_(0, 0.5)  # a gap that matters
+    tokens, steps, gaps = fim_layout([10, 2, 2, 12, 2, 14] * 5, [20, 2, 21, 2], 8, base.tokenizer)
+    conds = [(s % 16, 16, g) for s, g in zip(steps, gaps, strict=True)]
+    after = (len(tokens) % 16, 16, 3)
+    adapter = MelodyFIMAdapter(FIMTables(net), lambda k: conds[k] if k < len(conds) else after, base.classes)
+    state, first = adapter.prefill(tokens)
+    _, second = adapter.step(15, state)
+    t = torch.tensor([[*tokens, 15]])
+    with torch.inference_mode():
+        ref, _ = net.forward_fim(
+            t,
+            torch.tensor([[c[0] for c in [*conds, after]]]),
+            torch.full_like(t, 16),
+            torch.tensor([[c[2] for c in [*conds, after]]]),
+        )
+    assert np.allclose(ref[0, -2].numpy(), first, atol=1e-4)
+    assert np.allclose(ref[0, -1].numpy(), second, atol=1e-4)
