@@ -346,6 +346,9 @@ def add_deprecated_aliases(
     parser: argparse.ArgumentParser, old: Iterable[str], *, dest: str, new: str, **kwargs: Any
 ) -> None:
     """Keep ``old`` spellings of option ``new`` working, hidden from --help, with a deprecation line."""
+    old = tuple(old)
+    if not old:  # a new command has no old spellings
+        return
     parser.add_argument(*old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS, **kwargs)
 
 

@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("musicgen_app.cli.inspect_cmd", "show what a MIDI or project file holds, and every repair"),
     "convert": ("musicgen_app.cli.convert_cmd", "convert MIDI <-> .mgproj (by extension)"),
     "continue": ("musicgen_app.cli.continue_cmd", "continue a seed MIDI file with a model"),
+    "fill": ("musicgen_app.cli.fill_cmd", "regenerate a range of bars of one track from both sides"),
+    "jam": (
+        "musicgen_app.cli.jam_cmd",
+        "call and response: the model answers what you play on a MIDI keyboard",
+    ),
     "models": ("musicgen_app.cli.models_cmd", "list the available models and their metrics"),
     "evaluate": ("musicgen_app.cli.evaluate_cmd", "evaluate a model on held-out tunes"),
     "train": ("musicgen_app.cli.train_cmd", "train a model"),

@@ -98,6 +98,7 @@ class ContinueRequest:
     key_lock: str | None = "auto"
     top_k: int = 0
     top_p: float = 1.0
+    fill_end: int | None = None  # set: fill [start_tick, fill_end) instead of continuing (ml.fill)
 
 
 class ModelCache:
@@ -201,9 +202,16 @@ def run_continue(req: ContinueRequest, models: ModelCache, state: RunState, out:
             temperature=state.temperature, top_k=req.top_k, top_p=req.top_p, key_lock=req.key_lock, seed=seed
         )
         try:
-            session = start_session(
-                model, req.song, req.track, start_tick=req.start_tick, bars=req.bars, sampling=sampling
-            )
+            if req.fill_end is not None:
+                from musicgen_app.ml.fill import start_fill_session
+
+                session: Any = start_fill_session(
+                    model, req.song, req.track, req.start_tick, req.fill_end, sampling=sampling
+                )
+            else:
+                session = start_session(
+                    model, req.song, req.track, start_tick=req.start_tick, bars=req.bars, sampling=sampling
+                )
         except Exception as exc:
             out.put((rid, "error", i, str(exc)))
             return

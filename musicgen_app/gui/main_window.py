@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
-from musicgen_app.gui import editor_setup, fileio, output_failure
+from musicgen_app.gui import editor_setup, fileio, fill_action, jam_mode, output_failure
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
@@ -291,6 +290,9 @@ class MainWindow(QMainWindow):
         self.act_record = A("Record from MIDI Keyboard", self.toggle_record, "Ctrl+Shift+R", "record", True)
         self.act_continue = A("Continue", self.continue_, "Ctrl+Return", "continue")
         self.act_continue.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.act_fill = A("Fill Selection", lambda: fill_action.start_fill(self), "Ctrl+Shift+Return", "fill")
+        self.jam_mode = jam_mode.JamMode(self)
+        self.act_jam = A("Jam (Call and Response)", self.jam_mode.toggle, "Ctrl+J", "jam", True)
         self.act_stop = A("Stop", self.stop_all, "Esc", "stop")
         self.act_accept = A("Accept Take", self.accept_take, "Return", "accept")
         self.act_accept.setShortcuts([QKeySequence("Return"), QKeySequence("Enter")])
@@ -384,6 +386,7 @@ class MainWindow(QMainWindow):
         tr.addActions([self.act_play, self.act_home, self.act_loop, self.act_metronome, self.act_record])
         g = mb.addMenu("&Continue")
         g.addActions([self.act_continue, self.act_stop, self.act_accept, self.act_reject, self.act_regen])
+        g.insertActions(self.act_stop, [self.act_fill, self.act_jam])
         s = mb.addMenu("&Settings")
         s.addAction(self.act_devices)
 
@@ -1038,9 +1041,8 @@ class MainWindow(QMainWindow):
             track = req.track
         notes = list(take.notes)
         if notes:
-            channel = self.doc.song.tracks[track].channel
-            notes = [replace(n, channel=channel) for n in notes]
-            if self._apply(add_notes(track, notes), "Accept take"):
+            edit = fill_action.take_edit(self.doc.song, req, track, notes)  # a fill replaces its range
+            if self._apply(edit, "Accept take"):
                 accepted = self.doc.state.setdefault("accepted_takes", [])
                 accepted.append(take.to_state())
                 self.show_message(f"Accepted take {take.index + 1}: {len(notes)} notes (seed {take.seed})")
@@ -1065,7 +1067,10 @@ class MainWindow(QMainWindow):
         self.canvas.update()
 
     def regenerate(self) -> None:
-        """R (Again): one more take of the same continuation, added to the list."""
+        """R (Again): one more take of the same continuation (or fill), added to the list."""
+        if fill_action.is_fill(self.gen.request):
+            fill_action.start_fill(self, again=True)
+            return
         self.continue_(again=True)
 
     def _may_drop_takes(self) -> bool:
@@ -1396,6 +1401,7 @@ class MainWindow(QMainWindow):
         self._record = None
         self._store_settings()
         self.audio_import.cancel()
+        self.jam_mode.stop()
         self.gen.shutdown()
         self.playback.close()
         self.tasks.drain()

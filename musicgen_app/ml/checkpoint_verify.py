@@ -70,6 +70,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "width": (1, 8192),
     "z_dim": (1, 8192),
     "receptive_field": (1, 1 << 20),
+    "gap_buckets": (1, 4096),
 }
 _MAX_DILATION = 1 << 16
 _MAX_DILATIONS = 256
@@ -103,6 +104,11 @@ def _melody_lstm(c: dict) -> int:
     return V * E + (112 * P if bar else 0) + _lstm(E + (2 * P if bar else 0), H, L) + H * V + V
 
 
+def _melody_fim(c: dict) -> int:
+    """The melody LSTM plus its gap embedding (``gap_buckets`` x ``embed_dim``)."""
+    return _melody_lstm(c) + c.get("gap_buckets", 130) * c.get("embed_dim", 96)
+
+
 def _token_lstm(c: dict) -> int:
     V, E, H, L = c["vocab_size"], c["embed_dim"], c["hidden_size"], c["num_layers"]
     D, F = c.get("dense_size", 0), c.get("feature_dim", 0)
@@ -132,6 +138,7 @@ def _wavenet(c: dict) -> int:
 # architecture (a family card's name or a melody card's class) -> parameters of the network
 ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "MelodyLSTM": _melody_lstm,
+    "MelodyFIM": _melody_fim,
     "char-lstm": _token_lstm,
     "chord-lstm": _token_lstm,
     "pianoroll-lstm": _pianoroll,

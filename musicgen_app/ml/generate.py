@@ -261,8 +261,12 @@ def grid_prompt(
     *,
     max_prompt_steps: int = MAX_PROMPT_STEPS,
     center_pitch: float | None = None,
+    key_notes: Sequence[Note] | None = None,
 ) -> GridPrompt:
-    """The grid tokens of the sketch on ``track`` before ``start_tick``, in the model's key."""
+    """The grid tokens of the sketch on ``track`` before ``start_tick``, in the model's key.
+
+    ``key_notes``: the notes whose key, range and velocity the take follows (default: the
+    sketch; a fill passes the music on both sides of its range)."""
     if not 0 <= track < len(song.tracks):
         raise GenerationError(f"the song has no track {track + 1}")
     if bars < 1:
@@ -284,12 +288,13 @@ def grid_prompt(
         later = [b for b in bar_lines if b >= lower]
         first_tick = later[0] if later else int(lower)
     first_tick = round(round(first_tick / tps) * tps)
-    pitches = [n.pitch for n in sketch]
-    weights = [max(1, n.end_tick - n.start_tick) for n in sketch]
+    basis = sketch if key_notes is None else list(key_notes)
+    pitches = [n.pitch for n in basis]
+    weights = [max(1, n.end_tick - n.start_tick) for n in basis]
     key = estimate_key(pitches, weights)
-    shift = transposition_to_reference(key) if sketch else 0
+    shift = transposition_to_reference(key) if basis else 0
     # keep the sketch inside the model's range, moving whole octaves
-    if sketch:
+    if basis:
         median = float(np.median(pitches)) + shift
         center = center_pitch if center_pitch is not None else (tokenizer.pitch_min + tokenizer.pitch_max) / 2
         lo, hi = min(pitches) + shift, max(pitches) + shift
@@ -306,7 +311,7 @@ def grid_prompt(
     ids = tokenizer.encode_steps(steps).tolist() if len(steps) else []
     bar_ticks = song.ticks_per_bar(start_tick)
     n_steps = max(1, round(bars * bar_ticks / tps))
-    velocity = int(np.median([n.velocity for n in sketch])) if sketch else 90
+    velocity = int(np.median([n.velocity for n in basis])) if basis else 90
     return GridPrompt(
         tokens=[BOS, *ids],
         first_tick=first_tick,

@@ -181,7 +181,7 @@ class MelodyLSTMAdapter:
         t = self.t
         g = t.tok_table[token]
         if t.bar_conditioning:
-            pos, steps = self.bar_position(k)
+            pos, steps = self.bar_position(k)[:2]
             g = g + t.pos_table[min(pos, MAX_BAR_POS - 1)] + t.bar_table[min(steps, MAX_BAR_STEPS - 1)]
         return g
 
@@ -218,15 +218,21 @@ class MelodyLSTMAdapter:
                 t.prefill_cache.popitem(last=False)
         return state, logits
 
-    def _prefill(self, tokens, conds):
+    def _prompt_gates(self, tokens, conds) -> np.ndarray:
+        """The first layer's input projection (n, 4H) of every prompt token and its condition."""
         t = self.t
-        H = t.H
-        n = len(tokens)
         xp = t.tok_table[np.asarray(tokens)]  # (n, 4H)
         if t.bar_conditioning:
             pos = np.minimum([c[0] for c in conds], MAX_BAR_POS - 1)
             bars = np.minimum([c[1] for c in conds], MAX_BAR_STEPS - 1)
             xp = xp + t.pos_table[pos] + t.bar_table[bars]  # (n, 4H)
+        return xp
+
+    def _prefill(self, tokens, conds):
+        t = self.t
+        H = t.H
+        n = len(tokens)
+        xp = self._prompt_gates(tokens, conds)  # (n, 4H)
         hs, cs = [], []
         outs = np.empty((0, H), np.float32)
         for layer in range(t.layers):

@@ -352,6 +352,12 @@ def _file_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_split(path: str | Path) -> str:
+    """The split (``train``/``val``/``test``) a MIDI file falls in, by a hash of its content (as
+    :func:`build_midi_dataset` assigns it): held-out evaluations pick ``test`` files with it."""
+    return _content_split(_file_sha1(Path(path)))
+
+
 @dataclass
 class MidiDatasetReport:
     """What a build did: files used, skipped (with reasons), read anew, taken from the cache."""

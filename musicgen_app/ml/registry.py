@@ -32,6 +32,10 @@ def _builtin_families() -> None:
         from musicgen_app.ml.melody_lstm import load_melody_lstm
 
         register_family("melody-lstm", load_melody_lstm)
+    if "melody-fim" not in _FAMILIES:
+        from musicgen_app.ml.melody_fim import load_melody_fim
+
+        register_family("melody-fim", load_melody_fim)
 
 
 @dataclass

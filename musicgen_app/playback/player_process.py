@@ -410,12 +410,21 @@ class PlayerProcess:
 
     # -- the scheduler's methods ----------------------------------------------------------------
     def play(
-        self, song: Song, start_tick: int = 0, *, streaming: bool = False, include_song: bool = True
+        self,
+        song: Song,
+        start_tick: int = 0,
+        *,
+        streaming: bool = False,
+        include_song: bool = True,
+        at_time: float | None = None,
     ) -> None:
-        """As :meth:`Scheduler.play`."""
+        """As :meth:`Scheduler.play` (``at_time``: a ``perf_counter`` time of this process)."""
         self._run += 1
         self._finished.clear()
-        self._cmd("play", self._run, song, start_tick, streaming=streaming, include_song=include_song)
+        extra: dict[str, Any] = {} if at_time is None else {"at_time": at_time}
+        self._cmd(
+            "play", self._run, song, start_tick, streaming=streaming, include_song=include_song, **extra
+        )
 
     def append_notes(self, items: Any) -> int:
         """As :meth:`Scheduler.append_notes`; returns how many notes were sent to the player."""

@@ -219,13 +219,21 @@ class Scheduler:
             return self._pos_tick
 
     def play(
-        self, song: Song, start_tick: int = 0, *, streaming: bool = False, include_song: bool = True
+        self,
+        song: Song,
+        start_tick: int = 0,
+        *,
+        streaming: bool = False,
+        include_song: bool = True,
+        at_time: float | None = None,
     ) -> None:
         """Start playing ``song`` from ``start_tick`` (stopping whatever played).
 
         ``streaming=True`` keeps playing after the last event until :meth:`end_stream`, for notes
         appended while it plays. ``include_song=False`` plays only appended notes (the song gives
-        the tempo map and the instruments).
+        the tempo map and the instruments). ``at_time``: the clock time ``start_tick`` is at
+        (default now); a caller in another process passes its own ``perf_counter`` time, so the
+        delay of the command does not shift the music.
         """
         with self._cond:
             if self._state != STOPPED:
@@ -245,7 +253,7 @@ class Scheduler:
             self._finished.clear()
             self._enter_fast()
             self._state = PLAYING
-            self._jump(start_tick, self.clock())
+            self._jump(start_tick, self.clock() if at_time is None else at_time)
             self._cond.notify_all()
 
     def append_notes(self, items: Iterable[Any]) -> int:

@@ -1,0 +1,48 @@
+"""Jam in the real window with the real shipped model: the keyboard's phrase (through the playback
+controller's keyboard signal, as the keyboard delivers it) gets an answer on the window's output,
+and each exchange lands in the two Jam tracks as one undo step."""
+
+from __future__ import annotations
+
+import time
+
+import mido
+import pytest
+
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.gui.document import Document
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+def test_jam_answers_a_phrase_and_records_the_exchange_in_one_undo_step(window, qtbot, recording) -> None:
+    win = window
+    qtbot.waitUntil(lambda: win.panel.model_combo.count() > 0, timeout=30_000)
+    win.panel.model_combo.setCurrentIndex(win.panel.model_combo.findData("melody-lstm"))
+    win.set_document(Document(Song(tracks=[Track(name="Melody", notes=[Note(0, 60, 1920, 90)])])))
+    win.panel.random_seed.setChecked(False)
+    win.panel.seed.setValue(5)
+    win.panel.bars.setValue(1)
+    win.act_jam.trigger()
+    assert win.act_jam.isChecked()
+    assert [t.name for t in win.doc.song.tracks] == ["Melody", "Jam: you", "Jam: model"]
+    with qtbot.waitSignal(win.jam_mode.ready, timeout=30_000):
+        pass
+    t = time.perf_counter()
+    batch = []
+    for i, p in enumerate([60, 62, 64, 67]):
+        batch += [(t + 0.15 * i, mido.Message("note_on", note=p, velocity=90)),
+                  (t + 0.15 * i + 0.12, mido.Message("note_off", note=p))]  # fmt: skip
+    n_undo = win.doc.undo_stack.count()
+    win.playback.keyboard_events.emit(batch)
+    qtbot.waitUntil(lambda: win.doc.undo_stack.count() == n_undo + 1, timeout=30_000)
+    you, model = win.doc.song.tracks[1], win.doc.song.tracks[2]
+    assert [n.pitch for n in you.notes] == [60, 62, 64, 67]
+    assert model.notes and all(n.start_tick > you.notes[-1].end_tick for n in model.notes)
+    assert all(n.start_tick >= 2 * 1920 for n in you.notes)  # after the end of the song, a bar on
+    sounded = [m.note for _, m in recording.messages if m.type == "note_on" and m.velocity > 0]
+    assert sounded[-len(model.notes) :] == [n.pitch for n in model.notes]  # what was heard is recorded
+    win.act_undo.trigger()
+    assert not win.doc.song.tracks[1].notes and not win.doc.song.tracks[2].notes
+    win.act_jam.trigger()
+    assert not win.act_jam.isChecked() and not win.jam_mode.running
