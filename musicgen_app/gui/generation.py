@@ -1,8 +1,18 @@
 """Continue, off the UI thread: a plain worker function iterates generation sessions and puts
 their events on a queue; a GUI timer drains the queue (Orange3's task + Friture's buffer).
 
+Sound first, then pixels: the notes of a run's first take go from the generation thread straight
+to the transport (:class:`~musicgen_app.playback.transport.Transport`, the player process's
+thread-safe outbox), the moment the model completes them; the UI thread only gets a copy to draw,
+so a busy or blocked UI thread delays no note.
+
 Starting a run cancels the previous one; every queued item carries its run number and items of
-an old run are dropped, so no note of a cancelled session reaches the roll or the speakers.
+an old run are dropped, and the worker sends notes to the transport only while its run is not
+cancelled (checked under the run's lock, so nothing of it follows the cancel), so no note of a
+cancelled session reaches the roll or the speakers.
+
+:func:`prewarm` reads a sketch into the model in the background (the melody LSTM caches what it
+read), so that pressing Continue costs one sampling step, not a prefill over the whole sketch.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
+from musicgen_app.playback.transport import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +142,12 @@ class ModelCache:
 
 
 class RunState:
-    """Shared between the UI and one worker: cancellation and live temperature."""
+    """Shared between the UI and one worker: cancellation, live temperature, and the transport the
+    run's first take streams to (``live``; None: the take is only drawn)."""
 
-    def __init__(self, run_id: int, temperature: float) -> None:
+    def __init__(self, run_id: int, temperature: float, live: Transport | None = None) -> None:
         self.run_id = run_id
+        self.live = live
         self._lock = threading.Lock()
         self._cancelled = False
         self._temperature = temperature
@@ -164,6 +177,18 @@ class RunState:
             if self._session is not None:
                 self._session.cancel()
 
+    def send_live(self, events: list[NoteEvent]) -> None:
+        """Schedule ``events`` on the live transport now (worker thread), unless cancelled."""
+        with self._lock:
+            if self.live is not None and not self._cancelled:
+                self.live.append_notes(events)
+
+    def end_live(self) -> None:
+        """The live take is complete: the transport ends after its last note (unless cancelled)."""
+        with self._lock:
+            if self.live is not None and not self._cancelled:
+                self.live.end_stream()
+
     def set_temperature(self, value: float) -> None:
         """Retune the running session (the next sampled token uses it)."""
         with self._lock:
@@ -181,7 +206,8 @@ def run_continue(req: ContinueRequest, models: ModelCache, state: RunState, out:
     """The worker: load the model, run one session per variation, put events on ``out``.
 
     Items are ``(run_id, kind, take_index, payload)`` with kind ``loaded``, ``take``, ``event``,
-    ``finished`` or ``error``. Never touches Qt.
+    ``finished`` or ``error``. The first take's notes also go to ``state.live`` as soon as each
+    is complete (before they are queued for drawing). Never touches Qt.
     """
     from musicgen_app.ml.generate import SamplingConfig, start_session
 
@@ -211,13 +237,39 @@ def run_continue(req: ContinueRequest, models: ModelCache, state: RunState, out:
         if not state.attach(session):
             out.put((rid, "finished", i, SessionFinished(session.id, "cancelled")))
             break
+        live = i == 0
         try:
             for item in session:
-                out.put((rid, "event" if isinstance(item, NoteEvent) else "finished", i, item))
+                if isinstance(item, NoteEvent):
+                    if live:
+                        state.send_live([item])  # sound first,
+                    out.put((rid, "event", i, item))  # then pixels
+                else:
+                    out.put((rid, "finished", i, item))
         except Exception as exc:
             logger.debug("generation failed", exc_info=True)
             out.put((rid, "error", i, str(exc)))
             return
+        finally:
+            if live:
+                state.end_live()
+
+
+def prewarm(req: ContinueRequest, models: ModelCache) -> float:
+    """Load the model and read ``req``'s sketch into it (a task thread), so that a Continue of the
+    same sketch starts from the cached prefill; returns the seconds it took."""
+    from musicgen_app.ml.generate import SamplingConfig, start_session
+
+    t0 = time.perf_counter()
+    model = models.get(req.model)
+    sampling = SamplingConfig(temperature=req.temperature, key_lock=req.key_lock, seed=1)
+    session = start_session(
+        model, req.song, req.track, start_tick=req.start_tick, bars=req.bars, sampling=sampling
+    )
+    warm_up = getattr(session, "warm_up", None)
+    if callable(warm_up):
+        warm_up()
+    return time.perf_counter() - t0
 
 
 class GenerationController(QObject):
@@ -227,7 +279,6 @@ class GenerationController(QObject):
     take_updated = Signal(int)  # new notes in a take
     take_finished = Signal(int)
     run_finished = Signal()
-    first_note = Signal(float)  # ms from the request to the first note
     error = Signal(str)
     running_changed = Signal(bool)
 
@@ -238,15 +289,13 @@ class GenerationController(QObject):
         self.current: int = 0  # the take shown and auditioned (-1: none)
         self.run_base = 0  # index of the first take of the latest run (takes before it were kept)
         self.request: ContinueRequest | None = None
-        self.on_stream: Callable[[list[NoteEvent]], None] | None = None  # streamed notes of the live take
+        #: notes of the live take as they reach the UI thread (to draw; they sound already)
+        self.on_stream: Callable[[list[NoteEvent]], None] | None = None
         self.on_cancel_session: Callable[[int], None] | None = None
-        self.last_ttfn_ms: float | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._state: RunState | None = None
         self._thread: threading.Thread | None = None
         self._run_id = 0
-        self._t_start = 0.0
-        self._got_first = False
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_MS)
         self._timer.timeout.connect(self.drain)
@@ -257,9 +306,10 @@ class GenerationController(QObject):
         """Whether a run is generating."""
         return self._state is not None and not self._state.cancelled and self._thread is not None
 
-    def start(self, req: ContinueRequest, *, keep_takes: bool = False) -> None:
+    def start(self, req: ContinueRequest, *, keep_takes: bool = False, live: Transport | None = None) -> None:
         """Cancel any run and start ``req``; its takes replace the list, or with ``keep_takes``
-        are added after the takes already there (Again)."""
+        are added after the takes already there (Again). The first take streams to ``live`` from
+        the generation thread (the caller has started it playing)."""
         self.cancel()
         self._run_id += 1
         self.request = req
@@ -267,9 +317,7 @@ class GenerationController(QObject):
             self.takes = []
         self.run_base = len(self.takes)
         self.current = self.run_base
-        self._state = RunState(self._run_id, req.temperature)
-        self._t_start = time.perf_counter()
-        self._got_first = False
+        self._state = RunState(self._run_id, req.temperature, live)
         self._thread = threading.Thread(
             target=run_continue,
             args=(req, self.models, self._state, self._queue),
@@ -336,10 +384,6 @@ class GenerationController(QObject):
                 touched.add(idx)
                 if idx == self.run_base:
                     streamed.append(payload)
-                if not self._got_first:
-                    self._got_first = True
-                    self.last_ttfn_ms = (time.perf_counter() - self._t_start) * 1000
-                    self.first_note.emit(self.last_ttfn_ms)
             elif kind == "finished":
                 if 0 <= idx < len(self.takes):
                     self.takes[idx].status = "done" if payload.reason == "done" else payload.reason

@@ -51,7 +51,7 @@ from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
 from musicgen_app.gui import editor_setup, fileio
 from musicgen_app.gui.document import Document
-from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
+from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache, prewarm
 from musicgen_app.gui.generation_panel import GenerationPanel
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 from musicgen_app.gui.piano_roll.widget import PianoRollView
@@ -65,6 +65,7 @@ APP_TITLE = "musicgen"
 DEFAULT_AUTOSAVE_S = 60.0
 DEFAULT_MODEL = "melody-lstm"
 AUTOSAVE_AFTER_BIG_CHANGE_MS = 1500
+PREWARM_AFTER_CHANGE_MS = 300  # the sketch is read into the model this long after it last changed
 
 
 def autosave_interval_s() -> float:
@@ -73,6 +74,12 @@ def autosave_interval_s() -> float:
         return max(0.2, float(os.environ.get("MUSICGEN_AUTOSAVE_SECONDS", DEFAULT_AUTOSAVE_S)))
     except ValueError:
         return DEFAULT_AUTOSAVE_S
+
+
+def lead_in_ticks(song: Song, start_tick: int, bars: int) -> int:
+    """Ticks of sketch played before a take starting at ``start_tick``: ``bars`` bars (0: none),
+    never before the song's start."""
+    return max(0, min(int(start_tick), int(bars) * song.ticks_per_bar(int(start_tick))))
 
 
 def settle_memory() -> None:
@@ -196,6 +203,9 @@ class MainWindow(QMainWindow):
         self._autosaved_version = -1
         self._closing = False
         self._stream_start: int | None = None
+        self._press_time: float | None = None  # perf_counter time of the last Continue key press
+        #: ms from the last Continue key press to the player sending the take's first note
+        self.last_first_note_ms: float | None = None
         self._record: Any = None
         self._wanted_model = ""  # a project's model, chosen once the models are listed
         self._build_actions()
@@ -213,6 +223,10 @@ class MainWindow(QMainWindow):
         self._autosave_timer.setInterval(int(autosave_interval_s() * 1000))
         self._autosave_timer.timeout.connect(self.autosave)
         self._autosave_timer.start()
+        self._prewarm_timer = QTimer(self)
+        self._prewarm_timer.setSingleShot(True)
+        self._prewarm_timer.setInterval(PREWARM_AFTER_CHANGE_MS)
+        self._prewarm_timer.timeout.connect(self._prewarm)
         self.tasks.submit(list_model_infos, self._models_listed, self._models_failed, name="musicgen-models")
         if output is None and open_output:
             self.playback.open_output(self.settings)
@@ -302,6 +316,12 @@ class MainWindow(QMainWindow):
             self.tool_group.addAction(a)
             self.tool_actions[name] = a
         self.tool_actions["draw"].setChecked(True)
+        self.lead_in_group = QActionGroup(self)
+        self.lead_in_actions: dict[int, QAction] = {}
+        for bars, text in ((0, "No Lead-in"), (1, "Lead-in: 1 Bar"), (2, "Lead-in: 2 Bars")):
+            a = A(text, lambda _=False, b=bars: self.set_lead_in(b), None, f"lead_in_{bars}", True)
+            self.lead_in_group.addAction(a)
+            self.lead_in_actions[bars] = a
 
     def _build_toolbars(self) -> None:
         tb = QToolBar("Tools", self)
@@ -380,6 +400,8 @@ class MainWindow(QMainWindow):
         tr.addActions([self.act_play, self.act_home, self.act_loop, self.act_metronome, self.act_record])
         g = mb.addMenu("&Continue")
         g.addActions([self.act_continue, self.act_stop, self.act_accept, self.act_reject, self.act_regen])
+        g.addSeparator()
+        g.addActions(list(self.lead_in_actions.values()))
         s = mb.addMenu("&Settings")
         s.addAction(self.act_devices)
 
@@ -415,7 +437,7 @@ class MainWindow(QMainWindow):
         self.gen.take_updated.connect(self._take_updated)
         self.gen.take_finished.connect(self._takes_changed)
         self.gen.run_finished.connect(self._run_finished)
-        self.gen.first_note.connect(lambda ms: self._ttfn_label.setText(f"First note: {ms:.0f} ms"))
+        self.playback.first_note_sent.connect(self._first_note_sent)
         self.gen.error.connect(lambda msg: self.show_error("Continue failed", msg))
         self.gen.running_changed.connect(self.panel.set_running)
         p = self.panel
@@ -440,6 +462,7 @@ class MainWindow(QMainWindow):
         self.panel.random_seed.setChecked(s.random_seed)
         self.panel.set_key_lock(s.key_lock)
         self.act_metronome.setChecked(s.metronome)
+        self.lead_in_actions[s.lead_in_bars].setChecked(True)
 
     def _restore_window(self) -> None:
         s = self.settings
@@ -499,6 +522,7 @@ class MainWindow(QMainWindow):
         self._restore_state(doc.state)
         self.roll.fit_song()
         self.document_loaded.emit()
+        self.prewarm_soon()
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.doc.display_name}[*] — {APP_TITLE}")
@@ -507,6 +531,7 @@ class MainWindow(QMainWindow):
     def _song_changed(self) -> None:
         self._refresh_tracks()
         self._refresh_conductor()
+        self.prewarm_soon()
 
     def _refresh_tracks(self) -> None:
         names = [f"{i + 1}: {t.name or 'Track'}" for i, t in enumerate(self.doc.song.tracks)]
@@ -830,6 +855,7 @@ class MainWindow(QMainWindow):
         logger.info("model %s loaded", name)
         settle_memory()
         self.model_ready.emit(name)
+        self.prewarm_soon()
 
     def _model_failed(self, name: str, exc: BaseException) -> None:
         self._model_label.setText("Model: failed to load")
@@ -863,6 +889,7 @@ class MainWindow(QMainWindow):
 
         With ``again`` (R) while takes are listed: one more take of the same continuation (same
         sketch, same start), added to the list."""
+        self._press_time = time.perf_counter()  # "First note" counts from here
         model = self.panel.model_name()
         if not model:
             self.show_error("Continue", "There is no model to continue with. Train one or load a checkpoint.")
@@ -870,8 +897,25 @@ class MainWindow(QMainWindow):
         if editor_setup.continue_blocked(self):  # a drum track, and no model plays drums
             return
         self.stop_all()
+        again = again and bool(self.gen.takes) and self.gen.request is not None
+        req = self._continue_request(model, again)
+        song, start, bars = req.song, req.start_tick, req.bars
+        # Sound first: the player starts (at the lead-in, or at the take itself) before the
+        # model does, and the generation thread sends it each note; the roll draws copies.
+        lead = lead_in_ticks(song, int(start), self.settings.lead_in_bars)
+        end = int(start) + bars * song.ticks_per_bar(int(start))
+        self.playback.play_stream(self.doc.snapshot() if again else song, int(start), end, lead_in_ticks=lead)
+        self.gen.start(req, keep_takes=again, live=self.playback.scheduler)
+        self._stream_start = int(start)
+        self.canvas.take_notes = []
+        self.canvas.take_reveal_tick = float(start - lead)
+        self._takes_changed()
+        logger.info("continue: model %s from tick %d, %d bars", model, start, bars)
+
+    def _continue_request(self, model: str, again: bool = False) -> ContinueRequest:
+        """What Continue would generate now: the active track from its end (next sixteenth) or
+        from the end of the loop; with ``again``, the previous request's sketch and start."""
         prev = self.gen.request
-        again = again and bool(self.gen.takes) and prev is not None
         song = self.doc.snapshot()
         track = self.doc.active_track
         if again and prev is not None:
@@ -881,35 +925,63 @@ class MainWindow(QMainWindow):
         else:  # the end of the sketch, on the next sixteenth
             step = max(1, song.resolution // 4)
             start = -(-song.tracks[track].end_tick // step) * step
-        bars = self.panel.bars.value()
         seed = self.panel.seed_value()
         if again and seed is not None:  # a fixed seed: the next one, so the take differs
             seed = max([seed - 1, *(t.seed for t in self.gen.takes)]) + 1
-        req = ContinueRequest(
+        return ContinueRequest(
             model=model,
             song=song,
             track=track,
             start_tick=int(start),
-            bars=bars,
+            bars=self.panel.bars.value(),
             temperature=self.panel.temperature_value(),
             variations=1 if again else self.panel.variations.value(),
             seed=seed,
             key_lock=self.panel.key_lock_value(),
         )
-        self.gen.start(req, keep_takes=again)
-        self._stream_start = int(start)
-        lead = min(int(start), song.ticks_per_bar(int(start)))
-        end = int(start) + bars * song.ticks_per_bar(int(start))
-        self.playback.play_stream(self.doc.snapshot(), int(start), end, lead_in_ticks=lead)
-        self.canvas.take_notes = []
-        self.canvas.take_reveal_tick = float(start - lead)
-        self._takes_changed()
-        logger.info("continue: model %s from tick %d, %d bars", model, start, bars)
+
+    def prewarm_soon(self) -> None:
+        """Read the sketch into the model shortly (the sketch, model or settings changed), so the
+        next Continue costs one sampling step instead of a prefill over the sketch."""
+        self._prewarm_timer.start()
+
+    def _prewarm(self) -> None:
+        model = self.panel.model_name()
+        if self._closing or not model or self.gen.running or not self.doc.song.tracks:
+            return
+        if self.doc.song.tracks[self.doc.active_track].is_drum:
+            return
+        req = self._continue_request(model)
+        models = self.gen.models
+        self.tasks.submit(
+            lambda: prewarm(req, models),
+            lambda s: logger.debug("prewarmed %s on the sketch in %.1f ms", model, s * 1000),
+            lambda exc: logger.debug("prewarm failed: %s", exc),
+            name="musicgen-prewarm",
+        )
+
+    def set_lead_in(self, bars: int) -> None:
+        """How many bars of the sketch Continue plays before the take (0, 1 or 2); remembered."""
+        from musicgen_app.gui.settings import LEAD_IN_CHOICES
+
+        if bars not in LEAD_IN_CHOICES:
+            raise ValueError(f"lead-in must be one of {LEAD_IN_CHOICES} bars")
+        self.settings.lead_in_bars = bars
+        self.lead_in_actions[bars].setChecked(True)
+        self.settings.save()
+
+    def _first_note_sent(self, sent_time: float) -> None:
+        """The player sent the take's first note: show how long after the key press."""
+        pressed, self._press_time = self._press_time, None
+        if pressed is None:
+            return  # an audition, not a Continue
+        self.last_first_note_ms = (sent_time - pressed) * 1000
+        self._ttfn_label.setText(f"First note: {self.last_first_note_ms:.0f} ms")
+        logger.info("continue: first note %.1f ms after the key press", self.last_first_note_ms)
 
     def _streamed(self, events: list[Any]) -> None:
+        """Notes of the live take reached the UI thread (they went to the player already): draw."""
         live = self.gen.run_base  # the run's first take streams (later variations do not)
-        if self.gen.current == live and self.playback.playing:
-            self.playback.append(events)
         if self.gen.current == live and live < len(self.gen.takes):
             self.canvas.take_notes = list(self.gen.takes[live].notes)
             self.canvas.update()
@@ -1011,7 +1083,7 @@ class MainWindow(QMainWindow):
         self.panel.set_has_take(True)
         if not self.gen.running and take.notes:
             song = self.doc.snapshot()
-            lead = min(take.start_tick, song.ticks_per_bar(take.start_tick))
+            lead = lead_in_ticks(song, take.start_tick, self.settings.lead_in_bars)
             end = take.start_tick + self.panel.bars.value() * song.ticks_per_bar(take.start_tick)
             self.playback.play_stream(song, take.start_tick, end, lead_in_ticks=lead)
             self.playback.append(take.notes)

@@ -84,6 +84,8 @@ class PlaybackController(QObject):
     #: batches of (time.perf_counter() time, mido.Message) from the MIDI keyboard
     keyboard_events = Signal(list)
     keyboard_changed = Signal(str)  # the open keyboard's port name ("" when none)
+    #: ``time.perf_counter`` time the player sent the first streamed note of a play_stream
+    first_note_sent = Signal(float)
 
     def __init__(self, tasks: TaskRunner, output: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -112,6 +114,7 @@ class PlaybackController(QObject):
         self.metronome = False
         self.loop_enabled = False
         self._playing = False
+        self._await_first = False  # a play_stream whose first note has not been reported yet
         self._preview_off: dict[int, QTimer] = {}
         self._opening = 0
         self._timer = QTimer(self)
@@ -313,6 +316,7 @@ class PlaybackController(QObject):
         return int(self.scheduler.position_tick), time.perf_counter()
 
     def _started(self, start_tick: int) -> None:
+        self._await_first = False
         self._set_playing(True)
         self._play_anchor = (int(start_tick), time.perf_counter())
         if self._player is not None:
@@ -346,6 +350,7 @@ class PlaybackController(QObject):
         first = max(0, int(start_tick - lead_in_ticks))
         self.scheduler.play(song, first, streaming=True)
         self._started(first)
+        self._await_first = True
 
     def append(self, events: Iterable[Any]) -> int:
         """Schedule streamed notes (NoteEvents of a session)."""
@@ -362,6 +367,7 @@ class PlaybackController(QObject):
     def stop(self) -> None:
         """Stop and silence everything (panic)."""
         self.scheduler.stop()
+        self._await_first = False
         self._set_playing(False)
 
     def seek(self, tick: int) -> None:
@@ -442,6 +448,9 @@ class PlaybackController(QObject):
         batch = self.drain_keyboard()
         if batch:
             self.keyboard_events.emit(batch)
+        if self._await_first and self.scheduler.first_streamed_note_time is not None:
+            self._await_first = False
+            self.first_note_sent.emit(float(self.scheduler.first_streamed_note_time))
         if self._player is not None:
             self._poll_player(self._player)
         elif self._playing:

@@ -62,7 +62,8 @@ def test_continue_streams_into_roll_and_output_then_accept(ready, qtbot, recordi
     win.act_continue.trigger()
     assert win.playback.playing
     qtbot.waitUntil(lambda: len(win.canvas.take_notes) > 0, timeout=60_000)
-    assert win.gen.last_ttfn_ms is not None
+    qtbot.waitUntil(lambda: win.last_first_note_ms is not None, timeout=5_000)
+    assert win._ttfn_label.text() == f"First note: {win.last_first_note_ms:.0f} ms"
     qtbot.waitUntil(lambda: not win.gen.running, timeout=120_000)
     take = win.gen.current_take()
     assert take is not None and take.status == "done" and take.seed == 1234
