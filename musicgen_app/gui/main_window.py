@@ -51,7 +51,7 @@ from musicgen_app.core.song import Note, Song, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError, MusicgenError
 from musicgen_app.gui import editor_setup, fileio
 from musicgen_app.gui.document import Document
-from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache, prewarm
+from musicgen_app.gui.generation import ContinueRequest, GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 from musicgen_app.gui.piano_roll.widget import PianoRollView
@@ -447,6 +447,14 @@ class MainWindow(QMainWindow):
         p.reject_requested.connect(self.reject_take)
         p.regenerate_requested.connect(self.regenerate)
         p.temperature_changed.connect(self.gen.set_temperature)
+        for changed in (
+            p.temperature_changed,
+            p.bars.valueChanged,
+            p.seed.valueChanged,
+            p.random_seed.toggled,
+            p.key_lock.currentIndexChanged,
+        ):
+            changed.connect(self.prewarm_soon)
         p.take_selected.connect(self.select_take)
         p.load_checkpoint_requested.connect(self.load_checkpoint)
         p.model_changed.connect(self._model_chosen)
@@ -900,12 +908,16 @@ class MainWindow(QMainWindow):
         again = again and bool(self.gen.takes) and self.gen.request is not None
         req = self._continue_request(model, again)
         song, start, bars = req.song, req.start_tick, req.bars
-        # Sound first: the player starts (at the lead-in, or at the take itself) before the
-        # model does, and the generation thread sends it each note; the roll draws copies.
+        # Sound first: the player starts (at the lead-in, or at the take itself) with the first
+        # note when it was prepared before the key press; the generation thread sends it each
+        # further note; the roll draws copies.
+        prepared = None if again else self.gen.take_prepared(self._prepare_key(req))
         lead = lead_in_ticks(song, int(start), self.settings.lead_in_bars)
         end = int(start) + bars * song.ticks_per_bar(int(start))
         self.playback.play_stream(self.doc.snapshot() if again else song, int(start), end, lead_in_ticks=lead)
-        self.gen.start(req, keep_takes=again, live=self.playback.scheduler)
+        if prepared is not None:
+            self.playback.append(prepared.notes)
+        self.gen.start(req, keep_takes=again, live=self.playback.scheduler, prepared=prepared)
         self._stream_start = int(start)
         self.canvas.take_notes = []
         self.canvas.take_reveal_tick = float(start - lead)
@@ -940,10 +952,16 @@ class MainWindow(QMainWindow):
             key_lock=self.panel.key_lock_value(),
         )
 
-    def prewarm_soon(self) -> None:
+    def prewarm_soon(self, *_: object) -> None:
         """Read the sketch into the model shortly (the sketch, model or settings changed), so the
         next Continue costs one sampling step instead of a prefill over the sketch."""
         self._prewarm_timer.start()
+
+    def _prepare_key(self, req: ContinueRequest) -> tuple:
+        """What a prepared take must match: this sketch's version and the Continue settings."""
+        doc = self.doc
+        settings = (req.model, req.track, req.start_tick, req.bars, req.temperature, req.seed, req.key_lock)
+        return (id(doc), doc.version, *settings)
 
     def _prewarm(self) -> None:
         model = self.panel.model_name()
@@ -952,13 +970,7 @@ class MainWindow(QMainWindow):
         if self.doc.song.tracks[self.doc.active_track].is_drum:
             return
         req = self._continue_request(model)
-        models = self.gen.models
-        self.tasks.submit(
-            lambda: prewarm(req, models),
-            lambda s: logger.debug("prewarmed %s on the sketch in %.1f ms", model, s * 1000),
-            lambda exc: logger.debug("prewarm failed: %s", exc),
-            name="musicgen-prewarm",
-        )
+        self.gen.prepare(req, self._prepare_key(req))
 
     def set_lead_in(self, bars: int) -> None:
         """How many bars of the sketch Continue plays before the take (0, 1 or 2); remembered."""
@@ -997,6 +1009,7 @@ class MainWindow(QMainWindow):
         self.panel.set_has_take(self.gen.current_take() is not None or self.gen.running)
 
     def _run_finished(self) -> None:
+        self.prewarm_soon()  # the next Continue's first take
         self.playback.end_stream()
         self._takes_changed()
         live = self.gen.run_base

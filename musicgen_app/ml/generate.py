@@ -169,11 +169,6 @@ class TokenStreamSession(GenerationSession):
         for t in observed:
             sampler.observe(int(t))
 
-    def warm_up(self) -> None:
-        """Read the prompt now, in the background: an adapter that caches its prefills (the melody
-        LSTM) then starts the next session of the same sketch in one model step."""
-        self.adapter.prefill(self.prompt)
-
     def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
         started = time.perf_counter()
         seq = 0

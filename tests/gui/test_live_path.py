@@ -98,3 +98,28 @@ def test_continue_plays_the_chosen_lead_in_before_the_take(
     sketch_ons = [n.pitch for n in sketch(2).tracks[0].notes if n.start_tick >= first_tick]
     assert ons == sketch_ons + [n.pitch for n in sorted(take.notes)]
     assert win.last_first_note_ms is not None
+
+
+def test_a_take_prepared_before_the_key_press_is_the_take_continue_makes(
+    window, qtbot, recording, sketch
+) -> None:
+    from musicgen_app.ml.generate import SamplingConfig, start_session
+
+    win = prepare_continue(window, qtbot, sketch(2), 77, bars=1)
+    win.set_lead_in(0)
+    req = win._continue_request(win.panel.model_name())
+    qtbot.waitUntil(lambda: win.gen.prepared_key == win._prepare_key(req), timeout=30_000)
+    win.act_continue.trigger()
+    assert win.gen.prepared_key is None  # handed over to the run
+    qtbot.waitUntil(lambda: not win.gen.running and not win.playback.playing, timeout=60_000)
+    take = win.gen.current_take()
+    assert take is not None and take.status == "done" and take.seed == 77
+    # the same notes as a session started at the key press with the same seed
+    sampling = SamplingConfig(temperature=req.temperature, key_lock=req.key_lock, seed=77)
+    model = win.gen.models.get(req.model)
+    session = start_session(model, req.song, req.track, start_tick=req.start_tick, bars=1, sampling=sampling)
+    assert take.notes == [e.note for e in session if hasattr(e, "note")]
+    ons = [m.note for _, m in recording.messages if m.type == "note_on" and m.velocity > 0]
+    assert ons[-len(take.notes) :] == [n.pitch for n in sorted(take.notes)]
+    # the next Continue's first take is prepared again
+    qtbot.waitUntil(lambda: win.gen.prepared_key is not None, timeout=30_000)
