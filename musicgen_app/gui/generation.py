@@ -229,11 +229,14 @@ class PreparedTake:
         return [e for e in self.head if isinstance(e, NoteEvent)]
 
 
-def _sampling(req: ContinueRequest, temperature: float, seed: int) -> Any:
-    from musicgen_app.ml.generate import SamplingConfig
+def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: int) -> Any:
+    from musicgen_app.ml.generate import SamplingConfig, start_session
 
-    return SamplingConfig(
+    sampling = SamplingConfig(
         temperature=temperature, top_k=req.top_k, top_p=req.top_p, key_lock=req.key_lock, seed=seed
+    )
+    return start_session(
+        model, req.song, req.track, start_tick=req.start_tick, bars=req.bars, sampling=sampling
     )
 
 
@@ -244,19 +247,9 @@ def _first_seed(req: ContinueRequest) -> int:
 def prepare_take(req: ContinueRequest, models: ModelCache, key: tuple) -> PreparedTake:
     """Start ``req``'s first take and sample its first note (a background thread, before the key
     press). Raises what loading or starting the session raises."""
-    from musicgen_app.ml.generate import start_session
-
     t0 = time.perf_counter()
-    model = models.get(req.model)
     seed = _first_seed(req)
-    session = start_session(
-        model,
-        req.song,
-        req.track,
-        start_tick=req.start_tick,
-        bars=req.bars,
-        sampling=_sampling(req, req.temperature, seed),
-    )
+    session = _start_session(models.get(req.model), req, req.temperature, seed)
     rest = iter(session)
     head = [next(rest)]  # the first note (the prefill and a few steps), or the session's end
     return PreparedTake(key, seed, session, rest, head, time.perf_counter() - t0)
@@ -276,8 +269,6 @@ def run_continue(
     is complete (before they are queued for drawing); with ``prepared``, the first take is that
     session (its ``head`` was sent to the transport by the caller). Never touches Qt.
     """
-    from musicgen_app.ml.generate import start_session
-
     rid = state.run_id
     try:
         model = models.get(req.model)
@@ -294,14 +285,7 @@ def run_continue(
         else:
             seed = req.seed + i if req.seed is not None else _first_seed(req)
             try:
-                session = start_session(
-                    model,
-                    req.song,
-                    req.track,
-                    start_tick=req.start_tick,
-                    bars=req.bars,
-                    sampling=_sampling(req, state.temperature, seed),
-                )
+                session = _start_session(model, req, state.temperature, seed)
             except Exception as exc:
                 out.put((rid, "error", i, str(exc)))
                 return
