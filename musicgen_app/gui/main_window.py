@@ -203,7 +203,9 @@ class MainWindow(QMainWindow):
         self._autosaved_version = -1
         self._closing = False
         self._stream_start: int | None = None
-        self._press_time: float | None = None  # perf_counter time of the last Continue key press
+        self._press_time: float | None = None  # the Continue key press whose first note is awaited
+        #: perf_counter time of the last Continue key press (the action handler's start)
+        self.last_press_time: float | None = None
         #: ms from the last Continue key press to the player sending the take's first note
         self.last_first_note_ms: float | None = None
         self._record: Any = None
@@ -897,7 +899,7 @@ class MainWindow(QMainWindow):
 
         With ``again`` (R) while takes are listed: one more take of the same continuation (same
         sketch, same start), added to the list."""
-        self._press_time = time.perf_counter()  # "First note" counts from here
+        self._press_time = self.last_press_time = time.perf_counter()  # "First note" counts from here
         model = self.panel.model_name()
         if not model:
             self.show_error("Continue", "There is no model to continue with. Train one or load a checkpoint.")
