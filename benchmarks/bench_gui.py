@@ -225,7 +225,7 @@ def stall_benchmark(app: QApplication, bars: int, in_process: bool) -> None:
     out_name = win.playback.output_name
     where = "scheduler thread in the UI process" if in_process else "player process"
     print(f"stall during Continue + playback, {where} ({model}, {bars} bars, {n} notes, output {out_name}):")
-    print(f"  first note sent {win.last_first_note_ms or float('nan'):.1f} ms after the key press")
+    print(f"  first note sent {win.takes.last_first_note_ms or float('nan'):.1f} ms after the key press")
     for label, gaps in (("idle heartbeat:     ", idle), ("streaming heartbeat:", busy)):
         p99 = statistics.quantiles(gaps, n=100)[98]
         print(f"  {label} longest gap {max(gaps):6.2f} ms  (p99 {p99:.2f} ms, {len(gaps)} beats)")
@@ -389,7 +389,7 @@ def press_to_sound(app: QApplication, runs: int, readme: bool) -> int:
                 notes = sorted(take.notes)
                 start = win.gen.request.start_tick if win.gen.request else notes[0].start_tick
                 r["sound"].append((ons[0][0] - t_key) * 1000)
-                pressed = win.last_press_time
+                pressed = win.takes.last_press_time
                 if pressed is not None and pressed > t_key:
                     r["key_app"].append((pressed - t_key) * 1000)
                     r["app_port"].append((ons[0][0] - pressed) * 1000)

@@ -127,7 +127,7 @@ def show_loop_state(win: Any, on: bool) -> None:
 
 def replay_for_mix(win: Any) -> None:
     """Mute, solo or volume changed while playing: go on playing from here with the new mix."""
-    if win.playback.playing and not win.gen.running and win._record is None:
+    if win.playback.playing and not win.gen.running and not win.recorder.active:
         win.play()
 
 

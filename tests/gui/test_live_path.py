@@ -65,8 +65,8 @@ def test_notes_reach_the_port_on_time_while_the_ui_thread_is_blocked(
     due = [n for n in notes if t_first + (n.start_tick - tick_first) * SECONDS_PER_TICK < unblocked - 0.05]
     assert len(during) >= len(due)  # every note due during the block sounded during it
     assert max(map(abs, errors_ms)) < 20, errors_ms  # a sanity bound; figures: bench_gui.py
-    qtbot.waitUntil(lambda: win.last_first_note_ms is not None, timeout=3000)
-    assert win.last_first_note_ms is not None and win.last_first_note_ms < 1000
+    qtbot.waitUntil(lambda: win.takes.last_first_note_ms is not None, timeout=3000)
+    assert win.takes.last_first_note_ms is not None and win.takes.last_first_note_ms < 1000
     assert not _sounding(jack_receiver.messages)
 
 
@@ -97,7 +97,7 @@ def test_continue_plays_the_chosen_lead_in_before_the_take(
     ons = [m.note for _, m in recording.messages[n0:] if m.type == "note_on" and m.velocity > 0]
     sketch_ons = [n.pitch for n in sketch(2).tracks[0].notes if n.start_tick >= first_tick]
     assert ons == sketch_ons + [n.pitch for n in sorted(take.notes)]
-    assert win.last_first_note_ms is not None
+    assert win.takes.last_first_note_ms is not None
 
 
 def test_a_take_prepared_before_the_key_press_is_the_take_continue_makes(
@@ -107,8 +107,8 @@ def test_a_take_prepared_before_the_key_press_is_the_take_continue_makes(
 
     win = prepare_continue(window, qtbot, sketch(2), 77, bars=1)
     win.set_lead_in(0)
-    req = win._continue_request(win.panel.model_name())
-    qtbot.waitUntil(lambda: win.gen.prepared_key == win._prepare_key(req), timeout=30_000)
+    req = win.takes.request(win.panel.model_name())
+    qtbot.waitUntil(lambda: win.gen.prepared_key == win.takes.prepare_key(req), timeout=30_000)
     win.act_continue.trigger()
     assert win.gen.prepared_key is None  # handed over to the run
     qtbot.waitUntil(lambda: not win.gen.running and not win.playback.playing, timeout=60_000)
