@@ -61,7 +61,7 @@ def add_dock(win: Any, title: str, name: str, widget: Any, area: Qt.DockWidgetAr
 
 def install(win: Any) -> None:
     """Add the track headers, the Help menu, icons and the editing shortcuts to ``win``."""
-    win.track_list = TrackList(win.doc, win._apply, win)
+    win.track_list = TrackList(win.doc, win.apply_edit, win)
     left = Qt.DockWidgetArea.LeftDockWidgetArea
     win.tracks_dock = add_dock(win, "Tracks", "tracks_dock", win.track_list, left)
     win.document_loaded.connect(lambda: win.track_list.set_document(win.doc))

@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
         doc.title_changed.connect(self._update_title)
         doc.changed.connect(self._song_changed)
         self.files.document_attached(doc)
-        self._refresh_tracks()
+        self.refresh_tracks()
         self._refresh_conductor()
         self._update_title()
         self.takes.show_document_takes()
@@ -338,11 +338,12 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.doc.is_dirty)
 
     def _song_changed(self) -> None:
-        self._refresh_tracks()
+        self.refresh_tracks()
         self._refresh_conductor()
         self.takes.prepare_soon()
 
-    def _refresh_tracks(self) -> None:
+    def refresh_tracks(self) -> None:
+        """Fill the track chooser from the song and select the active track."""
         names = [f"{i + 1}: {t.name or 'Track'}" for i, t in enumerate(self.doc.song.tracks)]
         if names != [self.track_combo.itemText(i) for i in range(self.track_combo.count())]:
             self.track_combo.blockSignals(True)
@@ -392,7 +393,8 @@ class MainWindow(QMainWindow):
         box.open()
 
     # -- editing ------------------------------------------------------------------------------
-    def _apply(self, edit: Any, text: str) -> bool:
+    def apply_edit(self, edit: Any, text: str) -> bool:
+        """Apply ``edit`` as one undo step named ``text``; a refused edit is a status message."""
         try:
             self.doc.apply(edit, text)
         except EditError as exc:
@@ -413,7 +415,7 @@ class MainWindow(QMainWindow):
         """Delete the selected notes."""
         notes = self.doc.selected_notes()
         if notes:
-            self._apply(delete_notes(self.doc.active_track, notes), "Delete notes")
+            self.apply_edit(delete_notes(self.doc.active_track, notes), "Delete notes")
 
     def copy(self) -> None:
         """Copy the selected notes."""
@@ -434,7 +436,7 @@ class MainWindow(QMainWindow):
         at = self.roll.geometry_model.snap(self.canvas.playhead_tick, step, mode="floor")
         first = min(n.start_tick for n in self.clipboard)
         notes = [n.moved(at - first) for n in self.clipboard]
-        self._apply(add_notes(self.doc.active_track, notes), "Paste notes")
+        self.apply_edit(add_notes(self.doc.active_track, notes), "Paste notes")
 
     def duplicate(self) -> None:
         """Copy the selection right after itself."""
@@ -445,7 +447,7 @@ class MainWindow(QMainWindow):
         last = max(n.end_tick for n in notes)
         step = max(1, self.canvas.snap_step())
         span = -(-(last - first) // step) * step
-        self._apply(add_notes(self.doc.active_track, [n.moved(span) for n in notes]), "Duplicate notes")
+        self.apply_edit(add_notes(self.doc.active_track, [n.moved(span) for n in notes]), "Duplicate notes")
 
     def quantize(self) -> None:
         """Quantize the selection (or the whole track) to the snap grid."""
@@ -456,7 +458,7 @@ class MainWindow(QMainWindow):
             return
         edit = quantize_notes(self.doc.active_track, notes, step)
         if edit.old != edit.new:
-            self._apply(edit, "Quantize")
+            self.apply_edit(edit, "Quantize")
 
     def transpose(self, semitones: int) -> None:
         """Transpose the selection."""
@@ -464,7 +466,7 @@ class MainWindow(QMainWindow):
         if notes:
             edit = transpose_notes(self.doc.active_track, notes, semitones)
             if edit.old != edit.new:
-                self._apply(edit, "Transpose")
+                self.apply_edit(edit, "Transpose")
 
     def add_track(self) -> None:
         """Append an empty track and make it active."""
@@ -617,6 +619,19 @@ class MainWindow(QMainWindow):
     def _model_failed(self, name: str, exc: BaseException) -> None:
         self._model_label.setText("Model: failed to load")
         self.show_error("Model", f"Cannot load {name}: {exc}")
+
+    def choose_model(self, model: str) -> None:
+        """Select ``model`` in the panel (now, or once the models are listed)."""
+        combo = self.panel.model_combo
+        i = combo.findData(model)
+        if i >= 0:
+            combo.setCurrentIndex(i)
+        elif Path(model).with_suffix(".safetensors").exists():
+            self.add_checkpoint(model)
+        elif combo.count():
+            self.show_message(f"This project was continued with {model}, which is not available here")
+        else:
+            self._wanted_model = model  # the model list is still being read
 
     def load_checkpoint(self) -> None:
         """Let the user pick a checkpoint file and add it to the chooser."""

@@ -145,7 +145,7 @@ class RecordController(QObject):
             edit: Any = add_notes(track, notes)
             if controls:  # the pedal and controllers as played, in the same undo step
                 edit = CompoundEdit((edit, add_controls(track, controls)))
-            if (notes or controls) and self.win._apply(edit, "Record notes"):
+            if (notes or controls) and self.win.apply_edit(edit, "Record notes"):
                 self.win.files.autosave_soon()
             return
         port = self.win.settings.input_port

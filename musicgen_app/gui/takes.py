@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -253,7 +252,7 @@ class TakesController(QObject):
             self.win.show_message(f"Some Continue settings of this project could not be read: {exc}")
         model = str(state.get("model") or "")
         if model:
-            self._choose_model(model)
+            self.win.choose_model(model)
         takes: list[Take] = []
         for data in state.get("takes") or []:
             try:
@@ -265,7 +264,7 @@ class TakesController(QObject):
         track = state.get("takes_track")
         if isinstance(track, int) and 0 <= track < len(self.win.doc.song.tracks):
             self.win.doc.set_active_track(track)
-            self.win._refresh_tracks()
+            self.win.refresh_tracks()
         self.win.gen.takes = takes
         current = state.get("current_take", 0)
         self.win.gen.current = current if isinstance(current, int) and -1 <= current < len(takes) else 0
@@ -273,19 +272,6 @@ class TakesController(QObject):
         self.win.canvas.show_take(shown.notes if shown is not None else [])
         self._takes_changed()
         logger.info("restored %d takes", len(takes))
-
-    def _choose_model(self, model: str) -> None:
-        """Select ``model`` in the panel (now, or once the models are listed)."""
-        combo = self.win.panel.model_combo
-        i = combo.findData(model)
-        if i >= 0:
-            combo.setCurrentIndex(i)
-        elif Path(model).with_suffix(".safetensors").exists():
-            self.win.add_checkpoint(model)
-        elif combo.count():
-            self.win.show_message(f"This project was continued with {model}, which is not available here")
-        else:
-            self.win._wanted_model = model  # the model list is still being read
 
     def select_take(self, index: int) -> None:
         """Show (and audition) another take."""
@@ -321,7 +307,7 @@ class TakesController(QObject):
         if notes:
             channel = self.win.doc.song.tracks[track].channel
             notes = [replace(n, channel=channel) for n in notes]
-            if self.win._apply(add_notes(track, notes), "Accept take"):
+            if self.win.apply_edit(add_notes(track, notes), "Accept take"):
                 accepted = self.win.doc.state.setdefault("accepted_takes", [])
                 accepted.append(take.to_state())
                 self.win.show_message(
