@@ -168,6 +168,14 @@ class Close:
     """Stop, close the output and end the child."""
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several commands in one message, obeyed in order: the writer thread sends what queued up
+    while it was busy together, so the child wakes once (a Continue queues four at once)."""
+
+    commands: list[Any]
+
+
 # -- reports (child -> parent) ----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Ready:
@@ -387,25 +395,12 @@ class _Child:
         try:
             while True:
                 try:
-                    cmd = self.conn.recv()
+                    msg = self.conn.recv()
                 except (EOFError, OSError):
                     break
-                if isinstance(cmd, Close):
+                commands = msg.commands if isinstance(msg, Batch) else [msg]
+                if not all(self._obey(cmd) for cmd in commands):
                     break
-                if isinstance(cmd, AskPosition):
-                    self.send(self._position(asked=True))
-                    continue
-                self.seq += 1
-                handler = self.handlers.get(type(cmd))
-                if handler is None:
-                    logger.error("player process: unknown command %r", cmd)
-                    continue
-                try:
-                    handler(cmd)
-                except Exception as exc:  # a bad command must not kill the player; it is reported
-                    logger.exception("player process: %s failed", type(cmd).__name__)
-                    name = type(cmd).__name__.lower()
-                    self.send(PlaybackError(f"the player could not {name}: {exc}", "player process"))
         finally:
             self._quit.set()
             self._wake.set()
@@ -413,6 +408,26 @@ class _Child:
             self.sched.close()
             self.out.close()
             self.send(Closed())
+
+    def _obey(self, cmd: Any) -> bool:
+        """Carry out one command; False for :class:`Close`."""
+        if isinstance(cmd, Close):
+            return False
+        if isinstance(cmd, AskPosition):
+            self.send(self._position(asked=True))
+            return True
+        self.seq += 1
+        handler = self.handlers.get(type(cmd))
+        if handler is None:
+            logger.error("player process: unknown command %r", cmd)
+            return True
+        try:
+            handler(cmd)
+        except Exception as exc:  # a bad command must not kill the player; it is reported
+            logger.exception("player process: %s failed", type(cmd).__name__)
+            name = type(cmd).__name__.lower()
+            self.send(PlaybackError(f"the player could not {name}: {exc}", "player process"))
+        return True
 
     def _position(self, *, asked: bool = False) -> Position:
         s = self.sched
@@ -791,19 +806,26 @@ class PlayerProcess:
     def _write(self) -> None:
         """Background mode: send queued commands once the child is ready (drop them if it failed)."""
         while True:
-            item = self._outbox.get()
-            if item is _CLOSE:
-                if self._ready.is_set() and self._failure is None:
-                    with contextlib.suppress(OSError, EOFError):
-                        self._conn.send(Close())
-                return
+            items = [self._outbox.get()]
+            while True:  # whatever queued up meanwhile goes in the same message
+                try:
+                    items.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            closing = _CLOSE in items
+            if closing:
+                items = [*items[: items.index(_CLOSE)], Close()]
+                if not self._ready.is_set() or self._failure is not None:
+                    return
             self._ready.wait()
             if self._failure is not None:
                 continue
             try:
-                self._conn.send(item)
+                self._conn.send(items[0] if len(items) == 1 else Batch(items))
             except (OSError, EOFError) as exc:
-                logger.debug("player process gone, %s not sent: %s", type(item).__name__, exc)
+                logger.debug("player process gone, %d commands not sent: %s", len(items), exc)
+            if closing:
+                return
 
     def _got_ready(self, r: Ready) -> None:
         self.name, self.realtime = r.name, r.realtime
