@@ -54,6 +54,7 @@ class TakesController(QObject):
         #: ms from the last Continue key press to the player sending the take's first note
         self.last_first_note_ms: float | None = None
         self._closed = False
+        self._doc_serial = 0  # which document the window shows (prepared takes name it)
         self._prepare_timer = QTimer(self)
         self._prepare_timer.setSingleShot(True)
         self._prepare_timer.setInterval(PREPARE_AFTER_CHANGE_MS)
@@ -89,7 +90,9 @@ class TakesController(QObject):
         self._prepare_timer.stop()
 
     def show_document_takes(self) -> None:
-        """A document was attached: no takes shown."""
+        """A document was attached: no takes shown, and a take prepared for the old one is gone."""
+        self._doc_serial += 1
+        self.win.gen.take_prepared(())
         self.win.canvas.clear_take()
         self.win.gen.takes = []
         self.win.panel.show_takes([], -1)
@@ -164,9 +167,8 @@ class TakesController(QObject):
 
     def prepare_key(self, req: ContinueRequest) -> tuple:
         """What a prepared take must match: this sketch's version and the Continue settings."""
-        doc = self.win.doc
         settings = (req.model, req.track, req.start_tick, req.bars, req.temperature, req.seed, req.key_lock)
-        return (id(doc), doc.version, *settings)
+        return (self._doc_serial, self.win.doc.version, *settings)
 
     def _prepare(self) -> None:
         model = self.win.panel.model_name()
