@@ -45,11 +45,12 @@ import mido
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import DeviceError
-from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished
+from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished, try_realtime
 
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+HELPER_PRIORITY = 3  # SCHED_FIFO priority of the child's other Python threads (the timing thread: 5)
 POSITION_PUSH_S = 0.02  # while playing, the child reports the playhead this often
 _CLOSE = object()  # the writer thread's last item
 
@@ -389,7 +390,14 @@ class _Child:
             self.conn.send(report)
 
     def serve(self) -> None:
-        """Obey commands until :class:`Close` (or the parent is gone)."""
+        """Obey commands until :class:`Close` (or the parent is gone).
+
+        The child's other threads that run Python (this one, the playhead pusher) ask for
+        real-time scheduling too, below the timing thread: a thread the OS preempts while it holds
+        the interpreter lock makes the timing thread wait until the OS runs it again (priority
+        inversion), milliseconds on a loaded machine.
+        """
+        try_realtime(HELPER_PRIORITY, "the player's command thread")
         self.send(Ready(self.out.name, self.sched.realtime))
         self._pusher.start()
         try:
@@ -436,6 +444,7 @@ class _Child:
 
     def _push(self) -> None:
         """While playing, report the playhead every POSITION_PUSH_S (sleeping, never spinning)."""
+        try_realtime(HELPER_PRIORITY, "the player's playhead thread")
         while not self._quit.is_set():
             if self.sched.state == "playing":
                 self.send(self._position())
