@@ -35,7 +35,11 @@ def test_notes_reach_the_port_on_time_while_the_ui_thread_is_blocked(
     prepare_continue(win, qtbot, sketch(2), 11, bars=2)
     win.gen.models.get(_shipped_model())  # loaded, so the block below falls inside the take
     win.set_lead_in(0)
-    qtbot.wait(300)
+    # the take prepared before the key press, as in the app: its first note goes with the play
+    # command, every further one from the generation thread (prefill done: no stall to muddle
+    # the timing below)
+    req = win.takes.request(win.panel.model_name())
+    qtbot.waitUntil(lambda: win.gen.prepared_key == win.takes.prepare_key(req), timeout=30_000)
     n0 = len(jack_receiver.messages)
     pressed = time.perf_counter()
     win.act_continue.trigger()
