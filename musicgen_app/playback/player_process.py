@@ -16,8 +16,8 @@ spec (``"fluidsynth"`` or a port name), because device handles cannot cross proc
 The two processes speak typed messages (frozen dataclasses): a *command* class per request
 (:class:`Play`, :class:`AppendNotes`, ...), a *report* class per piece of news (:class:`Ready`,
 :class:`Position`, :class:`Finished`, ...). The child looks the handler of a command up by its
-class (``_Child.handlers``), the parent the handler of a report (``PlayerProcess._on_report``); a
-new message is a dataclass and one entry in that table.
+class (``_Child.handlers``), the parent the handler of a report (``PlayerProcess._on_report``),
+falling back to the nearest base class; a new message is a dataclass and one entry in that table.
 
 The app drives it with ``background=True``: every command is queued and a writer thread sends it,
 so no call waits on the child (not even while it is still opening its output); ``append_notes``
@@ -35,7 +35,7 @@ import multiprocessing as mp
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -265,6 +265,17 @@ class OutputOpenError(PlaybackError):
 StatusItem = PlaybackError | PlaybackFinished | InputReport | OutputSwitched
 
 
+def _handler(table: Mapping[type, Callable[[Any], object]], message: Any) -> Callable[[Any], object] | None:
+    """The handler of ``message``: its class's entry, else its nearest base class's (a report
+    that refines another, as OutputFailed a PlaybackError, is handled as that one until it has
+    an entry of its own)."""
+    for cls in type(message).__mro__:
+        handler = table.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
 def _open(spec: str, options: dict[str, Any]) -> Any:
     from musicgen_app.playback import synth
     from musicgen_app.playback.outputs import open_output
@@ -425,7 +436,7 @@ class _Child:
             self.send(self._position(asked=True))
             return True
         self.seq += 1
-        handler = self.handlers.get(type(cmd))
+        handler = _handler(self.handlers, cmd)
         if handler is None:
             logger.error("player process: unknown command %r", cmd)
             return True
@@ -874,7 +885,7 @@ class PlayerProcess:
                 break
             if isinstance(report, Closed):
                 break
-            handler = self._on_report.get(type(report))
+            handler = _handler(self._on_report, report)
             if handler is None:
                 logger.warning("player process: unknown report %r", report)
             else:
