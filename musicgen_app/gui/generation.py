@@ -341,6 +341,7 @@ class GenerationController(QObject):
         self._prep_lock = threading.Lock()
         self._prepared: PreparedTake | None = None
         self._wanted: tuple | None = None  # the key the latest prepare() asked for
+        self._prep_threads: list[threading.Thread] = []  # joined at shutdown
         self._fast: contextlib.ExitStack | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_MS)
@@ -359,7 +360,9 @@ class GenerationController(QObject):
             if (self._prepared is not None and self._prepared.key == key) or self._wanted == key:
                 return
             self._wanted, self._prepared = key, None
-        threading.Thread(target=self._prepare, args=(req, key), name="musicgen-prepare", daemon=True).start()
+        thread = threading.Thread(target=self._prepare, args=(req, key), name="musicgen-prepare", daemon=True)
+        self._prep_threads = [t for t in self._prep_threads if t.is_alive()] + [thread]
+        thread.start()
 
     def _prepare(self, req: ContinueRequest, key: tuple) -> None:
         try:
@@ -523,9 +526,12 @@ class GenerationController(QObject):
             self.current = min(self.current, len(self.takes) - 1)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Cancel and join the worker (quitting)."""
+        """Cancel and join the worker and any take being prepared (quitting)."""
         self.cancel()
         self._timer.stop()
+        self.take_prepared(())  # a take still being prepared is dropped when it is ready
+        for t in self._prep_threads:
+            t.join(timeout=timeout_s)
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             if self._thread.is_alive():
