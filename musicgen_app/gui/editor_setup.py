@@ -61,7 +61,7 @@ def add_dock(win: Any, title: str, name: str, widget: Any, area: Qt.DockWidgetAr
 
 def install(win: Any) -> None:
     """Add the track headers, the Help menu, icons and the editing shortcuts to ``win``."""
-    win.track_list = TrackList(win.doc, win._apply, win)
+    win.track_list = TrackList(win.doc, win.apply_edit, win)
     left = Qt.DockWidgetArea.LeftDockWidgetArea
     win.tracks_dock = add_dock(win, "Tracks", "tracks_dock", win.track_list, left)
     win.document_loaded.connect(lambda: win.track_list.set_document(win.doc))
@@ -127,7 +127,7 @@ def show_loop_state(win: Any, on: bool) -> None:
 
 def replay_for_mix(win: Any) -> None:
     """Mute, solo or volume changed while playing: go on playing from here with the new mix."""
-    if win.playback.playing and not win.gen.running and win._record is None:
+    if win.playback.playing and not win.gen.running and not win.recorder.active:
         win.play()
 
 

@@ -78,15 +78,14 @@ def start_fill(win: Any, again: bool = False) -> None:
         key_lock=win.panel.key_lock_value(),
         fill_end=end,
     )
-    win.gen.start(req, keep_takes=again)
-    win._stream_start = start
     lead = min(start, song.ticks_per_bar(start))
+    # sound first, as Continue: the player starts, the generation thread sends it the notes
     win.playback.play_stream(
         without_range(win.doc.snapshot(), track, start, end), start, end, lead_in_ticks=lead
     )
-    win.canvas.take_notes = []
-    win.canvas.take_reveal_tick = float(start - lead)
-    win._takes_changed()
+    win.gen.start(req, keep_takes=again, live=win.playback.scheduler)
+    win.canvas.show_take([], reveal_from=float(start - lead))
+    win.takes.refresh_list()
     logger.info("fill: model %s, track %d, ticks %d-%d", model, track + 1, start, end)
 
 

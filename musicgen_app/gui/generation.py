@@ -1,18 +1,31 @@
 """Continue, off the UI thread: a plain worker function iterates generation sessions and puts
 their events on a queue; a GUI timer drains the queue (Orange3's task + Friture's buffer).
 
+Sound first, then pixels: the notes of a run's first take go from the generation thread straight
+to the transport (:class:`~musicgen_app.playback.transport.Transport`, the player process's
+thread-safe outbox), the moment the model completes them; the UI thread only gets a copy to draw,
+so a busy or blocked UI thread delays no note.
+
 Starting a run cancels the previous one; every queued item carries its run number and items of
-an old run are dropped, so no note of a cancelled session reaches the roll or the speakers.
+an old run are dropped, and the worker sends notes to the transport only while its run is not
+cancelled (checked under the run's lock, so nothing of it follows the cancel), so no note of a
+cancelled session reaches the roll or the speakers.
+
+Before the key press, :func:`prepare_take` starts the first take of what Continue would ask in the
+background whenever the sketch, the model or a Continue setting changes: the sketch is read into
+the model and the first note sampled. Pressing Continue then sends that note with the play
+command, and the model goes on from there (one sampling step per note).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +33,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
+from musicgen_app.playback.scheduler import fast_switching
+from musicgen_app.playback.transport import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +147,12 @@ class ModelCache:
 
 
 class RunState:
-    """Shared between the UI and one worker: cancellation and live temperature."""
+    """Shared between the UI and one worker: cancellation, live temperature, and the transport the
+    run's first take streams to (``live``; None: the take is only drawn)."""
 
-    def __init__(self, run_id: int, temperature: float) -> None:
+    def __init__(self, run_id: int, temperature: float, live: Transport | None = None) -> None:
         self.run_id = run_id
+        self.live = live
         self._lock = threading.Lock()
         self._cancelled = False
         self._temperature = temperature
@@ -165,6 +182,18 @@ class RunState:
             if self._session is not None:
                 self._session.cancel()
 
+    def send_live(self, events: list[NoteEvent]) -> None:
+        """Schedule ``events`` on the live transport now (worker thread), unless cancelled."""
+        with self._lock:
+            if self.live is not None and not self._cancelled:
+                self.live.append_notes(events)
+
+    def end_live(self) -> None:
+        """The live take is complete: the transport ends after its last note (unless cancelled)."""
+        with self._lock:
+            if self.live is not None and not self._cancelled:
+                self.live.end_stream()
+
     def set_temperature(self, value: float) -> None:
         """Retune the running session (the next sampled token uses it)."""
         with self._lock:
@@ -178,14 +207,73 @@ class RunState:
         return self._temperature
 
 
-def run_continue(req: ContinueRequest, models: ModelCache, state: RunState, out: queue.SimpleQueue) -> None:
+@dataclass
+class PreparedTake:
+    """A run's first take started ahead of the key press: the sketch read into the model and the
+    take's first note sampled (see :func:`prepare_take`), so Continue sends that note together
+    with the play command and the model goes on from there.
+
+    ``key`` says what it was prepared for (the window's sketch version and Continue settings);
+    ``head`` holds the items already taken from the session (its first note, or its end).
+    """
+
+    key: tuple
+    seed: int
+    session: Any
+    rest: Iterator[Any]  # the session's iterator, after ``head``
+    head: list[Any] = field(default_factory=list)
+    seconds: float = 0.0  # what preparing cost (load, prefill, first note)
+
+    @property
+    def notes(self) -> list[NoteEvent]:
+        """The notes already sampled."""
+        return [e for e in self.head if isinstance(e, NoteEvent)]
+
+
+def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: int) -> Any:
+    from musicgen_app.ml.generate import SamplingConfig, start_session
+
+    sampling = SamplingConfig(
+        temperature=temperature, top_k=req.top_k, top_p=req.top_p, key_lock=req.key_lock, seed=seed
+    )
+    if req.fill_end is not None:  # Fill: the range start_tick..fill_end, from both sides
+        from musicgen_app.ml.fill import start_fill_session
+
+        return start_fill_session(model, req.song, req.track, req.start_tick, req.fill_end, sampling=sampling)
+    return start_session(
+        model, req.song, req.track, start_tick=req.start_tick, bars=req.bars, sampling=sampling
+    )
+
+
+def _first_seed(req: ContinueRequest) -> int:
+    return req.seed if req.seed is not None else random.Random().randrange(1, 2**31)
+
+
+def prepare_take(req: ContinueRequest, models: ModelCache, key: tuple) -> PreparedTake:
+    """Start ``req``'s first take and sample its first note (a background thread, before the key
+    press). Raises what loading or starting the session raises."""
+    t0 = time.perf_counter()
+    seed = _first_seed(req)
+    session = _start_session(models.get(req.model), req, req.temperature, seed)
+    rest = iter(session)
+    head = [next(rest)]  # the first note (the prefill and a few steps), or the session's end
+    return PreparedTake(key, seed, session, rest, head, time.perf_counter() - t0)
+
+
+def run_continue(
+    req: ContinueRequest,
+    models: ModelCache,
+    state: RunState,
+    out: queue.SimpleQueue,
+    prepared: PreparedTake | None = None,
+) -> None:
     """The worker: load the model, run one session per variation, put events on ``out``.
 
     Items are ``(run_id, kind, take_index, payload)`` with kind ``loaded``, ``take``, ``event``,
-    ``finished`` or ``error``. Never touches Qt.
+    ``finished`` or ``error``. The first take's notes also go to ``state.live`` as soon as each
+    is complete (before they are queued for drawing); with ``prepared``, the first take is that
+    session (its ``head`` was sent to the transport by the caller). Never touches Qt.
     """
-    from musicgen_app.ml.generate import SamplingConfig, start_session
-
     rid = state.run_id
     try:
         model = models.get(req.model)
@@ -193,39 +281,42 @@ def run_continue(req: ContinueRequest, models: ModelCache, state: RunState, out:
         out.put((rid, "error", -1, str(exc)))
         return
     out.put((rid, "loaded", -1, req.model))
-    rng = random.Random()
     for i in range(max(1, req.variations)):
         if state.cancelled:
             break
-        seed = req.seed + i if req.seed is not None else rng.randrange(1, 2**31)
-        sampling = SamplingConfig(
-            temperature=state.temperature, top_k=req.top_k, top_p=req.top_p, key_lock=req.key_lock, seed=seed
-        )
-        try:
-            if req.fill_end is not None:
-                from musicgen_app.ml.fill import start_fill_session
-
-                session: Any = start_fill_session(
-                    model, req.song, req.track, req.start_tick, req.fill_end, sampling=sampling
-                )
-            else:
-                session = start_session(
-                    model, req.song, req.track, start_tick=req.start_tick, bars=req.bars, sampling=sampling
-                )
-        except Exception as exc:
-            out.put((rid, "error", i, str(exc)))
-            return
+        head: list[Any] = []
+        if i == 0 and prepared is not None:
+            seed, session, head, items = prepared.seed, prepared.session, prepared.head, prepared.rest
+        else:
+            seed = req.seed + i if req.seed is not None else _first_seed(req)
+            try:
+                session = _start_session(model, req, state.temperature, seed)
+            except Exception as exc:
+                out.put((rid, "error", i, str(exc)))
+                return
+            items = iter(session)
         out.put((rid, "take", i, (seed, session.id)))
         if not state.attach(session):
             out.put((rid, "finished", i, SessionFinished(session.id, "cancelled")))
             break
+        live = i == 0
         try:
-            for item in session:
+            for item in head:  # sampled before the key press; sent with the play command
                 out.put((rid, "event" if isinstance(item, NoteEvent) else "finished", i, item))
+            for item in items:
+                if isinstance(item, NoteEvent):
+                    if live:
+                        state.send_live([item])  # sound first,
+                    out.put((rid, "event", i, item))  # then pixels
+                else:
+                    out.put((rid, "finished", i, item))
         except Exception as exc:
             logger.debug("generation failed", exc_info=True)
             out.put((rid, "error", i, str(exc)))
             return
+        finally:
+            if live:
+                state.end_live()
 
 
 class GenerationController(QObject):
@@ -235,7 +326,6 @@ class GenerationController(QObject):
     take_updated = Signal(int)  # new notes in a take
     take_finished = Signal(int)
     run_finished = Signal()
-    first_note = Signal(float)  # ms from the request to the first note
     error = Signal(str)
     running_changed = Signal(bool)
 
@@ -246,15 +336,18 @@ class GenerationController(QObject):
         self.current: int = 0  # the take shown and auditioned (-1: none)
         self.run_base = 0  # index of the first take of the latest run (takes before it were kept)
         self.request: ContinueRequest | None = None
-        self.on_stream: Callable[[list[NoteEvent]], None] | None = None  # streamed notes of the live take
+        #: notes of the live take as they reach the UI thread (to draw; they sound already)
+        self.on_stream: Callable[[list[NoteEvent]], None] | None = None
         self.on_cancel_session: Callable[[int], None] | None = None
-        self.last_ttfn_ms: float | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._state: RunState | None = None
         self._thread: threading.Thread | None = None
         self._run_id = 0
-        self._t_start = 0.0
-        self._got_first = False
+        self._prep_lock = threading.Lock()
+        self._prepared: PreparedTake | None = None
+        self._wanted: tuple | None = None  # the key the latest prepare() asked for
+        self._prep_threads: list[threading.Thread] = []  # joined at shutdown
+        self._fast: contextlib.ExitStack | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_MS)
         self._timer.timeout.connect(self.drain)
@@ -265,9 +358,55 @@ class GenerationController(QObject):
         """Whether a run is generating."""
         return self._state is not None and not self._state.cancelled and self._thread is not None
 
-    def start(self, req: ContinueRequest, *, keep_takes: bool = False) -> None:
+    def prepare(self, req: ContinueRequest, key: tuple) -> None:
+        """Start ``req``'s first take in the background (:func:`prepare_take`) unless the one
+        prepared already has ``key``; :meth:`take_prepared` hands it over."""
+        with self._prep_lock:
+            if (self._prepared is not None and self._prepared.key == key) or self._wanted == key:
+                return
+            self._wanted, self._prepared = key, None
+        thread = threading.Thread(target=self._prepare, args=(req, key), name="musicgen-prepare", daemon=True)
+        self._prep_threads = [t for t in self._prep_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _prepare(self, req: ContinueRequest, key: tuple) -> None:
+        try:
+            prepared = prepare_take(req, self.models, key)
+        except Exception as exc:  # Continue will say it in words; preparing is only a head start
+            logger.debug("preparing a take failed: %s", exc)
+            with self._prep_lock:
+                if self._wanted == key:
+                    self._wanted = None
+            return
+        with self._prep_lock:
+            if self._wanted == key:
+                self._prepared = prepared
+                logger.debug("take prepared in %.1f ms", prepared.seconds * 1000)
+
+    @property
+    def prepared_key(self) -> tuple | None:
+        """The key of the take prepared and waiting (None: none is)."""
+        with self._prep_lock:
+            return self._prepared.key if self._prepared is not None else None
+
+    def take_prepared(self, key: tuple) -> PreparedTake | None:
+        """The take prepared for ``key`` (once: it is handed over), or None."""
+        with self._prep_lock:
+            prepared, self._prepared, self._wanted = self._prepared, None, None
+        return prepared if prepared is not None and prepared.key == key else None
+
+    def start(
+        self,
+        req: ContinueRequest,
+        *,
+        keep_takes: bool = False,
+        live: Transport | None = None,
+        prepared: PreparedTake | None = None,
+    ) -> None:
         """Cancel any run and start ``req``; its takes replace the list, or with ``keep_takes``
-        are added after the takes already there (Again)."""
+        are added after the takes already there (Again). The first take streams to ``live`` from
+        the generation thread (the caller has started it playing); with ``prepared`` it is that
+        session (the caller has sent its head to ``live``)."""
         self.cancel()
         self._run_id += 1
         self.request = req
@@ -275,15 +414,14 @@ class GenerationController(QObject):
             self.takes = []
         self.run_base = len(self.takes)
         self.current = self.run_base
-        self._state = RunState(self._run_id, req.temperature)
-        self._t_start = time.perf_counter()
-        self._got_first = False
+        self._state = RunState(self._run_id, req.temperature, live)
         self._thread = threading.Thread(
             target=run_continue,
-            args=(req, self.models, self._state, self._queue),
+            args=(req, self.models, self._state, self._queue, prepared),
             name=f"musicgen-continue-{self._run_id}",
             daemon=True,
         )
+        self._set_fast(True)
         self._thread.start()
         self.running_changed.emit(True)
 
@@ -306,6 +444,7 @@ class GenerationController(QObject):
                 t.status = "cancelled"
         self._state = None
         self._run_id += 1  # anything still queued for the old run is dropped
+        self._set_fast(False)
         self.running_changed.emit(False)
         self.run_finished.emit()
 
@@ -344,10 +483,6 @@ class GenerationController(QObject):
                 touched.add(idx)
                 if idx == self.run_base:
                     streamed.append(payload)
-                if not self._got_first:
-                    self._got_first = True
-                    self.last_ttfn_ms = (time.perf_counter() - self._t_start) * 1000
-                    self.first_note.emit(self.last_ttfn_ms)
             elif kind == "finished":
                 if 0 <= idx < len(self.takes):
                     self.takes[idx].status = "done" if payload.reason == "done" else payload.reason
@@ -368,8 +503,19 @@ class GenerationController(QObject):
         for idx in sorted(touched):
             self.take_updated.emit(idx)
 
+    def _set_fast(self, on: bool) -> None:
+        """While a run generates, the interpreter switches threads every 0.5 ms instead of 5, so
+        the UI thread's Python work delays the generation thread's next note by that at most."""
+        if on and self._fast is None:
+            self._fast = contextlib.ExitStack()
+            self._fast.enter_context(fast_switching())
+        elif not on and self._fast is not None:
+            self._fast.close()
+            self._fast = None
+
     def _end_run(self) -> None:
         self._state = None
+        self._set_fast(False)
         self.running_changed.emit(False)
         self.run_finished.emit()
 
@@ -385,9 +531,12 @@ class GenerationController(QObject):
             self.current = min(self.current, len(self.takes) - 1)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Cancel and join the worker (quitting)."""
+        """Cancel and join the worker and any take being prepared (quitting)."""
         self.cancel()
         self._timer.stop()
+        self.take_prepared(())  # a take still being prepared is dropped when it is ready
+        for t in self._prep_threads:
+            t.join(timeout=timeout_s)
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             if self._thread.is_alive():

@@ -83,7 +83,7 @@ class AudioImporter(QObject):
     # -- UI thread ----------------------------------------------------------------------------
     def dialog(self) -> None:
         """Ask for a recording, then whether to snap it to the grid; start the import."""
-        path, _ = QFileDialog.getOpenFileName(self.win, "Import Audio", self.win._last_dir(), FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.win, "Import Audio", self.win.files._last_dir(), FILE_FILTER)
         if not path:
             return
         snap_name = self.win.snap_combo.currentText()
@@ -133,12 +133,12 @@ class AudioImporter(QObject):
             text = f"Import audio {p.name}"
             if fill:
                 track = doc.active_track
-                win._apply(add_notes(track, result.notes), text)
+                win.apply_edit(add_notes(track, result.notes), text)
             else:
                 new = Track(name=p.stem, program=0, channel=channel, notes=result.notes)
                 doc.set_song_attr("tracks", [*doc.song.tracks, new], text)
                 doc.set_active_track(len(doc.song.tracks) - 1)
-            win.autosave_soon()
+            win.files.autosave_soon()
             n = len(result.notes)
             length = f"{result.duration_s:.1f} s"
             self._report(f"Imported {n} note{'' if n == 1 else 's'} from {p.name} ({length}){how}")

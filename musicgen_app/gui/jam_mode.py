@@ -153,4 +153,4 @@ class JamMode(QObject):
         if ex.answer:
             edits.append(add_notes(model, placed(ex.answer, song.tracks[model].channel)))
         if edits:
-            self.win._apply(CompoundEdit(tuple(edits)), "Jam exchange")
+            self.win.apply_edit(CompoundEdit(tuple(edits)), "Jam exchange")

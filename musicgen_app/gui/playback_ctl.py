@@ -5,7 +5,8 @@ The app plays through a :class:`~musicgen_app.playback.player_process.PlayerProc
 and the scheduler live in a child process with an interpreter lock of their own, so neither the
 model writing a continuation nor the piano roll painting can delay a note. Commands are queued to
 it (nothing waits on the child, not even while it opens its device); until it is started, notes
-go to a silent in-process output. A GUI timer asks for the playhead and reads the status queue.
+go to a silent in-process output. The child pushes the playhead while it plays; a GUI timer reads
+the latest report and the status queue (no round trip).
 An output object handed in (tests, embedding) is driven in-process by a
 :class:`~musicgen_app.playback.scheduler.Scheduler` thread instead; so is the ``recording`` spec.
 If the child dies, the next poll reports it and starts a new one. When the output dies under it
@@ -19,7 +20,7 @@ import logging
 import queue
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mido
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -28,6 +29,10 @@ from musicgen_app.core.song import DRUM_CHANNEL, Note, Song, Track
 from musicgen_app.gui.settings import AppSettings
 from musicgen_app.gui.tasks import TaskRunner
 from musicgen_app.playback.mix import audible_song
+from musicgen_app.playback.transport import Transport
+
+if TYPE_CHECKING:
+    from musicgen_app.playback.player_process import PlayerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +88,8 @@ class PlaybackController(QObject):
     #: batches of (time.perf_counter() time, mido.Message) from the MIDI keyboard
     keyboard_events = Signal(list)
     keyboard_changed = Signal(str)  # the open keyboard's port name ("" when none)
+    #: ``time.perf_counter`` time the player sent the first streamed note of a play_stream
+    first_note_sent = Signal(float)
 
     def __init__(self, tasks: TaskRunner, output: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -93,9 +100,10 @@ class PlaybackController(QObject):
         self._output = output if output is not None else NullOutput()
         self._owns_output = output is None
         self._in_process_only = output is not None
-        self.scheduler: Any = Scheduler(self._output)
-        self._local_scheduler: Any = self.scheduler
-        self._player: Any = None  # the PlayerProcess, once started
+        self._local_scheduler = Scheduler(self._output)
+        #: what plays: the player process once started, else the in-process scheduler
+        self.scheduler: Transport = self._local_scheduler
+        self._player: PlayerProcess | None = None
         self._player_name = ""
         self._settings: AppSettings | None = None
         self._restarts = 0
@@ -110,6 +118,7 @@ class PlaybackController(QObject):
         self.metronome = False
         self.loop_enabled = False
         self._playing = False
+        self._await_first = False  # a play_stream whose first note has not been reported yet
         self._preview_off: dict[int, QTimer] = {}
         self._opening = 0
         self._output_died = False
@@ -195,7 +204,7 @@ class PlaybackController(QObject):
     def set_output(self, out: Any, *, owned: bool = False) -> None:
         """Switch to ``out`` (closing the previous output if this controller opened it)."""
         old, old_owned = self._output, self._owns_output
-        self.scheduler.set_output(out)
+        self._local_scheduler.set_output(out)  # an output object plays in-process
         self._output, self._owns_output = out, owned
         if self._local_input is not None and self._keyboard is not None and self._keyboard[1]:
             self._local_input.set_thru(out)
@@ -306,13 +315,14 @@ class PlaybackController(QObject):
         back, where and when the run was started.
         """
         if self._player is not None:
-            seq, tick, _state = self._player.last_position
-            if seq >= self._play_seq:
-                return int(tick), float(self._player.last_position_time)
+            pos = self._player.last_position
+            if pos.seq >= self._play_seq:
+                return int(pos.tick), float(pos.time)
             return self._play_anchor
         return int(self.scheduler.position_tick), time.perf_counter()
 
     def _started(self, start_tick: int) -> None:
+        self._await_first = False
         self._set_playing(True)
         self._play_anchor = (int(start_tick), time.perf_counter())
         if self._player is not None:
@@ -346,6 +356,7 @@ class PlaybackController(QObject):
         first = max(0, int(start_tick - lead_in_ticks))
         self.scheduler.play(song, first, streaming=True)
         self._started(first)
+        self._await_first = True
 
     def append(self, events: Iterable[Any]) -> int:
         """Schedule streamed notes (NoteEvents of a session)."""
@@ -362,6 +373,7 @@ class PlaybackController(QObject):
     def stop(self) -> None:
         """Stop and silence everything (panic)."""
         self.scheduler.stop()
+        self._await_first = False
         self._set_playing(False)
 
     def seek(self, tick: int) -> None:
@@ -446,35 +458,36 @@ class PlaybackController(QObject):
         batch = self.drain_keyboard()
         if batch:
             self.keyboard_events.emit(batch)
+        if self._await_first and self.scheduler.first_streamed_note_time is not None:
+            self._await_first = False
+            self.first_note_sent.emit(float(self.scheduler.first_streamed_note_time))
         if self._player is not None:
-            self._poll_player()
+            self._poll_player(self._player)
         elif self._playing:
             if self.scheduler.state == "stopped":
                 self._set_playing(False)
             self.position_changed.emit(float(self.scheduler.position_tick))
 
-    def _poll_player(self) -> None:
-        player = self._player
+    def _poll_player(self, player: PlayerProcess) -> None:
         if player.ready and player.name != self._player_name:
             self._player_name = player.name
             self.output_changed.emit(player.name)
         if not player.alive and player.ready:  # it had opened its output, then died
-            self._player_died()
+            self._player_died(player)
             return
         if self._playing:
-            seq, tick, state = player.last_position
-            if seq >= self._play_seq:  # an answer to a question asked after the last play/seek
-                if state == "stopped":
+            pos = player.last_position  # pushed by the player while it plays
+            if pos.seq >= self._play_seq:  # reported after the last play/seek reached the player
+                if pos.state == "stopped":
                     self._set_playing(False)
-                self.position_changed.emit(float(tick))
-            player.request_position()
+                self.position_changed.emit(float(pos.tick))
 
-    def _player_died(self) -> None:
+    def _player_died(self, player: PlayerProcess) -> None:
         self._set_playing(False)
         settings = self._settings
         if self._restarts >= MAX_RESTARTS or settings is None:
             self.error.emit("The player process stopped; playback is off until the output is chosen again.")
-            self._player.close()
+            player.close()
             self._player = None
             self.scheduler = self._local_scheduler
             self._output, self._owns_output = self._local_scheduler.output, False
@@ -482,7 +495,7 @@ class PlaybackController(QObject):
             return
         self._restarts += 1
         self.error.emit("The player process stopped unexpectedly; starting it again.")
-        logger.warning("player process died (exit code %s); restarting", self._player.exitcode)
+        logger.warning("player process died (exit code %s); restarting", player.exitcode)
         self._open_in_player((settings.effective_output() or "fluidsynth").strip(), settings)
 
     def close(self) -> None:

@@ -1,14 +1,20 @@
 """Recording from a MIDI keyboard: its messages (time-stamped where they arrived, in the player
 process or a MidiInput) become notes at the playhead, drawn while they are played and added as one
-undo step at the end."""
+undo step at the end. :class:`RecordController` is the window's Record button."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QObject
+
+from musicgen_app.core.edits import CompoundEdit, add_controls, add_notes
 from musicgen_app.core.song import ControlEvent, Note, TempoMap
+
+if TYPE_CHECKING:
+    from musicgen_app.gui.main_window import MainWindow
 
 logger = logging.getLogger(__name__)
 
@@ -102,3 +108,70 @@ class Recorder:
         """Stop recording with the last messages; the recorded notes (held ones end now)."""
         self.feed(items, now_tick, at)
         return self.collector.finish(now_tick)
+
+
+class RecordController(QObject):
+    """Record from the MIDI keyboard into the window's active track while the transport runs."""
+
+    def __init__(self, win: MainWindow) -> None:
+        super().__init__(win)
+        self.win = win
+        self._record: Recorder | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a recording is running."""
+        return self._record is not None
+
+    def discard(self) -> None:
+        """Drop a running recording without adding its notes (the window closes)."""
+        self._record = None
+
+    def stop(self) -> None:
+        """End a running recording (its notes are added), else nothing."""
+        if self._record is not None:
+            self.toggle_record()
+
+    def toggle_record(self) -> None:
+        """Record from the MIDI keyboard into the active track while playing."""
+        if self._record is not None:
+            rec, self._record = self._record, None
+            notes = rec.finish(self.win.playback.drain_keyboard(), *self.win.playback.position_sample())
+            controls = rec.collector.controls
+            self.win.canvas.show_recording([])
+            self.win.act_record.setChecked(False)
+            self.win.playback.stop()
+            track = self.win.doc.active_track
+            edit: Any = add_notes(track, notes)
+            if controls:  # the pedal and controllers as played, in the same undo step
+                edit = CompoundEdit((edit, add_controls(track, controls)))
+            if (notes or controls) and self.win.apply_edit(edit, "Record notes"):
+                self.win.files.autosave_soon()
+            return
+        port = self.win.settings.input_port
+        if not port:
+            self.win.act_record.setChecked(False)
+            self.win.show_error("Record", "Choose a MIDI keyboard in Settings ▸ Devices first.")
+            return
+        if not self.win.playback.keyboard_port:  # not open (yet, or any more): try (again)
+            self.win.playback.open_keyboard(port, self.win.settings.thru)
+        self.win.playback.drain_keyboard()  # what was played before Record is not recorded
+        self._record = Recorder(self.win.active_channel(), self.win.doc.song.tempo_map())
+        self.win.act_record.setChecked(True)
+        # The transport runs on (past the song's end) until recording stops.
+        self.win.canvas.reveal_whole_take()
+        song = self.win.doc.snapshot()
+        start = int(self.win.canvas.playhead_tick)
+        self.win.playback.play_stream(song, start, start + 64 * song.ticks_per_bar(start))
+        logger.info("recording from %s at tick %d", port, start)
+
+    def keyboard_events(self, batch: list[Any]) -> None:
+        self.win.roll.keyboard.show_midi([msg for _, msg in batch])
+        rec = self._record
+        if rec is not None:
+            self.win.canvas.show_recording(rec.feed(batch, *self.win.playback.position_sample()))
+
+    def playhead_moved(self, tick: float) -> None:
+        rec = self._record
+        if rec is not None:  # held notes grow with the playhead
+            self.win.canvas.show_recording(rec.feed([], *self.win.playback.position_sample()))

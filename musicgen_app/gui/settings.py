@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 MAX_RECENT = 10
 MAX_SETTINGS_BYTES = 1024 * 1024
+LEAD_IN_CHOICES = (0, 1, 2)  # bars of lead-in before a take: none, 1 bar, 2 bars
 
 
 @dataclass
@@ -39,6 +40,7 @@ class AppSettings:
     seed: int = 0
     random_seed: bool = True
     key_lock: str = "auto"
+    lead_in_bars: int = 1  # Continue plays this many bars of the sketch before the take: 0, 1 or 2
     snap: str = "1/16"
     window_geometry: str = ""  # base64 of QMainWindow.saveGeometry()
     window_state: str = ""  # base64 of QMainWindow.saveState() (toolbars, docks)
@@ -65,6 +67,8 @@ class AppSettings:
         except TypeError as exc:
             logger.warning("settings file has odd values, using defaults: %s", exc)
             s = cls()
+        if s.lead_in_bars not in LEAD_IN_CHOICES:
+            s.lead_in_bars = 1
         return s
 
     def effective_output(self) -> str:

@@ -20,14 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.playback.outputs import Output
 from musicgen_app.playback.scheduler import OutputFailed, Scheduler
-
-if TYPE_CHECKING:
-    from musicgen_app.playback.player_process import PlayerProcess
+from musicgen_app.playback.transport import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +57,16 @@ def play_session(
     *,
     start_tick: int | None = None,
     include_song: bool = False,
-    scheduler: Scheduler | PlayerProcess | None = None,
+    scheduler: Transport | None = None,
     on_note: Callable[[Note], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LiveResult:
     """Stream the notes of ``events`` to ``output`` as they arrive and return what was played.
 
-    ``scheduler`` may be a running :class:`Scheduler` or a
-    :class:`~musicgen_app.playback.player_process.PlayerProcess` (then ``output`` is None: the
-    player process owns its output, and the timing is immune to the model's Python work here).
+    ``scheduler`` may be any :class:`~musicgen_app.playback.transport.Transport`: a running
+    :class:`Scheduler` or a :class:`~musicgen_app.playback.player_process.PlayerProcess` (then
+    ``output`` is None: the player process owns its output, and the timing is immune to the
+    model's Python work here).
 
     ``start_tick`` is where the continuation starts (default: the end of the song's last note);
     it sounds as soon as the first note at that tick arrives. ``include_song=True`` plays the song
@@ -78,13 +77,16 @@ def play_session(
     """
     result = LiveResult(start_time=clock())
     own = scheduler is None
+    sched: Transport
     if scheduler is None:
         if output is None:
             raise ValueError("play_session needs an output or a scheduler")
-        sched: Any = Scheduler(output, clock=clock)
+        sched = Scheduler(output, clock=clock)
     else:
         sched = scheduler
         if output is not None:
+            if not isinstance(sched, Scheduler):
+                raise ValueError("a player process owns its output: pass no output with it")
             sched.set_output(output)
     start = song.end_tick if start_tick is None else int(start_tick)
     streamed, ended_early = threading.Event(), threading.Event()

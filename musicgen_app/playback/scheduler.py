@@ -123,6 +123,19 @@ def fast_switching(interval_s: float = 0.0005) -> Iterator[None]:
         _release_fast_switching()
 
 
+def try_realtime(priority: int, what: str) -> bool:
+    """Ask the OS for real-time scheduling (Linux SCHED_FIFO at ``priority``) of the calling thread
+    only; False (and nothing changes) without permission or on another OS."""
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, ValueError) as exc:
+        logger.debug("no real-time scheduling for %s: %s", what, exc)
+        return False
+    return True
+
+
 class Scheduler:
     """Plays a song (and notes appended while it plays) on an :class:`Output` at absolute deadlines."""
 
@@ -412,13 +425,8 @@ class Scheduler:
         needs permission (root, an rtprio limit, or the audio group as for JACK); without it nothing
         changes. The thread never busy-waits longer than ``spin_s`` at a time.
         """
-        if not self.realtime_priority or not hasattr(os, "sched_setscheduler"):
-            return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
-            self.realtime = True
-        except (OSError, ValueError) as exc:
-            logger.debug("no real-time scheduling for the player thread: %s", exc)
+        if self.realtime_priority:
+            self.realtime = try_realtime(self.realtime_priority, "the player thread")
 
     def _run(self) -> None:
         self._try_realtime()

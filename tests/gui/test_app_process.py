@@ -128,7 +128,7 @@ def test_crash_recovery_after_sigkill(xdisplay, app_env, tmp_path, sketch, qtbot
     try:
         offered: list = []
         docs = gui_app.recover_documents(
-            win, win._store, lambda _w, entries: offered.extend(entries) or "recover"
+            win, win.files.store, lambda _w, entries: offered.extend(entries) or "recover"
         )
         assert [e.doc_id for e in offered] == [entry.doc_id]
         assert len(docs) == 1 and win.doc is docs[0]

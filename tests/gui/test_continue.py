@@ -62,7 +62,8 @@ def test_continue_streams_into_roll_and_output_then_accept(ready, qtbot, recordi
     win.act_continue.trigger()
     assert win.playback.playing
     qtbot.waitUntil(lambda: len(win.canvas.take_notes) > 0, timeout=60_000)
-    assert win.gen.last_ttfn_ms is not None
+    qtbot.waitUntil(lambda: win.takes.last_first_note_ms is not None, timeout=5_000)
+    assert win._ttfn_label.text() == f"First note: {win.takes.last_first_note_ms:.0f} ms"
     qtbot.waitUntil(lambda: not win.gen.running, timeout=120_000)
     take = win.gen.current_take()
     assert take is not None and take.status == "done" and take.seed == 1234
@@ -83,8 +84,8 @@ def test_continue_streams_into_roll_and_output_then_accept(ready, qtbot, recordi
     assert win.doc.state["accepted_takes"][-1]["seed"] == 1234
     with qtbot.waitSignal(win.autosaved, timeout=10_000):  # a big change is autosaved soon
         pass
-    (entry,) = win._store.list_recoverable()
-    assert sorted(win._store.load(entry.doc_id).song.tracks[0].notes) == sorted(before + take.notes)
+    (entry,) = win.files.store.list_recoverable()
+    assert sorted(win.files.store.load(entry.doc_id).song.tracks[0].notes) == sorted(before + take.notes)
     win.act_undo.trigger()
     assert win.doc.notes == before
 

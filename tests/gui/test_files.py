@@ -115,7 +115,7 @@ def test_export_selection_and_drag_clip(window, qtbot, sketch, tmp_path, monkeyp
 
 
 def test_autosave_writes_recovery_and_save_deletes_it(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
-    store = window._store
+    store = window.files.store
     window.set_document(Document(sketch(1)))
     window.autosave()  # not dirty: nothing written
     qtbot.wait(50)
@@ -201,10 +201,10 @@ def test_recovers_a_never_saved_document(window, qtbot, tmp_path) -> None:
     assert window.doc.path is None
     with qtbot.waitSignal(window.autosaved, timeout=10_000):
         window.autosave()
-    other = app.new_window(store=window._store, output=None, open_output=False)
+    other = app.new_window(store=window.files.store, output=None, open_output=False)
     qtbot.addWidget(other)
     try:
-        docs = app.recover_documents(other, other._store, lambda _w, entries: "recover")
+        docs = app.recover_documents(other, other.files.store, lambda _w, entries: "recover")
         assert len(docs) == 1 and other.doc.notes == [Note(0, 65, 480, 90)]
         assert other.doc.path is None and other.isWindowModified()
     finally:
@@ -232,13 +232,13 @@ def test_import_midi_adds_tracks_in_one_step(window, qtbot, sketch, tmp_path) ->
 
 
 def test_quitting_right_after_save_still_removes_the_recovery_copy(window, qtbot, sketch, tmp_path) -> None:
-    store = window._store
+    store = window.files.store
     window.set_document(Document(sketch(1)))
     window.doc.apply(add_notes(0, [Note(1920, 70, 2400, 90)]), "Draw note")
     with qtbot.waitSignal(window.autosaved, timeout=10_000):
         window.autosave()
     assert store.list_recoverable()
-    window._save_to(tmp_path / "quick.mgproj")  # in the background...
+    window.files.save_to(tmp_path / "quick.mgproj")  # in the background...
     window.shutdown()  # ...and quit at once
     assert (tmp_path / "quick.mgproj").exists()
     assert store.list_recoverable() == []
@@ -249,7 +249,7 @@ def test_every_unsaved_document_is_offered_and_opens_in_its_own_window(window, q
     from musicgen_app.core.song import Song, Track
     from musicgen_app.gui import app
 
-    store = window._store
+    store = window.files.store
     ids = []
     for pitch, source in ((60, None), (67, str(tmp_path / "b.mid"))):
         did = store.new_doc_id()

@@ -129,7 +129,7 @@ def test_reopening_a_project_shows_its_takes_and_continue_settings(window, qtbot
     takes = [(t.seed, t.start_tick, t.notes, t.status) for t in win.gen.takes]
     assert [t[0] for t in takes] == [77, 78] and all(t[2] for t in takes)
     path = tmp_path / "tune.mgproj"
-    win._save_to(path, wait=True)
+    win.files.save_to(path, wait=True)
 
     # another file resets what belongs to a tune: the takes and the key lock
     win.set_document(Document(sketch(1)))
@@ -153,7 +153,7 @@ def test_reopening_a_project_shows_its_takes_and_continue_settings(window, qtbot
     before = list(win.doc.notes)
     win.act_accept.trigger()
     assert sorted(win.doc.notes) == sorted(before + takes[1][2])
-    win._save_to(path, wait=True)
+    win.files.save_to(path, wait=True)
     from musicgen_app.core.project import load_project
 
     state = load_project(path).state
@@ -216,10 +216,10 @@ def test_takes_behave_as_in_magenta_studio(window, qtbot, sketch, tmp_path, monk
         QTimer.singleShot(20, press)
 
     answer(QMessageBox.StandardButton.Cancel)
-    assert win._may_replace_document() is False
+    assert win.files.may_replace_document() is False
     assert asked == ["Takes not accepted"] and len(win.gen.takes) == 2
     answer(QMessageBox.StandardButton.Discard)
-    assert win._may_replace_document() is True
+    assert win.files.may_replace_document() is True
     with qtbot.waitSignal(win.document_loaded, timeout=10_000):
         win.open_path(other)
     assert win.gen.takes == [] and win.panel.takes.count() == 0

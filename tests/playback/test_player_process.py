@@ -75,3 +75,22 @@ def test_player_process_reports_a_missing_port(jack_server) -> None:
         pytest.raises(DeviceError, match="no MIDI output port"),
     ):
         player.wait_ready()
+
+
+def test_the_player_pushes_the_playhead_while_it_plays(jack_receiver) -> None:
+    r = 480
+    song = Song(tracks=[Track("m", notes=[Note(i * r, 60 + i, (i + 1) * r) for i in range(8)])])
+    with PlayerProcess(jack_receiver.port, midi_api="jack", background=True) as player:
+        player.wait_ready()
+        player.play(song)
+        seen: list[int] = []
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # nothing asked: the reports come on their own
+            pos = player.last_position
+            if pos.seq == player.commands_sent and pos.state == "playing" and pos.tick not in seen:
+                seen.append(pos.tick)
+            time.sleep(0.005)
+        assert len(seen) >= 10 and seen == sorted(seen), seen  # about every 20 ms, moving forward
+        assert 480 <= seen[-1] <= 4 * 480
+        player.stop()
+        assert player.wait(5.0)

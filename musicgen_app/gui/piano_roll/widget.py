@@ -9,7 +9,7 @@ drawn on top, so moving the playhead repaints two thin strips only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -284,6 +284,39 @@ class PianoRollCanvas(QWidget):
             p.setPen(QPen(border, 1) if border is not None else Qt.PenStyle.NoPen)
             p.setBrush(fill)
             p.drawRects(rects)
+
+    # -- overlays: what the takes controller and the recorder ask the roll to draw --------------
+    def show_take(self, notes: Iterable[Note], *, reveal_from: float | None = None) -> None:
+        """Draw ``notes`` as the take, in its own colour. With ``reveal_from`` a note shows once
+        the playhead reaches it (a take streaming while it plays), from that tick on."""
+        self.take_notes = list(notes)
+        self.take_reveal_tick = reveal_from
+        self.update()
+
+    def update_take(self, notes: Iterable[Note]) -> None:
+        """New notes of the take shown (keeps how far it is revealed)."""
+        self.take_notes = list(notes)
+        self.update()
+
+    def reveal_take_to(self, tick: float) -> None:
+        """The playhead moved: a revealing take shows its notes up to ``tick``."""
+        if self.take_reveal_tick is not None:
+            self.take_reveal_tick = tick
+
+    def reveal_whole_take(self) -> None:
+        """Show all of the take (playback stopped, or another take was chosen)."""
+        if self.take_reveal_tick is not None:
+            self.take_reveal_tick = None
+            self.update()
+
+    def clear_take(self) -> None:
+        """Draw no take."""
+        self.show_take([])
+
+    def show_recording(self, notes: Iterable[Note]) -> None:
+        """Draw the notes being recorded (held ones grow with the playhead)."""
+        self.record_notes = list(notes)
+        self.update()
 
     def visible_take_notes(self) -> list[Note]:
         """The take's notes that are revealed (sounding or already played)."""
