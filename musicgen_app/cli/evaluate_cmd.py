@@ -106,8 +106,11 @@ def run_metrics(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print()
     print(table)
+    command = "musicgen evaluate --all --metrics" + (
+        " --no-samples" if args.no_samples else f" --tunes {args.tunes}"
+    )
     body = (
-        f"`musicgen evaluate --all --metrics` ({seconds:.0f} s on this machine). Each model's NLL on "
+        f"`{command}` ({seconds:.0f} s on this machine). Each model's NLL on "
         "its own test data, in its own unit, against an interpolated Kneser-Ney n-gram over the same "
         "tokens (`musicgen_app/ml/ngram.py`), fitted on the model's training data, its order chosen on "
         f"the validation data (orders 1, 2, ... until {PATIENCE} orders in a row bring no improvement), "
