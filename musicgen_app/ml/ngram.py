@@ -219,10 +219,12 @@ class KneserNeyNGram:
         """Count n-grams of every sequence (each one a tune of token ids, without ``<s>``)."""
         train = _Tokens(sequences, self.bos)
         self.levels = []
-        for m, level in enumerate(_count_levels(train, self.vocab_size)):
-            if m == self.order:
-                break
+        levels = _count_levels(train, self.vocab_size)
+        for level in levels:  # the top order needs raw counts only: no level above it is counted
             self.levels.append(level)
+            if len(self.levels) == self.order:
+                break
+        levels.close()
         return self
 
     @property
