@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 
 from musicgen_app.cli.argtypes import finite_float, model_name, positive_int
@@ -106,8 +107,12 @@ def run_metrics(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print()
     print(table)
+    command = "musicgen evaluate --all --metrics" + (
+        " --no-samples" if args.no_samples else f" --tunes {args.tunes}"
+    )
     body = (
-        f"`musicgen evaluate --all --metrics` ({seconds:.0f} s on this machine). Each model's NLL on "
+        f"`{command}` ({seconds:.0f} s on this machine, load average {os.getloadavg()[0]:.1f}: the speed "
+        "columns slow down with the load). Each model's NLL on "
         "its own test data, in its own unit, against an interpolated Kneser-Ney n-gram over the same "
         "tokens (`musicgen_app/ml/ngram.py`), fitted on the model's training data, its order chosen on "
         f"the validation data (orders 1, 2, ... until {PATIENCE} orders in a row bring no improvement), "

@@ -19,10 +19,11 @@ BOS = 6
 
 
 def corpus(seed: int, n: int = 40) -> list[list[int]]:
-    """Random tunes (some empty, some short) and a repeated motif, so every order has repeats."""
+    """Random tunes (some empty, some short, some given twice) and a repeated motif, so every order
+    has repeats."""
     rng = np.random.default_rng(seed)
     seqs = [rng.integers(0, 5, int(rng.integers(0, 50))).tolist() for _ in range(n)]
-    return [*seqs, [1, 2, 3, 1, 2, 3, 4, 0] * 6, [BOS, BOS, 2, BOS]]
+    return [*seqs, *seqs[::7], [1, 2, 3, 1, 2, 3, 4, 0] * 6, [BOS, BOS, 2, BOS], [1, 2, 3, 1, 2, 3, 4, 0] * 6]
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5, 8])
