@@ -45,3 +45,7 @@ class DeviceError(MusicgenError):
 
 class SoundFontError(DeviceError):
     """A SoundFont is missing or corrupt."""
+
+
+class AudioFileError(MusicgenError):
+    """An audio file (WAV) could not be read: not a WAV, an unsupported format, too large."""
