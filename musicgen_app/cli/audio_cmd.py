@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ev.add_argument("--write-card", action="store_true", help="store the figures in each model's card")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.add_argument("--readme", action="store_true", help="write the figures into README.md's table")
 
     rs = sub.add_parser("restyle", help="turn a WAV recording toward piano")
     rs.add_argument(
@@ -201,6 +202,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         results[model.name] = res
         if args.write_card:
             rs.store_metrics(model, res)
+    if args.readme:
+        from musicgen_app.cli.readme_block import write_block
+
+        cards = {name: rs.as_restyler(load_model(name), name).card for name in results}
+        print(f"wrote {write_block(README_BLOCK, readme_table(results, cards), after=README_AFTER)}")
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -211,6 +217,30 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"{res['lsd_input_mean']:.2f} dB (input) -> {res['lsd_restyled_mean']:.2f} dB (restyled)"
             )
     return 0
+
+
+README_BLOCK = "audio-restyle"
+README_AFTER = "* *Paper 004's raw audio.*"
+
+
+def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
+    """The README table of `audio evaluate --readme`: one row per model."""
+    rows = [
+        "  | model | layout | held-out renders | restyled closer to piano | LSD input -> restyled (dB) | "
+        "closer: guitar / strings / organ | piano -> piano LSD | training |",
+        "  |---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        by = r["by_instrument"]
+        tr = cards[name].get("training", {})
+        rows.append(
+            f"  | `{name}` | {r['layout']} | {r['pieces']} pieces x {len(by)} = {r['comparisons']} | "
+            f"{r['closer_fraction']:.0%} | {r['lsd_input_mean']:.2f} -> {r['lsd_restyled_mean']:.2f} | "
+            + " / ".join(f"{by[k]['closer_fraction']:.0%}" for k in by)
+            + f" | {r['lsd_piano_reconstruction_mean']:.2f} | "
+            f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |"
+        )
+    return "\n".join(rows) + "\n"
 
 
 def _restyle(args: argparse.Namespace) -> int:

@@ -1254,17 +1254,20 @@ class MainWindow(QMainWindow):
             )
 
     def export_wav(self) -> None:
-        """Render the song to WAV (in the background)."""
+        """Render the song to WAV (in the background), restyled toward piano if asked."""
+        from musicgen_app.gui.render_dialog import RenderDialog, render_job
+
         song = self.doc.snapshot()
         base = self.doc.path.stem if self.doc.path else "untitled"
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export WAV", str(Path(self._last_dir()) / f"{base}.wav"), "WAV audio (*.wav)"
-        )
+        dialog = RenderDialog(self, str(Path(self._last_dir()) / f"{base}.wav"))
+        if dialog.exec() != RenderDialog.DialogCode.Accepted:
+            return
+        path, restyle = dialog.choice()
         if path:
-            self.show_message("Rendering…")
+            self.show_message("Rendering and restyling…" if restyle else "Rendering…")
             soundfont = self.settings.soundfont
             self.tasks.submit(
-                lambda: fileio.export_wav(song, path, soundfont),
+                lambda: render_job(song, path, soundfont, restyle),
                 lambda p: self.show_message(f"Rendered {Path(p).name}"),
                 lambda exc: self.show_error("Export WAV", str(exc)),
                 name="musicgen-render",
