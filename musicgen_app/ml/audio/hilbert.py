@@ -22,6 +22,7 @@ axis (or last two), so a batch of windows is encoded in one call. Arrays are row
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -93,22 +94,22 @@ def linear_decode(img: np.ndarray) -> np.ndarray:
     return img.reshape(*img.shape[:-2], img.shape[-2] * img.shape[-1])
 
 
+def _codec(layout: str) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    if layout == "hilbert":
+        return hilbert_encode, hilbert_decode
+    if layout == "linear":
+        return linear_encode, linear_decode
+    raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+
+
 def encode(x: np.ndarray, layout: str) -> np.ndarray:
     """Samples -> image in ``layout`` (``hilbert`` or ``linear``)."""
-    if layout == "hilbert":
-        return hilbert_encode(x)
-    if layout == "linear":
-        return linear_encode(x)
-    raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    return _codec(layout)[0](x)
 
 
 def decode(img: np.ndarray, layout: str) -> np.ndarray:
     """Image -> samples: the inverse of :func:`encode`."""
-    if layout == "hilbert":
-        return hilbert_decode(img)
-    if layout == "linear":
-        return linear_decode(img)
-    raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    return _codec(layout)[1](img)
 
 
 @lru_cache(maxsize=8)
