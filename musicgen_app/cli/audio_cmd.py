@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=at.int_range(1, 256), default=1, metavar="N", help="torch threads (default 1)"
     )
     tr.add_argument("--seed", type=at.seed, default=2002, help="random seed (default 2002)")
+    tr.add_argument(
+        "--resume", action="store_true", help="go on from the saved checkpoint of that name (another run)"
+    )
 
     ev = sub.add_parser("evaluate", help="log-spectral distance of restyled held-out renders to piano")
     ev.add_argument("--model", type=at.model_name, action="append", default=None, help="model (repeatable)")
@@ -149,6 +152,7 @@ def _dataset(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
+    from musicgen_app.errors import CheckpointError
     from musicgen_app.ml.audio import dataset as ads
     from musicgen_app.ml.audio import restyle as rs
 
@@ -158,9 +162,25 @@ def _train(args: argparse.Namespace) -> int:
     val = [ds.audio("piano", i) for i in ds.split("val")]
     config = rs.RestyleConfig(layout=args.layout, sample_rate=ds.sample_rate)
     name = args.name or f"{args.layout}-ae"
+    start, runs = None, []
+    if args.resume:
+        from musicgen_app.ml.registry import load_model
+
+        before = rs.as_restyler(load_model(name), name)
+        if before.network.config != config:
+            raise CheckpointError(f"model {name} was trained with another configuration; train it anew")
+        start = before.network
+        runs = list(before.card.get("training", {}).get("runs", []))
     net, report = rs.train_autoencoder(
-        config, train, val, seconds=args.minutes * 60, seed=args.seed, log=lambda s: print(s, flush=True)
+        config,
+        train,
+        val,
+        seconds=args.minutes * 60,
+        seed=args.seed + len(runs),
+        log=lambda s: print(s, flush=True),
+        start=start,
     )
+    runs.append({"steps": report.steps, "seconds": report.seconds, "best_val_mse": report.best_val_mse})
     card = rs.new_card(config, name)
     card["data"] = {
         "dataset": "Bach chorales + Essen melodies rendered on GM piano by FluidSynth (TimGM6mb)",
@@ -168,13 +188,14 @@ def _train(args: argparse.Namespace) -> int:
         "trained_on": "piano renders of the train pieces only",
     }
     card["training"] = {
-        "steps": report.steps,
-        "seconds": report.seconds,
+        "steps": sum(r["steps"] for r in runs),
+        "seconds": round(sum(r["seconds"] for r in runs), 1),
+        "runs": runs,
         "batch": 8,
         "optimizer": "Adam lr 1e-3 (paper 002), gradient norm clipped at 1, best validation weights kept",
         "loss": "MSE on the 0..1 pictures",
         "best_val_mse": report.best_val_mse,
-        "history": report.history,
+        "history": report.history,  # the last run's (step, train mse, validation mse)
         "threads": args.threads,
         "seed": args.seed,
     }

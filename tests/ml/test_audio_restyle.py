@@ -94,6 +94,11 @@ def test_train_save_load_and_restyle(tmp_path: Path) -> None:
     assert y.shape == x.shape and np.all(np.isfinite(y))
     assert float(np.max(np.abs(y))) == pytest.approx(float(np.max(np.abs(x))), rel=1e-4)
     assert model.restyle(np.zeros(0, np.float32)).shape == (0,)
+    # a second run goes on from the saved weights and never ends worse than it started
+    _, again = rs.train_autoencoder(
+        config, audio, audio[:1], seconds=0.3, batch=2, eval_every=1, start=model.network
+    )
+    assert again.best_val_mse <= report.best_val_mse * (1 + 1e-4)
     # a restyler is not offered as a music generator, but `musicgen models` lists it
     assert list_models(tmp_path) == [] and [m.name for m in list_models(tmp_path, task=None)] == ["tiny"]
     # a card asking for a bad network is refused before anything is built

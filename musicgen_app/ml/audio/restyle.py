@@ -279,18 +279,21 @@ def train_autoencoder(
     seed: int = 2002,
     eval_every: int = 50,
     log: Callable[[str], None] | None = None,
+    start: HilbertAutoencoder | None = None,
 ) -> tuple[HilbertAutoencoder, TrainReport]:
     """Train on random piano windows for ``seconds`` of wall time (Adam, MSE on the 0..1 pictures).
 
     Paper 002 saw Adam's loss jump up suddenly and kept its best model; we keep the weights with
-    the best validation loss, clip gradients, and halve the learning rate after a jump. Returns
-    the best network and a report."""
+    the best validation loss, clip gradients, and halve the learning rate after a jump. ``start``:
+    go on from these weights (a second run). Returns the best network and a report."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = HilbertAutoencoder(config)
+    if start is not None:
+        net.load_state_dict(start.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     val_pics = to_pictures(fixed_windows(val, config.window), config.layout)
-    best = (math.inf, {k: v.clone() for k, v in net.state_dict().items()})
+    best = (_mse(net, val_pics) if start is not None else math.inf, _copy(net))
     history: list[tuple[int, float, float]] = []
     t0 = time.monotonic()
     step = 0
@@ -311,7 +314,7 @@ def train_autoencoder(
             running = []
             history.append((step, round(tr, 7), round(v, 7)))
             if v < best[0]:
-                best = (v, {k: t.clone() for k, t in net.state_dict().items()})
+                best = (v, _copy(net))
             elif v > 2 * best[0]:  # a jump: back to the best weights, smaller steps
                 net.load_state_dict(best[1])
                 for g in opt.param_groups:
@@ -321,6 +324,10 @@ def train_autoencoder(
     net.load_state_dict(best[1])
     net.eval()
     return net, TrainReport(step, round(time.monotonic() - t0, 1), round(best[0], 7), history)
+
+
+def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: t.detach().clone() for k, t in net.state_dict().items()}
 
 
 def _mse(net: HilbertAutoencoder, pics: torch.Tensor, batch: int = 8) -> float:
