@@ -170,7 +170,8 @@ def _train(args: argparse.Namespace) -> int:
         if before.network.config != config:
             raise CheckpointError(f"model {name} was trained with another configuration; train it anew")
         start = before.network
-        runs = list(before.card.get("training", {}).get("runs", []))
+        done = before.card.get("training", {})
+        runs = list(done.get("runs", [{k: done[k] for k in ("steps", "seconds", "best_val_mse") if k in done}]))
     net, report = rs.train_autoencoder(
         config,
         train,

@@ -225,6 +225,18 @@ def new_card(config: RestyleConfig, name: str) -> dict:
         "seed_paper": "002",
         "target": "piano",
         "title": f"Style-transfer autoencoder on a {config.layout} layout (paper 002)",
+        "description": (
+            "Paper 002's style-transfer autoencoder (its Figure 9 table: 4x4 convolutions 16-32-64-64 "
+            "with 2x2 max pooling, upsampling back through 32 and 16, a 3x3 convolution to one channel; "
+            "ReLU inside, sigmoid out). 65,536 samples of mono audio become a 256 x 256 picture "
+            + (
+                "along the paper's Hilbert curve (recursive quadrants, the bottom two mirrored)"
+                if config.layout == "hilbert"
+                else "row by row (the baseline layout, not the paper's)"
+            )
+            + ", scaled to 0..1. Trained on piano renders only, so that other instruments come out "
+            "closer to piano; restyling runs overlapping windows (half a window apart, Hann-weighted)."
+        ),
         "config": {**asdict(config), "widths": list(config.widths)},
         "parameters": parameter_count(config),
     }
