@@ -171,7 +171,9 @@ def _train(args: argparse.Namespace) -> int:
             raise CheckpointError(f"model {name} was trained with another configuration; train it anew")
         start = before.network
         done = before.card.get("training", {})
-        runs = list(done.get("runs", [{k: done[k] for k in ("steps", "seconds", "best_val_mse") if k in done}]))
+        runs = list(
+            done.get("runs", [{k: done[k] for k in ("steps", "seconds", "best_val_mse") if k in done}])
+        )
     net, report = rs.train_autoencoder(
         config,
         train,
