@@ -251,8 +251,8 @@ def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
     """The README table of `audio evaluate --readme`: one row per model."""
     rows = [
         "  | model | layout | held-out renders | restyled closer to piano | LSD input -> restyled (dB) | "
-        "closer: guitar / strings / organ | piano -> piano LSD | training |",
-        "  |---|---|---|---|---|---|---|---|",
+        "closer: guitar / strings / organ | piano -> piano LSD | 0-4 kHz only: closer, LSD | training |",
+        "  |---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         by = r["by_instrument"]
@@ -261,7 +261,8 @@ def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
             f"  | `{name}` | {r['layout']} | {r['pieces']} pieces x {len(by)} = {r['comparisons']} | "
             f"{r['closer_fraction']:.0%} | {r['lsd_input_mean']:.2f} -> {r['lsd_restyled_mean']:.2f} | "
             + " / ".join(f"{by[k]['closer_fraction']:.0%}" for k in by)
-            + f" | {r['lsd_piano_reconstruction_mean']:.2f} | "
+            + f" | {r['lsd_piano_reconstruction_mean']:.2f} | {r['low_band_closer_fraction']:.0%}, "
+            f"{r['low_band_lsd_input_mean']:.2f} -> {r['low_band_lsd_restyled_mean']:.2f} | "
             f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |"
         )
     return "\n".join(rows) + "\n"

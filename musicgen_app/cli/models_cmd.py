@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(
             f"{k} {_fmt(metrics[k])}" for k in ("test_nll", "baseline_nll", "test_accuracy") if k in metrics
         )
-        print(f"{m.name}  (paper {m.seed_paper})  {m.architecture}")
+        layout = (m.card.get("config") or {}).get("layout") if m.card.get("task") == "restyle" else None
+        shape = f"{m.architecture} ({layout} layout)" if layout else m.architecture
+        print(f"{m.name}  (paper {m.seed_paper})  {shape}")
         print(f"    data: {m.dataset}")
         if shown:
             print(f"    {shown}")

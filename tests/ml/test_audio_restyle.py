@@ -45,6 +45,10 @@ def test_log_spectral_distance() -> None:
     t = np.arange(16000) / 16000
     low, high = np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 3000 * t)
     assert log_spectral_distance(low, high) > log_spectral_distance(low, low + 0.01 * high)
+    # a 3 kHz tone is outside the lowest quarter of the band (0 to 2 kHz): only the tails differ
+    assert log_spectral_distance(low, low + high, band=0.25) < 0.2 * log_spectral_distance(low, low + high)
+    with pytest.raises(ValueError, match="band"):
+        log_spectral_distance(low, low, band=0)
 
 
 def _tiny_pieces() -> list[ads.Piece]:

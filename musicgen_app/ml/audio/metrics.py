@@ -31,13 +31,19 @@ def power_frames(x: np.ndarray, frame: int = FRAME, hop: int = HOP) -> np.ndarra
     return np.abs(spec) ** 2
 
 
-def log_spectral_distance(a: np.ndarray, b: np.ndarray, floor_db: float = FLOOR_DB) -> float:
+def log_spectral_distance(
+    a: np.ndarray, b: np.ndarray, floor_db: float = FLOOR_DB, *, band: float = 1.0
+) -> float:
     """Mean over frames of the RMS (over frequency) dB difference of the power spectra of ``a``
-    and ``b`` (cut to the shorter of the two)."""
+    and ``b`` (cut to the shorter of the two). ``band``: only the lowest fraction of the
+    frequencies (0.5: up to a quarter of the sample rate)."""
     n = min(len(a), len(b))
     if n == 0:
         raise ValueError("cannot compare empty signals")
+    if not 0 < band <= 1:
+        raise ValueError(f"band must be a fraction from above 0 to 1, not {band}")
     floor = 10.0 ** (floor_db / 10.0)
-    pa = 10.0 * np.log10(np.maximum(power_frames(a[:n]), floor))
-    pb = 10.0 * np.log10(np.maximum(power_frames(b[:n]), floor))
+    bins = max(1, round((FRAME // 2 + 1) * band))
+    pa = 10.0 * np.log10(np.maximum(power_frames(a[:n])[:, :bins], floor))
+    pb = 10.0 * np.log10(np.maximum(power_frames(b[:n])[:, :bins], floor))
     return float(np.mean(np.sqrt(np.mean((pa - pb) ** 2, axis=1))))
