@@ -47,5 +47,5 @@ class SoundFontError(DeviceError):
     """A SoundFont is missing or corrupt."""
 
 
-class AudioFileError(MusicgenError):
-    """An audio file (WAV) could not be read: not a WAV, an unsupported format, too large."""
+class AudioError(MusicgenError):
+    """An audio file could not be read (missing, damaged, of a format we do not read) or transcribed."""

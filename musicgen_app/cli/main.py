@@ -40,8 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("musicgen_app.cli.dataset_cmd", "build or inspect the cached training datasets"),
     "play": ("musicgen_app.cli.play_cmd", "play a MIDI or project file"),
     "render": ("musicgen_app.cli.render_cmd", "render a MIDI or project file to WAV"),
-    "audio": ("musicgen_app.cli.audio_cmd", "restyle audio toward piano (paper 002), its dataset, training"),
     "devices": ("musicgen_app.cli.devices_cmd", "list MIDI ports and working audio drivers"),
+    "audio": ("musicgen_app.cli.audio_cmd", "audio recordings: transcribe to MIDI, restyle toward piano"),
 }
 
 

@@ -84,12 +84,11 @@ def render_job(song: Song, path: str | Path, soundfont: str | None = None, resty
     from musicgen_app.errors import DeviceError
     from musicgen_app.ml.audio.restyle import as_restyler
     from musicgen_app.ml.registry import load_model
-    from musicgen_app.playback.audio_file import to_mono
     from musicgen_app.playback.render import normalize_peak, render_song, write_wav
 
     p = Path(path)
     check_writable_target(p, DeviceError)
     model = as_restyler(load_model(RESTYLE_MODEL), RESTYLE_MODEL)
-    audio = to_mono(render_song(song, soundfont=soundfont or None, sample_rate=model.sample_rate))
+    audio = render_song(song, soundfont=soundfont or None, sample_rate=model.sample_rate).mean(axis=1)
     write_wav(model.restyle(normalize_peak(audio)), p, model.sample_rate)
     return p

@@ -11,9 +11,9 @@ import pytest
 from musicgen_app.cli.main import main
 from musicgen_app.core import paths
 from musicgen_app.core.song import Note, Song, TempoChange, Track
+from musicgen_app.ml.audio.audio_file import read_audio
 from musicgen_app.ml.audio.dataset import INSTRUMENTS, with_program
 from musicgen_app.ml.audio.metrics import log_spectral_distance
-from musicgen_app.playback.audio_file import read_wav, to_mono
 from musicgen_app.playback.render import render_song, write_wav
 
 MODEL = "hilbert-ae"
@@ -30,6 +30,15 @@ def _phrase() -> Song:
     notes = [Note(i * 240, p, i * 240 + 220, 90) for i, p in enumerate(pitches)]
     notes.append(Note(0, 48, 240 * len(pitches), 80))
     return Song(resolution=480, tracks=[Track(notes=notes)], tempos=[TempoChange(0, 500_000)])
+
+
+def to_mono(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 1 else a.mean(axis=1)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    audio = read_audio(path)
+    return audio.samples, audio.sample_rate
 
 
 def _render(program: int, rate: int = RATE) -> np.ndarray:

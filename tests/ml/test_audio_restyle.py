@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen_app.cli.audio_cmd import fluidsynth_renderer
+from musicgen_app.cli.audio_dataset_cmd import fluidsynth_renderer
 from musicgen_app.errors import CheckpointError, DatasetError
 from musicgen_app.ml.audio import dataset as ads
 from musicgen_app.ml.audio import restyle as rs
@@ -49,6 +49,16 @@ def test_log_spectral_distance() -> None:
     assert log_spectral_distance(low, low + high, band=0.25) < 0.2 * log_spectral_distance(low, low + high)
     with pytest.raises(ValueError, match="band"):
         log_spectral_distance(low, low, band=0)
+
+
+def test_resampling_keeps_a_tone_where_it_was() -> None:
+    t = np.arange(44100) / 44100
+    x = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    y = rs.resample(x, 44100, 16000)
+    assert len(y) == 16000
+    assert abs(int(np.argmax(np.abs(np.fft.rfft(y)))) - 1000) <= 1  # 1 Hz bins
+    assert abs(np.sqrt(np.mean(y**2)) - np.sqrt(np.mean(x**2))) < 0.01
+    assert np.array_equal(rs.resample(x, 16000, 16000), x)
 
 
 def _tiny_pieces() -> list[ads.Piece]:
