@@ -122,3 +122,31 @@ def test_train_save_load_and_restyle(tmp_path: Path) -> None:
     cpath.write_text(json.dumps(bad))
     with pytest.raises(CheckpointError, match="tiny"):
         load_model(path)
+
+
+RESTYLERS = [m for m in list_models(task="restyle")]
+
+
+@pytest.mark.parametrize("info", RESTYLERS, ids=[m.name for m in RESTYLERS])
+def test_shipped_restylers_are_verified_like_every_checkpoint(info, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from musicgen_app.ml import checkpoint_verify as cv
+
+    assert info.seed_paper == "002" and info.card["family"] == rs.FAMILY
+    record = info.card["weights"]
+    assert (record["sha256"], record["bytes"]) == cv.file_digest(info.path)
+    stored = sum(t.numel() for t in load_file(str(info.path)).values())
+    assert cv.validate_config(*cv.card_config(info.card, info.name), info.name) == stored == 148_081
+    assert info.path.stat().st_size < 2_000_000  # a small checkpoint
+    for ext in (".json", ".safetensors"):
+        shutil.copy(info.path.with_suffix(ext), tmp_path / f"{info.name}{ext}")
+    assert cv.rehash_cards(tmp_path, load=load_model) == []  # up to date
+    copy = tmp_path / f"{info.name}.safetensors"
+    data = bytearray(copy.read_bytes())
+    data[-5] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="changed or damaged"):
+        load_model(copy)

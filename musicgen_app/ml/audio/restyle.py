@@ -465,7 +465,10 @@ def store_metrics(model: Restyler, metrics: dict) -> None:
 
     cpath = ckpt.card_path(model.path)
     card = json.loads(cpath.read_text())
+    weights = card.pop("weights", None)
     card["metrics"] = metrics
+    if weights is not None:
+        card["weights"] = weights  # last, where saving and `musicgen models --rehash` put it
     tmp = cpath.with_name(cpath.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=1) + "\n")
     tmp.replace(cpath)
