@@ -28,6 +28,7 @@ from torch import nn
 
 from musicgen_app.errors import CheckpointError, GenerationError
 from musicgen_app.ml.audio import hilbert
+from musicgen_app.ml.audio.dataset import AudioDataset
 
 logger = logging.getLogger(__name__)
 
@@ -188,9 +189,15 @@ class Restyler:
         """The instrument it turns sound toward."""
         return str(self.card.get("target", "piano"))
 
-    def restyle(self, audio: np.ndarray, **kwargs: object) -> np.ndarray:
+    def restyle(
+        self,
+        audio: np.ndarray,
+        *,
+        cancelled: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
         """See :func:`restyle`."""
-        return restyle(self.network, audio, **kwargs)  # type: ignore[arg-type]
+        return restyle(self.network, audio, cancelled=cancelled, progress=progress)
 
 
 def config_from_card(card: dict, name: str) -> RestyleConfig:
@@ -373,7 +380,7 @@ SOURCE_INSTRUMENTS = ("guitar", "strings", "organ")
 
 def evaluate_restyler(
     model: Restyler,
-    ds: object,
+    ds: AudioDataset,
     *,
     split: str = "test",
     limit: int | None = None,
@@ -387,18 +394,18 @@ def evaluate_restyler(
     of pieces where it is closer for most of their instruments."""
     from musicgen_app.ml.audio.metrics import FLOOR_DB, log_spectral_distance
 
-    pieces = ds.split(split)[:limit]  # type: ignore[attr-defined]
+    pieces = ds.split(split)[:limit]
     rows = []
     t0 = time.monotonic()
     for n, i in enumerate(pieces):
-        target = ds.audio(model.target, i)  # type: ignore[attr-defined]
+        target = ds.audio(model.target, i)
         recon = log_spectral_distance(model.restyle(target), target)
         for inst in instruments:
-            src = ds.audio(inst, i)  # type: ignore[attr-defined]
+            src = ds.audio(inst, i)
             out = model.restyle(src)
             rows.append(
                 {
-                    "piece": ds.pieces[i]["id"],  # type: ignore[attr-defined]
+                    "piece": ds.pieces[i]["id"],
                     "instrument": inst,
                     "input": log_spectral_distance(src, target),
                     "restyled": log_spectral_distance(out, target),
