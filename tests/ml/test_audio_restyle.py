@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from musicgen_app.cli.audio_dataset_cmd import fluidsynth_renderer
-from musicgen_app.errors import CheckpointError, DatasetError
+from musicgen_app.errors import CheckpointError, DatasetError, GenerationError
 from musicgen_app.ml.audio import dataset as ads
 from musicgen_app.ml.audio import restyle as rs
 from musicgen_app.ml.audio.metrics import log_spectral_distance
@@ -108,6 +108,11 @@ def test_train_save_load_and_restyle(tmp_path: Path) -> None:
     assert y.shape == x.shape and np.all(np.isfinite(y))
     assert float(np.max(np.abs(y))) == pytest.approx(float(np.max(np.abs(x))), rel=1e-4)
     assert model.restyle(np.zeros(0, np.float32)).shape == (0,)
+    seen: list[tuple[int, int]] = []
+    model.restyle(x, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] >= 2  # overlapping windows, reported as they finish
+    with pytest.raises(GenerationError, match="cancelled"):
+        model.restyle(x, cancelled=lambda: True)
     # a second run goes on from the saved weights and never ends worse than it started
     _, again = rs.train_autoencoder(
         config, audio, audio[:1], seconds=0.3, batch=2, eval_every=1, start=model.network
