@@ -97,6 +97,21 @@ def positive_int(hi: int | None = None) -> Callable[[str], int]:
     return int_range(1, hi)
 
 
+def int_choice(choices: Sequence[int]) -> Callable[[str], int]:
+    """A whole number that is one of ``choices`` (a sample rate, say)."""
+    allowed = tuple(choices)
+    whole = int_range()
+
+    def parse(value: str) -> int:
+        n = whole(value)
+        if n not in allowed:
+            _fail(f"{n} is not one of {', '.join(map(str, allowed))}")
+        return n
+
+    parse.__name__ = "int"
+    return parse
+
+
 def non_negative_int(hi: int | None = None) -> Callable[[str], int]:
     """A whole number from 0 (to ``hi``)."""
     return int_range(0, hi)

@@ -20,6 +20,19 @@ AUDIO_COMMANDS: dict[str, tuple[str, str]] = {
         "musicgen_app.cli.audio_transcribe_cmd",
         "turn a recording (sung, hummed or played; WAV) into a MIDI sketch",
     ),
+    "restyle": (
+        "musicgen_app.cli.audio_restyle_cmd",
+        "turn a recording (WAV) toward piano with paper 002's style autoencoder",
+    ),
+    "dataset": (
+        "musicgen_app.cli.audio_dataset_cmd",
+        "build or describe the rendered audio dataset (pieces on piano, guitar, strings, organ)",
+    ),
+    "train": ("musicgen_app.cli.audio_train_cmd", "train paper 002's style autoencoder on piano renders"),
+    "evaluate": (
+        "musicgen_app.cli.audio_evaluate_cmd",
+        "log-spectral distance of restyled held-out renders to the piano render",
+    ),
 }
 
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rehashed {len(names)} card(s): {', '.join(names) or 'all were up to date'}")
         return 0
     problems: list = []
-    models = list_models(verify=True, problems=problems)
+    models = list_models(verify=True, problems=problems, task=None)
     for _name, exc in problems:
         print(f"error: {exc}", file=sys.stderr)
     status = 2 if problems else 0
@@ -56,10 +56,18 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(
             f"{k} {_fmt(metrics[k])}" for k in ("test_nll", "baseline_nll", "test_accuracy") if k in metrics
         )
-        print(f"{m.name}  (paper {m.seed_paper})  {m.architecture}")
+        layout = (m.card.get("config") or {}).get("layout") if m.card.get("task") == "restyle" else None
+        shape = f"{m.architecture} ({layout} layout)" if layout else m.architecture
+        print(f"{m.name}  (paper {m.seed_paper})  {shape}")
         print(f"    data: {m.dataset}")
         if shown:
             print(f"    {shown}")
+        if "closer_fraction" in metrics:  # an audio restyler (paper 002's autoencoder)
+            print(
+                f"    restyled closer to piano on {_fmt(metrics['closer_fraction'])} of held-out renders; "
+                f"log-spectral distance {_fmt(metrics['lsd_input_mean'])} -> "
+                f"{_fmt(metrics['lsd_restyled_mean'])} dB"
+            )
         systems = (metrics.get("chorale_continuations") or {}).get("systems", {})
         if m.name in systems and "real" in systems:  # a model without a likelihood (the GAN)
             own, real = systems[m.name], systems["real"]

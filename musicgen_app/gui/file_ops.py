@@ -69,12 +69,12 @@ class FileOps(QObject):
         if not self.may_replace_document():
             return
         path, _ = QFileDialog.getOpenFileName(
-            self.win, "Open", self._last_dir(), "Songs (*.mgproj *.mid *.midi);;All files (*)"
+            self.win, "Open", self.last_dir(), "Songs (*.mgproj *.mid *.midi);;All files (*)"
         )
         if path:
             self.open_path(path)
 
-    def _last_dir(self) -> str:
+    def last_dir(self) -> str:
         if self.win.settings.recent_files:
             return str(Path(self.win.settings.recent_files[0]).parent)
         return str(Path.home())
@@ -123,7 +123,7 @@ class FileOps(QObject):
     def import_dialog(self) -> None:
         """Ask for a MIDI file and add its tracks to this song."""
         path, _ = QFileDialog.getOpenFileName(
-            self.win, "Import MIDI", self._last_dir(), "MIDI (*.mid *.midi);;All (*)"
+            self.win, "Import MIDI", self.last_dir(), "MIDI (*.mid *.midi);;All (*)"
         )
         if path:
             self.import_path(path)
@@ -162,7 +162,7 @@ class FileOps(QObject):
     def save_as(self) -> bool:
         """Save under a new name."""
         start = str(
-            self.win.doc.path or Path(self._last_dir()) / f"{self.win.doc.song.title or 'untitled'}.mgproj"
+            self.win.doc.path or Path(self.last_dir()) / f"{self.win.doc.song.title or 'untitled'}.mgproj"
         )
         path, _ = QFileDialog.getSaveFileName(self.win, "Save project", start, "musicgen project (*.mgproj)")
         if not path:
@@ -222,7 +222,7 @@ class FileOps(QObject):
             return
         base = self.win.doc.path.stem if self.win.doc.path else (self.win.doc.song.title or "untitled")
         path, _ = QFileDialog.getSaveFileName(
-            self.win, "Export MIDI", str(Path(self._last_dir()) / f"{base}.mid"), "MIDI (*.mid)"
+            self.win, "Export MIDI", str(Path(self.last_dir()) / f"{base}.mid"), "MIDI (*.mid)"
         )
         if path:
             self.win.tasks.submit(
@@ -232,17 +232,20 @@ class FileOps(QObject):
             )
 
     def export_wav(self) -> None:
-        """Render the song to WAV (in the background)."""
+        """Render the song to WAV (in the background), restyled toward piano if asked."""
+        from musicgen_app.gui.render_dialog import RenderDialog, render_job
+
         song = self.win.doc.snapshot()
         base = self.win.doc.path.stem if self.win.doc.path else "untitled"
-        path, _ = QFileDialog.getSaveFileName(
-            self.win, "Export WAV", str(Path(self._last_dir()) / f"{base}.wav"), "WAV audio (*.wav)"
-        )
+        dialog = RenderDialog(self.win, str(Path(self.last_dir()) / f"{base}.wav"))
+        if dialog.exec() != RenderDialog.DialogCode.Accepted:
+            return
+        path, restyle = dialog.choice()
         if path:
-            self.win.show_message("Rendering…")
+            self.win.show_message("Rendering and restyling…" if restyle else "Rendering…")
             soundfont = self.win.settings.soundfont
             self.win.tasks.submit(
-                lambda: fileio.export_wav(song, path, soundfont),
+                lambda: render_job(song, path, soundfont, restyle),
                 lambda p: self.win.show_message(f"Rendered {Path(p).name}"),
                 lambda exc: self.win.show_error("Export WAV", str(exc)),
                 name="musicgen-render",
@@ -316,7 +319,7 @@ class FileOps(QObject):
             return False
         if answer == QMessageBox.StandardButton.Save:
             if self.win.doc.path is None or self.win.doc.path.suffix.lower() != fileio.PROJECT_SUFFIX:
-                start = str(Path(self._last_dir()) / f"{self.win.doc.song.title or 'untitled'}.mgproj")
+                start = str(Path(self.last_dir()) / f"{self.win.doc.song.title or 'untitled'}.mgproj")
                 path, _ = QFileDialog.getSaveFileName(
                     self.win, "Save project", start, "musicgen project (*.mgproj)"
                 )

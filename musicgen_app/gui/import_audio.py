@@ -83,7 +83,9 @@ class AudioImporter(QObject):
     # -- UI thread ----------------------------------------------------------------------------
     def dialog(self) -> None:
         """Ask for a recording, then whether to snap it to the grid; start the import."""
-        path, _ = QFileDialog.getOpenFileName(self.win, "Import Audio", self.win.files._last_dir(), FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self.win, "Import Audio", self.win.files.last_dir(), FILE_FILTER
+        )
         if not path:
             return
         snap_name = self.win.snap_combo.currentText()

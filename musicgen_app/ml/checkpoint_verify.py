@@ -135,6 +135,18 @@ def _wavenet(c: dict) -> int:
     return V * C + 112 * P + 2 * P * C + C + 2 * C * C + C + n * layer + S * S + S + S * V + V
 
 
+def _hilbert_autoencoder(c: dict) -> int:
+    """Paper 002's style autoencoder: six k x k convolutions (widths w1..w4 and back) and a last one."""
+    widths, k, ko = c.get("widths", [16, 32, 64, 64]), c.get("kernel", 4), c.get("out_kernel", 3)
+    if not (isinstance(widths, list) and len(widths) == 4) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in [*widths, k, ko]
+    ):
+        raise TypeError("widths (four whole numbers), kernel and out_kernel")
+    w1, w2, w3, w4 = widths
+    pairs = [(1, w1), (w1, w2), (w2, w3), (w3, w4), (w4, w2), (w2, w1)]
+    return sum(a * b * k * k + b for a, b in pairs) + w1 * ko * ko + 1
+
+
 # architecture (a family card's name or a melody card's class) -> parameters of the network
 ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "MelodyLSTM": _melody_lstm,
@@ -145,6 +157,7 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "pianoroll-seq2seq": _pianoroll,
     "pianoroll-gan": _gan,
     "wavenet": _wavenet,
+    "hilbert-autoencoder": _hilbert_autoencoder,
 }
 
 

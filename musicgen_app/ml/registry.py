@@ -36,6 +36,10 @@ def _builtin_families() -> None:
         from musicgen_app.ml.melody_fim import load_melody_fim
 
         register_family("melody-fim", load_melody_fim)
+    if "audio-restyle" not in _FAMILIES:
+        from musicgen_app.ml.audio.restyle import load_restyler
+
+        register_family("audio-restyle", load_restyler)
 
 
 @dataclass
@@ -92,8 +96,12 @@ def list_models(
     *,
     verify: bool = False,
     problems: list[tuple[str, CheckpointError]] | None = None,
+    task: str | None = "generate",
 ) -> list[ModelInfo]:
     """Every readable model card (with its weights) in the models directory, sorted by name.
+
+    ``task``: only models of that task (a card's ``task``, ``generate`` when it has none): the
+    music generators by default; ``restyle`` for the audio restylers; None for every model.
 
     Unreadable or mismatched cards are skipped with a warning in the log, and appended to
     ``problems`` as ``(file name, error)`` when it is given. With ``verify`` each checkpoint is also
@@ -106,6 +114,8 @@ def list_models(
             continue
         try:
             card = read_card(cpath)
+            if task is not None and card.get("task", "generate") != task:
+                continue
             if verify:
                 load_model(cpath.with_suffix(".safetensors"))
         except CheckpointError as exc:

@@ -109,7 +109,8 @@ def normalize_peak(samples: np.ndarray, peak_db: float = DEFAULT_PEAK_DBFS) -> n
 
 
 def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -> None:
-    """Write float samples (frames, 2) as a 16-bit stereo WAV (written to a temporary file, then renamed).
+    """Write float samples (frames, 2) as a 16-bit stereo WAV, or (frames,) as a mono one (written to
+    a temporary file, then renamed).
 
     Raises DeviceError when it cannot be written (no such folder, no permission, a device node or a
     folder in the way); nothing is left behind then.
@@ -122,7 +123,7 @@ def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -
         # the file is opened here, not by wave.open(name): a failed open must not leave a half-made
         # Wave_write whose destructor prints "Exception ignored" on stderr
         with open(tmp, "wb") as fh, wave.open(fh, "wb") as w:
-            w.setnchannels(2)
+            w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
             w.setsampwidth(2)
             w.setframerate(sample_rate)
             w.writeframes(pcm.tobytes())

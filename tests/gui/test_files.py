@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QPushButton
 
 from musicgen_app.core.edits import add_notes
 from musicgen_app.core.midi_io import read_midi, write_midi
@@ -182,16 +182,47 @@ def test_quit_during_generation_and_playback_is_clean(window, qtbot, sketch) -> 
     assert not window.playback.scheduler._thread.is_alive()
 
 
+def _render_dialog(monkeypatch: pytest.MonkeyPatch, path: Path, restyle: bool = False) -> None:
+    """The Export WAV dialog answers with ``path`` (through its Browse button) and ``restyle``."""
+    from musicgen_app.gui.render_dialog import RenderDialog
+
+    _save_dialog(monkeypatch, path)
+
+    def answer(dialog: RenderDialog) -> int:
+        dialog.findChild(QPushButton).click()  # Browse…: the (patched) save dialog
+        dialog.restyle_box.setChecked(restyle)
+        return RenderDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(RenderDialog, "exec", answer)
+
+
 def test_export_wav_renders_in_the_background(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
     import wave
 
     window.set_document(Document(sketch(1)))
     out = tmp_path / "song.wav"
-    _save_dialog(monkeypatch, out)
+    _render_dialog(monkeypatch, out)
     window.act_export_wav.trigger()
     qtbot.waitUntil(lambda: "Rendered song.wav" in window.statusBar().currentMessage(), timeout=60_000)
     with wave.open(str(out)) as w:
         assert w.getnframes() / w.getframerate() >= 2.0  # one bar at 120 BPM, plus the tail
+
+
+def test_export_wav_restyled_toward_piano(window, qtbot, sketch, tmp_path, monkeypatch) -> None:
+    import wave
+
+    from musicgen_app.gui.render_dialog import restyle_available
+
+    if not restyle_available():
+        pytest.skip("the restyle model is not trained")
+    window.set_document(Document(sketch(2)))
+    out = tmp_path / "piano.wav"
+    _render_dialog(monkeypatch, out, restyle=True)
+    window.act_export_wav.trigger()
+    qtbot.waitUntil(lambda: "Rendered piano.wav" in window.statusBar().currentMessage(), timeout=60_000)
+    with wave.open(str(out)) as w:  # the restyler's output: mono at its 16 kHz
+        assert (w.getnchannels(), w.getframerate()) == (1, 16000)
+        assert w.getnframes() / w.getframerate() >= 4.0
 
 
 def test_recovers_a_never_saved_document(window, qtbot, tmp_path) -> None:

@@ -1,0 +1,157 @@
+"""Paper 002's style autoencoder: the network of its table, the rendered dataset, training, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen_app.cli.audio_dataset_cmd import fluidsynth_renderer
+from musicgen_app.errors import CheckpointError, DatasetError, GenerationError
+from musicgen_app.ml.audio import dataset as ads
+from musicgen_app.ml.audio import restyle as rs
+from musicgen_app.ml.audio.metrics import log_spectral_distance
+from musicgen_app.ml.registry import list_models, load_model
+
+
+def test_the_network_is_the_paper_table() -> None:
+    net = rs.HilbertAutoencoder(rs.RestyleConfig())
+    assert sum(p.numel() for p in net.parameters()) == 148_081  # "Total params: 148,081"
+    assert rs.parameter_count(rs.RestyleConfig()) == 148_081
+    x = torch.rand(1, 1, 256, 256)
+    net.requires_grad_(False)
+    assert net.encoder(x).shape == (1, 64, 32, 32)  # the bottleneck row of the table
+    y = net(x)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_pictures_round_trip_in_both_layouts() -> None:
+    x = np.random.default_rng(0).uniform(-1, 1, (2, rs.WINDOW)).astype(np.float32)
+    for layout in ("hilbert", "linear"):
+        pics = rs.to_pictures(x, layout)
+        assert pics.shape == (2, 1, 256, 256) and float(pics.min()) >= 0 and float(pics.max()) <= 1
+        assert np.allclose(rs.from_pictures(pics, layout), x, atol=1e-6)
+    assert not torch.equal(rs.to_pictures(x, "hilbert"), rs.to_pictures(x, "linear"))
+
+
+def test_log_spectral_distance() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(16000).astype(np.float32) * 0.1
+    assert log_spectral_distance(a, a) == 0.0
+    assert log_spectral_distance(a, 0.5 * a) == pytest.approx(20 * np.log10(2), abs=0.01)  # 6 dB everywhere
+    t = np.arange(16000) / 16000
+    low, high = np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 3000 * t)
+    assert log_spectral_distance(low, high) > log_spectral_distance(low, low + 0.01 * high)
+    # a 3 kHz tone is outside the lowest quarter of the band (0 to 2 kHz): only the tails differ
+    assert log_spectral_distance(low, low + high, band=0.25) < 0.2 * log_spectral_distance(low, low + high)
+    with pytest.raises(ValueError, match="band"):
+        log_spectral_distance(low, low, band=0)
+
+
+def test_resampling_keeps_a_tone_where_it_was() -> None:
+    t = np.arange(44100) / 44100
+    x = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    y = rs.resample(x, 44100, 16000)
+    assert len(y) == 16000
+    assert abs(int(np.argmax(np.abs(np.fft.rfft(y)))) - 1000) <= 1  # 1 Hz bins
+    assert abs(np.sqrt(np.mean(y**2)) - np.sqrt(np.mean(x**2))) < 0.01
+    assert np.array_equal(rs.resample(x, 16000, 16000), x)
+
+
+def _tiny_pieces() -> list[ads.Piece]:
+    chord = [(0, 8, 60), (0, 8, 64), (8, 8, 67), (16, 16, 72)]
+    tune = [(i * 2, 2, p) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])]
+    return [
+        ads.Piece("test/chords", "chorales", ads._song(chord, 84, "chords")),
+        ads.Piece("test/tune", "essen", ads._song(tune, 112, "tune")),
+    ]
+
+
+def test_dataset_renders_every_piece_on_every_instrument(tmp_path: Path) -> None:
+    ds = ads.build_audio_dataset(
+        fluidsynth_renderer(8000), sample_rate=8000, folder=tmp_path / "audio", source_pieces=_tiny_pieces()
+    )
+    assert len(ds) == 2 and set(ds.instruments) == {"piano", "guitar", "strings", "organ"}
+    for i in range(2):
+        renders = {name: ds.audio(name, i) for name in ds.instruments}
+        assert len({len(a) for a in renders.values()}) == 1  # aligned sample for sample
+        for a in renders.values():
+            assert abs(float(np.max(np.abs(a))) - 10 ** (-1 / 20)) < 0.01  # peak -1 dBFS
+        # the same notes on different instruments sound different
+        assert log_spectral_distance(renders["piano"], renders["organ"]) > 3
+    again = ads.load_audio_dataset(8000, folder=tmp_path / "audio")
+    assert again.pieces == ds.pieces and again.stats()["pieces"] == 2
+    assert ads.split_of("chorales/bwv66.6") == ads.split_of("chorales/bwv66.6")
+    (tmp_path / "audio" / "organ.npy").write_bytes(b"damaged")
+    with pytest.raises(DatasetError, match="damaged"):
+        ads.load_audio_dataset(8000, folder=tmp_path / "audio")
+    with pytest.raises(DatasetError, match="not built yet"):
+        ads.load_audio_dataset(8000, folder=tmp_path / "nothing")
+
+
+def test_train_save_load_and_restyle(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(2)
+    audio = [rng.uniform(-0.5, 0.5, 70000).astype(np.float32) for _ in range(2)]
+    config = rs.RestyleConfig(layout="linear", widths=(2, 2, 2, 2))
+    net, report = rs.train_autoencoder(config, audio, audio[:1], seconds=0.5, batch=2, eval_every=1)
+    assert report.steps >= 1 and report.history and np.isfinite(report.best_val_mse)
+    card = rs.new_card(config, "tiny")
+    path = rs.save_restyler(net, card, tmp_path / "tiny.safetensors")
+    model = rs.as_restyler(load_model(path), "tiny")
+    assert model.network.config == config and model.target == "piano"
+    x = audio[0][:50000]
+    y = model.restyle(x)
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+    assert float(np.max(np.abs(y))) == pytest.approx(float(np.max(np.abs(x))), rel=1e-4)
+    assert model.restyle(np.zeros(0, np.float32)).shape == (0,)
+    seen: list[tuple[int, int]] = []
+    model.restyle(x, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] >= 2  # overlapping windows, reported as they finish
+    with pytest.raises(GenerationError, match="cancelled"):
+        model.restyle(x, cancelled=lambda: True)
+    # a second run goes on from the saved weights and never ends worse than it started
+    _, again = rs.train_autoencoder(
+        config, audio, audio[:1], seconds=0.3, batch=2, eval_every=1, start=model.network
+    )
+    assert again.best_val_mse <= report.best_val_mse * (1 + 1e-4)
+    # a restyler is not offered as a music generator, but `musicgen models` lists it
+    assert list_models(tmp_path) == [] and [m.name for m in list_models(tmp_path, task=None)] == ["tiny"]
+    # a card asking for a bad network is refused before anything is built
+    cpath = tmp_path / "tiny.json"
+    bad = json.loads(cpath.read_text())
+    bad["config"]["widths"] = [2, 2, 2]
+    cpath.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match="tiny"):
+        load_model(path)
+
+
+RESTYLERS = [m for m in list_models(task="restyle")]
+
+
+@pytest.mark.parametrize("info", RESTYLERS, ids=[m.name for m in RESTYLERS])
+def test_shipped_restylers_are_verified_like_every_checkpoint(info, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from musicgen_app.ml import checkpoint_verify as cv
+
+    assert info.seed_paper == "002" and info.card["family"] == rs.FAMILY
+    record = info.card["weights"]
+    assert (record["sha256"], record["bytes"]) == cv.file_digest(info.path)
+    stored = sum(t.numel() for t in load_file(str(info.path)).values())
+    assert cv.validate_config(*cv.card_config(info.card, info.name), info.name) == stored == 148_081
+    assert info.path.stat().st_size < 2_000_000  # a small checkpoint
+    for ext in (".json", ".safetensors"):
+        shutil.copy(info.path.with_suffix(ext), tmp_path / f"{info.name}{ext}")
+    assert cv.rehash_cards(tmp_path, load=load_model) == []  # up to date
+    copy = tmp_path / f"{info.name}.safetensors"
+    data = bytearray(copy.read_bytes())
+    data[-5] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="changed or damaged"):
+        load_model(copy)
