@@ -75,6 +75,7 @@ class FileOps(QObject):
             self.open_path(path)
 
     def last_dir(self) -> str:
+        """The folder of the most recent file (the home folder when there is none)."""
         if self.win.settings.recent_files:
             return str(Path(self.win.settings.recent_files[0]).parent)
         return str(Path.home())
