@@ -91,10 +91,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rs.add_argument(
         "--model", type=at.model_name, default=DEFAULT_MODEL, help=f"the model (default {DEFAULT_MODEL})"
     )
+    for action, module, text in _MORE:
+        _module(module).add_arguments(sub.add_parser(action, help=text))
+
+
+# raw-audio WaveNet (paper 004): action -> (module with add_arguments/run, help)
+_MORE = (
+    ("wavenet", "audio_wavenet_cmd", "train or evaluate the raw-audio WaveNet (paper 004)"),
+    ("continue", "audio_continue_cmd", "continue a MIDI or WAV sketch as raw audio (paper 004's WaveNet)"),
+)
+
+
+def _module(name: str):
+    import importlib
+
+    return importlib.import_module(f"musicgen_app.cli.{name}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen action."""
+    for action, module, _text in _MORE:
+        if args.action == action:
+            return int(_module(module).run(args))
     return {"dataset": _dataset, "train": _train, "evaluate": _evaluate, "restyle": _restyle}[args.action](
         args
     )
