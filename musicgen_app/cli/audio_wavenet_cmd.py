@@ -116,10 +116,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         "unit": "bits per sample (mu-law, 256 classes)",
         "test_pieces": len(tracks["test"]),
         "test_samples": n,
-        "test_nll_bits": round(wn_bits, 4),
+        "test_nll": round(wn_bits, 4),
         "baseline": f"mu-law {baseline.order}-gram, smoothing weight {baseline.beta:g} "
         "(order and weight chosen on validation)",
-        "baseline_test_nll_bits": round(base_bits, 4),
+        "baseline_nll": round(base_bits, 4),
         "baseline_validation": choices,
         "generation": {**rtf, "cpu_load_1min": round(load, 2), "threads": 1},
     }
@@ -135,8 +135,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
     else:
         print(
-            f"{model.name}: test NLL {res['test_nll_bits']:.3f} bits/sample vs "
-            f"{res['baseline_test_nll_bits']:.3f} "
+            f"{model.name}: test NLL {res['test_nll']:.3f} bits/sample vs "
+            f"{res['baseline_nll']:.3f} "
             f"({res['baseline']}) over {n} samples of {res['test_pieces']} held-out pieces; "
             f"real-time factor {rtf['real_time_factor']:.2f} (load {load:.1f})",
             file=sys.stdout,
@@ -151,7 +151,7 @@ def readme_text(res: dict, card: dict) -> str:
         "  | model | test NLL (bits/sample) | baseline | baseline NLL | real-time factor | training |\n"
         "  |---|---|---|---|---|---|\n"
         f"  | `{card.get('name')}` ({c.get('sample_rate')} Hz, receptive field {c.get('receptive_field')} "
-        f"samples) | {res['test_nll_bits']:.3f} | {res['baseline']} | {res['baseline_test_nll_bits']:.3f} | "
+        f"samples) | {res['test_nll']:.3f} | {res['baseline']} | {res['baseline_nll']:.3f} | "
         f"{g['real_time_factor']:.2f} (1 thread, load {g['cpu_load_1min']:.1f}) | "
         f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |\n\n"
         f"  Test: {res['test_samples']:,} samples of {res['test_pieces']} held-out pieces.\n"

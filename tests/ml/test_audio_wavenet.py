@@ -38,7 +38,7 @@ def test_mu_law_round_trip_and_classes() -> None:
     assert np.all(np.diff(q) >= 0)
     # companding: the quantisation step is fine near zero, coarse near full scale
     err = np.abs(rw.mu_law_decode(q) - x)
-    assert err[np.abs(x) < 0.01].max() < 5e-4 and err.max() < 0.02
+    assert err[np.abs(x) < 0.01].max() < 5e-4 and err.max() < 0.025
 
 
 def test_the_card_counts_the_network_parameters() -> None:

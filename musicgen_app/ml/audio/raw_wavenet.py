@@ -183,13 +183,15 @@ def pitches_of_audio(audio: np.ndarray, cfg: AudioWaveNetConfig, most: int = 4) 
 
 
 # -- fast generation ----------------------------------------------------------------------------------------
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 class FastAudioWaveNet:
     """Fast generation: each layer keeps a queue of its last ``dilation`` inputs (oldest at the
-    pointer); a sample costs one fused kernel-2 product per layer plus its 1x1 products."""
+    pointer); a sample costs one fused kernel-2 product per layer and its residual product; the
+    skip products of all layers are one product at the end.
+
+    The weights are rearranged once: the gate half of each layer is pre-scaled by 1/2 so that one
+    ``tanh`` serves both halves (``sigmoid(g) = (1 + tanh(g / 2)) / 2``; the remaining 1/2 is folded
+    into the residual and skip weights), and the layer biases are folded into the held condition.
+    """
 
     def __init__(self, net: AudioWaveNet) -> None:
         def n(t: Any) -> np.ndarray:
@@ -198,36 +200,40 @@ class FastAudioWaveNet:
         cfg = net.cfg
         self.cfg = cfg
         self.C = C = cfg.channels
+        L = len(cfg.dilations)
+        gate = np.concatenate([np.ones(C), np.full(C, 0.5)]).astype(np.float32)  # (2C,)
         with torch.no_grad():
             self.embed = n(net.embed.weight)  # (256, C)
             sw = net.start.weight
             self.start = (n(torch.cat([sw[:, :, 0], sw[:, :, 1]], dim=1).T), n(net.start.bias))
-            self.layers = []
+            self.taps: list[np.ndarray] = []  # (2C in: [x(t - d), x(t)], 2C out), gate half scaled
+            self.res: list[np.ndarray] = []  # (C, C), halved
             conv: Any
             res: Any
-            skip: Any
-            for conv, res, skip in zip(net.dilated, net.res, net.skip, strict=True):
+            for conv, res in zip(net.dilated, net.res, strict=True):
                 w = conv.weight
-                self.layers.append(
-                    (
-                        n(torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).T),  # (2C, 2C)
-                        n(conv.bias),
-                        n(torch.cat([res.weight[:, :, 0], skip.weight[:, :, 0]]).T),  # (C, C + S)
-                        n(torch.cat([res.bias, skip.bias])),
-                    )
-                )
-            self.cond_w, self.cond_b = n(net.cond.weight.T), n(net.cond.bias)  # (P, L*2C)
+                self.taps.append(n(torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).T) * gate)
+                self.res.append(n(res.weight[:, :, 0].T) * 0.5)
+            self.res_b = [n(r.bias) for r in net.res]
+            # the per-layer gate inputs from a frame: (P, L*2C), with every layer's conv bias
+            self.cond_w = (n(net.cond.weight.T).reshape(-1, L, 2 * C) * gate).reshape(-1, L * 2 * C)
+            self.cond_b = (
+                (n(net.cond.bias).reshape(L, 2 * C) + np.stack([n(c.bias) for c in net.dilated])) * gate
+            ).ravel()
+            self.skip_w = np.concatenate([n(s.weight[:, :, 0].T) * 0.5 for s in net.skip])  # (L*C, S)
+            self.skip_b = n(sum(s.bias for s in net.skip))  # type: ignore[arg-type]
             self.out1 = (n(net.out1.weight[:, :, 0].T), n(net.out1.bias))
             self.out2 = (n(net.out2.weight[:, :, 0].T), n(net.out2.bias))
         self.dilations = (1, *cfg.dilations)
         self.buffers = [np.zeros((d, C), dtype=np.float32) for d in self.dilations]
         self.pointers = [0] * len(self.buffers)
+        self.zs = np.zeros((L, C), dtype=np.float32)
         self.set_condition(np.zeros(cfg.cond_dim, dtype=np.float32))
 
     def set_condition(self, frame: np.ndarray) -> None:
         """Hold the piano-roll frame ``frame`` (P,) from the next step on."""
-        L, C2 = len(self.layers), 2 * self.C
-        self.cond = (np.asarray(frame, dtype=np.float32) @ self.cond_w + self.cond_b).reshape(L, C2)
+        proj = np.asarray(frame, dtype=np.float32) @ self.cond_w + self.cond_b
+        self.cond = list(proj.reshape(len(self.taps), 2 * self.C))
 
     def _head(self, skips: np.ndarray) -> np.ndarray:
         (w1, b1), (w2, b2) = self.out1, self.out2
@@ -235,30 +241,24 @@ class FastAudioWaveNet:
 
     def step(self, q: int) -> np.ndarray:
         """Feed the class of the last sample; logits (256,) of the next one."""
-        C, bufs, ptrs = self.C, self.buffers, self.pointers
+        C, bufs, ptrs, zs = self.C, self.buffers, self.pointers, self.zs
         cat = np.empty(2 * C, dtype=np.float32)
         x = self.embed[q]
-        p = ptrs[0]
-        cat[:C] = bufs[0][p]
-        cat[C:] = x
-        bufs[0][p] = x
-        ptrs[0] = (p + 1) % len(bufs[0])
         w, b = self.start
-        x = cat @ w + b
-        skips: Any = 0.0
-        for i, (w_taps, b_taps, w_out, b_out) in enumerate(self.layers):
-            k = i + 1
-            p = ptrs[k]
-            cat[:C] = bufs[k][p]  # the layer's input `dilation` samples ago
+        for k in range(len(bufs)):
+            buf, p = bufs[k], ptrs[k]
+            cat[:C] = buf[p]  # this layer's input `dilation` samples ago
             cat[C:] = x
-            bufs[k][p] = x
-            ptrs[k] = (p + 1) % len(bufs[k])
-            fg = cat @ w_taps + b_taps + self.cond[i]
-            z = np.tanh(fg[:C]) * _sigmoid(fg[C:])
-            rs = z @ w_out + b_out
-            x = x + rs[:C]
-            skips = skips + rs[C:]
-        return self._head(skips)
+            buf[p] = x
+            ptrs[k] = p + 1 if p + 1 < len(buf) else 0
+            if k == 0:
+                x = cat @ w + b
+                continue
+            t = np.tanh(cat @ self.taps[k - 1] + self.cond[k - 1])
+            z = zs[k - 1]
+            np.multiply(t[:C], 1.0 + t[C:], out=z)  # 2 x the gated unit
+            x = x + z @ self.res[k - 1] + self.res_b[k - 1]
+        return self._head(zs.ravel() @ self.skip_w + self.skip_b)
 
     def prefill(self, classes: np.ndarray, cond: np.ndarray) -> np.ndarray:
         """Read the seed ``classes`` (T,) with per-sample conditions (T, P) in one pass per layer
@@ -280,22 +280,19 @@ class FastAudioWaveNet:
         inputs = [x0]
         w, b = self.start
         x = taps(x0, 1) @ w + b
-        skips: Any = 0.0
-        for i, (d, (w_taps, b_taps, w_out, b_out)) in enumerate(
-            zip(self.dilations[1:], self.layers, strict=True)
-        ):
+        for i, d in enumerate(self.dilations[1:]):
             inputs.append(x)
-            fg = taps(x, d) @ w_taps + b_taps + proj[:, 2 * C * i : 2 * C * (i + 1)]
-            z = np.tanh(fg[:, :C]) * _sigmoid(fg[:, C:])
-            x = x + z @ w_out[:, :C] + b_out[:C]
-            skips = skips + z[-1] @ w_out[:, C:] + b_out[C:]
+            t = np.tanh(taps(x, d) @ self.taps[i] + proj[:, 2 * C * i : 2 * C * (i + 1)])
+            z = t[:, :C] * (1.0 + t[:, C:])
+            x = x + z @ self.res[i] + self.res_b[i]
+            self.zs[i] = z[-1]
         for k, (d, seq) in enumerate(zip(self.dilations, inputs, strict=True)):
             buf = np.zeros((d, C), dtype=np.float32)
             m = min(d, len(seq))
             buf[d - m :] = seq[-m:]
             self.buffers[k] = buf
             self.pointers[k] = 0
-        return self._head(skips)
+        return self._head(self.zs.ravel() @ self.skip_w + self.skip_b)
 
 
 def sample_logits(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0) -> int:
