@@ -264,7 +264,7 @@ ROWS: list[tuple[str, ...]] = [
     ("audio continue {mid} -o {out_wav} --temperature 0", "--temperature"),
     ("audio continue {mid} -o {out_wav} --model=", "must not be empty"),
     ("audio continue {readonly_file_wav} -o {out_wav}", "is not a WAV file"),
-    ("audio wavenet", "required: what"),
+    ("audio wavenet", "required: WHAT"),
     ("audio wavenet train --minutes -1", "--minutes"),
     ("audio wavenet train --name ../evil", "cannot name a checkpoint"),
     ("audio wavenet train --sample-rate 44100", "not one of 8000, 16000"),
