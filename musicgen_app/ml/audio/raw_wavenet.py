@@ -592,6 +592,7 @@ class MuLawNGram:
             raise ValueError("order must be 1, 2 or 3")
         self.order, self.beta = order, beta
         self.counts: list[np.ndarray] = []
+        self._totals: dict[int, np.ndarray] = {}  # order index -> count of each context
 
     def fit(self, tracks: Sequence[np.ndarray]) -> MuLawNGram:
         """Count 1-, 2- and 3-grams over the tracks (each read after two samples of silence)."""
@@ -608,7 +609,7 @@ class MuLawNGram:
     def with_beta(self, beta: float) -> MuLawNGram:
         """The same counts, another smoothing weight."""
         other = MuLawNGram(self.order, beta)
-        other.counts = self.counts
+        other.counts, other._totals = self.counts, self._totals
         return other
 
     def bits(self, q: np.ndarray) -> np.ndarray:
@@ -622,7 +623,9 @@ class MuLawNGram:
             for j in range(k):
                 ctx = ctx * CLASSES + p[2 - k + j : 2 - k + j + n]
             ck = self.counts[k].reshape(-1, CLASSES)
-            prob = (ck[ctx, p[2:]] + self.beta * prob) / (ck.sum(axis=1)[ctx] + self.beta)
+            if k not in self._totals:
+                self._totals[k] = ck.sum(axis=1)
+            prob = (ck[ctx, p[2:]] + self.beta * prob) / (self._totals[k][ctx] + self.beta)
         return -np.log2(prob)
 
 
@@ -638,7 +641,7 @@ def fit_baseline(
     best: tuple[float, MuLawNGram] | None = None
     for order in (1, 2, 3):
         m = MuLawNGram(order, 1.0)
-        m.counts = full.counts[:order]
+        m.counts, m._totals = full.counts[:order], full._totals
         for beta in betas if order > 1 else (1.0,):
             cand = m.with_beta(beta)
             b = float(cand.bits(vq).mean())
