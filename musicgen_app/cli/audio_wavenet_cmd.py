@@ -158,5 +158,6 @@ def readme_text(res: dict, card: dict) -> str:
         f"{g['real_time_factor']:.2f} (1 thread, load {g['cpu_load_1min']:.1f}) | "
         f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |\n\n"
         f"  Test: {res['test_samples']:,} samples of {res['test_pieces']} held-out pieces; the same test "
-        f"audio with an empty piano roll (no conditioning): {res['test_nll_empty_piano_roll']:.3f} bits/sample.\n"
+        f"audio with an empty piano roll (no conditioning): {res['test_nll_empty_piano_roll']:.3f} "
+        "bits/sample.\n"
     )

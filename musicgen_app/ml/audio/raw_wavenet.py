@@ -220,8 +220,9 @@ class FastAudioWaveNet:
             self.cond_b = (
                 (n(net.cond.bias).reshape(L, 2 * C) + np.stack([n(c.bias) for c in net.dilated])) * gate
             ).ravel()
-            self.skip_w = np.concatenate([n(s.weight[:, :, 0].T) * 0.5 for s in net.skip])  # (L*C, S)
-            self.skip_b = n(sum(s.bias for s in net.skip))  # type: ignore[arg-type]
+            skips: list[Any] = list(net.skip)
+            self.skip_w = np.concatenate([n(s.weight[:, :, 0].T) * 0.5 for s in skips])  # (L*C, S)
+            self.skip_b = n(sum(s.bias for s in skips))
             self.out1 = (n(net.out1.weight[:, :, 0].T), n(net.out1.bias))
             self.out2 = (n(net.out2.weight[:, :, 0].T), n(net.out2.bias))
         self.dilations = (1, *cfg.dilations)
