@@ -47,6 +47,25 @@ def test_the_card_counts_the_network_parameters() -> None:
     assert cfg.receptive_field == 512 and cfg.hop == 160
 
 
+def test_piano_roll_and_the_held_condition() -> None:
+    cfg = rw.AudioWaveNetConfig()
+    notes = [Note(0, 60, 480, 90), Note(480, 64, 960, 90), Note(480, 100, 960, 90)]  # 120 bpm
+    song = Song(
+        resolution=480, tracks=[Track(name="t", program=0, notes=notes)], tempos=[TempoChange(0, 500000)]
+    )
+    roll = rw.piano_roll(song, cfg, 8000)  # one second = 50 frames of 20 ms
+    assert roll.shape == (51, 61)
+    assert roll[:25, 60 - 36].all() and not roll[25:, 60 - 36].any()
+    assert roll[25:50, 64 - 36].all() and roll[25:50, 88 - 36].all()  # 100 folded down an octave
+    held = rw.held_condition(roll)
+    assert set(np.flatnonzero(held) + 36) == {64, 88}
+    assert not rw.held_condition(np.zeros((5, 61), np.float32)).any()
+    # a recording's condition: the pitch of a tone
+    t = np.arange(8000) / 8000
+    cond = rw.pitches_of_audio(0.5 * np.sin(2 * np.pi * 440 * t), cfg)
+    assert set(np.flatnonzero(cond) + 36) == {69}
+
+
 def test_fast_queue_generation_equals_the_full_causal_forward() -> None:
     net = _random_net()
     cfg = net.cfg
