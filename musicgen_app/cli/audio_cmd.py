@@ -6,7 +6,9 @@
   the piano renders of the training pieces;
 * ``audio evaluate [--model NAME]``: log-spectral distance to the piano render, before and after
   restyling the held-out pieces' other renders (written into the model card with ``--write-card``);
-* ``audio restyle IN.wav -o OUT.wav [--to piano] [--model NAME]``: turn a recording toward piano.
+* ``audio restyle IN.wav -o OUT.wav [--to piano] [--model NAME]``: turn a recording toward piano;
+* ``audio wavenet train|evaluate``, ``audio continue SEED -o OUT.wav``: paper 004's raw-audio
+  WaveNet (:mod:`.audio_wavenet_cmd`, :mod:`.audio_continue_cmd`).
 """
 
 from __future__ import annotations
