@@ -33,6 +33,11 @@ AUDIO_COMMANDS: dict[str, tuple[str, str]] = {
         "musicgen_app.cli.audio_evaluate_cmd",
         "log-spectral distance of restyled held-out renders to the piano render",
     ),
+    "wavenet": ("musicgen_app.cli.audio_wavenet_cmd", "train or evaluate the raw-audio WaveNet (paper 004)"),
+    "continue": (
+        "musicgen_app.cli.audio_continue_cmd",
+        "continue a MIDI or WAV sketch as raw audio (paper 004's WaveNet)",
+    ),
 }
 
 

@@ -147,6 +147,14 @@ def _hilbert_autoencoder(c: dict) -> int:
     return sum(a * b * k * k + b for a, b in pairs) + w1 * ko * ko + 1
 
 
+def _audio_wavenet(c: dict) -> int:
+    """Paper 004's WaveNet on mu-law audio with piano-roll conditioning."""
+    C, S, n = c.get("channels", 32), c.get("skip_channels", 64), len(c.get("dilations", ()))
+    P = c.get("pitch_hi", 96) - c.get("pitch_lo", 36) + 1
+    layer = (4 * C * C + 2 * C) + (C * C + C) + (C * S + S)
+    return 256 * C + 2 * C * C + C + (P + 1) * n * 2 * C + n * layer + S * S + S + S * 256 + 256
+
+
 # architecture (a family card's name or a melody card's class) -> parameters of the network
 ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "MelodyLSTM": _melody_lstm,
@@ -158,6 +166,7 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "pianoroll-gan": _gan,
     "wavenet": _wavenet,
     "hilbert-autoencoder": _hilbert_autoencoder,
+    "audio-wavenet": _audio_wavenet,
 }
 
 

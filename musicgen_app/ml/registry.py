@@ -40,6 +40,10 @@ def _builtin_families() -> None:
         from musicgen_app.ml.audio.restyle import load_restyler
 
         register_family("audio-restyle", load_restyler)
+    if "audio-wavenet" not in _FAMILIES:
+        from musicgen_app.ml.audio.raw_wavenet import load_audio_wavenet
+
+        register_family("audio-wavenet", load_audio_wavenet)
 
 
 @dataclass
