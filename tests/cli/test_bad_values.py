@@ -295,7 +295,7 @@ ROWS: list[tuple[str, ...]] = [
     # audio continue / wavenet (paper 004's raw-audio WaveNet)
     ("audio continue {mid}", "required: -o/--output"),
     ("audio continue {missing} -o {out_wav}", "does not exist"),
-    ("audio continue /dev/zero -o {out_wav}", "is a device"),
+    ("audio continue /dev/zero -o {out_wav}", "is a character device"),
     ("audio continue {dir} -o {out_wav}", "is a folder"),
     ("audio continue {mid} -o {out_mid}", "name the WAV file .wav"),
     ("audio continue {mid} -o {out_wav} --seconds 0", "--seconds"),
@@ -303,7 +303,7 @@ ROWS: list[tuple[str, ...]] = [
     ("audio continue {mid} -o {out_wav} --seconds 1e9", "--seconds"),
     ("audio continue {mid} -o {out_wav} --temperature 0", "--temperature"),
     ("audio continue {mid} -o {out_wav} --model=", "must not be empty"),
-    ("audio continue {readonly_file_wav} -o {out_wav}", "is not a WAV file"),
+    ("audio continue {readonly_file_wav} -o {out_wav}", "is empty"),
     ("audio wavenet", "required: WHAT"),
     ("audio wavenet train --minutes -1", "--minutes"),
     ("audio wavenet train --name ../evil", "cannot name a checkpoint"),
