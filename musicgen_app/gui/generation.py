@@ -98,6 +98,7 @@ class ContinueRequest:
     key_lock: str | None = "auto"
     top_k: int = 0
     top_p: float = 1.0
+    voices: str = "sketch"  # "sketch": keep the sketch's texture; "harmony": the model may add voices
 
 
 class ModelCache:
@@ -198,7 +199,12 @@ def run_continue(req: ContinueRequest, models: ModelCache, state: RunState, out:
             break
         seed = req.seed + i if req.seed is not None else rng.randrange(1, 2**31)
         sampling = SamplingConfig(
-            temperature=state.temperature, top_k=req.top_k, top_p=req.top_p, key_lock=req.key_lock, seed=seed
+            temperature=state.temperature,
+            top_k=req.top_k,
+            top_p=req.top_p,
+            key_lock=req.key_lock,
+            seed=seed,
+            voices=req.voices,
         )
         try:
             session = start_session(

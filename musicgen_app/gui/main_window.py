@@ -895,6 +895,7 @@ class MainWindow(QMainWindow):
             variations=1 if again else self.panel.variations.value(),
             seed=seed,
             key_lock=self.panel.key_lock_value(),
+            voices=self.panel.voices_value(),
         )
         self.gen.start(req, keep_takes=again)
         self._stream_start = int(start)

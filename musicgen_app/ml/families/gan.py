@@ -439,29 +439,52 @@ THRESHOLD = 0.5  # the generator was trained against a critic that saw its bars 
 
 
 def decode_window(
-    probs: np.ndarray, sounding: np.ndarray, threshold: float, onset_ok: np.ndarray | None
+    probs: np.ndarray,
+    sounding: np.ndarray,
+    threshold: float,
+    onset_ok: np.ndarray | None,
+    cap: int = PITCHES,
+    repeats: np.ndarray | None = None,
+    max_repeats: int = 1 << 30,
 ) -> np.ndarray:
     """(16, 64) states from onset/sustain probabilities (2, 16, 64).
 
-    ``sounding`` (64,) bool: keys sounding before the window. Out-of-key onsets (``onset_ok``
-    False) are zeroed before thresholding; a sustain needs a sounding key; a window with no onset
-    gets one at its most likely allowed key and frame (the sampler's silence guard).
+    ``sounding`` (64,) bool: keys sounding before the window. Onsets where ``onset_ok`` is False
+    (out of key, out of the sketch's register) are zeroed before thresholding; a sustain needs a
+    sounding key; at most ``cap`` keys sound in a frame (the highest); a key struck
+    ``max_repeats`` onsets in a row may not start again (``repeats`` (64,) counts them, updated in
+    place); a window with no onset gets one at its most likely allowed key and frame (the sampler's
+    silence guard).
     """
     on, sus = probs[0].copy(), probs[1]
     if onset_ok is not None:
         on[:, ~onset_ok] = 0.0
+    runs = np.zeros(PITCHES, int) if repeats is None else repeats
     out = np.zeros((FRAMES, PITCHES), np.int8)
     live = sounding.copy()
     for t in range(FRAMES):
-        start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live)
+        start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live) & (runs < max_repeats)
         keep = ~start & live & (sus[t] > threshold)
+        if int(start.sum() + keep.sum()) > cap:  # the top voices: a line is the generated bar's top line
+            top = np.flatnonzero(start | keep)[-cap:]
+            chosen = np.zeros(PITCHES, bool)
+            chosen[top] = True
+            start, keep = start & chosen, keep & chosen
         out[t, start] = ONSET
         out[t, keep] = SUSTAIN
         live = start | keep
+        if start.any():
+            runs[:] = np.where(start, runs + 1, 0)
     if not (out == ONSET).any():
         t0, k0 = np.unravel_index(int(np.argmax(on)), on.shape)
         t, k = int(t0), int(k0)
         if on[t, k] > 0:
+            if int((out[t] > 0).sum()) >= cap:  # the held notes it would sound over end here
+                for j in np.flatnonzero(out[t] == SUSTAIN):
+                    t2 = t
+                    while t2 < FRAMES and out[t2, j] == SUSTAIN:
+                        out[t2, j] = SILENT
+                        t2 += 1
             out[t, k] = ONSET
             if t + 1 < FRAMES and out[t + 1, k] == SILENT:
                 out[t + 1 : t + 4, k] = np.where(
@@ -495,10 +518,13 @@ class GanEngine(StreamEngine):
         self.sounding = np.zeros(PITCHES, bool)  # the seed's notes end at the start
         self.onset_at = np.full(PITCHES, -1)
         self.pos = ctx.start_step
-        self.onset_ok = None
         allowed = ctx.allowed_pcs(sampling.key_lock)
-        if allowed is not None:
-            self.onset_ok = np.array([(LOW + k) % 12 in allowed for k in range(PITCHES)])
+        keys = LOW + np.arange(PITCHES)
+        self.onset_ok = np.ones(PITCHES, bool) if allowed is None else np.isin(keys % 12, list(allowed))
+        lo, hi = ctx.register(sampling.register_margin)  # the GAN stays in the sketch's register
+        self.onset_ok &= (keys >= lo) & (keys <= hi)
+        self.cap = ctx.voice_cap(sampling.voices)
+        self.repeats = np.zeros(PITCHES, int)
 
     @property
     def position(self) -> int:
@@ -511,7 +537,9 @@ class GanEngine(StreamEngine):
         z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
         probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
         require_finite(probs)
-        self.frames = decode_window(probs, self.sounding, THRESHOLD, self.onset_ok)
+        self.frames = decode_window(
+            probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats
+        )
         self.frame_index = 0
 
     def advance(self, temperature: float) -> list[StepNote]:
