@@ -189,36 +189,45 @@ def window_of(notes: list[tuple[int, int, int]], first_step: int) -> np.ndarray:
 
 # -- training data ----------------------------------------------------------------------------------------
 class BarData:
-    """Per-voice rolls of every chorale, kept once, cut into (previous window, window) pairs."""
+    """Per-voice rolls of every piece, kept once, cut into (previous window, window) pairs.
+
+    ``pieces``: chorales, or ``{corpus: pieces}`` (each window's corpus drawn by its
+    :data:`pianoroll.MIX` weight; single-line tunes have one voice)."""
 
     PAD = FRAMES  # silent frames before each piece: the first bar is conditioned on silence
 
-    def __init__(self, chorales: list[Chorale]) -> None:
-        self.items = []
-        for ch in chorales:
-            T = ch.length_steps
-            voices = np.stack(
-                [
-                    pr.roll_of([(s, d, p) for s, d, p, v in ch.notes if v == voice], T + self.PAD, -self.PAD)
-                    for voice in range(4)
-                ]
-            )  # (4, PAD + T, 88)
-            self.items.append((ch, voices))
+    def __init__(self, pieces: list[Chorale] | dict[str, list[Chorale]]) -> None:
+        groups = pieces if isinstance(pieces, dict) else {"chorales": pieces}
+        self.groups: list[list[tuple[Chorale, np.ndarray]]] = []
+        weights = []
+        for corpus, group in groups.items():
+            items = []
+            for ch in group:
+                T = ch.length_steps
+                n_voices = 1 + max(v for *_, v in ch.notes)
+                rows = [[(s, d, p) for s, d, p, v in ch.notes if v == voice] for voice in range(n_voices)]
+                voices = np.stack([pr.roll_of(r, T + self.PAD, -self.PAD) for r in rows])  # (V, PAD + T, 88)
+                items.append((ch, voices))
+            if items:
+                self.groups.append(items)
+                weights.append(pr.MIX.get(corpus, 1.0))
+        self.weights = np.array(weights) / sum(weights)
 
     def sample(self, n: int, rng: np.random.Generator, augment: bool = True) -> tuple[torch.Tensor, ...]:
         """(real windows (n, 2, 16, 64), conditioner inputs (n, COND, 16, 64))."""
         bars, conds = [], []
         for _ in range(n):
-            ch, voices = self.items[int(rng.integers(len(self.items)))]
+            group = self.groups[int(rng.choice(len(self.groups), p=self.weights))]
+            ch, voices = group[int(rng.integers(len(group)))]
             T = voices.shape[1] - self.PAD
             if rng.random() < 0.75:  # mostly bar-aligned windows (a bar line at frame 0), as sketches end
                 first = ch.bar_offset + ch.bar_steps * int(rng.integers(0, max(1, T // ch.bar_steps)))
                 first = min(first, max(0, T - FRAMES))
             else:
                 first = int(rng.integers(0, max(1, T - FRAMES)))
-            keep = [0, 1, 2, 3]
+            keep = list(range(len(voices)))
             shift = 0
-            if augment:
+            if augment and len(voices) == 4:
                 shift = int(rng.integers(-6, 6))
                 r = rng.random()  # as the frame LSTM: all voices, the soprano alone, or some voices
                 keep = (
@@ -228,6 +237,8 @@ class BarData:
                     if r < 0.7
                     else [0] + [v for v in (1, 2, 3) if rng.random() < 0.5]
                 )
+            elif augment:
+                shift = int(rng.integers(-6, 6))
             lo = LOW - pr.LOW - shift  # index in the 88-key roll of the window's lowest key
             a = first + self.PAD
             sub = voices[keep, a - FRAMES : a + FRAMES, lo : lo + PITCHES]  # (V, 32, 64)
@@ -388,16 +399,16 @@ def plot_curves(history: list[dict], path: str) -> None:
 
 
 def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = False) -> dict:
-    """Train the bar GAN on the chorales; write models/<name>.* (and a curve PNG)."""
+    """Train the bar GAN on the chorales, Essen tunes and POP909 melodies (the piano roll's mix);
+    write models/<name>.* (and a curve PNG)."""
     from musicgen_app.core import paths
     from musicgen_app.errors import CheckpointError
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.chorales import chorale_splits
 
     if resume:
         raise CheckpointError("the GAN ships without its critic, so it cannot resume: train it afresh")
     torch.set_num_threads(1)
-    splits = chorale_splits()
+    splits = pr.training_pieces()
     cfg = GanConfig()
     gen = BarGenerator(cfg)
     record = train_gan(
@@ -418,9 +429,10 @@ def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = Fals
             "found to work. Streams bar by bar. No likelihood: see the continuation statistics."
         ),
         "data": {
-            "dataset": "Bach chorales (music21 corpus)",
-            "pieces": {k: len(v) for k, v in splits.items()},
-            "split": "by chorale, sha1 of the name (80/10/10), as the frame LSTM",
+            "dataset": "Bach chorales (music21 corpus), Essen folk tunes, POP909 melodies",
+            "mix": pr.MIX,
+            "pieces": {k: {c: len(v) for c, v in g.items()} for k, g in splits.items()},
+            "split": "as the frame LSTM (the chorales by name, the tune corpora by their own splits)",
             "grid": f"16th notes, {PITCHES} keys (MIDI {LOW}-{LOW + PITCHES - 1}), windows of {FRAMES}",
             "augmentation": "transposition -6..+5, voices dropped in half the windows (soprano kept; "
             "a fifth soprano alone); 3 in 4 windows start on a bar line",

@@ -49,7 +49,7 @@ SILENT, ONSET, SUSTAIN = 0, 1, 2
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
 ARCH_LSTM = "pianoroll-lstm"
-PREFILL_FRAMES = 16  # the sketch's last bar of 4/4 is read at the start, for a quick first note
+PREFILL_FRAMES = 128  # the sketch's last 8 bars of 4/4, read in one batched pass at the start
 ARCH_SEQ2SEQ = "pianoroll-seq2seq"
 
 
