@@ -272,6 +272,9 @@ class GanTrainConfig:
     gp_lambda: float = 10.0
     log_every: int = 100
     seed: int = 0
+    critic_warmup: int = (
+        0  # critic steps before the first generator step (a fresh critic, a trained generator)
+    )
 
 
 def binarize(probs: torch.Tensor) -> torch.Tensor:
@@ -320,8 +323,9 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
     step = 0
     w_sum = gp_sum = g_sum = 0.0
     gen.train()
+    warmup = cfg.critic_warmup
     while time.monotonic() - t0 < cfg.minutes * 60:
-        for _ in range(cfg.n_critic):
+        for _ in range(cfg.n_critic + warmup):
             real, cond = train.sample(cfg.batch, rng)
             with torch.no_grad():
                 fake = binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond))
@@ -331,6 +335,7 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
+        warmup = 0
         real, cond = train.sample(cfg.batch, rng)
         loss_g = -critic(binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond)), cond).mean()
         opt_g.zero_grad(set_to_none=True)
@@ -402,18 +407,26 @@ def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = Fals
     """Train the bar GAN on the chorales, Essen tunes and POP909 melodies (the piano roll's mix);
     write models/<name>.* (and a curve PNG)."""
     from musicgen_app.core import paths
-    from musicgen_app.errors import CheckpointError
     from musicgen_app.ml.families.checkpoint import save_checkpoint
 
-    if resume:
-        raise CheckpointError("the GAN ships without its critic, so it cannot resume: train it afresh")
     torch.set_num_threads(1)
     splits = pr.training_pieces()
     cfg = GanConfig()
     gen = BarGenerator(cfg)
+    previous = None
+    if resume:  # the GAN ships without its critic: the generator goes on against a fresh critic
+        from musicgen_app.ml.families.checkpoint import load_weights, read_card
+
+        previous = read_card(name).get("training", {})
+        load_weights(name, gen)
     record = train_gan(
-        gen, BarData(splits["train"]), BarData(splits["valid"]), GanTrainConfig(minutes=minutes)
+        gen,
+        BarData(splits["train"]),
+        BarData(splits["valid"]),
+        GanTrainConfig(minutes=minutes, critic_warmup=300 if resume else 0),
     )
+    if previous:
+        record["previous_runs"] = [{k: v for k, v in previous.items() if k != "history"}]
     curve = paths.models_dir() / f"{name}-curve.png"
     plot_curves(record["history"], str(curve))
     card = {

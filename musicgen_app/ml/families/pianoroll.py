@@ -174,16 +174,21 @@ class PianoRollNet(nn.Module):
         return logits, state
 
 
-def frame_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_nll(
+    logits: torch.Tensor, target: torch.Tensor, live: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed 3-class NLL, summed 2-class on/off NLL) over all key-frames, nats.
 
-    ``logits`` (B, T, 88, 3), ``target`` (B, T, 88) int64.
+    ``logits`` (B, T, 88, 3), ``target`` (B, T, 88) int64; ``live`` (B, T) bool: the frames scored
+    (default all).
     """
     logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, 88, 3)
     nll3 = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T, 88)
     on = torch.logsumexp(logp[..., 1:], dim=-1)  # (B, T, 88) log P(key sounds)
     off = logp[..., 0]
     nll2 = -torch.where(target > 0, on, off)
+    if live is not None:
+        nll3, nll2 = nll3 * live[..., None], nll2 * live[..., None]
     return nll3.sum(), nll2.sum()
 
 
@@ -197,6 +202,7 @@ class RollBatch:
     bar_steps: torch.Tensor  # (B, T)
     target: torch.Tensor  # (B, T, 88)
     context: int = 0
+    live: torch.Tensor | None = None  # (B, T) bool: frames before the piece's end (the others are not scored)
 
 
 def _bar_arrays(ch: Chorale, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +212,10 @@ def _bar_arrays(ch: Chorale, start: int, length: int) -> tuple[np.ndarray, np.nd
 
 def sample_window(
     ch: Chorale, length: int, rng: np.random.Generator, augment: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(input frames (T,176), bar_pos (T,), bar_steps (T,), target roll (T,88)) of a random window.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(input frames (T,176), bar_pos (T,), bar_steps (T,), target roll (T,88), live (T,)) of a
+    random window; ``live`` marks the frames before the piece's end (a short tune's window runs on
+    into silence, which would teach that a tune stops after a few bars: those frames are not scored).
 
     Frame t's input is frame t-1 (zeros before the piece starts).
     """
@@ -233,7 +241,7 @@ def sample_window(
     target = roll_of(clean, length, start)
     prev = roll_of(noisy, length + 1, start - 1)[:-1]
     bp, bs = _bar_arrays(ch, start, length)
-    return frame_inputs(prev), bp, bs, target
+    return frame_inputs(prev), bp, bs, target, np.arange(start, start + length) < total
 
 
 def tune_piece(tune: Any) -> Chorale | None:
@@ -302,6 +310,7 @@ def make_batch(
         torch.from_numpy(np.stack([p[2] for p in parts])).long(),
         torch.from_numpy(np.stack([p[3] for p in parts])).long(),
         context,
+        torch.from_numpy(np.stack([p[4] for p in parts])),
     )
 
 
@@ -321,8 +330,9 @@ def batch_logits(model: PianoRollNet, b: RollBatch) -> tuple[torch.Tensor, torch
 def loss_fn(model: nn.Module, b: RollBatch) -> tuple[torch.Tensor, int]:
     """Summed 3-class NLL and the number of scored frames (the loss is per frame)."""
     logits, target = batch_logits(model, b)  # type: ignore[arg-type]
-    nll3, _ = frame_nll(logits, target)
-    return nll3, target.shape[0] * target.shape[1]
+    live = None if b.live is None else b.live[:, b.context :]
+    nll3, _ = frame_nll(logits, target, live)
+    return nll3, target.shape[0] * target.shape[1] if live is None else int(live.sum())
 
 
 # -- streaming ---------------------------------------------------------------------------------------------
