@@ -340,18 +340,20 @@ def loss_fn(model: nn.Module, b: RollBatch) -> tuple[torch.Tensor, int]:
 # drawn with the shared sampler's temperature and top-p rules, given the keys already chosen. The
 # candidate keys are the sketch's register; the texture cap (see SeedContext.voice_cap) stops the
 # frame once enough keys sound, so a single-line sketch is continued as a line, its top voice first.
-def _draw(logits: np.ndarray, ok: np.ndarray, temperature: float, top_p: float, u: float) -> int:
-    """One of three classes from ``logits`` (3,) restricted to ``ok`` (3,) bool, by the uniform ``u``."""
+def _draw(logits: np.ndarray, ok: np.ndarray, temperature: float, top_p: float, u: np.ndarray) -> np.ndarray:
+    """One of three classes per row of ``logits`` (K, 3), restricted to ``ok`` (K, 3) bool, by the
+    uniforms ``u`` (K,): temperature, then top-p, then the inverse of the cumulative distribution."""
     x = np.where(ok, logits / max(1e-3, temperature), -np.inf)
-    p = np.exp(x - x.max())
-    p /= p.sum()
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
     if top_p < 1.0:
-        order = np.argsort(-p)
-        keep = (np.cumsum(p[order]) - p[order]) < top_p
-        q = np.zeros(3)
-        q[order[keep]] = p[order[keep]]
-        p = q / q.sum()
-    return int(min(2, np.searchsorted(np.cumsum(p), u * p.sum(), side="right")))
+        order = np.argsort(-p, axis=1)
+        sp = np.take_along_axis(p, order, 1)
+        sp = np.where(np.cumsum(sp, 1) - sp < top_p, sp, 0.0)
+        p = np.zeros_like(p)
+        np.put_along_axis(p, order, sp, 1)
+    c = np.cumsum(p, axis=1)
+    return np.minimum(2, (c <= (u * c[:, -1])[:, None]).sum(1))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -427,26 +429,32 @@ def draw_frame(
     """One frame's states (88,), drawn key by key down ``keys`` (the candidates, highest first).
 
     ``logits`` (88, 3) key-wise logits, ``y`` (H,) the time state, ``ok`` (88, 3) the classes each
-    key may take, ``cap`` the most keys that may sound. Also returns each candidate's onset logit as
-    it was drawn (the rest guard's choice when the frame stays empty)."""
+    key may take, ``cap`` the most keys that may sound, ``uniforms`` one per candidate. A silent key
+    leaves the note axis's state as it was, so the keys down to the next sounding one are drawn in
+    one batch: the same draws as one key at a time, in a few array operations per sounding key.
+    Also returns each candidate's onset logit as it was drawn (the rest guard's choice when the
+    frame stays empty)."""
     frame = np.zeros(KEYS, np.int8)
     onset = np.full(KEYS, -np.inf)
     a = None if axis is None else y @ axis.c_w + axis.c_b  # (N,)
-    sounding = 0
-    for i, k in enumerate(keys):
-        lk = logits[k]
+    i = sounding = 0
+    while i < len(keys) and sounding < cap:
+        ks = keys[i:]
+        lk = logits[ks]
         if a is not None and axis is not None:
-            lk = lk + sigmoid(a) @ axis.v[k]
-        onset[k] = lk[ONSET] if ok[k, ONSET] else -np.inf
-        s = _draw(lk, ok[k], temperature, top_p, float(uniforms[i]))
-        if s == SILENT:
-            continue
+            lk = lk + np.einsum("n,knc->kc", sigmoid(a), axis.v[ks])
+        onset[ks] = np.where(ok[ks, ONSET], lk[:, ONSET], -np.inf)
+        drawn = _draw(lk, ok[ks], temperature, top_p, uniforms[i:])
+        on = np.flatnonzero(drawn)
+        if not len(on):
+            break
+        j = int(on[0])
+        k, s = int(ks[j]), int(drawn[j])
         frame[k] = s
         sounding += 1
-        if sounding >= cap:
-            break
         if a is not None and axis is not None:
             a = a + axis.w[k, s - 1]
+        i += j + 1
     return frame, onset
 
 
