@@ -437,6 +437,8 @@ def draw_frame(
     frame = np.zeros(KEYS, np.int8)
     onset = np.full(KEYS, -np.inf)
     a = None if axis is None else y @ axis.c_w + axis.c_b  # (N,)
+    if cap == 1 and len(keys):
+        return _draw_line(logits, a, axis, keys, ok, temperature, top_p, float(uniforms[0]))
     i = sounding = 0
     while i < len(keys) and sounding < cap:
         ks = keys[i:]
@@ -455,6 +457,46 @@ def draw_frame(
         if a is not None and axis is not None:
             a = a + axis.w[k, s - 1]
         i += j + 1
+    return frame, onset
+
+
+def _draw_line(
+    logits: np.ndarray,
+    a: np.ndarray | None,
+    axis: NoteAxis | None,
+    keys: np.ndarray,
+    ok: np.ndarray,
+    temperature: float,
+    top_p: float,
+    u: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`draw_frame` for a single line: the frame is one of "key k starts / goes on" (the keys
+    above it silent) or "silent", so the model's probability of each is known in one pass and the
+    temperature applies to the whole frame, as it does to a token (tempering each key's three
+    classes instead would make a cooler take a sparser one: a small onset probability shrinks
+    under it on every key)."""
+    lk = logits[keys]
+    if a is not None and axis is not None:
+        lk = lk + np.einsum("n,knc->kc", sigmoid(a), axis.v[keys])
+    x = np.where(ok[keys], lk, -np.inf)
+    logp = x - np.logaddexp.reduce(x, axis=1, keepdims=True)  # (K, 3)
+    above = np.concatenate([[0.0], np.cumsum(logp[:-1, SILENT])])  # log P(every key above is silent)
+    outcomes = np.concatenate([(above[:, None] + logp[:, 1:]).ravel(), [above[-1] + logp[-1, SILENT]]])
+    z = outcomes / max(1e-3, temperature)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p)
+        keep = order[(np.cumsum(p[order]) - p[order]) < top_p]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    pick = min(len(p) - 1, int(np.searchsorted(np.cumsum(p), u, side="right")))
+    frame = np.zeros(KEYS, np.int8)
+    if pick < len(p) - 1:
+        frame[keys[pick // 2]] = 1 + pick % 2
+    onset = np.full(KEYS, -np.inf)
+    onset[keys] = x[:, ONSET]
     return frame, onset
 
 
