@@ -89,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="nucleus sampling mass, above 0 and at most 1 (1.0: off)",
     )
     parser.add_argument("--entropy-temperature", action="store_true", help="paper 003's entropy scaling")
+    parser.add_argument(
+        "--voices",
+        choices=("sketch", "harmony"),  # ml.sampling.VOICES (not imported: the parser stays light)
+        default="sketch",
+        help="texture: sketch (a single line stays a line; the default) or harmony (the polyphonic "
+        "models may add voices)",
+    )
     parser.add_argument("--play", action="store_true", help="hear each take while it is generated")
     add_device_argument(parser, "with --play: ", old=("--output-device", "--play-output"))
     parser.add_argument(
@@ -184,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 entropy_temperature=args.entropy_temperature,
                 key_lock=key_lock,
                 seed=take_seeds[i],
+                voices=args.voices,
             )
             if player is not None:
                 from musicgen_app.playback.live import play_session

@@ -114,6 +114,7 @@ class ContinueRequest:
     top_k: int = 0
     top_p: float = 1.0
     fill_end: int | None = None  # set: fill [start_tick, fill_end) instead of continuing (ml.fill)
+    voices: str = "sketch"  # "sketch": keep the sketch's texture; "harmony": the model may add voices
 
 
 class ModelCache:
@@ -234,7 +235,12 @@ def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: i
     from musicgen_app.ml.generate import SamplingConfig, start_session
 
     sampling = SamplingConfig(
-        temperature=temperature, top_k=req.top_k, top_p=req.top_p, key_lock=req.key_lock, seed=seed
+        temperature=temperature,
+        top_k=req.top_k,
+        top_p=req.top_p,
+        key_lock=req.key_lock,
+        seed=seed,
+        voices=req.voices,
     )
     if req.fill_end is not None:  # Fill: the range start_tick..fill_end, from both sides
         from musicgen_app.ml.fill import start_fill_session

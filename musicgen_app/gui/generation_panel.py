@@ -128,6 +128,10 @@ class GenerationPanel(QWidget):
         self.key_lock.setMaxVisibleItems(26)
         for label, value in key_lock_choices():
             self.key_lock.addItem(label, value)
+        self.voices = QComboBox()
+        self.voices.setObjectName("voices_combo")
+        self.voices.addItem("as sketched", "sketch")
+        self.voices.addItem("add harmony", "harmony")
 
         self.continue_button = QPushButton("Continue  (Ctrl+Return)")
         self.continue_button.setObjectName("continue_button")
@@ -163,6 +167,7 @@ class GenerationPanel(QWidget):
         srow.addWidget(self.random_seed)
         form.addRow("Seed", srow)
         form.addRow("Key lock", self.key_lock)
+        form.addRow("Voices", self.voices)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.continue_button)
@@ -194,6 +199,8 @@ class GenerationPanel(QWidget):
             self.seed: "The random seed: the same seed and settings give the same take again",
             self.random_seed: "A new random seed for every take",
             self.key_lock: "Keep the notes in a key: from the sketch (auto), none (off), or the one chosen",
+            self.voices: "Texture: as sketched (a single line stays a line) or add harmony (the "
+            "polyphonic models may write chords)",
             self.continue_button: "Continue the active track from its end (Ctrl+Return)",
             self.stop_button: "Stop generating and playing (Esc)",
             self.accept_button: "Keep the shown take in the track (Return)",
@@ -276,6 +283,10 @@ class GenerationPanel(QWidget):
         """``auto``, a key name, or None (off)."""
         v = self.key_lock.currentData()
         return None if v == "off" else str(v)
+
+    def voices_value(self) -> str:
+        """``sketch`` (keep the sketch's texture) or ``harmony`` (add voices)."""
+        return str(self.voices.currentData())
 
     def set_key_lock(self, value: str) -> None:
         """Select a key lock by its stored value."""

@@ -79,6 +79,7 @@ class TakesController(QObject):
             p.seed.valueChanged,
             p.random_seed.toggled,
             p.key_lock.currentIndexChanged,
+            p.voices.currentIndexChanged,
         ):
             changed.connect(self.prepare_soon)
 
@@ -156,6 +157,7 @@ class TakesController(QObject):
             variations=1 if again else self.win.panel.variations.value(),
             seed=seed,
             key_lock=self.win.panel.key_lock_value(),
+            voices=self.win.panel.voices_value(),
         )
 
     def prepare_soon(self, *_: object) -> None:
@@ -165,7 +167,16 @@ class TakesController(QObject):
 
     def prepare_key(self, req: ContinueRequest) -> tuple:
         """What a prepared take must match: this sketch's version and the Continue settings."""
-        settings = (req.model, req.track, req.start_tick, req.bars, req.temperature, req.seed, req.key_lock)
+        settings = (
+            req.model,
+            req.track,
+            req.start_tick,
+            req.bars,
+            req.temperature,
+            req.seed,
+            req.key_lock,
+            req.voices,
+        )
         return (self._doc_serial, self.win.doc.version, *settings)
 
     def _prepare(self) -> None:

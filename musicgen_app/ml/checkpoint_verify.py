@@ -65,6 +65,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "dense_size": (0, 8192),
     "feature_dim": (0, 8192),
     "pos_dim": (1, 1024),
+    "nade_size": (0, 8192),
     "channels": (1, 8192),
     "skip_channels": (1, 8192),
     "width": (1, 8192),
@@ -119,7 +120,9 @@ def _token_lstm(c: dict) -> int:
 def _pianoroll(c: dict) -> int:
     H, L, P = c.get("hidden_size", 256), c.get("num_layers", 2), c.get("pos_dim", 8)
     nets = 2 if c.get("kind", "lstm") == "seq2seq" else 1
-    return 112 * P + nets * _lstm(176 + 2 * P, H, L) + 264 * H + 264 + 88 * 9
+    N = c.get("nade_size", 0)  # the note axis: time state -> N, key states -> N, N -> each key's logits
+    nade = H * N + N + 88 * 2 * N + 88 * N * 3
+    return 112 * P + nets * _lstm(176 + 2 * P, H, L) + 264 * H + 264 + 88 * 9 + nade
 
 
 def _gan(c: dict) -> int:

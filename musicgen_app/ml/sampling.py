@@ -42,6 +42,7 @@ def random_seed(bits: int = 63) -> int:
 
 
 _NEG = -1e30
+VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
 
@@ -63,6 +64,7 @@ class SamplingConfig:
     max_hold_steps: int = 32
     register_margin: int | None = 12  # pitches further than this outside the sketch's range are masked
     forbid: tuple[int, ...] = field(default_factory=tuple)
+    voices: str = "sketch"  # "sketch": keep the sketch's texture (a line stays a line); "harmony": add voices
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -71,6 +73,8 @@ class SamplingConfig:
             raise GenerationError(f"top-p must be in (0, 1], not {self.top_p}")
         if self.top_k < 0:
             raise GenerationError(f"top-k must be >= 0, not {self.top_k}")
+        if self.voices not in VOICES:
+            raise GenerationError(f"voices must be one of {', '.join(VOICES)}, not {self.voices!r}")
 
 
 @dataclass(frozen=True)

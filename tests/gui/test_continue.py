@@ -181,3 +181,21 @@ def test_a_new_run_cancels_the_old_one(ready, qtbot) -> None:
     assert all(n.start_tick < end for n in take.notes)  # nothing of the 16-bar run is left
     played_sessions = {sid for sid, _ in win.playback.scheduler.played}
     assert not played_sessions & set(first_sessions)
+
+
+def test_the_voices_choice_reaches_the_model(ready, qtbot) -> None:
+    """As sketched (the default) a piano roll continues the single-line sketch as a line; the
+    choice travels with the request."""
+    from musicgen_app.ml.judge import max_simultaneous
+
+    win = ready
+    win.panel.model_combo.setCurrentIndex(win.panel.model_combo.findData("pianoroll-lstm"))
+    assert win.panel.voices_value() == "sketch"
+    win.act_continue.trigger()
+    qtbot.waitUntil(lambda: len(win.gen.takes) == 1 and not win.gen.running, timeout=120_000)
+    assert win.gen.request.voices == "sketch"
+    assert win.gen.takes[0].notes and max_simultaneous(win.gen.takes[0].notes) == 1
+    win.panel.voices.setCurrentIndex(win.panel.voices.findData("harmony"))
+    win.act_regen.trigger()
+    qtbot.waitUntil(lambda: len(win.gen.takes) == 2 and not win.gen.running, timeout=120_000)
+    assert win.gen.request.voices == "harmony"

@@ -161,7 +161,9 @@ def test_pop_sketches_come_from_the_test_split_of_the_pop909_dataset(
 
 
 # -- every shipped model, on held-out sketches whose real continuation passes the judge ----------------
-PIANO_ROLLS = ("pianoroll-lstm", "pianoroll-seq2seq", "pianoroll-gan")
+# issue 11: the frame LSTM and the seq2seq decide a frame's keys jointly now; the bar GAN still loops
+# one bar on a single line (too few distinct pitches)
+STILL_FAILING = ("pianoroll-gan",)
 MODEL_NAMES = [m.name for m in list_models()]
 
 
@@ -178,9 +180,9 @@ def judged_sketches() -> list[J.Sketch]:
     [
         pytest.param(
             n,
-            marks=pytest.mark.xfail(strict=True, reason="issue 11: piano-roll families leave frames empty"),
+            marks=pytest.mark.xfail(strict=True, reason="issue 11: the bar GAN loops one bar on a line"),
         )
-        if n in PIANO_ROLLS
+        if n in STILL_FAILING
         else n
         for n in MODEL_NAMES
     ],

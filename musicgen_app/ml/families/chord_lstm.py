@@ -271,6 +271,9 @@ class ChordStreamEngine(StreamEngine):
             self.sampler.observe(t)
         allowed = ctx.allowed_pcs(sampling.key_lock, self.shift)
         self.key_mask = None if allowed is None else self.vocab.in_key_mask(allowed)
+        # the texture: no token with more notes than the sketch has voices (unless harmony is asked)
+        cap = ctx.voice_cap(sampling.voices)
+        self.chord_mask = self.chord_mask & torch.tensor([len(p) <= cap for p in self.vocab.pitches])
 
     @property
     def position(self) -> int:

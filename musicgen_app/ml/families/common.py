@@ -80,6 +80,27 @@ class SeedContext:
         """Step index inside its bar."""
         return (step - self.bar_offset) % self.bar_steps
 
+    def max_voices(self) -> int:
+        """The most seed notes sounding at once (1: the sketch is a single line)."""
+        edges = sorted([(n.start, 1) for n in self.notes] + [(n.start + n.length, -1) for n in self.notes])
+        best = now = 0
+        for _, d in edges:  # at equal steps an end (-1) sorts before a start
+            now += d
+            best = max(best, now)
+        return max(1, best)
+
+    def voice_cap(self, voices: str) -> int:
+        """How many notes may sound at once: the sketch's texture (``voices='sketch'``), or up to four
+        voices when the musician asks for harmony."""
+        return self.max_voices() if voices == "sketch" else max(4, self.max_voices())
+
+    def register(self, margin: int | None, lo: int = 21, hi: int = 108) -> tuple[int, int]:
+        """The pitch range a continuation may use: the seed's range +- ``margin`` (None: [lo, hi])."""
+        if margin is None:
+            return lo, hi
+        pitches = [n.pitch for n in self.notes]
+        return max(lo, min(pitches) - margin), min(hi, max(pitches) + margin)
+
     def allowed_pcs(self, key_lock: str | None, shift: int = 0) -> frozenset[int] | None:
         """The pitch classes the key lock allows (the shared sampler's rule), moved by ``shift``."""
         pcs = allowed_pitch_classes(key_lock, [n.pitch for n in self.notes], [n.length for n in self.notes])

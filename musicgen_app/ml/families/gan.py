@@ -189,36 +189,45 @@ def window_of(notes: list[tuple[int, int, int]], first_step: int) -> np.ndarray:
 
 # -- training data ----------------------------------------------------------------------------------------
 class BarData:
-    """Per-voice rolls of every chorale, kept once, cut into (previous window, window) pairs."""
+    """Per-voice rolls of every piece, kept once, cut into (previous window, window) pairs.
+
+    ``pieces``: chorales, or ``{corpus: pieces}`` (each window's corpus drawn by its
+    :data:`pianoroll.MIX` weight; single-line tunes have one voice)."""
 
     PAD = FRAMES  # silent frames before each piece: the first bar is conditioned on silence
 
-    def __init__(self, chorales: list[Chorale]) -> None:
-        self.items = []
-        for ch in chorales:
-            T = ch.length_steps
-            voices = np.stack(
-                [
-                    pr.roll_of([(s, d, p) for s, d, p, v in ch.notes if v == voice], T + self.PAD, -self.PAD)
-                    for voice in range(4)
-                ]
-            )  # (4, PAD + T, 88)
-            self.items.append((ch, voices))
+    def __init__(self, pieces: list[Chorale] | dict[str, list[Chorale]]) -> None:
+        groups = pieces if isinstance(pieces, dict) else {"chorales": pieces}
+        self.groups: list[list[tuple[Chorale, np.ndarray]]] = []
+        weights = []
+        for corpus, group in groups.items():
+            items = []
+            for ch in group:
+                T = ch.length_steps
+                n_voices = 1 + max(v for *_, v in ch.notes)
+                rows = [[(s, d, p) for s, d, p, v in ch.notes if v == voice] for voice in range(n_voices)]
+                voices = np.stack([pr.roll_of(r, T + self.PAD, -self.PAD) for r in rows])  # (V, PAD + T, 88)
+                items.append((ch, voices))
+            if items:
+                self.groups.append(items)
+                weights.append(pr.MIX.get(corpus, 1.0))
+        self.weights = np.array(weights) / sum(weights)
 
     def sample(self, n: int, rng: np.random.Generator, augment: bool = True) -> tuple[torch.Tensor, ...]:
         """(real windows (n, 2, 16, 64), conditioner inputs (n, COND, 16, 64))."""
         bars, conds = [], []
         for _ in range(n):
-            ch, voices = self.items[int(rng.integers(len(self.items)))]
+            group = self.groups[int(rng.choice(len(self.groups), p=self.weights))]
+            ch, voices = group[int(rng.integers(len(group)))]
             T = voices.shape[1] - self.PAD
             if rng.random() < 0.75:  # mostly bar-aligned windows (a bar line at frame 0), as sketches end
                 first = ch.bar_offset + ch.bar_steps * int(rng.integers(0, max(1, T // ch.bar_steps)))
                 first = min(first, max(0, T - FRAMES))
             else:
                 first = int(rng.integers(0, max(1, T - FRAMES)))
-            keep = [0, 1, 2, 3]
+            keep = list(range(len(voices)))
             shift = 0
-            if augment:
+            if augment and len(voices) == 4:
                 shift = int(rng.integers(-6, 6))
                 r = rng.random()  # as the frame LSTM: all voices, the soprano alone, or some voices
                 keep = (
@@ -228,6 +237,8 @@ class BarData:
                     if r < 0.7
                     else [0] + [v for v in (1, 2, 3) if rng.random() < 0.5]
                 )
+            elif augment:
+                shift = int(rng.integers(-6, 6))
             lo = LOW - pr.LOW - shift  # index in the 88-key roll of the window's lowest key
             a = first + self.PAD
             sub = voices[keep, a - FRAMES : a + FRAMES, lo : lo + PITCHES]  # (V, 32, 64)
@@ -261,6 +272,9 @@ class GanTrainConfig:
     gp_lambda: float = 10.0
     log_every: int = 100
     seed: int = 0
+    critic_warmup: int = (
+        0  # critic steps before the first generator step (a fresh critic, a trained generator)
+    )
 
 
 def binarize(probs: torch.Tensor) -> torch.Tensor:
@@ -309,8 +323,9 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
     step = 0
     w_sum = gp_sum = g_sum = 0.0
     gen.train()
+    warmup = cfg.critic_warmup
     while time.monotonic() - t0 < cfg.minutes * 60:
-        for _ in range(cfg.n_critic):
+        for _ in range(cfg.n_critic + warmup):
             real, cond = train.sample(cfg.batch, rng)
             with torch.no_grad():
                 fake = binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond))
@@ -320,6 +335,7 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
+        warmup = 0
         real, cond = train.sample(cfg.batch, rng)
         loss_g = -critic(binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond)), cond).mean()
         opt_g.zero_grad(set_to_none=True)
@@ -388,21 +404,29 @@ def plot_curves(history: list[dict], path: str) -> None:
 
 
 def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = False) -> dict:
-    """Train the bar GAN on the chorales; write models/<name>.* (and a curve PNG)."""
+    """Train the bar GAN on the chorales, Essen tunes and POP909 melodies (the piano roll's mix);
+    write models/<name>.* (and a curve PNG)."""
     from musicgen_app.core import paths
-    from musicgen_app.errors import CheckpointError
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.chorales import chorale_splits
 
-    if resume:
-        raise CheckpointError("the GAN ships without its critic, so it cannot resume: train it afresh")
     torch.set_num_threads(1)
-    splits = chorale_splits()
+    splits = pr.training_pieces()
     cfg = GanConfig()
     gen = BarGenerator(cfg)
+    previous = None
+    if resume:  # the GAN ships without its critic: the generator goes on against a fresh critic
+        from musicgen_app.ml.families.checkpoint import load_weights, read_card
+
+        previous = read_card(name).get("training", {})
+        load_weights(name, gen)
     record = train_gan(
-        gen, BarData(splits["train"]), BarData(splits["valid"]), GanTrainConfig(minutes=minutes)
+        gen,
+        BarData(splits["train"]),
+        BarData(splits["valid"]),
+        GanTrainConfig(minutes=minutes, critic_warmup=300 if resume else 0),
     )
+    if previous:
+        record["previous_runs"] = [{k: v for k, v in previous.items() if k != "history"}]
     curve = paths.models_dir() / f"{name}-curve.png"
     plot_curves(record["history"], str(curve))
     card = {
@@ -418,9 +442,10 @@ def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = Fals
             "found to work. Streams bar by bar. No likelihood: see the continuation statistics."
         ),
         "data": {
-            "dataset": "Bach chorales (music21 corpus)",
-            "pieces": {k: len(v) for k, v in splits.items()},
-            "split": "by chorale, sha1 of the name (80/10/10), as the frame LSTM",
+            "dataset": "Bach chorales (music21 corpus), Essen folk tunes, POP909 melodies",
+            "mix": pr.MIX,
+            "pieces": {k: {c: len(v) for c, v in g.items()} for k, g in splits.items()},
+            "split": "as the frame LSTM (the chorales by name, the tune corpora by their own splits)",
             "grid": f"16th notes, {PITCHES} keys (MIDI {LOW}-{LOW + PITCHES - 1}), windows of {FRAMES}",
             "augmentation": "transposition -6..+5, voices dropped in half the windows (soprano kept; "
             "a fifth soprano alone); 3 in 4 windows start on a bar line",
@@ -439,29 +464,52 @@ THRESHOLD = 0.5  # the generator was trained against a critic that saw its bars 
 
 
 def decode_window(
-    probs: np.ndarray, sounding: np.ndarray, threshold: float, onset_ok: np.ndarray | None
+    probs: np.ndarray,
+    sounding: np.ndarray,
+    threshold: float,
+    onset_ok: np.ndarray | None,
+    cap: int = PITCHES,
+    repeats: np.ndarray | None = None,
+    max_repeats: int = 1 << 30,
 ) -> np.ndarray:
     """(16, 64) states from onset/sustain probabilities (2, 16, 64).
 
-    ``sounding`` (64,) bool: keys sounding before the window. Out-of-key onsets (``onset_ok``
-    False) are zeroed before thresholding; a sustain needs a sounding key; a window with no onset
-    gets one at its most likely allowed key and frame (the sampler's silence guard).
+    ``sounding`` (64,) bool: keys sounding before the window. Onsets where ``onset_ok`` is False
+    (out of key, out of the sketch's register) are zeroed before thresholding; a sustain needs a
+    sounding key; at most ``cap`` keys sound in a frame (the highest); a key struck
+    ``max_repeats`` onsets in a row may not start again (``repeats`` (64,) counts them, updated in
+    place); a window with no onset gets one at its most likely allowed key and frame (the sampler's
+    silence guard).
     """
     on, sus = probs[0].copy(), probs[1]
     if onset_ok is not None:
         on[:, ~onset_ok] = 0.0
+    runs = np.zeros(PITCHES, int) if repeats is None else repeats
     out = np.zeros((FRAMES, PITCHES), np.int8)
     live = sounding.copy()
     for t in range(FRAMES):
-        start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live)
+        start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live) & (runs < max_repeats)
         keep = ~start & live & (sus[t] > threshold)
+        if int(start.sum() + keep.sum()) > cap:  # the top voices: a line is the generated bar's top line
+            top = np.flatnonzero(start | keep)[-cap:]
+            chosen = np.zeros(PITCHES, bool)
+            chosen[top] = True
+            start, keep = start & chosen, keep & chosen
         out[t, start] = ONSET
         out[t, keep] = SUSTAIN
         live = start | keep
+        if start.any():
+            runs[:] = np.where(start, runs + 1, 0)
     if not (out == ONSET).any():
         t0, k0 = np.unravel_index(int(np.argmax(on)), on.shape)
         t, k = int(t0), int(k0)
         if on[t, k] > 0:
+            if int((out[t] > 0).sum()) >= cap:  # the held notes it would sound over end here
+                for j in np.flatnonzero(out[t] == SUSTAIN):
+                    t2 = t
+                    while t2 < FRAMES and out[t2, j] == SUSTAIN:
+                        out[t2, j] = SILENT
+                        t2 += 1
             out[t, k] = ONSET
             if t + 1 < FRAMES and out[t + 1, k] == SILENT:
                 out[t + 1 : t + 4, k] = np.where(
@@ -495,10 +543,13 @@ class GanEngine(StreamEngine):
         self.sounding = np.zeros(PITCHES, bool)  # the seed's notes end at the start
         self.onset_at = np.full(PITCHES, -1)
         self.pos = ctx.start_step
-        self.onset_ok = None
         allowed = ctx.allowed_pcs(sampling.key_lock)
-        if allowed is not None:
-            self.onset_ok = np.array([(LOW + k) % 12 in allowed for k in range(PITCHES)])
+        keys = LOW + np.arange(PITCHES)
+        self.onset_ok = np.ones(PITCHES, bool) if allowed is None else np.isin(keys % 12, list(allowed))
+        lo, hi = ctx.register(sampling.register_margin)  # the GAN stays in the sketch's register
+        self.onset_ok &= (keys >= lo) & (keys <= hi)
+        self.cap = ctx.voice_cap(sampling.voices)
+        self.repeats = np.zeros(PITCHES, int)
 
     @property
     def position(self) -> int:
@@ -511,7 +562,9 @@ class GanEngine(StreamEngine):
         z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
         probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
         require_finite(probs)
-        self.frames = decode_window(probs, self.sounding, THRESHOLD, self.onset_ok)
+        self.frames = decode_window(
+            probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats
+        )
         self.frame_index = 0
 
     def advance(self, temperature: float) -> list[StepNote]:

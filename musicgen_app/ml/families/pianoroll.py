@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ SILENT, ONSET, SUSTAIN = 0, 1, 2
 MAX_BAR_POS = 48
 MAX_BAR_STEPS = 64
 ARCH_LSTM = "pianoroll-lstm"
-PREFILL_FRAMES = 16  # the sketch's last bar of 4/4 is read at the start, for a quick first note
+PREFILL_FRAMES = 128  # the sketch's last 8 bars of 4/4, read in one batched pass at the start
 ARCH_SEQ2SEQ = "pianoroll-seq2seq"
 
 
@@ -90,6 +91,7 @@ class PianoRollConfig:
     num_layers: int = 2
     dropout: float = 0.2
     pos_dim: int = 8
+    nade_size: int = 0  # 0: keys drawn independently (the old models); > 0: the note-axis NADE's hidden size
 
 
 class _FrameInput(nn.Module):
@@ -123,32 +125,70 @@ class PianoRollNet(nn.Module):
         # each key's own transition table (previous state -> logits), added to the LSTM's output:
         # the per-key bigram the frame LSTM would otherwise have to learn through its hidden layer
         self.transition = nn.Parameter(torch.zeros(KEYS, 3, 3))
+        if cfg.nade_size:
+            # the note axis (RNN-NADE): keys are decided from the top down, each conditioned on the time
+            # state (through nade_c) and on the states already chosen above it (through nade_w)
+            N = cfg.nade_size
+            self.nade_c = nn.Linear(H, N)
+            self.nade_w = nn.Parameter(torch.randn(KEYS, 2, N) * 0.05)  # onset/sustain of a key -> hidden
+            self.nade_v = nn.Parameter(torch.zeros(KEYS, N, 3))  # hidden -> the key's 3 logits
 
     def encode(self, frames: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor) -> tuple:
         """The encoder's final state after reading context frames (seq2seq only)."""
         _, state = self.encoder(self.inp(frames, bar_pos, bar_steps))
         return state
 
-    def forward(
+    def run(
         self, frames: torch.Tensor, bar_pos: torch.Tensor, bar_steps: torch.Tensor, state: tuple | None = None
-    ) -> tuple[torch.Tensor, tuple]:
-        """Logits (B, T, 88, 3) of frame t from frame t-1 (B, T, 176), and the decoder state."""
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """(key-wise logits (B, T, 88, 3) of frame t from frame t-1 (B, T, 176), the time state y
+        (B, T, H), the decoder state). Without the NADE the key-wise logits are the whole model."""
         y, state = self.decoder(self.inp(frames, bar_pos, bar_steps), state)  # (B, T, H)
         logits = self.head(self.drop(y)).view(*y.shape[:2], KEYS, 3)  # (B, T, 88, 3)
         prev = (frames[..., :KEYS] + 2 * frames[..., KEYS : 2 * KEYS]).long()  # (B, T, 88) previous states
-        return logits + self.transition[torch.arange(KEYS), prev], state  # (B, T, 88, 3)
+        return logits + self.transition[torch.arange(KEYS), prev], y, state  # (B, T, 88, 3)
+
+    def nade_term(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """What the note axis adds to each key's logits (B, T, 88, 3), teacher-forced on ``target``
+        (B, T, 88): key k sees the time state and the target states of the keys above it."""
+        onehot = torch.stack([target == ONSET, target == SUSTAIN], -1).float()  # (B, T, 88, 2)
+        contrib = torch.einsum("btkc,kcn->btkn", onehot, self.nade_w)  # (B, T, 88, N)
+        inclusive = contrib.cumsum(2)
+        above = inclusive[:, :, -1:] - inclusive  # keys strictly above k
+        h = torch.sigmoid(self.nade_c(self.drop(y)).unsqueeze(2) + above)  # (B, T, 88, N)
+        return torch.einsum("btkn,knc->btkc", h, self.nade_v)
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        bar_pos: torch.Tensor,
+        bar_steps: torch.Tensor,
+        state: tuple | None = None,
+        target: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple]:
+        """Logits (B, T, 88, 3) of frame t from frame t-1 (B, T, 176), and the decoder state; with
+        the NADE the logits are each key's conditionals given ``target``'s keys above it."""
+        logits, y, state = self.run(frames, bar_pos, bar_steps, state)
+        if self.cfg.nade_size and target is not None:
+            logits = logits + self.nade_term(y, target)
+        return logits, state
 
 
-def frame_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_nll(
+    logits: torch.Tensor, target: torch.Tensor, live: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed 3-class NLL, summed 2-class on/off NLL) over all key-frames, nats.
 
-    ``logits`` (B, T, 88, 3), ``target`` (B, T, 88) int64.
+    ``logits`` (B, T, 88, 3), ``target`` (B, T, 88) int64; ``live`` (B, T) bool: the frames scored
+    (default all).
     """
     logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, 88, 3)
     nll3 = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T, 88)
     on = torch.logsumexp(logp[..., 1:], dim=-1)  # (B, T, 88) log P(key sounds)
     off = logp[..., 0]
     nll2 = -torch.where(target > 0, on, off)
+    if live is not None:
+        nll3, nll2 = nll3 * live[..., None], nll2 * live[..., None]
     return nll3.sum(), nll2.sum()
 
 
@@ -162,6 +202,7 @@ class RollBatch:
     bar_steps: torch.Tensor  # (B, T)
     target: torch.Tensor  # (B, T, 88)
     context: int = 0
+    live: torch.Tensor | None = None  # (B, T) bool: frames before the piece's end (the others are not scored)
 
 
 def _bar_arrays(ch: Chorale, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +212,10 @@ def _bar_arrays(ch: Chorale, start: int, length: int) -> tuple[np.ndarray, np.nd
 
 def sample_window(
     ch: Chorale, length: int, rng: np.random.Generator, augment: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(input frames (T,176), bar_pos (T,), bar_steps (T,), target roll (T,88)) of a random window.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(input frames (T,176), bar_pos (T,), bar_steps (T,), target roll (T,88), live (T,)) of a
+    random window; ``live`` marks the frames before the piece's end (a short tune's window runs on
+    into silence, which would teach that a tune stops after a few bars: those frames are not scored).
 
     Frame t's input is frame t-1 (zeros before the piece starts).
     """
@@ -198,22 +241,76 @@ def sample_window(
     target = roll_of(clean, length, start)
     prev = roll_of(noisy, length + 1, start - 1)[:-1]
     bp, bs = _bar_arrays(ch, start, length)
-    return frame_inputs(prev), bp, bs, target
+    return frame_inputs(prev), bp, bs, target, np.arange(start, start + length) < total
+
+
+def tune_piece(tune: Any) -> Chorale | None:
+    """A single-line tune of :mod:`musicgen_app.ml.data` (Essen, POP909 melodies) as a one-voice
+    :class:`Chorale` record (None when its meter changes)."""
+    from musicgen_app.ml.tokenizers import steps_to_notes
+
+    spb = int(tune.bar_steps[0]) if len(tune.bar_steps) else 0
+    if not spb or len(set(tune.bar_steps.tolist())) != 1:
+        return None
+    num, den = (spb // 4, 4) if spb % 4 == 0 else (max(1, spb // 2), 8)
+    notes = [[s, e - s, p, 0] for s, e, p in steps_to_notes(tune.steps.tolist(), 0, 1)]
+    if len(notes) < 8:
+        return None
+    return Chorale(str(tune.meta.get("id", "")), num, den, (-int(tune.bar_pos[0])) % spb, 0, "major", notes)
+
+
+# what the piano rolls train on: the chorales (four parts, voices dropped at random), Essen folk tunes
+# and POP909 melodies, so a folk or pop line is something they have read
+MIX = {"chorales": 0.4, "folk": 0.3, "pop": 0.3}
+
+
+def training_pieces(pop_dataset: str = "pop909") -> dict[str, dict[str, list[Chorale]]]:
+    """``{split: {corpus: pieces}}``: the chorales' and the tune corpora's own splits (the judge's
+    held-out sketches come from their test splits). A tune corpus that is not built is left out."""
+    from musicgen_app.errors import DatasetError
+    from musicgen_app.ml import data as data_mod
+    from musicgen_app.ml.families.chorales import chorale_splits
+    from musicgen_app.ml.midi_data import load_midi_dataset
+
+    out: dict[str, dict[str, list[Chorale]]] = {k: {"chorales": v} for k, v in chorale_splits().items()}
+    loaders = {"folk": lambda: data_mod.load_or_build("essen", progress=False),
+               "pop": lambda: load_midi_dataset(pop_dataset)}  # fmt: skip
+    for corpus, load in loaders.items():
+        try:
+            ds = load()
+        except DatasetError as exc:
+            logger.warning("training the piano roll without %s: %s", corpus, exc)
+            continue
+        for split, idx in data_mod.split_indices(ds).items():
+            pieces = [p for p in (tune_piece(t) for t in ds.tunes(idx)) if p is not None]
+            out.setdefault("valid" if split == "val" else split, {})[corpus] = pieces
+    return out
 
 
 def make_batch(
-    chorales: list[Chorale], n: int, length: int, rng: np.random.Generator, augment: bool, context: int = 0
+    pieces: list[Chorale] | dict[str, list[Chorale]],
+    n: int,
+    length: int,
+    rng: np.random.Generator,
+    augment: bool,
+    context: int = 0,
 ) -> RollBatch:
-    """A batch of ``n`` random windows of ``length`` frames."""
-    parts = [
-        sample_window(chorales[int(rng.integers(len(chorales)))], length, rng, augment) for _ in range(n)
-    ]
+    """A batch of ``n`` random windows of ``length`` frames, from one list of pieces or from a
+    ``{corpus: pieces}`` mixture (each window's corpus drawn by its :data:`MIX` weight)."""
+    groups = pieces if isinstance(pieces, dict) else {"chorales": pieces}
+    names = [k for k, v in groups.items() if v]
+    w = np.array([MIX.get(k, 1.0) for k in names])
+    parts = []
+    for _ in range(n):
+        group = groups[names[int(rng.choice(len(names), p=w / w.sum()))]]
+        parts.append(sample_window(group[int(rng.integers(len(group)))], length, rng, augment))
     return RollBatch(
         torch.from_numpy(np.stack([p[0] for p in parts])),
         torch.from_numpy(np.stack([p[1] for p in parts])).long(),
         torch.from_numpy(np.stack([p[2] for p in parts])).long(),
         torch.from_numpy(np.stack([p[3] for p in parts])).long(),
         context,
+        torch.from_numpy(np.stack([p[4] for p in parts])),
     )
 
 
@@ -224,54 +321,44 @@ def batch_logits(model: PianoRollNet, b: RollBatch) -> tuple[torch.Tensor, torch
         if c == 0:
             raise ValueError("a seq2seq batch needs context frames")
         state = model.encode(b.frames[:, :c], b.bar_pos[:, :c], b.bar_steps[:, :c])
-        logits, _ = model(b.frames[:, c:], b.bar_pos[:, c:], b.bar_steps[:, c:], state)
+        logits, _ = model(b.frames[:, c:], b.bar_pos[:, c:], b.bar_steps[:, c:], state, b.target[:, c:])
         return logits, b.target[:, c:]
-    logits, _ = model(b.frames, b.bar_pos, b.bar_steps)
+    logits, _ = model(b.frames, b.bar_pos, b.bar_steps, target=b.target)
     return logits[:, c:], b.target[:, c:]
 
 
 def loss_fn(model: nn.Module, b: RollBatch) -> tuple[torch.Tensor, int]:
     """Summed 3-class NLL and the number of scored frames (the loss is per frame)."""
     logits, target = batch_logits(model, b)  # type: ignore[arg-type]
-    nll3, _ = frame_nll(logits, target)
-    return nll3, target.shape[0] * target.shape[1]
+    live = None if b.live is None else b.live[:, b.context :]
+    nll3, _ = frame_nll(logits, target, live)
+    return nll3, target.shape[0] * target.shape[1] if live is None else int(live.sum())
 
 
 # -- streaming ---------------------------------------------------------------------------------------------
-# A frame is 88 draws (one per key), not one token, so it has its own vectorised draw with the
-# shared sampler's temperature, top-k and top-p rules.
-def sample_from_logits(
-    logits: torch.Tensor,
-    temperature: float,
-    generator: torch.Generator,
-    *,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Sample indices from ``logits`` (..., V) with temperature, top-k, nucleus and a validity mask.
-
-    ``mask`` (bool, broadcastable to logits) marks the allowed entries; when it forbids
-    everything in a row the row is sampled unmasked. Returns (...,) int64.
-    """
-    require_finite(logits.detach().numpy())
-    x = logits.float() / max(1e-3, temperature)  # (..., V)
-    if mask is not None:
-        masked = x.masked_fill(~mask, float("-inf"))
-        ok = torch.isfinite(masked).any(dim=-1, keepdim=True)
-        x = torch.where(ok, masked, x)
-    if top_k and top_k < x.shape[-1]:
-        kth = torch.topk(x, top_k, dim=-1).values[..., -1:]
-        x = x.masked_fill(x < kth, float("-inf"))
-    probs = torch.softmax(x, dim=-1)
+# A frame is decided key by key from the top down (the NADE's order): each key's three classes are
+# drawn with the shared sampler's temperature and top-p rules, given the keys already chosen. The
+# candidate keys are the sketch's register; the texture cap (see SeedContext.voice_cap) stops the
+# frame once enough keys sound, so a single-line sketch is continued as a line, its top voice first.
+def _draw(logits: np.ndarray, ok: np.ndarray, temperature: float, top_p: float, u: np.ndarray) -> np.ndarray:
+    """One of three classes per row of ``logits`` (K, 3), restricted to ``ok`` (K, 3) bool, by the
+    uniforms ``u`` (K,): temperature, then top-p, then the inverse of the cumulative distribution."""
+    x = np.where(ok, logits / max(1e-3, temperature), -np.inf)
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
     if top_p < 1.0:
-        sp, si = torch.sort(probs, dim=-1, descending=True)
-        keep = (sp.cumsum(-1) - sp) < top_p
-        sp = sp * keep
-        probs = torch.zeros_like(probs).scatter(-1, si, sp)
-    flat = probs.reshape(-1, probs.shape[-1])
-    idx = torch.multinomial(flat, 1, generator=generator)  # (N, 1)
-    return idx.reshape(probs.shape[:-1])
+        order = np.argsort(-p, axis=1)
+        sp = np.take_along_axis(p, order, 1)
+        sp = np.where(np.cumsum(sp, 1) - sp < top_p, sp, 0.0)
+        p = np.zeros_like(p)
+        np.put_along_axis(p, order, sp, 1)
+    c = np.cumsum(p, axis=1)
+    return np.minimum(2, (c <= (u * c[:, -1])[:, None]).sum(1))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function."""
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 class FrameStepper:
@@ -298,8 +385,9 @@ class FrameStepper:
 
     def step(
         self, frame: np.ndarray, bar_pos: int, bar_steps: int, state: tuple
-    ) -> tuple[torch.Tensor, tuple]:
-        """Logits (88, 3) of the frame after ``frame`` (88 states), and the new decoder state."""
+    ) -> tuple[torch.Tensor, np.ndarray, tuple]:
+        """Key-wise logits (88, 3) of the frame after ``frame`` (88 states), the time state (H,) and
+        the new decoder state."""
         active = np.concatenate([np.flatnonzero(frame == ONSET), np.flatnonzero(frame == SUSTAIN) + KEYS])
         proj = (
             self.pos_table[min(bar_pos, MAX_BAR_POS - 1)] + self.bar_table[min(bar_steps, MAX_BAR_STEPS - 1)]
@@ -308,7 +396,108 @@ class FrameStepper:
             proj = proj + self.rows[active].sum(0)  # (4H,)
         y, state = self.lstm.step(proj, state)  # (H,)
         logits = (y @ self.head_w + self.head_b).reshape(KEYS, 3)  # (88, 3)
-        return torch.from_numpy(logits + self.transition[self.keys, frame.astype(np.int64)]), state
+        return torch.from_numpy(logits + self.transition[self.keys, frame.astype(np.int64)]), y, state
+
+
+class NoteAxis:
+    """The NADE's weights as numpy arrays, for the key-by-key draw (absent: keys independent)."""
+
+    def __init__(self, model: PianoRollNet) -> None:
+        with torch.no_grad():
+            self.c_w = model.nade_c.weight.detach().numpy().T.copy()  # (H, N)
+            self.c_b = model.nade_c.bias.detach().numpy().copy()
+            self.w = model.nade_w.detach().numpy().copy()  # (88, 2, N)
+            self.v = model.nade_v.detach().numpy().copy()  # (88, N, 3)
+
+    @classmethod
+    def of(cls, model: PianoRollNet) -> NoteAxis | None:
+        """The note axis of ``model`` (None for a model without one)."""
+        return cached_on(model, lambda: cls(model)) if model.cfg.nade_size else None
+
+
+def draw_frame(
+    logits: np.ndarray,
+    y: np.ndarray,
+    axis: NoteAxis | None,
+    keys: np.ndarray,
+    ok: np.ndarray,
+    cap: int,
+    temperature: float,
+    top_p: float,
+    uniforms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's states (88,), drawn key by key down ``keys`` (the candidates, highest first).
+
+    ``logits`` (88, 3) key-wise logits, ``y`` (H,) the time state, ``ok`` (88, 3) the classes each
+    key may take, ``cap`` the most keys that may sound, ``uniforms`` one per candidate. A silent key
+    leaves the note axis's state as it was, so the keys down to the next sounding one are drawn in
+    one batch: the same draws as one key at a time, in a few array operations per sounding key.
+    Also returns each candidate's onset logit as it was drawn (the rest guard's choice when the
+    frame stays empty)."""
+    frame = np.zeros(KEYS, np.int8)
+    onset = np.full(KEYS, -np.inf)
+    a = None if axis is None else y @ axis.c_w + axis.c_b  # (N,)
+    if cap == 1 and len(keys):
+        return _draw_line(logits, a, axis, keys, ok, temperature, top_p, float(uniforms[0]))
+    i = sounding = 0
+    while i < len(keys) and sounding < cap:
+        ks = keys[i:]
+        lk = logits[ks]
+        if a is not None and axis is not None:
+            lk = lk + np.einsum("n,knc->kc", sigmoid(a), axis.v[ks])
+        onset[ks] = np.where(ok[ks, ONSET], lk[:, ONSET], -np.inf)
+        drawn = _draw(lk, ok[ks], temperature, top_p, uniforms[i:])
+        on = np.flatnonzero(drawn)
+        if not len(on):
+            break
+        j = int(on[0])
+        k, s = int(ks[j]), int(drawn[j])
+        frame[k] = s
+        sounding += 1
+        if a is not None and axis is not None:
+            a = a + axis.w[k, s - 1]
+        i += j + 1
+    return frame, onset
+
+
+def _draw_line(
+    logits: np.ndarray,
+    a: np.ndarray | None,
+    axis: NoteAxis | None,
+    keys: np.ndarray,
+    ok: np.ndarray,
+    temperature: float,
+    top_p: float,
+    u: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`draw_frame` for a single line: the frame is one of "key k starts / goes on" (the keys
+    above it silent) or "silent", so the model's probability of each is known in one pass and the
+    temperature applies to the whole frame, as it does to a token (tempering each key's three
+    classes instead would make a cooler take a sparser one: a small onset probability shrinks
+    under it on every key)."""
+    lk = logits[keys]
+    if a is not None and axis is not None:
+        lk = lk + np.einsum("n,knc->kc", sigmoid(a), axis.v[keys])
+    x = np.where(ok[keys], lk, -np.inf)
+    logp = x - np.logaddexp.reduce(x, axis=1, keepdims=True)  # (K, 3)
+    above = np.concatenate([[0.0], np.cumsum(logp[:-1, SILENT])])  # log P(every key above is silent)
+    outcomes = np.concatenate([(above[:, None] + logp[:, 1:]).ravel(), [above[-1] + logp[-1, SILENT]]])
+    z = outcomes / max(1e-3, temperature)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p)
+        keep = order[(np.cumsum(p[order]) - p[order]) < top_p]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    pick = min(len(p) - 1, int(np.searchsorted(np.cumsum(p), u, side="right")))
+    frame = np.zeros(KEYS, np.int8)
+    if pick < len(p) - 1:
+        frame[keys[pick // 2]] = 1 + pick % 2
+    onset = np.full(KEYS, -np.inf)
+    onset[keys] = x[:, ONSET]
+    return frame, onset
 
 
 class PianoRollEngine(StreamEngine):
@@ -319,6 +508,7 @@ class PianoRollEngine(StreamEngine):
     def __init__(self, model: PianoRollNet) -> None:
         self.model = model
         self.stepper = FrameStepper.of(model)
+        self.axis = NoteAxis.of(model)
         self.tokens = 0
 
     def _pos(self, steps: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,11 +526,12 @@ class PianoRollEngine(StreamEngine):
         with onednn():  # oneDNN's LSTM is quicker over a sequence
             if self.model.cfg.kind == "seq2seq":
                 state = self.model.encode(x[:, :-1], bp[:, :-1], bs[:, :-1])
-                logits, state = self.model(x[:, -1:], bp[:, -1:], bs[:, -1:], state)
+                logits, y, state = self.model.run(x[:, -1:], bp[:, -1:], bs[:, -1:], state)
             else:
-                logits, state = self.model(x, bp, bs)
+                logits, y, state = self.model.run(x, bp, bs)
         self.state = LSTMStepper.state_from(state)
         self.logits = logits[0, -1]  # (88, 3)
+        self.y = y[0, -1].numpy()  # (H,)
         self.since_encode = 0
 
     def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
@@ -358,40 +549,44 @@ class PianoRollEngine(StreamEngine):
         self.onset_at = np.full(KEYS, -1)
         self.silent = 0  # silent frames in a row
         self.pos = ctx.start_step
-        self.onset_mask = None
+        self.onset_ok = np.ones(KEYS, bool)
         allowed = ctx.allowed_pcs(sampling.key_lock)
         if allowed is not None:
-            self.onset_mask = torch.tensor([(LOW + k) % 12 in allowed for k in range(KEYS)])
+            self.onset_ok = np.array([(LOW + k) % 12 in allowed for k in range(KEYS)])
+        lo, hi = ctx.register(sampling.register_margin, LOW, LOW + KEYS - 1)
+        self.keys = np.arange(hi - LOW, lo - LOW - 1, -1)  # the candidates, highest first
+        self.cap = ctx.voice_cap(sampling.voices)
+        self.repeats = np.zeros(KEYS, int)  # onsets in a row that struck each key
 
     @property
     def position(self) -> int:
         return self.pos
 
     def advance(self, temperature: float) -> list[StepNote]:
-        sounding = torch.from_numpy(self.prev > 0)  # (88,)
-        mask = torch.ones(KEYS, 3, dtype=torch.bool)
-        mask[:, SUSTAIN] = sounding
-        if self.onset_mask is not None:
-            mask[:, ONSET] = self.onset_mask
-        frame = (
-            sample_from_logits(
-                self.logits, temperature, self.gen, top_k=0, top_p=self.sampling.top_p, mask=mask
-            )
-            .numpy()
-            .astype(np.int8)
-        )  # (88,)
+        ok = np.ones((KEYS, 3), bool)
+        ok[:, SUSTAIN] = self.prev > 0
+        # the shared sampler's repeat guard: a key struck max_repeats onsets in a row may not start again
+        ok[:, ONSET] = self.onset_ok & (self.repeats < self.sampling.max_repeats)
+        logits = self.logits.numpy().astype(np.float64)
+        require_finite(logits)
+        uniforms = torch.rand(len(self.keys), generator=self.gen, dtype=torch.float64).numpy()
+        frame, onset = draw_frame(
+            logits, self.y, self.axis, self.keys, ok, self.cap, temperature, self.sampling.top_p, uniforms
+        )
         self.tokens += 1
         # the shared sampler's rest guard, per frame: after max_rest_steps silent frames a note starts
         self.silent = self.silent + 1 if not frame.any() else 0
-        if self.silent >= self.sampling.max_rest_steps:
-            onset = self.logits[:, ONSET].masked_fill(~mask[:, ONSET], float("-inf"))
-            frame[int(onset.argmax())] = ONSET
+        if self.silent >= self.sampling.max_rest_steps and np.isfinite(onset).any():
+            frame[int(np.argmax(onset))] = ONSET
             self.silent = 0
+        struck = frame == ONSET
+        if struck.any():
+            self.repeats = np.where(struck, self.repeats + 1, 0)
         t = self.pos
         done = []
         for k in np.flatnonzero((self.prev > 0) & (frame != SUSTAIN)):
             done.append(StepNote(int(self.onset_at[k]), t - int(self.onset_at[k]), LOW + int(k)))
-        self.onset_at[frame == ONSET] = t
+        self.onset_at[struck] = t
         self.prev = frame
         self.pos += 1
         self.history = np.concatenate([self.history, frame[None]])
@@ -401,7 +596,7 @@ class PianoRollEngine(StreamEngine):
             return done
         ctx = self.ctx
         bar_pos = (self.pos - ctx.bar_offset) % ctx.bar_steps
-        self.logits, self.state = self.stepper.step(frame, bar_pos, ctx.bar_steps, self.state)
+        self.logits, self.y, self.state = self.stepper.step(frame, bar_pos, ctx.bar_steps, self.state)
         self.since_encode += 1
         return done
 
@@ -484,24 +679,49 @@ def init_transitions(model: PianoRollNet, chorales: list[Chorale]) -> None:
         model.transition.copy_(torch.from_numpy(logp).float().expand(KEYS, 3, 3))
 
 
+NADE_SIZE = 32
+
+
+def _warm_start(name: str, model: PianoRollNet) -> dict | None:
+    """Load models/<name> into ``model`` when that checkpoint lacks the note axis (the layers it has,
+    by name); returns its training record, or None when it already has the note axis."""
+    from musicgen_app.ml.checkpoint import load_weights
+    from musicgen_app.ml.families.checkpoint import model_path, read_card
+
+    card = read_card(name)
+    if card.get("config", {}).get("nade_size"):
+        return None
+    tensors = load_weights(model_path(name))
+    own = model.state_dict()
+    model.load_state_dict({k: v.float() for k, v in tensors.items() if k in own}, strict=False)
+    model.train()
+    logger.info("warm start from %s (%d tensors), the note axis starts fresh", name, len(tensors))
+    return dict(card.get("training", {}))
+
+
 def train_model(
     kind: str = "lstm", minutes: float = 10.0, name: str | None = None, resume: bool = False
 ) -> dict:
-    """Train the frame LSTM or the seq2seq model on the chorales; write models/<name>.*."""
+    """Train the frame LSTM or the seq2seq model (with its note-axis NADE) on the chorales, Essen
+    tunes and POP909 melodies; write models/<name>.*.
+
+    ``resume`` starts from models/<name>; a checkpoint without the note axis lends the layers it has
+    (the time LSTM, the key-wise head) and the NADE starts fresh on top of them."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.chorales import chorale_splits
     from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
 
     name = name or (ARCH_LSTM if kind == "lstm" else ARCH_SEQ2SEQ)
-    splits = chorale_splits()
-    cfg = PianoRollConfig(kind=kind)
+    splits = training_pieces()
+    cfg = PianoRollConfig(kind=kind, nade_size=NADE_SIZE)
     model = PianoRollNet(cfg)
-    init_transitions(model, splits["train"])
-    previous = maybe_resume(name, model, resume)
+    init_transitions(model, splits["train"]["chorales"])
+    previous = _warm_start(name, model) if resume else None
+    if previous is None:
+        previous = maybe_resume(name, model, resume)
     ctx = S2S_CONTEXT if kind == "seq2seq" else 0
     length = S2S_CONTEXT + S2S_TARGET if kind == "seq2seq" else TRAIN_LEN
     vrng = np.random.default_rng(7)
-    valid = [make_batch(splits["valid"], 16, length, vrng, False, ctx) for _ in range(4)]
+    valid = [make_batch(splits["valid"], 16, length, vrng, False, ctx) for _ in range(6)]
     rng = np.random.default_rng(0)
     res = train(
         model,
@@ -510,7 +730,7 @@ def train_model(
         valid,
         TrainConfig(minutes=minutes, lr=2e-3, eval_every=100, patience=6),
     )
-    metrics = evaluate(model, splits["test"])
+    metrics = evaluate(model, splits["test"]["chorales"])
     arch = ARCH_LSTM if kind == "lstm" else ARCH_SEQ2SEQ
     card = {
         "name": name,
@@ -522,12 +742,16 @@ def train_model(
             "88-key frames on a 16th grid, each key silent/onset/sustained (the three-class fix proposed in "
             "paper 002); " + ("2 x LSTM(256) over frames" if kind == "lstm" else
             "encoder LSTM over the context, decoder LSTM writing the continuation (64-frame chunks)")
-            + "; transposition and note-noise augmentation as in the paper. Polyphonic."
+            + "; a frame's keys are decided jointly, top down, each given the keys above it (an RNN-NADE "
+            f"note axis, {NADE_SIZE} hidden units, after Boulanger-Lewandowski et al. 2012); transposition "
+            "and note-noise augmentation as in the paper. Polyphonic; a single-line sketch is continued as "
+            "a line unless harmony is asked for."
         ),
         "data": {
-            "dataset": "Bach chorales (music21 corpus)",
-            "pieces": {k: len(v) for k, v in splits.items()},
-            "split": "by chorale, sha1 of the name (80/10/10)",
+            "dataset": "Bach chorales (music21 corpus), Essen folk tunes, POP909 melodies",
+            "mix": MIX,
+            "pieces": {k: {c: len(v) for c, v in g.items()} for k, g in splits.items()},
+            "split": "chorales by the sha1 of the name (80/10/10); the tune corpora by their own splits",
             "grid": "16th notes, 88 keys (MIDI 21-108)",
             "augmentation": "transposition -6..+5, note noise (5% of input notes moved by round(N(0,1)) "
             "semitones), voices dropped in half the windows (soprano kept; a fifth soprano alone)",
