@@ -843,13 +843,13 @@ def train_model(
     sampler = WindowSampler(vocab, corpora, "train")
     valid_sampler = WindowSampler(vocab, corpora, "val")
     vrng = np.random.default_rng(7)
-    valid = [valid_sampler.batch(vrng, 32) for _ in range(6)]
+    valid = [valid_sampler.batch(vrng, 16) for _ in range(6)]
     rng = np.random.default_rng(11)
 
     def train_batch(_g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return sampler.batch(rng, batch_size)
 
-    tc = TrainConfig(minutes=minutes, lr=lr, weight_decay=0.01, eval_every=50, patience=8, threads=threads)
+    tc = TrainConfig(minutes=minutes, lr=lr, weight_decay=0.01, eval_every=100, patience=8, threads=threads)
     res = train(net, batch_loss, train_batch, valid, tc)
     metrics = evaluate_network(net, vocab, corpora, with_baseline=with_baseline)
     n_params = sum(p.numel() for p in net.parameters())
@@ -899,7 +899,9 @@ def evaluate_network(
     """Test NLL per token and per note over every corpus (and per style), beside the n-gram's."""
     limits = {"train": None, "val": EVAL_TOKENS, "test": EVAL_TOKENS}  # the n-gram counts whole tunes
     seqs = {p: [s for c in corpora for s in eval_sequences(vocab, c, p, lim)] for p, lim in limits.items()}
-    nll = token_nll(net, seqs["test"])
+    per_seq = [token_nll(net, [seq]) for seq in seqs["test"]]
+    styles = [c.style for c in corpora for _ in c.tunes["test"]]
+    nll = np.concatenate(per_seq)
     notes = count_notes(vocab, seqs["test"])
     m: dict = {
         "unit": "nats/token",
@@ -908,10 +910,10 @@ def evaluate_network(
         "test_nll_per_note": round(float(nll.sum()) / max(1, notes), 4),
         "by_style": {},
     }
-    for style in sorted({c.style for c in corpora}):
-        ss = [s for c in corpora if c.style == style for s in eval_sequences(vocab, c, "test")]
-        sn = token_nll(net, ss)
-        per_note = float(sn.sum()) / max(1, count_notes(vocab, ss))
+    for style in sorted(set(styles)):
+        picked = [i for i, s in enumerate(styles) if s == style]
+        sn = np.concatenate([per_seq[i] for i in picked])
+        per_note = float(sn.sum()) / max(1, count_notes(vocab, [seqs["test"][i] for i in picked]))
         m["by_style"][style] = {
             "test_nll": round(float(sn.mean()), 4),
             "tokens": len(sn),
