@@ -501,8 +501,8 @@ class NoteEventEngine(StreamEngine):
         tokens, dynamic = self.prompt(ctx)
         self.cache = self.model.new_cache(len(tokens) + 8 * 4 * ctx.bar_steps)
         hidden = self.model.forward(tokens, self.cache)
-        self.logits = self.model.logits(hidden)
         self.style = self.model.style_probs(hidden)
+        self.logits = self.model.logits(hidden)
         self.learned_velocity = dynamic or self.style[STYLES.index("pop") - 1] > POP_THRESHOLD
         line = [n for n in melody_line(ctx.notes)]
         pitches = [n.pitch + self.shift for n in line]
@@ -695,6 +695,9 @@ SEQ_LEN = 256  # training window in tokens (ALiBi lets the model read longer ske
 STYLE_WEIGHTS = {"folk": 0.45, "pop": 0.35, "chorale": 0.2}  # share of training windows per style
 ANY_SHARE = 0.3  # windows whose style token is ``any`` (the style head learns from these)
 STYLE_LOSS_WEIGHT = 0.1
+# pop windows with their velocities hidden (vel:-), so a pop sketch without dynamics still reads as
+# pop (otherwise vel:- would mean "not pop" and the style head would learn only that)
+HIDDEN_VELOCITY_SHARE = 0.3
 EVAL_TOKENS = 1024  # whole tunes are scored from their start, up to this many tokens
 IGNORE = -100
 
@@ -711,6 +714,7 @@ class WindowSampler:
         self.groups: dict[str, list[np.ndarray]] = {}
         for c in corpora:
             self.groups.setdefault(c.style, []).extend(t for t in c.tunes[part] if len(t) > 8)
+        self.vel_none = vocab.vel(None)  # the last range: every id above it is a velocity bin
         self.styles = [s for s in STYLE_WEIGHTS if self.groups.get(s)]
         w = np.array([STYLE_WEIGHTS[s] for s in self.styles])
         self.style_p = w / w.sum()
@@ -735,6 +739,8 @@ class WindowSampler:
             tune, bars = self.groups[s][k], self.bar_idx[s][k]
             start = int(bars[rng.integers(len(bars))]) if len(bars) else 0
             win = tune[start : start + self.seq_len]
+            if s == "pop" and rng.random() < HIDDEN_VELOCITY_SHARE:  # pop drawn without dynamics
+                win = np.where(win > self.vel_none, self.vel_none, win)
             if rng.random() < ANY_SHARE:
                 out[r, 0] = self.vocab.style("any")
                 style_y[r] = STYLES.index(s) - 1
