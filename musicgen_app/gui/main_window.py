@@ -58,12 +58,12 @@ from musicgen_app.gui.piano_roll.widget import PianoRollView
 from musicgen_app.gui.playback_ctl import PlaybackController
 from musicgen_app.gui.settings import AppSettings
 from musicgen_app.gui.tasks import TaskRunner
+from musicgen_app.ml import DEFAULT_MODEL
 
 logger = logging.getLogger(__name__)
 
 APP_TITLE = "musicgen"
 DEFAULT_AUTOSAVE_S = 60.0
-DEFAULT_MODEL = "melody-lstm"
 AUTOSAVE_AFTER_BIG_CHANGE_MS = 1500
 
 

@@ -888,8 +888,13 @@ def train_model(
         "vocab": vocab.to_dict(),
         "training": {
             **training_record(res, previous, threads),
-            "budget": f"{minutes:g} minutes wall on {threads} CPU thread(s), nice 5, machine shared "
-            f"with other jobs; batch {batch_size} x {SEQ_LEN} tokens, AdamW {lr:g}",
+            "budget": "; then ".join(
+                [
+                    *([previous["budget"]] if previous and previous.get("budget") else []),
+                    f"{minutes:g} minutes wall on {threads} CPU thread(s), nice 5, machine shared "
+                    f"with other jobs; batch {batch_size} x {SEQ_LEN} tokens, AdamW {lr:g}",
+                ]
+            ),
             "device": "cpu",
         },
         "metrics": metrics,
