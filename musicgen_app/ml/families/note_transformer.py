@@ -225,11 +225,11 @@ class NoteTransformerConfig:
     """Architecture arguments (stored in the card; loading rebuilds the network from them)."""
 
     vocab_size: int
-    d_model: int = 192
+    d_model: int = 96
     n_layers: int = 4
-    n_heads: int = 6
-    d_ff: int = 768
-    dropout: float = 0.1
+    n_heads: int = 4
+    d_ff: int = 384
+    dropout: float = 0.05
     n_styles: int = len(STYLES) - 1  # the style head's classes (folk, pop, chorale)
 
 
@@ -832,10 +832,10 @@ def train_model(
     batch_size: int = 16,
     corpora_names: Sequence[str] = tuple(CORPUS_STYLE),
     with_baseline: bool = True,
-    lr: float = 1.5e-3,
+    lr: float = 2e-3,
 ) -> dict:
-    """Train on every corpus (CPU or, when torch sees one, the same code on a GPU is not used: the
-    loop is the families' CPU loop); write models/<name>.*; returns the card."""
+    """Train on every corpus with the families' time-boxed CPU loop; write models/<name>.*;
+    returns the card. ``resume`` continues models/<name> (with its architecture)."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
     from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
 
@@ -843,6 +843,10 @@ def train_model(
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # slower than plain BLAS here
     vocab = NoteEventVocab()
     corpora = load_corpora(vocab, corpora_names)
+    if resume and config is None:  # continue the shipped weights: their architecture
+        from musicgen_app.ml.families.checkpoint import read_card
+
+        config = NoteTransformerConfig(**read_card(name)["config"])
     cfg = config or NoteTransformerConfig(vocab.vocab_size)
     net = NoteTransformer(cfg)
     previous = maybe_resume(name, net, resume)
