@@ -177,3 +177,17 @@ def test_first_note_does_not_collapse(model) -> None:
                 session.cancel()
         list(session)
     assert min(times) < 0.25
+
+
+@needs_model
+def test_beats_its_ngram_and_the_card_tells_the_truth(model) -> None:
+    """The card's NLL is at least 15% below the n-gram's (same tokens, order chosen on validation),
+    and the shipped weights reproduce the card's figure on the held-out chorales (quick to load)."""
+    m = model.card["metrics"]
+    assert m["test_nll"] <= 0.85 * m["baseline_nll"]
+    assert m["test_nll_per_note"] <= 0.85 * m["baseline_nll_per_note"]
+    net, vocab = nt.load_network(model.card, str(model.path))
+    chorales = nt.load_corpora(vocab, ["chorales"])
+    with torch.inference_mode():
+        got = nt.evaluate_network(net, vocab, chorales, with_baseline=False)
+    assert got["test_nll"] == pytest.approx(m["by_style"]["chorale"]["test_nll"], rel=0.01)
