@@ -2,8 +2,9 @@
 
 For each model (default: every model in models/), in the same run, at batch 1 on the CPU:
 
-* **first note**: time from the ``start_session`` call to the first NoteEvent (prefill over a
-  4-bar seed + the steps until the first note's length is known);
+* **first note**: time from the ``start_session`` call to the first NoteEvent (prefill over the
+  seed, 4 bars or ``--seed-bars``, + the steps until the first note's length is known; loading the
+  model is not included);
 * **streaming per token**: a long session's time per sampled token after the prefill, carrying the
   recurrent state;
 * **window re-run per token**: the papers' approach: every step re-reads the last 64 tokens from
@@ -39,10 +40,11 @@ from musicgen_app.ml.sampling import Sampler
 WINDOW = 64
 
 
-def seed_song() -> Song:
-    """A 4-bar seed (64 steps of 4/4): the first phrase of 'Twinkle, Twinkle' in D, twice."""
+def seed_song(bars: int = 4) -> Song:
+    """A seed of ``bars`` bars of 4/4 (default 4: 64 steps): the first phrase of 'Twinkle,
+    Twinkle' in D, repeated."""
     notes, t = [], 0
-    for p, q in [(62, 1), (62, 1), (69, 1), (69, 1), (71, 1), (71, 1), (69, 2)] * 2:
+    for p, q in [(62, 1), (62, 1), (69, 1), (69, 1), (71, 1), (71, 1), (69, 2)] * max(1, bars // 2):
         notes.append(Note(t, p, t + q * 480 - 10, 90))
         t += q * 480
     return Song(tracks=[Track(notes=notes)])
@@ -108,6 +110,9 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=None, help="model names (default: all in models/)")
     ap.add_argument("--bars", type=int, default=8, help="bars generated for the per-token figures")
     ap.add_argument("--repeats", type=int, default=7, help="runs per figure (the median is shown)")
+    ap.add_argument(
+        "--seed-bars", type=int, default=4, choices=(4, 8), help="bars of seed read by the prefill"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     names = args.models or [m.name for m in list_models()]
@@ -116,8 +121,10 @@ def main() -> int:
     print(f"machine: {cpu}, {os.cpu_count()} cores, python {py}, torch {torch.__version__}")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average before the run: {load} (other jobs on the machine slow every figure)")
-    song = seed_song()
-    print(f"torch threads: {torch.get_num_threads()}; seed: 4 bars of 4/4 (64 grid steps), batch 1")
+    song = seed_song(args.seed_bars)
+    steps = 16 * args.seed_bars
+    threads = torch.get_num_threads()
+    print(f"torch threads: {threads}; seed: {args.seed_bars} bars of 4/4 ({steps} grid steps), batch 1")
     rows = []
     for name in names:
         model = load_model(name)

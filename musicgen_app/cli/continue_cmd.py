@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen continue` (each checked by its parser, see ``cli.argtypes``)."""
     from musicgen_app.cli import argtypes as at
     from musicgen_app.cli.play_cmd import add_device_argument
+    from musicgen_app.ml import DEFAULT_MODEL
     from musicgen_app.playback.midi_ports import API_NAMES
 
     parser.add_argument(
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the MIDI file to write (with --variations V: OUT-1.mid .. OUT-V.mid)",
     )
     parser.add_argument(
-        "--model", default="melody-lstm", type=at.model_name, help="model name (see `musicgen models`)"
+        "--model", default=DEFAULT_MODEL, type=at.model_name, help="model name (see `musicgen models`)"
     )
     parser.add_argument(
         "--temperature",

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from musicgen_app.cli import argtypes as at
+from musicgen_app.ml.families import SHIPPED as SHIPPED_FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +21,7 @@ MAX_LAYERS = 16
 
 # melody-lstm (paper 003) and the model families of papers 000, 001, 002, 004 (ml/families)
 SHIPPED = "shipped"
-TRAINABLE = (
-    "melody-lstm",
-    "char-lstm",
-    "chord-lstm",
-    "pianoroll-lstm",
-    "pianoroll-seq2seq",
-    "pianoroll-gan",
-    "wavenet",
-)
+TRAINABLE = ("melody-lstm", *SHIPPED_FAMILIES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -58,11 +58,11 @@ from musicgen_app.gui.recording import RecordController
 from musicgen_app.gui.settings import AppSettings
 from musicgen_app.gui.takes import TakesController
 from musicgen_app.gui.tasks import TaskRunner
+from musicgen_app.ml import DEFAULT_MODEL
 
 logger = logging.getLogger(__name__)
 
 APP_TITLE = "musicgen"
-DEFAULT_MODEL = "melody-lstm"
 
 
 def settle_memory() -> None:

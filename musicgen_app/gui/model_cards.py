@@ -21,11 +21,13 @@ GOOD_AT = {
     "chord-lstm": "Chord progressions: block chords in four-part harmony.",
     "pianoroll-gan": "Several voices at once, a bar at a time: chorale-like textures, bold and varied.",
     "pianoroll": "Several voices at once (chorale textures, accompaniments), keeping the voices moving.",
+    "note-transformer": "Single-line melodies in folk, pop or chorale style, with pop dynamics.",
 }
 KIND = {
     "melody-lstm": "melody",
     "wavenet": "melody",
     "char-lstm": "melody",
+    "note-transformer": "melody",
     "chord-lstm": "chords",
     "pianoroll": "polyphonic",
 }

@@ -32,9 +32,18 @@ ARCHITECTURES: dict[str, tuple[str, int]] = {
     "pianoroll-seq2seq": ("musicgen_app.ml.families.pianoroll", 1),
     "pianoroll-gan": ("musicgen_app.ml.families.gan", 1),
     "wavenet": ("musicgen_app.ml.families.wavenet", 1),
+    "note-transformer": ("musicgen_app.ml.families.note_transformer", 5),
 }
 # the shipped model of each family, in paper order
-SHIPPED = ["char-lstm", "chord-lstm", "pianoroll-lstm", "pianoroll-seq2seq", "pianoroll-gan", "wavenet"]
+SHIPPED = [
+    "char-lstm",
+    "chord-lstm",
+    "pianoroll-lstm",
+    "pianoroll-seq2seq",
+    "pianoroll-gan",
+    "wavenet",
+    "note-transformer",
+]
 
 
 def is_family_card(card: dict) -> bool:

@@ -40,11 +40,13 @@ CONTEXT_STEPS = 128  # the seed the models read: the last 8 bars of 4/4
 
 @dataclass(frozen=True, slots=True)
 class StepNote:
-    """A note on the 16th grid: ``start`` and ``length`` in steps from the song's start."""
+    """A note on the 16th grid: ``start`` and ``length`` in steps from the song's start;
+    ``velocity`` 0 means the sketch's (the families that learn no dynamics)."""
 
     start: int
     length: int
     pitch: int
+    velocity: int = 0
 
 
 @dataclass(slots=True)
@@ -62,6 +64,7 @@ class SeedContext:
     channel: int = 0
     track: int = 0
     extra: dict = field(default_factory=dict)
+    velocities: dict[tuple[int, int], int] = field(default_factory=dict)  # (start, pitch) -> velocity
 
     @property
     def step_ticks(self) -> float:
@@ -130,6 +133,7 @@ def seed_context(
     if not raw:
         raise GenerationError("the track has no notes to continue: sketch a few notes first")
     notes: list[StepNote] = []
+    sketch_velocities: dict[tuple[int, int], int] = {}
     for n in raw:
         s = round(n.start_tick / step_ticks)
         e = min(round(n.end_tick / step_ticks), start_step)
@@ -137,6 +141,7 @@ def seed_context(
             continue
         if s >= start_step - context_steps:
             notes.append(StepNote(s, max(1, e - s), n.pitch))
+            sketch_velocities[s, n.pitch] = n.velocity
     if not notes:
         notes = [StepNote(start_step - 1, 1, raw[-1].pitch)]
     notes.sort(key=lambda n: (n.start, n.pitch))
@@ -156,6 +161,7 @@ def seed_context(
         velocity=velocities[len(velocities) // 2],
         channel=tr.channel,
         track=track,
+        velocities=sketch_velocities,
     )
 
 
@@ -220,7 +226,8 @@ class FamilySession(GenerationSession):
         if n.start < ctx.start_step or n.start >= ctx.end_step or not 0 <= n.pitch <= 127:
             return None
         end = min(n.start + max(1, n.length), ctx.end_step)
-        note = Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), ctx.velocity, ctx.channel)
+        velocity = n.velocity or ctx.velocity
+        note = Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), velocity, ctx.channel)
         return NoteEvent(self.id, seq, note, ctx.track)
 
     def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:

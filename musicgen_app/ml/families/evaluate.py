@@ -140,6 +140,15 @@ def gan_metrics(model: GenerativeModel) -> dict:
     }
 
 
+def note_transformer_metrics(model: FamilyModel) -> dict:
+    """Test NLL per token and per note over every corpus, beside the n-gram's (order chosen on
+    validation, same tokens)."""
+    from musicgen_app.ml.families import note_transformer as nt
+
+    net, vocab = nt.load_network(model.card, str(model.path))
+    return nt.evaluate_network(net, vocab, nt.load_corpora(vocab))
+
+
 def speed(model: GenerativeModel, runs: int = 5) -> dict:
     """Median time to the first note (cold: no cached prefill) and tokens per second over ``runs``
     sessions."""
@@ -193,6 +202,8 @@ def evaluate_family(
             m = pianoroll_metrics(model)
         elif arch == "pianoroll-gan":
             m = gan_metrics(model)
+        elif arch == "note-transformer":
+            m = note_transformer_metrics(model)
         else:
             from musicgen_app.ml.evaluate import evaluate_model
 
