@@ -72,6 +72,11 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "z_dim": (1, 8192),
     "receptive_field": (1, 1 << 20),
     "gap_buckets": (1, 4096),
+    "d_model": (1, 8192),
+    "n_layers": (1, 64),
+    "n_heads": (1, 256),
+    "d_ff": (1, 65536),
+    "n_styles": (1, 256),
 }
 _MAX_DILATION = 1 << 16
 _MAX_DILATIONS = 256
@@ -138,6 +143,14 @@ def _wavenet(c: dict) -> int:
     return V * C + 112 * P + 2 * P * C + C + 2 * C * C + C + n * layer + S * S + S + S * V + V
 
 
+def _note_transformer(c: dict) -> int:
+    """The note-event Transformer: embedding, pre-norm blocks (attention and a feed-forward pair),
+    a final norm, the token head and the style head."""
+    V, D, L, F, S = c["vocab_size"], c["d_model"], c["n_layers"], c["d_ff"], c.get("n_styles", 3)
+    block = 2 * D + (3 * D * D + 3 * D) + (D * D + D) + 2 * D + (D * F + F) + (F * D + D)
+    return V * D + L * block + 2 * D + (D * V + V) + (D * S + S)
+
+
 def _hilbert_autoencoder(c: dict) -> int:
     """Paper 002's style autoencoder: six k x k convolutions (widths w1..w4 and back) and a last one."""
     widths, k, ko = c.get("widths", [16, 32, 64, 64]), c.get("kernel", 4), c.get("out_kernel", 3)
@@ -170,6 +183,7 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "wavenet": _wavenet,
     "hilbert-autoencoder": _hilbert_autoencoder,
     "audio-wavenet": _audio_wavenet,
+    "note-transformer": _note_transformer,
 }
 
 

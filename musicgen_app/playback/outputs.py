@@ -331,6 +331,13 @@ class FluidSynthOutput(Output):
         if self._watch is not None:
             self._watch.cancel()
         if self._driver:
+            if self.failure is not None:
+                # the driver's device died (a JACK server killed under it): deleting the driver
+                # closes its JACK client, which can block for ever on the dead server; the process
+                # lets it go instead (the CLI and the player child leave with os._exit)
+                logger.info("FluidSynth's audio driver is left open: its device died (%s)", self.failure)
+                self._driver = None
+                return  # the synth too: the driver still points at it
             self._fs.delete_fluid_audio_driver(self._driver)
             self._driver = None
         self.synth.delete()

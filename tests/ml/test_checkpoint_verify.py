@@ -241,7 +241,7 @@ def _config(card: dict) -> dict:
 
 def _hidden(card: dict) -> None:
     cfg = _config(card)
-    key = next(k for k in ("hidden_size", "width", "channels") if k in cfg)
+    key = next(k for k in ("hidden_size", "width", "channels", "d_model") if k in cfg)
     cfg[key] = 200_000
 
 
@@ -268,7 +268,7 @@ def _architecture_text(card: dict) -> None:
 
 def _string_number(card: dict) -> None:
     cfg = _config(card)
-    key = next(k for k in ("hidden_size", "width", "channels") if k in cfg)
+    key = next(k for k in ("hidden_size", "width", "channels", "d_model") if k in cfg)
     cfg[key] = "256"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ def _start(*args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
     )
 
 
@@ -52,8 +53,13 @@ def _ends_loudly(proc: subprocess.Popen, killed_at: float, what: str) -> str:
     try:
         rc = proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail(f"{what}: still running 15 s after the output died")
+        proc.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) prints every thread
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        pytest.fail(f"{what}: still running 15 s after the output died; stderr:\n{(err or '')[-4000:]}")
     took = time.perf_counter() - killed_at
     err = proc.stderr.read() if proc.stderr else ""
     print(f"\n{what}: exit {rc} {took * 1000:.0f} ms after the kill: {err.strip()}")
