@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     """Render or read the sketch, continue it, write the generated samples."""
     from pathlib import Path
 
-    from musicgen_app.ml.audio.audio_file import read_audio
-    from musicgen_app.ml.audio.transcribe import resample
+    from musicgen_app.ml.audio.audio_file import read_audio, resample
 
     is_wav = Path(args.seed_file).suffix.lower() == ".wav"
     if is_wav:

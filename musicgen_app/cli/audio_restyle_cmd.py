@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read, restyle, write."""
-    from musicgen_app.ml.audio.audio_file import read_audio
+    from musicgen_app.ml.audio.audio_file import read_audio, resample
 
     audio = read_audio(args.input)  # a file that is not a WAV is refused before torch loads
     from musicgen_app.errors import GenerationError
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     model = rs.as_restyler(load_model(args.model), args.model)
     if model.target != args.to:
         raise GenerationError(f"model {model.name} turns sound toward {model.target}, not {args.to}")
-    out = model.restyle(rs.resample(audio.mono(), audio.sample_rate, model.sample_rate))
+    out = model.restyle(resample(audio.mono(), audio.sample_rate, model.sample_rate))
     write_wav(out, args.output, model.sample_rate)
     print(
         f"wrote {args.output} ({len(out) / model.sample_rate:.2f} s, {model.sample_rate} Hz mono, "

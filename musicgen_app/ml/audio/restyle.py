@@ -479,19 +479,3 @@ def store_metrics(model: Restyler, metrics: dict) -> None:
     tmp = cpath.with_name(cpath.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=1) + "\n")
     tmp.replace(cpath)
-
-
-def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Mono ``x`` from ``rate_in`` to ``rate_out`` Hz (band-limited, by the FFT of the whole signal)."""
-    x = np.asarray(x, dtype=np.float32)
-    if rate_in == rate_out or len(x) == 0:
-        return x.copy()
-    n_out = max(1, round(len(x) * rate_out / rate_in))
-    pad = 1 << max(0, (len(x) - 1).bit_length())  # a power of two: fast, and the zeros damp wrap-around
-    spec = np.fft.rfft(x, pad)
-    pad_out = round(pad * rate_out / rate_in)
-    keep = min(len(spec), pad_out // 2 + 1)
-    spec_out = np.zeros(pad_out // 2 + 1, dtype=np.complex128)
-    spec_out[:keep] = spec[:keep]
-    y = np.fft.irfft(spec_out, pad_out) * (pad_out / pad)
-    return y[:n_out].astype(np.float32)

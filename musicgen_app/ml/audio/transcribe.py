@@ -53,7 +53,7 @@ import numpy as np
 from musicgen_app.core.edits import quantize_notes
 from musicgen_app.core.song import DEFAULT_RESOLUTION, Note, Song, TempoChange, Track
 from musicgen_app.errors import AudioError
-from musicgen_app.ml.audio.audio_file import Audio
+from musicgen_app.ml.audio.audio_file import Audio, resample
 
 logger = logging.getLogger(__name__)
 
@@ -139,46 +139,6 @@ def load_model(threads: int | None = None) -> Any:
 
 
 # -- signal ---------------------------------------------------------------------------------------
-def _sinc_taps(frac: np.ndarray, half: int, cutoff: float) -> np.ndarray:
-    """Windowed-sinc weights (len(frac), 2*half) for the input samples around each position."""
-    k = np.arange(-half + 1, half + 1, dtype=np.float64)
-    d = frac[:, None] - k[None, :]  # distance from the output position to each input sample
-    window = 0.5 * (1.0 + np.cos(np.pi * np.clip(d / half, -1.0, 1.0)))
-    return cutoff * np.sinc(cutoff * d) * window
-
-
-def resample(x: np.ndarray, rate_in: int, rate_out: int, *, zero_crossings: int = 16) -> np.ndarray:
-    """``x`` (1-D) resampled from ``rate_in`` to ``rate_out`` Hz with a Hann-windowed sinc filter.
-
-    The filter cuts at 95 % of the lower Nyquist frequency and spans ``zero_crossings`` zero
-    crossings each side. Rational ratios with a small numerator (44.1 or 48 kHz to 22.05 kHz) use a
-    table of filter phases; any other ratio computes the weights as it goes.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if rate_in == rate_out or x.size == 0:
-        return x.copy()
-    ratio = rate_out / rate_in
-    cutoff = 0.95 * min(1.0, ratio)
-    half = math.ceil(zero_crossings / cutoff)
-    n_out = math.floor(x.size * ratio)
-    padded = np.concatenate([np.zeros(half, np.float32), x, np.zeros(half + 1, np.float32)])
-    g = math.gcd(rate_in, rate_out)
-    up, down = rate_out // g, rate_in // g  # output n sits at input position n * down / up
-    table = _sinc_taps(np.arange(up) / up, half, cutoff).astype(np.float32) if up <= 4096 else None
-    out = np.empty(n_out, dtype=np.float32)
-    chunk = 1 << 16
-    for s in range(0, n_out, chunk):
-        n = np.arange(s, min(n_out, s + chunk), dtype=np.int64)
-        base = (n * down) // up  # the input sample at or before each output position
-        if table is not None:
-            weights = table[(n * down) % up]
-        else:
-            weights = _sinc_taps((n * down % up) / up, half, cutoff).astype(np.float32)
-        idx = base[:, None] + np.arange(-half + 1, half + 1)[None, :] + half  # into ``padded``
-        out[s : s + n.size] = np.einsum("ij,ij->i", padded[idx], weights)
-    return out
-
-
 def frame_times(n_frames: int) -> np.ndarray:
     """The time in seconds of each joined model frame (see the module docstring)."""
     n = np.arange(n_frames)
