@@ -288,6 +288,12 @@ class GenerationPanel(QWidget):
         """``sketch`` (keep the sketch's texture) or ``harmony`` (add voices)."""
         return str(self.voices.currentData())
 
+    def set_voices(self, value: str) -> None:
+        """Select the texture by its stored value (``sketch`` or ``harmony``; others are ignored)."""
+        i = self.voices.findData(value)
+        if i >= 0:
+            self.voices.setCurrentIndex(i)
+
     def set_key_lock(self, value: str) -> None:
         """Select a key lock by its stored value."""
         i = self.key_lock.findData(value)

@@ -247,15 +247,17 @@ class TakesController(QObject):
         state["key_lock"] = str(self.win.panel.key_lock.currentData())
         state["bars"] = self.win.panel.bars.value()
         state["variations"] = self.win.panel.variations.value()
+        state["voices"] = self.win.panel.voices_value()
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Put back what :meth:`record_state` saved with the project: the takes list as it
-        was, the model, temperature, key lock, length and variations. Another file without them
+        was, the model, temperature, key lock, voices, length and variations. Another file without them
         resets the key lock (the key of one tune says nothing about the next)."""
         from musicgen_app.gui.generation import Take
 
         p = self.win.panel
         p.set_key_lock(str(state.get("key_lock") or "auto"))
+        p.set_voices(str(state.get("voices") or "sketch"))  # like the key lock: per tune
         try:
             if "temperature" in state:
                 p.temperature.setValue(round(float(state["temperature"]) * 100))

@@ -123,6 +123,7 @@ def test_reopening_a_project_shows_its_takes_and_continue_settings(window, qtbot
     win.panel.variations.setValue(2)
     win.panel.temperature.setValue(80)
     win.panel.set_key_lock("G")
+    win.panel.set_voices("harmony")
     _continue_and_wait(win, qtbot, 2)
     win.panel.takes.setCurrentRow(1)  # the second take is the one shown
     labels = [win.panel.takes.item(i).text() for i in range(win.panel.takes.count())]
@@ -137,7 +138,7 @@ def test_reopening_a_project_shows_its_takes_and_continue_settings(window, qtbot
     win.panel.bars.setValue(8)
     win.panel.variations.setValue(1)
     assert win.gen.takes == [] and win.panel.takes.count() == 0
-    assert win.panel.key_lock_value() == "auto"
+    assert win.panel.key_lock_value() == "auto" and win.panel.voices_value() == "sketch"
 
     with qtbot.waitSignal(win.document_loaded, timeout=10_000):
         win.open_path(path)
@@ -148,6 +149,7 @@ def test_reopening_a_project_shows_its_takes_and_continue_settings(window, qtbot
     assert win.panel.model_name() == model
     assert win.panel.temperature_value() == pytest.approx(0.8)
     assert win.panel.key_lock_value() == "G"
+    assert win.panel.voices_value() == "harmony"
     assert (win.panel.bars.value(), win.panel.variations.value()) == (1, 2)
     # a restored take is accepted like a fresh one, and saving again keeps the rest
     before = list(win.doc.notes)
