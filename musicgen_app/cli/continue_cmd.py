@@ -26,9 +26,8 @@ MAX_VARIATIONS = 100
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen continue` (each checked by its parser, see ``cli.argtypes``)."""
     from musicgen_app.cli import argtypes as at
-    from musicgen_app.cli.play_cmd import add_device_argument
+    from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
     from musicgen_app.ml import DEFAULT_MODEL
-    from musicgen_app.playback.midi_ports import API_NAMES
 
     parser.add_argument(
         "seed_file",
@@ -97,16 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="texture: sketch (a single line stays a line; the default) or harmony (the polyphonic "
         "models may add voices)",
     )
-    parser.add_argument("--play", action="store_true", help="hear each take while it is generated")
-    add_device_argument(parser, "with --play: ", old=("--output-device", "--play-output"))
-    parser.add_argument(
-        "--soundfont",
-        default=None,
-        metavar="FILE",
-        type=at.input_file(what="SoundFont"),
-        help="with --play: SoundFont for FluidSynth",
+    add_play_while_generating_arguments(
+        parser, "hear each take while it is generated", old=("--output-device", "--play-output")
     )
-    parser.add_argument("--midi-api", default=None, choices=API_NAMES, help="with --play: MIDI API")
 
 
 def _melody_track(song, requested: int | None) -> int:

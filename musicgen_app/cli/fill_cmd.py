@@ -24,9 +24,8 @@ MELODY_NAMES = re.compile(r"melody|vocal|voice|lead", re.IGNORECASE)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen fill` (each checked by its parser, see ``cli.argtypes``)."""
     from musicgen_app.cli import argtypes as at
-    from musicgen_app.cli.play_cmd import add_device_argument
+    from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
     from musicgen_app.ml.fill import DEFAULT_CANDIDATES, EDGE_POLICIES
-    from musicgen_app.playback.midi_ports import API_NAMES
 
     parser.add_argument(
         "song_file", metavar="SONG.mid", type=at.input_file(what="song file"), help="the MIDI file"
@@ -81,16 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="keep",
         help="a note sounding into the range from before it: keep it whole (tied in; default) or cut it",
     )
-    parser.add_argument("--play", action="store_true", help="hear the fill while it is generated")
-    add_device_argument(parser, "with --play: ", old=())
-    parser.add_argument(
-        "--soundfont",
-        default=None,
-        metavar="FILE",
-        type=at.input_file(what="SoundFont"),
-        help="with --play: SoundFont for FluidSynth",
-    )
-    parser.add_argument("--midi-api", default=None, choices=API_NAMES, help="with --play: MIDI API")
+    add_play_while_generating_arguments(parser, "hear the fill while it is generated", old=())
 
 
 def resolve_range(song, track_arg: int | None, bars: tuple[int, int] | None, ticks: tuple[int, int] | None):

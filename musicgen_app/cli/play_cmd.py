@@ -54,6 +54,25 @@ def add_device_argument(
     )
 
 
+def add_play_while_generating_arguments(
+    parser: argparse.ArgumentParser, play_help: str, old: tuple[str, ...] = ()
+) -> None:
+    """``--play`` and what it plays through (``--device``, ``--soundfont``, ``--midi-api``): the
+    options of a command that can be heard while it generates (continue, fill)."""
+    from musicgen_app.playback.midi_ports import API_NAMES
+
+    parser.add_argument("--play", action="store_true", help=play_help)
+    add_device_argument(parser, "with --play: ", old=old)
+    parser.add_argument(
+        "--soundfont",
+        default=None,
+        metavar="FILE",
+        type=at.input_file(what="SoundFont"),
+        help="with --play: SoundFont for FluidSynth",
+    )
+    parser.add_argument("--midi-api", default=None, choices=API_NAMES, help="with --play: MIDI API")
+
+
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """--device, --soundfont, --midi-api, --audio-driver, --buffer-size/-count (output options)."""
     add_device_argument(parser)
