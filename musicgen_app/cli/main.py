@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("musicgen_app.cli.play_cmd", "play a MIDI or project file"),
     "render": ("musicgen_app.cli.render_cmd", "render a MIDI or project file to WAV"),
     "devices": ("musicgen_app.cli.devices_cmd", "list MIDI ports and working audio drivers"),
-    "audio": ("musicgen_app.cli.audio_cmd", "audio: transcribe to MIDI, restyle toward piano, continue as raw audio"),
+    "audio": ("musicgen_app.cli.audio_cmd", "transcribe, restyle or continue audio recordings"),
 }
 
 
