@@ -1,8 +1,9 @@
 """Fixed-seed continuations of every shipped MIDI model are byte-identical to the recorded ones.
 
 For each shipped model that continues MIDI and three example sketches (the chorale with
-``voices=harmony``), the continuation drawn with a fixed seed and temperature (the same path as `musicgen continue`: melody track, ``generate_notes``,
-the sketch plus the new notes written as MIDI) must give the recorded note list and the recorded
+``voices=harmony``), the continuation drawn with a fixed seed and temperature (the same path as
+`musicgen continue`: melody track, ``generate_notes``, the sketch plus the new notes written as
+MIDI) must give the recorded note list and the recorded
 sha256 of the MIDI bytes in ``tests/ml/golden/continuations.json``. They were written before the
 ``ml/`` refactor into one framework and protect it.
 
