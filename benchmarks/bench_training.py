@@ -82,9 +82,8 @@ def main() -> None:
     env["MUSICGEN_CACHE_DIR"] = os.environ["MUSICGEN_CACHE_DIR"]
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = str(ROOT)
-    print(
-        "\n| training melody-lstm | ranks | 16th steps/s (all ranks) | ratio to 1 rank |\n|---|---|---|---|"
-    )
+    say()
+    say("| training melody-lstm | ranks | 16th steps/s (all ranks) | ratio to 1 rank |\n|---|---|---|---|")
     base = None
     for ranks in args.ranks:
         launcher = (
@@ -129,6 +128,8 @@ def main() -> None:
         base = base or rate
         say(f"| {args.device} | {ranks} | {rate:,.0f} | {rate / base:.2f} |")
     shutil.rmtree(work, ignore_errors=True)
+    say()
+    say(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)")
     if args.readme:
         from readme_block import write_block
 

@@ -185,6 +185,7 @@ class TokenStreamSession(GenerationSession):
                         break
                     token = self.sampler.sample(logits, self._temperature)
                     self.tokens.append(token)
+                    self.steps += 1
                     for note in self.decoder.push(token):
                         yield NoteEvent(self.id, seq, note, self.track)
                         seq += 1

@@ -1,7 +1,7 @@
 """The shipped models: listing cards in ``paths.models_dir()`` and loading checkpoints by name.
 
-Each model family registers a loader ``(name, card, path) -> GenerativeModel`` under its card's
-``family`` with :func:`register_family`; :func:`load_model` picks it from the card. Loading is
+:func:`load_model` picks the model's :class:`~musicgen_app.ml.family.Family` from the one registry
+(:data:`musicgen_app.ml.family.FAMILIES`) by the card's family. Loading is
 JSON + safetensors only (see :mod:`musicgen_app.ml.checkpoint`).
 """
 
@@ -19,31 +19,15 @@ from musicgen_app.ml.checkpoint import read_card
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[str, dict, Path], "object"]
-_FAMILIES: dict[str, Loader] = {}
 
 
 def register_family(family: str, loader: Loader) -> None:
-    """Make :func:`load_model` able to load checkpoints whose card says ``"family": family``."""
-    _FAMILIES[family] = loader
+    """Make :func:`load_model` able to load checkpoints whose card says ``"family": family``
+    (a family known by its loader only; see :mod:`musicgen_app.ml.family` for the full interface)."""
+    from musicgen_app.ml.family import LoaderFamily, builtin_families, register
 
-
-def _builtin_families() -> None:
-    if "melody-lstm" not in _FAMILIES:
-        from musicgen_app.ml.melody_lstm import load_melody_lstm
-
-        register_family("melody-lstm", load_melody_lstm)
-    if "melody-fim" not in _FAMILIES:
-        from musicgen_app.ml.melody_fim import load_melody_fim
-
-        register_family("melody-fim", load_melody_fim)
-    if "audio-restyle" not in _FAMILIES:
-        from musicgen_app.ml.audio.restyle import load_restyler
-
-        register_family("audio-restyle", load_restyler)
-    if "audio-wavenet" not in _FAMILIES:
-        from musicgen_app.ml.audio.raw_wavenet import load_audio_wavenet
-
-        register_family("audio-wavenet", load_audio_wavenet)
+    builtin_families()
+    register(LoaderFamily(family, loader))
 
 
 @dataclass
@@ -147,15 +131,7 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def load_model(name_or_path: str | Path):
     """Load a model by name or path (raises CheckpointError)."""
-    _builtin_families()
-    path = resolve(name_or_path)
-    card = read_card(path)
-    family = card.get("family")
-    loader = _FAMILIES.get(str(family))
-    if loader is None:
-        from musicgen_app.ml import families
+    from musicgen_app.ml.family import load_checkpoint
 
-        if families.is_family_card(card):
-            return families.load_family_model(card, path)
-        raise CheckpointError(f"model {path.stem} is of an unknown family '{family}'")
-    return loader(card.get("name", path.stem), card, path)
+    path = resolve(name_or_path)
+    return load_checkpoint(read_card(path), path)

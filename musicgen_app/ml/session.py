@@ -32,6 +32,7 @@ class GenerationSession(ABC):
         self.id = new_session_id()
         self._temperature = float(temperature)
         self._cancel = threading.Event()
+        self.steps = 0  # model steps taken so far (one sampled token, character or frame each)
 
     @property
     def temperature(self) -> float:

@@ -60,6 +60,7 @@ class TrainConfig:
     base: str = ""  # fine-tune this checkpoint (its vocabulary and architecture) on ``data``
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     curve_png: str = ""
+    max_batches: int = 0  # > 0: stop after this many batches (smoke runs, the contract test)
     extra: dict = field(default_factory=dict)
 
 
@@ -357,7 +358,7 @@ def train_melody_lstm(
             total += loss.item() * y.numel()
             count += y.numel()
             bar.set_postfix(nll=f"{total / count:.3f}")
-            if elapsed > budget_s:
+            if elapsed > budget_s or (cfg.max_batches and done_batches >= cfg.max_batches):
                 break
         loop_s = ctx.all_max(time.perf_counter() - epoch_t0)
         total, n_seen = ctx.all_sum([total, float(count)])
@@ -385,6 +386,9 @@ def train_melody_lstm(
             break
         if row["minutes"] * 60 > budget_s:
             stop_reason = f"time budget of {cfg.time_budget_min} min"
+            break
+        if cfg.max_batches and done_batches >= cfg.max_batches:
+            stop_reason = f"{cfg.max_batches} batches"
             break
         if ctx.is_main:  # a checkpoint per epoch: a killed run resumes from it (--resume PATH)
             _write(out_dir, cfg, mcfg, tok, ds, split, curve, best, n_params, stop_reason="running")

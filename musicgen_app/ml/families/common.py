@@ -244,6 +244,7 @@ class FamilySession(GenerationSession):
                         break
                     done = self.engine.advance(self.temperature)
                     steps += 1
+                    self.steps = steps
                     for n in done:
                         ev = self._event(seq, n)
                         if ev is not None:

@@ -275,6 +275,7 @@ class GanTrainConfig:
     critic_warmup: int = (
         0  # critic steps before the first generator step (a fresh critic, a trained generator)
     )
+    max_steps: int = 0  # > 0: stop after this many generator steps (smoke runs, the contract test)
 
 
 def binarize(probs: torch.Tensor) -> torch.Tensor:
@@ -324,7 +325,7 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
     w_sum = gp_sum = g_sum = 0.0
     gen.train()
     warmup = cfg.critic_warmup
-    while time.monotonic() - t0 < cfg.minutes * 60:
+    while time.monotonic() - t0 < cfg.minutes * 60 and not (cfg.max_steps and step >= cfg.max_steps):
         for _ in range(cfg.n_critic + warmup):
             real, cond = train.sample(cfg.batch, rng)
             with torch.no_grad():

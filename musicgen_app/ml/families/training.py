@@ -36,6 +36,7 @@ class TrainConfig:
     patience: int = 6  # evaluations without improvement before stopping
     threads: int = 1
     seed: int = 0
+    max_steps: int = 0  # > 0: stop after this many steps (smoke runs, the contract test)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def train(
         run_loss += float(s.detach())
         run_n += n
         step += 1
-        out_of_time = time.monotonic() - t0 > budget
+        out_of_time = time.monotonic() - t0 > budget or (cfg.max_steps > 0 and step >= cfg.max_steps)
         if step % cfg.eval_every == 0 or out_of_time:
             v = evaluate_loss(model, loss, valid_batches)
             tr = run_loss / max(1, run_n)
