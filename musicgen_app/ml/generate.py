@@ -9,11 +9,10 @@ Pieces (every model family reuses them):
   completes; ``flush() -> list[Note]`` closes the last one. :class:`GridNoteDecoder` decodes
   paper 003's grid (a note ends when the next non-hold token arrives, so each note is emitted the
   moment its length is known; no provisional lengths).
-* :class:`TokenStreamSession`: a :class:`~musicgen_app.ml.session.GenerationSession` that runs
-  adapter + :class:`~musicgen_app.ml.sampling.Sampler` + decoder and yields
-  :class:`~musicgen_app.core.events.NoteEvent` s, then one ``SessionFinished``. The temperature is
-  read at every step (``set_temperature`` takes effect on the next token) and ``cancel`` is checked
-  before every model step.
+* :class:`TokenStepper`: adapter + :class:`~musicgen_app.ml.sampling.Sampler` + decoder as a
+  :class:`~musicgen_app.ml.session.Stepper`; :class:`TokenStreamSession` is the one
+  :class:`~musicgen_app.ml.session.StreamSession` driving it. The temperature is read at every step
+  (``set_temperature`` takes effect on the next token) and ``cancel`` is checked before every step.
 * :func:`grid_prompt`: a sketch (song, track, start tick) as grid tokens in the model's key, with
   the bar position of every step, the transposition and the key lock. Grid-based model families
   (:class:`~musicgen_app.ml.models.GridMelodyModel`) build their sessions with it.
@@ -26,8 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,7 +33,7 @@ import numpy as np
 
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
-from musicgen_app.errors import GenerationError, MusicgenError
+from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
 from musicgen_app.ml.sampling import (
     Sampler,
@@ -44,7 +42,7 @@ from musicgen_app.ml.sampling import (
     allowed_pitch_classes,
     random_seed,
 )
-from musicgen_app.ml.session import GenerationSession
+from musicgen_app.ml.session import GenerationSession, StreamSession
 from musicgen_app.ml.tokenizers import BOS, HOLD, GridMelodyTokenizer, notes_to_steps
 
 if TYPE_CHECKING:
@@ -58,6 +56,7 @@ __all__ = [
     "ModelAdapter",
     "NoteDecoder",
     "SamplingConfig",
+    "TokenStepper",
     "TokenStreamSession",
     "generate_notes",
     "grid_prompt",
@@ -141,7 +140,57 @@ class GridNoteDecoder:
         return self._close(self.step_index)
 
 
-class TokenStreamSession(GenerationSession):
+class TokenStepper:
+    """A :class:`~musicgen_app.ml.session.Stepper` over a token model: each ``advance`` samples one
+    token from the current logits, decodes it, and (unless it was the last) feeds it to the model."""
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        prompt: Sequence[int],
+        sampler: Sampler,
+        decoder: NoteDecoder,
+        n_steps: int,
+    ) -> None:
+        self.adapter = adapter
+        self.prompt = list(prompt)
+        self.sampler = sampler
+        self.decoder = decoder
+        self.n_steps = int(n_steps)
+        self.sampled: list[int] = []
+        self._state: Any = None
+        self._logits: np.ndarray | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Tokens sampled so far."""
+        return len(self.sampled)
+
+    @property
+    def finished(self) -> bool:
+        """All ``n_steps`` tokens sampled."""
+        return len(self.sampled) >= self.n_steps
+
+    def prefill(self) -> None:
+        """Read the prompt once."""
+        self._state, self._logits = self.adapter.prefill(self.prompt)
+
+    def advance(self, temperature: float) -> list[Note]:
+        """Sample, decode, and step the model for the next token."""
+        assert self._logits is not None, "prefill first"
+        token = self.sampler.sample(self._logits, temperature)
+        self.sampled.append(token)
+        notes = self.decoder.push(token)
+        if not self.finished:
+            self._state, self._logits = self.adapter.step(token, self._state)
+        return notes
+
+    def flush(self) -> list[Note]:
+        """Close the last note."""
+        return self.decoder.flush()
+
+
+class TokenStreamSession(StreamSession):
     """Prefill once, then sample/step token by token, yielding notes as they complete."""
 
     def __init__(
@@ -156,59 +205,28 @@ class TokenStreamSession(GenerationSession):
         track: int = 0,
         observed: Sequence[int] = (),
     ) -> None:
-        super().__init__(temperature)
-        self.adapter = adapter
-        self.prompt = list(prompt)
-        self.sampler = sampler
-        self.decoder = decoder
+        stepper = TokenStepper(adapter, prompt, sampler, decoder, n_steps)
+        super().__init__(stepper, temperature=temperature, track=track, max_steps=int(n_steps))
+        self.token_stepper = stepper
         self.n_steps = int(n_steps)
-        self.track = track
         self.seed = sampler.seed
-        self.tokens: list[int] = []  # sampled so far
-        self.prefill_seconds = 0.0  # time spent reading the prompt
         for t in observed:
             sampler.observe(int(t))
 
-    def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
-        started = time.perf_counter()
-        seq = 0
-        reason, message = "done", ""
-        try:
-            if self.cancelled:
-                reason = "cancelled"
-            else:
-                state, logits = self.adapter.prefill(self.prompt)
-                self.prefill_seconds = time.perf_counter() - started
-                for i in range(self.n_steps):
-                    if self.cancelled:  # cancelled while the last model step ran
-                        reason = "cancelled"
-                        break
-                    token = self.sampler.sample(logits, self._temperature)
-                    self.tokens.append(token)
-                    self.steps += 1
-                    for note in self.decoder.push(token):
-                        yield NoteEvent(self.id, seq, note, self.track)
-                        seq += 1
-                    if self.cancelled:
-                        reason = "cancelled"
-                        break
-                    if i + 1 < self.n_steps:
-                        state, logits = self.adapter.step(token, state)
-                if reason == "done":
-                    for note in self.decoder.flush():
-                        yield NoteEvent(self.id, seq, note, self.track)
-                        seq += 1
-        except (MusicgenError, RuntimeError, ValueError) as exc:
-            logger.warning("generation session %d failed: %s", self.id, exc, exc_info=True)
-            reason, message = "error", str(exc)
-        yield SessionFinished(
-            self.id,
-            reason,
-            message,
-            notes=seq,
-            tokens=len(self.tokens),
-            seconds=time.perf_counter() - started,
-        )
+    @property
+    def tokens(self) -> list[int]:
+        """The tokens sampled so far."""
+        return self.token_stepper.sampled
+
+    @property
+    def sampler(self) -> Sampler:
+        """The session's sampler (its random state, its guards)."""
+        return self.token_stepper.sampler
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        """The model adapter the session steps."""
+        return self.token_stepper.adapter
 
 
 # -- sketches on the grid -----------------------------------------------------------------------------

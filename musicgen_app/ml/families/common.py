@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,12 +22,11 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
-from musicgen_app.errors import GenerationError, MusicgenError
+from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
-from musicgen_app.ml.session import GenerationSession
+from musicgen_app.ml.session import StreamSession
 
 logger = logging.getLogger(__name__)
 
@@ -209,64 +207,65 @@ class StreamEngine(ABC):
         return []
 
 
-class FamilySession(GenerationSession):
+class EngineStepper:
+    """A :class:`~musicgen_app.ml.session.Stepper` over a :class:`StreamEngine`: its grid notes
+    mapped to the song's ticks, cut at the end of the continuation."""
+
+    def __init__(self, engine: StreamEngine, ctx: SeedContext, sampling: SamplingConfig) -> None:
+        self.engine = engine
+        self.ctx = ctx
+        self.sampling = sampling
+
+    @property
+    def tokens(self) -> int:
+        """The engine's tokens (characters, frames) so far."""
+        return self.engine.tokens
+
+    @property
+    def finished(self) -> bool:
+        """The generated music has reached the end of the continuation."""
+        return self.engine.position >= self.ctx.end_step
+
+    def _notes(self, done: list[StepNote]) -> list[Note]:
+        ctx = self.ctx
+        out = []
+        for n in done:
+            if n.start < ctx.start_step or n.start >= ctx.end_step or not 0 <= n.pitch <= 127:
+                continue
+            end = min(n.start + max(1, n.length), ctx.end_step)
+            velocity = n.velocity or ctx.velocity
+            out.append(Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), velocity, ctx.channel))
+        return out
+
+    def prefill(self) -> None:
+        """Read the seed."""
+        with torch.inference_mode():
+            self.engine.prefill(self.ctx, self.sampling)
+
+    def advance(self, temperature: float) -> list[Note]:
+        """One engine step."""
+        with torch.inference_mode():
+            return self._notes(self.engine.advance(temperature))
+
+    def flush(self) -> list[Note]:
+        """The notes still sounding, closed at the end."""
+        with torch.inference_mode():
+            return self._notes(self.engine.flush())
+
+
+class FamilySession(StreamSession):
     """Drives a :class:`StreamEngine` and yields NoteEvents in the song's ticks, then SessionFinished."""
 
     def __init__(
         self, engine: StreamEngine, ctx: SeedContext, sampling: SamplingConfig, max_steps: int
     ) -> None:
-        super().__init__(sampling.temperature)
+        super().__init__(
+            EngineStepper(engine, ctx, sampling), temperature=sampling.temperature, track=ctx.track,
+            max_steps=max_steps,
+        )  # fmt: skip
         self.engine = engine
         self.ctx = ctx
         self.sampling = sampling
-        self.max_steps = max_steps  # model steps, a guard against a model that never completes a note
-
-    def _event(self, seq: int, n: StepNote) -> NoteEvent | None:
-        ctx = self.ctx
-        if n.start < ctx.start_step or n.start >= ctx.end_step or not 0 <= n.pitch <= 127:
-            return None
-        end = min(n.start + max(1, n.length), ctx.end_step)
-        velocity = n.velocity or ctx.velocity
-        note = Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), velocity, ctx.channel)
-        return NoteEvent(self.id, seq, note, ctx.track)
-
-    def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
-        t0 = time.perf_counter()
-        seq = 0
-        reason, message = "done", ""
-        try:
-            with torch.inference_mode():
-                if not self.cancelled:
-                    self.engine.prefill(self.ctx, self.sampling)
-                steps = 0
-                while not self.cancelled and self.engine.position < self.ctx.end_step:
-                    if steps >= self.max_steps:
-                        break
-                    done = self.engine.advance(self.temperature)
-                    steps += 1
-                    self.steps = steps
-                    for n in done:
-                        ev = self._event(seq, n)
-                        if ev is not None:
-                            seq += 1
-                            yield ev
-                if not self.cancelled:
-                    for n in self.engine.flush():
-                        ev = self._event(seq, n)
-                        if ev is not None:
-                            seq += 1
-                            yield ev
-        except MusicgenError as exc:
-            logger.warning("generation session %d stopped: %s", self.id, exc)
-            reason, message = "error", str(exc)
-        except (RuntimeError, ValueError, IndexError) as exc:
-            logger.exception("generation failed")
-            reason, message = "error", f"the model failed while generating: {exc}"
-        if self.cancelled:
-            reason = "cancelled"
-        yield SessionFinished(
-            self.id, reason, message, notes=seq, tokens=self.engine.tokens, seconds=time.perf_counter() - t0
-        )
 
 
 def fit_register(pitch: int, lo: int = 21, hi: int = 108) -> int:
