@@ -194,24 +194,14 @@ class TokenStreamSession(StreamSession):
     """Prefill once, then sample/step token by token, yielding notes as they complete."""
 
     def __init__(
-        self,
-        adapter: ModelAdapter,
-        prompt: Sequence[int],
-        sampler: Sampler,
-        decoder: NoteDecoder,
-        n_steps: int,
-        *,
-        temperature: float = 1.0,
-        track: int = 0,
-        observed: Sequence[int] = (),
+        self, stepper: TokenStepper, *, temperature: float = 1.0, track: int = 0, observed: Sequence[int] = ()
     ) -> None:
-        stepper = TokenStepper(adapter, prompt, sampler, decoder, n_steps)
-        super().__init__(stepper, temperature=temperature, track=track, max_steps=int(n_steps))
+        super().__init__(stepper, temperature=temperature, track=track, max_steps=stepper.n_steps)
         self.token_stepper = stepper
-        self.n_steps = int(n_steps)
-        self.seed = sampler.seed
+        self.n_steps = stepper.n_steps
+        self.seed = stepper.sampler.seed
         for t in observed:
-            sampler.observe(int(t))
+            stepper.sampler.observe(int(t))
 
     @property
     def tokens(self) -> list[int]:

@@ -18,6 +18,7 @@ from musicgen_app.ml.generate import (
     GridNoteDecoder,
     ModelAdapter,
     SamplingConfig,
+    TokenStepper,
     TokenStreamSession,
     grid_prompt,
 )
@@ -98,12 +99,11 @@ class GridMelodyModel(GenerativeModel):
             velocity=prompt.velocity,
             channel=prompt.channel,
         )
+        stepper = TokenStepper(
+            self.adapter(prompt.bar_position(song)), prompt.tokens, sampler, decoder, prompt.n_steps
+        )
         session = TokenStreamSession(
-            self.adapter(prompt.bar_position(song)),
-            prompt.tokens,
-            sampler,
-            decoder,
-            prompt.n_steps,
+            stepper,
             temperature=cfg.temperature,
             track=track,
             observed=prompt.tokens[1:],

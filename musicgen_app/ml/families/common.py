@@ -215,6 +215,7 @@ class EngineStepper:
         self.engine = engine
         self.ctx = ctx
         self.sampling = sampling
+        self.n_steps = ctx.end_step - ctx.start_step  # 16th steps asked for (the degenerate-take test)
 
     @property
     def tokens(self) -> int:
@@ -266,6 +267,7 @@ class FamilySession(StreamSession):
         self.engine = engine
         self.ctx = ctx
         self.sampling = sampling
+        self.n_steps = ctx.end_step - ctx.start_step  # 16th steps asked for (the degenerate-take test)
 
 
 def fit_register(pitch: int, lo: int = 21, hi: int = 108) -> int:
