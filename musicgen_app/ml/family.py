@@ -10,7 +10,8 @@ A :class:`Family` knows how to
   (the grid models through their fast numpy steppers);
 * name the unit its metrics are in.
 
-:data:`FAMILIES` is the one registry: ``card["family"]`` of a schema-2 card is its key. Version-1
+:data:`FAMILIES` is the one registry (filled and read by :mod:`musicgen_app.ml.registry`):
+``card["family"]`` of a schema-2 card is its key. Version-1
 cards (``family`` shared by the three piano-roll architectures, ``architecture`` a dict for
 melody-lstm) are read through :func:`family_key`, so old checkpoints keep loading.
 """
@@ -133,40 +134,6 @@ def family_key(card: dict) -> str:
     if card_schema(card) < 2 and isinstance(arch, str) and arch in _V1_ARCHITECTURES:
         return arch
     return str(card.get("family", arch if isinstance(arch, str) else ""))
-
-
-def builtin_families() -> dict[str, Family]:
-    """The registry with every built-in family registered (imported lazily: no torch at import)."""
-    if "melody-lstm" not in FAMILIES:
-        from musicgen_app.ml.families import builtin
-
-        builtin.register_all()
-    return FAMILIES
-
-
-def get_family(key: str) -> Family:
-    """The family registered under ``key`` (raises CheckpointError)."""
-    families = builtin_families()
-    if key not in families:
-        raise CheckpointError(f"unknown model family '{key}' (known: {', '.join(sorted(families))})")
-    return families[key]
-
-
-def trainable_families() -> list[str]:
-    """The keys of the families that train through :meth:`Family.train`, in registry order."""
-    return [k for k, f in builtin_families().items() if not isinstance(f, LoaderFamily)]
-
-
-def load_checkpoint(card: dict, path: Path) -> GenerativeModel:
-    """The model a card (any schema) and its weights describe (raises CheckpointError)."""
-    key = family_key(card)
-    family = builtin_families().get(key)
-    if family is None:
-        raise CheckpointError(f"model {path.stem} is of an unknown family '{key}'")
-    try:
-        return family.load(str(card.get("name", path.stem)), card, path)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"model {path.stem}: its card is incomplete or inconsistent ({exc})") from exc
 
 
 def _pieces(melody: Dataset, notes_path: Path) -> list[Chorale]:

@@ -281,7 +281,7 @@ class MelodyLSTMModel(GridMelodyModel):
 
     def score_tunes(self, tunes):
         """``(nll, argmax, target)`` per step of encoded tunes, each read whole from its start."""
-        from musicgen_app.ml.train import per_step_outputs
+        from musicgen_app.ml.grid_data import per_step_outputs
 
         return per_step_outputs(self.net, self.tokenizer, list(tunes))
 

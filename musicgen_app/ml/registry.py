@@ -11,10 +11,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musicgen_app.core import paths
 from musicgen_app.errors import CheckpointError
 from musicgen_app.ml.checkpoint import read_card
+from musicgen_app.ml.family import FAMILIES, Family, LoaderFamily, family_key, register
+
+if TYPE_CHECKING:
+    from musicgen_app.ml.models import GenerativeModel
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +29,42 @@ Loader = Callable[[str, dict, Path], "object"]
 def register_family(family: str, loader: Loader) -> None:
     """Make :func:`load_model` able to load checkpoints whose card says ``"family": family``
     (a family known by its loader only; see :mod:`musicgen_app.ml.family` for the full interface)."""
-    from musicgen_app.ml.family import LoaderFamily, builtin_families, register
-
     builtin_families()
     register(LoaderFamily(family, loader))
+
+
+def builtin_families() -> dict[str, Family]:
+    """The registry with every built-in family registered (imported lazily: no torch at import)."""
+    if "melody-lstm" not in FAMILIES:
+        from musicgen_app.ml.families import builtin
+
+        builtin.register_all()
+    return FAMILIES
+
+
+def get_family(key: str) -> Family:
+    """The family registered under ``key`` (raises CheckpointError)."""
+    families = builtin_families()
+    if key not in families:
+        raise CheckpointError(f"unknown model family '{key}' (known: {', '.join(sorted(families))})")
+    return families[key]
+
+
+def trainable_families() -> list[str]:
+    """The keys of the families that train through :meth:`Family.train`, in registry order."""
+    return [k for k, f in builtin_families().items() if not isinstance(f, LoaderFamily)]
+
+
+def load_checkpoint(card: dict, path: Path) -> GenerativeModel:
+    """The model a card (any schema) and its weights describe (raises CheckpointError)."""
+    key = family_key(card)
+    family = builtin_families().get(key)
+    if family is None:
+        raise CheckpointError(f"model {path.stem} is of an unknown family '{key}'")
+    try:
+        return family.load(str(card.get("name", path.stem)), card, path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"model {path.stem}: its card is incomplete or inconsistent ({exc})") from exc
 
 
 @dataclass
@@ -131,7 +168,5 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def load_model(name_or_path: str | Path):
     """Load a model by name or path (raises CheckpointError)."""
-    from musicgen_app.ml.family import load_checkpoint
-
     path = resolve(name_or_path)
     return load_checkpoint(read_card(path), path)

@@ -19,9 +19,9 @@ from musicgen_app.core import paths
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.midi_io import read_midi
 from musicgen_app.core.song import Note
-from musicgen_app.ml.family import TrainData, TrainRun, family_key, get_family, trainable_families
+from musicgen_app.ml.family import TrainData, TrainRun, family_key
 from musicgen_app.ml.generate import SamplingConfig, start_session
-from musicgen_app.ml.registry import load_model
+from musicgen_app.ml.registry import get_family, load_model, trainable_families
 
 POP909 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pop909"
 FAMILIES = trainable_families()

@@ -306,7 +306,7 @@ def _loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tens
 
 def melody_streams(tok: GridMelodyTokenizer, tunes: list) -> dict[str, np.ndarray]:
     """The tunes concatenated, each as ``<s>`` + ids, with bar positions of the predicted step."""
-    from musicgen_app.ml.train import tune_arrays
+    from musicgen_app.ml.grid_data import tune_arrays
 
     parts = [tune_arrays(tok, t) for t in tunes]
     return {
@@ -319,7 +319,7 @@ def score_tunes(
     net: WaveNet, tok: GridMelodyTokenizer, tunes: list
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(NLL per step in nats, argmax id, target id), each (steps,), over whole tunes from their start."""
-    from musicgen_app.ml.train import tune_arrays
+    from musicgen_app.ml.grid_data import tune_arrays
 
     nll, pred, tgt = [], [], []
     with torch.inference_mode():
