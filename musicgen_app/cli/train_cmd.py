@@ -1,8 +1,11 @@
 """`musicgen train MODEL [--data NAME|DIR] [--from MODEL] [options]`: train a model.
 
 melody-lstm trains on a music21 corpus (``--corpus``) or on any folder of MIDI files
-(``--data``), from scratch or fine-tuning a model (``--from``). Under ``torchrun`` it runs as
-one rank of a DistributedDataParallel job (gloo on CPU, NCCL with ``--device cuda``)."""
+(``--data``), from scratch or fine-tuning a model (``--from``). Every other family trains on its
+own corpus mix, or with ``--data`` on any MIDI dataset through its
+:class:`~musicgen_app.ml.family.Family` (``--name``, ``--minutes``, ``--out-dir``, ``--seed``).
+Under ``torchrun`` melody-lstm runs as one rank of a DistributedDataParallel job (gloo on CPU, NCCL
+with ``--device cuda``)."""
 
 from __future__ import annotations
 
@@ -82,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.non_empty("a dataset name or folder"),
         default=None,
         metavar="NAME|DIR",
-        help="melody-lstm: a dataset built by `dataset build --midi`, or a MIDI folder (built first)",
+        help="a dataset built by `dataset build --midi`, or a MIDI folder (built first); "
+        "every family trains on it",
     )
     parser.add_argument(
         "--from",
@@ -140,7 +144,12 @@ MELODY_ONLY = (
 def run(args: argparse.Namespace) -> int:
     """Train, then evaluate on the test tunes and write the metrics into the card."""
     if args.model != "melody-lstm":
-        ignored = [f"--{o.replace('_', '-')}" for o in MELODY_ONLY if getattr(args, o) is not None]
+        allowed = ("out_dir", "seed") if args.data else ()
+        ignored = [
+            f"--{o.replace('_', '-')}"
+            for o in MELODY_ONLY
+            if getattr(args, o) is not None and o not in allowed
+        ]
         ignored += ["--no-bar-conditioning"] if args.no_bar_conditioning else []
         ignored += ["--limit-tunes"] if args.limit_tunes else []
         ignored += ["--resume CHECKPOINT"] if args.resume not in (None, SHIPPED) else []
@@ -153,13 +162,15 @@ def run(args: argparse.Namespace) -> int:
             )
     from musicgen_app.ml.train import TrainConfig, train_melody_lstm
 
-    if args.model != "melody-lstm" and (args.data or args.base):
+    if args.model != "melody-lstm" and args.base:
         from musicgen_app.errors import DatasetError
 
         raise DatasetError(
-            f"--data and --from train melody-lstm for now; {args.model} trains on its own corpus"
+            f"--from fine-tunes melody-lstm for now; {args.model} trains from scratch on --data"
         )
     d = TrainConfig()
+    if args.model != "melody-lstm" and args.data:
+        return _train_family_on_data(args, _given(args, "minutes", d.time_budget_min))
     if args.model != "melody-lstm":
         from musicgen_app.ml.families import train_family
         from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
@@ -206,6 +217,23 @@ def run(args: argparse.Namespace) -> int:
 
         report = evaluate_model(str(path), update_card=True)
         print(format_report(report))
+    return 0
+
+
+def _train_family_on_data(args: argparse.Namespace, minutes: float) -> int:
+    """`musicgen train FAMILY --data NAME|DIR`: the family's network trained on that dataset."""
+    from pathlib import Path
+
+    from musicgen_app.core import paths
+    from musicgen_app.ml.family import TrainRun, load_train_data
+    from musicgen_app.ml.registry import get_family
+
+    data = load_train_data(args.data, progress=True)
+    out = Path(args.out_dir) if args.out_dir else paths.models_dir()
+    run = TrainRun(name=args.name or args.model, out_dir=out, minutes=minutes, seed=args.seed or 0)
+    card = get_family(args.model).train(data, run)
+    metrics = ", ".join(f"{k} {v}" for k, v in card.get("metrics", {}).items())
+    print(f"wrote {run.weights} and {run.weights.with_suffix('.json')} ({metrics})")
     return 0
 
 

@@ -156,3 +156,35 @@ def test_temperature_change_takes_effect_in_the_running_session(key: str, shippe
     h2, _ = _take(model, seed=2, temperature=1e-3, change=5.0)
     assert h1[:1] == h2[:1] == g1[:1]
     assert h1 != h2
+
+
+def test_cli_trains_any_family_on_a_midi_folder_and_continues_with_it(tmp_path: Path) -> None:
+    """`musicgen train FAMILY --data DIR --out-dir D --name N`, then `musicgen continue --model`."""
+    import os
+    import subprocess
+    import sys
+
+    if not (POP909 / "001" / "001.mid").is_file():
+        pytest.skip("POP909 is not beside the project (../shared/data/pop909)")
+    music = tmp_path / "music"
+    for song in ("001", "002", "003"):
+        shutil.copytree(POP909 / song, music / song)
+    env = {**os.environ, "MUSICGEN_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    cli = [sys.executable, "-m", "musicgen_app"]
+    runs = tmp_path / "runs"
+    train = subprocess.run(
+        [*cli, "train", "chord-lstm", "--data", str(music), "--minutes", "0.05", "--out-dir", str(runs),
+         "--name", "mine"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert (runs / "mine.safetensors").is_file() and "valid_nll" in train.stdout
+    out = tmp_path / "out.mid"
+    cont = subprocess.run(
+        [*cli, "continue", str(paths.resources_dir() / "examples" / SKETCH), "-o", str(out), "--model",
+         str(runs / "mine.safetensors"), "--seed", "1"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cont.returncode == 0, cont.stderr[-2000:]
+    assert len(read_midi(out).song.tracks[0].notes) > len(_song().tracks[0].notes)
