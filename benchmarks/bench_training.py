@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--minutes", type=float, default=1.0, help="training time per run")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each measurement, interleaved (best kept)")
     ap.add_argument("--readme", action="store_true", help="write the tables into README.md")
     args = ap.parse_args()
     lines: list[str] = []
@@ -66,15 +67,24 @@ def main() -> None:
     say(f"machine: {machine}, {os.cpu_count()} cores, python {platform.python_version()}; load {load}")
     say(f"folder: {folder}")
     say()
-    say("| dataset build | files | seconds | files/s |\n|---|---|---|---|")
+    say(f"each figure: the best of {args.repeat} interleaved runs (all in brackets); load: 1-min average")
+    say()
+    say("| dataset build | files | seconds | files/s | load |\n|---|---|---|---|---|")
     env = dict(os.environ)
-    for workers in (1, 2):
-        os.environ["MUSICGEN_CACHE_DIR"] = str(work / f"cache{workers}")
-        t0 = time.perf_counter()
-        rep = build_midi_dataset(folder, "bench", workers=workers, progress=False)
-        dt = time.perf_counter() - t0
-        n = rep.used + len(rep.skipped)
-        say(f"| {workers} worker{'s' if workers > 1 else ''}, cold | {n} | {dt:.1f} | {n / dt:.1f} |")
+    builds: dict[int, list[float]] = {1: [], 2: []}
+    n = 0
+    for r in range(args.repeat):
+        for workers in (1, 2):
+            os.environ["MUSICGEN_CACHE_DIR"] = str(work / f"cache{workers}-{r}")
+            t0 = time.perf_counter()
+            rep = build_midi_dataset(folder, "bench", workers=workers, progress=False)
+            builds[workers].append(time.perf_counter() - t0)
+            n = rep.used + len(rep.skipped)
+    for workers, times in builds.items():
+        dt = min(times)
+        runs = ", ".join(f"{t:.1f}" for t in times)
+        say(f"| {workers} worker{'s' if workers > 1 else ''}, cold | {n} | {dt:.1f} ({runs}) | {n / dt:.1f} "
+            f"| {os.getloadavg()[0]:.1f} |")  # fmt: skip
     t0 = time.perf_counter()
     rep = build_midi_dataset(folder, "bench", workers=2, progress=False)
     dt = time.perf_counter() - t0
@@ -83,50 +93,43 @@ def main() -> None:
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = str(ROOT)
     say()
-    say("| training melody-lstm | ranks | 16th steps/s (all ranks) | ratio to 1 rank |\n|---|---|---|---|")
-    base = None
-    for ranks in args.ranks:
-        launcher = (
-            [sys.executable, "-m", "musicgen_app"]
-            if ranks == 1
-            else [
-                shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun",
-                "--standalone",
-                "--nproc_per_node",
-                str(ranks),
-                "-m",
-                "musicgen_app",
-            ]
-        )
-        out = work / f"runs{ranks}"
-        cmd = [
-            *launcher,
-            "train",
-            "melody-lstm",
-            "--data",
-            "bench",
-            "--name",
-            "b",
-            "--out-dir",
-            str(out),
-            "--epochs",
-            "1",
-            "--minutes",
-            str(args.minutes),
-            "--batch-size",
-            "64",
-            "--no-evaluate",
-            "--device",
-            args.device,
-        ]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            say(f"| {args.device} | {ranks} | failed: {proc.stderr.strip().splitlines()[-1:]} | |")
+    say("| training melody-lstm | ranks | 16th steps/s (all ranks) | ratio to 1 rank | load |")
+    say("|---|---|---|---|---|")
+    rates: dict[int, list[float]] = {r: [] for r in args.ranks}
+    for rep_i in range(args.repeat):
+        for ranks in args.ranks:
+            launcher = (
+                [sys.executable, "-m", "musicgen_app"]
+                if ranks == 1
+                else [
+                    shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun",
+                    "--standalone",
+                    "--nproc_per_node",
+                    str(ranks),
+                    "-m",
+                    "musicgen_app",
+                ]
+            )
+            out = work / f"runs{ranks}-{rep_i}"
+            cmd = [
+                *launcher, "train", "melody-lstm", "--data", "bench", "--name", "b", "--out-dir", str(out),
+                "--epochs", "1", "--minutes", str(args.minutes), "--batch-size", "64", "--no-evaluate",
+                "--device", args.device,
+            ]  # fmt: skip
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                say(f"| {args.device} | {ranks} | failed: {proc.stderr.strip().splitlines()[-1:]} | | |")
+                continue
+            card = json.loads((out / "b.json").read_text())
+            rates[ranks].append(card["training"]["curve"][-1]["train_steps_per_s"])
+    base = max(rates.get(1) or [0]) or None
+    for ranks, got in rates.items():
+        if not got:
             continue
-        card = json.loads((out / "b.json").read_text())
-        rate = card["training"]["curve"][-1]["train_steps_per_s"]
-        base = base or rate
-        say(f"| {args.device} | {ranks} | {rate:,.0f} | {rate / base:.2f} |")
+        best = max(got)
+        runs = ", ".join(f"{x:,.0f}" for x in got)
+        ratio = f"{best / base:.2f}" if base else "-"
+        say(f"| {args.device} | {ranks} | {best:,.0f} ({runs}) | {ratio} | {os.getloadavg()[0]:.1f} |")
     shutil.rmtree(work, ignore_errors=True)
     say()
     say(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)")

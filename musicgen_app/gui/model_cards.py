@@ -13,6 +13,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+_VOICES = "Several voices at once (chorale textures, accompaniments), keeping the voices moving."
 # family (or name) -> what a musician can expect from it
 GOOD_AT = {
     "melody-lstm": "Single-line melodies that keep the key and the feel of the bar: tunes, hooks, riffs.",
@@ -20,7 +21,9 @@ GOOD_AT = {
     "char-lstm": "Single-line melodies with free rhythm, written note by note.",
     "chord-lstm": "Chord progressions: block chords in four-part harmony.",
     "pianoroll-gan": "Several voices at once, a bar at a time: chorale-like textures, bold and varied.",
-    "pianoroll": "Several voices at once (chorale textures, accompaniments), keeping the voices moving.",
+    "pianoroll": _VOICES,  # version-1 cards of the piano-roll families
+    "pianoroll-lstm": _VOICES,
+    "pianoroll-seq2seq": _VOICES,
     "note-transformer": "Single-line melodies in folk, pop or chorale style, with pop dynamics.",
 }
 KIND = {
@@ -29,7 +32,10 @@ KIND = {
     "char-lstm": "melody",
     "note-transformer": "melody",
     "chord-lstm": "chords",
-    "pianoroll": "polyphonic",
+    "pianoroll": "polyphonic",  # version-1 cards of the three piano-roll families
+    "pianoroll-lstm": "polyphonic",
+    "pianoroll-seq2seq": "polyphonic",
+    "pianoroll-gan": "polyphonic",
 }
 
 

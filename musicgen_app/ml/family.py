@@ -136,6 +136,15 @@ def family_key(card: dict) -> str:
     return str(card.get("family", arch if isinstance(arch, str) else ""))
 
 
+def upgrade_card(card: dict) -> dict:
+    """A card as schema 2: ``schema`` first, ``family`` the registry key (a schema-2 card is returned
+    as it is). The family's own parts (``config``/``vocab``, or melody-lstm's ``architecture`` and
+    ``tokenizer``) are unchanged."""
+    if card_schema(card) >= CARD_SCHEMA:
+        return card
+    return {"schema": CARD_SCHEMA, **card, "family": family_key(card)}
+
+
 def _pieces(melody: Dataset, notes_path: Path) -> list[Chorale]:
     """Each piece's pitched notes (``notes.npz`` of a MIDI-folder dataset) as a Chorale record:
     tracks ordered from the highest to the lowest (voice 0 is the top line), in the melody's key

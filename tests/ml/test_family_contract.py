@@ -188,3 +188,28 @@ def test_cli_trains_any_family_on_a_midi_folder_and_continues_with_it(tmp_path: 
     )  # fmt: skip
     assert cont.returncode == 0, cont.stderr[-2000:]
     assert len(read_midi(out).song.tracks[0].notes) > len(_song().tracks[0].notes)
+
+
+# -- card schema ----------------------------------------------------------------------------------------
+def test_shipped_cards_are_schema_2_keyed_by_family() -> None:
+    import json
+
+    for key in FAMILIES:
+        card = json.loads((paths.models_dir() / f"{key}.json").read_text())
+        assert card["schema"] == 2 and card["family"] == key
+
+
+@pytest.mark.parametrize("key", ["pianoroll-lstm", "melody-lstm"])
+def test_version_1_cards_still_load(key: str, tmp_path: Path) -> None:
+    """A shipped checkpoint with its card as it was before schema 2 loads as the same family."""
+    import json
+
+    card = json.loads((paths.models_dir() / f"{key}.json").read_text())
+    card.pop("schema")
+    if key.startswith("pianoroll"):
+        card["family"] = "pianoroll"  # version 1: the three piano-roll families shared it
+    (tmp_path / "old.json").write_text(json.dumps(card, indent=1) + "\n")
+    shutil.copy(paths.models_dir() / f"{key}.safetensors", tmp_path / "old.safetensors")
+    model = load_model(tmp_path / "old.safetensors")
+    assert family_key(model.card) == key
+    assert _take(model, seed=4) == _take(load_model(key), seed=4)
