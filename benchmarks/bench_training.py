@@ -131,6 +131,13 @@ def main() -> None:
         ratio = f"{best / base:.2f}" if base else "-"
         say(f"| {args.device} | {ranks} | {best:,.0f} ({runs}) | {ratio} | {os.getloadavg()[0]:.1f} |")
     shutil.rmtree(work, ignore_errors=True)
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        say()
+        say(
+            "The machine was busier than its cores (load above the core count): the scheduler gives "
+            "two processes about twice the CPU share of one, so the 2-rank ratio measures that share "
+            "as much as the scaling; on an idle machine it is bounded by the cores."
+        )
     say()
     say(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)")
     if args.readme:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from pathlib import Path
 
 from musicgen_app.cli.argtypes import finite_float, model_name, positive_int
 
@@ -98,12 +99,12 @@ def run_metrics(args: argparse.Namespace) -> int:
     """`musicgen evaluate --all --metrics`: every model's figures against its n-gram; the comparison
     table is printed and written into README.md."""
     from musicgen_app.cli.readme_block import write_block
-    from musicgen_app.ml.families.evaluate import README_BLOCK as COMPARISON_BLOCK
     from musicgen_app.ml.families.evaluate import evaluate_all
     from musicgen_app.ml.ngram import GOAL_BELOW, PATIENCE
 
     started = time.perf_counter()
-    table = evaluate_all(n_tunes=args.tunes, with_samples=not args.no_samples, update_card=args.update_card)
+    figures = evaluate_all(n_tunes=args.tunes, with_samples=not args.no_samples, update_card=args.update_card)
+    table = comparison_table(metrics=figures)
     seconds = time.perf_counter() - started
     print()
     print(table)
@@ -122,6 +123,43 @@ def run_metrics(args: argparse.Namespace) -> int:
     path = write_block(COMPARISON_BLOCK, body, after="<!-- model-judge:begin -->")
     print(f"\nwrote the comparison table into {path}")
     return 0
+
+
+def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, dict] | None = None) -> str:
+    """One Markdown table of every shipped model, from ``metrics`` by name or else their cards."""
+    from musicgen_app.ml.ngram import GOAL_BELOW
+    from musicgen_app.ml.registry import list_models
+
+    rows = [
+        "| model | paper | data | test NLL (unit) | n-gram (order chosen on validation) "
+        f"| below the n-gram (goal {GOAL_BELOW:.0%}) | accuracy "
+        "| continuations: in key / notes per bar / repeats | tokens/s | first note | file |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for info in sorted(list_models(models_dir), key=lambda i: (str(i.seed_paper), i.name)):
+        m = {**(info.metrics or {}), **(metrics or {}).get(info.name, {})}  # the card fills what was skipped
+        c = (m.get("continuations") or {}).get("model", {})
+        unit = m.get("unit", "nats/step")
+        nll = f"{_fmt(m.get('test_nll'))} ({unit})" if m.get("test_nll") is not None else "–"
+        size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
+        data = info.card.get("data", {})
+        data_name = data.get("dataset") if isinstance(data, dict) else str(data)
+        cont = " / ".join(
+            _fmt(c.get(k), f) for k, f in (("in_key", ".2f"), ("density", ".1f"), ("repetition", ".2f"))
+        )
+        speed_cols = f"{_fmt(m.get('tokens_per_s'), '.0f')} | {_fmt(m.get('first_note_ms'), '.1f')} ms"
+        order = f" ({m['baseline_order']}-gram)" if m.get("baseline_order") else ""
+        below = m.get("nll_below_baseline")
+        verdict = "" if below is None else (" met" if below >= GOAL_BELOW else " **not met**")
+        rows.append(
+            f"| {info.name} | {info.seed_paper} | {data_name or '–'} | {nll} "
+            f"| {_fmt(m.get('baseline_nll'))}{order} | {_fmt(below, '.1%')}{verdict} "
+            f"| {_fmt(m.get('test_accuracy'), '.1%')} | {cont} | {speed_cols} | {size:.1f} MB |"
+        )
+    return "\n".join(rows)
+
+
+COMPARISON_BLOCK = "model-comparison"
 
 
 def _is_family(name: str) -> bool:
@@ -214,7 +252,7 @@ def run_judge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(x: object, spec: str) -> str:
+def _fmt(x: object, spec: str = ".3f") -> str:
     return "–" if x is None or x != x else format(x, spec)  # type: ignore[operator]
 
 

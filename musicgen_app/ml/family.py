@@ -74,6 +74,9 @@ class Family(ABC):
     key: str  # the registry key and the schema-2 card's ``family``
     seed_paper: str = ""
     metrics_unit: str = "nats/token"
+    # its held-out figures, in its own unit: a function of ml/families/evaluate.py by name ("":
+    # the grid melody models' evaluate_model); named, not imported, since evaluation loads models
+    metric: str = ""
     polyphonic: bool = False
 
     @abstractmethod

@@ -82,9 +82,8 @@ def test_the_order_search_stops_at_its_cap_and_refuses_empty_data() -> None:
 def test_every_model_is_reported_against_its_best_ngram(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from musicgen_app.cli.evaluate_cmd import _nll
+    from musicgen_app.cli.evaluate_cmd import _nll, comparison_table
     from musicgen_app.core import paths
-    from musicgen_app.ml.families.evaluate import comparison_table
 
     models = tmp_path / "models"
     models.mkdir()

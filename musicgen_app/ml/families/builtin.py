@@ -142,6 +142,7 @@ class CharLSTMFamily(ModuleFamily):
     seed_paper = "000"
     metrics_unit = "nats/char"
     module = "musicgen_app.ml.families.char_lstm"
+    metric = "char_lstm_metrics"
     per_grid_step = 16
 
     def config(self, tiny: bool = False) -> Any:
@@ -183,6 +184,7 @@ class ChordLSTMFamily(ModuleFamily):
     key = "chord-lstm"
     seed_paper = "001"
     module = "musicgen_app.ml.families.chord_lstm"
+    metric = "chord_lstm_metrics"
     per_grid_step = 4
     polyphonic = True
 
@@ -221,6 +223,7 @@ class PianoRollFamily(ModuleFamily):
     seed_paper = "002"
     metrics_unit = "nats/frame"
     module = "musicgen_app.ml.families.pianoroll"
+    metric = "pianoroll_metrics"
     polyphonic = True
 
     def __init__(self, kind: str) -> None:
@@ -262,6 +265,7 @@ class GanFamily(ModuleFamily):
     seed_paper = "002"
     metrics_unit = "no likelihood (GAN)"
     module = "musicgen_app.ml.families.gan"
+    metric = "gan_metrics"
     polyphonic = True
 
     def config(self, tiny: bool = False) -> Any:
@@ -325,6 +329,7 @@ class NoteTransformerFamily(ModuleFamily):
     key = "note-transformer"
     seed_paper = "beyond"
     module = "musicgen_app.ml.families.note_transformer"
+    metric = "note_transformer_metrics"
     per_grid_step = 5
 
     def config(self, tiny: bool = False) -> Any:

@@ -6,8 +6,8 @@ tokens, its order chosen on the validation data, scored on the same test tokens 
 should be at least 15% below it), statistics of continuations of held-out Essen tunes
 (:func:`musicgen_app.ml.evaluate.sample_continuations`, the same tunes, seeds and key lock off
 for every model), and streaming speed (time to the first note, tokens per second) on a fixed
-sketch. :func:`comparison_table` renders all shipped models as one Markdown table, which
-``musicgen evaluate --all --metrics`` writes into README.md.
+sketch. ``musicgen evaluate --all --metrics`` (``cli/evaluate_cmd.py``) renders them as one
+Markdown table and writes it into README.md.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from musicgen_app.ml.models import GenerativeModel
 if TYPE_CHECKING:
     from musicgen_app.ml.families import FamilyModel
 from musicgen_app.ml.ngram import (
-    GOAL_BELOW,
     against_baseline,
     baseline_metrics,
     baseline_summary,
@@ -187,23 +186,16 @@ def evaluate_family(
     import torch
 
     from musicgen_app.ml.evaluate import sample_continuations
-    from musicgen_app.ml.registry import load_model
+    from musicgen_app.ml.family import family_key
+    from musicgen_app.ml.registry import get_family, load_model
 
     torch.set_num_threads(1)
     model = load_model(name)
-    arch = model.card.get("architecture")
     t0 = time.perf_counter()
     with torch.inference_mode():
-        if arch == "char-lstm":
-            m = char_lstm_metrics(model)
-        elif arch == "chord-lstm":
-            m = chord_lstm_metrics(model)
-        elif arch in ("pianoroll-lstm", "pianoroll-seq2seq"):
-            m = pianoroll_metrics(model)
-        elif arch == "pianoroll-gan":
-            m = gan_metrics(model)
-        elif arch == "note-transformer":
-            m = note_transformer_metrics(model)
+        metric = get_family(family_key(model.card)).metric  # its own figures, in its own unit
+        if metric:
+            m = globals()[metric](model)
         else:
             from musicgen_app.ml.evaluate import evaluate_model
 
@@ -218,47 +210,6 @@ def evaluate_family(
     if update_card and model.path is not None:
         _merge_into_card(Path(model.path), m)
     return {"name": model.name, "seed_paper": model.card.get("seed_paper"), "metrics": m}
-
-
-# -- the comparison table -----------------------------------------------------------------------------
-def _fmt(x: object, spec: str = ".3f") -> str:
-    return "–" if x is None or x != x else format(x, spec)  # type: ignore[operator]
-
-
-def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, dict] | None = None) -> str:
-    """One Markdown table of every shipped model, from ``metrics`` by name or else their cards."""
-    from musicgen_app.ml.registry import list_models
-
-    rows = [
-        "| model | paper | data | test NLL (unit) | n-gram (order chosen on validation) "
-        f"| below the n-gram (goal {GOAL_BELOW:.0%}) | accuracy "
-        "| continuations: in key / notes per bar / repeats | tokens/s | first note | file |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for info in sorted(list_models(models_dir), key=lambda i: (str(i.seed_paper), i.name)):
-        m = {**(info.metrics or {}), **(metrics or {}).get(info.name, {})}  # the card fills what was skipped
-        c = (m.get("continuations") or {}).get("model", {})
-        unit = m.get("unit", "nats/step")
-        nll = f"{_fmt(m.get('test_nll'))} ({unit})" if m.get("test_nll") is not None else "–"
-        size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
-        data = info.card.get("data", {})
-        data_name = data.get("dataset") if isinstance(data, dict) else str(data)
-        cont = " / ".join(
-            _fmt(c.get(k), f) for k, f in (("in_key", ".2f"), ("density", ".1f"), ("repetition", ".2f"))
-        )
-        speed_cols = f"{_fmt(m.get('tokens_per_s'), '.0f')} | {_fmt(m.get('first_note_ms'), '.1f')} ms"
-        order = f" ({m['baseline_order']}-gram)" if m.get("baseline_order") else ""
-        below = m.get("nll_below_baseline")
-        verdict = "" if below is None else (" met" if below >= GOAL_BELOW else " **not met**")
-        rows.append(
-            f"| {info.name} | {info.seed_paper} | {data_name or '–'} | {nll} "
-            f"| {_fmt(m.get('baseline_nll'))}{order} | {_fmt(below, '.1%')}{verdict} "
-            f"| {_fmt(m.get('test_accuracy'), '.1%')} | {cont} | {speed_cols} | {size:.1f} MB |"
-        )
-    return "\n".join(rows)
-
-
-README_BLOCK = "model-comparison"
 
 
 def _merge_into_card(path: Path, extra: dict) -> None:
@@ -310,9 +261,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_all(*, n_tunes: int, with_samples: bool, update_card: bool) -> str:
+def evaluate_all(*, n_tunes: int, with_samples: bool, update_card: bool) -> dict[str, dict]:
     """`musicgen evaluate --all --metrics`: every shipped model's figures (printed; a family card is
-    updated, another model's card only with ``update_card``); returns the comparison table."""
+    updated, another model's card only with ``update_card``), by model name."""
     from musicgen_app.ml.evaluate import evaluate_model, format_report
     from musicgen_app.ml.families import is_family_card
     from musicgen_app.ml.registry import list_models, load_model
@@ -329,4 +280,4 @@ def evaluate_all(*, n_tunes: int, with_samples: bool, update_card: bool) -> str:
             report["metrics"].update(speed(load_model(info.name)))
             print(format_report(report), flush=True)
         figures[info.name] = report["metrics"]
-    return comparison_table(metrics=figures)
+    return figures
