@@ -60,6 +60,8 @@ class TrainRun:
     max_steps: int = 0
     tiny: bool = False  # the smallest config of the family (tests, smoke runs)
     seed: int = 0
+    resume: bool = False  # continue from the weights at ``weights`` (a killed run's best so far)
+    progress: bool = False  # a progress bar on stderr
     extra: dict = field(default_factory=dict)
 
     @property

@@ -24,6 +24,7 @@ from musicgen_app.core import paths
 from musicgen_app.errors import CheckpointError
 from musicgen_app.ml import data as data_mod
 from musicgen_app.ml.checkpoint import save_checkpoint
+from musicgen_app.ml.families.training import save_curve_png
 from musicgen_app.ml.grid_data import per_step_outputs, stream_arrays
 from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig
 from musicgen_app.ml.tokenizers import GridMelodyTokenizer
@@ -61,30 +62,6 @@ class TrainConfig:
     curve_png: str = ""
     max_batches: int = 0  # > 0: stop after this many batches (smoke runs, the contract test)
     extra: dict = field(default_factory=dict)
-
-
-def save_curve_png(curve: list[dict], path: Path, title: str) -> None:
-    """Training and validation NLL per epoch as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ep = [c["epoch"] for c in curve]
-    ax.plot(ep, [c["train_nll"] for c in curve], marker="o", label="train")
-    ax.plot(ep, [c["val_nll"] for c in curve], marker="o", label="validation")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("NLL (nats per step)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,17 +89,23 @@ def test_tiny_training_save_load_stream(
     card = fam.train(data, run)
     assert run.weights.is_file() and run.weights.with_suffix(".json").is_file()
     assert family_key(card) == key
-    training = card["training"]
-    steps = training.get("steps", training.get("generator_steps"))
-    if steps is None:  # melody-lstm: its curve has one row per epoch of one batch
-        steps = len(training["curve"])
-    assert steps == 2
+    assert _steps(card) == 2
+    assert (tmp_path / f"tiny-{key}-curve.png").is_file()
     model = load_model(run.weights)
     assert family_key(model.card) == key
     notes, reason = _take(model, seed=3)
     assert reason == "done"
     song = _song()
     assert all(n.start_tick >= song.tracks[_track(song)].end_tick - 1 for n in notes)
+    # a resumed run starts from the checkpoint and adds its steps to the record
+    again = fam.train(data, replace(run, resume=True))
+    assert _steps(again) == 4
+
+
+def _steps(card: dict) -> int:
+    """Training steps a card records (melody-lstm: its curve has one row per epoch of one batch)."""
+    training = card["training"]
+    return int(training["steps"]) if "steps" in training else len(training["curve"])
 
 
 # -- the streaming contract, on each family's shipped model ----------------------------------------------

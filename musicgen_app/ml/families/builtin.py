@@ -25,13 +25,44 @@ from musicgen_app.ml.models import GenerativeModel
 logger = logging.getLogger(__name__)
 
 
-def _fit(model: torch.nn.Module, loss: Any, batch: Any, valid: list, run: TrainRun, lr: float) -> Any:
-    """The families' loop (:func:`musicgen_app.ml.families.training.train`) under ``run``'s limits."""
-    from musicgen_app.ml.families.training import TrainConfig, train
+def _fit(
+    family: Family,
+    model: torch.nn.Module,
+    loss: Any,
+    batch: Any,
+    valid: list,
+    run: TrainRun,
+    card: tuple[TrainData, Any, dict],
+    **settings: Any,
+) -> dict:
+    """Train ``model`` with the one loop (:func:`musicgen_app.ml.families.training.train`) under
+    ``run``'s limits: resumed from ``run.weights`` with ``run.resume``, the best weights and their
+    card (``card``: data, config, the family's own parts) written at every improvement and at the
+    end, a progress bar, the curve PNG beside the weights. Returns the card."""
+    from musicgen_app.ml.families.checkpoint import load_weights, read_card
+    from musicgen_app.ml.families.training import TrainConfig, train, training_record
 
+    previous = None
+    if run.resume and run.weights.is_file():
+        load_weights(run.weights, model)
+        model.train()
+        previous = read_card(run.weights).get("training")
     every = run.max_steps if 0 < run.max_steps < 100 else 100
-    cfg = TrainConfig(minutes=run.minutes, lr=lr, eval_every=every, max_steps=run.max_steps, seed=run.seed)
-    return train(model, loss, batch, valid, cfg)
+    curve = run.weights.with_name(f"{run.name}-curve.png")
+    cfg = TrainConfig(minutes=run.minutes, eval_every=every, max_steps=run.max_steps, seed=run.seed,
+                      progress=run.progress, curve_png=str(curve), **settings)  # fmt: skip
+
+    data, config, parts = card
+    figure = "valid_nll" if "nats" in family.metrics_unit else "valid_generator_loss"
+
+    def card_of(res: Any) -> dict:
+        metrics = {figure: round(res.best_valid_nll, 4), "unit": family.metrics_unit}
+        return _card(
+            family, run, data, config, **parts, training=training_record(res, previous), metrics=metrics
+        )
+
+    res = train(model, loss, batch, valid, cfg, checkpoint=lambda m, r: _save(run, m, card_of(r)))
+    return _save(run, model, card_of(res))
 
 
 def _card(family: Family, run: TrainRun, data: TrainData, config: Any, **parts: Any) -> dict:
@@ -57,13 +88,6 @@ def _save(run: TrainRun, net: torch.nn.Module, card: dict) -> dict:
     Path(run.out_dir).mkdir(parents=True, exist_ok=True)
     save_checkpoint(run.weights, net, card)
     return card
-
-
-def _record(res: Any, unit: str) -> tuple[dict, dict]:
-    from musicgen_app.ml.families.training import training_record
-
-    rec = training_record(res)
-    return rec, {"valid_nll": round(res.best_valid_nll, 4), "unit": unit}
 
 
 def _melody_tunes(data: TrainData) -> dict[str, list]:
@@ -122,6 +146,7 @@ class MelodyLSTMFamily(Family):
             max_batches=run.max_steps,
             data=data.name,
             seed=run.seed,
+            resume=str(run.weights) if run.resume and run.weights.is_file() else "",
         )
         if run.max_steps:
             cfg.max_epochs = run.max_steps  # at least one batch per epoch
@@ -171,11 +196,10 @@ class CharLSTMFamily(ModuleFamily):
         cfg = self.config(run.tiny)
         net = TokenLSTM(cfg)
         g = torch.Generator().manual_seed(5)
-        res = _fit(net, m._loss, batch, [batch(g, flat["valid"]) for _ in range(2)], run, 3e-3)
-        training, metrics = _record(res, self.metrics_unit)
         vocab = {"kind": "characters", "tokens": list(m.CHARS), "ms_per_16th": m.MS_PER_STEP}
-        card = _card(self, run, data, cfg, vocab=vocab, training=training, metrics=metrics)
-        return _save(run, net, card)
+        valid = [batch(g, flat["valid"]) for _ in range(2)]
+        return _fit(self, net, m._loss, batch, valid, run,
+                    (data, cfg, {"vocab": vocab}), lr=3e-3)  # fmt: skip
 
 
 class ChordLSTMFamily(ModuleFamily):
@@ -211,10 +235,8 @@ class ChordLSTMFamily(ModuleFamily):
         net = TokenLSTM(cfg, vocab.features())
         g = torch.Generator().manual_seed(1)
         valid = [m.token_batches(seqs["valid"], seq, 32, g) for _ in range(2)]
-        res = _fit(net, m._loss, lambda gen: m.token_batches(seqs["train"], seq, 32, gen), valid, run, 2e-3)
-        training, metrics = _record(res, self.metrics_unit)
-        card = _card(self, run, data, cfg, vocab=vocab.to_dict(), training=training, metrics=metrics)
-        return _save(run, net, card)
+        return _fit(self, net, m._loss, lambda gen: m.token_batches(seqs["train"], seq, 32, gen), valid, run,
+                    (data, cfg, {"vocab": vocab.to_dict()}))  # fmt: skip
 
 
 class PianoRollFamily(ModuleFamily):
@@ -252,10 +274,9 @@ class PianoRollFamily(ModuleFamily):
         n = 4 if run.tiny else 16
         vrng, rng = np.random.default_rng(7), np.random.default_rng(run.seed)
         valid = [m.make_batch(data.pieces["valid"], n, length, vrng, False, ctx) for _ in range(2)]
-        res = _fit(net, m.loss_fn, lambda g: m.make_batch(data.pieces["train"], n, length, rng, True, ctx),
-                   valid, run, 2e-3)  # fmt: skip
-        training, metrics = _record(res, self.metrics_unit)
-        return _save(run, net, _card(self, run, data, cfg, training=training, metrics=metrics))
+        pieces = data.pieces["train"]
+        batch = lambda g: m.make_batch(pieces, n, length, rng, True, ctx)  # noqa: E731
+        return _fit(self, net, m.loss_fn, batch, valid, run, (data, cfg, {}))
 
 
 class GanFamily(ModuleFamily):
@@ -275,17 +296,38 @@ class GanFamily(ModuleFamily):
         return GanConfig(z_dim=4, width=8) if tiny else GanConfig()
 
     def train(self, data: TrainData, run: TrainRun) -> dict:
-        """The adversarial loop (critic steps, then one generator step) under ``run``'s limits."""
+        """WGAN-GP inside the one loop: before every generator step the critic takes ``n_critic``
+        steps (``before_step``); the generator's loss is the critic's score of its bars, and the
+        validation figure is that score on held-out conditions (no early stopping)."""
         from musicgen_app.ml.families import gan as m
 
         cfg = self.config(run.tiny)
         gen = m.BarGenerator(cfg)
-        every = max(1, run.max_steps or 100)
-        tc = m.GanTrainConfig(minutes=run.minutes, max_steps=run.max_steps, seed=run.seed,
-                              batch=4 if run.tiny else 32, log_every=every)  # fmt: skip
-        record = m.train_gan(gen, m.BarData(data.pieces["train"]), m.BarData(data.pieces["valid"]), tc)
-        card = _card(self, run, data, cfg, training=record, metrics={"unit": self.metrics_unit})
-        return _save(run, gen, card)
+        tc = m.GanTrainConfig(batch=4 if run.tiny else 32)
+        critic = m.BarCritic(cfg.width)
+        opt_d = torch.optim.Adam(critic.parameters(), lr=tc.lr, betas=tc.betas)
+        bars, held_out = m.BarData(data.pieces["train"]), m.BarData(data.pieces["valid"])
+        rng = np.random.default_rng(run.seed)
+
+        def critic_steps(_g: torch.Generator) -> None:
+            for _ in range(tc.n_critic):
+                real, cond = bars.sample(tc.batch, rng)
+                with torch.no_grad():
+                    fake = m.binarize(gen(torch.randn(tc.batch, cfg.z_dim), cond))
+                wdist = critic(real, cond).mean() - critic(fake, cond).mean()
+                loss_d = -wdist + tc.gp_lambda * m.gradient_penalty(critic, real, fake, cond)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+
+        def g_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
+            _real, cond = batch
+            z = torch.randn(len(cond), cfg.z_dim)
+            return -critic(m.binarize(net(z, cond)), cond).sum(), len(cond)
+
+        valid = [held_out.sample(16, np.random.default_rng(7), augment=False)]
+        return _fit(self, gen, g_loss, lambda _g: bars.sample(tc.batch, rng), valid, run,
+                    (data, cfg, {}), lr=tc.lr, betas=tc.betas, clip=1e9, patience=10**9)  # fmt: skip
 
 
 class WaveNetFamily(ModuleFamily):
@@ -316,11 +358,9 @@ class WaveNetFamily(ModuleFamily):
         net = m.WaveNet(cfg)
         g = torch.Generator().manual_seed(3)
         valid = [m._windows(streams["valid"], 4, g) for _ in range(2)]
-        res = _fit(net, m._loss, lambda gen: m._windows(streams["train"], 16, gen), valid, run, 2e-3)
-        training, metrics = _record(res, self.metrics_unit)
         config = {**asdict(cfg), "receptive_field": cfg.receptive_field}
-        card = _card(self, run, data, config, vocab=tok.to_dict(), training=training, metrics=metrics)
-        return _save(run, net, card)
+        return _fit(self, net, m._loss, lambda gen: m._windows(streams["train"], 16, gen), valid, run,
+                    (data, config, {"vocab": tok.to_dict()}))  # fmt: skip
 
 
 class NoteTransformerFamily(ModuleFamily):
@@ -356,10 +396,8 @@ class NoteTransformerFamily(ModuleFamily):
         sampler = m.WindowSampler(vocab, corpora, "train", seq)
         vrng, rng = np.random.default_rng(7), np.random.default_rng(run.seed)
         valid = [m.WindowSampler(vocab, corpora, "val", seq).batch(vrng, 4) for _ in range(2)]
-        res = _fit(net, m.batch_loss, lambda _g: sampler.batch(rng, 4 if run.tiny else 16), valid, run, 2e-3)
-        training, metrics = _record(res, self.metrics_unit)
-        card = _card(self, run, data, cfg, vocab=vocab.to_dict(), training=training, metrics=metrics)
-        return _save(run, net, card)
+        return _fit(self, net, m.batch_loss, lambda _g: sampler.batch(rng, 4 if run.tiny else 16), valid, run,
+                    (data, cfg, {"vocab": vocab.to_dict()}), weight_decay=0.01)  # fmt: skip
 
 
 def _loader(module: str, attr: str):
