@@ -154,10 +154,14 @@ def list_models(
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """The weights path of a model name (in the models directory) or a checkpoint path."""
+    """The weights path of a model name (in the models directory) or a checkpoint path, with or
+    without its suffix (``runs/pop/pop-test`` is ``runs/pop/pop-test.safetensors``)."""
     p = Path(name_or_path)
+    beside = p.parent / f"{p.name}.safetensors"  # a path given without its suffix
     if p.suffix in (".safetensors", ".json") or p.exists():
         path = p.with_suffix(".safetensors")
+    elif beside.exists() or beside.with_suffix(".json").exists():
+        path = beside
     else:
         path = paths.models_dir() / f"{name_or_path}.safetensors"
     if not path.exists() and not path.with_suffix(".json").exists():

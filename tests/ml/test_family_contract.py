@@ -166,7 +166,8 @@ def test_temperature_change_takes_effect_in_the_running_session(key: str, shippe
 
 
 def test_cli_trains_any_family_on_a_midi_folder_and_continues_with_it(tmp_path: Path) -> None:
-    """`musicgen train FAMILY --data DIR --out-dir D --name N`, then `musicgen continue --model`."""
+    """`musicgen train FAMILY --data DIR --out-dir D --name N`, then `musicgen continue --model D/N`
+    (the checkpoint's path without its suffix)."""
     import os
     import subprocess
     import sys
@@ -190,7 +191,7 @@ def test_cli_trains_any_family_on_a_midi_folder_and_continues_with_it(tmp_path: 
     out = tmp_path / "out.mid"
     cont = subprocess.run(
         [*cli, "continue", str(paths.resources_dir() / "examples" / SKETCH), "-o", str(out), "--model",
-         str(runs / "mine.safetensors"), "--seed", "1"],
+         str(runs / "mine"), "--seed", "1"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert cont.returncode == 0, cont.stderr[-2000:]
