@@ -24,7 +24,6 @@ that came out degenerate with the next seed).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +34,7 @@ from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
+from musicgen_app.ml.prompt import SketchReading, bar_positions, read_sketch
 from musicgen_app.ml.sampling import (
     Sampler,
     SamplingConfig,
@@ -234,6 +234,7 @@ class GridPrompt:
     sketch_pitches: list[int]
     velocity: int
     channel: int
+    reading: SketchReading
 
     def tick_of_step(self, i: int) -> int:
         """Song tick of generated step ``i``."""
@@ -241,23 +242,7 @@ class GridPrompt:
 
     def bar_position(self, song: Song) -> Callable[[int], tuple[int, int]]:
         """``f(k) -> (position in bar, steps per bar)`` for prompt step ``k`` (0 = first_tick)."""
-        tps = self.ticks_per_step
-        sigs = sorted(song.time_signatures) or []
-        first = self.first_tick
-
-        def pos(k: int) -> tuple[int, int]:
-            tick = first + k * tps
-            ts_tick, num, den = 0, 4, 4
-            for ts in sigs:
-                if ts.tick <= tick + 1e-6:
-                    ts_tick, num, den = ts.tick, ts.numerator, ts.denominator
-                else:
-                    break
-            bar_ticks = song.resolution * 4 * num / den
-            steps_per_bar = max(1, round(bar_ticks / tps))
-            return round((tick - ts_tick) / tps) % steps_per_bar, steps_per_bar
-
-        return pos
+        return bar_positions(song, self.first_tick, self.ticks_per_step)
 
 
 def grid_prompt(
@@ -276,17 +261,12 @@ def grid_prompt(
 
     ``key_notes``: the notes whose key, range and velocity the take follows (default: the
     sketch; a fill passes the music on both sides of its range)."""
-    if not 0 <= track < len(song.tracks):
-        raise GenerationError(f"the song has no track {track + 1}")
+    reading = read_sketch(song, track, start_tick, steps_per_quarter=tokenizer.steps_per_quarter)
     if bars < 1:
         raise GenerationError("ask for at least one bar")
-    tr = song.tracks[track]
-    tps = song.resolution / tokenizer.steps_per_quarter
-    notes = sorted(tr.notes)
-    if start_tick is None:
-        start_tick = max((n.end_tick for n in notes), default=0)
-    start_tick = round(math.ceil(start_tick / tps - 1e-9) * tps)  # onto the 16th grid
-    sketch = [n for n in notes if n.start_tick < start_tick]
+    tps = reading.ticks_per_step
+    start_tick = reading.start_tick
+    sketch = reading.notes
     # the prompt starts at a bar line (so its positions are right), at most max_prompt_steps back
     bar_lines = song.bar_starts(start_tick)
     first_note = sketch[0].start_tick if sketch else start_tick
@@ -331,7 +311,8 @@ def grid_prompt(
         allowed_pcs=allowed_model,
         sketch_pitches=pitches,
         velocity=velocity,
-        channel=tr.channel,
+        channel=reading.channel,
+        reading=reading,
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
+from musicgen_app.ml.prompt import read_sketch
 from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
 from musicgen_app.ml.session import StreamSession
 
@@ -120,14 +120,10 @@ def seed_context(
 
     Raises GenerationError when the track does not exist or has no notes before ``start_tick``.
     """
-    if not 0 <= track < len(song.tracks):
-        raise GenerationError(f"the song has no track {track + 1}")
-    tr = song.tracks[track]
-    step_ticks = song.resolution / STEPS_PER_QUARTER
-    if start_tick is None:
-        start_tick = tr.end_tick
-    start_step = math.ceil(start_tick / step_ticks - 1e-6)
-    raw = [n for n in tr.notes if n.start_tick < start_tick]
+    reading = read_sketch(song, track, start_tick)
+    step_ticks = reading.ticks_per_step
+    start_step = reading.start_step
+    raw = reading.notes
     if not raw:
         raise GenerationError("the track has no notes to continue: sketch a few notes first")
     notes: list[StepNote] = []
@@ -143,9 +139,7 @@ def seed_context(
     if not notes:
         notes = [StepNote(start_step - 1, 1, raw[-1].pitch)]
     notes.sort(key=lambda n: (n.start, n.pitch))
-    ts = song.time_signature_at(start_tick)
-    bar_steps = max(1, STEPS_PER_QUARTER * 4 * ts.numerator // ts.denominator)
-    bar_offset = round(ts.tick / step_ticks) % bar_steps
+    bar_steps, bar_offset = reading.bar_grid()
     key = estimate_key([n.pitch for n in notes], [n.length for n in notes])
     velocities = sorted(n.velocity for n in raw[-16:])
     return SeedContext(
@@ -157,7 +151,7 @@ def seed_context(
         bar_offset=bar_offset,
         key=key,
         velocity=velocities[len(velocities) // 2],
-        channel=tr.channel,
+        channel=reading.channel,
         track=track,
         velocities=sketch_velocities,
     )
