@@ -164,11 +164,10 @@ COMPARISON_BLOCK = "model-comparison"
 
 def _is_family(name: str) -> bool:
     from musicgen_app.ml.checkpoint import read_card
-    from musicgen_app.ml.families import is_family_card
-    from musicgen_app.ml.registry import resolve
+    from musicgen_app.ml.registry import is_family_card, resolve
 
     card = read_card(resolve(name))
-    return isinstance(card.get("architecture"), str) and is_family_card(card)
+    return is_family_card(card)
 
 
 def parse_kinds(text: str) -> list[str]:

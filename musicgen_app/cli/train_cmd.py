@@ -172,12 +172,12 @@ def run(args: argparse.Namespace) -> int:
     if args.model != "melody-lstm" and args.data:
         return _train_family_on_data(args, _given(args, "minutes", d.time_budget_min))
     if args.model != "melody-lstm":
-        from musicgen_app.ml.families import train_family
+        from musicgen_app.ml.families.builtin import train_shipped_recipe
         from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
 
         name = args.name or args.model
         minutes = _given(args, "minutes", d.time_budget_min)
-        card = train_family(args.model, minutes=minutes, name=name, resume=bool(args.resume))
+        card = train_shipped_recipe(args.model, minutes=minutes, name=name, resume=bool(args.resume))
         print(f"wrote models/{card['name']}.safetensors and .json")
         if not args.no_evaluate:
             print(format_family_report(evaluate_family(card["name"], update_card=True)))

@@ -55,6 +55,13 @@ def trainable_families() -> list[str]:
     return [k for k, f in builtin_families().items() if not isinstance(f, LoaderFamily)]
 
 
+def is_family_card(card: dict) -> bool:
+    """Whether a card belongs to one of the ``ml/families`` modules (not melody-lstm, not audio)."""
+    from musicgen_app.ml.families.builtin import ModuleFamily
+
+    return isinstance(builtin_families().get(family_key(card)), ModuleFamily)
+
+
 def load_checkpoint(card: dict, path: Path) -> GenerativeModel:
     """The model a card (any schema) and its weights describe (raises CheckpointError)."""
     key = family_key(card)

@@ -400,6 +400,36 @@ class NoteTransformerFamily(ModuleFamily):
                     (data, cfg, {"vocab": vocab.to_dict()}), weight_decay=0.01)  # fmt: skip
 
 
+_BUILTIN: tuple[Family, ...] = (
+    MelodyLSTMFamily(),
+    CharLSTMFamily(),
+    ChordLSTMFamily(),
+    PianoRollFamily("lstm"),
+    PianoRollFamily("seq2seq"),
+    GanFamily(),
+    WaveNetFamily(),
+    NoteTransformerFamily(),
+)
+
+
+def train_shipped_recipe(
+    architecture: str, *, minutes: float, name: str | None = None, resume: bool = False
+) -> dict:
+    """The shipped model's own recipe (its module's ``train_model`` on its corpus mix), as
+    `musicgen train ARCH` without ``--data``; returns the written card."""
+    from musicgen_app.errors import CheckpointError
+    from musicgen_app.ml.families import SHIPPED
+
+    families = {f.key: f for f in _BUILTIN if isinstance(f, ModuleFamily)}
+    if architecture not in SHIPPED or architecture not in families:
+        raise CheckpointError(f"unknown model family '{architecture}' (choose from {', '.join(SHIPPED)})")
+    module = importlib.import_module(families[architecture].module)
+    if architecture in ("pianoroll-lstm", "pianoroll-seq2seq"):
+        kind = architecture.removeprefix("pianoroll-")
+        return module.train_model(kind, minutes, name or architecture, resume=resume)
+    return module.train_model(name or architecture, minutes, resume=resume)
+
+
 def _loader(module: str, attr: str):
     def load(name: str, card: dict, path: Path) -> Any:
         return getattr(importlib.import_module(module), attr)(name, card, path)
@@ -409,16 +439,7 @@ def _loader(module: str, attr: str):
 
 def register_all() -> None:
     """Register every built-in family (the MIDI continuation families first, in paper order)."""
-    for fam in (
-        MelodyLSTMFamily(),
-        CharLSTMFamily(),
-        ChordLSTMFamily(),
-        PianoRollFamily("lstm"),
-        PianoRollFamily("seq2seq"),
-        GanFamily(),
-        WaveNetFamily(),
-        NoteTransformerFamily(),
-    ):
+    for fam in _BUILTIN:
         register(fam)
     for key, module, attr in (
         ("melody-fim", "musicgen_app.ml.melody_fim", "load_melody_fim"),

@@ -265,8 +265,7 @@ def evaluate_all(*, n_tunes: int, with_samples: bool, update_card: bool) -> dict
     """`musicgen evaluate --all --metrics`: every shipped model's figures (printed; a family card is
     updated, another model's card only with ``update_card``), by model name."""
     from musicgen_app.ml.evaluate import evaluate_model, format_report
-    from musicgen_app.ml.families import is_family_card
-    from musicgen_app.ml.registry import list_models, load_model
+    from musicgen_app.ml.registry import is_family_card, list_models, load_model
 
     figures: dict[str, dict] = {}
     for info in list_models():
