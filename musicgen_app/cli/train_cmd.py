@@ -230,7 +230,14 @@ def _train_family_on_data(args: argparse.Namespace, minutes: float) -> int:
 
     data = load_train_data(args.data, progress=True)
     out = Path(args.out_dir) if args.out_dir else paths.models_dir()
-    run = TrainRun(name=args.name or args.model, out_dir=out, minutes=minutes, seed=args.seed or 0)
+    run = TrainRun(
+        name=args.name or args.model,
+        out_dir=out,
+        minutes=minutes,
+        seed=args.seed or 0,
+        resume=bool(args.resume),  # from the checkpoint this run writes (out_dir/name)
+        progress=True,
+    )
     card = get_family(args.model).train(data, run)
     metrics = ", ".join(f"{k} {v}" for k, v in card.get("metrics", {}).items())
     print(f"wrote {run.weights} and {run.weights.with_suffix('.json')} ({metrics})")
