@@ -104,10 +104,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=SHIPPED,
         default=None,
-        type=at.input_file(what="checkpoint"),
+        type=_resume_value,
         metavar="CHECKPOINT",
-        help="continue from the shipped weights (or, for melody-lstm, from CHECKPOINT)",
+        help="continue from the shipped weights, or with --data from --out-dir/--name "
+        "(or, for melody-lstm, from CHECKPOINT)",
     )
+
+
+def _resume_value(value: str) -> str:
+    """``--resume`` alone (argparse passes its constant through the type too), or a checkpoint file."""
+    return SHIPPED if value == SHIPPED else at.input_file(what="checkpoint")(value)
 
 
 def _device(value: str) -> str:

@@ -166,8 +166,9 @@ def test_temperature_change_takes_effect_in_the_running_session(key: str, shippe
 
 
 def test_cli_trains_any_family_on_a_midi_folder_and_continues_with_it(tmp_path: Path) -> None:
-    """`musicgen train FAMILY --data DIR --out-dir D --name N`, then `musicgen continue --model D/N`
-    (the checkpoint's path without its suffix)."""
+    """`musicgen train FAMILY --data DIR --out-dir D --name N` (again with ``--resume``: a second
+    run on the same checkpoint), then `musicgen continue --model D/N` (the path without suffix)."""
+    import json
     import os
     import subprocess
     import sys
@@ -188,6 +189,13 @@ def test_cli_trains_any_family_on_a_midi_folder_and_continues_with_it(tmp_path: 
     )  # fmt: skip
     assert train.returncode == 0, train.stderr[-2000:]
     assert (runs / "mine.safetensors").is_file() and "valid_nll" in train.stdout
+    again = subprocess.run(
+        [*cli, "train", "chord-lstm", "--data", str(music), "--minutes", "0.05", "--out-dir", str(runs),
+         "--name", "mine", "--resume"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((runs / "mine.json").read_text())["training"]["runs"] == 2
     out = tmp_path / "out.mid"
     cont = subprocess.run(
         [*cli, "continue", str(paths.resources_dir() / "examples" / SKETCH), "-o", str(out), "--model",
