@@ -421,7 +421,8 @@ def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = F
                         r["sent_late"].append(max(cont_late) * 1000)
                 if verbose:
                     parts = [f"{k} {v[-1]:.1f}" for k, v in r.items() if v]
-                    print(f"  lead-in {lead} run {len(r['sound'])}: prepared {was_prepared} " + ", ".join(parts))
+                    head = f"  lead-in {lead} run {len(r['sound'])}: prepared {was_prepared} "
+                    print(head + ", ".join(parts))
             for k in r:
                 r[k] = r[k][1:] if len(r[k]) > runs else r[k]
             rows[lead] = r
