@@ -9,7 +9,7 @@ import pytest
 
 from musicgen_app.cli.continue_cmd import continuation_chords
 from musicgen_app.cli.main import main
-from musicgen_app.core.chords import ChordSpan, parse_chord, parse_progression
+from musicgen_app.core.chords import ChordChange, ChordSpan, parse_chord, parse_progression
 from musicgen_app.core.midi_io import read_midi, write_midi
 from musicgen_app.core.song import Note, Song, Track
 from musicgen_app.ml.chord_eval import ToneCount, count_chord_tones
@@ -83,3 +83,35 @@ def test_guide_moves_chord_tones_and_keeps_the_pitch_mass() -> None:
     assert not z2.any()
     moved = ChordGuide([ChordSpan(0, 100, parse_chord("C"))], shift=2)  # a model two semitones up
     assert moved.pitch_classes_at(0) == frozenset({2, 6, 9})
+
+
+def test_fill_follows_chords_too() -> None:
+    """The same conditioning reaches Fill (the lane's chords over the range, in the window)."""
+    from musicgen_app.core.chords import spans_from_changes
+    from musicgen_app.ml.fill import start_fill_session
+    from musicgen_app.ml.generate import SamplingConfig
+    from musicgen_app.ml.registry import load_model
+    from musicgen_app.ml.session import NoteEvent
+
+    pitches = [60, 62, 64, 65, 67, 65, 64, 62, 64, 67, 72, 71, 69, 67, 65, 64] * 3
+    song = Song(
+        tracks=[Track("melody", notes=[Note(i * 240, p, i * 240 + 220, 90) for i, p in enumerate(pitches)])]
+    )
+    start, end = 3840, 7680  # bars 3-4 of 6
+    lane = [
+        ChordChange(start, parse_chord("Dm")),
+        ChordChange(5760, parse_chord("Em")),
+        ChordChange(end, None),
+    ]
+    spans = spans_from_changes(lane, end)
+    model = load_model("melody-lstm")
+    plain, guided = ToneCount(), ToneCount()
+    for seed in (1, 2, 3):
+        for chords, acc in (((), plain), (tuple(spans), guided)):
+            session = start_fill_session(
+                model, song, 0, start, end, sampling=SamplingConfig(seed=seed, chords=chords)
+            )
+            notes = [ev.note for ev in session if isinstance(ev, NoteEvent)]
+            acc.add(count_chord_tones(song, notes, spans))
+    assert guided.notes >= 6
+    assert guided.share >= plain.share + 0.15, (plain.share, guided.share)

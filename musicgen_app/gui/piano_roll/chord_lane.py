@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 CHORD_LANE_HEIGHT = 20
 
 
+def _tick(change: ChordChange) -> float:
+    return change.tick
+
+
 _ENTRY_KEYS = (
     Qt.Key.Key_Return,
     Qt.Key.Key_Enter,
@@ -98,9 +102,9 @@ class ChordLane(QWidget):
         the left edge included); the last one ends at the right edge."""
         lane = self.doc.song.chords
         lo, hi = self.geom.visible_ticks()
-        ticks = [c.tick for c in lane]  # sorted (Song.chords invariant)
-        first = max(0, bisect.bisect_right(ticks, lo) - 1)
-        last = bisect.bisect_right(ticks, hi)
+        # Song.chords is sorted by tick: two bisects, whatever the length of the song
+        first = max(0, bisect.bisect_right(lane, lo, key=_tick) - 1)
+        last = bisect.bisect_right(lane, hi, key=_tick)
         out = []
         for i in range(first, last):
             end = lane[i + 1].tick if i + 1 < len(lane) else hi
