@@ -127,3 +127,15 @@ def test_markers_of_other_programs_stay_markers() -> None:
     song = read_midi(buf.getvalue()).song
     assert [m.text for m in song.markers] == ["Verse", "A", "C", "Chord: Amin7"]
     assert song.chords == [ChordChange(2400, _chord("Am7"))]
+
+
+def test_inspect_lists_the_chords(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from musicgen_app.cli.main import main
+
+    song = _song()
+    for tick, text in [(0, "C"), (1920, "Am7")]:
+        apply_edit(song, set_chord(song, tick, _chord(text)))
+    path = tmp_path / "c.mid"
+    path.write_bytes(midi_bytes(song))
+    assert main(["inspect", str(path)]) == 0
+    assert "chords: C at 1.1, Am7 at 2.1" in capsys.readouterr().out
