@@ -56,8 +56,9 @@ def random_seed(bits: int = 63) -> int:
 
 
 _NEG = -1e30
-#: Nats added to the logit of a chord tone of the chord sounding at the token's time: ln 4, a
-#: chord tone four times as likely relative to the model's own odds (a fixed design constant).
+#: Nats a tone of the chord sounding at the token's time gains against the other pitches: ln 4, a
+#: chord tone four times as likely, against a non-chord tone, as the model had it (a fixed design
+#: constant, chosen before any measurement, not tuned on the benchmark).
 CHORD_BIAS = math.log(4.0)
 VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
