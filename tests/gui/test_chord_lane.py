@@ -105,6 +105,16 @@ def test_type_chord_at_playhead_key(window, qtbot, sketch) -> None:
     qtbot.keyClick(lane.entry, Qt.Key.Key_Return)
     assert _lane_symbols(window) == [(960, "Dm")]
     assert window.takes is not None  # Return went to the entry, not to Accept Take
+    # leaving the entry commits what was typed; leaving it unchanged changes nothing
+    lane.open_entry(1920)
+    qtbot.keyClicks(lane.entry, "E7")
+    lane.entry.clearFocus()
+    assert _lane_symbols(window) == [(960, "Dm"), (1920, "E7")] and not lane.entry.isVisible()
+    steps = window.doc.undo_stack.count()
+    lane.open_entry(960)
+    assert lane.entry.text() == "Dm"
+    lane.entry.clearFocus()
+    assert not lane.entry.isVisible() and window.doc.undo_stack.count() == steps
 
 
 def test_other_programs_markers_stay_markers(window, qtbot, tmp_path, monkeypatch) -> None:

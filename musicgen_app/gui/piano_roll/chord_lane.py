@@ -4,9 +4,10 @@ Double-click a beat (or press Ctrl+K for the beat at the playhead) to type a cho
 ``Am7``, ``F/A``, ``N.C.``); Enter puts it on the lane as one undo step, Escape cancels, an empty
 entry removes the chord at that beat. A symbol that cannot be read is said in one line (the
 ``message`` signal, shown in the status bar) and the entry stays open with the text, so nothing
-typed is lost. Click a chord to select it, Delete removes it; a right-click removes the chord under
-the pointer. Painting reads only the changes in the visible range (a bisect on the sorted lane), so
-the cost does not grow with the song.
+typed is lost; clicking elsewhere commits a changed entry (or closes an unchanged one). Click a
+chord to select it, Delete removes it; a right-click removes the chord under the pointer. Painting
+reads only the changes in the visible range (two bisects on the sorted lane), so the cost does not
+grow with the song.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLineEdit, QWidget
 
 from musicgen_app.core.chords import ChordChange, ChordError, parse_chord
@@ -50,6 +51,7 @@ class _ChordEntry(QLineEdit):
     Return, Escape, Delete and Backspace from the window's shortcuts (Accept Take, Stop, Delete)."""
 
     cancelled = Signal()
+    focus_lost = Signal()
 
     def event(self, event: QEvent) -> bool:
         if (
@@ -67,6 +69,11 @@ class _ChordEntry(QLineEdit):
             return
         super().keyPressEvent(event)
 
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        if event.reason() != Qt.FocusReason.PopupFocusReason:
+            self.focus_lost.emit()
+
 
 class ChordLane(QWidget):
     """Chord symbols at their positions, sharing the roll's geometry (see the module docstring)."""
@@ -82,7 +89,9 @@ class ChordLane(QWidget):
         self.entry.hide()
         self.entry.returnPressed.connect(self._commit_entry)
         self.entry.cancelled.connect(self.close_entry)
+        self.entry.focus_lost.connect(self._entry_left)
         self.entry_tick: int | None = None
+        self._entry_text = ""  # what the entry held when it opened
         self.setFixedHeight(CHORD_LANE_HEIGHT)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setToolTip("Chords: double-click a beat to type one (C, Am7, F/A); Delete removes the selected")
@@ -127,16 +136,27 @@ class ChordLane(QWidget):
         here = next((c for c in self.doc.song.chords if c.tick == tick), None)
         x = int(self.geom.tick_to_x(tick))
         self.entry.setGeometry(max(0, x), 0, 90, self.height())
-        self.entry.setText(here.symbol if here else "")
+        self._entry_text = here.symbol if here else ""
+        self.entry.setText(self._entry_text)
         self.entry.selectAll()
         self.entry.show()
         self.entry.setFocus()
 
     def close_entry(self) -> None:
         """Close the entry without changing anything."""
+        self.entry_tick = None  # first: hiding the entry takes its focus away
         self.entry.hide()
-        self.entry_tick = None
         self.update()
+
+    def _entry_left(self) -> None:
+        """Clicked elsewhere: an unchanged entry closes, a changed one is committed (an unreadable
+        symbol keeps it open, with its one-line message)."""
+        if self.entry_tick is None:
+            return
+        if self.entry.text().strip() == self._entry_text:
+            self.close_entry()
+        else:
+            self._commit_entry()
 
     def _commit_entry(self) -> None:
         if self.entry_tick is not None and self.enter_chord(self.entry_tick, self.entry.text()):
