@@ -200,6 +200,17 @@ def key_lock(value: str) -> str:
     return value
 
 
+def chord_progression(value: str) -> list:
+    """A chord progression such as ``"C G Am F"`` or ``"C | G | Am F"`` (``N.C.`` for no chord):
+    the list of :class:`~musicgen_app.core.chords.Chord` (None for N.C.)."""
+    from musicgen_app.core.chords import ChordError, parse_progression
+
+    try:
+        return parse_progression(_plain_text(value, "the chord progression"))
+    except ChordError as exc:
+        _fail(str(exc))
+
+
 def checkpoint_name(value: str) -> str:
     """A name for a new checkpoint in the models folder: letters, digits, '.', '_' and '-' only."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QActionGroup, QDrag, QKeySequence, QMouseEvent, QUndoGroup
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QToolButton
 
-from musicgen_app.gui import fill_action
+from musicgen_app.gui import chord_actions, fill_action
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 
 if TYPE_CHECKING:
@@ -128,6 +128,19 @@ def build_actions(win: MainWindow) -> None:
     win.act_regen = A("Generate Again", win.takes.regenerate, "R", "regenerate")
     win.act_devices = A("Devices…", win.devices_dialog, None, "devices")
     win.act_add_track = A("Add Track", win.add_track, None, "add_track")
+    win.act_type_chord = A(
+        "Type Chord at Playhead", lambda: chord_actions.type_chord_at_playhead(win), "Ctrl+K", "type_chord"
+    )
+    win.act_estimate_chords = A(
+        "Estimate Chords per Bar", lambda: chord_actions.estimate_lane(win, "bar"), None, "estimate_chords"
+    )
+    win.act_estimate_chords_beat = A(
+        "Estimate Chords per Beat",
+        lambda: chord_actions.estimate_lane(win, "beat"),
+        None,
+        "estimate_chords_beat",
+    )
+    win.roll.chord_lane.message.connect(win.show_message)
     win.tool_group = QActionGroup(win)
     win.tool_actions = {}
     for name, key in (("select", "S"), ("draw", "D"), ("erase", "E")):
@@ -214,6 +227,8 @@ def build_menus(win: MainWindow) -> None:
     e.addAction(win.act_quantize)
     t = e.addMenu("Transpose")
     t.addActions([win.act_up, win.act_down, win.act_oct_up, win.act_oct_down])
+    c = e.addMenu("Chords")
+    c.addActions([win.act_type_chord, win.act_estimate_chords, win.act_estimate_chords_beat])
     e.addSeparator()
     e.addActions(list(win.tool_actions.values()))
     v = mb.addMenu("&View")

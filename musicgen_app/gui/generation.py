@@ -232,8 +232,12 @@ class PreparedTake:
 
 
 def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: int) -> Any:
+    from musicgen_app.core.chords import spans_from_changes
     from musicgen_app.ml.generate import SamplingConfig, start_session
 
+    # the chord lane conditions the take (sampling-time, see ml.sampling): its chords up to the end
+    # of what can be generated
+    end = (req.fill_end or req.start_tick) + (req.bars + 1) * req.song.ticks_per_bar(req.start_tick)
     sampling = SamplingConfig(
         temperature=temperature,
         top_k=req.top_k,
@@ -241,6 +245,7 @@ def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: i
         key_lock=req.key_lock,
         seed=seed,
         voices=req.voices,
+        chords=tuple(spans_from_changes(req.song.chords, end)),
     )
     if req.fill_end is not None:  # Fill: the range start_tick..fill_end, from both sides
         from musicgen_app.ml.fill import start_fill_session

@@ -129,6 +129,8 @@ class MainWindow(QMainWindow):
     act_devices: QAction
     act_down: QAction
     act_duplicate: QAction
+    act_estimate_chords: QAction
+    act_estimate_chords_beat: QAction
     act_export_all: QAction
     act_export_sel: QAction
     act_export_track: QAction
@@ -156,6 +158,7 @@ class MainWindow(QMainWindow):
     act_save_as: QAction
     act_select_all: QAction
     act_stop: QAction
+    act_type_chord: QAction
     act_undo: QAction
     act_up: QAction
     act_zoom_in: QAction

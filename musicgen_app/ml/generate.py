@@ -155,8 +155,10 @@ class TokenStreamSession(GenerationSession):
         temperature: float = 1.0,
         track: int = 0,
         observed: Sequence[int] = (),
+        tick_of_step: Callable[[int], int] | None = None,
     ) -> None:
         super().__init__(temperature)
+        self.tick_of_step = tick_of_step  # generated step -> song tick (for chord conditioning)
         self.adapter = adapter
         self.prompt = list(prompt)
         self.sampler = sampler
@@ -183,7 +185,8 @@ class TokenStreamSession(GenerationSession):
                     if self.cancelled:  # cancelled while the last model step ran
                         reason = "cancelled"
                         break
-                    token = self.sampler.sample(logits, self._temperature)
+                    tick = None if self.tick_of_step is None else self.tick_of_step(i)
+                    token = self.sampler.sample(logits, self._temperature, tick)
                     self.tokens.append(token)
                     for note in self.decoder.push(token):
                         yield NoteEvent(self.id, seq, note, self.track)

@@ -89,7 +89,12 @@ class GridMelodyModel(GenerativeModel):
         model_pitches = [p + prompt.transpose for p in prompt.sketch_pitches]
         pitch_range = (min(model_pitches), max(model_pitches)) if model_pitches else None
         sampler = Sampler(
-            self.classes, cfg, allowed_pcs=prompt.allowed_pcs, pitch_range=pitch_range, seed=cfg.seed
+            self.classes,
+            cfg,
+            allowed_pcs=prompt.allowed_pcs,
+            pitch_range=pitch_range,
+            seed=cfg.seed,
+            pitch_shift=prompt.transpose,
         )
         decoder = GridNoteDecoder(
             self.tokenizer,
@@ -107,6 +112,7 @@ class GridMelodyModel(GenerativeModel):
             temperature=cfg.temperature,
             track=track,
             observed=prompt.tokens[1:],
+            tick_of_step=prompt.tick_of_step,
         )
         session.prompt_info = prompt  # type: ignore[attr-defined]
         return session

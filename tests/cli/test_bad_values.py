@@ -73,6 +73,8 @@ ROWS: list[tuple[str, ...]] = [
     ("continue {dir} -o {out_mid}", "is a folder"),
     ("continue /dev/zero -o {out_mid}", "is a character device"),
     ("continue {mid} -o {out_txt}", "name the MIDI file .mid"),
+    ("continue {mid} -o {out_mid} --chords 'C H7'", "'H7' is not a chord"),
+    ("continue {mid} -o {out_mid} --chords ''", "progression is empty"),
     ("continue {mid} -o /nonexistent/x.mid", "does not exist"),
     ("continue {mid} -o {null_link_mid}", "is a character device"),
     ("continue {mid} -o {fifo_mid}", "pipe"),

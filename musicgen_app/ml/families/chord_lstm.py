@@ -266,7 +266,7 @@ class ChordStreamEngine(StreamEngine):
         self.pos = ctx.start_step
         self.pending: tuple[int, ...] | None = None
         self.sounding: dict[int, int] = {}  # model-space pitch -> start step
-        self.sampler = Sampler(self.vocab.classes, sampling, seed=sampling.seed)
+        self.sampler = Sampler(self.vocab.classes, sampling, seed=sampling.seed, pitch_shift=self.shift)
         for t in ids[1:]:
             self.sampler.observe(t)
         allowed = ctx.allowed_pcs(sampling.key_lock, self.shift)
@@ -284,7 +284,8 @@ class ChordStreamEngine(StreamEngine):
         mask = self.dur_mask if expecting_dur else self.chord_mask
         if self.key_mask is not None and not expecting_dur:
             mask = mask & self.key_mask
-        tok = self.sampler.sample(masked(self.logits, mask), temperature)
+        tick = None if expecting_dur else self.ctx.to_tick(self.pos)
+        tok = self.sampler.sample(masked(self.logits, mask), temperature, tick)
         self.tokens += 1
         self.logits, self.state = self.stepper.step(tok, self.state)
         if not expecting_dur:

@@ -43,7 +43,7 @@ from torch import nn
 from musicgen_app.ml.families import pianoroll as pr
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
-from musicgen_app.ml.sampling import SamplingConfig, random_seed, require_finite
+from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, random_seed, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -550,6 +550,8 @@ class GanEngine(StreamEngine):
         self.onset_ok &= (keys >= lo) & (keys <= hi)
         self.cap = ctx.voice_cap(sampling.voices)
         self.repeats = np.zeros(PITCHES, int)
+        self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
+        self.key_pitches = keys
 
     @property
     def position(self) -> int:
@@ -562,6 +564,13 @@ class GanEngine(StreamEngine):
         z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
         probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
         require_finite(probs)
+        if self.chords:
+            probs = probs.copy()
+            for t in range(FRAMES):
+                # each frame's onset probabilities reweighed toward the chord tones; the frame's
+                # likeliest onset keeps its probability (the keys above the threshold sound)
+                tick = self.ctx.to_tick(self.pos + t)
+                probs[0, t] = self.chords.reweigh(self.key_pitches, probs[0, t], tick, keep="max")
         self.frames = decode_window(
             probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats
         )
