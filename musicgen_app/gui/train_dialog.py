@@ -122,13 +122,13 @@ def train_command(folder: str, base: str, minutes: float, name: str, out_dir: st
 class TrainingJob(QObject):
     """One training process and its staging folder.
 
-    ``event`` carries each progress object the process prints (``reading``, ``dataset``,
+    ``progress`` carries each progress object the process prints (``reading``, ``dataset``,
     ``start``, ``step``, ``validating``, ``epoch``, ``done``). ``finished(ok, text)`` comes once:
     ``ok`` with the installed weights path, else the one-line reason ("cancelled" after
     :meth:`cancel`). Everything happens on the UI thread through QProcess's signals; the files
     are moved and deleted on the window's task threads."""
 
-    event = Signal(dict)
+    progress = Signal(dict)
     finished = Signal(bool, str)
 
     def __init__(self, tasks: Any, parent: QObject | None = None) -> None:
@@ -207,7 +207,7 @@ class TrainingJob(QObject):
             if event.get("event") == "done":
                 self._done = event
             if not self._cancelled:
-                self.event.emit(event)
+                self.progress.emit(event)
 
     def _read_stderr(self) -> None:
         if self._proc is not None:
@@ -361,7 +361,7 @@ class TrainDialog(QDialog):
         self.setObjectName("train_dialog")
         self.setWindowTitle("Train on My Music")
         self.job = TrainingJob(window.tasks, self)
-        self.job.event.connect(self._event)
+        self.job.progress.connect(self._event)
         self.job.finished.connect(self._finished)
         self._batches = 1
         self._epoch_base = 0.0
@@ -476,7 +476,7 @@ class TrainDialog(QDialog):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
             self._say("Name the new model with letters, digits, '.', '_' or '-' (up to 100).")
             return
-        if name in self._taken_names():
+        if name in self._taken_names() or (paths.user_models_dir() / f"{name}.json").exists():
             self._say(f"There is already a model named {name}; choose another name.")
             return
         self.curve.clear()
@@ -488,16 +488,14 @@ class TrainDialog(QDialog):
         self._set_running(True)
 
     def cancel(self) -> None:
-        """Stop the run (no model is written); when idle, close the dialog."""
+        """Stop the run: no model is written."""
         if self.job.running():
             self._say("Cancelling…")
             self.job.cancel()
-        else:
-            self.close()
 
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
-        self.cancel_button.setText("Cancel" if running else "Close")
+        self.cancel_button.setVisible(running)
         self.close_button.setVisible(not running)
         for w in (self.folder_edit, self.base_combo, self.minutes, self.name_edit):
             w.setEnabled(not running)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from midi_folder_support import SKIPPED, midi_folder
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from musicgen_app.core import paths
 from musicgen_app.gui import train_dialog
@@ -66,7 +66,7 @@ def test_train_on_my_music_adds_the_model_to_the_box(window, qtbot, tmp_path: Pa
     assert dlg.name_edit.text() == "my-songs-tuned"  # suggested from the folder's name
     beat = Heartbeat()
     seen: list[str] = []
-    dlg.job.event.connect(lambda ev: seen.append(ev["event"]))
+    dlg.job.progress.connect(lambda ev: seen.append(ev["event"]))
     dlg.start()
     assert dlg.job.running() and not dlg.train_button.isEnabled()
     qtbot.waitUntil(lambda: window.panel.model_name() == "my-songs-tuned", timeout=120_000)
@@ -107,8 +107,9 @@ def test_cancel_mid_training_writes_no_model_and_the_window_stays_responsive(
     qtbot.waitUntil(lambda: len(dlg.curve.train) >= 2, timeout=120_000)  # training is under way
     staging = list((paths.user_models_dir() / train_dialog.STAGING).iterdir())
     assert len(staging) == 1
+    assert dlg.cancel_button.isVisible() and not dlg.close_button.isVisible()
     t0 = time.perf_counter()
-    dlg.cancel()
+    qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dlg.job.running() and dlg.train_button.isEnabled(), timeout=10_000)
     stopped_s = time.perf_counter() - t0
     beat.timer.stop()
