@@ -9,12 +9,14 @@ starting, reading the 50 files, training, validation and writing the model (``--
 Both models, the shipped one and the fine-tuned one, are then scored on held-out songs of the same
 collection that the folder does not hold (POP909's test split): NLL and accuracy per 16th step,
 read whole from each song's start, and the continuation judge (:mod:`musicgen_app.ml.judge`) on
-its pop sketches, the same sketches, seeds and temperature as ``musicgen evaluate --all``: pass
-rate, notes per bar against the real continuation's, and the classifier that tells the real
-continuation from the model's (50% = it cannot).
+its pop sketches, the same sketches and seeds as ``musicgen evaluate --all``, at the judge's
+temperature (0.9) and at the others given: pass rate, notes per bar against the real
+continuation's, and the classifier that tells the real continuation from the model's (50% = it
+cannot).
 
 Run: ``nice -n 5 .venv/bin/python benchmarks/bench_finetune.py [--songs 50] [--minutes 4]
-[--lr 0 0.001] [--sketches 60] [--readme]`` (one fine-tune per learning rate; 0: the recipe's).
+[--lr 0 0.001] [--sketches 60] [--temperatures 0.9 1.0 1.1] [--readme]`` (one fine-tune per
+learning rate; 0: the recipe's).
 The load average is printed with the figures: on a shared machine a run gets fewer batches in its
 minutes.
 """
@@ -83,8 +85,8 @@ def fine_tune(
     return events[-1], events, wall
 
 
-def score(model_path: str, tunes: list, sketches: list) -> dict:
-    """Held-out NLL/accuracy per step and the judge's figures of one model."""
+def score(model_path: str, tunes: list, sketches: list, temperatures: list[float]) -> dict:
+    """Held-out NLL/accuracy per step and the judge's figures (per temperature) of one model."""
     from musicgen_app.ml import judge
     from musicgen_app.ml.registry import load_model
 
@@ -98,7 +100,7 @@ def score(model_path: str, tunes: list, sketches: list) -> dict:
         "steps": len(tgt),
     }
     if sketches:
-        out["judge"] = judge.evaluate_model_on(model, sketches)
+        out["judge"] = {t: judge.evaluate_model_on(model, sketches, temperature=t) for t in temperatures}
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -112,6 +114,9 @@ def main() -> None:
         "--lr", type=float, nargs="+", default=[0.0], help="learning rates, one run each (0: the recipe's)"
     )
     ap.add_argument("--sketches", type=int, default=60, help="pop sketches for the judge (0: none)")
+    ap.add_argument(
+        "--temperatures", type=float, nargs="+", default=[0.9], help="sampling temperatures for the judge"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work folder (the model, the data)")
     ap.add_argument("--readme", action="store_true", help="write the figures into README.md")
     args = ap.parse_args()
@@ -143,15 +148,18 @@ def main() -> None:
     ds = load_midi_dataset("pop909")
     held_out = list(ds.tunes(data_mod.split_indices(ds)["test"]))
     sketches = judge.pop_sketches(args.sketches, "pop909") if args.sketches else []
-    base = score(str(paths.models_dir() / "melody-lstm.safetensors"), held_out, sketches)
+    temps = args.temperatures
+    base = score(str(paths.models_dir() / "melody-lstm.safetensors"), held_out, sketches, temps)
     rows = [("melody-lstm (shipped)", base)]
     from musicgen_app.ml.train import TrainConfig
 
     machine = platform.processor() or platform.machine()
     lrs = " ".join(f"{lr:g}" for lr in args.lr)
+    temps_text = " ".join(f"{t:g}" for t in temps)
     lines = [
         f"`benchmarks/bench_finetune.py --songs {args.songs} --minutes {args.minutes:g} --lr {lrs} "
-        f"--sketches {args.sketches}` ({machine}, {os.cpu_count()} cores, one torch thread). The "
+        f"--sketches {args.sketches} --temperatures {temps_text}` ({machine}, {os.cpu_count()} "
+        "cores, one torch thread). The "
         f"musician's folder: {len(songs)} POP909 songs ({songs[0]}-{songs[-1]}, outside its test "
         f"split). Each run is `musicgen train melody-lstm --data FOLDER --from melody-lstm --minutes "
         f"{args.minutes:g} [--lr LR]` from a cold cache; its wall time counts starting, reading the "
@@ -173,25 +181,29 @@ def main() -> None:
             f"(best epoch {final['best_epoch']}, validation NLL {final['best_val_nll']})."
         )
         rows.append(
-            (f"fine-tuned on the {len(songs)} songs, {label}", score(final["path"], held_out, sketches))
+            (
+                f"fine-tuned on the {len(songs)} songs, {label}",
+                score(final["path"], held_out, sketches, temps),
+            )
         )
     lines += [
         "",
-        "| model | held-out NLL (nats/step) | accuracy | onset accuracy | judge: pass | failed checks "
-        "| notes per bar (real) | classifier (50% = cannot tell) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | held-out NLL (nats/step) | accuracy | onset accuracy | temperature | judge: pass "
+        "| failed checks | notes per bar (real) | classifier (50% = cannot tell) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
-        j = r.get("judge")
-        jcols = (
-            f"{j['pass_rate']:.0%} | {', '.join(f'{k} {v}' for k, v in j['fails'].items()) or '–'} | "
-            f"{j['notes_per_bar']:.1f} ({j['real_notes_per_bar']:.1f}) | {j['classifier']:.0%}"
-            if j
-            else "– | – | – | –"
-        )
-        lines.append(
-            f"| {name} | {r['nll']:.3f} | {r['accuracy']:.1%} | {r['onset_accuracy']:.1%} | {jcols} |"
-        )
+        first = f"| {name} | {r['nll']:.3f} | {r['accuracy']:.1%} | {r['onset_accuracy']:.1%} |"
+        for k, (t, j) in enumerate((r.get("judge") or {"–": None}).items()):
+            head = first if k == 0 else "| | | | |"
+            if j is None:
+                lines.append(f"{head} – | – | – | – | – |")
+                continue
+            fails = ", ".join(f"{c} {v}" for c, v in j["fails"].items()) or "–"
+            lines.append(
+                f"{head} {t:g} | {j['pass_rate']:.0%} | {fails} | {j['notes_per_bar']:.1f} "
+                f"({j['real_notes_per_bar']:.1f}) | {j['classifier']:.0%} |"
+            )
     body = "\n".join(lines)
     print()
     print(body)
