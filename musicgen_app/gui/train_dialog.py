@@ -338,7 +338,7 @@ def base_models(infos: list[Any]) -> list[tuple[str, str]]:
         card = getattr(info, "card", {}) or {}
         if card.get("family") in FINE_TUNABLE:
             name = str(getattr(info, "name", ""))
-            out.append((f"{name} ({card.get('family')})", name))
+            out.append((name if name == card.get("family") else f"{name} ({card.get('family')})", name))
     return out
 
 
@@ -368,11 +368,11 @@ class TrainDialog(QDialog):
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("a folder of MIDI files (read with its subfolders)")
         self.folder_edit.textChanged.connect(self._folder_changed)
-        browse = QPushButton("Choose…")
-        browse.clicked.connect(self._browse)
+        self.browse_button = QPushButton("Choose…")
+        self.browse_button.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.folder_edit, 1)
-        row.addWidget(browse)
+        row.addWidget(self.browse_button)
         self.base_combo = QComboBox()
         self.base_combo.setObjectName("train_base")
         self.minutes = QDoubleSpinBox()
@@ -497,7 +497,7 @@ class TrainDialog(QDialog):
         self.train_button.setEnabled(not running)
         self.cancel_button.setVisible(running)
         self.close_button.setVisible(not running)
-        for w in (self.folder_edit, self.base_combo, self.minutes, self.name_edit):
+        for w in (self.folder_edit, self.browse_button, self.base_combo, self.minutes, self.name_edit):
             w.setEnabled(not running)
 
     def _say(self, text: str) -> None:
