@@ -201,7 +201,7 @@ def main() -> None:
                 continue
             fails = ", ".join(f"{c} {v}" for c, v in j["fails"].items()) or "–"
             lines.append(
-                f"{head} {t:g} | {j['pass_rate']:.0%} | {fails} | {j['notes_per_bar']:.1f} "
+                f"{head} {t:.1f} | {j['pass_rate']:.0%} | {fails} | {j['notes_per_bar']:.1f} "
                 f"({j['real_notes_per_bar']:.1f}) | {j['classifier']:.0%} |"
             )
     body = "\n".join(lines)

@@ -15,7 +15,8 @@ from PySide6.QtCore import Qt, QTimer
 
 from musicgen_app.core import paths
 from musicgen_app.gui import train_dialog
-from musicgen_app.gui.main_window import list_model_infos
+from musicgen_app.gui.main_window import MainWindow, list_model_infos
+from musicgen_app.playback.outputs import RecordingOutput
 
 pytestmark = pytest.mark.gui
 
@@ -88,12 +89,18 @@ def test_train_on_my_music_adds_the_model_to_the_box(window, qtbot, tmp_path: Pa
     info = window.panel.model_info("my-songs-tuned")
     assert info.card["training"]["config"]["extra"]["base_model"]["name"] == "melody-lstm"
     qtbot.waitUntil(lambda: window.gen.models.get("my-songs-tuned") is not None, timeout=20_000)
-    # a restart lists it again (the window lists the models the same way when it opens)
-    assert "my-songs-tuned" in [i.name for i in list_model_infos()]
     # the same name is not taken twice
     dlg.name_edit.setText("my-songs-tuned")
     dlg.start()
     assert not dlg.job.running() and "already a model named" in dlg.status.text()
+    # a restart: a new window with the settings the first one saved offers it again, chosen
+    window.shutdown()
+    again = MainWindow(output=RecordingOutput(), settings=window.settings, open_output=False)
+    qtbot.addWidget(again)
+    try:
+        qtbot.waitUntil(lambda: again.panel.model_name() == "my-songs-tuned", timeout=20_000)
+    finally:
+        again.shutdown()
 
 
 def test_cancel_mid_training_writes_no_model_and_the_window_stays_responsive(
