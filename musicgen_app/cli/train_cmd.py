@@ -182,10 +182,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_evaluate:
             print(format_family_report(evaluate_family(card["name"], update_card=True)))
         return 0
+    import os
+
     emit = _json_lines if args.progress_json else None
     data = args.data or ""
-    if emit is not None and data:
-        data = _build_folder(data, emit)
+    if emit is not None and data and int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+        data = _build_folder(data, emit)  # (under torchrun, rank 0 builds it first in training)
     cfg = TrainConfig(
         name=_given(args, "name", d.name),
         corpus=_given(args, "corpus", d.corpus),
@@ -209,8 +211,6 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     path = train_melody_lstm(cfg, progress=emit is None, on_event=emit)
-    import os
-
     if int(os.environ.get("RANK", "0") or 0) != 0:
         return 0  # under torchrun, rank 0 reports and evaluates
     if emit is not None:

@@ -129,6 +129,30 @@ def test_cancel_mid_training_writes_no_model_and_the_window_stays_responsive(
     assert "never" not in [i.name for i in list_model_infos()]
 
 
+def test_closing_the_window_mid_training_kills_the_run_and_leaves_nothing(
+    window, qtbot, tmp_path: Path
+) -> None:
+    folder = midi_folder(tmp_path / "songs", n=12, length=64)
+    dlg = _open(window, qtbot)
+    dlg.set_inputs(str(folder), "melody-lstm", minutes=10, name="closing")
+    dlg.start()
+    qtbot.waitUntil(lambda: len(dlg.curve.train) >= 1, timeout=120_000)
+    proc = dlg.job._proc
+    assert proc is not None
+    pid = proc.processId()
+    window.shutdown()
+    assert not train_dialog._alive(pid) or _zombie(pid)
+    assert not any((paths.user_models_dir() / train_dialog.STAGING).iterdir())
+    assert _installed("closing") == []
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 def test_a_failing_run_is_one_line_and_leaves_nothing(window, qtbot, tmp_path: Path) -> None:
     folder = tmp_path / "nothing here"
     folder.mkdir()
