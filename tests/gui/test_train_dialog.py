@@ -103,15 +103,21 @@ def test_train_on_my_music_adds_the_model_to_the_box(window, qtbot, tmp_path: Pa
         again.shutdown()
 
 
+def _training_under_way(window, qtbot, tmp_path: Path, name: str) -> train_dialog.TrainDialog:
+    """A 10-minute run on a small folder, once its first batches are in."""
+    folder = midi_folder(tmp_path / "songs", n=12, length=64)
+    dlg = _open(window, qtbot)
+    dlg.set_inputs(str(folder), "melody-lstm", minutes=10, name=name)
+    dlg.start()
+    qtbot.waitUntil(lambda: len(dlg.curve.train) >= 2, timeout=120_000)
+    return dlg
+
+
 def test_cancel_mid_training_writes_no_model_and_the_window_stays_responsive(
     window, qtbot, tmp_path: Path
 ) -> None:
-    folder = midi_folder(tmp_path / "songs", n=12, length=64)
-    dlg = _open(window, qtbot)
-    dlg.set_inputs(str(folder), "melody-lstm", minutes=10, name="never")
     beat = Heartbeat()
-    dlg.start()
-    qtbot.waitUntil(lambda: len(dlg.curve.train) >= 2, timeout=120_000)  # training is under way
+    dlg = _training_under_way(window, qtbot, tmp_path, "never")
     staging = list((paths.user_models_dir() / train_dialog.STAGING).iterdir())
     assert len(staging) == 1
     assert dlg.cancel_button.isVisible() and not dlg.close_button.isVisible()
@@ -132,11 +138,7 @@ def test_cancel_mid_training_writes_no_model_and_the_window_stays_responsive(
 def test_closing_the_window_mid_training_kills_the_run_and_leaves_nothing(
     window, qtbot, tmp_path: Path
 ) -> None:
-    folder = midi_folder(tmp_path / "songs", n=12, length=64)
-    dlg = _open(window, qtbot)
-    dlg.set_inputs(str(folder), "melody-lstm", minutes=10, name="closing")
-    dlg.start()
-    qtbot.waitUntil(lambda: len(dlg.curve.train) >= 1, timeout=120_000)
+    dlg = _training_under_way(window, qtbot, tmp_path, "closing")
     proc = dlg.job._proc
     assert proc is not None
     pid = proc.processId()
