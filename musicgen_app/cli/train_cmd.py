@@ -90,12 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.model_name,
         default=None,
         metavar="MODEL",
-        help="melody-lstm: fine-tune this model (a shipped name or a .safetensors path) on --data",
+        help="melody-lstm: fine-tune this model (a shipped name, one of your own, or a path) on --data",
     )
     parser.add_argument(
         "--progress-json",
         action="store_true",
-        help="report progress as JSON lines on stdout (for the window's Train on my music), no bars",
+        help="report progress as JSON lines on stdout (what the window's Train on My Music reads), no bars",
     )
     parser.add_argument(
         "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)"

@@ -43,7 +43,7 @@ def models_dir() -> Path:
 
 
 def user_models_dir() -> Path:
-    """The musician's own models (trained with "Train on my music…"): ``models/`` in the user data."""
+    """The musician's own models (trained with "Train on My Music…"): ``models/`` in the user data."""
     return _dir("MUSICGEN_USER_MODELS_DIR", str(data_dir() / "models"))
 
 

@@ -5,5 +5,5 @@
 DEFAULT_MODEL = "note-transformer"
 
 # the families `musicgen train FAMILY --data DIR --from MODEL` fine-tunes on a folder of MIDI files
-# (and whose models "Train on my music…" offers as a starting point)
+# (and whose models "Train on My Music…" offers as a starting point)
 FINE_TUNABLE = ("melody-lstm",)

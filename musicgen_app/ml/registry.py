@@ -105,8 +105,8 @@ def list_models(
 ) -> list[ModelInfo]:
     """Every readable model card (with its weights) in the models directory, sorted by name.
 
-    ``user``: the musician's own models too (``paths.user_models_dir()``, what "Train on my
-    music…" writes), after the shipped ones; one named like a shipped model is left out.
+    ``user``: the musician's own models too (``paths.user_models_dir()``, what "Train on My
+    Music…" writes), after the shipped ones; one named like a shipped model is left out.
 
     ``task``: only models of that task (a card's ``task``, ``generate`` when it has none): the
     music generators by default; ``restyle`` for the audio restylers; None for every model.
