@@ -30,7 +30,7 @@ def _fmt(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List every model card in the models directory."""
+    """List every model card in the models directory, then the musician's own (Train on My Music)."""
     from musicgen_app.core import paths
     from musicgen_app.ml.registry import list_models, load_model
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rehashed {len(names)} card(s): {', '.join(names) or 'all were up to date'}")
         return 0
     problems: list = []
-    models = list_models(verify=True, problems=problems, task=None)
+    models = list_models(verify=True, problems=problems, task=None, user=True)
     for _name, exc in problems:
         print(f"error: {exc}", file=sys.stderr)
     status = 2 if problems else 0

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QActionGroup, QDrag, QKeySequence, QMouseEvent, QUndoGroup
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QToolButton
 
-from musicgen_app.gui import chord_actions, fill_action
+from musicgen_app.gui import chord_actions, fill_action, train_dialog
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 
 if TYPE_CHECKING:
@@ -141,6 +141,10 @@ def build_actions(win: MainWindow) -> None:
         "estimate_chords_beat",
     )
     win.roll.chord_lane.message.connect(win.show_message)
+    win.act_train = A(
+        "Train on My Music…", lambda: train_dialog.show_train_dialog(win), None, "train_on_my_music"
+    )
+    win.act_train.setStatusTip("Fine-tune a model on a folder of your own MIDI files")
     win.tool_group = QActionGroup(win)
     win.tool_actions = {}
     for name, key in (("select", "S"), ("draw", "D"), ("erase", "E")):
@@ -249,6 +253,8 @@ def build_menus(win: MainWindow) -> None:
     )
     g.addSeparator()
     g.addActions(list(win.lead_in_actions.values()))
+    m = mb.addMenu("&Model")
+    m.addAction(win.act_train)
     s = mb.addMenu("&Settings")
     s.addAction(win.act_devices)
 

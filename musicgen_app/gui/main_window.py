@@ -45,7 +45,7 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError
-from musicgen_app.gui import actions, editor_setup, fileio, jam_mode, output_failure
+from musicgen_app.gui import actions, editor_setup, fileio, jam_mode, output_failure, train_dialog
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.file_ops import FileOps
 from musicgen_app.gui.generation import GenerationController, ModelCache
@@ -103,10 +103,10 @@ def checkpoint_info(path: str | Path, load: Callable[[str], Any] | None = None) 
 
 
 def list_model_infos() -> list[Any]:
-    """The registry's models (a task: reads the model cards)."""
+    """The registry's models, the musician's own included (a task: reads the model cards)."""
     from musicgen_app.ml.registry import list_models
 
-    return list(list_models())
+    return list(list_models(user=True))
 
 
 class MainWindow(QMainWindow):
@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
     act_select_all: QAction
     act_stop: QAction
     act_type_chord: QAction
+    act_train: QAction
     act_undo: QAction
     act_up: QAction
     act_zoom_in: QAction
@@ -630,6 +631,16 @@ class MainWindow(QMainWindow):
         self._model_label.setText("Model: failed to load")
         self.show_error("Model", f"Cannot load {name}: {exc}")
 
+    def refresh_models(self, select: str = "") -> None:
+        """List the models again in the background, add the new ones to the model box, and choose
+        ``select`` (a model just trained) once it is listed."""
+        self.tasks.submit(
+            list_model_infos,
+            lambda infos: self.panel.set_models(infos, select),
+            self._models_failed,
+            name="musicgen-models",
+        )
+
     def choose_model(self, model: str) -> None:
         """Select ``model`` in the panel (now, or once the models are listed)."""
         combo = self.panel.model_combo
@@ -705,6 +716,7 @@ class MainWindow(QMainWindow):
         self.recorder.discard()
         self._store_settings()
         self.audio_import.cancel()
+        train_dialog.shutdown(self)
         self.jam_mode.stop()
         self.gen.shutdown()
         self.playback.close()
