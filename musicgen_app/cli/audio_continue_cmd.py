@@ -82,13 +82,11 @@ def run(args: argparse.Namespace) -> int:
         roll, hold = None, rw.pitches_of_audio(audio, cfg)
         how = "the pitches strongest at the recording's end"
     else:
-        from musicgen_app.ml.audio.dataset import with_program
         from musicgen_app.playback.render import render_song
 
-        rendered = render_song(with_program(song, 0), sample_rate=sr, tail_s=0.0)
-        audio = rendered.mean(axis=1) if rendered.ndim == 2 else rendered
-        roll = rw.piano_roll(song, cfg, len(audio))
-        hold = rw.held_condition(roll)
+        audio, roll, hold = rw.sketch_seed(
+            song, cfg, lambda s, rate: render_song(s, sample_rate=rate, tail_s=0.0)
+        )
         how = "the sketch's last sounding notes"
     n = max(1, round(args.seconds * sr))
     t0 = time.perf_counter()

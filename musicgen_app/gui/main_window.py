@@ -50,6 +50,7 @@ from musicgen_app.gui.document import Document
 from musicgen_app.gui.file_ops import FileOps
 from musicgen_app.gui.generation import GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
+from musicgen_app.gui.audio_continue import AudioContinuer
 from musicgen_app.gui.import_audio import AudioImporter
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 from musicgen_app.gui.piano_roll.widget import PianoRollView
@@ -205,6 +206,7 @@ class MainWindow(QMainWindow):
         self.takes = TakesController(self)
         self.recorder = RecordController(self)
         self.audio_import = AudioImporter(self)  # File ▸ Import Audio…
+        self.audio_continue = AudioContinuer(self)  # Continue ▸ Continue as Audio
         self.jam_mode = jam_mode.JamMode(self)  # Ctrl+J: call and response with the keyboard
         actions.build_actions(self)
         actions.build_toolbars(self)
@@ -549,6 +551,8 @@ class MainWindow(QMainWindow):
         """Esc: cancel generation and stop playback at once, silencing every note."""
         was_running = self.gen.running
         self.gen.cancel()
+        if self.audio_continue.busy():
+            self.audio_continue.toggle()  # cancels, with its one line
         was_playing = self.playback.playing
         self.playback.stop()
         self.canvas.reveal_whole_take()
@@ -702,6 +706,7 @@ class MainWindow(QMainWindow):
         self.recorder.discard()
         self._store_settings()
         self.audio_import.cancel()
+        self.audio_continue.cancel()
         self.jam_mode.stop()
         self.gen.shutdown()
         self.playback.close()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ CLASSES = 256
 MU = CLASSES - 1
 PITCH_LO, PITCH_HI = 36, 96  # conditioning pitches, inclusive
 FRAME_SECONDS = 0.02
+BLOCK = 400  # samples generated between two looks at cancel (50 ms at 8 kHz)
 
 
 def mu_law_encode(x: np.ndarray) -> np.ndarray:
@@ -330,11 +331,32 @@ class AudioWaveNetModel:
         temperature: float = 1.0,
         cancelled: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """``n_samples`` new samples (float32, -1..1) after ``seed`` (mono at the model's rate).
+        """``n_samples`` new samples (float32, -1..1) after ``seed`` (mono at the model's rate): the
+        blocks of :meth:`stream_audio` joined."""
+        blocks = self.stream_audio(
+            seed, seed_roll, n_samples, hold=hold, seed_rng=seed_rng, temperature=temperature, cancelled=cancelled
+        )
+        return np.concatenate([np.zeros(0, dtype=np.float32), *blocks])
+
+    def stream_audio(
+        self,
+        seed: np.ndarray,
+        seed_roll: np.ndarray | None,
+        n_samples: int,
+        *,
+        hold: np.ndarray | None = None,
+        seed_rng: int = 0,
+        temperature: float = 1.0,
+        cancelled: Callable[[], bool] | None = None,
+        block: int = BLOCK,
+    ) -> Iterator[np.ndarray]:
+        """The continuation as it is generated: blocks of ``block`` samples (float32, -1..1; the
+        last may be shorter), ``n_samples`` in all.
 
         ``seed_roll`` (frames, P): the seed's piano roll (None: ``hold`` over the seed too);
         ``hold`` (P,): the condition held over the continuation (default: the roll's last
-        sounding frame). ``cancelled()`` is polled every 1,000 samples."""
+        sounding frame). ``cancelled()`` is polled before every block; when it answers True the
+        stream raises :class:`GenerationError` (so a cancel takes at most one block)."""
         cfg = self.network.cfg
         if seed_roll is None and hold is None:
             raise GenerationError("a continuation needs the sketch's notes or a held condition")
@@ -353,14 +375,29 @@ class AudioWaveNetModel:
         logits = fast.prefill(mu_law_encode(seed), cond)
         fast.set_condition(hold)
         rng = np.random.default_rng(seed_rng)
-        out = np.empty(n_samples, dtype=np.int64)
-        for t in range(n_samples):
-            q = sample_logits(logits, rng, temperature)
-            out[t] = q
-            logits = fast.step(q)
-            if cancelled is not None and t % 1000 == 999 and cancelled():
+        for start in range(0, n_samples, block):
+            if cancelled is not None and cancelled():
                 raise GenerationError("the continuation was cancelled")
-        return mu_law_decode(out)
+            out = np.empty(min(block, n_samples - start), dtype=np.int64)
+            for t in range(len(out)):
+                q = sample_logits(logits, rng, temperature)
+                out[t] = q
+                logits = fast.step(q)
+            yield mu_law_decode(out)
+
+
+def sketch_seed(
+    song: Any, cfg: AudioWaveNetConfig, render: Callable[[Any, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A MIDI sketch as the model's seed: ``(audio, roll, hold)``: its render on piano (mono, the
+    model's rate; ``render(song, rate)`` is FluidSynth's, handed in by the caller), its piano roll
+    and the condition held over the continuation (its last sounding notes)."""
+    from musicgen_app.ml.audio.dataset import with_program
+
+    rendered = np.asarray(render(with_program(song, 0), cfg.sample_rate), dtype=np.float32)
+    audio = rendered.mean(axis=1) if rendered.ndim == 2 else rendered
+    roll = piano_roll(song, cfg, len(audio))
+    return audio, roll, held_condition(roll)
 
 
 def config_from_card(card: dict, name: str) -> AudioWaveNetConfig:
