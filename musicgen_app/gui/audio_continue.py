@@ -52,7 +52,7 @@ PROGRESS_MS = 200
 class AudioJobState:
     """What the task thread is doing (written by it, read by the UI's timer; plain attributes)."""
 
-    phase: str = "starting"  # loading, rendering, generating, playing
+    phase: str = "loading"  # loading, rendering, generating, playing
     total_s: float = 0.0
     generated_s: float = 0.0
     played_s: float = 0.0
@@ -67,7 +67,7 @@ class AudioTake:
     seconds: float
     sample_rate: int
     real_time_factor: float
-    output: str  # where it sounded, or why it did not (one line)
+    output: str  # the port and where it is connected, or why nothing sounded (one line)
     played_s: float  # seconds the output played
     started_after_s: float | None  # generated seconds when playback began (None: not played)
     stopped: bool = False  # cancelled while playing (the take is complete all the same)
@@ -122,7 +122,7 @@ def continue_as_audio_job(
     state.total_s = n / sr
     try:
         out = (open_output or JackAudioOutput)()
-        where = f"played on {out.port_name} -> {', '.join(out.connected) or 'not connected'}"
+        where = f"{out.port_name} -> {', '.join(out.connected) or 'no playback port'}"
     except DeviceError as exc:
         out, where = None, str(exc)
     parts: list[Any] = []
@@ -246,9 +246,9 @@ class AudioContinuer(QObject):
             if take.started_after_s is None:
                 how = f"not played ({take.output})"
             elif take.started_after_s >= take.seconds - 1e-6:
-                how = f"played after generating ({take.output})"
+                how = f"played after generating, on {take.output}"
             else:
-                how = f"played while generating from {take.started_after_s:.1f} s ({take.output})"
+                how = f"played while generating (from {take.started_after_s:.1f} s on), on {take.output}"
             self._report(
                 f"Audio continuation: {take.seconds:.1f} s (real-time factor {take.real_time_factor:.2f}), "
                 f"{how}; take kept as {take.path.name} (File ▸ Save Audio Take…)"
@@ -292,7 +292,10 @@ class AudioContinuer(QObject):
         if take is None:
             return
         dest, _ = QFileDialog.getSaveFileName(
-            self.win, "Save Audio Take", str(Path(self.win.files.last_dir()) / take.path.name), "WAV audio (*.wav)"
+            self.win,
+            "Save Audio Take",
+            str(Path(self.win.files.last_dir()) / take.path.name),
+            "WAV audio (*.wav)",
         )
         if dest:
             self.save_take(dest)
@@ -332,7 +335,7 @@ class AudioContinuer(QObject):
 
     def _show_progress(self) -> None:
         s = self.state
-        if s.phase in ("loading", "rendering", "starting"):
+        if s.phase in ("loading", "rendering"):
             text = f"Continue as Audio: {s.phase} the {'model' if s.phase == 'loading' else 'sketch'}…"
         else:
             text = f"Continue as Audio: generated {s.generated_s:.1f} / {s.total_s:.1f} s"

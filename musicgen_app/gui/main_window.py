@@ -46,11 +46,11 @@ from musicgen_app.core.edits import (
 from musicgen_app.core.song import Note, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError
 from musicgen_app.gui import actions, editor_setup, fileio, jam_mode, output_failure
+from musicgen_app.gui.audio_continue import AudioContinuer
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.file_ops import FileOps
 from musicgen_app.gui.generation import GenerationController, ModelCache
 from musicgen_app.gui.generation_panel import GenerationPanel
-from musicgen_app.gui.audio_continue import AudioContinuer
 from musicgen_app.gui.import_audio import AudioImporter
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 from musicgen_app.gui.piano_roll.widget import PianoRollView

@@ -64,7 +64,7 @@ def test_written_samples_arrive_at_a_jack_port_in_real_time(jack_server, tmp_pat
         wall = time.monotonic() - t0
         assert out.consumed_frames == out.written_frames
         # the dummy driver runs in real time: half a second after half a second, not at once
-        assert 0.35 < t_half and 0.85 < wall < 3.0, (t_half, wall)
+        assert t_half > 0.35 and 0.85 < wall < 3.0, (t_half, wall)
         assert out.underruns == 0
         rec.wait(timeout=10)
     finally:
@@ -83,7 +83,7 @@ def test_written_samples_arrive_at_a_jack_port_in_real_time(jack_server, tmp_pat
 
 
 def test_no_jack_server_is_one_line(no_midi_system) -> None:
-    with pytest.raises(DeviceError, match="^no audio output: the JACK server is not running$"):
+    with pytest.raises(DeviceError, match=r"^no audio output: the JACK server is not running$"):
         JackAudioOutput("musicgen-audio-none")
 
 

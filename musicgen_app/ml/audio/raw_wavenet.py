@@ -334,7 +334,13 @@ class AudioWaveNetModel:
         """``n_samples`` new samples (float32, -1..1) after ``seed`` (mono at the model's rate): the
         blocks of :meth:`stream_audio` joined."""
         blocks = self.stream_audio(
-            seed, seed_roll, n_samples, hold=hold, seed_rng=seed_rng, temperature=temperature, cancelled=cancelled
+            seed,
+            seed_roll,
+            n_samples,
+            hold=hold,
+            seed_rng=seed_rng,
+            temperature=temperature,
+            cancelled=cancelled,
         )
         return np.concatenate([np.zeros(0, dtype=np.float32), *blocks])
 
