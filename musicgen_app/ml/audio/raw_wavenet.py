@@ -234,8 +234,13 @@ class FastAudioWaveNet:
 
     def set_condition(self, frame: np.ndarray) -> None:
         """Hold the piano-roll frame ``frame`` (P,) from the next step on."""
-        proj = np.asarray(frame, dtype=np.float32) @ self.cond_w + self.cond_b
-        self.cond = list(proj.reshape(len(self.taps), 2 * self.C))
+        self.cond = self.project(np.asarray(frame)[None])[0]
+
+    def project(self, frames: np.ndarray) -> list[list[np.ndarray]]:
+        """Piano-roll frames (F, P) as every layer's gate inputs: F lists of L arrays (2C,), each
+        ready to be :attr:`cond`."""
+        proj = np.asarray(frames, dtype=np.float32) @ self.cond_w + self.cond_b  # (F, L*2C)
+        return [list(row.reshape(len(self.taps), 2 * self.C)) for row in proj]
 
     def _head(self, skips: np.ndarray) -> np.ndarray:
         (w1, b1), (w2, b2) = self.out1, self.out2
@@ -359,15 +364,17 @@ class AudioWaveNetModel:
         """The continuation as it is generated: blocks of ``block`` samples (float32, -1..1; the
         last may be shorter), ``n_samples`` in all.
 
-        ``seed_roll`` (frames, P): the seed's piano roll (None: ``hold`` over the seed too);
-        ``hold`` (P,): the condition held over the continuation (default: the roll's last
-        sounding frame). ``cancelled()`` is polled before every block; when it answers True the
-        stream raises :class:`GenerationError` (so a cancel takes at most one block)."""
+        ``seed_roll`` (frames, P): the seed's piano roll (None: ``hold``'s first frame over the
+        seed); ``hold``: the continuation's condition, one frame (P,) held throughout or frames
+        (F, P) played in a loop (default: the roll's last sounding frame, held).
+        ``cancelled()`` is polled before every block; when it answers True the stream raises
+        :class:`GenerationError` (so a cancel takes at most one block)."""
         cfg = self.network.cfg
         if seed_roll is None and hold is None:
             raise GenerationError("a continuation needs the sketch's notes or a held condition")
         if hold is None:
             hold = held_condition(seed_roll)  # type: ignore[arg-type]
+        frames = np.atleast_2d(np.asarray(hold, dtype=np.float32))  # (F, P)
         seed = np.asarray(seed, dtype=np.float32)
         first = max(0, len(seed) - cfg.receptive_field)  # only the last receptive field matters
         if seed_roll is not None:
@@ -375,17 +382,20 @@ class AudioWaveNetModel:
             frame = np.minimum((np.arange(first, len(seed)) + 1) // cfg.hop, len(seed_roll) - 1)
             cond = seed_roll[frame]
         else:
-            cond = np.repeat(hold[None], len(seed) - first, axis=0)
+            cond = np.repeat(frames[:1], len(seed) - first, axis=0)
         seed = seed[first:]
         fast = FastAudioWaveNet(self.network)
         logits = fast.prefill(mu_law_encode(seed), cond)
-        fast.set_condition(hold)
+        projected = fast.project(frames)
+        hop = cfg.hop
         rng = np.random.default_rng(seed_rng)
         for start in range(0, n_samples, block):
             if cancelled is not None and cancelled():
                 raise GenerationError("the continuation was cancelled")
             out = np.empty(min(block, n_samples - start), dtype=np.int64)
             for t in range(len(out)):
+                if (start + t) % hop == 0:
+                    fast.cond = projected[((start + t) // hop) % len(projected)]
                 q = sample_logits(logits, rng, temperature)
                 out[t] = q
                 logits = fast.step(q)
@@ -395,15 +405,32 @@ class AudioWaveNetModel:
 def sketch_seed(
     song: Any, cfg: AudioWaveNetConfig, render: Callable[[Any, int], np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A MIDI sketch as the model's seed: ``(audio, roll, hold)``: its render on piano (mono, the
-    model's rate; ``render(song, rate)`` is FluidSynth's, handed in by the caller), its piano roll
-    and the condition held over the continuation (its last sounding notes)."""
+    """A MIDI sketch as the model's seed: ``(audio, roll, condition)``: its render on piano (mono,
+    the model's rate; ``render(song, rate)`` is FluidSynth's, handed in by the caller), its piano
+    roll and the continuation's condition (:func:`last_bar_condition`)."""
     from musicgen_app.ml.audio.dataset import with_program
 
     rendered = np.asarray(render(with_program(song, 0), cfg.sample_rate), dtype=np.float32)
     audio = rendered.mean(axis=1) if rendered.ndim == 2 else rendered
     roll = piano_roll(song, cfg, len(audio))
-    return audio, roll, held_condition(roll)
+    return audio, roll, last_bar_condition(song, roll, cfg, len(audio))
+
+
+def last_bar_condition(song: Any, roll: np.ndarray, cfg: AudioWaveNetConfig, n_samples: int) -> np.ndarray:
+    """The continuation's condition: the piano-roll frames of the sketch's last bar (the bar's
+    length at the tempo and meter where the sketch ends, counted back from its end), to be looped,
+    so the continuation keeps the sketch's pitches, key and pulse; the last sounding frame alone
+    (held) when that bar starts no note."""
+    end_s = n_samples / cfg.sample_rate
+    end_tick = round(song.seconds_to_tick(end_s))
+    start_tick = max(0, end_tick - song.ticks_per_bar(max(0, end_tick - 1)))
+    a = int(song.tick_to_seconds(start_tick) / cfg.frame_seconds)
+    b = min(len(roll), max(a + 1, round(end_s / cfg.frame_seconds)))
+    bar = roll[a:b]
+    onsets = np.diff(np.vstack([roll[max(0, a - 1) : a] if a else np.zeros((1, roll.shape[1])), bar]), axis=0)
+    if len(bar) < 2 or not (onsets > 0).any():
+        return held_condition(roll)[None]
+    return bar.copy()
 
 
 def config_from_card(card: dict, name: str) -> AudioWaveNetConfig:
@@ -711,4 +738,62 @@ def real_time_factor(model: AudioWaveNetModel, seconds: float = 1.0) -> dict:
         "audio_seconds": seconds,
         "wall_seconds": round(wall, 3),
         "real_time_factor": round(wall / seconds, 3),
+    }
+
+
+# -- what the continuations contain -------------------------------------------------------------------------
+def cut_song(song: Any, seconds: float) -> Any:
+    """The first ``seconds`` of ``song``: notes starting before the cut, ended at it."""
+    from musicgen_app.core.song import Note
+
+    cut = round(song.seconds_to_tick(seconds))
+    out = song.copy()
+    for t in out.tracks:
+        t.notes = [
+            Note(n.start_tick, n.pitch, min(n.end_tick, cut), n.velocity, n.channel)
+            for n in t.notes
+            if n.start_tick < cut
+        ]
+    return out
+
+
+def held_out_sketches(ds: Any, count: int, seconds: float) -> list[tuple[str, Any, Any]]:
+    """``count`` sketches no training or validation audio came from: ``(id, sketch, piece)``, the
+    sketch being the piece's first ``seconds``. The dataset's test pieces come first, then pieces of
+    the same corpora the dataset never rendered (chorales after its first ones in name order, Essen
+    tunes off its stride), alternating chorales and melodies; pieces shorter than the sketch plus
+    two seconds are skipped."""
+    from musicgen_app.ml.audio import dataset as ads
+
+    used = {p["id"] for p in ds.pieces}
+    songs = piece_songs(ds)
+    out = [(ds.pieces[i]["id"], songs[ds.pieces[i]["id"]]) for i in ds.split("test")]
+    counts = ds.stats()["by_source"]
+    chorales = [p for p in ads.chorale_pieces(counts["chorales"] + count) if p.id not in used]
+    essen = [p for p in ads.essen_pieces(counts["essen"] + 2 * count) if p.id not in used]
+    for a, b in zip(chorales, essen, strict=False):
+        out += [(a.id, a.song), (b.id, b.song)]
+    picked = [(i, cut_song(s, seconds), s) for i, s in out if s.duration_seconds >= seconds + 2.0]
+    if len(picked) < count:
+        raise GenerationError(f"only {len(picked)} held-out pieces are long enough for {count} sketches")
+    return picked[:count]
+
+
+def key_of_song(song: Any) -> Any:
+    """The song's key (Krumhansl-Schmuckler over its notes, weighted by duration)."""
+    from musicgen_app.ml.keys import estimate_key
+
+    notes = [n for t in song.tracks if not getattr(t, "is_drum", False) for n in t.notes]
+    return estimate_key([n.pitch for n in notes], [n.end_tick - n.start_tick for n in notes])
+
+
+def pitch_stats(pitches: Sequence[int], key: Any, seconds: float) -> dict:
+    """Notes per second and the share of the notes whose pitch class is in ``key``'s seven diatonic
+    pitch classes (strictly: a minor key's raised 6th and 7th count as out of key; chance is 7/12)."""
+    scale = key.diatonic_pcs()
+    n = len(pitches)
+    return {
+        "notes": n,
+        "notes_per_second": round(n / seconds, 3),
+        "in_key": round(sum(p % 12 in scale for p in pitches) / n, 4) if n else None,
     }
