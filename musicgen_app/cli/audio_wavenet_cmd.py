@@ -264,16 +264,42 @@ def continuation_line(c: dict) -> str:
 
 
 def readme_text(res: dict, card: dict) -> str:
-    """The README table of `audio wavenet evaluate --readme`."""
-    tr, c, g = card.get("training", {}), card.get("config", {}), res["generation"]
-    return (
-        "  | model | test NLL (bits/sample) | baseline | baseline NLL | real-time factor | training |\n"
-        "  |---|---|---|---|---|---|\n"
-        f"  | `{card.get('name')}` ({c.get('sample_rate')} Hz, receptive field {c.get('receptive_field')} "
-        f"samples) | {res['test_nll']:.3f} | {res['baseline']} | {res['baseline_nll']:.3f} | "
-        f"{g['real_time_factor']:.2f} (1 thread, load {g['cpu_load_1min']:.1f}) | "
-        f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |\n\n"
-        f"  Test: {res['test_samples']:,} samples of {res['test_pieces']} held-out pieces; the same test "
-        f"audio with an empty piano roll (no conditioning): {res['test_nll_empty_piano_roll']:.3f} "
-        "bits/sample.\n"
-    )
+    """The README table of `audio wavenet evaluate --readme` (and the continuations' figures)."""
+    tr, c = card.get("training", {}), card.get("config", {})
+    text = ""
+    if "test_nll" in res:
+        g = res["generation"]
+        text += (
+            "  | model | test NLL (bits/sample) | baseline | baseline NLL | real-time factor | training |\n"
+            "  |---|---|---|---|---|---|\n"
+            f"  | `{card.get('name')}` ({c.get('sample_rate')} Hz, "
+            f"receptive field {c.get('receptive_field')} "
+            f"samples) | {res['test_nll']:.3f} | {res['baseline']} | {res['baseline_nll']:.3f} | "
+            f"{g['real_time_factor']:.2f} (1 thread, load {g['cpu_load_1min']:.1f}) | "
+            f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |\n\n"
+            f"  Test: {res['test_samples']:,} samples of {res['test_pieces']} held-out pieces; the same test "
+            f"audio with an empty piano roll (no conditioning): {res['test_nll_empty_piano_roll']:.3f} "
+            "bits/sample.\n"
+        )
+    k = res.get("continuations")
+    if k:
+        text += (
+            f"\n  Continuations (`--sketches {k['sketches']}`): {k['sketches']} held-out sketches (the first "
+            f"{k['sketch_seconds']:g} s of pieces no training audio came from) rendered on piano and "
+            f"continued {k['seconds_each']:g} s each (temperature {k['temperature']:g}, condition: the "
+            "sketch's last bar looped), then transcribed by basic-pitch, beside the pieces' real next "
+            f"{k['seconds_each']:g} s transcribed alike:\n\n"
+            "  | audio | notes | notes per second | in the sketch's key |\n"
+            "  |---|---|---|---|\n"
+            f"  | WaveNet continuations | {k['model_notes']} | {k['model_notes_per_second']:.2f} | "
+            f"{_share(k['model_in_key'])} |\n"
+            f"  | the pieces' real continuations | {k['real_notes']} | {k['real_notes_per_second']:.2f} | "
+            f"{_share(k['real_in_key'])} |\n\n"
+            f"  In key: {k['in_key_definition']}. Generation real-time factor "
+            f"{k['generation_real_time_factor']:.2f} (1 thread, load {k['cpu_load_1min']:.1f}).\n"
+        )
+    return text
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
