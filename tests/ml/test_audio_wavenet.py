@@ -262,3 +262,14 @@ def test_pitch_statistics_count_the_diatonic_pitch_classes() -> None:
     # A minor: G# (the raised 7th) counts as out of key, strictly
     assert rw.pitch_stats([68, 69], Key(9, "minor"), 1.0)["in_key"] == 0.5
     assert rw.pitch_stats([], Key(0, "major"), 1.0)["in_key"] is None
+
+
+def test_the_shipped_model_card_names_paper_004() -> None:
+    from musicgen_app.ml.registry import list_models
+
+    infos = {m.name: m for m in list_models(task=None)}
+    info = infos["audio-wavenet"]
+    assert info.seed_paper == "004" and info.card["family"] == rw.FAMILY
+    assert info.card["config"]["sample_rate"] == 8000
+    c = info.card["metrics"]["continuations"]
+    assert c["sketches"] == 20 and len(c["pieces"]) == 20
