@@ -112,5 +112,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,  # run k (from 0) draws its windows with seed + k
     }
     path = rs.save_restyler(net, card, name)
-    print(f"saved {path} after {report.steps} steps ({report.seconds:.0f} s), val mse {report.best_val_mse}")
+    print(
+        f"saved {path} after {report.steps} steps ({report.seconds:.0f} s), "
+        f"val {args.loss} {report.best_val_mse}"
+    )
     return 0

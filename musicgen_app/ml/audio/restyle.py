@@ -9,8 +9,8 @@ decoder knows how to rebuild piano sound; other instruments' sound is pulled tow
 
 Audio goes in as 65,536-sample windows (4.1 s at 16 kHz) laid out by :mod:`.hilbert`
 (``layout="hilbert"``, the paper's) or row by row (``layout="linear"``, the baseline of the
-same size). :func:`restyle` runs any length through overlapping windows (half a window apart,
-Hann-weighted so they sum to one) and gives the result the input's peak level.
+same size). :func:`restyle` runs any length through windows end to end (a short crossfade
+between them), each scaled to its input's peak as in training.
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ def from_pictures(img: torch.Tensor, layout: str) -> np.ndarray:
     return hilbert.decode(img.detach().squeeze(1).numpy().astype(np.float32) * 2.0 - 1.0, layout)
 
 
+FADE = 512  # samples two neighbouring windows share (a raised-cosine crossfade, 32 ms at 16 kHz)
+
+
 def restyle(
     model: HilbertAutoencoder,
     audio: np.ndarray,
@@ -132,21 +135,31 @@ def restyle(
     cancelled: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """``audio`` (mono, the model's sample rate, -1..1) through the autoencoder; same length, same peak.
+    """``audio`` (mono, the model's sample rate, -1..1) through the autoencoder; same length, its
+    peak at most the input's.
 
-    Windows overlap by half and are Hann-weighted (they sum to one), so window edges do not click.
+    Each window is restyled as the network was trained: its output's mean removed and scaled to
+    the input window's peak (no level is imposed on the whole afterwards: a network may put its
+    window's peak in a few edge samples, and the level of the rest follows from it, as in
+    training). Windows follow each other end to end, sharing only :data:`FADE` samples of
+    raised-cosine crossfade (which also fades such edge samples out): a window's output need not
+    keep the input's phase (the log-spectral loss does not ask for it), and where the same samples
+    sit in two windows at different places on the curve (the Hilbert layout turns and mirrors its
+    quadrants) their outputs differ in phase, so a wide overlap-add would cancel them.
     ``cancelled()`` is checked between batches (GenerationError("cancelled") when true).
     """
     x = np.asarray(audio, dtype=np.float32).ravel()
     n = len(x)
     if n == 0:
         return x.copy()
-    win, hop = model.config.window, model.config.window // 2
-    count = math.ceil(n / hop) + 1
-    padded = np.zeros((count + 1) * hop, dtype=np.float32)
-    padded[hop : hop + n] = x
+    win = model.config.window
+    fade = min(FADE, win // 4)
+    hop = win - fade
+    count = max(1, math.ceil((n - fade) / hop))
+    padded = np.zeros(count * hop + fade, dtype=np.float32)
+    padded[:n] = x
     starts = np.arange(count) * hop
-    weight = np.sin(np.pi * np.arange(win) / win) ** 2  # periodic Hann: overlaps at hop sum to 1
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(np.float32)  # 0 -> 1
     out = np.zeros_like(padded)
     model.eval()
     done = 0
@@ -158,16 +171,19 @@ def restyle(
             windows = np.stack([padded[s : s + win] for s in idx])
             restyled = from_pictures(model(to_pictures(windows, model.config.layout)), model.config.layout)
             restyled -= restyled.mean(axis=1, keepdims=True)  # the sigmoid's small offset
+            peaks = np.abs(restyled).max(axis=1, keepdims=True)
+            restyled *= np.abs(windows).max(axis=1, keepdims=True) / np.maximum(peaks, 1e-9)
             for s, r in zip(idx, restyled, strict=True):
-                out[s : s + win] += r * weight
+                w = np.ones(win, dtype=np.float32)
+                if s > 0:
+                    w[:fade] = ramp
+                if s + hop < count * hop:
+                    w[-fade:] = ramp[::-1]
+                out[s : s + win] += r * w
             done += len(idx)
             if progress is not None:
                 progress(done, count)
-    y = out[hop : hop + n]
-    peak_in, peak_out = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
-    if peak_out > 0:
-        y = y * np.float32(peak_in / peak_out)
-    return y.astype(np.float32)
+    return out[:n].astype(np.float32)
 
 
 # -- the log-spectral loss ---------------------------------------------------------------------------
@@ -280,7 +296,8 @@ def new_card(config: RestyleConfig, name: str) -> dict:
                 else "row by row (the baseline layout, not the paper's)"
             )
             + ", scaled to 0..1. Trained on piano renders only, so that other instruments come out "
-            "closer to piano; restyling runs overlapping windows (half a window apart, Hann-weighted)."
+            "closer to piano; restyling runs windows end to end (32 ms crossfades), each scaled to its "
+            "input's peak."
         ),
         "config": {**asdict(config), "widths": list(config.widths)},
         "parameters": parameter_count(config),
