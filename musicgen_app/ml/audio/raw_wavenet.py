@@ -10,8 +10,9 @@ the skip stream, then ReLU, 1x1, ReLU, 1x1 and a softmax over the 256 values.
 Conditioning is local (paper 004, section 2.5): the piano roll of the MIDI being played (MIDI
 pitches 36..96, one frame every 20 ms) is projected once per frame to every layer's gate input and
 held over the frame's samples (upsampling by repetition). For training, the roll is that of the
-MIDI each dataset render was made from; for a continuation, the sketch's last sounding notes are
-held (:func:`held_condition`), so the continuation keeps to the sketch's pitches and key.
+MIDI each dataset render was made from; for a continuation, the piano roll of the sketch's last
+bar is looped (:func:`last_bar_condition`), so the continuation keeps to the sketch's pitches,
+key and pulse (holding one frame gave continuations without onsets).
 
 Generation uses fast WaveNet generation: per-layer queues of past inputs, so each new sample costs
 one kernel-2 step per layer (numpy matrix-vector products), see :class:`FastAudioWaveNet`.
@@ -483,8 +484,8 @@ def new_card(cfg: AudioWaveNetConfig, name: str) -> dict:
             f"{cfg.receptive_field} samples = {1000 * cfg.receptive_field / cfg.sample_rate:.0f} ms), "
             "gated tanh x sigmoid units, residual and skip connections, softmax over 256 values. "
             f"Local conditioning on the piano roll (MIDI {cfg.pitch_lo}..{cfg.pitch_hi}, "
-            f"{1000 * cfg.frame_seconds:.0f} ms frames) projected into every gate; a continuation holds "
-            "the sketch's last sounding notes. Generates with per-layer queues (fast WaveNet "
+            f"{1000 * cfg.frame_seconds:.0f} ms frames) projected into every gate; a continuation loops "
+            "the piano roll of the sketch's last bar. Generates with per-layer queues (fast WaveNet "
             "generation: one step per layer per sample, numpy)."
         ),
         "config": {**asdict(cfg), "dilations": list(cfg.dilations), "receptive_field": cfg.receptive_field},
