@@ -94,7 +94,7 @@ def continue_as_audio_job(
     *,
     load_model: Callable[[str], Any],
     seconds: float,
-    path: Path,
+    path: Path | Callable[[], Path],
     cancel: threading.Event,
     state: AudioJobState,
     open_output: Callable[[], Any] | None = None,
@@ -103,8 +103,8 @@ def continue_as_audio_job(
     seed: int = 0,
 ) -> AudioTake:
     """Render ``song``, continue it ``seconds`` as audio, play it while it is made, write the take
-    to ``path`` (task thread; see the module docstring). GenerationError when cancelled before
-    the take was complete."""
+    to ``path`` (or the path ``path()`` makes; task thread; see the module docstring).
+    GenerationError when cancelled before the take was complete."""
     from musicgen_app.ml.audio import raw_wavenet as rw
     from musicgen_app.playback.audio_out import JackAudioOutput
     from musicgen_app.playback.render import render_song, write_wav
@@ -149,6 +149,7 @@ def continue_as_audio_job(
         wall = time.perf_counter() - t0
         import numpy as np
 
+        path = path if isinstance(path, Path) else path()
         write_wav(np.concatenate(parts), path, sr)
         take = AudioTake(path, n / sr, sr, round(wall / (n / sr), 3), where, 0.0, started_after)
         if out is None:
@@ -231,7 +232,7 @@ class AudioContinuer(QObject):
         cancel = threading.Event()
         state = AudioJobState(total_s=secs)
         self._cancel, self.state = cancel, state
-        path = take_path(Path(win.doc.display_name).stem.replace(" ", "_") or "take")
+        stem = Path(win.doc.display_name).stem.replace(" ", "_") or "take"
         models, soundfont = win.gen.models, win.settings.soundfont
         self.action.setText("Cancel Audio Continuation")
         self._timer.start()
@@ -266,7 +267,7 @@ class AudioContinuer(QObject):
                 song,
                 load_model=models.get,
                 seconds=secs,
-                path=path,
+                path=lambda: take_path(stem),  # the folder is made on the task thread
                 cancel=cancel,
                 state=state,
                 soundfont=soundfont,
