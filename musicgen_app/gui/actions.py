@@ -219,6 +219,7 @@ def build_menus(win: MainWindow) -> None:
     f.addSeparator()
     f.addAction(win.act_import)
     f.addAction(win.audio_import.action)
+    f.addAction(win.audio_continue.save_action)
     f.addActions([win.act_export_all, win.act_export_track, win.act_export_sel, win.act_export_wav])
     f.addSeparator()
     f.addAction(win.act_quit)
@@ -243,6 +244,7 @@ def build_menus(win: MainWindow) -> None:
     g.addActions(
         [
             win.act_continue,
+            win.audio_continue.action,
             win.act_fill,
             win.act_jam,
             win.act_stop,

@@ -46,6 +46,7 @@ from musicgen_app.core.edits import (
 from musicgen_app.core.song import Note, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError
 from musicgen_app.gui import actions, editor_setup, fileio, jam_mode, output_failure, train_dialog
+from musicgen_app.gui.audio_continue import AudioContinuer
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.file_ops import FileOps
 from musicgen_app.gui.generation import GenerationController, ModelCache
@@ -209,6 +210,7 @@ class MainWindow(QMainWindow):
         self.takes = TakesController(self)
         self.recorder = RecordController(self)
         self.audio_import = AudioImporter(self)  # File ▸ Import Audio…
+        self.audio_continue = AudioContinuer(self)  # Continue ▸ Continue as Audio
         self.jam_mode = jam_mode.JamMode(self)  # Ctrl+J: call and response with the keyboard
         actions.build_actions(self)
         actions.build_toolbars(self)
@@ -553,6 +555,8 @@ class MainWindow(QMainWindow):
         """Esc: cancel generation and stop playback at once, silencing every note."""
         was_running = self.gen.running
         self.gen.cancel()
+        if self.audio_continue.busy():
+            self.audio_continue.toggle()  # cancels, with its one line
         was_playing = self.playback.playing
         self.playback.stop()
         self.canvas.reveal_whole_take()
@@ -717,6 +721,7 @@ class MainWindow(QMainWindow):
         self._store_settings()
         self.audio_import.cancel()
         train_dialog.shutdown(self)
+        self.audio_continue.cancel()
         self.jam_mode.stop()
         self.gen.shutdown()
         self.playback.close()
