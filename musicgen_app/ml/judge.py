@@ -99,8 +99,11 @@ def _cut(
     kind: str, name: str, rows: list[tuple[int, int, int]], cut: int, bar: int, ts: TimeSignature, seed: int
 ) -> Sketch | None:
     """A sketch from notes ``(start, end, pitch)`` in ticks cut at ``cut`` (None when the real
-    continuation is too thin)."""
+    continuation is too thin, or the piece ends before the continuation's bars do: a model cannot
+    know where a piece stops, and a final cadence's density is no reference for four bars)."""
     end = cut + BARS * bar
+    if max(e for _, e, _ in rows) < end:
+        return None  # the piece ends inside the window: its last bars are a close, not a reference
     real = [Note(s, p, min(e, end), 90) for s, e, p in rows if cut <= s < end]
     if len(real) < MIN_REAL_NOTES:
         return None
