@@ -148,8 +148,9 @@ class CharEngine(StreamEngine):
             step = max(1, round(self.values[2] / MS_PER_STEP))
             if self.pending is not None:
                 pitch, length = self.pending
-                # on a line a note longer than the step to the next one would sound under it
-                done.append(StepNote(self.pos, min(length, step) if self.line else length, pitch - self.shift))
+                if self.line:  # a note longer than the step to the next one would sound under it
+                    length = min(length, step)
+                done.append(StepNote(self.pos, length, pitch - self.shift))
                 self.pending = None
             self.pos += step
             self.values = []
