@@ -160,3 +160,12 @@ def test_the_gan_stays_in_the_sketch_register() -> None:
         if abs(float(np.median([n.pitch for n in take])) - float(np.median(sk))) > 7:
             far.append(s.name)
     assert len(far) <= 1, far
+
+
+def test_char_lstm_keeps_a_line_a_line() -> None:
+    """The text encoding gives each note a duration and a step to the next note; a duration longer
+    than the step sounded under the next note (two folk takes in 60 had two notes at once)."""
+    model = load_model("char-lstm")
+    for s in [twinkle(), *J.load_sketches("folk", 30)]:
+        take = _take(model, s, seed=s.seed)
+        assert take and J.max_simultaneous(take) == 1, s.name
