@@ -207,9 +207,8 @@ def test_pop_sketches_come_from_the_test_split_of_the_pop909_dataset(
 
 
 # -- every shipped model, on held-out sketches whose real continuation passes the judge ----------------
-# issue 11: the frame LSTM and the seq2seq decide a frame's keys jointly now; the bar GAN still loops
-# one bar on a single line (too few distinct pitches)
-STILL_FAILING = ("pianoroll-gan",)
+# issue 11: the frame LSTM and the seq2seq decide a frame's keys jointly, and the bar GAN (it looped
+# one bar on two or three pitches) draws its bars, retrained: every shipped model passes now
 MODEL_NAMES = [m.name for m in list_models()]
 
 
@@ -221,18 +220,7 @@ def judged_sketches() -> list[J.Sketch]:
     return out
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(strict=True, reason="issue 11: the bar GAN loops one bar on a line"),
-        )
-        if n in STILL_FAILING
-        else n
-        for n in MODEL_NAMES
-    ],
-)
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_the_model_neither_falls_silent_nor_sticks_on_held_out_sketches(
     name: str, judged_sketches: list[J.Sketch]
 ) -> None:
