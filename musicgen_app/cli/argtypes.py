@@ -200,6 +200,16 @@ def key_lock(value: str) -> str:
     return value
 
 
+def chord_progression(value: str) -> list:
+    """A chord progression such as ``"C G Am F"`` or ``"C | G7 | Am F/A"`` (``--chords``)."""
+    from musicgen_app.core.chords import ChordError, parse_progression
+
+    try:
+        return parse_progression(_plain_text(value, "the chord progression"))
+    except ChordError as exc:
+        _fail(str(exc))
+
+
 def checkpoint_name(value: str) -> str:
     """A name for a new checkpoint in the models folder: letters, digits, '.', '_' and '-' only."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):

@@ -36,6 +36,10 @@ def _builtin_families() -> None:
         from musicgen_app.ml.melody_fim import load_melody_fim
 
         register_family("melody-fim", load_melody_fim)
+    if "accompany" not in _FAMILIES:
+        from musicgen_app.ml.accompany import load_accompany
+
+        register_family("accompany", load_accompany)
     if "audio-restyle" not in _FAMILIES:
         from musicgen_app.ml.audio.restyle import load_restyler
 

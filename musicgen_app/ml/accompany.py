@@ -1,0 +1,587 @@
+"""Accompany: a new track under a melody, written by a model trained here.
+
+:func:`start_accompany_session` reads the melody track of a song onto a 16th grid, runs the
+chord encoder of an accompaniment model (:mod:`musicgen_app.ml.accompany_net`) over the whole
+melody, picks one chord per beat (or takes the chords the musician gave), then writes the
+accompaniment frame by frame in the session's iteration, yielding each note as soon as it ends:
+the GUI and ``musicgen accompany --play`` stream it like a continuation.
+
+Styles:
+
+* ``piano``: the learned POP909 piano texture (model ``accompany-pop909``);
+* ``bass``: the lowest line of that texture, moved into the bass register (E1..E3);
+* ``chords``: block chords on the chords (predicted or given), voiced close to each other, struck
+  at each chord change and each bar line;
+* ``satb``: alto, tenor and bass under a soprano, from the chorale model (``accompany-chorales``),
+  at most three voices at once.
+
+Given chords (``chords=``) replace the predicted ones wherever they are given; the session's
+``chords`` are the spans used (in the song's ticks), for the chord lane.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musicgen_app.core.chords import QUALITIES, Chord, ChordSpan
+from musicgen_app.core.events import NoteEvent, SessionFinished
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.errors import CheckpointError, GenerationError, MusicgenError
+from musicgen_app.ml.accompany_net import (
+    CHORD_QUALITIES,
+    N_CHORDS,
+    AccompanyConfig,
+    AccompanyNet,
+    chord_class,
+    class_chord,
+    melody_features,
+)
+from musicgen_app.ml.session import GenerationSession
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "STYLES",
+    "AccompanyModel",
+    "AccompanySession",
+    "accompaniment_track",
+    "accompany_song",
+    "default_model",
+    "progression_spans",
+    "start_accompany_session",
+]
+
+STYLES = ("piano", "chords", "bass", "satb")
+DEFAULT_MODELS = {
+    "piano": "accompany-pop909",
+    "chords": "accompany-pop909",
+    "bass": "accompany-pop909",
+    "satb": "accompany-chorales",
+}
+#: The new track: its name and General MIDI program, per style.
+TRACK_NAMES = {
+    "piano": "Piano accompaniment",
+    "chords": "Chords",
+    "bass": "Bass",
+    "satb": "Alto, tenor, bass",
+}
+PROGRAMS = {"piano": 0, "chords": 0, "bass": 32, "satb": 52}  # Acoustic Grand, Acoustic Bass, Choir Aahs
+VELOCITY = {"piano": 68, "chords": 62, "bass": 82, "satb": 70}
+MAX_ONSETS = 6  # piano: keys struck in one frame, at most
+MAX_SOUNDING = {"piano": 10, "bass": 10, "chords": 10, "satb": 3}
+BASS_RANGE = (28, 52)  # E1..E3
+BASS_SOURCE_MAX = 60  # the texture's notes below middle C make its bass line
+#: Chord changes cost this much log-probability, by where in the bar the beat falls.
+CHANGE_COST = {0: 0.3, 8: 0.8}
+CHANGE_COST_OTHER = 2.0
+
+
+def default_model(style: str) -> str:
+    """The shipped model for ``style``."""
+    if style not in STYLES:
+        raise GenerationError(f"unknown accompaniment style '{style}' (one of {', '.join(STYLES)})")
+    return DEFAULT_MODELS[style]
+
+
+class AccompanyModel:
+    """A loaded accompaniment checkpoint."""
+
+    family = "accompany"
+
+    def __init__(self, name: str, card: dict, path: Path | None, net: AccompanyNet) -> None:
+        self.name = name
+        self.card = card
+        self.path = path
+        self.net = net.eval()
+        self.cfg = net.cfg
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """The styles the card says it was trained for."""
+        return tuple(self.card.get("styles", ("piano",)))
+
+
+def load_accompany(name: str, card: dict, path: Path) -> AccompanyModel:
+    """The registry's loader for ``"family": "accompany"`` cards (raises CheckpointError)."""
+    from musicgen_app.ml.checkpoint import load_into, load_weights
+
+    cfg_raw = card.get("config")
+    if not isinstance(cfg_raw, dict):
+        raise CheckpointError(f"model {name}: its card has no configuration")
+    cfg = AccompanyConfig.from_card(cfg_raw)
+    if not (cfg.low >= 0 and cfg.low + cfg.keys <= 128 and cfg.keys >= 1):
+        raise CheckpointError(f"model {name}: its key range {cfg.low}+{cfg.keys} is not MIDI")
+    net = AccompanyNet(cfg)
+    load_into(net, load_weights(path, card), name)
+    return AccompanyModel(name, card, path, net)
+
+
+def load_accompany_model(name_or_path: str | Path) -> AccompanyModel:
+    """An accompaniment model by name or path (raises CheckpointError, also for a model of
+    another kind)."""
+    from musicgen_app.ml.registry import load_model
+
+    model = load_model(name_or_path)
+    if not isinstance(model, AccompanyModel):
+        raise CheckpointError(
+            f"model {Path(str(name_or_path)).stem} cannot accompany "
+            "(use accompany-pop909 or accompany-chorales)"
+        )
+    return model
+
+
+# -- the grid ---------------------------------------------------------------------------------------
+@dataclass
+class Grid:
+    """Where frame 0 is and how long a frame is, in the song's ticks; bar lines for positions."""
+
+    offset: float
+    ticks_per_frame: float
+    n_frames: int
+    position: np.ndarray  # (T,) position of each frame in its bar
+
+    def tick(self, frame: float) -> int:
+        """Song tick of (fractional) frame ``frame``."""
+        return round(self.offset + frame * self.ticks_per_frame)
+
+    def frame(self, tick: float) -> int:
+        """The frame nearest ``tick``."""
+        return round((tick - self.offset) / self.ticks_per_frame)
+
+
+def song_grid(song: Song, notes: Sequence[Note]) -> Grid:
+    """The 16th grid of ``song`` under ``notes`` (its phase from the notes' onsets, as the dataset
+    build finds POP909's shifted grid), up to the bar line after the last note."""
+    from musicgen_app.ml.midi_data import _grid
+
+    phase, tpf, _ = _grid(song, {})
+    last = max(n.end_tick for n in notes)
+    lines = song.bar_starts(last + song.ticks_per_bar(last))
+    end_tick = next((t for t in lines if t >= last), last)
+    n_frames = max(4, math.ceil((end_tick - phase) / tpf / 4 - 1e-9) * 4)
+    ticks = phase + np.arange(n_frames) * tpf
+    idx = np.searchsorted(np.array(lines, dtype=np.float64), ticks + 1e-6, side="right") - 1
+    bar_at = np.array(lines, dtype=np.float64)[np.clip(idx, 0, len(lines) - 1)]
+    position = np.clip(np.round((ticks - bar_at) / tpf), 0, 15).astype(np.int64)
+    return Grid(phase, tpf, n_frames, position)
+
+
+def melody_on_grid(notes: Sequence[Note], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """``(pitch, onset)`` per frame of the melody ``notes`` (the highest line)."""
+    from musicgen_app.ml.accompany_train import melody_arrays
+
+    rows = [
+        (grid.frame(n.start_tick), max(1, grid.frame(n.end_tick) - grid.frame(n.start_tick)), n.pitch)
+        for n in notes
+    ]
+    return melody_arrays(np.array(rows, dtype=np.int64).reshape(-1, 3), grid.n_frames)
+
+
+def progression_spans(
+    song: Song, chords: Sequence[Chord | None], end_tick: int, start_tick: int = 0
+) -> list[ChordSpan]:
+    """One chord per bar from ``start_tick``'s bar up to ``end_tick``, the progression repeating
+    (``"C G Am F"`` typed: C in bar 1, G in bar 2, ..., C again in bar 5)."""
+    if not chords:
+        raise GenerationError("the chord progression is empty")
+    lines = song.bar_starts(end_tick + song.ticks_per_bar(end_tick))
+    first = max(0, bisect.bisect_right(lines, start_tick) - 1)
+    out = []
+    for k, i in enumerate(range(first, len(lines) - 1)):
+        if lines[i] >= end_tick:
+            break
+        out.append(ChordSpan(lines[i], lines[i + 1], chords[k % len(chords)]))
+    return out
+
+
+# -- chords -----------------------------------------------------------------------------------------
+def beat_chords(chord_logits: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """One chord class per beat (4 frames) from frame logits (T, C): the best path under a cost
+    for changing chord (cheap at bar lines, dearer mid-bar); "no chord" is never chosen."""
+    t_len = chord_logits.shape[0]
+    n_beats = t_len // 4
+    z = chord_logits[: n_beats * 4].reshape(n_beats, 4, N_CHORDS).mean(1).astype(np.float64)
+    z = z - z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    logp[:, 0] = -1e9
+    score = logp[0].copy()
+    back = np.zeros((n_beats, N_CHORDS), dtype=np.int64)
+    for b in range(1, n_beats):
+        cost = CHANGE_COST.get(int(position[4 * b]), CHANGE_COST_OTHER)
+        best_prev = int(score.argmax())
+        stay = score
+        move = score[best_prev] - cost
+        take_move = move > stay
+        back[b] = np.where(take_move, best_prev, np.arange(N_CHORDS))
+        score = np.where(take_move, move, stay) + logp[b]
+    path = np.zeros(n_beats, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for b in range(n_beats - 1, 0, -1):
+        path[b - 1] = back[b, path[b]]
+    return path
+
+
+def frames_from_spans(spans: Sequence[ChordSpan], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, given)`` per frame: the class of the chord given at each frame and whether one
+    was (a span's ``None`` chord is given as "no chord")."""
+    classes = np.zeros(grid.n_frames, dtype=np.int64)
+    given = np.zeros(grid.n_frames, dtype=bool)
+    for span in spans:
+        a = max(0, math.ceil((span.start_tick - grid.offset) / grid.ticks_per_frame - 0.5))
+        b = min(grid.n_frames, math.ceil((span.end_tick - grid.offset) / grid.ticks_per_frame - 0.5))
+        if b > a:
+            classes[a:b] = chord_class(span.chord)
+            given[a:b] = True
+    return classes, given
+
+
+def spans_from_frames(classes: np.ndarray, grid: Grid) -> list[ChordSpan]:
+    """Chord spans (song ticks) of per-frame classes, equal neighbours merged."""
+    out: list[ChordSpan] = []
+    start = 0
+    for t in range(1, len(classes) + 1):
+        if t == len(classes) or classes[t] != classes[start]:
+            out.append(ChordSpan(grid.tick(start), grid.tick(t), class_chord(int(classes[start]))))
+            start = t
+    return out
+
+
+# -- the session ------------------------------------------------------------------------------------
+@dataclass
+class AccompanyPlan:
+    """What the session decodes: the melody and chords on the grid, and where the notes go."""
+
+    grid: Grid
+    mel: np.ndarray  # (T, MELODY_DIM) float32
+    melody_pitch: np.ndarray  # (T,)
+    hidden: torch.Tensor  # (1, T, 2H) the chord encoder's states
+    chords: np.ndarray  # (T,) chord class per frame
+    chord_spans: list[ChordSpan]
+    style: str
+    track: int  # where the notes go (the new track's index)
+    channel: int
+    given: bool  # the chords were (at least partly) given
+
+
+@dataclass
+class _Voice:
+    pitch: int
+    start: int  # frame
+    velocity: int
+
+
+def _velocity(style: str, position: int, rng: np.random.Generator) -> int:
+    base = VELOCITY[style] + (8 if position == 0 else 3 if position % 4 == 0 else 0)
+    return int(np.clip(base + rng.integers(-4, 5), 1, 127))
+
+
+class AccompanySession(GenerationSession):
+    """Writes the accompaniment frame by frame; yields each note when it ends."""
+
+    def __init__(self, model: AccompanyModel, plan: AccompanyPlan, *, temperature: float, seed: int) -> None:
+        super().__init__(temperature)
+        self.model = model
+        self.plan = plan
+        self.seed = int(seed)
+        self.track = plan.track
+        self.notes: list[Note] = []
+
+    @property
+    def chords(self) -> list[ChordSpan]:
+        """The chords the accompaniment follows (song ticks)."""
+        return self.plan.chord_spans
+
+    def _note(self, v: _Voice, end_frame: int) -> Note:
+        g = self.plan.grid
+        return Note(
+            g.tick(v.start),
+            v.pitch,
+            max(g.tick(end_frame), g.tick(v.start) + 1),
+            v.velocity,
+            self.plan.channel,
+        )
+
+    def _texture(self) -> Iterator[tuple[int, list[_Voice], list[_Voice]]]:
+        """The model's frames: ``(frame, started, ended)`` voices per frame (ended: cut at frame)."""
+        plan, net, cfg = self.plan, self.model.net, self.model.cfg
+        rng = np.random.default_rng(self.seed)
+        k = cfg.keys
+        style = plan.style
+        cap = MAX_SOUNDING.get(style, 10)
+        chords = torch.from_numpy(plan.chords)
+        mel = torch.from_numpy(plan.mel)
+        prev_on = torch.zeros(k)
+        prev_sound = torch.zeros(k)
+        sounding: dict[int, _Voice] = {}
+        state = None
+        with torch.no_grad():
+            emb = net.chord_emb(chords)  # (T, E)
+            for t in range(plan.grid.n_frames):
+                if self.cancelled:
+                    return
+                x = torch.cat([plan.hidden[0, t], emb[t], mel[t], prev_on, prev_sound])[None, None]
+                on_logit, sus_logit, state = net.step(x, state)
+                temp = max(1e-3, self._temperature)
+                p_on = torch.sigmoid(on_logit / temp).numpy()
+                p_sus = torch.sigmoid(sus_logit / temp).numpy()
+                u = rng.random((2, k))
+                on = u[0] < p_on
+                if on.sum() > MAX_ONSETS:
+                    keep = np.argsort(-p_on * on)[:MAX_ONSETS]
+                    on = np.zeros(k, dtype=bool)
+                    on[keep] = True
+                sound_prev = prev_sound.numpy() > 0
+                sus = sound_prev & (u[1] < p_sus) & ~on
+                if on.sum() + sus.sum() > cap:  # keep the held keys first, then the likeliest onsets
+                    room = max(0, cap - int(sus.sum()))
+                    if sus.sum() > cap:
+                        held = np.argsort(-p_sus * sus)[:cap]
+                        sus = np.zeros(k, dtype=bool)
+                        sus[held] = True
+                        room = 0
+                    keep = np.argsort(-p_on * on)[:room]
+                    on = np.zeros(k, dtype=bool)
+                    on[keep] = True
+                ended = []
+                for key in list(sounding):
+                    if not sus[key]:
+                        ended.append(sounding.pop(key))
+                started = []
+                pos = int(plan.grid.position[t])
+                for key in np.nonzero(on)[0]:
+                    v = _Voice(cfg.low + int(key), t, _velocity(style, pos, rng))
+                    sounding[int(key)] = v
+                    started.append(v)
+                yield t, started, ended
+                prev_on = torch.from_numpy(on.astype(np.float32))
+                prev_sound = torch.from_numpy((on | sus).astype(np.float32))
+        yield plan.grid.n_frames, [], list(sounding.values())
+
+    def _piano(self) -> Iterator[Note]:
+        for t, _started, ended in self._texture():
+            for v in sorted(ended, key=lambda v: (v.start, v.pitch)):
+                yield self._note(v, t)
+
+    def _bass(self) -> Iterator[Note]:
+        """The lowest line of the texture (its notes below middle C), in the bass register."""
+        current: _Voice | None = None
+        source: _Voice | None = None
+        for t, started, ended in self._texture():
+            low = [v for v in started if v.pitch < BASS_SOURCE_MAX]
+            if current is not None and (low or any(v is source for v in ended)):
+                yield self._note(current, t)
+                current = None
+            if low:
+                source = min(low, key=lambda v: v.pitch)
+                pitch = source.pitch
+                while pitch > BASS_RANGE[1]:
+                    pitch -= 12
+                while pitch < BASS_RANGE[0]:
+                    pitch += 12
+                current = _Voice(pitch, t, VELOCITY["bass"] + (6 if self.plan.grid.position[t] == 0 else 0))
+        if current is not None:
+            yield self._note(current, self.plan.grid.n_frames)
+
+    def _block_chords(self) -> Iterator[Note]:
+        """Block chords: the root in the bass (C3..B3), the chord tones voiced near the last
+        voicing (G3..G5 and under the melody when it is low), struck at each change and bar line."""
+        plan, g = self.plan, self.plan.grid
+        prev: list[int] = [60, 64, 67]
+        t = 0
+        while t < g.n_frames:
+            if self.cancelled:
+                return
+            c = int(plan.chords[t])
+            end = t + 1
+            while end < g.n_frames and int(plan.chords[end]) == c and g.position[end] != 0:
+                end += 1
+            chord = class_chord(c)
+            if chord is not None:
+                bass = 48 + chord.root % 12
+                upper = _voice_near(prev, chord)
+                prev = upper
+                pos = int(g.position[t])
+                vel = VELOCITY["chords"] + (8 if pos == 0 else 0)
+                for pitch in [bass, *upper]:
+                    yield Note(g.tick(t), pitch, g.tick(end), vel, plan.channel)
+            t = end
+
+    def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
+        started = time.perf_counter()
+        reason, message, seq = "done", "", 0
+        source = {
+            "piano": self._piano,
+            "satb": self._piano,
+            "bass": self._bass,
+            "chords": self._block_chords,
+        }[self.plan.style]
+        try:
+            for note in source():
+                if self.cancelled:
+                    break
+                self.notes.append(note)
+                yield NoteEvent(self.id, seq, note, self.track)
+                seq += 1
+            if self.cancelled:
+                reason = "cancelled"
+        except (MusicgenError, RuntimeError, ValueError) as exc:
+            logger.warning("accompany session %d failed: %s", self.id, exc, exc_info=True)
+            reason, message = "error", str(exc)
+        yield SessionFinished(
+            self.id,
+            reason,
+            message,
+            notes=seq,
+            tokens=self.plan.grid.n_frames,
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _voice_near(prev: list[int], chord: Chord) -> list[int]:
+    """Three upper voices of ``chord`` (root, third, fifth; third, fifth, seventh of a larger
+    chord, the root being in the bass), each the nearest to a voice of ``prev``, inside G3..G5."""
+    intervals = QUALITIES[chord.quality]
+    tones = [(chord.root + iv) % 12 for iv in (intervals[1:4] if len(intervals) >= 4 else intervals[:3])]
+    out: list[int] = []
+    for target, pc in zip(sorted(prev), sorted(tones, key=lambda p: (p - prev[0]) % 12), strict=False):
+        cands = [p for p in range(55, 80) if p % 12 == pc and p not in out]
+        out.append(min(cands, key=lambda p: abs(p - target)))
+    return sorted(out)
+
+
+# -- entry points -----------------------------------------------------------------------------------
+def accompaniment_track(song: Song, style: str) -> Track:
+    """An empty track for ``style``'s accompaniment: its name, GM program and a free channel."""
+    used = {t.channel for t in song.tracks}
+    channel = next((c for c in range(16) if c != 9 and c not in used), 0)
+    return Track(name=TRACK_NAMES[style], program=PROGRAMS[style], channel=channel)
+
+
+def plan_accompany(
+    model: AccompanyModel,
+    song: Song,
+    track: int,
+    *,
+    style: str,
+    chords: Sequence[ChordSpan] | None = None,
+) -> AccompanyPlan:
+    """The melody of ``track`` on the grid, the chords per frame (given or predicted), and the
+    new track's index and channel (raises GenerationError)."""
+    if style not in STYLES:
+        raise GenerationError(f"unknown accompaniment style '{style}' (one of {', '.join(STYLES)})")
+    if not 0 <= track < len(song.tracks):
+        raise GenerationError(f"the song has no track {track + 1} (it has {len(song.tracks)})")
+    tr = song.tracks[track]
+    if tr.is_drum:
+        raise GenerationError(f"track {track + 1} is a drum track: choose a melody to accompany")
+    notes = sorted(tr.notes)
+    if not notes:
+        raise GenerationError(f"track {track + 1} has no notes: there is no melody to accompany")
+    grid = song_grid(song, notes)
+    pitch, onset = melody_on_grid(notes, grid)
+    mel = melody_features(pitch.astype(np.int64), onset, grid.position)
+    with torch.no_grad():
+        hidden, chord_logits = model.net.encode(torch.from_numpy(mel)[None])
+    per_beat = beat_chords(chord_logits[0].numpy(), grid.position)
+    classes = np.zeros(grid.n_frames, dtype=np.int64)
+    classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)
+    if len(per_beat) and 4 * len(per_beat) < grid.n_frames:
+        classes[4 * len(per_beat) :] = per_beat[-1]
+    given_any = False
+    if chords:
+        given_classes, given = frames_from_spans(chords, grid)
+        classes = np.where(given, given_classes, classes)
+        given_any = bool(given.any())
+    new_track = accompaniment_track(song, style)
+    return AccompanyPlan(
+        grid=grid,
+        mel=mel,
+        melody_pitch=pitch,
+        hidden=hidden,
+        chords=classes,
+        chord_spans=spans_from_frames(classes, grid),
+        style=style,
+        track=len(song.tracks),
+        channel=new_track.channel,
+        given=given_any,
+    )
+
+
+def start_accompany_session(
+    model: AccompanyModel | str,
+    song: Song,
+    track: int,
+    *,
+    style: str = "piano",
+    temperature: float = 1.0,
+    seed: int | None = None,
+    chords: Sequence[ChordSpan] | None = None,
+) -> AccompanySession:
+    """A session writing ``style`` accompaniment under ``track`` (its notes go to a new track at
+    index ``len(song.tracks)``; see :func:`accompaniment_track`)."""
+    from musicgen_app.ml.sampling import random_seed
+
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise GenerationError(f"the temperature must be above 0, not {temperature}")
+    m = load_accompany_model(model) if isinstance(model, str) else model
+    plan = plan_accompany(m, song, track, style=style, chords=chords)
+    return AccompanySession(m, plan, temperature=temperature, seed=random_seed() if seed is None else seed)
+
+
+@dataclass
+class AccompanyResult:
+    """What :func:`accompany_song` did."""
+
+    track: int  # the new track's index
+    notes: list[Note]
+    chords: list[ChordSpan]  # the chords followed (predicted or given)
+    seed: int
+    model: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def accompany_song(
+    song: Song,
+    track: int,
+    *,
+    style: str = "piano",
+    model: AccompanyModel | str | None = None,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    chords: Sequence[ChordSpan] | None = None,
+) -> tuple[Song, AccompanyResult]:
+    """A copy of ``song`` with a new accompaniment track after the others (``track`` and the rest
+    unchanged), and what was done (raises GenerationError, CheckpointError)."""
+    session = start_accompany_session(
+        model or default_model(style),
+        song,
+        track,
+        style=style,
+        temperature=temperature,
+        seed=seed,
+        chords=chords,
+    )
+    notes: list[Note] = []
+    for ev in session:
+        if isinstance(ev, NoteEvent):
+            notes.append(ev.note)
+        elif ev.reason == "error":
+            raise GenerationError(f"the accompaniment failed: {ev.message}")
+    out = song.copy()
+    new = accompaniment_track(song, style)
+    new.notes = sorted(notes)
+    out.tracks.append(new)
+    return out, AccompanyResult(len(song.tracks), new.notes, session.chords, session.seed, session.model.name)
+
+
+assert len(CHORD_QUALITIES) * 12 + 1 == N_CHORDS
