@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen accompany` (each checked by its parser, see ``cli.argtypes``)."""
     from musicgen_app.cli import argtypes as at
     from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
-    from musicgen_app.ml.accompany import STYLES
+    from musicgen_app.ml.accompany_styles import STYLES
 
     parser.add_argument(
         "song_file", metavar="SONG.mid", type=at.input_file(what="song file"), help="the MIDI file"
@@ -86,13 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise GenerationError(f"track {track + 1} has no notes: there is no melody to accompany")
     # the track is valid: now the heavy imports and the model
     from musicgen_app.core.events import NoteEvent
-    from musicgen_app.ml.accompany import (
-        accompaniment_track,
-        default_model,
-        load_accompany_model,
-        progression_spans,
-        start_accompany_session,
-    )
+    from musicgen_app.ml.accompany import load_accompany_model, progression_spans, start_accompany_session
+    from musicgen_app.ml.accompany_styles import accompaniment_track, default_model
 
     spans = None
     if args.chords:

@@ -119,6 +119,9 @@ class MainWindow(QMainWindow):
 
     # built by gui.actions (build_actions, build_toolbars, build_menus, build_status)
     act_accept: QAction
+    act_accompany: QAction
+    accompany_style: str
+    accompany_style_actions: dict[str, QAction]
     act_add_track: QAction
     act_continue: QAction
     act_fill: QAction

@@ -35,7 +35,7 @@ import torch
 
 from musicgen_app.core.chords import QUALITIES, Chord, ChordSpan
 from musicgen_app.core.events import NoteEvent, SessionFinished
-from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import CheckpointError, GenerationError, MusicgenError
 from musicgen_app.ml.accompany_net import (
     CHORD_QUALITIES,
@@ -45,6 +45,12 @@ from musicgen_app.ml.accompany_net import (
     chord_class,
     class_chord,
     melody_features,
+)
+from musicgen_app.ml.accompany_styles import (
+    STYLES,
+    accompaniment_track,
+    check_style,
+    default_model,
 )
 from musicgen_app.ml.session import GenerationSession
 
@@ -61,21 +67,6 @@ __all__ = [
     "start_accompany_session",
 ]
 
-STYLES = ("piano", "chords", "bass", "satb")
-DEFAULT_MODELS = {
-    "piano": "accompany-pop909",
-    "chords": "accompany-pop909",
-    "bass": "accompany-pop909",
-    "satb": "accompany-chorales",
-}
-#: The new track: its name and General MIDI program, per style.
-TRACK_NAMES = {
-    "piano": "Piano accompaniment",
-    "chords": "Chords",
-    "bass": "Bass",
-    "satb": "Alto, tenor, bass",
-}
-PROGRAMS = {"piano": 0, "chords": 0, "bass": 32, "satb": 52}  # Acoustic Grand, Acoustic Bass, Choir Aahs
 VELOCITY = {"piano": 68, "chords": 62, "bass": 82, "satb": 70}
 MAX_ONSETS = 6  # piano: keys struck in one frame, at most
 MAX_SOUNDING = {"piano": 10, "bass": 10, "chords": 10, "satb": 3}
@@ -84,13 +75,6 @@ BASS_SOURCE_MAX = 60  # the texture's notes below middle C make its bass line
 #: Chord changes cost this much log-probability, by where in the bar the beat falls.
 CHANGE_COST = {0: 0.3, 8: 0.8}
 CHANGE_COST_OTHER = 2.0
-
-
-def default_model(style: str) -> str:
-    """The shipped model for ``style``."""
-    if style not in STYLES:
-        raise GenerationError(f"unknown accompaniment style '{style}' (one of {', '.join(STYLES)})")
-    return DEFAULT_MODELS[style]
 
 
 class AccompanyModel:
@@ -318,53 +302,49 @@ class AccompanySession(GenerationSession):
         k = cfg.keys
         style = plan.style
         cap = MAX_SOUNDING.get(style, 10)
-        chords = torch.from_numpy(plan.chords)
-        mel = torch.from_numpy(plan.mel)
-        prev_on = torch.zeros(k)
-        prev_sound = torch.zeros(k)
+        dec = net.stepper(plan.hidden[0], torch.from_numpy(plan.chords), torch.from_numpy(plan.mel))
+        prev_on = np.zeros(0, dtype=np.int64)
+        prev_sound = np.zeros(0, dtype=np.int64)
         sounding: dict[int, _Voice] = {}
-        state = None
-        with torch.no_grad():
-            emb = net.chord_emb(chords)  # (T, E)
-            for t in range(plan.grid.n_frames):
-                if self.cancelled:
-                    return
-                x = torch.cat([plan.hidden[0, t], emb[t], mel[t], prev_on, prev_sound])[None, None]
-                on_logit, sus_logit, state = net.step(x, state)
-                temp = max(1e-3, self._temperature)
-                p_on = torch.sigmoid(on_logit / temp).numpy()
-                p_sus = torch.sigmoid(sus_logit / temp).numpy()
-                u = rng.random((2, k))
-                on = u[0] < p_on
-                if on.sum() > MAX_ONSETS:
-                    keep = np.argsort(-p_on * on)[:MAX_ONSETS]
-                    on = np.zeros(k, dtype=bool)
-                    on[keep] = True
-                sound_prev = prev_sound.numpy() > 0
-                sus = sound_prev & (u[1] < p_sus) & ~on
-                if on.sum() + sus.sum() > cap:  # keep the held keys first, then the likeliest onsets
-                    room = max(0, cap - int(sus.sum()))
-                    if sus.sum() > cap:
-                        held = np.argsort(-p_sus * sus)[:cap]
-                        sus = np.zeros(k, dtype=bool)
-                        sus[held] = True
-                        room = 0
-                    keep = np.argsort(-p_on * on)[:room]
-                    on = np.zeros(k, dtype=bool)
-                    on[keep] = True
-                ended = []
-                for key in list(sounding):
-                    if not sus[key]:
-                        ended.append(sounding.pop(key))
-                started = []
-                pos = int(plan.grid.position[t])
-                for key in np.nonzero(on)[0]:
-                    v = _Voice(cfg.low + int(key), t, _velocity(style, pos, rng))
-                    sounding[int(key)] = v
-                    started.append(v)
-                yield t, started, ended
-                prev_on = torch.from_numpy(on.astype(np.float32))
-                prev_sound = torch.from_numpy((on | sus).astype(np.float32))
+        for t in range(plan.grid.n_frames):
+            if self.cancelled:
+                return
+            on_logit, sus_logit = dec.step(t, prev_on, prev_sound)
+            temp = max(1e-3, self._temperature)
+            p_on = 1.0 / (1.0 + np.exp(-on_logit / temp))
+            p_sus = 1.0 / (1.0 + np.exp(-sus_logit / temp))
+            u = rng.random((2, k))
+            on = u[0] < p_on
+            if on.sum() > MAX_ONSETS:
+                keep = np.argsort(-p_on * on)[:MAX_ONSETS]
+                on = np.zeros(k, dtype=bool)
+                on[keep] = True
+            sound_prev = np.zeros(k, dtype=bool)
+            sound_prev[prev_sound] = True
+            sus = sound_prev & (u[1] < p_sus) & ~on
+            if on.sum() + sus.sum() > cap:  # keep the held keys first, then the likeliest onsets
+                room = max(0, cap - int(sus.sum()))
+                if sus.sum() > cap:
+                    held = np.argsort(-p_sus * sus)[:cap]
+                    sus = np.zeros(k, dtype=bool)
+                    sus[held] = True
+                    room = 0
+                keep = np.argsort(-p_on * on)[:room]
+                on = np.zeros(k, dtype=bool)
+                on[keep] = True
+            ended = []
+            for key in list(sounding):
+                if not sus[key]:
+                    ended.append(sounding.pop(key))
+            started = []
+            pos = int(plan.grid.position[t])
+            for key in np.nonzero(on)[0]:
+                v = _Voice(cfg.low + int(key), t, _velocity(style, pos, rng))
+                sounding[int(key)] = v
+                started.append(v)
+            yield t, started, ended
+            prev_on = np.nonzero(on)[0]
+            prev_sound = np.nonzero(on | sus)[0]
         yield plan.grid.n_frames, [], list(sounding.values())
 
     def _piano(self) -> Iterator[Note]:
@@ -460,13 +440,6 @@ def _voice_near(prev: list[int], chord: Chord) -> list[int]:
 
 
 # -- entry points -----------------------------------------------------------------------------------
-def accompaniment_track(song: Song, style: str) -> Track:
-    """An empty track for ``style``'s accompaniment: its name, GM program and a free channel."""
-    used = {t.channel for t in song.tracks}
-    channel = next((c for c in range(16) if c != 9 and c not in used), 0)
-    return Track(name=TRACK_NAMES[style], program=PROGRAMS[style], channel=channel)
-
-
 def plan_accompany(
     model: AccompanyModel,
     song: Song,
@@ -477,8 +450,7 @@ def plan_accompany(
 ) -> AccompanyPlan:
     """The melody of ``track`` on the grid, the chords per frame (given or predicted), and the
     new track's index and channel (raises GenerationError)."""
-    if style not in STYLES:
-        raise GenerationError(f"unknown accompaniment style '{style}' (one of {', '.join(STYLES)})")
+    check_style(style)
     if not 0 <= track < len(song.tracks):
         raise GenerationError(f"the song has no track {track + 1} (it has {len(song.tracks)})")
     tr = song.tracks[track]
@@ -489,6 +461,26 @@ def plan_accompany(
         raise GenerationError(f"track {track + 1} has no notes: there is no melody to accompany")
     grid = song_grid(song, notes)
     pitch, onset = melody_on_grid(notes, grid)
+    given: tuple[np.ndarray, np.ndarray] | None = frames_from_spans(chords, grid) if chords else None
+    new_track = accompaniment_track(song, style)
+    return plan_frames(
+        model, grid, pitch, onset, style, given, track=len(song.tracks), channel=new_track.channel
+    )
+
+
+def plan_frames(
+    model: AccompanyModel,
+    grid: Grid,
+    pitch: np.ndarray,
+    onset: np.ndarray,
+    style: str,
+    given: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    track: int = 0,
+    channel: int = 0,
+) -> AccompanyPlan:
+    """The plan of a melody already on a grid (``pitch``, ``onset`` per frame); ``given``: chord
+    classes per frame and where they are given (:func:`frames_from_spans`)."""
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
     with torch.no_grad():
         hidden, chord_logits = model.net.encode(torch.from_numpy(mel)[None])
@@ -498,11 +490,9 @@ def plan_accompany(
     if len(per_beat) and 4 * len(per_beat) < grid.n_frames:
         classes[4 * len(per_beat) :] = per_beat[-1]
     given_any = False
-    if chords:
-        given_classes, given = frames_from_spans(chords, grid)
-        classes = np.where(given, given_classes, classes)
-        given_any = bool(given.any())
-    new_track = accompaniment_track(song, style)
+    if given is not None:
+        classes = np.where(given[1], given[0], classes)
+        given_any = bool(given[1].any())
     return AccompanyPlan(
         grid=grid,
         mel=mel,
@@ -511,8 +501,8 @@ def plan_accompany(
         chords=classes,
         chord_spans=spans_from_frames(classes, grid),
         style=style,
-        track=len(song.tracks),
-        channel=new_track.channel,
+        track=track,
+        channel=channel,
         given=given_any,
     )
 

@@ -164,11 +164,46 @@ class AccompanyNet(nn.Module):
         k = self.cfg.keys
         return chord_logits, logits[..., :k], logits[..., k:]
 
-    def step(
-        self, x: torch.Tensor, state: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One decoder frame: ``x`` (1, 1, D) -> onset logits (K,), sustain logits (K,), new state."""
-        y, state = self.dec(x, state)
-        logits = self.out(y[0, 0])
-        k = self.cfg.keys
-        return logits[:k], logits[k:], state
+    def stepper(self, hidden: torch.Tensor, chords: torch.Tensor, mel: torch.Tensor) -> DecoderStepper:
+        """A frame-by-frame decoder over one melody: ``hidden`` (T, 2H) encoder states, ``chords``
+        (T,) classes, ``mel`` (T, MELODY_DIM) features."""
+        return DecoderStepper(self, hidden, chords, mel)
+
+
+class DecoderStepper:
+    """The decoder GRU run one frame at a time in numpy (what generation does).
+
+    The input projection of everything known beforehand (encoder states, chords, melody) is
+    computed for all frames at once; per frame only the previous frame's keys (a few columns of
+    the input weights: the keys are sparse) and the recurrent product remain."""
+
+    def __init__(
+        self, net: AccompanyNet, hidden: torch.Tensor, chords: torch.Tensor, mel: torch.Tensor
+    ) -> None:
+        k = net.cfg.keys
+        with torch.no_grad():
+            static = torch.cat([hidden, net.chord_emb(chords), mel], dim=-1)  # (T, S)
+            w_ih = net.dec.weight_ih_l0  # (3Hd, S + 2K)
+            n_static = static.shape[1]
+            self.gi_static = (static @ w_ih[:, :n_static].T + net.dec.bias_ih_l0).numpy()  # (T, 3Hd)
+            self.w_on = w_ih[:, n_static : n_static + k].T.numpy().copy()  # (K, 3Hd)
+            self.w_sound = w_ih[:, n_static + k :].T.numpy().copy()  # (K, 3Hd)
+            self.w_hh = net.dec.weight_hh_l0.numpy().copy()  # (3Hd, Hd)
+            self.b_hh = net.dec.bias_hh_l0.numpy().copy()
+            self.w_out = net.out.weight.numpy().copy()  # (2K, Hd)
+            self.b_out = net.out.bias.numpy().copy()
+        self.keys = k
+        self.h = np.zeros(self.w_hh.shape[1], dtype=np.float32)
+
+    def step(self, t: int, prev_on: np.ndarray, prev_sound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``t`` given the key indices struck and sounding in frame ``t - 1``: onset and
+        sustain logits (K,) each."""
+        gi = self.gi_static[t] + self.w_on[prev_on].sum(0) + self.w_sound[prev_sound].sum(0)
+        gh = self.w_hh @ self.h + self.b_hh
+        hd = len(self.h)
+        r = 1.0 / (1.0 + np.exp(-(gi[:hd] + gh[:hd])))
+        z = 1.0 / (1.0 + np.exp(-(gi[hd : 2 * hd] + gh[hd : 2 * hd])))
+        n = np.tanh(gi[2 * hd :] + r * gh[2 * hd :])
+        self.h = ((1.0 - z) * n + z * self.h).astype(np.float32)
+        logits = self.w_out @ self.h + self.b_out
+        return logits[: self.keys], logits[self.keys :]

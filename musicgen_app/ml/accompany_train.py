@@ -17,6 +17,7 @@ Windows of whole bars, transposed at random by -5..+6 semitones. Run as
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import math
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 POP909_MELODY_TRACK = 0  # POP909's files hold MELODY, BRIDGE, PIANO in this order
 POP909_PIANO_TRACK = 2
 TRANSPOSE = (-5, 6)
+CHORD_WEIGHT = 2.0  # the chord loss counts this much more in training
+LABEL_LAG_SEC = 0.05  # a beat's chord is the one sounding this long after the beat
 
 
 @dataclass
@@ -83,13 +86,48 @@ def melody_arrays(notes: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndar
     return pitch, onset
 
 
-def load_pop909(split: str | None = None) -> list[Piece]:
+def pop909_beat_chords(midi_path: Path) -> np.ndarray:
+    """The annotated chord class of every beat from the first downbeat on, read from the song's
+    ``beat_midi.txt`` and ``chord_midi.txt`` (a beat takes the chord sounding just after it).
+
+    The dataset build's own per-beat labels are looked up at the beat's time converted to ticks
+    and back, which rounds some beats to just before a chord change: half of the songs then have
+    every label one beat late. Reading the beat times themselves avoids that."""
+    from musicgen_app.ml.midi_data import _pop909_annotations
+
+    ann = _pop909_annotations(midi_path)
+    beats, chords = ann.get("beat_sec", []), ann.get("chords", [])
+    if not ann.get("downbeat_sec") or not chords:
+        return np.zeros(0, dtype=np.int64)
+    first = beats.index(ann["downbeat_sec"][0])
+    starts = [c[0] for c in chords]
+    out = []
+    for sec in beats[first:]:
+        j = bisect.bisect_right(starts, sec + LABEL_LAG_SEC) - 1
+        out.append(label_class(chords[j][2]) if j >= 0 and sec + LABEL_LAG_SEC < chords[j][1] else 0)
+    return np.array(out, dtype=np.int64)
+
+
+def chord_phase(chords: np.ndarray) -> int:
+    """The beat (0, 4, 8 or 12 frames) of the 4/4 bar where most chord changes fall: a song whose
+    annotated downbeats are a beat or two off gets its bar positions moved onto its harmony."""
+    changes = np.nonzero(chords[1:] != chords[:-1])[0] + 1
+    counts = np.bincount(changes % 16, minlength=16)[::4]
+    return 4 * int(np.argmax(counts)) if len(changes) else 0
+
+
+def load_pop909(split: str | None = None, *, rephase: bool = True) -> list[Piece]:
     """POP909's songs from the built ``pop909`` dataset (``musicgen dataset build --midi
-    ../shared/data/pop909 --name pop909``), optionally one split (train, val, test)."""
+    ../shared/data/pop909 --name pop909``), optionally one split (train, val, test). With
+    ``rephase`` the bar positions follow the chord changes (:func:`chord_phase`; for training),
+    else the annotated downbeats."""
     from musicgen_app.ml.midi_data import dataset_dir
 
     folder = dataset_dir("pop909")
-    meta = json.loads((folder / "melody.json").read_text())["tunes"]
+    ds = json.loads((folder / "melody.json").read_text())
+    meta = ds["tunes"]
+    root = Path(ds.get("stats", {}).get("folder", ""))
+    root = root if root.is_dir() else None
     z = np.load(folder / "notes.npz")
     notes_all, offsets = z["notes"], z["note_offsets"]
     out = []
@@ -104,11 +142,11 @@ def load_pop909(split: str | None = None) -> list[Piece]:
         end = int(max((rows[:, 0] + rows[:, 2]).max(), m["n_steps"]))
         n_frames = int(math.ceil(end / 16) * 16)
         pitch, onset = melody_arrays(mel[:, [0, 2, 1]], n_frames)
-        beat_classes = np.array([label_class(lab) for lab in m.get("chord_labels", [])], dtype=np.int64)
+        beat_classes = pop909_beat_chords(root / m["id"]) if root else np.zeros(0, dtype=np.int64)
         chords = np.zeros(n_frames, dtype=np.int64)
         n = min(n_frames, 4 * len(beat_classes))
         chords[:n] = np.repeat(beat_classes, 4)[:n]
-        position = np.arange(n_frames) % 16
+        position = (np.arange(n_frames) - (chord_phase(chords) if rephase else 0)) % 16
         out.append(
             Piece(
                 m["id"],
@@ -267,7 +305,7 @@ def train(
     while time.monotonic() - started < minutes * 60:
         net.train()
         parts = losses(net, tr.batch(batch_size))
-        loss = parts["chord"] + parts["onset"] + parts["sustain"]
+        loss = CHORD_WEIGHT * parts["chord"] + parts["onset"] + parts["sustain"]
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -327,8 +365,8 @@ def train(
         "description": (
             "Dilated 1-D convolutions read the melody on a 16th grid (4 bars each way) and predict a chord "
             "per frame (no chord, or 12 roots x maj, min, 7, dim); a forward GRU writes the "
-            "accompaniment frame by frame, per key an onset and a keep-sounding probability, given the melody, the chord (predicted "
-            "or given) and the previous frame."
+            "accompaniment frame by frame, per key an onset and a keep-sounding probability, given the "
+            "melody, the chord (predicted or given) and the previous frame."
         ),
         "corpus": corpus,
         "styles": ["piano", "chords", "bass"] if corpus == "pop909" else ["satb"],
