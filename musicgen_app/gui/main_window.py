@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
     tool_group: QActionGroup
     lead_in_actions: dict[int, QAction]
     lead_in_group: QActionGroup
+    accompany_group: QActionGroup
     undo_group: QUndoGroup
     recent_menu: QMenu
     snap_combo: QComboBox

@@ -338,9 +338,9 @@ class AccompanySession(GenerationSession):
                     ended.append(sounding.pop(key))
             started = []
             pos = int(plan.grid.position[t])
-            for key in np.nonzero(on)[0]:
-                v = _Voice(cfg.low + int(key), t, _velocity(style, pos, rng))
-                sounding[int(key)] = v
+            for struck in np.nonzero(on)[0].tolist():
+                v = _Voice(cfg.low + struck, t, _velocity(style, pos, rng))
+                sounding[struck] = v
                 started.append(v)
             yield t, started, ended
             prev_on = np.nonzero(on)[0]

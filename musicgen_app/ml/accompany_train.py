@@ -24,6 +24,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,8 +127,8 @@ def load_pop909(split: str | None = None, *, rephase: bool = True) -> list[Piece
     folder = dataset_dir("pop909")
     ds = json.loads((folder / "melody.json").read_text())
     meta = ds["tunes"]
-    root = Path(ds.get("stats", {}).get("folder", ""))
-    root = root if root.is_dir() else None
+    folder_text = ds.get("stats", {}).get("folder", "")
+    root: Path | None = Path(folder_text) if folder_text and Path(folder_text).is_dir() else None
     z = np.load(folder / "notes.npz")
     notes_all, offsets = z["notes"], z["note_offsets"]
     out = []
@@ -336,7 +337,7 @@ def train(
     seconds = time.monotonic() - started
     assert best is not None, "training ran for less than 100 steps"
     n_params = sum(p.numel() for p in net.parameters())
-    data = (
+    data: dict[str, Any] = (
         {
             "dataset": "POP909 (Wang et al., ISMIR 2020; MIT licence): MELODY -> PIANO, annotated chords",
             "grid": "16th notes from beat_midi.txt's first downbeat (the dataset build's grid)",
