@@ -42,8 +42,11 @@ from musicgen_app.ml.accompany_net import (
     N_CHORDS,
     AccompanyConfig,
     AccompanyNet,
+    ChordNet,
+    ChordNetConfig,
     chord_class,
     class_chord,
+    key_histogram,
     melody_features,
 )
 from musicgen_app.ml.accompany_styles import (
@@ -63,6 +66,7 @@ __all__ = [
     "accompaniment_track",
     "accompany_song",
     "default_model",
+    "load_accompany_model",
     "progression_spans",
     "start_accompany_session",
 ]
@@ -75,6 +79,7 @@ BASS_SOURCE_MAX = 60  # the texture's notes below middle C make its bass line
 #: Chord changes cost this much log-probability, by where in the bar the beat falls.
 CHANGE_COST = {0: 0.3, 8: 0.8}
 CHANGE_COST_OTHER = 2.0
+KEY_WEIGHT = 1.0  # nats against a chord all outside the melody's key
 
 
 class AccompanyModel:
@@ -82,12 +87,26 @@ class AccompanyModel:
 
     family = "accompany"
 
-    def __init__(self, name: str, card: dict, path: Path | None, net: AccompanyNet) -> None:
+    def __init__(
+        self, name: str, card: dict, path: Path | None, net: AccompanyNet, chord_net: ChordNet | None = None
+    ) -> None:
         self.name = name
         self.card = card
         self.path = path
         self.net = net.eval()
         self.cfg = net.cfg
+        #: the chord predictor named by the card's ``chord_model`` (None: the net's own chord head)
+        self.chord_net = chord_net.eval() if chord_net is not None else None
+
+    def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
+        (``pitch``: the melody per frame, for the chord predictor's key histogram)."""
+        with torch.no_grad():
+            hidden, own = self.net.encode(torch.from_numpy(mel)[None])
+            if self.chord_net is None:
+                return hidden, own[0].numpy()
+            hist = torch.from_numpy(key_histogram(pitch.astype(np.int64)))[None]
+            return hidden, self.chord_net(torch.from_numpy(mel)[None], hist)[0].numpy()
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -107,7 +126,26 @@ def load_accompany(name: str, card: dict, path: Path) -> AccompanyModel:
         raise CheckpointError(f"model {name}: its key range {cfg.low}+{cfg.keys} is not MIDI")
     net = AccompanyNet(cfg)
     load_into(net, load_weights(path, card), name)
-    return AccompanyModel(name, card, path, net)
+    chord_net = None
+    chord_name = card.get("chord_model")
+    if chord_name is not None:
+        if not isinstance(chord_name, str) or not chord_name.replace("-", "").replace("_", "").isalnum():
+            raise CheckpointError(f"model {name}: its card names a chord model {chord_name!r:.40}")
+        chord_net = load_chord_net(Path(path).parent / f"{chord_name}.safetensors")
+    return AccompanyModel(name, card, path, net, chord_net)
+
+
+def load_chord_net(path: Path) -> ChordNet:
+    """The chord predictor at ``path`` (raises CheckpointError)."""
+    from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
+
+    card = read_card(path)
+    if card.get("architecture") != "accompany-chords":
+        raise CheckpointError(f"model {path.stem} is not a chord predictor")
+    cfg = ChordNetConfig.from_card(card.get("config") or {})
+    net = ChordNet(cfg)
+    load_into(net, load_weights(path, card), path.stem)
+    return net
 
 
 def load_accompany_model(name_or_path: str | Path) -> AccompanyModel:
@@ -189,19 +227,32 @@ def progression_spans(
 
 
 # -- chords -----------------------------------------------------------------------------------------
-def beat_chords(chord_logits: np.ndarray, position: np.ndarray) -> np.ndarray:
+def beat_chords(
+    chord_logits: np.ndarray,
+    position: np.ndarray,
+    key_pcs: frozenset[int] | None = None,
+    *,
+    key_weight: float = KEY_WEIGHT,
+    change_cost: dict[int, float] | None = None,
+    change_cost_other: float = CHANGE_COST_OTHER,
+) -> np.ndarray:
     """One chord class per beat (4 frames) from frame logits (T, C): the best path under a cost
-    for changing chord (cheap at bar lines, dearer mid-bar); "no chord" is never chosen."""
+    for changing chord (cheap at bar lines, dearer mid-bar) and, with ``key_pcs``, a prior for the
+    chords of the key (``key_weight`` nats per chord tone outside it, over the chord's size);
+    "no chord" is never chosen."""
+    costs = CHANGE_COST if change_cost is None else change_cost
     t_len = chord_logits.shape[0]
     n_beats = t_len // 4
     z = chord_logits[: n_beats * 4].reshape(n_beats, 4, N_CHORDS).mean(1).astype(np.float64)
     z = z - z.max(1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(1, keepdims=True))
     logp[:, 0] = -1e9
+    if key_pcs is not None and key_weight:
+        logp = logp + key_weight * _key_prior(key_pcs)
     score = logp[0].copy()
     back = np.zeros((n_beats, N_CHORDS), dtype=np.int64)
     for b in range(1, n_beats):
-        cost = CHANGE_COST.get(int(position[4 * b]), CHANGE_COST_OTHER)
+        cost = costs.get(int(position[4 * b]), change_cost_other)
         best_prev = int(score.argmax())
         stay = score
         move = score[best_prev] - cost
@@ -213,6 +264,27 @@ def beat_chords(chord_logits: np.ndarray, position: np.ndarray) -> np.ndarray:
     for b in range(n_beats - 1, 0, -1):
         path[b - 1] = back[b, path[b]]
     return path
+
+
+def _key_prior(key_pcs: frozenset[int]) -> np.ndarray:
+    """Per chord class: minus the share of its tones outside ``key_pcs`` (0 for a diatonic chord)."""
+    prior = np.zeros(N_CHORDS)
+    for c in range(1, N_CHORDS):
+        chord = class_chord(c)
+        assert chord is not None
+        pcs = chord.pitch_classes()
+        prior[c] = -len(pcs - key_pcs) / len(pcs)
+    return prior
+
+
+def melody_key_pcs(pitch: np.ndarray) -> frozenset[int]:
+    """The scale of the key the melody is in (Krumhansl-Schmuckler on its duration per pitch)."""
+    from musicgen_app.ml.keys import estimate_key
+
+    sounding = pitch[pitch >= 0]
+    if not len(sounding):
+        return frozenset(range(12))
+    return estimate_key(sounding.tolist()).scale_pcs()
 
 
 def frames_from_spans(spans: Sequence[ChordSpan], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -482,9 +554,8 @@ def plan_frames(
     """The plan of a melody already on a grid (``pitch``, ``onset`` per frame); ``given``: chord
     classes per frame and where they are given (:func:`frames_from_spans`)."""
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
-    with torch.no_grad():
-        hidden, chord_logits = model.net.encode(torch.from_numpy(mel)[None])
-    per_beat = beat_chords(chord_logits[0].numpy(), grid.position)
+    hidden, chord_logits = model.chord_logits(mel, pitch)
+    per_beat = beat_chords(chord_logits, grid.position, melody_key_pcs(pitch))
     classes = np.zeros(grid.n_frames, dtype=np.int64)
     classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)
     if len(per_beat) and 4 * len(per_beat) < grid.n_frames:

@@ -170,6 +170,56 @@ class AccompanyNet(nn.Module):
         return DecoderStepper(self, hidden, chords, mel)
 
 
+def key_histogram(pitch: np.ndarray) -> np.ndarray:
+    """(12,) float32: the share of the melody's sounding frames on each pitch class, the largest
+    scaled to 1 (what a whole song says about its key)."""
+    sounding = pitch[pitch >= 0]
+    hist = np.bincount(sounding % 12, minlength=12).astype(np.float32)
+    return hist / max(1.0, float(hist.max()))
+
+
+@dataclass
+class ChordNetConfig:
+    """The chord predictor's shape (saved in the card's ``config``)."""
+
+    channels: int = 96
+    dropout: float = 0.1
+
+    def to_card(self) -> dict:
+        """The card's ``config``."""
+        return asdict(self)
+
+    @classmethod
+    def from_card(cls, config: dict) -> ChordNetConfig:
+        """The config a card's ``config`` describes (unknown keys ignored)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in config.items() if k in fields})
+
+
+class ChordNet(nn.Module):
+    """A chord predictor alone: dilated convolutions over the melody features and the song's
+    pitch-class histogram (:func:`key_histogram`) -> chord logits per frame. Trained with all of
+    its time on the chords, it can replace the chord head of an :class:`AccompanyNet` (whose
+    decoder takes any chord)."""
+
+    def __init__(self, cfg: ChordNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.enc_in = nn.Conv1d(MELODY_DIM + 12, c, 5, padding=2)
+        self.enc = nn.ModuleList(nn.Conv1d(c, c, 3, padding=d, dilation=d) for d in DILATIONS)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(c, N_CHORDS)
+
+    def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits (B, T, N_CHORDS)."""
+        x = torch.cat([mel, hist[:, None, :].expand(-1, mel.shape[1], -1)], dim=-1)
+        x = self.enc_in(x.transpose(1, 2))  # (B, C, T)
+        for conv in self.enc:
+            x = x + conv(torch.relu(x))
+        return self.head(self.drop(torch.relu(x.transpose(1, 2))))
+
+
 class DecoderStepper:
     """The decoder GRU run one frame at a time in numpy (what generation does).
 

@@ -35,7 +35,10 @@ from musicgen_app.ml.accompany_net import (
     N_CHORDS,
     AccompanyConfig,
     AccompanyNet,
+    ChordNet,
+    ChordNetConfig,
     chord_class,
+    key_histogram,
     label_class,
     melody_features,
     transpose_classes,
@@ -239,10 +242,13 @@ class Windows:
             k_sound = np.pad(k_sound, ((0, pad), (0, 0)))
         mask = np.zeros(w, dtype=np.float32)
         mask[: w - max(0, pad)] = 1.0
-        return mel, chords, k_on, k_sound, mask
+        full = p.pitch.astype(np.int64)
+        hist = key_histogram(np.where(full >= 0, full + shift, -1))
+        return mel, chords, k_on, k_sound, mask, hist
 
     def batch(self, size: int) -> tuple[torch.Tensor, ...]:
-        """A random batch: melody (B,T,M), chords (B,T), onsets, sounding (B,T,K), mask (B,T)."""
+        """A random batch: melody (B,T,M), chords (B,T), onsets, sounding (B,T,K), mask (B,T), the
+        songs' pitch-class histograms (B,12)."""
         items = []
         for i in self.rng.choice(len(self.pieces), size=size, p=self.weights):
             n = self.pieces[i].n_frames
@@ -254,7 +260,7 @@ class Windows:
 def losses(net: AccompanyNet, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
     """Chord cross-entropy, onset and sustain binary cross-entropies (per frame), and the chord
     root accuracy on annotated frames."""
-    mel, chords, on, sound, mask = batch
+    mel, chords, on, sound, mask = batch[:5]
     chord_logits, on_logits, sus_logits = net(mel, chords, on, sound)
     m = mask
     ce = F.cross_entropy(chord_logits.reshape(-1, N_CHORDS), chords.reshape(-1), reduction="none")
@@ -391,10 +397,114 @@ def train(
     return card
 
 
+def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    """The chord predictor's cross-entropy and root accuracy on annotated frames."""
+    mel, chords, _on, _sound, mask, hist = batch
+    logits = net(mel, hist)
+    ce = F.cross_entropy(logits.reshape(-1, N_CHORDS), chords.reshape(-1), reduction="none")
+    loss = (ce * mask.reshape(-1)).sum() / mask.sum()
+    with torch.no_grad():
+        pred = logits.argmax(-1)
+        known = (chords > 0) & (mask > 0)
+        root_ok = ((pred - 1).clamp(min=0) // 4 == (chords - 1).clamp(min=0) // 4) & (pred > 0)
+        acc = (root_ok & known).sum().float() / known.sum().clamp(min=1)
+    return {"chord": loss, "root_acc": acc}
+
+
+def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int, batch_size: int,
+                 lr: float, seed: int) -> dict:  # fmt: skip
+    """Train the chord predictor alone on POP909 for ``minutes``; keep the best on validation."""
+    from musicgen_app.ml.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    train_p, val_p = load_pop909("train"), load_pop909("val")
+    roll_cfg = AccompanyConfig(keys=1)  # the windows' rolls are not used
+    tr = Windows(train_p, roll_cfg, window, rng)
+    va = Windows(val_p, roll_cfg, window, np.random.default_rng(seed + 1))
+    val_batches = [va.batch(batch_size) for _ in range(8)]
+    net = ChordNet(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    started = time.monotonic()
+    history: list[list[float]] = []
+    best: tuple[float, dict, dict] | None = None
+    step = 0
+    while time.monotonic() - started < minutes * 60:
+        net.train()
+        loss = chord_losses(net, tr.batch(batch_size))["chord"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 100 == 0:
+            net.eval()
+            with torch.no_grad():
+                vals = [chord_losses(net, b) for b in val_batches]
+            vl = float(np.mean([float(v["chord"]) for v in vals]))
+            va_acc = float(np.mean([float(v["root_acc"]) for v in vals]))
+            history.append([step, round(float(loss), 4), round(vl, 4), round(va_acc, 4)])
+            logger.info("step %d  train %.3f  valid %.3f  root acc %.3f  %.0f s", step, float(loss), vl,
+                        va_acc, time.monotonic() - started)  # fmt: skip
+            if best is None or vl < best[0]:
+                metrics = {"valid_chord_nll": round(vl, 4), "valid_frame_root_accuracy": round(va_acc, 4),
+                           "step": step}  # fmt: skip
+                best = (vl, {k: t.detach().clone() for k, t in net.state_dict().items()}, metrics)
+    assert best is not None, "training ran for less than 100 steps"
+    card = {
+        "name": out.name,
+        "family": "accompany-chords",
+        "task": "accompany-chords",
+        "architecture": "accompany-chords",
+        "seed_paper": "",
+        "title": "Chords under a melody (POP909)",
+        "description": (
+            "Dilated 1-D convolutions over the melody on a 16th grid (4 bars each way) and the song's "
+            "pitch-class histogram predict a chord per frame (no chord, or 12 roots x maj, min, 7, dim); "
+            "the accompaniment models use it to choose their chords."
+        ),
+        "config": cfg.to_card(),
+        "data": {
+            "dataset": "POP909 (Wang et al., ISMIR 2020; MIT licence): MELODY, annotated chords",
+            "split": "by a hash of each file's content (85/5/10, musicgen_app.ml.midi_data)",
+            "pieces": {"train": len(train_p), "valid": len(val_p)},
+            "augmentation": f"transposition {TRANSPOSE[0]}..+{TRANSPOSE[1]}",
+        },
+        "training": {
+            "steps": step,
+            "seconds": round(time.monotonic() - started, 1),
+            "window_frames": window,
+            "batch_size": batch_size,
+            "learning_rate": lr,
+            "seed": seed,
+            "history": history,
+        },
+        "metrics": best[2],
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+    net.load_state_dict(best[1])
+    save_checkpoint(net.state_dict(), card, out)
+    return card
+
+
+def attach_chord_model(out: Path, chord_model: str) -> None:
+    """Name ``chord_model`` (a chord predictor in the same folder) in the card of ``out``: the
+    accompaniment then takes its chords from it (``--minutes 0 --chord-model NAME``)."""
+    path = out.with_suffix(".json")
+    card = json.loads(path.read_text())
+    card["chord_model"] = chord_model
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", choices=("pop909", "chorales"), required=True)
+    ap.add_argument("--chords-only", action="store_true", help="train the chord predictor alone (pop909)")
+    ap.add_argument(
+        "--chord-model", default=None, help="with --corpus: name this chord predictor in the card"
+    )
     ap.add_argument("--out", type=Path, required=True, help="checkpoint path without suffix (models/NAME)")
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--window", type=int, default=256)
@@ -409,6 +519,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
+    if args.chords_only:
+        card = train_chords(args.out, minutes=args.minutes, cfg=ChordNetConfig(), window=args.window,
+                            batch_size=args.batch, lr=args.lr, seed=args.seed)  # fmt: skip
+        print(json.dumps(card["metrics"]))
+        return 0
+    if args.chord_model and (args.out.with_suffix(".json")).exists() and args.minutes <= 0:
+        attach_chord_model(args.out, args.chord_model)
+        return 0
     cfg = AccompanyConfig(low=args.low, keys=args.keys, enc_hidden=args.enc, dec_hidden=args.dec)
     card = train(
         args.corpus, args.out, minutes=args.minutes, cfg=cfg, window=args.window, batch_size=args.batch,
