@@ -233,10 +233,10 @@ class DecoderStepper:
         k = net.cfg.keys
         with torch.no_grad():
             static = torch.cat([hidden, net.chord_emb(chords), mel], dim=-1)  # (T, S)
-            w_ih: torch.Tensor = net.dec.weight_ih_l0  # (3Hd, S + 2K)
-            b_ih: torch.Tensor = net.dec.bias_ih_l0
-            w_hh: torch.Tensor = net.dec.weight_hh_l0
-            b_hh: torch.Tensor = net.dec.bias_hh_l0
+            w_ih = net.dec.get_parameter("weight_ih_l0")  # (3Hd, S + 2K)
+            b_ih = net.dec.get_parameter("bias_ih_l0")
+            w_hh = net.dec.get_parameter("weight_hh_l0")
+            b_hh = net.dec.get_parameter("bias_hh_l0")
             n_static = static.shape[1]
             self.gi_static = (static @ w_ih[:, :n_static].T + b_ih).numpy()  # (T, 3Hd)
             self.w_on = w_ih[:, n_static : n_static + k].T.numpy().copy()  # (K, 3Hd)

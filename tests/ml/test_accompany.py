@@ -110,3 +110,28 @@ def test_bad_requests_say_what_is_wrong(pop) -> None:
         accompany_song(song, 4, model=pop)
     with pytest.raises(GenerationError, match="unknown accompaniment style"):
         accompany_song(song, 0, style="jazz", model=pop)
+
+
+def test_the_numpy_decoder_steps_compute_what_the_network_computes() -> None:
+    import numpy as np
+    import torch
+
+    from musicgen_app.ml.accompany_net import MELODY_DIM, AccompanyConfig, AccompanyNet
+
+    torch.manual_seed(0)
+    net = AccompanyNet(AccompanyConfig(low=50, keys=10, enc_hidden=16, dec_hidden=24)).eval()
+    t_len = 9
+    mel = torch.randn(1, t_len, MELODY_DIM)
+    chords = torch.randint(0, 49, (1, t_len))
+    on = (torch.rand(1, t_len, 10) < 0.3).float()
+    sound = torch.clamp(on + (torch.rand(1, t_len, 10) < 0.3).float(), 0, 1)
+    with torch.no_grad():
+        _, on_logits, sus_logits = net(mel, chords, on, sound)
+        hidden, _ = net.encode(mel)
+    dec = net.stepper(hidden[0], chords[0], mel[0])
+    prev_on = prev_sound = np.zeros(0, dtype=np.int64)
+    for t in range(t_len):
+        a, b = dec.step(t, prev_on, prev_sound)
+        assert np.allclose(a, on_logits[0, t].numpy(), atol=1e-5)
+        assert np.allclose(b, sus_logits[0, t].numpy(), atol=1e-5)
+        prev_on, prev_sound = np.nonzero(on[0, t].numpy())[0], np.nonzero(sound[0, t].numpy())[0]
