@@ -76,10 +76,26 @@ MAX_ONSETS = 6  # piano: keys struck in one frame, at most
 MAX_SOUNDING = {"piano": 10, "bass": 10, "chords": 10, "satb": 3}
 BASS_RANGE = (28, 52)  # E1..E3
 BASS_SOURCE_MAX = 60  # the texture's notes below middle C make its bass line
-#: Chord changes cost this much log-probability, by where in the bar the beat falls.
-CHANGE_COST = {0: 0.3, 8: 0.8}
-CHANGE_COST_OTHER = 2.0
-KEY_WEIGHT = 1.0  # nats against a chord all outside the melody's key
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How chords are chosen and followed, per training corpus (tuned on its validation songs).
+
+    ``change_cost``: log-probability a chord change costs at a bar position (``other``: elsewhere);
+    ``key_weight``: nats against a chord all outside the melody's key; ``chord_tone_bias``:
+    logits added to onsets of the chord's tones and taken from the others."""
+
+    change_cost: tuple[tuple[int, float], ...] = ((0, 0.0), (8, 1.0))
+    change_cost_other: float = 1.0
+    key_weight: float = 0.0
+    chord_tone_bias: float = 2.0
+
+
+DECODING = {
+    "pop909": Decoding(),
+    "chorales": Decoding(((0, 0.3), (8, 0.0)), 0.3, key_weight=2.0, chord_tone_bias=1.5),
+}
 
 
 class AccompanyModel:
@@ -107,6 +123,11 @@ class AccompanyModel:
                 return hidden, own[0].numpy()
             hist = torch.from_numpy(key_histogram(pitch.astype(np.int64)))[None]
             return hidden, self.chord_net(torch.from_numpy(mel)[None], hist)[0].numpy()
+
+    @property
+    def decoding(self) -> Decoding:
+        """How this model's chords are chosen and followed (by the corpus it was trained on)."""
+        return DECODING.get(str(self.card.get("corpus", "pop909")), Decoding())
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -232,15 +253,15 @@ def beat_chords(
     position: np.ndarray,
     key_pcs: frozenset[int] | None = None,
     *,
-    key_weight: float = KEY_WEIGHT,
+    key_weight: float = 0.0,
     change_cost: dict[int, float] | None = None,
-    change_cost_other: float = CHANGE_COST_OTHER,
+    change_cost_other: float = 1.0,
 ) -> np.ndarray:
     """One chord class per beat (4 frames) from frame logits (T, C): the best path under a cost
     for changing chord (cheap at bar lines, dearer mid-bar) and, with ``key_pcs``, a prior for the
     chords of the key (``key_weight`` nats per chord tone outside it, over the chord's size);
     "no chord" is never chosen."""
-    costs = CHANGE_COST if change_cost is None else change_cost
+    costs = change_cost or {}
     t_len = chord_logits.shape[0]
     n_beats = t_len // 4
     z = chord_logits[: n_beats * 4].reshape(n_beats, 4, N_CHORDS).mean(1).astype(np.float64)
@@ -336,6 +357,18 @@ class _Voice:
     velocity: int
 
 
+def chord_tone_signs(low: int, keys: int) -> np.ndarray:
+    """(N_CHORDS, keys): +1 where the key is a tone of the class's chord, -1 where it is not, 0
+    for "no chord"."""
+    out = np.zeros((N_CHORDS, keys), dtype=np.float32)
+    pcs = (low + np.arange(keys)) % 12
+    for c in range(1, N_CHORDS):
+        chord = class_chord(c)
+        assert chord is not None
+        out[c] = np.where(np.isin(pcs, list(chord.pitch_classes())), 1.0, -1.0)
+    return out
+
+
 def _velocity(style: str, position: int, rng: np.random.Generator) -> int:
     base = VELOCITY[style] + (8 if position == 0 else 3 if position % 4 == 0 else 0)
     return int(np.clip(base + rng.integers(-4, 5), 1, 127))
@@ -351,6 +384,8 @@ class AccompanySession(GenerationSession):
         self.seed = int(seed)
         self.track = plan.track
         self.notes: list[Note] = []
+        #: logits added to the onsets of the chord's tones (and taken from the others)
+        self.chord_tone_bias = model.decoding.chord_tone_bias
 
     @property
     def chords(self) -> list[ChordSpan]:
@@ -378,10 +413,13 @@ class AccompanySession(GenerationSession):
         prev_on = np.zeros(0, dtype=np.int64)
         prev_sound = np.zeros(0, dtype=np.int64)
         sounding: dict[int, _Voice] = {}
+        bias = self.chord_tone_bias
+        tone_sign = chord_tone_signs(cfg.low, k)
         for t in range(plan.grid.n_frames):
             if self.cancelled:
                 return
             on_logit, sus_logit = dec.step(t, prev_on, prev_sound)
+            on_logit = on_logit + bias * tone_sign[plan.chords[t]]  # lean onsets to the chord's tones
             temp = max(1e-3, self._temperature)
             p_on = 1.0 / (1.0 + np.exp(-on_logit / temp))
             p_sus = 1.0 / (1.0 + np.exp(-sus_logit / temp))
@@ -446,7 +484,7 @@ class AccompanySession(GenerationSession):
 
     def _block_chords(self) -> Iterator[Note]:
         """Block chords: the root in the bass (C3..B3), the chord tones voiced near the last
-        voicing (G3..G5 and under the melody when it is low), struck at each change and bar line."""
+        voicing (G3..G5), struck at each change and bar line."""
         plan, g = self.plan, self.plan.grid
         prev: list[int] = [60, 64, 67]
         t = 0
@@ -555,7 +593,15 @@ def plan_frames(
     classes per frame and where they are given (:func:`frames_from_spans`)."""
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
     hidden, chord_logits = model.chord_logits(mel, pitch)
-    per_beat = beat_chords(chord_logits, grid.position, melody_key_pcs(pitch))
+    dec = model.decoding
+    per_beat = beat_chords(
+        chord_logits,
+        grid.position,
+        melody_key_pcs(pitch),
+        key_weight=dec.key_weight,
+        change_cost=dict(dec.change_cost),
+        change_cost_other=dec.change_cost_other,
+    )
     classes = np.zeros(grid.n_frames, dtype=np.int64)
     classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)
     if len(per_beat) and 4 * len(per_beat) < grid.n_frames:

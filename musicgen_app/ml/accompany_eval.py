@@ -130,11 +130,13 @@ def evaluate(
     *,
     songs: int | None = None,
     seed: int = 1,
+    split: str = "test",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Root agreement per beat on the held-out songs of ``corpus`` (``pop909`` or ``chorales``)
-    for each ``name -> (model, style)`` and the baseline. Returns the figures as a dict."""
-    pieces = load_pop909("test", rephase=False) if corpus == "pop909" else load_chorale_pieces("test")
+    for each ``name -> (model, style)`` and the baseline (``split="val"`` to tune decoding on the
+    validation songs). Returns the figures as a dict."""
+    pieces = load_pop909(split, rephase=False) if corpus == "pop909" else load_chorale_pieces(split)
     pieces = pieces[:songs] if songs else pieces
     totals = {name: 0 for name in [*models, "baseline"]}
     beats_total = 0
