@@ -156,6 +156,12 @@ def load_accompany(name: str, card: dict, path: Path) -> AccompanyModel:
     return AccompanyModel(name, card, path, net, chord_net)
 
 
+def load_chord_model(name: str, card: dict, path: Path) -> ChordNet:
+    """The registry's loader for ``"family": "accompany-chords"`` cards (the chord predictor an
+    accompaniment card names; ``musicgen models`` verifies it like any checkpoint)."""
+    return load_chord_net(path)
+
+
 def load_chord_net(path: Path) -> ChordNet:
     """The chord predictor at ``path`` (raises CheckpointError)."""
     from musicgen_app.ml.checkpoint import load_into, load_weights, read_card

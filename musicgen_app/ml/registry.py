@@ -37,9 +37,10 @@ def _builtin_families() -> None:
 
         register_family("melody-fim", load_melody_fim)
     if "accompany" not in _FAMILIES:
-        from musicgen_app.ml.accompany import load_accompany
+        from musicgen_app.ml.accompany import load_accompany, load_chord_model
 
         register_family("accompany", load_accompany)
+        register_family("accompany-chords", load_chord_model)
     if "audio-restyle" not in _FAMILIES:
         from musicgen_app.ml.audio.restyle import load_restyler
 
