@@ -48,6 +48,7 @@ from musicgen_app.ml.accompany_net import (
     class_chord,
     key_histogram,
     melody_features,
+    transpose_classes,
 )
 from musicgen_app.ml.accompany_styles import (
     STYLES,
@@ -92,6 +93,7 @@ class Decoding:
     chord_tone_bias: float = 2.0
 
 
+CHORD_SHIFTS = (-1, 0, 1)  # transpositions the chord predictor reads the melody at (averaged)
 DECODING = {
     "pop909": Decoding(),
     "chorales": Decoding(((0, 0.3), (8, 0.0)), 0.3, key_weight=2.0, chord_tone_bias=1.5),
@@ -121,8 +123,17 @@ class AccompanyModel:
             hidden, own = self.net.encode(torch.from_numpy(mel)[None])
             if self.chord_net is None:
                 return hidden, own[0].numpy()
-            hist = torch.from_numpy(key_histogram(pitch.astype(np.int64)))[None]
-            return hidden, self.chord_net(torch.from_numpy(mel)[None], hist)[0].numpy()
+            # the predictor's log-probabilities averaged over the melody a semitone down, as it is
+            # and a semitone up (each moved back to the melody's key)
+            classes = np.arange(N_CHORDS)
+            total = np.zeros((len(pitch), N_CHORDS))
+            for shift in CHORD_SHIFTS:
+                moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
+                feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
+                hist = torch.from_numpy(key_histogram(moved))[None]
+                logp = torch.log_softmax(self.chord_net(feats[None], hist)[0], -1).numpy()
+                total += logp[:, transpose_classes(classes, shift)]
+            return hidden, total / len(CHORD_SHIFTS)
 
     @property
     def decoding(self) -> Decoding:

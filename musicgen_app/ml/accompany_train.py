@@ -412,7 +412,7 @@ def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, to
 
 
 def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int, batch_size: int,
-                 lr: float, seed: int) -> dict:  # fmt: skip
+                 lr: float, seed: int, resume: bool = False) -> dict:  # fmt: skip
     """Train the chord predictor alone on POP909 for ``minutes``; keep the best on validation."""
     from musicgen_app.ml.checkpoint import save_checkpoint
 
@@ -424,9 +424,16 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
     va = Windows(val_p, roll_cfg, window, np.random.default_rng(seed + 1))
     val_batches = [va.batch(batch_size) for _ in range(8)]
     net = ChordNet(cfg)
+    before: dict = {}
+    if resume and out.with_suffix(".safetensors").exists():  # go on from the checkpoint at ``out``
+        from musicgen_app.ml.accompany import load_chord_net
+
+        net.load_state_dict(load_chord_net(out.with_suffix(".safetensors")).state_dict())
+        before = json.loads(out.with_suffix(".json").read_text()).get("training", {})
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     started = time.monotonic()
-    history: list[list[float]] = []
+    history: list[list[float]] = list(before.get("history", []))
+    offset = int(before.get("steps", 0))
     best: tuple[float, dict, dict] | None = None
     step = 0
     while time.monotonic() - started < minutes * 60:
@@ -442,12 +449,12 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
                 vals = [chord_losses(net, b) for b in val_batches]
             vl = float(np.mean([float(v["chord"]) for v in vals]))
             va_acc = float(np.mean([float(v["root_acc"]) for v in vals]))
-            history.append([step, round(float(loss), 4), round(vl, 4), round(va_acc, 4)])
+            history.append([offset + step, round(float(loss), 4), round(vl, 4), round(va_acc, 4)])
             logger.info("step %d  train %.3f  valid %.3f  root acc %.3f  %.0f s", step, float(loss), vl,
                         va_acc, time.monotonic() - started)  # fmt: skip
             if best is None or vl < best[0]:
                 metrics = {"valid_chord_nll": round(vl, 4), "valid_frame_root_accuracy": round(va_acc, 4),
-                           "step": step}  # fmt: skip
+                           "step": offset + step}  # fmt: skip
                 best = (vl, {k: t.detach().clone() for k, t in net.state_dict().items()}, metrics)
     assert best is not None, "training ran for less than 100 steps"
     card = {
@@ -470,8 +477,9 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
             "augmentation": f"transposition {TRANSPOSE[0]}..+{TRANSPOSE[1]}",
         },
         "training": {
-            "steps": step,
-            "seconds": round(time.monotonic() - started, 1),
+            "steps": offset + step,
+            "seconds": round(float(before.get("seconds", 0.0)) + time.monotonic() - started, 1),
+            "runs": [*before.get("runs", [before.get("learning_rate")] if before else []), lr],
             "window_frames": window,
             "batch_size": batch_size,
             "learning_rate": lr,
@@ -502,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", choices=("pop909", "chorales"), required=True)
     ap.add_argument("--chords-only", action="store_true", help="train the chord predictor alone (pop909)")
+    ap.add_argument("--resume", action="store_true", help="with --chords-only: go on from --out's checkpoint")
     ap.add_argument(
         "--chord-model", default=None, help="with --corpus: name this chord predictor in the card"
     )
@@ -520,8 +529,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     if args.chords_only:
-        card = train_chords(args.out, minutes=args.minutes, cfg=ChordNetConfig(), window=args.window,
-                            batch_size=args.batch, lr=args.lr, seed=args.seed)  # fmt: skip
+        card = train_chords(
+            args.out,
+            minutes=args.minutes,
+            cfg=ChordNetConfig(),
+            window=args.window,
+            batch_size=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            resume=args.resume,
+        )
         print(json.dumps(card["metrics"]))
         return 0
     if args.chord_model and (args.out.with_suffix(".json")).exists() and args.minutes <= 0:
