@@ -135,3 +135,17 @@ def test_the_numpy_decoder_steps_compute_what_the_network_computes() -> None:
         assert np.allclose(a, on_logits[0, t].numpy(), atol=1e-5)
         assert np.allclose(b, sus_logits[0, t].numpy(), atol=1e-5)
         prev_on, prev_sound = np.nonzero(on[0, t].numpy())[0], np.nonzero(sound[0, t].numpy())[0]
+
+
+def test_the_parameter_count_of_each_accompaniment_card_is_exact() -> None:
+    from safetensors.torch import load_file
+
+    from musicgen_app.ml import checkpoint_verify as cv
+    from musicgen_app.ml.registry import list_models
+
+    infos = [m for m in list_models(task=None) if m.name.startswith("accompany-")]
+    assert {m.name for m in infos} >= {"accompany-pop909", "accompany-chorales", "accompany-chords"}
+    for info in infos:
+        arch, config = cv.card_config(info.card, info.name)
+        stored = sum(t.numel() for t in load_file(str(info.path)).values())
+        assert cv.validate_config(arch, config, info.name) == stored, info.name
