@@ -10,7 +10,9 @@ the same run:
 * ``chords``: block chords on the chords the model chose;
 * ``bass``: the bass line (the estimate sees one note at a time: mostly the chord root);
 * ``baseline``: per bar, the diatonic triad of the song's key that covers most of the bar's
-  melody, as a block chord.
+  melody, as a block chord;
+* ``piano (chords given)``: the piano texture on the song's annotated chords instead of the ones
+  the model chooses: how well the accompaniment follows chords, apart from choosing them.
 
 With ``--chorales``: the held-out Bach chorales, the ``satb`` accompaniment (``accompany-chorales``)
 against the chords estimated from the real alto, tenor and bass, and the same baseline.
@@ -46,7 +48,12 @@ def main() -> None:
     t0 = time.perf_counter()
     runs = [
         evaluate(
-            {"piano": (pop, "piano"), "chords": (pop, "chords"), "bass": (pop, "bass")},
+            {
+                "piano": (pop, "piano"),
+                "chords": (pop, "chords"),
+                "bass": (pop, "bass"),
+                "piano (chords given)": (pop, "piano"),
+            },
             "pop909",
             songs=args.songs,
             seed=args.seed,
@@ -54,7 +61,8 @@ def main() -> None:
     ]
     if args.chorales:
         satb = load_accompany_model("accompany-chorales")
-        runs.append(evaluate({"satb": (satb, "satb")}, "chorales", songs=args.songs, seed=args.seed))
+        systems = {"satb": (satb, "satb"), "satb (chords given)": (satb, "satb")}
+        runs.append(evaluate(systems, "chorales", songs=args.songs, seed=args.seed))
     load = os.getloadavg()[0]
     lines = [
         f"Root agreement per beat between the accompaniment (its chord estimated from its own notes) "

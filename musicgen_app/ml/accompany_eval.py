@@ -108,9 +108,13 @@ def block_notes(chords: Sequence[tuple[int, int, Chord]]) -> list[tuple[int, int
     return notes
 
 
-def model_notes(model: AccompanyModel, piece: Piece, style: str, seed: int) -> list[tuple[int, int, int]]:
-    """The model's accompaniment of the piece's melody (frames as ticks)."""
-    plan = plan_frames(model, piece_grid(piece), piece.pitch, piece.onset, style)
+def model_notes(
+    model: AccompanyModel, piece: Piece, style: str, seed: int, *, given: bool = False
+) -> list[tuple[int, int, int]]:
+    """The model's accompaniment of the piece's melody (frames as ticks); with ``given``, on the
+    piece's own chords instead of the ones the model would choose."""
+    chords = (piece.chords.copy(), piece.chords > 0) if given else None
+    plan = plan_frames(model, piece_grid(piece), piece.pitch, piece.onset, style, chords)
     session = AccompanySession(model, plan, temperature=1.0, seed=seed)
     return [(e.note.start_tick, e.note.end_tick, e.note.pitch) for e in session if isinstance(e, NoteEvent)]
 
@@ -134,8 +138,9 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Root agreement per beat on the held-out songs of ``corpus`` (``pop909`` or ``chorales``)
-    for each ``name -> (model, style)`` and the baseline (``split="val"`` to tune decoding on the
-    validation songs). Returns the figures as a dict."""
+    for each ``name -> (model, style)`` (a name ending in ``"(chords given)"``: the accompaniment
+    of the piece's own chords, what following them is worth) and the baseline (``split="val"``
+    to tune decoding on the validation songs). Returns the figures as a dict."""
     pieces = load_pop909(split, rephase=False) if corpus == "pop909" else load_chorale_pieces(split)
     pieces = pieces[:songs] if songs else pieces
     totals = {name: 0 for name in [*models, "baseline"]}
@@ -150,7 +155,8 @@ def evaluate(
         totals["baseline"] += int((base[known] == ref[known]).sum())
         for name, (model, style) in models.items():
             t0 = time.perf_counter()
-            roots = estimated_roots(model_notes(model, piece, style, seed + i), piece.n_frames)
+            given = name.endswith("(chords given)")
+            roots = estimated_roots(model_notes(model, piece, style, seed + i, given=given), piece.n_frames)
             seconds[name] += time.perf_counter() - t0
             totals[name] += int((roots[known] == ref[known]).sum())
         if progress is not None:
