@@ -87,7 +87,7 @@ class Decoding:
     ``key_weight``: nats against a chord all outside the melody's key; ``chord_tone_bias``:
     logits added to onsets of the chord's tones and taken from the others."""
 
-    change_cost: tuple[tuple[int, float], ...] = ((0, 0.0), (8, 1.0))
+    change_cost: tuple[tuple[int, float], ...] = ((0, 0.0), (8, 0.5))
     change_cost_other: float = 1.0
     key_weight: float = 0.0
     chord_tone_bias: float = 2.0
