@@ -47,6 +47,7 @@ from musicgen_app.ml.accompany_net import (
     chord_class,
     class_chord,
     key_histogram,
+    melody_arrays,
     melody_features,
     transpose_classes,
 )
@@ -238,8 +239,6 @@ def song_grid(song: Song, notes: Sequence[Note]) -> Grid:
 
 def melody_on_grid(notes: Sequence[Note], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """``(pitch, onset)`` per frame of the melody ``notes`` (the highest line)."""
-    from musicgen_app.ml.accompany_train import melody_arrays
-
     rows = [
         (grid.frame(n.start_tick), max(1, grid.frame(n.end_tick) - grid.frame(n.start_tick)), n.pitch)
         for n in notes

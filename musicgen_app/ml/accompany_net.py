@@ -73,6 +73,25 @@ def transpose_classes(classes: np.ndarray, semitones: int) -> np.ndarray:
     return np.where(c > 0, moved, 0)
 
 
+def melody_arrays(notes: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pitch, onset)`` per frame of a melody given as rows (start, length, pitch): the highest
+    sounding note, each note cut at the next onset."""
+    pitch = np.full(n_frames, -1, dtype=np.int16)
+    onset = np.zeros(n_frames, dtype=bool)
+    by_start: dict[int, tuple[int, int]] = {}
+    for s, length, p in notes:
+        s, length, p = int(s), int(length), int(p)
+        if 0 <= s < n_frames and (s not in by_start or p > by_start[s][1]):
+            by_start[s] = (length, p)
+    starts = sorted(by_start)
+    for i, s in enumerate(starts):
+        length, p = by_start[s]
+        end = min(s + max(1, length), starts[i + 1] if i + 1 < len(starts) else n_frames, n_frames)
+        pitch[s:end] = p
+        onset[s] = True
+    return pitch, onset
+
+
 def melody_features(pitch: np.ndarray, onset: np.ndarray, position: np.ndarray) -> np.ndarray:
     """``(T, MELODY_DIM)`` float32 features from per-frame melody arrays.
 
