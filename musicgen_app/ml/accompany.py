@@ -69,6 +69,7 @@ __all__ = [
     "accompany_song",
     "default_model",
     "load_accompany_model",
+    "predict_chords",
     "progression_spans",
     "start_accompany_session",
 ]
@@ -659,6 +660,16 @@ def start_accompany_session(
     m = load_accompany_model(model) if isinstance(model, str) else model
     plan = plan_accompany(m, song, track, style=style, chords=chords)
     return AccompanySession(m, plan, temperature=temperature, seed=random_seed() if seed is None else seed)
+
+
+def predict_chords(
+    song: Song, track: int, model: AccompanyModel | str = "accompany-pop909"
+) -> list[ChordSpan]:
+    """The chords the model would accompany ``track`` with, one per beat at most (song ticks):
+    what the chord lane shows before any accompaniment is written (the chord encoder only;
+    milliseconds). Raises GenerationError, CheckpointError."""
+    m = load_accompany_model(model) if isinstance(model, str) else model
+    return plan_accompany(m, song, track, style="chords").chord_spans
 
 
 @dataclass

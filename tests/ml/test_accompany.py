@@ -3,6 +3,8 @@ that can be cancelled, is the same for the same seed, and keeps the song's other
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from musicgen_app.core.chords import Chord, ChordSpan, estimate_chords, parse_progression
@@ -12,6 +14,7 @@ from musicgen_app.errors import GenerationError
 from musicgen_app.ml.accompany import (
     accompany_song,
     load_accompany_model,
+    predict_chords,
     progression_spans,
     start_accompany_session,
 )
@@ -79,6 +82,18 @@ def test_without_chords_the_model_chooses_them_and_keeps_the_melody(pop) -> None
     assert again.notes == res.notes
     _, other = accompany_song(song, 0, style="piano", model=pop, seed=4)
     assert other.notes != res.notes
+
+
+def test_predicted_chords_are_the_ones_the_accompaniment_follows(pop) -> None:
+    song = tune()
+    spans = predict_chords(song, 0, pop)
+    _, res = accompany_song(song, 0, style="chords", model=pop, seed=1)
+    assert spans == res.chords
+    assert spans[0].start_tick <= 0 and all(a.end_tick == b.start_tick for a, b in itertools.pairwise(spans))
+    # the tune's phrase is diatonic in C: its chords are chords of C major (or its relative minor)
+    c_major = {0, 2, 4, 5, 7, 9, 11}
+    inside = sum(s.end_tick - s.start_tick for s in spans if s.chord and s.chord.root in c_major)
+    assert inside / (spans[-1].end_tick - spans[0].start_tick) >= 0.8
 
 
 def test_the_session_streams_notes_as_they_end_and_cancels(pop) -> None:
