@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -595,6 +595,29 @@ def plan_accompany(
     )
 
 
+def rephase(model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray) -> Grid:
+    """``grid`` with its bar positions moved by the whole beats that make the chord predictor
+    most sure of its chords (the mean over beats of the best chord's logit): the bar lines as the
+    melody's harmony places them. Unchanged without a chord predictor or when no shift beats the
+    bar lines as written."""
+    if model.chord_net is None:
+        return grid
+    bar = int(grid.position.max()) + 1
+    best: tuple[float, np.ndarray] | None = None
+    for shift in range(0, bar, 4):
+        position = (grid.position - shift) % bar
+        mel = melody_features(pitch.astype(np.int64), onset, position)
+        _, logits = model.chord_logits(mel, pitch)
+        n_beats = len(logits) // 4
+        if not n_beats:
+            return grid
+        confidence = float(logits[: 4 * n_beats].reshape(n_beats, 4, -1).mean(1)[:, 1:].max(1).mean())
+        if best is None or confidence > best[0] + 1e-9:
+            best = (confidence, position)
+    assert best is not None
+    return replace(grid, position=best[1])
+
+
 def plan_frames(
     model: AccompanyModel,
     grid: Grid,
@@ -607,7 +630,13 @@ def plan_frames(
     channel: int = 0,
 ) -> AccompanyPlan:
     """The plan of a melody already on a grid (``pitch``, ``onset`` per frame); ``given``: chord
-    classes per frame and where they are given (:func:`frames_from_spans`)."""
+    classes per frame and where they are given (:func:`frames_from_spans`).
+
+    Without given chords the downbeat is checked first (:func:`rephase`): a file whose bar lines
+    sit a beat or two off its music (POP909's trap) is read with its bars where the harmony has
+    them."""
+    if given is None or not given[1].any():
+        grid = rephase(model, grid, pitch, onset)
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
     hidden, chord_logits = model.chord_logits(mel, pitch)
     dec = model.decoding
