@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QActionGroup, QDrag, QKeySequence, QMouseEvent, QUndoGroup
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QToolButton
 
-from musicgen_app.gui import chord_actions, fill_action, train_dialog
+from musicgen_app.gui import accompany_action, chord_actions, fill_action, train_dialog
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 
 if TYPE_CHECKING:
@@ -120,6 +120,28 @@ def build_actions(win: MainWindow) -> None:
     win.act_continue = A("Continue", win.takes.continue_, "Ctrl+Return", "continue")
     win.act_continue.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
     win.act_fill = A("Fill Selection", lambda: fill_action.start_fill(win), "Ctrl+Shift+Return", "fill")
+    win.act_accompany = A(
+        "Accompany Track", lambda: accompany_action.start_accompany(win), "Ctrl+Shift+A", "accompany"
+    )
+    win.accompany_style = accompany_action.DEFAULT_STYLE
+    win.accompany_group = QActionGroup(win)
+    win.accompany_style_actions = {}
+    for style, text in (
+        ("piano", "Piano"),
+        ("chords", "Block Chords"),
+        ("bass", "Bass Line"),
+        ("satb", "Chorale (ATB)"),
+    ):
+        a = A(
+            text,
+            lambda _=False, s=style: accompany_action.set_style(win, s),
+            None,
+            f"accompany_{style}",
+            True,
+        )
+        win.accompany_group.addAction(a)
+        win.accompany_style_actions[style] = a
+    win.accompany_style_actions[win.accompany_style].setChecked(True)
     win.act_jam = A("Jam (Call and Response)", win.jam_mode.toggle, "Ctrl+J", "jam", True)
     win.act_stop = A("Stop", win.stop_all, "Esc", "stop")
     win.act_accept = A("Accept Take", win.takes.accept_take, "Return", "accept")
@@ -246,6 +268,7 @@ def build_menus(win: MainWindow) -> None:
             win.act_continue,
             win.audio_continue.action,
             win.act_fill,
+            win.act_accompany,
             win.act_jam,
             win.act_stop,
             win.act_accept,
@@ -253,6 +276,8 @@ def build_menus(win: MainWindow) -> None:
             win.act_regen,
         ]
     )
+    g.addSeparator()
+    g.addMenu("Accompany Style").addActions(list(win.accompany_style_actions.values()))
     g.addSeparator()
     g.addActions(list(win.lead_in_actions.values()))
     m = mb.addMenu("&Model")

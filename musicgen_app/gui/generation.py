@@ -115,6 +115,8 @@ class ContinueRequest:
     top_p: float = 1.0
     fill_end: int | None = None  # set: fill [start_tick, fill_end) instead of continuing (ml.fill)
     voices: str = "sketch"  # "sketch": keep the sketch's texture; "harmony": the model may add voices
+    accompany: str | None = None  # a style: write an accompaniment of ``track`` instead (ml.accompany)
+    chords: tuple = ()  # ChordSpans the accompaniment follows (empty: the model chooses)
 
 
 class ModelCache:
@@ -247,6 +249,18 @@ def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: i
         voices=req.voices,
         chords=tuple(spans_from_changes(req.song.chords, end)),
     )
+    if req.accompany is not None:  # Accompany: a new track under ``track``
+        from musicgen_app.ml.accompany import start_accompany_session
+
+        return start_accompany_session(
+            model,
+            req.song,
+            req.track,
+            style=req.accompany,
+            temperature=temperature,
+            seed=seed,
+            chords=list(req.chords) or None,
+        )
     if req.fill_end is not None:  # Fill: the range start_tick..fill_end, from both sides
         from musicgen_app.ml.fill import start_fill_session
 

@@ -120,6 +120,9 @@ class MainWindow(QMainWindow):
 
     # built by gui.actions (build_actions, build_toolbars, build_menus, build_status)
     act_accept: QAction
+    act_accompany: QAction
+    accompany_style: str
+    accompany_style_actions: dict[str, QAction]
     act_add_track: QAction
     act_continue: QAction
     act_fill: QAction
@@ -169,6 +172,7 @@ class MainWindow(QMainWindow):
     tool_group: QActionGroup
     lead_in_actions: dict[int, QAction]
     lead_in_group: QActionGroup
+    accompany_group: QActionGroup
     undo_group: QUndoGroup
     recent_menu: QMenu
     snap_combo: QComboBox

@@ -36,6 +36,11 @@ def _builtin_families() -> None:
         from musicgen_app.ml.melody_fim import load_melody_fim
 
         register_family("melody-fim", load_melody_fim)
+    if "accompany" not in _FAMILIES:
+        from musicgen_app.ml.accompany import load_accompany, load_chord_model
+
+        register_family("accompany", load_accompany)
+        register_family("accompany-chords", load_chord_model)
     if "audio-restyle" not in _FAMILIES:
         from musicgen_app.ml.audio.restyle import load_restyler
 

@@ -116,6 +116,16 @@ ROWS: list[tuple[str, ...]] = [
     ("continue {mid} -o {out_mid} --play --soundfont {dir}", "is a folder"),
     ("continue {mid} -o {out_mid} --play --midi-api coreaudio", "invalid choice"),
     ("continue {mid} -o {out_mid} --play yes", "unrecognized arguments"),
+    # accompany
+    ("accompany {mid}", "required: -o/--output"),
+    ("accompany {missing} -o {out_mid}", "does not exist"),
+    ("accompany {mid} -o {out_txt}", "name the MIDI file .mid"),
+    ("accompany {mid} -o {out_mid} --style jazz", "invalid choice: 'jazz'"),
+    ("accompany {mid} -o {out_mid} --chords Hm", "'Hm' is not a chord"),
+    ("accompany {mid} -o {out_mid} --chords C:foo", "is not a chord quality we know"),
+    ("accompany {mid} -o {out_mid} --temperature nan", "--temperature"),
+    ("accompany {mid} -o {out_mid} --track 0", "--track: 0 is out of range"),
+    ("accompany {mid} -o {out_mid} --track 4", "the song has no track 4 (it has 1)"),
     # fill
     ("fill {mid} --bars 1-2", "required: -o/--output"),
     ("fill {mid} -o {out_mid}", "one of the arguments --bars --ticks is required"),
