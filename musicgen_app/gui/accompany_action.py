@@ -6,6 +6,10 @@ thread, takes list, streaming into the roll and the speakers, Esc, Again), with 
 :mod:`musicgen_app.ml.accompany_styles`). The take is heard over the whole song from its start.
 Accepting a take adds a new track after the others (named and voiced for the style) holding the
 take's notes: one undo step; the melody and every other track are untouched.
+
+The chord lane and Accompany work together: the lane's chords (where it has any) are the chords
+the accompaniment follows; an empty lane is filled, in the same undo step as the accepted take,
+with the chords the accompaniment plays (estimated per beat from its notes).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from musicgen_app.core.edits import CompoundEdit, InsertTrack, add_notes
+from musicgen_app.core.chords import changes_from_spans, estimate_chords, spans_from_changes
+from musicgen_app.core.edits import CompoundEdit, Edit, InsertTrack, add_notes, replace_chords
 from musicgen_app.core.song import Note, Song
 from musicgen_app.ml.accompany_styles import STYLES, accompaniment_track, default_model
 
@@ -57,6 +62,7 @@ def start_accompany(win: Any, again: bool = False) -> None:
         seed=seed,
         key_lock=None,
         accompany=style,
+        chords=tuple(spans_from_changes(song.chords, song.length_ticks)),  # the lane's, if any
     )
     preview = song.copy()  # the new track's program sounds on its channel while the take streams
     preview.tracks.append(accompaniment_track(song, style))
@@ -76,10 +82,21 @@ def set_style(win: Any, style: str) -> None:
 def take_edit(song: Song, req: Any, notes: list[Note]) -> CompoundEdit:
     """The edit that accepts an accompaniment take: a new track after the others with the
     take's notes (one undo step)."""
+    from musicgen_app.gui.chord_actions import windows
+
     track = accompaniment_track(song, str(req.accompany))
     notes = [replace(n, channel=track.channel) for n in notes]
     index = len(song.tracks)
-    return CompoundEdit((InsertTrack(index, track), add_notes(index, notes)))
+    edits: list[Edit] = [InsertTrack(index, track), add_notes(index, notes)]
+    if not song.chords:  # the lane shows the chords the accompaniment plays
+        end = max(n.end_tick for n in notes)
+        spans = estimate_chords(
+            [(n.start_tick, n.end_tick, n.pitch) for n in notes], windows(song, 0, end, "beat")
+        )
+        spans = [sp for sp in spans if sp.chord is not None]
+        if spans:
+            edits.append(replace_chords(song, 0, end, changes_from_spans(spans)))
+    return CompoundEdit(tuple(edits))
 
 
 def is_accompany(req: Any) -> bool:

@@ -53,8 +53,10 @@ def test_accompany_streams_a_take_and_accepting_adds_a_track_in_one_undo_step(re
     assert sorted((n.start_tick, n.pitch, n.end_tick) for n in new.notes) == sorted(
         (n.start_tick, n.pitch, n.end_tick) for n in take.notes
     )
+    assert song.chords  # the empty chord lane now shows the chords the accompaniment plays
     win.act_undo.trigger()
     assert len(win.doc.song.tracks) == 1 and win.doc.song.tracks[0].notes == before.tracks[0].notes
+    assert not win.doc.song.chords  # the same undo step
 
 
 def test_again_adds_a_bass_take_and_the_bass_track_is_a_bass(ready, qtbot) -> None:
@@ -81,3 +83,30 @@ def test_accompany_of_an_empty_track_says_what_to_select(ready, monkeypatch) -> 
     win.act_accompany.trigger()
     assert shown and "select the melody" in shown[0]
     assert not win.gen.running
+
+
+def test_accompany_follows_the_chord_lane(ready, qtbot) -> None:
+    """Chords typed on the lane (F Dm Bb C, against the melody's C major) are the chords the
+    accompaniment plays: its estimated root per bar matches the lane's on most bars, and
+    accepting it leaves the musician's lane as it was."""
+    from musicgen_app.core.chords import ChordChange, estimate_chords, parse_progression
+    from musicgen_app.core.edits import replace_chords
+
+    win = ready
+    song = win.doc.song
+    bar = 4 * song.resolution
+    prog = parse_progression("F Dm Bb C")
+    lane = [ChordChange(i * bar, prog[i % 4]) for i in range(8)]
+    win.doc.apply(replace_chords(song, 0, 8 * bar, lane), "chords")
+    win.accompany_style_actions["chords"].trigger()
+    win.act_accompany.trigger()
+    qtbot.waitUntil(lambda: not win.gen.running, timeout=60_000)
+    take = win.gen.current_take()
+    assert take is not None and take.notes
+    notes = [(n.start_tick, n.end_tick, n.pitch) for n in take.notes]
+    per_bar = [estimate_chords(notes, [(i * bar, (i + 1) * bar)])[0].chord for i in range(8)]
+    roots = [c.root if c else None for c in per_bar]
+    agree = sum(r == prog[i % 4].root for i, r in enumerate(roots) if prog[i % 4] is not None)
+    assert agree >= 6, roots
+    win.act_accept.trigger()
+    assert win.doc.song.chords == lane
