@@ -105,10 +105,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=SHIPPED,
         default=None,
-        type=at.input_file(what="checkpoint"),
+        type=_checkpoint,
         metavar="CHECKPOINT",
         help="continue from the shipped weights (or, for melody-lstm, from CHECKPOINT)",
     )
+
+
+def _checkpoint(value: str) -> str:
+    """``--resume [CHECKPOINT]``: a checkpoint file; argparse also passes the bare flag's const here."""
+    return value if value == SHIPPED else at.input_file(what="checkpoint")(value)
 
 
 def _device(value: str) -> str:

@@ -215,6 +215,8 @@ ROWS: list[tuple[str, ...]] = [
     ("train melody-lstm --resume {missing}", "does not exist"),
     ("train melody-lstm --resume /dev/zero", "is a character device"),
     ("train wavenet --epochs 3", "only for `musicgen train melody-lstm`"),
+    # a bare --resume (the shipped weights) gets past parsing: the error is the --epochs one
+    ("train wavenet --resume --epochs 3", "only for `musicgen train melody-lstm`"),
     ("train char-lstm --lr 0.01 --hidden 64", "--lr, --hidden: only for"),
     # dataset
     ("dataset", "required: action"),

@@ -219,7 +219,8 @@ def train_model(
     previous = maybe_resume(name, model, resume)
     g = torch.Generator().manual_seed(5)
     valid = [batch(g, vflat) for _ in range(6)]
-    res = train(model, _loss, batch, valid, TrainConfig(minutes=minutes, lr=3e-3, eval_every=100, patience=6))
+    lr = 2e-3 if resume else 3e-3  # a resumed run starts from trained weights (and a fresh optimizer)
+    res = train(model, _loss, batch, valid, TrainConfig(minutes=minutes, lr=lr, eval_every=100, patience=6))
     nll, acc, n, notes = text_nll(model, texts["test"])
     card = {
         "name": name,
