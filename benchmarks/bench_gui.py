@@ -317,7 +317,7 @@ def pct(xs: list[float], q: float) -> float:
     return ys[min(len(ys) - 1, max(0, round(q * (len(ys) - 1))))]
 
 
-def press_to_sound(app: QApplication, runs: int, readme: bool) -> int:
+def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = False) -> int:
     """Ctrl+Return typed into the real window -> first note-on at a JACK port (see the docstring)."""
     import tempfile
 
@@ -380,7 +380,8 @@ def press_to_sound(app: QApplication, runs: int, readme: bool) -> int:
             r: dict[str, list[float]] = {k: [] for k in keys}
             prepared = 0
             for _ in range(runs + 1):  # the first run warms up and is not counted
-                prepared += spin(10, lambda: win.gen.prepared_key is not None)
+                was_prepared = spin(10, lambda: win.gen.prepared_key is not None)
+                prepared += was_prepared
                 spin(0.3)
                 n0 = len(rx.messages)
                 t_key = presser.command("key --delay 0 ctrl+Return")
@@ -418,6 +419,10 @@ def press_to_sound(app: QApplication, runs: int, readme: bool) -> int:
                     cont_late = [sent - due for due, sent in timing if due >= cont_due]
                     if cont_late:
                         r["sent_late"].append(max(cont_late) * 1000)
+                if verbose:
+                    parts = [f"{k} {v[-1]:.1f}" for k, v in r.items() if v]
+                    head = f"  lead-in {lead} run {len(r['sound'])}: prepared {was_prepared} "
+                    print(head + ", ".join(parts))
             for k in r:
                 r[k] = r[k][1:] if len(r[k]) > runs else r[k]
             rows[lead] = r
@@ -482,6 +487,7 @@ def main() -> int:
     ap.add_argument("--press", action="store_true", help="only the press-to-sound benchmark (Xvfb, xdotool)")
     ap.add_argument("--runs", type=int, default=20, help="press-to-sound runs per lead-in")
     ap.add_argument("--readme", action="store_true", help="write the press-to-sound table into README.md")
+    ap.add_argument("--verbose", action="store_true", help="print every press-to-sound run's figures")
     args = ap.parse_args()
     if args.press:
         xvfb = start_xvfb()
@@ -490,7 +496,7 @@ def main() -> int:
             return 1
         os.environ.update(DISPLAY=xvfb[1], QT_QPA_PLATFORM="xcb")
         try:
-            return press_to_sound(QApplication([]), args.runs, args.readme)
+            return press_to_sound(QApplication([]), args.runs, args.readme, args.verbose)
         finally:
             xvfb[0].terminate()
     app = QApplication.instance() or QApplication([])

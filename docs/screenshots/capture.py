@@ -2,7 +2,8 @@
 
 Runs the real window (offscreen by default; set QT_QPA_PLATFORM=xcb under Xvfb to capture a real
 X server), continues a sketch with the first shipped model and grabs the window while the take
-streams in, then a 10,000-note song zoomed out.
+streams in, then takes, several tracks, an accompaniment with its chord lane, and a 10,000-note
+song zoomed out.
 """
 
 from __future__ import annotations
@@ -123,6 +124,20 @@ def main() -> int:
     spin(app, 0.2)
     win.grab().save(str(OUT / "tracks.png"))
     win.act_reject.trigger()
+
+    # Accompany: the sketch gets a piano accompaniment; accepting it fills the chord lane.
+    win.set_document(Document(sketch()))
+    win.accompany_style_actions["piano"].trigger()
+    win.act_accompany.trigger()
+    spin(app, 90, lambda: not win.gen.running and win.gen.current_take() is not None)
+    win.stop_all()
+    win.act_accept.trigger()
+    g.show_ticks(0, 4 * 1920 * 1.02)
+    g.key_height = 9
+    g.center_pitch(60)
+    win.roll._sync()
+    spin(app, 0.3)
+    win.grab().save(str(OUT / "accompany.png"))
 
     # Level of detail: 10,000 notes zoomed out.
     rng = random.Random(3)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from musicgen_app.core.safe_io import describe_kind
+from musicgen_app.core.safe_io import describe_kind, writable_target_problem
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,17 @@ def key_lock(value: str) -> str:
     return value
 
 
+def chord_progression(value: str) -> list:
+    """A chord progression such as ``"C G Am F"`` or ``"C | G | Am F"`` (``N.C.`` for no chord):
+    the list of :class:`~musicgen_app.core.chords.Chord` (None for N.C.)."""
+    from musicgen_app.core.chords import ChordError, parse_progression
+
+    try:
+        return parse_progression(_plain_text(value, "the chord progression"))
+    except ChordError as exc:
+        _fail(str(exc))
+
+
 def checkpoint_name(value: str) -> str:
     """A name for a new checkpoint in the models folder: letters, digits, '.', '_' and '-' only."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
@@ -251,40 +262,6 @@ def input_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Cal
     return parse
 
 
-def check_writable_target(path: str | Path, what: str = "file") -> str | None:
-    """Why ``path`` cannot be (re)written as a regular file, or None when it can.
-
-    Refuses an existing folder, device, FIFO or socket (also through a symlink), an existing file
-    we may not write, and a path whose folder does not exist or is not writable.
-    """
-    p = Path(path)
-    if p.name in ("", ".", "..") or str(path).endswith(os.sep):
-        return f"{path} names a folder, not a {what}"
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        return f"{path}: cannot write the {what}: {exc.strerror or exc}"
-    if st is not None:
-        if not stat.S_ISREG(st.st_mode):
-            return f"{path} is {describe_kind(st.st_mode)}; it cannot be replaced by a {what}"
-        if not os.access(p, os.W_OK):
-            return f"{path}: the {what} is read-only (permission denied)"
-    parent = p.parent
-    try:
-        pst = os.stat(parent)
-    except FileNotFoundError:
-        return f"{path}: the folder {parent} does not exist"
-    except OSError as exc:
-        return f"{path}: cannot use the folder {parent}: {exc.strerror or exc}"
-    if not stat.S_ISDIR(pst.st_mode):
-        return f"{path}: {parent} is not a folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{path}: cannot write into the folder {parent} (permission denied)"
-    return None
-
-
 def output_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Callable[[str], str]:
     """A file to write: its folder exists and is writable, and it is not a device, FIFO or folder."""
 
@@ -293,7 +270,7 @@ def output_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Ca
         if not _suffix_ok(value, suffixes):
             assert suffixes is not None
             _fail(f"{value}: name the {what} {_suffix_text(suffixes)}")
-        problem = check_writable_target(value, what)
+        problem = writable_target_problem(value, what)
         if problem:
             _fail(problem)
         return value

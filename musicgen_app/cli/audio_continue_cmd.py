@@ -1,8 +1,9 @@
 """`musicgen audio continue SEED.(mid|wav) -o OUT.wav [--seconds S] [--model M]`: raw-audio WaveNet.
 
 A MIDI sketch is rendered on piano by FluidSynth at the model's rate (the model was trained on
-piano renders) and its piano roll conditions the network over the seed; the continuation holds
-the sketch's last sounding notes as its condition. A WAV sketch is read, made mono and resampled;
+piano renders) and its piano roll conditions the network over the seed; the continuation's
+condition is the piano roll of the sketch's last bar, looped (its last sounding notes, held, when
+that bar starts no note). A WAV sketch is read, made mono and resampled;
 its condition is the pitches whose fundamentals are strongest in its last half second. The end of
 the sketch (one receptive field) fills the per-layer queues; the generated samples alone are
 written (mono, the model's rate).
@@ -80,23 +81,21 @@ def run(args: argparse.Namespace) -> int:
     if is_wav:
         audio = resample(recording.mono(), recording.sample_rate, sr)
         roll, hold = None, rw.pitches_of_audio(audio, cfg)
-        how = "the pitches strongest at the recording's end"
+        how = "holding the pitches strongest at the recording's end"
     else:
-        from musicgen_app.ml.audio.dataset import with_program
         from musicgen_app.playback.render import render_song
 
-        rendered = render_song(with_program(song, 0), sample_rate=sr, tail_s=0.0)
-        audio = rendered.mean(axis=1) if rendered.ndim == 2 else rendered
-        roll = rw.piano_roll(song, cfg, len(audio))
-        hold = rw.held_condition(roll)
-        how = "the sketch's last sounding notes"
+        audio, roll, hold = rw.sketch_seed(
+            song, cfg, lambda s, rate: render_song(s, sample_rate=rate, tail_s=0.0)
+        )
+        how = "looping the sketch's last bar"
     n = max(1, round(args.seconds * sr))
     t0 = time.perf_counter()
     out = model.continue_audio(audio, roll, n, hold=hold, seed_rng=args.seed, temperature=args.temperature)
     wall = time.perf_counter() - t0
     write_wav(out, args.output, sr)
     print(
-        f"wrote {args.output} ({n / sr:.2f} s, {sr} Hz mono, by {model.name}, holding {how}; "
+        f"wrote {args.output} ({n / sr:.2f} s, {sr} Hz mono, by {model.name}, {how}; "
         f"{wall:.1f} s to generate, real-time factor {wall / (n / sr):.2f})"
     )
     return 0

@@ -86,6 +86,16 @@ def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
             + " / ".join(f"{by[k]['closer_fraction']:.0%}" for k in by)
             + f" | {r['lsd_piano_reconstruction_mean']:.2f} | {r['low_band_closer_fraction']:.0%}, "
             f"{r['low_band_lsd_input_mean']:.2f} -> {r['low_band_lsd_restyled_mean']:.2f} | "
-            f"{tr.get('steps', '?')} steps, {tr.get('seconds', 0) / 60:.0f} min |"
+            f"{_training_text(tr)} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _training_text(tr: dict) -> str:
+    """Steps by loss (runs without one were MSE) and minutes: ``MSE 1060 + LSD 140 steps, 92 min``."""
+    runs = tr.get("runs") or [{"steps": tr.get("steps", 0)}]
+    by: dict[str, int] = {}
+    for r in runs:
+        loss = str(r.get("loss", "mse")).upper()
+        by[loss] = by.get(loss, 0) + int(r.get("steps", 0))
+    return " + ".join(f"{k} {v}" for k, v in by.items()) + f" steps, {tr.get('seconds', 0) / 60:.0f} min"

@@ -2,8 +2,8 @@
 
 Paper 002's style autoencoder (:mod:`musicgen_app.ml.audio.restyle`), trained on piano renders
 only: the recording is mixed to mono, resampled to the model's rate (16 kHz), run through the
-network in overlapping 65,536-sample windows and written as a mono WAV at that rate, at the
-input's peak level. A file that cannot be read is one line and exit 2, and nothing is written.
+network in 65,536-sample windows (end to end, crossfaded; each at its input's peak level) and
+written as a mono WAV at that rate. A file that cannot be read is one line and exit 2, and nothing is written.
 """
 
 from __future__ import annotations

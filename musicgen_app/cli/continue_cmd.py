@@ -3,6 +3,9 @@
 The output is the seed (its tempo, meter, programs and every track) followed by ``--bars`` bars
 of continuation on the seed's melody track, starting after the seed's last note on the 16th grid.
 With ``--variations V`` (V > 1) it writes ``OUT-1.mid`` ... ``OUT-V.mid`` (seeds S, S+1, ...).
+With ``--chords "C G Am F"`` the continuation follows the progression, one chord per bar, repeating
+(``|`` bar marks are allowed and ignored): the chords bias the model's pitch choices at sampling
+time (``ml.sampling.CHORD_BIAS``), so every melody model follows them without retraining.
 With ``--play`` each take is heard live while it is generated (FluidSynth or a MIDI port); when the
 output dies meanwhile, generation stops, the file gets the notes that were heard, and one line says
 how many were heard and how many not (exit status 2).
@@ -96,6 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="texture: sketch (a single line stays a line; the default) or harmony (the polyphonic "
         "models may add voices)",
     )
+    parser.add_argument(
+        "--chords",
+        type=at.chord_progression,
+        default=None,
+        metavar='"C G Am F"',
+        help="chords the continuation follows, one per bar, repeating (sampling-time conditioning)",
+    )
     add_play_while_generating_arguments(
         parser, "hear each take while it is generated", old=("--output-device", "--play-output")
     )
@@ -117,6 +127,17 @@ def _melody_track(song, requested: int | None) -> int:
     return max(
         candidates, key=lambda i: sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes)
     )
+
+
+def continuation_chords(song, start_tick: int, bars: int, chords: list) -> tuple:
+    """The chord spans (song ticks) of ``chords`` over the ``bars`` bars after ``start_tick``, one
+    per bar of the song's bar grid, repeating; a continuation that starts inside a bar gets the
+    first chord for the rest of that bar."""
+    from musicgen_app.core.chords import chords_for_bars
+
+    end = start_tick + bars * song.ticks_per_bar(start_tick)
+    lines = [b for b in song.bar_starts(end) if start_tick < b < end]
+    return tuple(chords_for_bars(chords, [start_tick, *lines, end]))
 
 
 def output_paths(output: str | Path, variations: int) -> list[Path]:
@@ -175,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     base_seed = args.seed if args.seed is not None else random.randrange(2**31)
     take_seeds = [(base_seed + i) % (SEED_MAX + 1) for i in range(args.variations)]
     start_tick = song.tracks[track].end_tick
+    chords = continuation_chords(song, start_tick, args.bars, args.chords) if args.chords else ()
     try:
         for i, path in enumerate(output_paths(args.output, args.variations)):
             sampling = SamplingConfig(
@@ -185,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
                 key_lock=key_lock,
                 seed=take_seeds[i],
                 voices=args.voices,
+                chords=chords,
             )
             if player is not None:
                 from musicgen_app.playback.live import play_session

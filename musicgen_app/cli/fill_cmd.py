@@ -83,11 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_play_while_generating_arguments(parser, "hear the fill while it is generated", old=())
 
 
-def resolve_range(song, track_arg: int | None, bars: tuple[int, int] | None, ticks: tuple[int, int] | None):
-    """``(track index, start tick, end tick)`` of the options, checked against the song."""
+def pick_track(song, track_arg: int | None, verb: str) -> int:
+    """The 0-based track of ``--track N`` (1-based), checked; without it a track named as the
+    melody (POP909's MELODY, a "Vocal"), else the highest line. Raises GenerationError."""
     from musicgen_app.cli.continue_cmd import _melody_track
     from musicgen_app.errors import GenerationError
-    from musicgen_app.ml.fill import bars_to_range
 
     if not song.tracks:
         raise GenerationError("the song has no tracks")
@@ -95,11 +95,20 @@ def resolve_range(song, track_arg: int | None, bars: tuple[int, int] | None, tic
         if not 1 <= track_arg <= len(song.tracks):
             raise GenerationError(f"the song has no track {track_arg} (it has {len(song.tracks)})")
         track = track_arg - 1
-    else:  # a track named as the melody (POP909's MELODY, a "Vocal"), else the highest line
+    else:
         named = [i for i, t in enumerate(song.tracks) if t.notes and MELODY_NAMES.search(t.name or "")]
         track = named[0] if named else _melody_track(song, None)
     if song.tracks[track].is_drum:
-        raise GenerationError(f"track {track + 1} is a drum track: fill a melodic track")
+        raise GenerationError(f"track {track + 1} is a drum track: {verb} a melodic track")
+    return track
+
+
+def resolve_range(song, track_arg: int | None, bars: tuple[int, int] | None, ticks: tuple[int, int] | None):
+    """``(track index, start tick, end tick)`` of the options, checked against the song."""
+    from musicgen_app.errors import GenerationError
+    from musicgen_app.ml.fill import bars_to_range
+
+    track = pick_track(song, track_arg, "fill")
     if bars is not None:
         start, end = bars_to_range(song, *bars)
     else:

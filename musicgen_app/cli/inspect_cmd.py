@@ -109,6 +109,9 @@ def summary(result: LoadResult, file: str) -> dict[str, Any]:
         ],
         "key_signatures": [{"tick": k.tick, "key": k.key} for k in song.key_signatures],
         "markers": [{"tick": m.tick, "text": m.text} for m in song.markers],
+        "chords": [
+            {"tick": c.tick, "bar_beat": _where(song, c.tick), "chord": c.symbol} for c in song.chords
+        ],
         "meta": _meta_counts(song.meta),
         "tracks": tracks,
         "repairs": list(result.repairs),
@@ -158,6 +161,8 @@ def format_text(info: dict[str, Any]) -> str:
         lines.append("key: " + ", ".join(f"{k['key']} at tick {k['tick']}" for k in info["key_signatures"]))
     if info["markers"]:
         lines.append("markers: " + ", ".join(f"{m['text']!r} at tick {m['tick']}" for m in info["markers"]))
+    if info["chords"]:
+        lines.append("chords: " + ", ".join(f"{c['chord']} at {c['bar_beat']}" for c in info["chords"]))
     if info["meta"]:
         lines.append(f"conductor track: kept {_kept(info['meta'])}")
     lines.append("tracks:")

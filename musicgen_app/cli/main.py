@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("musicgen_app.cli.convert_cmd", "convert MIDI <-> .mgproj (by extension)"),
     "continue": ("musicgen_app.cli.continue_cmd", "continue a seed MIDI file with a model"),
     "fill": ("musicgen_app.cli.fill_cmd", "regenerate a range of bars of one track from both sides"),
+    "accompany": ("musicgen_app.cli.accompany_cmd", "write an accompaniment track under a melody"),
     "jam": (
         "musicgen_app.cli.jam_cmd",
         "call and response: the model answers what you play on a MIDI keyboard",

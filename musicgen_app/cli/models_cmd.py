@@ -30,7 +30,7 @@ def _fmt(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List every model card in the models directory."""
+    """List every model card in the models directory, then the musician's own (Train on My Music)."""
     from musicgen_app.core import paths
     from musicgen_app.ml.registry import list_models, load_model
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rehashed {len(names)} card(s): {', '.join(names) or 'all were up to date'}")
         return 0
     problems: list = []
-    models = list_models(verify=True, problems=problems, task=None)
+    models = list_models(verify=True, problems=problems, task=None, user=True)
     for _name, exc in problems:
         print(f"error: {exc}", file=sys.stderr)
     status = 2 if problems else 0
@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         )
         layout = (m.card.get("config") or {}).get("layout") if m.card.get("task") == "restyle" else None
         shape = f"{m.architecture} ({layout} layout)" if layout else m.architecture
-        print(f"{m.name}  (paper {m.seed_paper})  {shape}")
+        paper = f"  (paper {m.seed_paper})" if m.seed_paper else ""
+        print(f"{m.name}{paper}  {shape}")
         print(f"    data: {m.dataset}")
         if shown:
             print(f"    {shown}")
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
                 f"log-spectral distance {_fmt(metrics['lsd_input_mean'])} -> "
                 f"{_fmt(metrics['lsd_restyled_mean'])} dB"
             )
+        if "valid_frame_root_accuracy" in metrics:  # an accompaniment model or chord predictor
+            print(f"    chord root right on {_fmt(metrics['valid_frame_root_accuracy'])} of valid frames")
         systems = (metrics.get("chorale_continuations") or {}).get("systems", {})
         if m.name in systems and "real" in systems:  # a model without a likelihood (the GAN)
             own, real = systems[m.name], systems["real"]

@@ -94,7 +94,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.model_name,
         default=None,
         metavar="MODEL",
-        help="melody-lstm: fine-tune this model (a shipped name or a .safetensors path) on --data",
+        help="melody-lstm: fine-tune this model (a shipped name, one of your own, or a path) on --data",
+    )
+    parser.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="report progress as JSON lines on stdout (what the window's Train on My Music reads), no bars",
     )
     parser.add_argument(
         "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)"
@@ -104,16 +109,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=SHIPPED,
         default=None,
-        type=_resume_value,
+        type=_checkpoint,
         metavar="CHECKPOINT",
         help="continue from the shipped weights, or with --data from --out-dir/--name "
         "(or, for melody-lstm, from CHECKPOINT)",
     )
 
 
-def _resume_value(value: str) -> str:
-    """``--resume`` alone (argparse passes its constant through the type too), or a checkpoint file."""
-    return SHIPPED if value == SHIPPED else at.input_file(what="checkpoint")(value)
+def _checkpoint(value: str) -> str:
+    """``--resume [CHECKPOINT]``: a checkpoint file; argparse also passes the bare flag's const here."""
+    return value if value == SHIPPED else at.input_file(what="checkpoint")(value)
 
 
 def _device(value: str) -> str:
@@ -166,14 +171,20 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(ignored)}: only for `musicgen train melody-lstm`; "
                 f"{args.model} takes --name, --minutes and --resume"
             )
+    from musicgen_app.ml import FINE_TUNABLE
     from musicgen_app.ml.train import TrainConfig, train_melody_lstm
 
-    if args.model != "melody-lstm" and args.base:
+    if args.model not in FINE_TUNABLE and args.base:
         from musicgen_app.errors import DatasetError
 
         raise DatasetError(
-            f"--from fine-tunes melody-lstm for now; {args.model} trains from scratch on --data"
+            f"--from fine-tunes {' and '.join(FINE_TUNABLE)} for now; "
+            f"{args.model} trains from scratch on --data"
         )
+    if args.progress_json and args.model != "melody-lstm":
+        from musicgen_app.errors import MusicgenError
+
+        raise MusicgenError(f"--progress-json: only for `musicgen train melody-lstm`, not {args.model}")
     d = TrainConfig()
     if args.model != "melody-lstm" and args.data:
         return _train_family_on_data(args, _given(args, "minutes", d.time_budget_min))
@@ -188,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_evaluate:
             print(format_family_report(evaluate_family(card["name"], update_card=True)))
         return 0
+    import os
+
+    emit = _json_lines if args.progress_json else None
+    data = args.data or ""
+    if emit is not None and data and int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+        data = _build_folder(data, emit)  # (under torchrun, rank 0 builds it first in training)
     cfg = TrainConfig(
         name=_given(args, "name", d.name),
         corpus=_given(args, "corpus", d.corpus),
@@ -206,15 +223,27 @@ def run(args: argparse.Namespace) -> int:
         out_dir=_given(args, "out_dir", d.out_dir),
         seed=_given(args, "seed", d.seed),
         resume=_resume_path(args, _given(args, "name", d.name)),
-        data=args.data or "",
+        data=data,
         base=_model_path(args.base) if args.base else "",
         device=args.device,
     )
-    path = train_melody_lstm(cfg)
-    import os
-
+    path = train_melody_lstm(cfg, progress=emit is None, on_event=emit)
     if int(os.environ.get("RANK", "0") or 0) != 0:
         return 0  # under torchrun, rank 0 reports and evaluates
+    if emit is not None:
+        from musicgen_app.ml.checkpoint import read_card
+
+        training = read_card(path).get("training", {})
+        emit(
+            {
+                "event": "done",
+                "path": str(path),
+                "best_epoch": training.get("best_epoch"),
+                "best_val_nll": training.get("best_val_nll"),
+                "stopped": training.get("stopped"),
+            }
+        )
+        return 0
     print(f"wrote {path} and {path.with_suffix('.json')}")
     if not args.no_evaluate and args.data:
         print("(the test-set evaluation reads the corpora; skipped for --data)")
@@ -250,6 +279,45 @@ def _train_family_on_data(args: argparse.Namespace, minutes: float) -> int:
     return 0
 
 
+def _json_lines(event: dict[str, Any]) -> None:
+    """``--progress-json``: one JSON object per line on stdout, flushed at once."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _build_folder(spec: str, emit: Any) -> str:
+    """``--data DIR`` with ``--progress-json``: build the folder's dataset, reporting the files read
+    (``reading``) and what was used and skipped, with each reason (``dataset``); returns its name.
+    A dataset name or a corpus is returned as it is."""
+    from pathlib import Path
+
+    from musicgen_app.ml import midi_data
+
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        return spec
+    report = midi_data.build_midi_dataset(
+        folder,
+        None,
+        progress=False,
+        on_progress=lambda done, total: emit({"event": "reading", "done": done, "total": total}),
+    )
+    emit(
+        {
+            "event": "dataset",
+            "name": report.name,
+            "used": report.used,
+            "read": report.parsed,
+            "from_cache": report.cached,
+            "skipped": [{"file": f, "reason": why} for f, why in report.skipped],
+        }
+    )
+    return report.name
+
+
 def _resume_path(args: argparse.Namespace, name: str) -> str:
     if args.resume != SHIPPED:
         return str(args.resume or "")
@@ -266,7 +334,14 @@ def _model_path(spec: str) -> str:
     from musicgen_app.errors import CheckpointError
 
     p = Path(spec).expanduser()
-    for candidate in (p, p.with_suffix(".safetensors"), paths.models_dir() / f"{spec}.safetensors"):
+    for candidate in (
+        p,
+        p.with_suffix(".safetensors"),
+        paths.models_dir() / f"{spec}.safetensors",
+        paths.user_models_dir() / f"{spec}.safetensors",
+    ):
         if candidate.suffix == ".safetensors" and candidate.is_file():
             return str(candidate)
-    raise CheckpointError(f"no model '{spec}' (a shipped name like melody-lstm, or a .safetensors path)")
+    raise CheckpointError(
+        f"no model '{spec}' (a shipped name like melody-lstm, one of your own, or a .safetensors path)"
+    )

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from musicgen_app.errors import MusicgenError
 
@@ -94,6 +95,8 @@ class Chord:
     def __post_init__(self) -> None:
         if self.quality not in QUALITIES:
             raise ChordError(f"unknown chord quality '{self.quality}'")
+        if self.bass is not None and self.bass % 12 == self.root % 12:
+            object.__setattr__(self, "bass", None)  # C/C is C: one value per symbol
 
     @property
     def symbol(self) -> str:
@@ -169,6 +172,62 @@ class ChordSpan:
     start_tick: int
     end_tick: int
     chord: Chord | None
+
+
+#: How "no chord" is written (a lane entry, a MIDI marker, a project row).
+NO_CHORD = "N.C."
+
+
+@dataclass(frozen=True)
+class ChordChange:
+    """A chord symbol on the song's chord lane: ``chord`` sounds from ``tick`` until the next change
+    (None = "no chord", written N.C.). ``Song.chords`` is a list of these, sorted, one per tick."""
+
+    tick: int
+    chord: Chord | None
+
+    @property
+    def symbol(self) -> str:
+        """The symbol as the lane, a project file and a MIDI marker write it."""
+        return NO_CHORD if self.chord is None else self.chord.symbol
+
+
+def spans_from_changes(changes: Sequence[ChordChange], end_tick: int) -> list[ChordSpan]:
+    """The chord lane as spans: each change lasts until the next one, the last until ``end_tick``
+    (changes at or after ``end_tick`` are left out)."""
+    ordered = sorted(changes, key=lambda c: c.tick)
+    out: list[ChordSpan] = []
+    for i, change in enumerate(ordered):
+        stop = ordered[i + 1].tick if i + 1 < len(ordered) else end_tick
+        stop = min(stop, end_tick)
+        if stop > change.tick:
+            out.append(ChordSpan(change.tick, stop, change.chord))
+    return out
+
+
+def changes_from_spans(spans: Sequence[ChordSpan]) -> list[ChordChange]:
+    """Spans (e.g. from :func:`estimate_chords`) as lane changes: one per chord change, and an
+    N.C. where a gap between spans begins."""
+    out: list[ChordChange] = []
+    end: int | None = None
+    for span in sorted(spans, key=lambda s: s.start_tick):
+        if end is not None and span.start_tick > end and (out and out[-1].chord is not None):
+            out.append(ChordChange(end, None))
+        if not out or out[-1].chord != span.chord:
+            out.append(ChordChange(span.start_tick, span.chord))
+        end = span.end_tick
+    return out
+
+
+def chords_for_bars(chords: Sequence[Chord | None], bar_starts: Sequence[int]) -> list[ChordSpan]:
+    """One chord per bar, the progression repeating: ``bar_starts`` are the bar lines (the last one
+    ends the last bar), e.g. ``continue --chords "C G Am F"`` over the continuation's bars."""
+    if not chords:
+        raise ChordError("the chord progression is empty: type chords like 'C G Am F'")
+    return [
+        ChordSpan(start, end, chords[i % len(chords)])
+        for i, (start, end) in enumerate(pairwise(bar_starts))
+    ]
 
 
 def chord_at(spans: Sequence[ChordSpan], tick: int) -> Chord | None:

@@ -6,6 +6,7 @@ edit that undoes it, so an undo stack is a list of inverses. The helpers (``move
 the edit is applied. Notes are values: a note is found in its track by equality. Track edits
 (``SetTrackAttrs``, ``InsertTrack``, ``RemoveTrack``, ``MoveTrack``) change the track list and
 the header state the same way; :func:`track_index_after` follows a track through them.
+``ReplaceChords`` edits the song's chord lane (``set_chord``, ``delete_chords``, ``replace_chords``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from musicgen_app.core.chords import Chord, ChordChange
 from musicgen_app.core.song import ControlEvent, Note, Song, Track
 from musicgen_app.errors import EditError
 
@@ -101,6 +103,15 @@ class MoveTrack:
     to: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReplaceChords:
+    """Replace chord-lane changes ``old`` (each found by value) by ``new`` ones (type, edit, delete a
+    chord, or fill the lane from an estimate)."""
+
+    old: tuple[ChordChange, ...]
+    new: tuple[ChordChange, ...]
+
+
 Edit = (
     AddNotes
     | RemoveNotes
@@ -112,6 +123,7 @@ Edit = (
     | InsertTrack
     | RemoveTrack
     | MoveTrack
+    | ReplaceChords
 )
 TRACK_EDITS = (SetTrackAttrs, InsertTrack, RemoveTrack, MoveTrack)
 # What a track header may change, with the check each value must pass.
@@ -211,6 +223,26 @@ def _apply_track_edit(song: Song, edit: SetTrackAttrs | InsertTrack | RemoveTrac
     return SetTrackAttrs(edit.track, old)
 
 
+def _apply_chords(song: Song, edit: ReplaceChords) -> Edit:
+    kept = list(song.chords)
+    for change in edit.old:
+        try:
+            kept.remove(change)
+        except ValueError:
+            raise EditError(
+                f"the chord {change.symbol} at tick {change.tick} is not on the chord lane"
+            ) from None
+    ticks = {c.tick for c in kept}
+    for change in edit.new:
+        if change.tick < 0:
+            raise EditError("a chord cannot come before the beginning of the song")
+        if change.tick in ticks:
+            raise EditError(f"there is already a chord at tick {change.tick}: one chord per position")
+        ticks.add(change.tick)
+    song.chords = sorted([*kept, *edit.new], key=lambda c: c.tick)
+    return ReplaceChords(edit.new, edit.old)
+
+
 def track_index_after(edit: Edit, index: int) -> int | None:
     """Where track ``index`` is once ``edit`` is applied (None when the edit removes it)."""
     if isinstance(edit, CompoundEdit):
@@ -254,6 +286,8 @@ def apply_edit(song: Song, edit: Edit) -> Edit:
         return CompoundEdit(tuple(reversed(done)))
     if isinstance(edit, TRACK_EDITS):
         return _apply_track_edit(song, edit)
+    if isinstance(edit, ReplaceChords):
+        return _apply_chords(song, edit)
     _check_track(song, edit.track)
     if isinstance(edit, AddControls | RemoveControls):
         return _apply_controls(song, edit)
@@ -286,6 +320,25 @@ def apply_edit(song: Song, edit: Edit) -> Edit:
 
 
 # -- edit builders ------------------------------------------------------------------------------
+def set_chord(song: Song, tick: int, chord: Chord | None) -> ReplaceChords:
+    """An edit putting ``chord`` (None: N.C.) on the chord lane at ``tick`` (replacing the chord
+    there, if any)."""
+    old = tuple(c for c in song.chords if c.tick == tick)
+    return ReplaceChords(old, (ChordChange(tick, chord),))
+
+
+def delete_chords(changes: Iterable[ChordChange]) -> ReplaceChords:
+    """An edit removing chord-lane changes (the chord before each then lasts longer)."""
+    return ReplaceChords(tuple(changes), ())
+
+
+def replace_chords(song: Song, start_tick: int, end_tick: int, new: Iterable[ChordChange]) -> ReplaceChords:
+    """An edit replacing the chord lane between ``start_tick`` (inclusive) and ``end_tick``
+    (exclusive) by ``new`` (e.g. an estimate from the notes): one undo step."""
+    old = tuple(c for c in song.chords if start_tick <= c.tick < end_tick)
+    return ReplaceChords(old, tuple(c for c in new if start_tick <= c.tick < end_tick))
+
+
 def add_controls(track: int, controls: Iterable[ControlEvent]) -> AddControls:
     """An edit adding channel events (a recorded sustain pedal, say)."""
     return AddControls(track, tuple(controls))

@@ -70,6 +70,14 @@ track ends at its kept end-of-track time. Export refuses (:class:`MidiExportErro
 naming the problem) whatever the reader would refuse, cut or drop (the caps below, shared by
 both), and writes a too-long text or lyric event as several. The loop region lives only in
 project files.
+
+**Chords.** The song's chord lane (``Song.chords``) is written as marker events on the conductor
+track, one per chord change, whose text is :data:`CHORD_MARKER_PREFIX` and the symbol (``Chord:
+Am7``, ``Chord: N.C.``), before the song's other markers at the same tick, so a DAW shows them on
+its marker ruler. On import, a marker becomes a chord only when its text is exactly that prefix and
+a symbol spelled as the app spells it, and it is the first such marker at its tick (so our own
+exports round-trip exactly, byte for byte); every other marker ("Verse", "A", "Chorus", a chord in
+another spelling, a second chord marker at one tick) stays a marker, untouched.
 """
 
 from __future__ import annotations
@@ -85,6 +93,7 @@ from typing import Any
 import mido
 from mido.midifiles.meta import KeySignatureError, build_meta_message
 
+from musicgen_app.core.chords import ChordChange, ChordError, parse_chord
 from musicgen_app.core.safe_io import over_cap_error as _over_cap
 from musicgen_app.core.safe_io import read_file_capped, write_file_atomic
 from musicgen_app.core.song import (
@@ -979,6 +988,7 @@ def _build_song(
     _report_disagreement(song, meters_by_track, "meter", "time signatures", fix)
     _report_disagreement(song, keys_by_track, "key", "key signatures", fix)
     song.markers.sort(key=lambda m: m.tick)
+    _split_chord_markers(song)
     if conductor_ends and max(conductor_ends) > _conductor_last(song):
         song.end_of_track = max(conductor_ends)
     _apply_length_cap(song, fix)
@@ -991,6 +1001,40 @@ def _build_song(
         for track in meta_only:
             track.channel = free
     return song
+
+
+CHORD_MARKER_PREFIX = "Chord: "
+
+
+def _chord_markers(song: Song) -> list[Marker]:
+    """The chord lane as the markers export writes."""
+    return [Marker(c.tick, CHORD_MARKER_PREFIX + c.symbol) for c in song.chords]
+
+
+def _split_chord_markers(song: Song) -> None:
+    """Move the markers export wrote for the chord lane (see the module docstring) to ``song.chords``."""
+    chords: dict[int, ChordChange] = {}
+    kept: list[Marker] = []
+    for mk in song.markers:
+        change = _chord_of_marker(mk) if mk.tick not in chords else None
+        if change is None:
+            kept.append(mk)
+        else:
+            chords[mk.tick] = change
+    if chords:
+        song.markers = kept
+        song.chords = sorted(chords.values(), key=lambda c: c.tick)
+
+
+def _chord_of_marker(mk: Marker) -> ChordChange | None:
+    if not mk.text.startswith(CHORD_MARKER_PREFIX):
+        return None
+    symbol = mk.text[len(CHORD_MARKER_PREFIX) :]
+    try:
+        change = ChordChange(mk.tick, parse_chord(symbol))
+    except ChordError:
+        return None
+    return change if change.symbol == symbol else None
 
 
 def _report_disagreement(
@@ -1042,12 +1086,13 @@ def _own_last(track: Track) -> int:
 
 def _conductor_last(song: Song) -> int:
     """The latest tick of what export writes in the conductor track."""
-    items: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
+    items: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent | ChordChange] = [
         *song.tempos,
         *song.time_signatures,
         *song.key_signatures,
         *song.markers,
         *song.meta,
+        *song.chords,
     ]
     return max((e.tick for e in items), default=0)
 
@@ -1055,12 +1100,13 @@ def _conductor_last(song: Song) -> int:
 def _last_tick(song: Song) -> int:
     """The latest tick of any note end, channel event, kept meta event, tempo, meter, key or
     marker, or track end (:attr:`Song.length_ticks`)."""
-    conductor: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent] = [
+    conductor: list[TempoChange | TimeSignature | KeySignature | Marker | MetaEvent | ChordChange] = [
         *song.tempos,
         *song.time_signatures,
         *song.key_signatures,
         *song.markers,
         *song.meta,
+        *song.chords,
     ]
     return max(
         song.length_ticks,
@@ -1100,7 +1146,7 @@ def _apply_length_cap(song: Song, fix: _Report) -> None:
         kept_meta = [m for m in track.meta if m.tick <= cutoff]
         dropped += len(track.meta) - len(kept_meta)
         track.meta = kept_meta
-    for attr in ("tempos", "time_signatures", "key_signatures", "markers", "meta"):
+    for attr in ("tempos", "time_signatures", "key_signatures", "markers", "meta", "chords"):
         items = getattr(song, attr)
         kept = [e for e in items if e.tick <= cutoff]
         dropped += len(items) - len(kept)
@@ -1301,8 +1347,10 @@ def _conductor_events(song: Song) -> list[tuple[int, mido.MetaMessage | mido.Mes
             keyed.append((ks.tick, 3, i, mido.MetaMessage("key_signature", key=ks.key)))
         for i, tc in enumerate(song.tempos):
             keyed.append((tc.tick, 4, i, mido.MetaMessage("set_tempo", tempo=tc.us_per_quarter)))
-        for i, mk in enumerate(song.markers):
+        for i, mk in enumerate(_chord_markers(song)):  # first: a chord marker is the first at its tick
             keyed.append((mk.tick, 5, i, mido.MetaMessage("marker", text=_encode_text(mk.text))))
+        for i, mk in enumerate(song.markers):
+            keyed.append((mk.tick, 6, i, mido.MetaMessage("marker", text=_encode_text(mk.text))))
     except (ValueError, TypeError) as exc:
         raise MidiExportError(
             f"the song's tempo, meter, key or markers cannot be written to MIDI: {exc}"
@@ -1463,6 +1511,7 @@ def _check_song(song: Song) -> None:
     _check_text(song.title.encode("utf-8"), "the song's title")
     events = 1 + bool(song.title or any(m.kind == "track_name" for m in song.meta))  # end, title
     events += len(song.tempos) + len(song.time_signatures) + len(song.key_signatures) + len(song.markers)
+    events += len(song.chords)
     for mk in song.markers:
         _check_text(mk.text.encode("utf-8"), f"the marker at bar {bar_at(song, mk.tick)}")
     events += _check_meta(song.meta, "the conductor track", song)

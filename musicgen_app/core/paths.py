@@ -1,7 +1,8 @@
 """Where the app keeps its files: user data, cache, config (platformdirs), and shipped resources.
 
 Each directory can be moved with an environment variable (tests use this):
-``MUSICGEN_DATA_DIR``, ``MUSICGEN_CACHE_DIR``, ``MUSICGEN_CONFIG_DIR``, ``MUSICGEN_MODELS_DIR``.
+``MUSICGEN_DATA_DIR``, ``MUSICGEN_CACHE_DIR``, ``MUSICGEN_CONFIG_DIR``, ``MUSICGEN_MODELS_DIR``,
+``MUSICGEN_USER_MODELS_DIR``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def config_dir() -> Path:
 def models_dir() -> Path:
     """The shipped checkpoints (``models/`` at the top of the project)."""
     return Path(os.environ.get("MUSICGEN_MODELS_DIR") or REPO_ROOT / "models")
+
+
+def user_models_dir() -> Path:
+    """The musician's own models (trained with "Train on My Music…"): ``models/`` in the user data."""
+    return _dir("MUSICGEN_USER_MODELS_DIR", str(data_dir() / "models"))
 
 
 def resources_dir() -> Path:

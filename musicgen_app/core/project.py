@@ -21,6 +21,9 @@ old or the new version.
 Loading (:func:`load_project`) refuses a file from a newer version of the app with a message, and
 migrates older versions step by step through :data:`MIGRATIONS` (version ``n`` -> ``n + 1``).
 Version 2 added the ``meta`` lists; a version-1 project has none and loads with empty ones.
+Version 3 added the chord lane, ``"chords": [[tick, "Am7"], [tick, "N.C."], ...]`` (lead-sheet
+symbols as :attr:`ChordChange.symbol` spells them); a version-2 project has none and loads with an
+empty lane.
 
 Loading validates every value once (:func:`song_from_dict`): each must lie inside the range a MIDI
 file and this app's importer can hold, or the file is refused with the field named (``track 2,
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_app import __version__
+from musicgen_app.core.chords import ChordChange, ChordError, parse_chord
 from musicgen_app.core.midi_io import (
     MAX_MESSAGE_BYTES,
     MAX_SONG_SECONDS,
@@ -71,7 +75,7 @@ from musicgen_app.errors import MidiImportError, ProjectError
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "musicgen-project"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PROJECT_EXTENSION = ".mgproj"
 MAX_PROJECT_BYTES = 256 * 1024 * 1024
 
@@ -165,6 +169,7 @@ def song_to_dict(song: Song) -> dict[str, Any]:
         "markers": [[m.tick, m.text] for m in song.markers],
         "loop": list(song.loop) if song.loop else None,
         "meta": _meta_rows(song.meta),
+        "chords": [[c.tick, c.symbol] for c in song.chords],
         "tracks": [
             {
                 "name": t.name,
@@ -325,7 +330,14 @@ def _check_length(song: Song) -> None:
         [
             *(
                 e.tick
-                for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers, song.meta)
+                for lst in (
+                    song.tempos,
+                    song.time_signatures,
+                    song.key_signatures,
+                    song.markers,
+                    song.meta,
+                    song.chords,
+                )
                 for e in lst
             ),
             *(song.loop or ()),
@@ -379,6 +391,7 @@ def song_from_dict(data: Any) -> Song:
             ],
             meta=_meta_from_rows(data.get("meta", []), "the conductor's events"),
             end_of_track=_end(data.get("end_of_track"), "the song's end"),
+            chords=_chords(data.get("chords", [])),
         )
         loop = data.get("loop")
         if loop is not None:
@@ -420,6 +433,23 @@ def song_from_dict(data: Any) -> Song:
     except (TypeError, ValueError, OverflowError) as exc:
         raise _damaged(str(exc)) from exc
     return song
+
+
+def _chords(value: Any) -> list[ChordChange]:
+    changes: list[ChordChange] = []
+    ticks: set[int] = set()
+    for i, (tick, symbol) in enumerate(_rows(value, "the chord lane", 2), 1):
+        where = f"chord {i}"
+        t = _tick(tick, where)
+        try:
+            chord = parse_chord(_str(symbol, f"{where}'s symbol"))
+        except ChordError as exc:
+            raise _damaged(f"{where}: {exc}") from None
+        if t in ticks:
+            raise _damaged(f"{where} is a second chord at tick {t}")
+        ticks.add(t)
+        changes.append(ChordChange(t, chord))
+    return sorted(changes, key=lambda c: c.tick)
 
 
 def _meter(row: list[Any], i: int) -> TimeSignature:
@@ -482,8 +512,18 @@ def _migrate_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "format_version": 2}
 
 
+def _migrate_2_to_3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 added the chord lane (``"chords"``); version 2 has none, which reads as an empty
+    lane, so only the number changes."""
+    return {**doc, "format_version": 3}
+
+
 # version n -> function that turns a version-n document into a version n+1 document
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 def migrate(doc: dict[str, Any]) -> dict[str, Any]:

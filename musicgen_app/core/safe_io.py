@@ -175,25 +175,47 @@ def read_head(path: str | Path, n: int, error: type[MusicgenError], what: str) -
 read_file_capped = read_capped
 
 
-def check_writable_target(path: str | Path, error: type[MusicgenError]) -> None:
-    """Refuse a target that exists and is not a regular file (a folder, ``/dev/null``, a FIFO...).
+def writable_target_problem(path: str | Path, what: str = "file") -> str | None:
+    """Why ``path`` cannot be (re)written as a regular file, or None when it can.
 
-    A missing target is fine (it will be created). Raises ``error`` with one line.
+    Refuses an existing folder, device, FIFO or socket (also through a symlink), an existing file
+    we may not write, and a path whose folder does not exist or is not writable.
     """
     p = Path(path)
+    if p.name in ("", ".", "..") or str(path).endswith(os.sep):
+        return f"{path} names a folder, not a {what}"
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        return
-    except (OSError, ValueError) as exc:
-        raise _os_error(p, exc, error, "cannot write") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{p} is a folder: give the name of a file to write")
-    if not stat.S_ISREG(st.st_mode):
-        raise error(
-            f"{p} is {describe_kind(st.st_mode)}: this app writes only to ordinary files "
-            "(choose another name)"
-        )
+        st = None
+    except OSError as exc:
+        return f"{path}: cannot write the {what}: {exc.strerror or exc}"
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            return f"{path} is {describe_kind(st.st_mode)}; it cannot be replaced by a {what}"
+        if not os.access(p, os.W_OK):
+            return f"{path}: the {what} is read-only (permission denied)"
+    parent = p.parent
+    try:
+        pst = os.stat(parent)
+    except FileNotFoundError:
+        return f"cannot write {path}: the folder {parent} does not exist"
+    except OSError as exc:
+        return f"{path}: cannot use the folder {parent}: {exc.strerror or exc}"
+    if not stat.S_ISDIR(pst.st_mode):
+        return f"{path}: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{path}: cannot write into the folder {parent} (permission denied)"
+    return None
+
+
+def check_writable_target(path: str | Path, error: type[MusicgenError], what: str = "file") -> None:
+    """Refuse a target that cannot be (re)written as a regular file (a folder, ``/dev/null``, a
+    FIFO, a read-only file, a missing or unwritable folder): raises ``error`` with the one line of
+    :func:`writable_target_problem`. A missing target in a writable folder is fine."""
+    problem = writable_target_problem(path, what)
+    if problem:
+        raise error(problem)
 
 
 # -- temporary files ------------------------------------------------------------------------------

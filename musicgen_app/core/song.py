@@ -12,6 +12,8 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 
+from musicgen_app.core.chords import ChordChange
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_RESOLUTION = 480
@@ -234,6 +236,10 @@ class Song:
     reset...); a MIDI export writes them into its conductor track. ``end_of_track`` is where the
     file's conductor track ended, when later than its last event (trailing silence of a file;
     None otherwise); each track has its own (:attr:`Track.end_of_track`).
+
+    ``chords`` is the chord lane: :class:`~musicgen_app.core.chords.ChordChange` values sorted by
+    tick, at most one per tick, each chord sounding until the next change (a MIDI export writes
+    them as ``Chord: Am7`` markers on the conductor track; see ``midi_io``).
     """
 
     resolution: int = DEFAULT_RESOLUTION
@@ -246,6 +252,7 @@ class Song:
     title: str = ""
     meta: list[MetaEvent] = field(default_factory=list)
     end_of_track: int | None = None
+    chords: list[ChordChange] = field(default_factory=list)
 
     def copy(self) -> Song:
         """A copy with its own lists (tracks copied with :meth:`Track.copy`)."""
@@ -257,6 +264,7 @@ class Song:
             key_signatures=list(self.key_signatures),
             markers=list(self.markers),
             meta=list(self.meta),
+            chords=list(self.chords),
         )
 
     # -- time -------------------------------------------------------------------------------
@@ -345,6 +353,11 @@ class Song:
         self.key_signatures.sort()
         self.markers.sort()
         self.meta.sort(key=_by_tick)
+        self.chords.sort(key=_change_tick)
+
+
+def _change_tick(change: ChordChange) -> int:
+    return change.tick
 
 
 # -- resolution ---------------------------------------------------------------------------------
@@ -359,7 +372,7 @@ def _all_ticks(song: Song) -> list[int]:
             ticks.append(t.end_of_track)
     if song.end_of_track is not None:
         ticks.append(song.end_of_track)
-    for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers, song.meta):
+    for lst in (song.tempos, song.time_signatures, song.key_signatures, song.markers, song.meta, song.chords):
         ticks += [e.tick for e in lst]
     if song.loop:
         ticks += list(song.loop)
@@ -418,5 +431,6 @@ def rescale(song: Song, resolution: int) -> Song:
         title=song.title,
         meta=[replace(e, tick=conv(e.tick)) for e in song.meta],
         end_of_track=None if song.end_of_track is None else conv(song.end_of_track),
+        chords=[replace(e, tick=conv(e.tick)) for e in song.chords],
     )
     return out

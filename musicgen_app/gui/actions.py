@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QActionGroup, QDrag, QKeySequence, QMouseEvent, QUndoGroup
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QToolButton
 
-from musicgen_app.gui import fill_action
+from musicgen_app.gui import accompany_action, chord_actions, fill_action, train_dialog
 from musicgen_app.gui.piano_roll.geometry import SNAP_CHOICES
 
 if TYPE_CHECKING:
@@ -120,6 +120,28 @@ def build_actions(win: MainWindow) -> None:
     win.act_continue = A("Continue", win.takes.continue_, "Ctrl+Return", "continue")
     win.act_continue.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
     win.act_fill = A("Fill Selection", lambda: fill_action.start_fill(win), "Ctrl+Shift+Return", "fill")
+    win.act_accompany = A(
+        "Accompany Track", lambda: accompany_action.start_accompany(win), "Ctrl+Shift+A", "accompany"
+    )
+    win.accompany_style = accompany_action.DEFAULT_STYLE
+    win.accompany_group = QActionGroup(win)
+    win.accompany_style_actions = {}
+    for style, text in (
+        ("piano", "Piano"),
+        ("chords", "Block Chords"),
+        ("bass", "Bass Line"),
+        ("satb", "Chorale (ATB)"),
+    ):
+        a = A(
+            text,
+            lambda _=False, s=style: accompany_action.set_style(win, s),
+            None,
+            f"accompany_{style}",
+            True,
+        )
+        win.accompany_group.addAction(a)
+        win.accompany_style_actions[style] = a
+    win.accompany_style_actions[win.accompany_style].setChecked(True)
     win.act_jam = A("Jam (Call and Response)", win.jam_mode.toggle, "Ctrl+J", "jam", True)
     win.act_stop = A("Stop", win.stop_all, "Esc", "stop")
     win.act_accept = A("Accept Take", win.takes.accept_take, "Return", "accept")
@@ -128,6 +150,23 @@ def build_actions(win: MainWindow) -> None:
     win.act_regen = A("Generate Again", win.takes.regenerate, "R", "regenerate")
     win.act_devices = A("Devices…", win.devices_dialog, None, "devices")
     win.act_add_track = A("Add Track", win.add_track, None, "add_track")
+    win.act_type_chord = A(
+        "Type Chord at Playhead", lambda: chord_actions.type_chord_at_playhead(win), "Ctrl+K", "type_chord"
+    )
+    win.act_estimate_chords = A(
+        "Estimate Chords per Bar", lambda: chord_actions.estimate_lane(win, "bar"), None, "estimate_chords"
+    )
+    win.act_estimate_chords_beat = A(
+        "Estimate Chords per Beat",
+        lambda: chord_actions.estimate_lane(win, "beat"),
+        None,
+        "estimate_chords_beat",
+    )
+    win.roll.chord_lane.message.connect(win.show_message)
+    win.act_train = A(
+        "Train on My Music…", lambda: train_dialog.show_train_dialog(win), None, "train_on_my_music"
+    )
+    win.act_train.setStatusTip("Fine-tune a model on a folder of your own MIDI files")
     win.tool_group = QActionGroup(win)
     win.tool_actions = {}
     for name, key in (("select", "S"), ("draw", "D"), ("erase", "E")):
@@ -202,6 +241,7 @@ def build_menus(win: MainWindow) -> None:
     f.addSeparator()
     f.addAction(win.act_import)
     f.addAction(win.audio_import.action)
+    f.addAction(win.audio_continue.save_action)
     f.addActions([win.act_export_all, win.act_export_track, win.act_export_sel, win.act_export_wav])
     f.addSeparator()
     f.addAction(win.act_quit)
@@ -214,6 +254,8 @@ def build_menus(win: MainWindow) -> None:
     e.addAction(win.act_quantize)
     t = e.addMenu("Transpose")
     t.addActions([win.act_up, win.act_down, win.act_oct_up, win.act_oct_down])
+    c = e.addMenu("Chords")
+    c.addActions([win.act_type_chord, win.act_estimate_chords, win.act_estimate_chords_beat])
     e.addSeparator()
     e.addActions(list(win.tool_actions.values()))
     v = mb.addMenu("&View")
@@ -224,7 +266,9 @@ def build_menus(win: MainWindow) -> None:
     g.addActions(
         [
             win.act_continue,
+            win.audio_continue.action,
             win.act_fill,
+            win.act_accompany,
             win.act_jam,
             win.act_stop,
             win.act_accept,
@@ -233,7 +277,11 @@ def build_menus(win: MainWindow) -> None:
         ]
     )
     g.addSeparator()
+    g.addMenu("Accompany Style").addActions(list(win.accompany_style_actions.values()))
+    g.addSeparator()
     g.addActions(list(win.lead_in_actions.values()))
+    m = mb.addMenu("&Model")
+    m.addAction(win.act_train)
     s = mb.addMenu("&Settings")
     s.addAction(win.act_devices)
 

@@ -23,6 +23,7 @@ from musicgen_app.core.edits import (
     CompoundEdit,
     Edit,
     RemoveNotes,
+    ReplaceChords,
     ReplaceNotes,
     apply_edit,
     track_index_after,
@@ -43,7 +44,7 @@ def resulting_notes(edit: Edit, track: int) -> list[Note]:
             else:
                 out += resulting_notes(e, track)
         return out
-    if edit.track != track:
+    if isinstance(edit, ReplaceChords) or edit.track != track:
         return []
     if isinstance(edit, AddNotes):
         return list(edit.notes)
@@ -205,7 +206,7 @@ class Document(QObject):
             self._selection = set()
             self.selection_version += 1
             self.active_track_changed.emit(self._active)
-        elif not isinstance(edit, TRACK_EDITS):  # a header change keeps the selection
+        elif not isinstance(edit, (*TRACK_EDITS, ReplaceChords)):  # a header or chord change keeps it
             self.set_selection(resulting_notes(edit, self._active))
         self._touch()
 

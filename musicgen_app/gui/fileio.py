@@ -73,6 +73,7 @@ def sub_song(
         loop=None,
         title=song.title,
         meta=list(song.meta),
+        chords=list(song.chords),
     )
 
 

@@ -115,6 +115,8 @@ class ContinueRequest:
     top_p: float = 1.0
     fill_end: int | None = None  # set: fill [start_tick, fill_end) instead of continuing (ml.fill)
     voices: str = "sketch"  # "sketch": keep the sketch's texture; "harmony": the model may add voices
+    accompany: str | None = None  # a style: write an accompaniment of ``track`` instead (ml.accompany)
+    chords: tuple = ()  # ChordSpans the accompaniment follows (empty: the model chooses)
 
 
 class ModelCache:
@@ -232,8 +234,12 @@ class PreparedTake:
 
 
 def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: int) -> Any:
+    from musicgen_app.core.chords import spans_from_changes
     from musicgen_app.ml.generate import SamplingConfig, start_session
 
+    # the chord lane conditions the take (sampling-time, see ml.sampling): its chords up to the end
+    # of what can be generated
+    end = (req.fill_end or req.start_tick) + (req.bars + 1) * req.song.ticks_per_bar(req.start_tick)
     sampling = SamplingConfig(
         temperature=temperature,
         top_k=req.top_k,
@@ -241,7 +247,20 @@ def _start_session(model: Any, req: ContinueRequest, temperature: float, seed: i
         key_lock=req.key_lock,
         seed=seed,
         voices=req.voices,
+        chords=tuple(spans_from_changes(req.song.chords, end)),
     )
+    if req.accompany is not None:  # Accompany: a new track under ``track``
+        from musicgen_app.ml.accompany import start_accompany_session
+
+        return start_accompany_session(
+            model,
+            req.song,
+            req.track,
+            style=req.accompany,
+            temperature=temperature,
+            seed=seed,
+            chords=list(req.chords) or None,
+        )
     if req.fill_end is not None:  # Fill: the range start_tick..fill_end, from both sides
         from musicgen_app.ml.fill import start_fill_session
 

@@ -45,7 +45,8 @@ from musicgen_app.core.edits import (
 )
 from musicgen_app.core.song import Note, TempoChange, TimeSignature, Track
 from musicgen_app.errors import EditError
-from musicgen_app.gui import actions, editor_setup, fileio, jam_mode, output_failure
+from musicgen_app.gui import actions, editor_setup, fileio, jam_mode, output_failure, train_dialog
+from musicgen_app.gui.audio_continue import AudioContinuer
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.file_ops import FileOps
 from musicgen_app.gui.generation import GenerationController, ModelCache
@@ -103,10 +104,10 @@ def checkpoint_info(path: str | Path, load: Callable[[str], Any] | None = None) 
 
 
 def list_model_infos() -> list[Any]:
-    """The registry's models (a task: reads the model cards)."""
+    """The registry's models, the musician's own included (a task: reads the model cards)."""
     from musicgen_app.ml.registry import list_models
 
-    return list(list_models())
+    return list(list_models(user=True))
 
 
 class MainWindow(QMainWindow):
@@ -119,6 +120,9 @@ class MainWindow(QMainWindow):
 
     # built by gui.actions (build_actions, build_toolbars, build_menus, build_status)
     act_accept: QAction
+    act_accompany: QAction
+    accompany_style: str
+    accompany_style_actions: dict[str, QAction]
     act_add_track: QAction
     act_continue: QAction
     act_fill: QAction
@@ -129,6 +133,8 @@ class MainWindow(QMainWindow):
     act_devices: QAction
     act_down: QAction
     act_duplicate: QAction
+    act_estimate_chords: QAction
+    act_estimate_chords_beat: QAction
     act_export_all: QAction
     act_export_sel: QAction
     act_export_track: QAction
@@ -156,6 +162,8 @@ class MainWindow(QMainWindow):
     act_save_as: QAction
     act_select_all: QAction
     act_stop: QAction
+    act_type_chord: QAction
+    act_train: QAction
     act_undo: QAction
     act_up: QAction
     act_zoom_in: QAction
@@ -164,6 +172,7 @@ class MainWindow(QMainWindow):
     tool_group: QActionGroup
     lead_in_actions: dict[int, QAction]
     lead_in_group: QActionGroup
+    accompany_group: QActionGroup
     undo_group: QUndoGroup
     recent_menu: QMenu
     snap_combo: QComboBox
@@ -205,6 +214,7 @@ class MainWindow(QMainWindow):
         self.takes = TakesController(self)
         self.recorder = RecordController(self)
         self.audio_import = AudioImporter(self)  # File ▸ Import Audio…
+        self.audio_continue = AudioContinuer(self)  # Continue ▸ Continue as Audio
         self.jam_mode = jam_mode.JamMode(self)  # Ctrl+J: call and response with the keyboard
         actions.build_actions(self)
         actions.build_toolbars(self)
@@ -549,6 +559,8 @@ class MainWindow(QMainWindow):
         """Esc: cancel generation and stop playback at once, silencing every note."""
         was_running = self.gen.running
         self.gen.cancel()
+        if self.audio_continue.busy():
+            self.audio_continue.toggle()  # cancels, with its one line
         was_playing = self.playback.playing
         self.playback.stop()
         self.canvas.reveal_whole_take()
@@ -627,6 +639,16 @@ class MainWindow(QMainWindow):
         self._model_label.setText("Model: failed to load")
         self.show_error("Model", f"Cannot load {name}: {exc}")
 
+    def refresh_models(self, select: str = "") -> None:
+        """List the models again in the background, add the new ones to the model box, and choose
+        ``select`` (a model just trained) once it is listed."""
+        self.tasks.submit(
+            list_model_infos,
+            lambda infos: self.panel.set_models(infos, select),
+            self._models_failed,
+            name="musicgen-models",
+        )
+
     def choose_model(self, model: str) -> None:
         """Select ``model`` in the panel (now, or once the models are listed)."""
         combo = self.panel.model_combo
@@ -702,6 +724,8 @@ class MainWindow(QMainWindow):
         self.recorder.discard()
         self._store_settings()
         self.audio_import.cancel()
+        train_dialog.shutdown(self)
+        self.audio_continue.cancel()
         self.jam_mode.stop()
         self.gen.shutdown()
         self.playback.close()

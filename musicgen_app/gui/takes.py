@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox
 
 from musicgen_app.core.song import Song
-from musicgen_app.gui import editor_setup, fill_action
+from musicgen_app.gui import accompany_action, editor_setup, fill_action
 from musicgen_app.gui.generation import ContinueRequest
 
 if TYPE_CHECKING:
@@ -322,7 +322,12 @@ class TakesController(QObject):
             track = req.track
         notes = list(take.notes)
         if notes:
-            edit = fill_action.take_edit(self.win.doc.song, req, track, notes)  # a fill replaces its range
+            if accompany_action.is_accompany(req):  # a new track under the melody
+                edit = accompany_action.take_edit(self.win.doc.song, req, notes)
+            else:
+                edit = fill_action.take_edit(
+                    self.win.doc.song, req, track, notes
+                )  # a fill replaces its range
             if self.win.apply_edit(edit, "Accept take"):
                 accepted = self.win.doc.state.setdefault("accepted_takes", [])
                 accepted.append(take.to_state())
@@ -348,6 +353,9 @@ class TakesController(QObject):
 
     def regenerate(self) -> None:
         """R (Again): one more take of the same continuation (or fill), added to the list."""
+        if accompany_action.is_accompany(self.win.gen.request):
+            accompany_action.start_accompany(self.win, again=True)
+            return
         if fill_action.is_fill(self.win.gen.request):
             fill_action.start_fill(self.win, again=True)
             return

@@ -3,3 +3,7 @@
 # the model the app and `musicgen continue` use unless told otherwise: the best single-line model
 # in the judge's table (README, `musicgen evaluate --all`); the others stay selectable
 DEFAULT_MODEL = "note-transformer"
+
+# the families `musicgen train FAMILY --data DIR --from MODEL` fine-tunes on a folder of MIDI files
+# (and whose models "Train on My Music…" offers as a starting point)
+FINE_TUNABLE = ("melody-lstm",)

@@ -77,6 +77,11 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "n_heads": (1, 256),
     "d_ff": (1, 65536),
     "n_styles": (1, 256),
+    "enc_hidden": (1, 4096),
+    "dec_hidden": (1, 4096),
+    "keys": (1, 128),
+    "low": (0, 127),
+    "chord_dim": (1, 4096),
 }
 _MAX_DILATION = 1 << 16
 _MAX_DILATIONS = 256
@@ -171,6 +176,25 @@ def _audio_wavenet(c: dict) -> int:
     return 256 * C + 2 * C * C + C + (P + 1) * n * 2 * C + n * layer + S * S + S + S * 256 + 256
 
 
+def _accompany(c: dict) -> int:
+    """The accompaniment network: the dilated convolutional chord encoder and head, the chord
+    embedding, the decoder GRU and its key outputs (``ml.accompany_net.AccompanyNet``)."""
+    from musicgen_app.ml.accompany_net import DILATIONS, MELODY_DIM, N_CHORDS
+
+    C, K, H, E = 2 * c["enc_hidden"], c["keys"], c["dec_hidden"], c.get("chord_dim", 32)
+    enc = MELODY_DIM * C * 5 + C + len(DILATIONS) * (3 * C * C + C) + C * N_CHORDS + N_CHORDS
+    gru = 3 * H * (C + E + MELODY_DIM + 2 * K) + 3 * H * H + 6 * H
+    return enc + N_CHORDS * E + gru + H * 2 * K + 2 * K
+
+
+def _accompany_chords(c: dict) -> int:
+    """The chord predictor (``ml.accompany_net.ChordNet``): melody + key histogram convolutions."""
+    from musicgen_app.ml.accompany_net import DILATIONS, MELODY_DIM, N_CHORDS
+
+    C = c.get("channels", 96)
+    return (MELODY_DIM + 12) * C * 5 + C + len(DILATIONS) * (3 * C * C + C) + C * N_CHORDS + N_CHORDS
+
+
 # architecture (a family card's name or a melody card's class) -> parameters of the network
 ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "MelodyLSTM": _melody_lstm,
@@ -184,6 +208,8 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "hilbert-autoencoder": _hilbert_autoencoder,
     "audio-wavenet": _audio_wavenet,
     "note-transformer": _note_transformer,
+    "accompany-gru": _accompany,
+    "accompany-chords": _accompany_chords,
 }
 
 

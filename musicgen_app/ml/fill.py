@@ -320,7 +320,12 @@ class FillSession(GenerationSession):
     def _sampler(self, seed: int) -> Sampler:
         p = self.plan.prompt
         sampler = Sampler(
-            self.classes, self.config, allowed_pcs=p.allowed_pcs, pitch_range=self.plan.pitch_range, seed=seed
+            self.classes,
+            self.config,
+            allowed_pcs=p.allowed_pcs,
+            pitch_range=self.plan.pitch_range,
+            seed=seed,
+            pitch_shift=p.transpose,
         )
         for t in p.tokens[1:]:
             sampler.observe(int(t))
@@ -354,7 +359,7 @@ class FillSession(GenerationSession):
                 if i == 0 and plan.forbid_hold_first:
                     z = logits.copy()
                     z[HOLD_ID] = -1e30
-                token = sampler.sample(z, self._temperature)
+                token = sampler.sample(z, self._temperature, self.plan.prompt.tick_of_step(i))  # chords
             tokens.append(token)
             state, logits = self.adapter.step(token, state)
         logprob = 0.0

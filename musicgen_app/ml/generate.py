@@ -151,7 +151,9 @@ class TokenStepper:
         sampler: Sampler,
         decoder: NoteDecoder,
         n_steps: int,
+        tick_of_step: Callable[[int], int] | None = None,
     ) -> None:
+        self.tick_of_step = tick_of_step  # generated step -> song tick (for chord conditioning)
         self.adapter = adapter
         self.prompt = list(prompt)
         self.sampler = sampler
@@ -178,7 +180,8 @@ class TokenStepper:
     def advance(self, temperature: float) -> list[Note]:
         """Sample, decode, and step the model for the next token."""
         assert self._logits is not None, "prefill first"
-        token = self.sampler.sample(self._logits, temperature)
+        tick = None if self.tick_of_step is None else self.tick_of_step(len(self.sampled))
+        token = self.sampler.sample(self._logits, temperature, tick)
         self.sampled.append(token)
         notes = self.decoder.push(token)
         if not self.finished:

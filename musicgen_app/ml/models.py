@@ -90,7 +90,12 @@ class GridMelodyModel(GenerativeModel):
         model_pitches = [p + prompt.transpose for p in prompt.sketch_pitches]
         pitch_range = (min(model_pitches), max(model_pitches)) if model_pitches else None
         sampler = Sampler(
-            self.classes, cfg, allowed_pcs=prompt.allowed_pcs, pitch_range=pitch_range, seed=cfg.seed
+            self.classes,
+            cfg,
+            allowed_pcs=prompt.allowed_pcs,
+            pitch_range=pitch_range,
+            seed=cfg.seed,
+            pitch_shift=prompt.transpose,
         )
         decoder = GridNoteDecoder(
             self.tokenizer,
@@ -100,13 +105,15 @@ class GridMelodyModel(GenerativeModel):
             channel=prompt.channel,
         )
         stepper = TokenStepper(
-            self.adapter(prompt.bar_position(song)), prompt.tokens, sampler, decoder, prompt.n_steps
+            self.adapter(prompt.bar_position(song)),
+            prompt.tokens,
+            sampler,
+            decoder,
+            prompt.n_steps,
+            tick_of_step=prompt.tick_of_step,
         )
         session = TokenStreamSession(
-            stepper,
-            temperature=cfg.temperature,
-            track=track,
-            observed=prompt.tokens[1:],
+            stepper, temperature=cfg.temperature, track=track, observed=prompt.tokens[1:]
         )
         session.prompt_info = prompt  # type: ignore[attr-defined]
         return session

@@ -129,8 +129,12 @@ def list_models(
     verify: bool = False,
     problems: list[tuple[str, CheckpointError]] | None = None,
     task: str | None = "generate",
+    user: bool = False,
 ) -> list[ModelInfo]:
     """Every readable model card (with its weights) in the models directory, sorted by name.
+
+    ``user``: the musician's own models too (``paths.user_models_dir()``, what "Train on My
+    Music…" writes), after the shipped ones; one named like a shipped model is left out.
 
     ``task``: only models of that task (a card's ``task``, ``generate`` when it has none): the
     music generators by default; ``restyle`` for the audio restylers; None for every model.
@@ -157,22 +161,32 @@ def list_models(
                 logger.warning("skipping %s: %s", cpath.name, exc)
             continue
         out.append(_info(cpath, card))
+    if user and directory is None:
+        shipped = {m.name for m in out}
+        mine = list_models(paths.user_models_dir(), verify=verify, problems=problems, task=task)
+        for info in mine:
+            if info.name in shipped:
+                logger.warning("skipping your model %s: a shipped model has that name", info.path)
+            else:
+                out.append(info)
     return out
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """The weights path of a model name (in the models directory) or a checkpoint path, with or
-    without its suffix (``runs/pop/pop-test`` is ``runs/pop/pop-test.safetensors``)."""
+    """The weights path of a model name (in the models directory, else among the musician's own
+    models) or a checkpoint path, with or without its suffix (``runs/pop/pop-test``)."""
     p = Path(name_or_path)
-    beside = p.parent / f"{p.name}.safetensors"  # a path given without its suffix
     if p.suffix in (".safetensors", ".json") or p.exists():
         path = p.with_suffix(".safetensors")
-    elif beside.exists() or beside.with_suffix(".json").exists():
-        path = beside
+    elif p.is_absolute() or len(p.parts) > 1:
+        path = Path(f"{p}.safetensors")  # a path (relative to the working folder) without its suffix
     else:
         path = paths.models_dir() / f"{name_or_path}.safetensors"
+        mine = paths.user_models_dir() / f"{name_or_path}.safetensors"
+        if not path.with_suffix(".json").exists() and mine.with_suffix(".json").exists():
+            path = mine  # one of the musician's own models
     if not path.exists() and not path.with_suffix(".json").exists():
-        known = ", ".join(m.name for m in list_models()) or "none"
+        known = ", ".join(m.name for m in list_models(user=True)) or "none"
         raise CheckpointError(f"unknown model '{name_or_path}' (available: {known})")
     return path
 

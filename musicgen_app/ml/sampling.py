@@ -16,20 +16,34 @@ Per step, in this order:
 4. **top-k** and **top-p** (nucleus) truncation, then one draw from a seeded
    ``numpy.random.Generator`` (the same seed gives the same take).
 
+**Chords** (``SamplingConfig.chords``: the chord lane, or ``continue --chords``) condition every
+melody model at sampling time, without retraining: each pitch whose pitch class belongs to the
+chord sounding at the token's time (``sample(..., tick=)``; the family says which song tick the
+token stands for) gets :data:`CHORD_BIAS` nats more than the other pitches, and the pitch tokens
+together keep the probability the model gave them (so the model still decides *when* a note
+starts, and the chord weighs *which*). A chord tone becomes four times as likely relative to a
+non-chord tone than the model had it; the model still chooses passing notes, and the key lock
+still masks what is out of key. N.C. (and no chord) changes nothing. The piano-roll families,
+which draw every key of a frame, reweigh their onset probabilities the same way
+(:meth:`ChordGuide.reweigh`: chord tones times e^bias, the frame's summed onset probability kept;
+for the GAN, whose keys sound above a threshold, the frame's largest).
+
 The sampler is model-agnostic: it sees token *classes* through :class:`TokenClasses` (which id is
 a rest, a hold, which pitch each id stands for), built by each model family from its tokenizer.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from musicgen_app.core.chords import ChordSpan
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import Key, estimate_key, parse_key
 
@@ -42,6 +56,10 @@ def random_seed(bits: int = 63) -> int:
 
 
 _NEG = -1e30
+#: Nats a tone of the chord sounding at the token's time gains against the other pitches: ln 4, a
+#: chord tone four times as likely, against a non-chord tone, as the model had it (a fixed design
+#: constant, chosen before any measurement, not tuned on the benchmark).
+CHORD_BIAS = math.log(4.0)
 VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
@@ -65,6 +83,7 @@ class SamplingConfig:
     register_margin: int | None = 12  # pitches further than this outside the sketch's range are masked
     forbid: tuple[int, ...] = field(default_factory=tuple)
     voices: str = "sketch"  # "sketch": keep the sketch's texture (a line stays a line); "harmony": add voices
+    chords: tuple[ChordSpan, ...] = ()  # chords (song ticks) the take follows; () = none
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -75,6 +94,80 @@ class SamplingConfig:
             raise GenerationError(f"top-k must be >= 0, not {self.top_k}")
         if self.voices not in VOICES:
             raise GenerationError(f"voices must be one of {', '.join(VOICES)}, not {self.voices!r}")
+
+
+class ChordGuide:
+    """The chords a take follows, as per-token logit biases (see the module docstring).
+
+    ``spans`` are in song ticks and song pitch; ``shift`` is the semitones the family adds to the
+    song's pitches to reach its own (a key-normalised model), so that the bias lands on the pitch
+    ids that sound as the chord's tones once moved back.
+    """
+
+    def __init__(self, spans: Sequence[ChordSpan], shift: int = 0, strength: float = CHORD_BIAS) -> None:
+        self.spans = sorted((s for s in spans if s.chord is not None), key=lambda s: s.start_tick)
+        self.starts = [s.start_tick for s in self.spans]
+        self.shift = shift
+        self.strength = strength
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.spans)
+
+    def pitch_classes_at(self, tick: int) -> frozenset[int] | None:
+        """The chord's pitch classes at song ``tick`` in the model's pitch space (None: no chord)."""
+        i = bisect.bisect_right(self.starts, tick) - 1
+        if i < 0 or tick >= self.spans[i].end_tick:
+            return None
+        chord = self.spans[i].chord
+        assert chord is not None
+        return frozenset((pc + self.shift) % 12 for pc in chord.pitch_classes())
+
+    def tones(self, id_pitch: np.ndarray, tick: int) -> np.ndarray | None:
+        """(V,) bool: which ids (pitch per id, -1: not a pitch) are chord tones at ``tick``; None
+        when no chord sounds there."""
+        i = bisect.bisect_right(self.starts, tick) - 1
+        if i < 0 or tick >= self.spans[i].end_tick:
+            return None
+        key = (i, id(id_pitch))
+        out = self._cache.get(key)
+        if out is None:
+            pcs = self.pitch_classes_at(tick) or frozenset()
+            out = (id_pitch >= 0) & np.isin(id_pitch % 12, list(pcs))
+            self._cache[key] = out
+        return out
+
+    def apply(self, z: np.ndarray, id_pitch: np.ndarray, tick: int) -> None:
+        """Move the logits ``z`` (V,) in place: chord tones ``strength`` nats up against the other
+        pitches, the pitch tokens' total probability unchanged."""
+        tone = self.tones(id_pitch, tick)
+        if tone is None or not tone.any():
+            return
+        is_pitch = (id_pitch >= 0) & (z > _NEG / 2)
+        if not (is_pitch & tone).any():
+            return
+        zp = z[is_pitch]
+        before = _logsumexp(zp)
+        moved = zp + np.where(tone[is_pitch], self.strength, 0.0)
+        z[is_pitch] = moved - (_logsumexp(moved) - before)
+
+    def reweigh(self, pitches: np.ndarray, onset: np.ndarray, tick: int, keep: str = "sum") -> np.ndarray:
+        """Onset probabilities ``onset`` (K,) of keys ``pitches`` (K,) with the chord tones at
+        ``tick`` weighed e^strength times more, scaled so that their sum (``keep="sum"``: sampled
+        keys) or their largest (``"max"``: keys chosen by a threshold) is unchanged (at most 1)."""
+        tone = self.tones(pitches, tick)
+        if tone is None or not tone.any():
+            return onset
+        weighted = onset * np.where(tone, math.exp(self.strength), 1.0)
+        ref, now = (onset.sum(), weighted.sum()) if keep == "sum" else (onset.max(), weighted.max())
+        if now <= 0:
+            return onset
+        return np.minimum(weighted * (float(ref) / float(now)), 1.0 - 1e-6)
+
+
+def _logsumexp(z: np.ndarray) -> float:
+    m = float(z.max())
+    return m + math.log(float(np.exp(z - m).sum()))
 
 
 @dataclass(frozen=True)
@@ -149,8 +242,10 @@ class Sampler:
         allowed_pcs: frozenset[int] | None = None,
         pitch_range: tuple[int, int] | None = None,
         seed: int | None = None,
+        pitch_shift: int = 0,
     ) -> None:
         self.classes = classes
+        self.chords = ChordGuide(config.chords, pitch_shift)
         self.config = config
         self.seed = int(seed if seed is not None else random_seed())
         self.rng = np.random.default_rng(self.seed)
@@ -191,12 +286,15 @@ class Sampler:
                 self.last_pitch = p
                 self.in_rest, self.rest_steps, self.hold_steps = False, 0, 1
 
-    def sample(self, logits: np.ndarray, temperature: float) -> int:
-        """One token id from raw logits (V,), then :meth:`observe` it."""
+    def sample(self, logits: np.ndarray, temperature: float, tick: int | None = None) -> int:
+        """One token id from raw logits (V,), then :meth:`observe` it. ``tick``: the song tick the
+        token stands for, where the take follows chords (see :class:`ChordGuide`)."""
         require_finite(logits)
         cfg = self.config
         c = self.classes
         z = logits.astype(np.float64) + self.base_mask
+        if tick is not None and self.chords:
+            self.chords.apply(z, c.id_pitch, tick)
         if c.rest_id is not None:
             if self.in_rest:
                 z[c.rest_id] = _NEG  # a rest after a rest is a hold

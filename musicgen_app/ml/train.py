@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,10 +121,23 @@ def dist_context(device: str = "cpu") -> DistContext:
     return DistContext(rank, world, dev)
 
 
+ProgressEvent = dict[str, Any]
+STEP_EVENT_S = 0.25  # at most this often a "step" event
+
+
 def train_melody_lstm(
-    cfg: TrainConfig, *, progress: bool = True, dataset: data_mod.Dataset | None = None
+    cfg: TrainConfig,
+    *,
+    progress: bool = True,
+    dataset: data_mod.Dataset | None = None,
+    on_event: Callable[[ProgressEvent], None] | None = None,
 ) -> Path:
-    """Train, keep the best epoch, write ``<out_dir>/<name>.safetensors`` + card; returns its path."""
+    """Train, keep the best epoch, write ``<out_dir>/<name>.safetensors`` + card; returns its path.
+
+    ``on_event`` (main rank only) receives plain dicts as training goes: ``start`` (epochs,
+    batches per epoch, budget, tunes), ``step`` (epoch, batch, batches, the batch's loss and the
+    epoch's running train NLL; at most every 0.25 s, and the epoch's last batch), ``validating``,
+    then ``epoch`` (the curve row: train and validation NLL, accuracy, minutes)."""
     from tqdm import tqdm
 
     torch.set_num_threads(max(1, cfg.threads))
@@ -131,6 +145,11 @@ def train_melody_lstm(
     rng = np.random.default_rng(cfg.seed)  # the same on every rank: one window order for all
     ctx = dist_context(cfg.device)
     progress = progress and ctx.is_main
+
+    def emit(kind: str, **fields: Any) -> None:
+        if on_event is not None and ctx.is_main:
+            on_event({"event": kind, **fields})
+
     if dataset is not None:
         ds = dataset
     elif cfg.data:
@@ -240,6 +259,16 @@ def train_melody_lstm(
     started = time.monotonic()
     budget_s = cfg.time_budget_min * 60
     stop_reason = "max_epochs"
+    emit(
+        "start",
+        epochs=cfg.max_epochs,
+        batches_per_epoch=batches_per_epoch,
+        budget_s=budget_s,
+        train_tunes=len(train_tunes),
+        val_tunes=len(val_tunes),
+        parameters=n_params,
+    )
+    last_step_event = -math.inf
     for epoch in range(first_epoch, first_epoch + cfg.max_epochs):
         model.train()
         shift = int(rng.integers(cfg.seq_len))
@@ -267,10 +296,23 @@ def train_melody_lstm(
             total += loss.item() * y.numel()
             count += y.numel()
             bar.set_postfix(nll=f"{total / count:.3f}")
+            now = time.monotonic()
+            if now - last_step_event >= STEP_EVENT_S or b + 1 == batches_per_epoch or elapsed > budget_s:
+                last_step_event = now
+                emit(
+                    "step",
+                    epoch=epoch,
+                    batch=b + 1,
+                    batches=batches_per_epoch,
+                    loss=round(loss.item(), 4),
+                    train_nll=round(total / count, 4),
+                    elapsed_s=round(elapsed, 2),
+                )
             if elapsed > budget_s or (cfg.max_batches and done_batches >= cfg.max_batches):
                 break
         loop_s = ctx.all_max(time.perf_counter() - epoch_t0)
         total, n_seen = ctx.all_sum([total, float(count)])
+        emit("validating", epoch=epoch, tunes=len(val_tunes))
         val_nll, val_acc = validate()
         row = {
             "epoch": epoch,
@@ -281,6 +323,7 @@ def train_melody_lstm(
             "train_steps_per_s": round(n_seen / max(1e-9, loop_s), 1),  # 16th steps, all ranks
         }
         curve.append(row)
+        emit("epoch", **row)
         logger.info("epoch %s", row)
         if progress:
             tqdm.write(f"epoch {epoch}: {row}")

@@ -60,7 +60,7 @@ def test_restyle_writes_mono_audio_of_the_same_length(
         assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (1, RATE, len(src))
     out, _ = read_wav(tmp_path / "out.wav")
     peak_in = float(np.max(np.abs(to_mono(src))))
-    assert abs(float(np.max(np.abs(out))) - peak_in) < 0.01  # the input's level
+    assert float(np.max(np.abs(out))) <= peak_in + 0.01  # at most the input's level
     assert np.sqrt(np.mean(out**2)) > 0.01  # sound, not silence
 
 

@@ -73,6 +73,8 @@ ROWS: list[tuple[str, ...]] = [
     ("continue {dir} -o {out_mid}", "is a folder"),
     ("continue /dev/zero -o {out_mid}", "is a character device"),
     ("continue {mid} -o {out_txt}", "name the MIDI file .mid"),
+    ("continue {mid} -o {out_mid} --chords 'C H7'", "'H7' is not a chord"),
+    ("continue {mid} -o {out_mid} --chords ''", "progression is empty"),
     ("continue {mid} -o /nonexistent/x.mid", "does not exist"),
     ("continue {mid} -o {null_link_mid}", "is a character device"),
     ("continue {mid} -o {fifo_mid}", "pipe"),
@@ -114,6 +116,16 @@ ROWS: list[tuple[str, ...]] = [
     ("continue {mid} -o {out_mid} --play --soundfont {dir}", "is a folder"),
     ("continue {mid} -o {out_mid} --play --midi-api coreaudio", "invalid choice"),
     ("continue {mid} -o {out_mid} --play yes", "unrecognized arguments"),
+    # accompany
+    ("accompany {mid}", "required: -o/--output"),
+    ("accompany {missing} -o {out_mid}", "does not exist"),
+    ("accompany {mid} -o {out_txt}", "name the MIDI file .mid"),
+    ("accompany {mid} -o {out_mid} --style jazz", "invalid choice: 'jazz'"),
+    ("accompany {mid} -o {out_mid} --chords Hm", "'Hm' is not a chord"),
+    ("accompany {mid} -o {out_mid} --chords C:foo", "is not a chord quality we know"),
+    ("accompany {mid} -o {out_mid} --temperature nan", "--temperature"),
+    ("accompany {mid} -o {out_mid} --track 0", "--track: 0 is out of range"),
+    ("accompany {mid} -o {out_mid} --track 4", "the song has no track 4 (it has 1)"),
     # fill
     ("fill {mid} --bars 1-2", "required: -o/--output"),
     ("fill {mid} -o {out_mid}", "one of the arguments --bars --ticks is required"),
@@ -203,6 +215,8 @@ ROWS: list[tuple[str, ...]] = [
     ("train melody-lstm --resume {missing}", "does not exist"),
     ("train melody-lstm --resume /dev/zero", "is a character device"),
     ("train wavenet --epochs 3", "only for `musicgen train melody-lstm`"),
+    # a bare --resume (the shipped weights) gets past parsing: the error is the --epochs one
+    ("train wavenet --resume --epochs 3", "only for `musicgen train melody-lstm`"),
     ("train char-lstm --lr 0.01 --hidden 64", "--lr, --hidden: only for"),
     # dataset
     ("dataset", "required: action"),

@@ -353,7 +353,7 @@ def test_project_round_trip_and_format_1_projects(karaoke: Path, tmp_path: Path)
     path = tmp_path / "k.mgproj"
     save_project(Project(song), path)
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert doc["format_version"] == FORMAT_VERSION == 2
+    assert doc["format_version"] == FORMAT_VERSION == 3
     assert doc["song"]["meta"][1] == [0, "sysex", "hex", "7e7f0901"]
     assert doc["song"]["meta"][3] == [0, "text", "utf8", "Grüße, 世界"]
     assert doc["song"]["tracks"][0]["meta"][-1] == [0, "lyrics", "hex", "fffe"]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mido.midifiles.meta import _key_signature_encode
 
 from musicgen_app.core import midi_io
+from musicgen_app.core.chords import QUALITIES, Chord, ChordChange
 from musicgen_app.core.midi_io import (
     SPLITTABLE_META,
     _conductor_last,
@@ -92,6 +93,16 @@ def songs(draw: st.DrawFn) -> Song:
     )  # fmt: skip
     keys = _unique_ticks(draw(st.lists(st.builds(KeySignature, TICKS, st.sampled_from(KEYS)), max_size=3)))
     markers = sorted(draw(st.lists(st.builds(Marker, TICKS, TEXT), max_size=3)), key=lambda m: m.tick)
+    chord = st.one_of(
+        st.none(),
+        st.builds(
+            Chord,
+            st.integers(0, 11),
+            st.sampled_from(sorted(QUALITIES)),
+            st.one_of(st.none(), st.integers(0, 11)),
+        ),
+    )
+    chords = _unique_ticks(draw(st.lists(st.builds(ChordChange, TICKS, chord), max_size=4)))
     return Song(
         resolution=draw(st.sampled_from([24, 96, 480, 960, 1234, 32767])),
         tracks=draw(st.lists(tracks(), max_size=4)),
@@ -100,6 +111,7 @@ def songs(draw: st.DrawFn) -> Song:
         key_signatures=keys,
         markers=markers,
         title=draw(TEXT),
+        chords=chords,
     )
 
 

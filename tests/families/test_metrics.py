@@ -55,9 +55,10 @@ METRICS: dict[str, Callable] = {
     "melody-lstm": _melody_metrics,
     "wavenet": _melody_metrics,
 }
-# measured with the n-gram's order chosen on validation data: 3.6%, 5.4% and 8.6% below it; the
-# strict xfail turns into a failure (remove the name then) once a retrained model meets the goal
-GOAL_NOT_MET_YET = {"char-lstm", "chord-lstm", "wavenet"}
+# measured with the n-gram's order chosen on validation data: 3.6% and 5.4% below it (wavenet,
+# retrained: 16.6%); the strict xfail turns into a failure (remove the name then) once a retrained
+# model meets the goal
+GOAL_NOT_MET_YET = {"char-lstm", "chord-lstm"}
 
 
 @functools.cache

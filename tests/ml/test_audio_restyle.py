@@ -107,11 +107,11 @@ def test_train_save_load_and_restyle(tmp_path: Path) -> None:
     x = audio[0][:50000]
     y = model.restyle(x)
     assert y.shape == x.shape and np.all(np.isfinite(y))
-    assert float(np.max(np.abs(y))) == pytest.approx(float(np.max(np.abs(x))), rel=1e-4)
+    assert 0 < float(np.max(np.abs(y))) <= float(np.max(np.abs(x))) * (1 + 1e-5)
     assert model.restyle(np.zeros(0, np.float32)).shape == (0,)
     seen: list[tuple[int, int]] = []
     model.restyle(x, progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1][0] == seen[-1][1] >= 2  # overlapping windows, reported as they finish
+    assert seen[-1][0] == seen[-1][1] >= 1  # windows, reported as they finish
     with pytest.raises(GenerationError, match="cancelled"):
         model.restyle(x, cancelled=lambda: True)
     # a second run goes on from the saved weights and never ends worse than it started
@@ -128,6 +128,34 @@ def test_train_save_load_and_restyle(tmp_path: Path) -> None:
     cpath.write_text(json.dumps(bad))
     with pytest.raises(CheckpointError, match="tiny"):
         load_model(path)
+
+
+def test_the_training_lsd_is_the_evaluation_metric_of_restyled_output() -> None:
+    """The lsd loss on a network's pictures equals ``log_spectral_distance`` of what ``restyle``
+    would make of them (mean removed, peak matched), in both layouts; training with it runs and
+    keeps its best validation value."""
+    rng = np.random.default_rng(4)
+    t = np.arange(rs.WINDOW) / 16000
+    target = (0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-2 * t)).astype(np.float32)
+    other = (0.3 * np.sign(np.sin(2 * np.pi * 330 * t)) + 0.02 * rng.standard_normal(rs.WINDOW)).astype(
+        np.float32
+    )
+    for layout in ("hilbert", "linear"):
+        pics = rs.to_pictures(np.stack([other, target]), layout)
+        back = rs.pictures_to_samples(pics, layout)
+        np.testing.assert_allclose(back.numpy(), np.stack([other, target]), atol=1e-6)
+        loss = float(rs.lsd_loss(back[:1], torch.from_numpy(target)[None]))
+        made = other - other.mean()
+        made = made * (np.abs(target).max() / np.abs(made).max())
+        assert loss == pytest.approx(log_spectral_distance(made, target), rel=1e-4)
+        assert float(rs.lsd_loss(back[1:], torch.from_numpy(target)[None])) < 0.01
+    torch.set_num_threads(1)
+    audio = [rng.uniform(-0.5, 0.5, 70000).astype(np.float32) for _ in range(2)]
+    config = rs.RestyleConfig(layout="hilbert", widths=(2, 2, 2, 2))
+    _, report = rs.train_autoencoder(config, audio, audio[:1], seconds=0.5, batch=2, eval_every=1, loss="lsd")
+    assert report.steps >= 1 and 0 < report.best_val_mse < 100  # dB, not a picture MSE
+    with pytest.raises(ValueError, match="unknown loss"):
+        rs.train_autoencoder(config, audio, audio[:1], seconds=0.1, loss="l1")
 
 
 RESTYLERS = [m for m in list_models(task="restyle")]
@@ -156,3 +184,33 @@ def test_shipped_restylers_are_verified_like_every_checkpoint(info, tmp_path: Pa
     copy.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="changed or damaged"):
         load_model(copy)
+
+
+class _SamePicture(torch.nn.Module):
+    """A stand-in network that returns its picture (to check the windowing arithmetic alone)."""
+
+    def __init__(self, layout: str) -> None:
+        super().__init__()
+        self.config = rs.RestyleConfig(layout=layout)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return img
+
+
+@pytest.mark.parametrize("layout", ["hilbert", "linear"])
+def test_windows_join_end_to_end_without_loss(layout: str) -> None:
+    """Through a network that changes nothing, restyling gives the audio back: windows cover every
+    sample once, their crossfades sum to one, each keeps its input's level."""
+    rng = np.random.default_rng(7)
+    x = (0.5 * np.sin(np.arange(150_000) * 0.05) + 0.05 * rng.standard_normal(150_000)).astype(np.float32)
+    y = rs.restyle(_SamePicture(layout), x)  # type: ignore[arg-type]
+    assert y.shape == x.shape
+    # each window loses its own mean (a few thousandths here), nothing else
+    np.testing.assert_allclose(y, x, atol=6e-3)
+    assert np.abs(y - x).mean() < 2e-3
+    # one window, mostly padding: its mean removed over the whole window, scaled to its peak
+    short = x[:1000]
+    r = np.concatenate([short, np.zeros(rs.WINDOW - 1000, np.float32)])
+    r = r - r.mean()
+    expected = (r * (np.abs(short).max() / np.abs(r).max()))[:1000]
+    np.testing.assert_allclose(rs.restyle(_SamePicture(layout), short), expected, atol=1e-5)  # type: ignore[arg-type]

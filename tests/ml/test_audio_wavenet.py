@@ -181,3 +181,95 @@ def test_cli_refuses_a_bad_value_with_one_line(tmp_path: Path) -> None:
     res = _run_cli(str(mid), "-o", str(tmp_path / "x.wav"), "--model", "melody-lstm")
     assert res.returncode != 0 and "does not continue raw audio" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def _model(net: rw.AudioWaveNet) -> rw.AudioWaveNetModel:
+    return rw.AudioWaveNetModel("random", {}, Path("random"), net)
+
+
+def test_the_stream_is_the_continuation_in_blocks_with_a_looped_condition() -> None:
+    """Blocks of the stream joined are ``continue_audio``'s samples; a looped condition equals
+    stepping the queues by hand frame by frame; a cancel stops before the next block."""
+    net = _random_net(scale=1.0)
+    cfg, m = net.cfg, _model(net)
+    rng = np.random.default_rng(2)
+    seed = rng.uniform(-0.5, 0.5, 700).astype(np.float32)
+    roll = (rng.random((700 // cfg.hop + 2, cfg.cond_dim)) < 0.2).astype(np.float32)
+    loop = (rng.random((3, cfg.cond_dim)) < 0.3).astype(np.float32)  # 3 frames, looped
+    blocks = list(m.stream_audio(seed, roll, 1000, hold=loop, seed_rng=5, block=300))
+    assert [len(b) for b in blocks] == [300, 300, 300, 100]
+    joined = np.concatenate(blocks)
+    np.testing.assert_array_equal(joined, m.continue_audio(seed, roll, 1000, hold=loop, seed_rng=5))
+    # by hand: the same queues, the loop's frame (k // hop) % 3 for sample k
+    fast = rw.FastAudioWaveNet(net)
+    first = max(0, len(seed) - cfg.receptive_field)
+    frame = np.minimum((np.arange(first, len(seed)) + 1) // cfg.hop, len(roll) - 1)
+    logits = fast.prefill(rw.mu_law_encode(seed[first:]), roll[frame])
+    r = np.random.default_rng(5)
+    by_hand = []
+    for k in range(1000):
+        if k % cfg.hop == 0:
+            fast.set_condition(loop[(k // cfg.hop) % 3])
+        q = rw.sample_logits(logits, r)
+        by_hand.append(q)
+        logits = fast.step(q)
+    np.testing.assert_array_equal(joined, rw.mu_law_decode(np.array(by_hand)))
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    stream = m.stream_audio(seed, roll, 10_000, hold=loop, cancelled=cancelled, block=100)
+    assert len(next(stream)) == 100 and len(next(stream)) == 100
+    with pytest.raises(rw.GenerationError, match="cancelled"):
+        next(stream)
+
+
+def test_the_continuation_condition_is_the_sketch_last_bar() -> None:
+    cfg = rw.AudioWaveNetConfig()
+    # 120 bpm, 4/4: a bar is 2 s = 100 frames; bar 1: C E G quarters, bar 2: D F A C
+    pitches = [60, 64, 67, 64, 62, 65, 69, 72]
+    notes = [Note(i * 480, p, i * 480 + 400, 90) for i, p in enumerate(pitches)]
+    song = Song(
+        resolution=480, tracks=[Track(name="t", program=0, notes=notes)], tempos=[TempoChange(0, 500000)]
+    )
+    n = 4 * 8000  # the render: 4 s
+    roll = rw.piano_roll(song, cfg, n)
+    cond = rw.last_bar_condition(song, roll, cfg, n)
+    assert cond.shape == (100, cfg.cond_dim)
+    np.testing.assert_array_equal(cond, roll[100:200])
+    assert set(np.flatnonzero(cond.any(axis=0)) + 36) == {62, 65, 69, 72}
+    # a sketch whose last bar starts no note: its last sounding notes, held
+    held_song = Song(
+        resolution=480,
+        tracks=[Track(name="t", program=0, notes=[Note(0, 60, 3840, 90)])],
+        tempos=[TempoChange(0, 500000)],
+    )
+    roll2 = rw.piano_roll(held_song, cfg, n)
+    held = rw.last_bar_condition(held_song, roll2, cfg, n)
+    assert held.shape == (1, cfg.cond_dim) and set(np.flatnonzero(held[0]) + 36) == {60}
+    # the first 1.4 s (1344 ticks) of the song: a note sounding at the cut ends there, later ones gone
+    cut = rw.cut_song(song, 1.4)
+    assert [(x.start_tick, x.end_tick) for x in cut.tracks[0].notes] == [(0, 400), (480, 880), (960, 1344)]
+
+
+def test_pitch_statistics_count_the_diatonic_pitch_classes() -> None:
+    from musicgen_app.ml.keys import Key
+
+    stats = rw.pitch_stats([60, 62, 61, 71, 70], Key(0, "major"), 2.0)
+    assert stats == {"notes": 5, "notes_per_second": 2.5, "in_key": 0.6}
+    # A minor: G# (the raised 7th) counts as out of key, strictly
+    assert rw.pitch_stats([68, 69], Key(9, "minor"), 1.0)["in_key"] == 0.5
+    assert rw.pitch_stats([], Key(0, "major"), 1.0)["in_key"] is None
+
+
+def test_the_shipped_model_card_names_paper_004() -> None:
+    from musicgen_app.ml.registry import list_models
+
+    infos = {m.name: m for m in list_models(task=None)}
+    info = infos["audio-wavenet"]
+    assert info.seed_paper == "004" and info.card["family"] == rw.FAMILY
+    assert info.card["config"]["sample_rate"] == 8000
+    c = info.card["metrics"]["continuations"]
+    assert c["sketches"] == 20 and len(c["pieces"]) == 20

@@ -26,7 +26,7 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QGridLayout, QLabel, QScrollBar, QSizePolicy, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollBar, QSizePolicy, QVBoxLayout, QWidget
 
 from musicgen_app.core.edits import set_velocity
 from musicgen_app.core.gm import is_drum_track
@@ -35,6 +35,7 @@ from musicgen_app.errors import EditError
 from musicgen_app.gui.document import Document
 from musicgen_app.gui.drums import DRUM_KEYBOARD_WIDTH, paint_drum_keys
 from musicgen_app.gui.piano_roll import render
+from musicgen_app.gui.piano_roll.chord_lane import ChordLane
 from musicgen_app.gui.piano_roll.geometry import PITCHES, RollGeometry, snap_ticks
 from musicgen_app.gui.piano_roll.tools import TOOLS, Tool
 from musicgen_app.gui.track_header import track_colour
@@ -753,7 +754,7 @@ class VelocityLane(QWidget):
 
 
 class PianoRollView(QWidget):
-    """Ruler, keyboard, canvas, velocity lane and scroll bars sharing one geometry."""
+    """Chord lane, ruler, keyboard, canvas, velocity lane and scroll bars sharing one geometry."""
 
     def __init__(self, doc: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -762,6 +763,7 @@ class PianoRollView(QWidget):
         self.canvas = PianoRollCanvas(doc, g, self)
         self.keyboard = KeyboardStrip(g, self)
         self.ruler = Ruler(self.canvas, self)
+        self.chord_lane = ChordLane(self.canvas, self)
         self.velocity = VelocityLane(self.canvas, self)
         self.velocity_label = VelocityLabel(self)
         self.velocity.label = self.velocity_label
@@ -770,7 +772,13 @@ class PianoRollView(QWidget):
         lay = QGridLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        lay.addWidget(self.ruler, 0, 1)
+        top = QWidget(self)  # the chord lane above the ruler
+        top_lay = QVBoxLayout(top)
+        top_lay.setContentsMargins(0, 0, 0, 0)
+        top_lay.setSpacing(0)
+        top_lay.addWidget(self.chord_lane)
+        top_lay.addWidget(self.ruler)
+        lay.addWidget(top, 0, 1)
         lay.addWidget(self.keyboard, 1, 0)
         lay.addWidget(self.canvas, 1, 1)
         lay.addWidget(self.vbar, 1, 2)
@@ -832,7 +840,7 @@ class PianoRollView(QWidget):
             self.vbar.setValue(int(g.scroll_y))
         finally:
             self._syncing = False
-        for w in (self.ruler, self.keyboard, self.velocity, self.canvas):
+        for w in (self.ruler, self.chord_lane, self.keyboard, self.velocity, self.canvas):
             w.update()
         self.log_geometry()
 

@@ -10,8 +10,9 @@ the skip stream, then ReLU, 1x1, ReLU, 1x1 and a softmax over the 256 values.
 Conditioning is local (paper 004, section 2.5): the piano roll of the MIDI being played (MIDI
 pitches 36..96, one frame every 20 ms) is projected once per frame to every layer's gate input and
 held over the frame's samples (upsampling by repetition). For training, the roll is that of the
-MIDI each dataset render was made from; for a continuation, the sketch's last sounding notes are
-held (:func:`held_condition`), so the continuation keeps to the sketch's pitches and key.
+MIDI each dataset render was made from; for a continuation, the piano roll of the sketch's last
+bar is looped (:func:`last_bar_condition`), so the continuation keeps to the sketch's pitches,
+key and pulse (holding one frame gave continuations without onsets).
 
 Generation uses fast WaveNet generation: per-layer queues of past inputs, so each new sample costs
 one kernel-2 step per layer (numpy matrix-vector products), see :class:`FastAudioWaveNet`.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ CLASSES = 256
 MU = CLASSES - 1
 PITCH_LO, PITCH_HI = 36, 96  # conditioning pitches, inclusive
 FRAME_SECONDS = 0.02
+BLOCK = 400  # samples generated between two looks at cancel (50 ms at 8 kHz)
 
 
 def mu_law_encode(x: np.ndarray) -> np.ndarray:
@@ -233,8 +235,13 @@ class FastAudioWaveNet:
 
     def set_condition(self, frame: np.ndarray) -> None:
         """Hold the piano-roll frame ``frame`` (P,) from the next step on."""
-        proj = np.asarray(frame, dtype=np.float32) @ self.cond_w + self.cond_b
-        self.cond = list(proj.reshape(len(self.taps), 2 * self.C))
+        self.cond = self.project(np.asarray(frame)[None])[0]
+
+    def project(self, frames: np.ndarray) -> list[list[np.ndarray]]:
+        """Piano-roll frames (F, P) as every layer's gate inputs: F lists of L arrays (2C,), each
+        ready to be :attr:`cond`."""
+        proj = np.asarray(frames, dtype=np.float32) @ self.cond_w + self.cond_b  # (F, L*2C)
+        return [list(row.reshape(len(self.taps), 2 * self.C)) for row in proj]
 
     def _head(self, skips: np.ndarray) -> np.ndarray:
         (w1, b1), (w2, b2) = self.out1, self.out2
@@ -330,16 +337,45 @@ class AudioWaveNetModel:
         temperature: float = 1.0,
         cancelled: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """``n_samples`` new samples (float32, -1..1) after ``seed`` (mono at the model's rate).
+        """``n_samples`` new samples (float32, -1..1) after ``seed`` (mono at the model's rate): the
+        blocks of :meth:`stream_audio` joined."""
+        blocks = self.stream_audio(
+            seed,
+            seed_roll,
+            n_samples,
+            hold=hold,
+            seed_rng=seed_rng,
+            temperature=temperature,
+            cancelled=cancelled,
+        )
+        return np.concatenate([np.zeros(0, dtype=np.float32), *blocks])
 
-        ``seed_roll`` (frames, P): the seed's piano roll (None: ``hold`` over the seed too);
-        ``hold`` (P,): the condition held over the continuation (default: the roll's last
-        sounding frame). ``cancelled()`` is polled every 1,000 samples."""
+    def stream_audio(
+        self,
+        seed: np.ndarray,
+        seed_roll: np.ndarray | None,
+        n_samples: int,
+        *,
+        hold: np.ndarray | None = None,
+        seed_rng: int = 0,
+        temperature: float = 1.0,
+        cancelled: Callable[[], bool] | None = None,
+        block: int = BLOCK,
+    ) -> Iterator[np.ndarray]:
+        """The continuation as it is generated: blocks of ``block`` samples (float32, -1..1; the
+        last may be shorter), ``n_samples`` in all.
+
+        ``seed_roll`` (frames, P): the seed's piano roll (None: ``hold``'s first frame over the
+        seed); ``hold``: the continuation's condition, one frame (P,) held throughout or frames
+        (F, P) played in a loop (default: the roll's last sounding frame, held).
+        ``cancelled()`` is polled before every block; when it answers True the stream raises
+        :class:`GenerationError` (so a cancel takes at most one block)."""
         cfg = self.network.cfg
         if seed_roll is None and hold is None:
             raise GenerationError("a continuation needs the sketch's notes or a held condition")
         if hold is None:
             hold = held_condition(seed_roll)  # type: ignore[arg-type]
+        frames = np.atleast_2d(np.asarray(hold, dtype=np.float32))  # (F, P)
         seed = np.asarray(seed, dtype=np.float32)
         first = max(0, len(seed) - cfg.receptive_field)  # only the last receptive field matters
         if seed_roll is not None:
@@ -347,20 +383,55 @@ class AudioWaveNetModel:
             frame = np.minimum((np.arange(first, len(seed)) + 1) // cfg.hop, len(seed_roll) - 1)
             cond = seed_roll[frame]
         else:
-            cond = np.repeat(hold[None], len(seed) - first, axis=0)
+            cond = np.repeat(frames[:1], len(seed) - first, axis=0)
         seed = seed[first:]
         fast = FastAudioWaveNet(self.network)
         logits = fast.prefill(mu_law_encode(seed), cond)
-        fast.set_condition(hold)
+        projected = fast.project(frames)
+        hop = cfg.hop
         rng = np.random.default_rng(seed_rng)
-        out = np.empty(n_samples, dtype=np.int64)
-        for t in range(n_samples):
-            q = sample_logits(logits, rng, temperature)
-            out[t] = q
-            logits = fast.step(q)
-            if cancelled is not None and t % 1000 == 999 and cancelled():
+        for start in range(0, n_samples, block):
+            if cancelled is not None and cancelled():
                 raise GenerationError("the continuation was cancelled")
-        return mu_law_decode(out)
+            out = np.empty(min(block, n_samples - start), dtype=np.int64)
+            for t in range(len(out)):
+                if (start + t) % hop == 0:
+                    fast.cond = projected[((start + t) // hop) % len(projected)]
+                q = sample_logits(logits, rng, temperature)
+                out[t] = q
+                logits = fast.step(q)
+            yield mu_law_decode(out)
+
+
+def sketch_seed(
+    song: Any, cfg: AudioWaveNetConfig, render: Callable[[Any, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A MIDI sketch as the model's seed: ``(audio, roll, condition)``: its render on piano (mono,
+    the model's rate; ``render(song, rate)`` is FluidSynth's, handed in by the caller), its piano
+    roll and the continuation's condition (:func:`last_bar_condition`)."""
+    from musicgen_app.ml.audio.dataset import with_program
+
+    rendered = np.asarray(render(with_program(song, 0), cfg.sample_rate), dtype=np.float32)
+    audio = rendered.mean(axis=1) if rendered.ndim == 2 else rendered
+    roll = piano_roll(song, cfg, len(audio))
+    return audio, roll, last_bar_condition(song, roll, cfg, len(audio))
+
+
+def last_bar_condition(song: Any, roll: np.ndarray, cfg: AudioWaveNetConfig, n_samples: int) -> np.ndarray:
+    """The continuation's condition: the piano-roll frames of the sketch's last bar (the bar's
+    length at the tempo and meter where the sketch ends, counted back from its end), to be looped,
+    so the continuation keeps the sketch's pitches, key and pulse; the last sounding frame alone
+    (held) when that bar starts no note."""
+    end_s = n_samples / cfg.sample_rate
+    end_tick = round(song.seconds_to_tick(end_s))
+    start_tick = max(0, end_tick - song.ticks_per_bar(max(0, end_tick - 1)))
+    a = int(song.tick_to_seconds(start_tick) / cfg.frame_seconds)
+    b = min(len(roll), max(a + 1, round(end_s / cfg.frame_seconds)))
+    bar = roll[a:b]
+    onsets = np.diff(np.vstack([roll[max(0, a - 1) : a] if a else np.zeros((1, roll.shape[1])), bar]), axis=0)
+    if len(bar) < 2 or not (onsets > 0).any():
+        return held_condition(roll)[None]
+    return bar.copy()
 
 
 def config_from_card(card: dict, name: str) -> AudioWaveNetConfig:
@@ -413,8 +484,8 @@ def new_card(cfg: AudioWaveNetConfig, name: str) -> dict:
             f"{cfg.receptive_field} samples = {1000 * cfg.receptive_field / cfg.sample_rate:.0f} ms), "
             "gated tanh x sigmoid units, residual and skip connections, softmax over 256 values. "
             f"Local conditioning on the piano roll (MIDI {cfg.pitch_lo}..{cfg.pitch_hi}, "
-            f"{1000 * cfg.frame_seconds:.0f} ms frames) projected into every gate; a continuation holds "
-            "the sketch's last sounding notes. Generates with per-layer queues (fast WaveNet "
+            f"{1000 * cfg.frame_seconds:.0f} ms frames) projected into every gate; a continuation loops "
+            "the piano roll of the sketch's last bar. Generates with per-layer queues (fast WaveNet "
             "generation: one step per layer per sample, numpy)."
         ),
         "config": {**asdict(cfg), "dilations": list(cfg.dilations), "receptive_field": cfg.receptive_field},
@@ -668,4 +739,62 @@ def real_time_factor(model: AudioWaveNetModel, seconds: float = 1.0) -> dict:
         "audio_seconds": seconds,
         "wall_seconds": round(wall, 3),
         "real_time_factor": round(wall / seconds, 3),
+    }
+
+
+# -- what the continuations contain -------------------------------------------------------------------------
+def cut_song(song: Any, seconds: float) -> Any:
+    """The first ``seconds`` of ``song``: notes starting before the cut, ended at it."""
+    from musicgen_app.core.song import Note
+
+    cut = round(song.seconds_to_tick(seconds))
+    out = song.copy()
+    for t in out.tracks:
+        t.notes = [
+            Note(n.start_tick, n.pitch, min(n.end_tick, cut), n.velocity, n.channel)
+            for n in t.notes
+            if n.start_tick < cut
+        ]
+    return out
+
+
+def held_out_sketches(ds: Any, count: int, seconds: float) -> list[tuple[str, Any, Any]]:
+    """``count`` sketches no training or validation audio came from: ``(id, sketch, piece)``, the
+    sketch being the piece's first ``seconds``. The dataset's test pieces come first, then pieces of
+    the same corpora the dataset never rendered (chorales after its first ones in name order, Essen
+    tunes off its stride), alternating chorales and melodies; pieces shorter than the sketch plus
+    two seconds are skipped."""
+    from musicgen_app.ml.audio import dataset as ads
+
+    used = {p["id"] for p in ds.pieces}
+    songs = piece_songs(ds)
+    out = [(ds.pieces[i]["id"], songs[ds.pieces[i]["id"]]) for i in ds.split("test")]
+    counts = ds.stats()["by_source"]
+    chorales = [p for p in ads.chorale_pieces(counts["chorales"] + count) if p.id not in used]
+    essen = [p for p in ads.essen_pieces(counts["essen"] + 2 * count) if p.id not in used]
+    for a, b in zip(chorales, essen, strict=False):
+        out += [(a.id, a.song), (b.id, b.song)]
+    picked = [(i, cut_song(s, seconds), s) for i, s in out if s.duration_seconds >= seconds + 2.0]
+    if len(picked) < count:
+        raise GenerationError(f"only {len(picked)} held-out pieces are long enough for {count} sketches")
+    return picked[:count]
+
+
+def key_of_song(song: Any) -> Any:
+    """The song's key (Krumhansl-Schmuckler over its notes, weighted by duration)."""
+    from musicgen_app.ml.keys import estimate_key
+
+    notes = [n for t in song.tracks if not getattr(t, "is_drum", False) for n in t.notes]
+    return estimate_key([n.pitch for n in notes], [n.end_tick - n.start_tick for n in notes])
+
+
+def pitch_stats(pitches: Sequence[int], key: Any, seconds: float) -> dict:
+    """Notes per second and the share of the notes whose pitch class is in ``key``'s seven diatonic
+    pitch classes (strictly: a minor key's raised 6th and 7th count as out of key; chance is 7/12)."""
+    scale = key.diatonic_pcs()
+    n = len(pitches)
+    return {
+        "notes": n,
+        "notes_per_second": round(n / seconds, 3),
+        "in_key": round(sum(p % 12 in scale for p in pitches) / n, 4) if n else None,
     }

@@ -9,8 +9,8 @@ decoder knows how to rebuild piano sound; other instruments' sound is pulled tow
 
 Audio goes in as 65,536-sample windows (4.1 s at 16 kHz) laid out by :mod:`.hilbert`
 (``layout="hilbert"``, the paper's) or row by row (``layout="linear"``, the baseline of the
-same size). :func:`restyle` runs any length through overlapping windows (half a window apart,
-Hann-weighted so they sum to one) and gives the result the input's peak level.
+same size). :func:`restyle` runs any length through windows end to end (a short crossfade
+between them), each scaled to its input's peak as in training.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,9 @@ def from_pictures(img: torch.Tensor, layout: str) -> np.ndarray:
     return hilbert.decode(img.detach().squeeze(1).numpy().astype(np.float32) * 2.0 - 1.0, layout)
 
 
+FADE = 512  # samples two neighbouring windows share (a raised-cosine crossfade, 32 ms at 16 kHz)
+
+
 def restyle(
     model: HilbertAutoencoder,
     audio: np.ndarray,
@@ -131,21 +135,31 @@ def restyle(
     cancelled: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """``audio`` (mono, the model's sample rate, -1..1) through the autoencoder; same length, same peak.
+    """``audio`` (mono, the model's sample rate, -1..1) through the autoencoder; same length, its
+    peak at most the input's.
 
-    Windows overlap by half and are Hann-weighted (they sum to one), so window edges do not click.
+    Each window is restyled as the network was trained: its output's mean removed and scaled to
+    the input window's peak (no level is imposed on the whole afterwards: a network may put its
+    window's peak in a few edge samples, and the level of the rest follows from it, as in
+    training). Windows follow each other end to end, sharing only :data:`FADE` samples of
+    raised-cosine crossfade (which also fades such edge samples out): a window's output need not
+    keep the input's phase (the log-spectral loss does not ask for it), and where the same samples
+    sit in two windows at different places on the curve (the Hilbert layout turns and mirrors its
+    quadrants) their outputs differ in phase, so a wide overlap-add would cancel them.
     ``cancelled()`` is checked between batches (GenerationError("cancelled") when true).
     """
     x = np.asarray(audio, dtype=np.float32).ravel()
     n = len(x)
     if n == 0:
         return x.copy()
-    win, hop = model.config.window, model.config.window // 2
-    count = math.ceil(n / hop) + 1
-    padded = np.zeros((count + 1) * hop, dtype=np.float32)
-    padded[hop : hop + n] = x
+    win = model.config.window
+    fade = min(FADE, win // 4)
+    hop = win - fade
+    count = max(1, math.ceil((n - fade) / hop))
+    padded = np.zeros(count * hop + fade, dtype=np.float32)
+    padded[:n] = x
     starts = np.arange(count) * hop
-    weight = np.sin(np.pi * np.arange(win) / win) ** 2  # periodic Hann: overlaps at hop sum to 1
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(np.float32)  # 0 -> 1
     out = np.zeros_like(padded)
     model.eval()
     done = 0
@@ -157,16 +171,56 @@ def restyle(
             windows = np.stack([padded[s : s + win] for s in idx])
             restyled = from_pictures(model(to_pictures(windows, model.config.layout)), model.config.layout)
             restyled -= restyled.mean(axis=1, keepdims=True)  # the sigmoid's small offset
+            peaks = np.abs(restyled).max(axis=1, keepdims=True)
+            restyled *= np.abs(windows).max(axis=1, keepdims=True) / np.maximum(peaks, 1e-9)
             for s, r in zip(idx, restyled, strict=True):
-                out[s : s + win] += r * weight
+                w = np.ones(win, dtype=np.float32)
+                if s > 0:
+                    w[:fade] = ramp
+                if s + hop < count * hop:
+                    w[-fade:] = ramp[::-1]
+                out[s : s + win] += r * w
             done += len(idx)
             if progress is not None:
                 progress(done, count)
-    y = out[hop : hop + n]
-    peak_in, peak_out = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
-    if peak_out > 0:
-        y = y * np.float32(peak_in / peak_out)
-    return y.astype(np.float32)
+    return out[:n].astype(np.float32)
+
+
+# -- the log-spectral loss ---------------------------------------------------------------------------
+LOSSES = ("mse", "lsd")
+
+
+@lru_cache(maxsize=4)
+def _sample_order(layout: str, window: int) -> np.ndarray:
+    """For each sample of a window, its flat position in the picture (``decode`` as a gather)."""
+    where = hilbert.encode(np.arange(window, dtype=np.int64), layout).ravel()  # position -> sample
+    return np.argsort(where)
+
+
+def pictures_to_samples(img: torch.Tensor, layout: str) -> torch.Tensor:
+    """(B, 1, S, S) pictures in 0..1 -> (B, WINDOW) samples in -1..1, differentiably."""
+    flat = img.reshape(img.shape[0], -1)
+    return flat[:, torch.from_numpy(_sample_order(layout, flat.shape[1]))] * 2.0 - 1.0
+
+
+def lsd_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The evaluation's log-spectral distance (:mod:`.metrics`: 512-sample Hann frames, hop 256,
+    -80 dB floor), in torch, of ``out`` made as :func:`restyle` makes it (mean removed, scaled to
+    the target's peak) against ``target``; both (B, T) samples. Mean over windows and frames, dB."""
+    from musicgen_app.ml.audio.metrics import FLOOR_DB, FRAME, HOP
+
+    out = out - out.mean(dim=1, keepdim=True)
+    peak_t = target.abs().amax(dim=1, keepdim=True)
+    out = out * (peak_t / out.abs().amax(dim=1, keepdim=True).clamp_min(1e-6))
+    w = torch.from_numpy(np.hanning(FRAME).astype(np.float32))
+
+    def db(x: torch.Tensor) -> torch.Tensor:
+        frames = x.unfold(1, FRAME, HOP) * w  # (B, F, FRAME)
+        power = torch.fft.rfft(frames, dim=-1).abs().square() / float(w.sum()) ** 2
+        return 10.0 * torch.log10(power.clamp_min(10.0 ** (FLOOR_DB / 10.0)))
+
+    diff = db(out) - db(target)
+    return torch.sqrt(diff.square().mean(dim=-1) + 1e-6).mean()
 
 
 # -- checkpoints -------------------------------------------------------------------------------------
@@ -242,7 +296,8 @@ def new_card(config: RestyleConfig, name: str) -> dict:
                 else "row by row (the baseline layout, not the paper's)"
             )
             + ", scaled to 0..1. Trained on piano renders only, so that other instruments come out "
-            "closer to piano; restyling runs overlapping windows (half a window apart, Hann-weighted)."
+            "closer to piano; restyling runs windows end to end (32 ms crossfades), each scaled to its "
+            "input's peak."
         ),
         "config": {**asdict(config), "widths": list(config.widths)},
         "parameters": parameter_count(config),
@@ -299,36 +354,62 @@ def train_autoencoder(
     eval_every: int = 50,
     log: Callable[[str], None] | None = None,
     start: HilbertAutoencoder | None = None,
+    loss: str = "mse",
 ) -> tuple[HilbertAutoencoder, TrainReport]:
-    """Train on random piano windows for ``seconds`` of wall time (Adam, MSE on the 0..1 pictures).
+    """Train on random piano windows for ``seconds`` of wall time (Adam). ``loss``: ``"mse"`` on the
+    0..1 pictures (the paper's), or ``"lsd"``: the evaluation's log-spectral distance between the
+    decoded output (mean removed, peak matched, as restyling does) and the input window.
 
     Paper 002 saw Adam's loss jump up suddenly and kept its best model; we keep the weights with
     the best validation loss, clip gradients, and halve the learning rate after a jump. ``start``:
-    go on from these weights (a second run). Returns the best network and a report."""
+    go on from these weights (a second run). Returns the best network and a report (its
+    ``best_val_mse`` holds the validation value of ``loss``)."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r} (choose from {', '.join(LOSSES)})")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = HilbertAutoencoder(config)
     if start is not None:
         net.load_state_dict(start.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    val_pics = to_pictures(fixed_windows(val, config.window), config.layout)
-    best = (_mse(net, val_pics) if start is not None else math.inf, _copy(net))
+    val_windows = fixed_windows(val, config.window)
+    val_pics = to_pictures(val_windows, config.layout)
+
+    def objective(out: torch.Tensor, pics: torch.Tensor, windows: np.ndarray) -> torch.Tensor:
+        if loss == "mse":
+            return nn.functional.mse_loss(out, pics)
+        return lsd_loss(pictures_to_samples(out, config.layout), torch.from_numpy(windows))
+
+    def validate() -> float:
+        net.eval()
+        with torch.no_grad():
+            parts = [
+                (
+                    float(objective(net(val_pics[b : b + 8]), val_pics[b : b + 8], val_windows[b : b + 8])),
+                    len(val_pics[b : b + 8]),
+                )
+                for b in range(0, len(val_pics), 8)
+            ]
+        return sum(v * n for v, n in parts) / sum(n for _, n in parts)
+
+    best = (validate() if start is not None else math.inf, _copy(net))
     history: list[tuple[int, float, float]] = []
     t0 = time.monotonic()
     step = 0
     running: list[float] = []
     while time.monotonic() - t0 < seconds:
         net.train()
-        pics = to_pictures(random_windows(train, batch, rng, config.window), config.layout)
-        loss = nn.functional.mse_loss(net(pics), pics)
+        windows = random_windows(train, batch, rng, config.window)
+        pics = to_pictures(windows, config.layout)
+        value = objective(net(pics), pics, windows)
         opt.zero_grad()
-        loss.backward()
+        value.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
-        running.append(loss.item())
+        running.append(value.item())
         if step % eval_every == 0 or time.monotonic() - t0 >= seconds:
-            v = _mse(net, val_pics)
+            v = validate()
             tr = float(np.mean(running))
             running = []
             history.append((step, round(tr, 7), round(v, 7)))
@@ -339,7 +420,7 @@ def train_autoencoder(
                 for g in opt.param_groups:
                     g["lr"] *= 0.5
             if log is not None:
-                log(f"step {step} ({time.monotonic() - t0:.0f} s): train mse {tr:.6f}, val mse {v:.6f}")
+                log(f"step {step} ({time.monotonic() - t0:.0f} s): train {loss} {tr:.6f}, val {loss} {v:.6f}")
     net.load_state_dict(best[1])
     net.eval()
     return net, TrainReport(step, round(time.monotonic() - t0, 1), round(best[0], 7), history)
@@ -347,16 +428,6 @@ def train_autoencoder(
 
 def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: t.detach().clone() for k, t in net.state_dict().items()}
-
-
-def _mse(net: HilbertAutoencoder, pics: torch.Tensor, batch: int = 8) -> float:
-    net.eval()
-    total = 0.0
-    with torch.inference_mode():
-        for b in range(0, len(pics), batch):
-            x = pics[b : b + batch]
-            total += float(nn.functional.mse_loss(net(x), x, reduction="sum"))
-    return total / pics.numel()
 
 
 def save_restyler(net: HilbertAutoencoder, card: dict, name_or_path: str | Path) -> Path:

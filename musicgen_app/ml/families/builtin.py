@@ -443,6 +443,8 @@ def register_all() -> None:
         register(fam)
     for key, module, attr in (
         ("melody-fim", "musicgen_app.ml.melody_fim", "load_melody_fim"),
+        ("accompany", "musicgen_app.ml.accompany", "load_accompany"),
+        ("accompany-chords", "musicgen_app.ml.accompany", "load_chord_model"),
         ("audio-restyle", "musicgen_app.ml.audio.restyle", "load_restyler"),
         ("audio-wavenet", "musicgen_app.ml.audio.raw_wavenet", "load_audio_wavenet"),
     ):

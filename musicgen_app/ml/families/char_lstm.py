@@ -10,7 +10,8 @@ to the nearest 16th. Tunes are separated by a newline. The vocabulary is the 13 
 Network (as in the paper): character embedding -> 2 stacked LSTM layers -> softmax over characters.
 Generation is character by character; sampling is kept to well-formed text (digits where a number
 goes, a separator once it has at least one digit), and a note is streamed as soon as its
-duration field is complete.
+next field is complete (on a single line a note longer than the step to the next one is cut
+there: held on, it sounded under the next note, two notes at once on a melody).
 
 The paper trained on classical piano (Beethoven, Mozart) and video-game tracks it had prepared by
 hand; we have no such files in the app, and the paper's encoding is monophonic in practice (one
@@ -84,7 +85,7 @@ def char_lstm_config() -> TokenLSTMConfig:
 
 # -- streaming ----------------------------------------------------------------------------------------
 class CharEngine(StreamEngine):
-    """Samples characters; a note is streamed when its duration field ends."""
+    """Samples characters; a note is streamed when its next field ends."""
 
     def __init__(self, model: TokenLSTM) -> None:
         self.model = model
@@ -119,6 +120,8 @@ class CharEngine(StreamEngine):
         self.field, self.digits = 0, ""
         self.values: list[int] = []
         self.key_pcs = ctx.allowed_pcs(sampling.key_lock, self.shift)
+        self.line = ctx.voice_cap(sampling.voices) == 1  # a note ends where the next one starts
+        self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
 
     @property
     def position(self) -> int:
@@ -135,18 +138,30 @@ class CharEngine(StreamEngine):
         self.values.append(int(self.digits or "0"))
         self.digits = ""
         done = []
-        if self.field == 1:  # pitch and duration known: the note is complete
+        if self.field == 1:  # pitch and duration known
             pitch = fit_register(self.values[0])
             if self.key_pcs and pitch % 12 not in self.key_pcs:  # the key lock: nearest allowed pitch
                 pitch = min((q for q in range(pitch - 6, pitch + 7) if q % 12 in self.key_pcs),
                             key=lambda q: (abs(q - pitch), q))  # fmt: skip
-            length = max(1, round(self.values[1] / MS_PER_STEP))
-            done.append(StepNote(self.pos, length, pitch - self.shift))
-        if self.field == 2:
-            self.pos += max(1, round(self.values[2] / MS_PER_STEP))
+            self.pending = (pitch, max(1, round(self.values[1] / MS_PER_STEP)))
+        if self.field == 2:  # and the step to the next note: the note is complete
+            step = max(1, round(self.values[2] / MS_PER_STEP))
+            if self.pending is not None:
+                pitch, length = self.pending
+                if self.line:  # a note longer than the step to the next one would sound under it
+                    length = min(length, step)
+                done.append(StepNote(self.pos, length, pitch - self.shift))
+                self.pending = None
+            self.pos += step
             self.values = []
         self.field = (self.field + 1) % 3
         return done
+
+    def flush(self) -> list[StepNote]:
+        if self.pending is None:
+            return []
+        pitch, length = self.pending
+        return [StepNote(self.pos, length, pitch - self.shift)]
 
 
 # -- training and evaluation -------------------------------------------------------------------------
@@ -204,7 +219,8 @@ def train_model(
     previous = maybe_resume(name, model, resume)
     g = torch.Generator().manual_seed(5)
     valid = [batch(g, vflat) for _ in range(6)]
-    res = train(model, _loss, batch, valid, TrainConfig(minutes=minutes, lr=3e-3, eval_every=100, patience=6))
+    lr = 2e-3 if resume else 3e-3  # a resumed run starts from trained weights (and a fresh optimizer)
+    res = train(model, _loss, batch, valid, TrainConfig(minutes=minutes, lr=lr, eval_every=100, patience=6))
     nll, acc, n, notes = text_nll(model, texts["test"])
     card = {
         "name": name,

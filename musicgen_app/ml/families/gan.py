@@ -16,18 +16,24 @@ before it:
   convolutions to sigmoid onset/sustain probabilities;
 * the **critic** D(bar, previous bar) is a plain CNN without normalisation, trained with the
   Wasserstein loss and gradient penalty (WGAN-GP, lambda 10, 5 critic steps per generator step).
-  The critic sees the generator's bars thresholded at 0.5 (straight-through gradients, as in
-  BinaryMuseGAN): with raw probabilities the generator stalled below the threshold.
+  The critic sees the generator's bars *sampled* cell by cell from its probabilities
+  (straight-through gradients, BinaryMuseGAN's stochastic binary neurons), and the generator's
+  loss adds the cross-entropy of its probabilities to the real bar (as pix2pix adds L1 to its
+  conditional GAN). The first generator, trained against bars cut at 0.5 and without that term,
+  parked every cell just under 0.5 and a few just above, whatever z said: on a single line it
+  looped one bar with two or three pitches (18% of held-out folk continuations passed the judge).
   Only the generator and its conditioner are shipped.
 
 Streaming: from the 16 frames before the continuation, one window of 16 frames is generated in
-one forward pass, decoded into onset/sustain states (key lock mask applied before thresholding),
+one forward pass, its cells drawn from the probabilities (log-odds divided by the temperature,
+which also scales the noise; near 0 the cells are cut at 0.5 and every seed gives the same take),
 and walked frame by frame; a note is emitted in the frame where its key stops, as in the frame
-LSTM. Temperature scales the noise (near 0: the generator's typical bar for that context, the same
-for every seed); the threshold stays at 0.5, where training cut the bars (a lower one let hundreds
-of faint cells through). A GAN has no likelihood: evaluation compares statistics of
-its continuations of held-out chorales with the real ones and with baselines
-(:func:`chorale_continuation_stats`).
+LSTM. On a single-line sketch each frame is decided jointly, as a line: whether a note starts,
+then which key, in proportion to its onset probability times Temperley's range profile around the
+sketch's central pitch (:func:`range_profile`). The key lock and the sketch's register
+(+- an octave) mask onsets before drawing. A GAN has no likelihood: evaluation compares
+statistics of its continuations of held-out chorales with the real ones and with baselines
+(:func:`chorale_continuation_stats`), and the judge (:mod:`musicgen_app.ml.judge`).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from torch import nn
 from musicgen_app.ml.families import pianoroll as pr
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
-from musicgen_app.ml.sampling import SamplingConfig, random_seed, require_finite
+from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, random_seed, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -276,14 +282,22 @@ class GanTrainConfig:
         0  # critic steps before the first generator step (a fresh critic, a trained generator)
     )
     max_steps: int = 0  # > 0: stop after this many generator steps (smoke runs, the contract test)
+    bce_weight: float = 100.0  # the reconstruction term (pix2pix's L1 + GAN; ours cross-entropy)
 
 
 def binarize(probs: torch.Tensor) -> torch.Tensor:
-    """0/1 bars in the forward pass with the sigmoid's gradient in the backward pass (a
-    straight-through deterministic binary neuron, as in BinaryMuseGAN): the critic sees notes that
-    are there or not, as in real bars, so the generator cannot hide in probabilities near 0.5."""
-    hard = (probs > 0.5).to(probs.dtype)
+    """0/1 bars drawn cell by cell from ``probs`` in the forward pass, with the sigmoid's gradient
+    in the backward pass (a straight-through *stochastic* binary neuron, BinaryMuseGAN's other
+    variant): the critic sees bars sampled as streaming samples them. The deterministic variant
+    (cut at 0.5) taught our first generator to park every cell just under 0.5 and put a few just
+    above it, whatever z said: probabilities with no meaning, and the same bar over and over."""
+    hard = (torch.rand_like(probs) < probs).to(probs.dtype)
     return hard + probs - probs.detach()
+
+
+def reconstruction(probs: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the generated probabilities against the real bar (per cell)."""
+    return nn.functional.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), real)
 
 
 def gradient_penalty(
@@ -322,7 +336,7 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
     history: list[dict] = []
     t0 = time.monotonic()
     step = 0
-    w_sum = gp_sum = g_sum = 0.0
+    w_sum = gp_sum = g_sum = rec_sum = 0.0
     gen.train()
     warmup = cfg.critic_warmup
     while time.monotonic() - t0 < cfg.minutes * 60 and not (cfg.max_steps and step >= cfg.max_steps):
@@ -338,21 +352,26 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
             opt_d.step()
         warmup = 0
         real, cond = train.sample(cfg.batch, rng)
-        loss_g = -critic(binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond)), cond).mean()
+        probs = gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond)
+        rec = reconstruction(probs, real)
+        loss_g = -critic(binarize(probs), cond).mean() + cfg.bce_weight * rec
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
         step += 1
-        w_sum, gp_sum, g_sum = (
+        w_sum, gp_sum, g_sum, rec_sum = (
             w_sum + float(wdist.detach()),
             gp_sum + float(gp.detach()),
             g_sum + float(loss_g.detach()),
+            rec_sum + float(rec.detach()),
         )
         if step % cfg.log_every == 0:
             gen.eval()
             with torch.no_grad():
-                vfake = binarize(gen(vz, vcond))
+                vprobs = gen(vz, vcond)
+                vfake = binarize(vprobs)
                 vw = float(critic(vreal, vcond).mean() - critic(vfake, vcond).mean())
+                vrec = float(reconstruction(vprobs, vreal))
             gen.train()
             n = cfg.log_every
             row = {
@@ -361,12 +380,14 @@ def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainCo
                 "critic_wdist": round(w_sum / n, 4),
                 "gp": round(gp_sum / n, 4),
                 "g_loss": round(g_sum / n, 4),
+                "bce": round(rec_sum / n, 5),
+                "valid_bce": round(vrec, 5),
                 "valid_wdist": round(vw, 4),
                 **{f"gen_{k}": v for k, v in bar_stats(vfake).items()},
             }
             history.append(row)
             logger.info("%s", row)
-            w_sum = gp_sum = g_sum = 0.0
+            w_sum = gp_sum = g_sum = rec_sum = 0.0
     gen.eval()
     return {
         "generator_steps": step,
@@ -440,7 +461,9 @@ def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = Fals
             "Generator G(z, previous bar) writes the next 16 sixteenths x 64 keys as onset and sustain "
             "planes; a conditioner CNN over the previous bar feeds every generator layer (MidiNet); "
             "trained against a critic D(bar, previous bar) with the WGAN-GP loss, the variant paper 002 "
-            "found to work. Streams bar by bar. No likelihood: see the continuation statistics."
+            "found to work, plus a cross-entropy term to the real bar (pix2pix), the critic seeing bars "
+            "sampled from the generator's probabilities. Streams bar by bar, sampling the window's "
+            "frames (a single line as a line). No likelihood: see the continuation statistics."
         ),
         "data": {
             "dataset": "Bach chorales (music21 corpus), Essen folk tunes, POP909 melodies",
@@ -461,7 +484,80 @@ def train_model(name: str = ARCH_GAN, minutes: float = 25.0, resume: bool = Fals
 
 
 # -- streaming ---------------------------------------------------------------------------------------------
-THRESHOLD = 0.5  # the generator was trained against a critic that saw its bars cut at 0.5
+THRESHOLD = 0.5  # the cut of the deterministic decoding (no random source: temperature near 0)
+
+
+RANGE_VARIANCE = 29.0  # Temperley (2007): a melody around its central pitch, variance in semitones^2
+
+
+def range_profile(centre: float) -> np.ndarray:
+    """(64,) weights of the keys around a melody's central pitch: Temperley's range profile, a
+    normal distribution with variance 29 (Music and Probability, 2007, ch. 4). A line drawn from
+    the generator's onset probabilities alone wandered into the bass (its bars also hold the
+    chorales' lower voices): 12% of its notes more than a fifth outside the sketch's range."""
+    keys = LOW + np.arange(PITCHES)
+    return np.exp(-((keys - centre) ** 2) / (2 * RANGE_VARIANCE))
+
+
+def _pick_key(weights: np.ndarray, temperature: float, u: float) -> int:
+    """One key drawn in proportion to ``weights ** (1 / temperature)`` with the uniform ``u``
+    (towards temperature 0 the heaviest key, the highest of equals)."""
+    t = max(float(temperature), 1e-4)
+    keys = np.flatnonzero(weights > 0)
+    logw = np.log(weights[keys]) / t
+    w = np.exp(logw - logw.max())
+    if t <= 1e-3:
+        return int(keys[np.flatnonzero(w >= 1.0 - 1e-9)[-1]])
+    c = np.cumsum(w / w.sum())
+    return int(keys[min(len(keys) - 1, int(np.searchsorted(c, u, side="right")))])
+
+
+def _line_state(
+    q: np.ndarray, sus: np.ndarray, live: np.ndarray, temperature: float, rng: np.random.Generator | None
+) -> int:
+    """One frame of a single line: ONSET, SUSTAIN or SILENT, drawn jointly.
+
+    The generator's probabilities are per key, but summed over the keys they are the frame's
+    expected onsets and held notes (trained by cross-entropy, they come out calibrated: about 4.5
+    onsets a bar on folk sketches, spread over the keys the next note might take). A line has one
+    note: it starts one with that chance, holds the sounding one with the held chance, else rests
+    (a held note without a sounding one is a start that was not heard: its chance goes to starting).
+    A temperature above 1 flattens the three chances; near 0 the likeliest is taken."""
+    a = float(q.sum())
+    b = float(sus.sum()) if live.any() else 0.0
+    if a <= 0:
+        return SUSTAIN if b > 0 and (rng.random() if rng is not None else 0.5) < min(1.0, b) else SILENT
+    rest = max(0.0, 1.0 - a - b) if live.any() else max(0.0, 1.0 - a - float(sus.sum()))
+    p = np.array([a, b, rest])
+    if rng is None or temperature <= 1e-3:
+        choice = int(np.argmax(p))
+    else:  # below 1 the temperature sharpens the pitch only: sharpened, the rests would win
+        t = max(float(temperature), 1.0)
+        w = np.where(p > 0, np.exp(np.log(np.clip(p, 1e-12, None)) / t), 0.0)
+        choice = int(np.searchsorted(np.cumsum(w / w.sum()), rng.random(), side="right"))
+    return (ONSET, SUSTAIN, SILENT)[min(choice, 2)]
+
+
+def _voices_frame(
+    q: np.ndarray, sus: np.ndarray, live: np.ndarray, cap: int, temperature: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of several voices, as :func:`_line_state` for a line: the number of notes that
+    start is drawn around the frame's expected onsets (Poisson, at most ``cap``), the keys in
+    proportion to their onset probabilities (sharpened by ``temperature``), without repeats; each
+    other sounding note is held with the frame's expected held notes shared among them (the caller
+    keeps the top ``cap``)."""
+    start = np.zeros(PITCHES, bool)
+    n = min(cap, int(rng.poisson(float(q.sum()))), int((q > 0).sum()))
+    if n:
+        keys = np.flatnonzero(q > 0)
+        logw = np.log(q[keys]) / max(float(temperature), 1e-4)
+        w = np.exp(logw - logw.max())
+        start[rng.choice(keys, size=n, replace=False, p=w / w.sum())] = True
+    held = live & ~start
+    n_held = int(held.sum())
+    hold = min(1.0, float(sus.sum()) / n_held) if n_held else 0.0
+    keep = held & (rng.random(PITCHES) < hold)
+    return start, keep
 
 
 def decode_window(
@@ -472,30 +568,60 @@ def decode_window(
     cap: int = PITCHES,
     repeats: np.ndarray | None = None,
     max_repeats: int = 1 << 30,
+    rng: np.random.Generator | None = None,
+    temperature: float = 1.0,
+    centre: float | None = None,
 ) -> np.ndarray:
     """(16, 64) states from onset/sustain probabilities (2, 16, 64).
 
+    With ``rng`` the cells are drawn from the probabilities, as the critic saw them in training
+    (``temperature`` sharpens the line's choices below); without (or at a temperature near 0) they
+    are cut at ``threshold``.
     ``sounding`` (64,) bool: keys sounding before the window. Onsets where ``onset_ok`` is False
-    (out of key, out of the sketch's register) are zeroed before thresholding; a sustain needs a
-    sounding key; at most ``cap`` keys sound in a frame (the highest); a key struck
-    ``max_repeats`` onsets in a row may not start again (``repeats`` (64,) counts them, updated in
-    place); a window with no onset gets one at its most likely allowed key and frame (the sampler's
-    silence guard).
+    (out of key, out of the sketch's register) are zeroed first; a sustain needs a sounding key; a
+    key struck ``max_repeats`` onsets in a row may not start again (``repeats`` (64,) counts them,
+    updated in place).
+
+    ``cap`` 1 (a single line) decides each frame jointly (:func:`_line_state`): whether a note
+    starts, is held or the line rests, then which key starts, in proportion to its onset
+    probability (without ``rng``: the likeliest). With more voices each key is drawn on its own and
+    at most ``cap`` sound in a frame (the highest). A window with no onset gets one at its most
+    likely allowed key and frame (the sampler's silence guard). ``centre``: the line's keys are
+    weighted by :func:`range_profile` around it.
     """
     on, sus = probs[0].copy(), probs[1]
     if onset_ok is not None:
         on[:, ~onset_ok] = 0.0
+    if rng is not None and temperature <= 1e-3:
+        rng = None  # temperature near 0: the likeliest take
+    t_line = temperature if rng is not None else 1e-4
     runs = np.zeros(PITCHES, int) if repeats is None else repeats
     out = np.zeros((FRAMES, PITCHES), np.int8)
     live = sounding.copy()
     for t in range(FRAMES):
-        start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live) & (runs < max_repeats)
-        keep = ~start & live & (sus[t] > threshold)
-        if int(start.sum() + keep.sum()) > cap:  # the top voices: a line is the generated bar's top line
-            top = np.flatnonzero(start | keep)[-cap:]
-            chosen = np.zeros(PITCHES, bool)
-            chosen[top] = True
-            start, keep = start & chosen, keep & chosen
+        if cap == 1:
+            start = np.zeros(PITCHES, bool)
+            keep = np.zeros(PITCHES, bool)
+            q = np.where(runs < max_repeats, on[t], 0.0)
+            state = _line_state(q, sus[t], live, t_line, rng)
+            if state == ONSET:
+                pick = q if centre is None else q * range_profile(centre)
+                start[_pick_key(pick, t_line, float(rng.random()) if rng is not None else 0.5)] = True
+            elif state == SUSTAIN:
+                keep[int(np.flatnonzero(live)[-1])] = True
+        else:
+            if rng is None:
+                start = (on[t] > threshold) & ((on[t] >= sus[t]) | ~live) & (runs < max_repeats)
+                keep = ~start & live & (sus[t] > threshold)
+            else:
+                start, keep = _voices_frame(
+                    np.where(runs < max_repeats, on[t], 0.0), sus[t], live, cap, temperature, rng
+                )
+            if int(start.sum() + keep.sum()) > cap:  # the top voices: a line is the bar's top line
+                top = np.flatnonzero(start | keep)[-cap:]
+                chosen = np.zeros(PITCHES, bool)
+                chosen[top] = True
+                start, keep = start & chosen, keep & chosen
         out[t, start] = ONSET
         out[t, keep] = SUSTAIN
         live = start | keep
@@ -532,6 +658,7 @@ class GanEngine(StreamEngine):
         self.rng = torch.Generator()
         seed = sampling.seed if sampling.seed is not None else random_seed()
         self.rng.manual_seed(int(seed))
+        self.draw = np.random.default_rng(int(seed))  # the cells of each window
         rows = [(n.start, n.length, n.pitch) for n in ctx.notes]
         self.window = window_of(rows, ctx.start_step - FRAMES)  # the bar before the continuation
         # the sketch's pitch-class profile (its last 8 bars), kept for the whole continuation
@@ -550,7 +677,10 @@ class GanEngine(StreamEngine):
         lo, hi = ctx.register(sampling.register_margin)  # the GAN stays in the sketch's register
         self.onset_ok &= (keys >= lo) & (keys <= hi)
         self.cap = ctx.voice_cap(sampling.voices)
+        self.centre = float(np.mean([n.pitch for n in ctx.notes]))  # a line's central pitch
         self.repeats = np.zeros(PITCHES, int)
+        self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
+        self.key_pitches = keys
 
     @property
     def position(self) -> int:
@@ -563,9 +693,17 @@ class GanEngine(StreamEngine):
         z = torch.randn(1, self.gen_net.cfg.z_dim, generator=self.rng) * float(temperature)
         probs = self.gen_net(z, torch.from_numpy(cond)[None])[0].numpy()  # (2, 16, 64)
         require_finite(probs)
+        if self.chords:
+            probs = probs.copy()
+            for t in range(FRAMES):
+                # each frame's onset probabilities reweighed toward the chord tones; the frame's
+                # likeliest onset keeps its probability (the keys above the threshold sound)
+                tick = self.ctx.to_tick(self.pos + t)
+                probs[0, t] = self.chords.reweigh(self.key_pitches, probs[0, t], tick, keep="max")
         self.frames = decode_window(
-            probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats
-        )
+            probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats,
+            self.draw, float(temperature), self.centre if self.cap == 1 else None,
+        )  # fmt: skip
         self.frame_index = 0
 
     def advance(self, temperature: float) -> list[StepNote]:

@@ -512,6 +512,7 @@ class NoteEventEngine(StreamEngine):
             allowed_pcs=ctx.allowed_pcs(sampling.key_lock, self.shift),
             pitch_range=(min(pitches), max(pitches)) if pitches else None,
             seed=sampling.seed,
+            pitch_shift=self.shift,
         )
         for t in tokens:
             self.sampler.observe(t)
@@ -551,7 +552,9 @@ class NoteEventEngine(StreamEngine):
         return self.masks[g.slot]
 
     def advance(self, temperature: float) -> list[StepNote]:
-        token = self.sampler.sample(masked(self.logits, torch.from_numpy(self._allowed())), temperature)
+        # a pitch token sounds at its note's onset (the chords the take follows weigh it there)
+        tick = self.ctx.to_tick(self.g.onset) if self.g.slot == "pitch" else None
+        token = self.sampler.sample(masked(self.logits, torch.from_numpy(self._allowed())), temperature, tick)
         self.tokens += 1
         g, v = self.g, self.vocab
         kind, value = v.kind_of(token)

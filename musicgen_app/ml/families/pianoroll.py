@@ -40,7 +40,7 @@ from musicgen_app.ml.families.common import (
     cached_on,
     onednn,
 )
-from musicgen_app.ml.sampling import SamplingConfig, random_seed, require_finite
+from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, random_seed, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -557,6 +557,8 @@ class PianoRollEngine(StreamEngine):
         self.keys = np.arange(hi - LOW, lo - LOW - 1, -1)  # the candidates, highest first
         self.cap = ctx.voice_cap(sampling.voices)
         self.repeats = np.zeros(KEYS, int)  # onsets in a row that struck each key
+        self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
+        self.key_pitches = LOW + np.arange(KEYS)
 
     @property
     def position(self) -> int:
@@ -569,6 +571,11 @@ class PianoRollEngine(StreamEngine):
         ok[:, ONSET] = self.onset_ok & (self.repeats < self.sampling.max_repeats)
         logits = self.logits.numpy().astype(np.float64)
         require_finite(logits)
+        if self.chords:  # each key's onset probability reweighed, the frame's total kept
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            onset = p[:, ONSET] / p.sum(axis=1)
+            moved = self.chords.reweigh(self.key_pitches, onset, self.ctx.to_tick(self.pos))
+            logits[:, ONSET] += np.log(np.maximum(moved, 1e-12)) - np.log(np.maximum(onset, 1e-12))
         uniforms = torch.rand(len(self.keys), generator=self.gen, dtype=torch.float64).numpy()
         frame, onset = draw_frame(
             logits, self.y, self.axis, self.keys, ok, self.cap, temperature, self.sampling.top_p, uniforms

@@ -281,27 +281,54 @@ class WaveNetModel(GridMelodyModel):
 
 # -- training and evaluation ---------------------------------------------------------------------------------
 SEQ_LEN = 384
+TRAIN_WINDOWS = (
+    f"batches of 16 windows of {SEQ_LEN} steps: half start at a tune's start (every step scored), "
+    "half anywhere (their last two thirds scored)"
+)
 
 
 def _windows(stream: dict[str, np.ndarray], n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """A batch of ``n`` random windows (inputs, bar_pos, bar_steps, targets), each (n, SEQ_LEN)."""
+    """A batch of ``n`` windows (inputs, bar_pos, bar_steps, targets), each (n, SEQ_LEN), and a
+    (n,) flag: True for a window that starts at a tune's ``<s>``.
+
+    Half the windows start at a tune's first step, as the test reads a tune (and a sketch is read):
+    with nothing (zero padding) before it; the other half start anywhere, for the long tunes' tails.
+    """
     total = len(stream["targets"])
-    starts = torch.randint(0, total - SEQ_LEN, (n,), generator=gen).numpy()
-    return tuple(
-        torch.from_numpy(np.stack([stream[k][s : s + SEQ_LEN] for s in starts])).long()
-        for k in ("inputs", "bar_pos", "bar_steps", "targets")
+    tune_starts = stream["tune_starts"]
+    tune_starts = tune_starts[tune_starts < total - SEQ_LEN]
+    at_start = torch.rand(n, generator=gen).numpy() < 0.5
+    anywhere = torch.randint(0, total - SEQ_LEN, (n,), generator=gen).numpy()
+    picks = tune_starts[torch.randint(0, len(tune_starts), (n,), generator=gen).numpy()]
+    starts = np.where(at_start, picks, anywhere)
+    return (
+        *(
+            torch.from_numpy(np.stack([stream[k][s : s + SEQ_LEN] for s in starts])).long()
+            for k in ("inputs", "bar_pos", "bar_steps", "targets")
+        ),
+        torch.from_numpy(at_start),
     )
+
+
+def _tune_batches(tok: GridMelodyTokenizer, tunes: list) -> list[tuple[torch.Tensor, ...]]:
+    """Each tune as a batch of one, read from its start (how the test reads it): the validation."""
+    from musicgen_app.ml.train import tune_arrays
+
+    whole = torch.ones(1, dtype=torch.bool)
+    return [
+        (*(torch.from_numpy(a.astype(np.int64))[None] for a in tune_arrays(tok, t)), whole) for t in tunes
+    ]
 
 
 def _loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
-    x, bp, bs, y = batch
+    x, bp, bs, y, at_start = batch
     logits, _ = model(x, bp, bs)  # (B, T, V)
-    # the first steps of a window see less than the receptive field; score the second half only
-    half = y.shape[1] // 3
-    s = nn.functional.cross_entropy(
-        logits[:, half:].reshape(-1, logits.shape[-1]), y[:, half:].reshape(-1), reduction="sum"
-    )
-    return s, y[:, half:].numel()
+    nll = nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, T)
+    # a window that starts inside a tune sees less than the receptive field at its first steps,
+    # cut off where no test read is: score its last two thirds only; one that starts at a tune's
+    # start is read as the test reads a tune, so every step of it counts
+    keep = at_start[:, None] | (torch.arange(y.shape[1]) >= y.shape[1] // 3)[None, :]  # (B, T)
+    return (nll * keep).sum(), int(keep.sum())
 
 
 def melody_streams(tok: GridMelodyTokenizer, tunes: list) -> dict[str, np.ndarray]:
@@ -309,10 +336,12 @@ def melody_streams(tok: GridMelodyTokenizer, tunes: list) -> dict[str, np.ndarra
     from musicgen_app.ml.grid_data import tune_arrays
 
     parts = [tune_arrays(tok, t) for t in tunes]
-    return {
+    out = {
         k: np.concatenate([p[i] for p in parts]).astype(np.int64)
         for i, k in enumerate(("inputs", "bar_pos", "bar_steps", "targets"))
     }
+    out["tune_starts"] = np.cumsum([0] + [len(p[0]) for p in parts[:-1]]).astype(np.int64)
+    return out
 
 
 def score_tunes(
@@ -348,10 +377,10 @@ def train_model(
     cfg = WaveNetConfig(vocab_size=tok.vocab_size)
     model = WaveNet(cfg)
     previous = maybe_resume(name, model, resume)
-    g = torch.Generator().manual_seed(3)
-    valid = [_windows(streams["val"], 16, g) for _ in range(6)]
+    valid = _tune_batches(tok, tunes["val"])  # the validation tunes, each read from its start
+    lr = 1e-3 if resume else 2e-3  # a resumed run starts from trained weights (and a fresh optimizer)
     res = train(model, _loss, lambda gen: _windows(streams["train"], 16, gen), valid,
-                TrainConfig(minutes=minutes, lr=2e-3, eval_every=100, patience=6))  # fmt: skip
+                TrainConfig(minutes=minutes, lr=lr, eval_every=100, patience=6))  # fmt: skip
     nll_steps, pred, tgt = score_tunes(model, tok, tunes["test"])
     nll, acc, n = float(nll_steps.mean()), float((pred == tgt).mean()), len(tgt)
     card = {
@@ -374,7 +403,8 @@ def train_model(
         "split": data_mod.split_record(ds, split),
         "config": {**asdict(cfg), "receptive_field": cfg.receptive_field},
         "vocab": tok.to_dict(),
-        "training": training_record(res, previous),
+        "training": {**training_record(res, previous), "windows": TRAIN_WINDOWS,
+                     "validation": "NLL per step over the validation tunes, each read from its start"},
         "metrics": {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n,
                     "unit": "nats/step"},
     }  # fmt: skip

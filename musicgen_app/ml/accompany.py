@@ -1,0 +1,747 @@
+"""Accompany: a new track under a melody, written by a model trained here.
+
+:func:`start_accompany_session` reads the melody track of a song onto a 16th grid, runs the
+chord encoder of an accompaniment model (:mod:`musicgen_app.ml.accompany_net`) over the whole
+melody, picks one chord per beat (or takes the chords the musician gave), then writes the
+accompaniment frame by frame in the session's iteration, yielding each note as soon as it ends:
+the GUI and ``musicgen accompany --play`` stream it like a continuation.
+
+Styles:
+
+* ``piano``: the learned POP909 piano texture (model ``accompany-pop909``);
+* ``bass``: the lowest line of that texture, moved into the bass register (E1..E3);
+* ``chords``: block chords on the chords (predicted or given), voiced close to each other, struck
+  at each chord change and each bar line;
+* ``satb``: alto, tenor and bass under a soprano, from the chorale model (``accompany-chorales``),
+  at most three voices at once.
+
+Given chords (``chords=``) replace the predicted ones wherever they are given; the session's
+``chords`` are the spans used (in the song's ticks), for the chord lane.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musicgen_app.core.chords import QUALITIES, Chord, ChordSpan, chords_for_bars
+from musicgen_app.core.events import NoteEvent, SessionFinished
+from musicgen_app.core.song import Note, Song
+from musicgen_app.errors import CheckpointError, GenerationError, MusicgenError
+from musicgen_app.ml.accompany_net import (
+    CHORD_QUALITIES,
+    N_CHORDS,
+    AccompanyConfig,
+    AccompanyNet,
+    ChordNet,
+    ChordNetConfig,
+    chord_class,
+    class_chord,
+    key_histogram,
+    melody_arrays,
+    melody_features,
+    transpose_classes,
+)
+from musicgen_app.ml.accompany_styles import (
+    STYLES,
+    accompaniment_track,
+    check_style,
+    default_model,
+)
+from musicgen_app.ml.session import GenerationSession
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "STYLES",
+    "AccompanyModel",
+    "AccompanySession",
+    "accompaniment_track",
+    "accompany_song",
+    "default_model",
+    "load_accompany_model",
+    "predict_chords",
+    "progression_spans",
+    "start_accompany_session",
+]
+
+VELOCITY = {"piano": 68, "chords": 62, "bass": 82, "satb": 70}
+MAX_ONSETS = 6  # piano: keys struck in one frame, at most
+MAX_SOUNDING = {"piano": 10, "bass": 10, "chords": 10, "satb": 3}
+BASS_RANGE = (28, 52)  # E1..E3
+BASS_SOURCE_MAX = 60  # the texture's notes below middle C make its bass line
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How chords are chosen and followed, per training corpus (tuned on its validation songs).
+
+    ``change_cost``: log-probability a chord change costs at a bar position (``other``: elsewhere);
+    ``key_weight``: nats against a chord all outside the melody's key; ``chord_tone_bias``:
+    logits added to onsets of the chord's tones and taken from the others."""
+
+    change_cost: tuple[tuple[int, float], ...] = ((0, 0.0), (8, 0.5))
+    change_cost_other: float = 1.0
+    key_weight: float = 0.0
+    chord_tone_bias: float = 2.0
+
+
+CHORD_SHIFTS = (-1, 0, 1)  # transpositions the chord predictor reads the melody at (averaged)
+DECODING = {
+    "pop909": Decoding(),
+    "chorales": Decoding(((0, 0.3), (8, 0.0)), 0.3, key_weight=2.0, chord_tone_bias=1.5),
+}
+
+
+class AccompanyModel:
+    """A loaded accompaniment checkpoint."""
+
+    family = "accompany"
+
+    def __init__(
+        self, name: str, card: dict, path: Path | None, net: AccompanyNet, chord_net: ChordNet | None = None
+    ) -> None:
+        self.name = name
+        self.card = card
+        self.path = path
+        self.net = net.eval()
+        self.cfg = net.cfg
+        #: the chord predictor named by the card's ``chord_model`` (None: the net's own chord head)
+        self.chord_net = chord_net.eval() if chord_net is not None else None
+
+    def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
+        (``pitch``: the melody per frame, for the chord predictor's key histogram)."""
+        with torch.no_grad():
+            hidden, own = self.net.encode(torch.from_numpy(mel)[None])
+            if self.chord_net is None:
+                return hidden, own[0].numpy()
+            # the predictor's log-probabilities averaged over the melody a semitone down, as it is
+            # and a semitone up (each moved back to the melody's key)
+            classes = np.arange(N_CHORDS)
+            total = np.zeros((len(pitch), N_CHORDS))
+            for shift in CHORD_SHIFTS:
+                moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
+                feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
+                hist = torch.from_numpy(key_histogram(moved))[None]
+                logp = torch.log_softmax(self.chord_net(feats[None], hist)[0], -1).numpy()
+                total += logp[:, transpose_classes(classes, shift)]
+            return hidden, total / len(CHORD_SHIFTS)
+
+    @property
+    def decoding(self) -> Decoding:
+        """How this model's chords are chosen and followed (by the corpus it was trained on)."""
+        return DECODING.get(str(self.card.get("corpus", "pop909")), Decoding())
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """The styles the card says it was trained for."""
+        return tuple(self.card.get("styles", ("piano",)))
+
+
+def load_accompany(name: str, card: dict, path: Path) -> AccompanyModel:
+    """The registry's loader for ``"family": "accompany"`` cards (raises CheckpointError)."""
+    from musicgen_app.ml.checkpoint import load_into, load_weights
+
+    cfg_raw = card.get("config")
+    if not isinstance(cfg_raw, dict):
+        raise CheckpointError(f"model {name}: its card has no configuration")
+    cfg = AccompanyConfig.from_card(cfg_raw)
+    if not (cfg.low >= 0 and cfg.low + cfg.keys <= 128 and cfg.keys >= 1):
+        raise CheckpointError(f"model {name}: its key range {cfg.low}+{cfg.keys} is not MIDI")
+    net = AccompanyNet(cfg)
+    load_into(net, load_weights(path, card), name)
+    chord_net = None
+    chord_name = card.get("chord_model")
+    if chord_name is not None:
+        if not isinstance(chord_name, str) or not chord_name.replace("-", "").replace("_", "").isalnum():
+            raise CheckpointError(f"model {name}: its card names a chord model {chord_name!r:.40}")
+        chord_net = load_chord_net(Path(path).parent / f"{chord_name}.safetensors")
+    return AccompanyModel(name, card, path, net, chord_net)
+
+
+def load_chord_model(name: str, card: dict, path: Path) -> ChordNet:
+    """The registry's loader for ``"family": "accompany-chords"`` cards (the chord predictor an
+    accompaniment card names; ``musicgen models`` verifies it like any checkpoint)."""
+    return load_chord_net(path)
+
+
+def load_chord_net(path: Path) -> ChordNet:
+    """The chord predictor at ``path`` (raises CheckpointError)."""
+    from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
+
+    card = read_card(path)
+    if card.get("architecture") != "accompany-chords":
+        raise CheckpointError(f"model {path.stem} is not a chord predictor")
+    cfg = ChordNetConfig.from_card(card.get("config") or {})
+    net = ChordNet(cfg)
+    load_into(net, load_weights(path, card), path.stem)
+    return net
+
+
+def load_accompany_model(name_or_path: str | Path) -> AccompanyModel:
+    """An accompaniment model by name or path (raises CheckpointError, also for a model of
+    another kind)."""
+    from musicgen_app.ml.registry import load_model
+
+    model = load_model(name_or_path)
+    if not isinstance(model, AccompanyModel):
+        raise CheckpointError(
+            f"model {Path(str(name_or_path)).stem} cannot accompany "
+            "(use accompany-pop909 or accompany-chorales)"
+        )
+    return model
+
+
+# -- the grid ---------------------------------------------------------------------------------------
+@dataclass
+class Grid:
+    """Where frame 0 is and how long a frame is, in the song's ticks; bar lines for positions."""
+
+    offset: float
+    ticks_per_frame: float
+    n_frames: int
+    position: np.ndarray  # (T,) position of each frame in its bar
+
+    def tick(self, frame: float) -> int:
+        """Song tick of (fractional) frame ``frame``."""
+        return round(self.offset + frame * self.ticks_per_frame)
+
+    def frame(self, tick: float) -> int:
+        """The frame nearest ``tick``."""
+        return round((tick - self.offset) / self.ticks_per_frame)
+
+
+def song_grid(song: Song, notes: Sequence[Note]) -> Grid:
+    """The 16th grid of ``song`` under ``notes`` (its phase from the notes' onsets, as the dataset
+    build finds POP909's shifted grid), up to the bar line after the last note."""
+    from musicgen_app.ml.midi_data import _grid
+
+    phase, tpf, _ = _grid(song, {})
+    last = max(n.end_tick for n in notes)
+    lines = song.bar_starts(last + song.ticks_per_bar(last))
+    end_tick = next((t for t in lines if t >= last), last)
+    n_frames = max(4, math.ceil((end_tick - phase) / tpf / 4 - 1e-9) * 4)
+    ticks = phase + np.arange(n_frames) * tpf
+    idx = np.searchsorted(np.array(lines, dtype=np.float64), ticks + 1e-6, side="right") - 1
+    bar_at = np.array(lines, dtype=np.float64)[np.clip(idx, 0, len(lines) - 1)]
+    position = np.clip(np.round((ticks - bar_at) / tpf), 0, 15).astype(np.int64)
+    return Grid(phase, tpf, n_frames, position)
+
+
+def melody_on_grid(notes: Sequence[Note], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """``(pitch, onset)`` per frame of the melody ``notes`` (the highest line)."""
+    rows = [
+        (grid.frame(n.start_tick), max(1, grid.frame(n.end_tick) - grid.frame(n.start_tick)), n.pitch)
+        for n in notes
+    ]
+    return melody_arrays(np.array(rows, dtype=np.int64).reshape(-1, 3), grid.n_frames)
+
+
+def progression_spans(
+    song: Song, chords: Sequence[Chord | None], end_tick: int, start_tick: int = 0
+) -> list[ChordSpan]:
+    """One chord per bar from ``start_tick``'s bar up to ``end_tick``, the progression repeating
+    (``"C G Am F"`` typed: C in bar 1, G in bar 2, ..., C again in bar 5); the song's bar lines
+    given to :func:`musicgen_app.core.chords.chords_for_bars`."""
+    if not chords:
+        raise GenerationError("the chord progression is empty")
+    lines = song.bar_starts(end_tick + song.ticks_per_bar(end_tick))
+    first = max(0, bisect.bisect_right(lines, start_tick) - 1)
+    last = bisect.bisect_left(lines, end_tick)  # the first bar line at or after the end
+    return chords_for_bars(chords, lines[first : last + 1])
+
+
+# -- chords -----------------------------------------------------------------------------------------
+def beat_chords(
+    chord_logits: np.ndarray,
+    position: np.ndarray,
+    key_pcs: frozenset[int] | None = None,
+    *,
+    key_weight: float = 0.0,
+    change_cost: dict[int, float] | None = None,
+    change_cost_other: float = 1.0,
+) -> np.ndarray:
+    """One chord class per beat (4 frames) from frame logits (T, C): the best path under a cost
+    for changing chord (cheap at bar lines, dearer mid-bar) and, with ``key_pcs``, a prior for the
+    chords of the key (``key_weight`` nats per chord tone outside it, over the chord's size);
+    "no chord" is never chosen."""
+    costs = change_cost or {}
+    t_len = chord_logits.shape[0]
+    n_beats = t_len // 4
+    z = chord_logits[: n_beats * 4].reshape(n_beats, 4, N_CHORDS).mean(1).astype(np.float64)
+    z = z - z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    logp[:, 0] = -1e9
+    if key_pcs is not None and key_weight:
+        logp = logp + key_weight * _key_prior(key_pcs)
+    score = logp[0].copy()
+    back = np.zeros((n_beats, N_CHORDS), dtype=np.int64)
+    for b in range(1, n_beats):
+        cost = costs.get(int(position[4 * b]), change_cost_other)
+        best_prev = int(score.argmax())
+        stay = score
+        move = score[best_prev] - cost
+        take_move = move > stay
+        back[b] = np.where(take_move, best_prev, np.arange(N_CHORDS))
+        score = np.where(take_move, move, stay) + logp[b]
+    path = np.zeros(n_beats, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for b in range(n_beats - 1, 0, -1):
+        path[b - 1] = back[b, path[b]]
+    return path
+
+
+def _key_prior(key_pcs: frozenset[int]) -> np.ndarray:
+    """Per chord class: minus the share of its tones outside ``key_pcs`` (0 for a diatonic chord)."""
+    prior = np.zeros(N_CHORDS)
+    for c in range(1, N_CHORDS):
+        chord = class_chord(c)
+        assert chord is not None
+        pcs = chord.pitch_classes()
+        prior[c] = -len(pcs - key_pcs) / len(pcs)
+    return prior
+
+
+def melody_key_pcs(pitch: np.ndarray) -> frozenset[int]:
+    """The scale of the key the melody is in (Krumhansl-Schmuckler on its duration per pitch)."""
+    from musicgen_app.ml.keys import estimate_key
+
+    sounding = pitch[pitch >= 0]
+    if not len(sounding):
+        return frozenset(range(12))
+    return estimate_key(sounding.tolist()).scale_pcs()
+
+
+def frames_from_spans(spans: Sequence[ChordSpan], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, given)`` per frame: the class of the chord given at each frame and whether one
+    was (a span's ``None`` chord is given as "no chord")."""
+    classes = np.zeros(grid.n_frames, dtype=np.int64)
+    given = np.zeros(grid.n_frames, dtype=bool)
+    for span in spans:
+        a = max(0, math.ceil((span.start_tick - grid.offset) / grid.ticks_per_frame - 0.5))
+        b = min(grid.n_frames, math.ceil((span.end_tick - grid.offset) / grid.ticks_per_frame - 0.5))
+        if b > a:
+            classes[a:b] = chord_class(span.chord)
+            given[a:b] = True
+    return classes, given
+
+
+def spans_from_frames(classes: np.ndarray, grid: Grid) -> list[ChordSpan]:
+    """Chord spans (song ticks) of per-frame classes, equal neighbours merged."""
+    out: list[ChordSpan] = []
+    start = 0
+    for t in range(1, len(classes) + 1):
+        if t == len(classes) or classes[t] != classes[start]:
+            out.append(ChordSpan(grid.tick(start), grid.tick(t), class_chord(int(classes[start]))))
+            start = t
+    return out
+
+
+# -- the session ------------------------------------------------------------------------------------
+@dataclass
+class AccompanyPlan:
+    """What the session decodes: the melody and chords on the grid, and where the notes go."""
+
+    grid: Grid
+    mel: np.ndarray  # (T, MELODY_DIM) float32
+    melody_pitch: np.ndarray  # (T,)
+    hidden: torch.Tensor  # (1, T, 2H) the chord encoder's states
+    chords: np.ndarray  # (T,) chord class per frame
+    chord_spans: list[ChordSpan]
+    style: str
+    track: int  # where the notes go (the new track's index)
+    channel: int
+    given: bool  # the chords were (at least partly) given
+
+
+@dataclass
+class _Voice:
+    pitch: int
+    start: int  # frame
+    velocity: int
+
+
+def chord_tone_signs(low: int, keys: int) -> np.ndarray:
+    """(N_CHORDS, keys): +1 where the key is a tone of the class's chord, -1 where it is not, 0
+    for "no chord"."""
+    out = np.zeros((N_CHORDS, keys), dtype=np.float32)
+    pcs = (low + np.arange(keys)) % 12
+    for c in range(1, N_CHORDS):
+        chord = class_chord(c)
+        assert chord is not None
+        out[c] = np.where(np.isin(pcs, list(chord.pitch_classes())), 1.0, -1.0)
+    return out
+
+
+def _velocity(style: str, position: int, rng: np.random.Generator) -> int:
+    base = VELOCITY[style] + (8 if position == 0 else 3 if position % 4 == 0 else 0)
+    return int(np.clip(base + rng.integers(-4, 5), 1, 127))
+
+
+class AccompanySession(GenerationSession):
+    """Writes the accompaniment frame by frame; yields each note when it ends."""
+
+    def __init__(self, model: AccompanyModel, plan: AccompanyPlan, *, temperature: float, seed: int) -> None:
+        super().__init__(temperature)
+        self.model = model
+        self.plan = plan
+        self.seed = int(seed)
+        self.track = plan.track
+        self.notes: list[Note] = []
+        #: logits added to the onsets of the chord's tones (and taken from the others)
+        self.chord_tone_bias = model.decoding.chord_tone_bias
+
+    @property
+    def chords(self) -> list[ChordSpan]:
+        """The chords the accompaniment follows (song ticks)."""
+        return self.plan.chord_spans
+
+    def _note(self, v: _Voice, end_frame: int) -> Note:
+        g = self.plan.grid
+        return Note(
+            g.tick(v.start),
+            v.pitch,
+            max(g.tick(end_frame), g.tick(v.start) + 1),
+            v.velocity,
+            self.plan.channel,
+        )
+
+    def _texture(self) -> Iterator[tuple[int, list[_Voice], list[_Voice]]]:
+        """The model's frames: ``(frame, started, ended)`` voices per frame (ended: cut at frame)."""
+        plan, net, cfg = self.plan, self.model.net, self.model.cfg
+        rng = np.random.default_rng(self.seed)
+        k = cfg.keys
+        style = plan.style
+        cap = MAX_SOUNDING.get(style, 10)
+        dec = net.stepper(plan.hidden[0], torch.from_numpy(plan.chords), torch.from_numpy(plan.mel))
+        prev_on = np.zeros(0, dtype=np.int64)
+        prev_sound = np.zeros(0, dtype=np.int64)
+        sounding: dict[int, _Voice] = {}
+        bias = self.chord_tone_bias
+        tone_sign = chord_tone_signs(cfg.low, k)
+        for t in range(plan.grid.n_frames):
+            if self.cancelled:
+                return
+            on_logit, sus_logit = dec.step(t, prev_on, prev_sound)
+            on_logit = on_logit + bias * tone_sign[plan.chords[t]]  # lean onsets to the chord's tones
+            temp = max(1e-3, self._temperature)
+            p_on = 1.0 / (1.0 + np.exp(-on_logit / temp))
+            p_sus = 1.0 / (1.0 + np.exp(-sus_logit / temp))
+            u = rng.random((2, k))
+            on = u[0] < p_on
+            if on.sum() > MAX_ONSETS:
+                keep = np.argsort(-p_on * on)[:MAX_ONSETS]
+                on = np.zeros(k, dtype=bool)
+                on[keep] = True
+            sound_prev = np.zeros(k, dtype=bool)
+            sound_prev[prev_sound] = True
+            sus = sound_prev & (u[1] < p_sus) & ~on
+            if on.sum() + sus.sum() > cap:  # keep the held keys first, then the likeliest onsets
+                room = max(0, cap - int(sus.sum()))
+                if sus.sum() > cap:
+                    held = np.argsort(-p_sus * sus)[:cap]
+                    sus = np.zeros(k, dtype=bool)
+                    sus[held] = True
+                    room = 0
+                keep = np.argsort(-p_on * on)[:room]
+                on = np.zeros(k, dtype=bool)
+                on[keep] = True
+            ended = []
+            for key in list(sounding):
+                if not sus[key]:
+                    ended.append(sounding.pop(key))
+            started = []
+            pos = int(plan.grid.position[t])
+            for struck in np.nonzero(on)[0].tolist():
+                v = _Voice(cfg.low + struck, t, _velocity(style, pos, rng))
+                sounding[struck] = v
+                started.append(v)
+            yield t, started, ended
+            prev_on = np.nonzero(on)[0]
+            prev_sound = np.nonzero(on | sus)[0]
+        yield plan.grid.n_frames, [], list(sounding.values())
+
+    def _piano(self) -> Iterator[Note]:
+        for t, _started, ended in self._texture():
+            for v in sorted(ended, key=lambda v: (v.start, v.pitch)):
+                yield self._note(v, t)
+
+    def _bass(self) -> Iterator[Note]:
+        """The lowest line of the texture (its notes below middle C), in the bass register."""
+        current: _Voice | None = None
+        source: _Voice | None = None
+        for t, started, ended in self._texture():
+            low = [v for v in started if v.pitch < BASS_SOURCE_MAX]
+            if current is not None and (low or any(v is source for v in ended)):
+                yield self._note(current, t)
+                current = None
+            if low:
+                source = min(low, key=lambda v: v.pitch)
+                pitch = source.pitch
+                while pitch > BASS_RANGE[1]:
+                    pitch -= 12
+                while pitch < BASS_RANGE[0]:
+                    pitch += 12
+                current = _Voice(pitch, t, VELOCITY["bass"] + (6 if self.plan.grid.position[t] == 0 else 0))
+        if current is not None:
+            yield self._note(current, self.plan.grid.n_frames)
+
+    def _block_chords(self) -> Iterator[Note]:
+        """Block chords: the root in the bass (C3..B3), the chord tones voiced near the last
+        voicing (G3..G5), struck at each change and bar line."""
+        plan, g = self.plan, self.plan.grid
+        prev: list[int] = [60, 64, 67]
+        t = 0
+        while t < g.n_frames:
+            if self.cancelled:
+                return
+            c = int(plan.chords[t])
+            end = t + 1
+            while end < g.n_frames and int(plan.chords[end]) == c and g.position[end] != 0:
+                end += 1
+            chord = class_chord(c)
+            if chord is not None:
+                bass = 48 + chord.root % 12
+                upper = _voice_near(prev, chord)
+                prev = upper
+                pos = int(g.position[t])
+                vel = VELOCITY["chords"] + (8 if pos == 0 else 0)
+                for pitch in [bass, *upper]:
+                    yield Note(g.tick(t), pitch, g.tick(end), vel, plan.channel)
+            t = end
+
+    def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
+        started = time.perf_counter()
+        reason, message, seq = "done", "", 0
+        source = {
+            "piano": self._piano,
+            "satb": self._piano,
+            "bass": self._bass,
+            "chords": self._block_chords,
+        }[self.plan.style]
+        try:
+            for note in source():
+                if self.cancelled:
+                    break
+                self.notes.append(note)
+                yield NoteEvent(self.id, seq, note, self.track)
+                seq += 1
+            if self.cancelled:
+                reason = "cancelled"
+        except (MusicgenError, RuntimeError, ValueError) as exc:
+            logger.warning("accompany session %d failed: %s", self.id, exc, exc_info=True)
+            reason, message = "error", str(exc)
+        yield SessionFinished(
+            self.id,
+            reason,
+            message,
+            notes=seq,
+            tokens=self.plan.grid.n_frames,
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _voice_near(prev: list[int], chord: Chord) -> list[int]:
+    """Three upper voices of ``chord`` (root, third, fifth; third, fifth, seventh of a larger
+    chord, the root being in the bass), each the nearest to a voice of ``prev``, inside G3..G5."""
+    intervals = QUALITIES[chord.quality]
+    tones = [(chord.root + iv) % 12 for iv in (intervals[1:4] if len(intervals) >= 4 else intervals[:3])]
+    out: list[int] = []
+    for target, pc in zip(sorted(prev), sorted(tones, key=lambda p: (p - prev[0]) % 12), strict=False):
+        cands = [p for p in range(55, 80) if p % 12 == pc and p not in out]
+        out.append(min(cands, key=lambda p: abs(p - target)))
+    return sorted(out)
+
+
+# -- entry points -----------------------------------------------------------------------------------
+def plan_accompany(
+    model: AccompanyModel,
+    song: Song,
+    track: int,
+    *,
+    style: str,
+    chords: Sequence[ChordSpan] | None = None,
+) -> AccompanyPlan:
+    """The melody of ``track`` on the grid, the chords per frame (given or predicted), and the
+    new track's index and channel (raises GenerationError)."""
+    check_style(style)
+    if not 0 <= track < len(song.tracks):
+        raise GenerationError(f"the song has no track {track + 1} (it has {len(song.tracks)})")
+    tr = song.tracks[track]
+    if tr.is_drum:
+        raise GenerationError(f"track {track + 1} is a drum track: choose a melody to accompany")
+    notes = sorted(tr.notes)
+    if not notes:
+        raise GenerationError(f"track {track + 1} has no notes: there is no melody to accompany")
+    grid = song_grid(song, notes)
+    pitch, onset = melody_on_grid(notes, grid)
+    given: tuple[np.ndarray, np.ndarray] | None = frames_from_spans(chords, grid) if chords else None
+    new_track = accompaniment_track(song, style)
+    return plan_frames(
+        model, grid, pitch, onset, style, given, track=len(song.tracks), channel=new_track.channel
+    )
+
+
+def rephase(model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray) -> Grid:
+    """``grid`` with its bar positions moved by the whole beats that make the chord predictor
+    most sure of its chords (the mean over beats of the best chord's logit): the bar lines as the
+    melody's harmony places them. Unchanged without a chord predictor or when no shift beats the
+    bar lines as written."""
+    if model.chord_net is None:
+        return grid
+    bar = int(grid.position.max()) + 1
+    best: tuple[float, np.ndarray] | None = None
+    for shift in range(0, bar, 4):
+        position = (grid.position - shift) % bar
+        mel = melody_features(pitch.astype(np.int64), onset, position)
+        _, logits = model.chord_logits(mel, pitch)
+        n_beats = len(logits) // 4
+        if not n_beats:
+            return grid
+        confidence = float(logits[: 4 * n_beats].reshape(n_beats, 4, -1).mean(1)[:, 1:].max(1).mean())
+        if best is None or confidence > best[0] + 1e-9:
+            best = (confidence, position)
+    assert best is not None
+    return replace(grid, position=best[1])
+
+
+def plan_frames(
+    model: AccompanyModel,
+    grid: Grid,
+    pitch: np.ndarray,
+    onset: np.ndarray,
+    style: str,
+    given: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    track: int = 0,
+    channel: int = 0,
+) -> AccompanyPlan:
+    """The plan of a melody already on a grid (``pitch``, ``onset`` per frame); ``given``: chord
+    classes per frame and where they are given (:func:`frames_from_spans`).
+
+    Without given chords the downbeat is checked first (:func:`rephase`): a file whose bar lines
+    sit a beat or two off its music (POP909's trap) is read with its bars where the harmony has
+    them."""
+    if given is None or not given[1].any():
+        grid = rephase(model, grid, pitch, onset)
+    mel = melody_features(pitch.astype(np.int64), onset, grid.position)
+    hidden, chord_logits = model.chord_logits(mel, pitch)
+    dec = model.decoding
+    per_beat = beat_chords(
+        chord_logits,
+        grid.position,
+        melody_key_pcs(pitch),
+        key_weight=dec.key_weight,
+        change_cost=dict(dec.change_cost),
+        change_cost_other=dec.change_cost_other,
+    )
+    classes = np.zeros(grid.n_frames, dtype=np.int64)
+    classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)
+    if len(per_beat) and 4 * len(per_beat) < grid.n_frames:
+        classes[4 * len(per_beat) :] = per_beat[-1]
+    given_any = False
+    if given is not None:
+        classes = np.where(given[1], given[0], classes)
+        given_any = bool(given[1].any())
+    return AccompanyPlan(
+        grid=grid,
+        mel=mel,
+        melody_pitch=pitch,
+        hidden=hidden,
+        chords=classes,
+        chord_spans=spans_from_frames(classes, grid),
+        style=style,
+        track=track,
+        channel=channel,
+        given=given_any,
+    )
+
+
+def start_accompany_session(
+    model: AccompanyModel | str,
+    song: Song,
+    track: int,
+    *,
+    style: str = "piano",
+    temperature: float = 1.0,
+    seed: int | None = None,
+    chords: Sequence[ChordSpan] | None = None,
+) -> AccompanySession:
+    """A session writing ``style`` accompaniment under ``track`` (its notes go to a new track at
+    index ``len(song.tracks)``; see :func:`accompaniment_track`)."""
+    from musicgen_app.ml.sampling import random_seed
+
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise GenerationError(f"the temperature must be above 0, not {temperature}")
+    m = load_accompany_model(model) if isinstance(model, str) else model
+    plan = plan_accompany(m, song, track, style=style, chords=chords)
+    return AccompanySession(m, plan, temperature=temperature, seed=random_seed() if seed is None else seed)
+
+
+def predict_chords(
+    song: Song, track: int, model: AccompanyModel | str = "accompany-pop909"
+) -> list[ChordSpan]:
+    """The chords the model would accompany ``track`` with, one per beat at most (song ticks):
+    what the chord lane shows before any accompaniment is written (the chord encoder only;
+    milliseconds). Raises GenerationError, CheckpointError."""
+    m = load_accompany_model(model) if isinstance(model, str) else model
+    return plan_accompany(m, song, track, style="chords").chord_spans
+
+
+@dataclass
+class AccompanyResult:
+    """What :func:`accompany_song` did."""
+
+    track: int  # the new track's index
+    notes: list[Note]
+    chords: list[ChordSpan]  # the chords followed (predicted or given)
+    seed: int
+    model: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def accompany_song(
+    song: Song,
+    track: int,
+    *,
+    style: str = "piano",
+    model: AccompanyModel | str | None = None,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    chords: Sequence[ChordSpan] | None = None,
+) -> tuple[Song, AccompanyResult]:
+    """A copy of ``song`` with a new accompaniment track after the others (``track`` and the rest
+    unchanged), and what was done (raises GenerationError, CheckpointError)."""
+    session = start_accompany_session(
+        model or default_model(style),
+        song,
+        track,
+        style=style,
+        temperature=temperature,
+        seed=seed,
+        chords=chords,
+    )
+    notes: list[Note] = []
+    for ev in session:
+        if isinstance(ev, NoteEvent):
+            notes.append(ev.note)
+        elif ev.reason == "error":
+            raise GenerationError(f"the accompaniment failed: {ev.message}")
+    out = song.copy()
+    new = accompaniment_track(song, style)
+    new.notes = sorted(notes)
+    out.tracks.append(new)
+    return out, AccompanyResult(len(song.tracks), new.notes, session.chords, session.seed, session.model.name)
+
+
+assert len(CHORD_QUALITIES) * 12 + 1 == N_CHORDS

@@ -1,0 +1,281 @@
+"""The accompaniment network: melody frames in, chords and an accompaniment piano roll out.
+
+Everything lives on a 16th-note grid (one frame = one 16th):
+
+* the **melody features** of frame ``t`` (:func:`melody_features`): the sounding pitch class
+  (12), an onset flag, the pitch's height, a rest flag and the position in the bar (16);
+* a **chord encoder**, a stack of dilated 1-D convolutions looking 4 bars both ways over the
+  melody features, predicts the chord of every frame among :data:`N_CHORDS` classes (no chord,
+  or 12 roots x major, minor, dominant seventh, diminished: :func:`chord_class`);
+* an **accompaniment decoder**, a GRU running forward over frames, reads the encoder's state, the
+  chord of the frame (the predicted one, or the one the musician gave) and the previous frame's
+  keys (onsets and sounding keys) and gives, per key of its range, the probability of an onset and,
+  for a key still sounding, the probability that it goes on sounding.
+
+Trained by :mod:`musicgen_app.ml.accompany_train`; used by :mod:`musicgen_app.ml.accompany`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicgen_app.core.chords import Chord, parse_chord
+from musicgen_app.errors import MusicgenError
+
+logger = logging.getLogger(__name__)
+
+DILATIONS = (1, 2, 4, 8, 16, 32)  # the chord encoder sees 65 frames (4 bars) each way
+POSITIONS = 16  # bar positions one-hot (a 4/4 bar of 16ths; shorter bars use the first ones)
+MELODY_DIM = 12 + 1 + 1 + 1 + POSITIONS
+CHORD_QUALITIES = ("", "m", "7", "dim")  # the classes' qualities (lead-sheet suffixes)
+N_CHORDS = 1 + 12 * len(CHORD_QUALITIES)  # class 0: no chord
+_QUALITY_CLASS = {
+    "": 0, "maj7": 0, "6": 0, "sus2": 0, "sus4": 0, "aug": 0, "add9": 0, "maj9": 0,
+    "m": 1, "m7": 1, "m6": 1, "mmaj7": 1, "m9": 1,
+    "7": 2, "7sus4": 2, "9": 2,
+    "dim": 3, "m7b5": 3, "dim7": 3,
+}  # fmt: skip
+
+
+def chord_class(chord: Chord | None) -> int:
+    """The class of ``chord`` (0 for no chord): ``1 + 4 * root + quality``."""
+    if chord is None:
+        return 0
+    return 1 + 4 * (chord.root % 12) + _QUALITY_CLASS.get(chord.quality, 0)
+
+
+def label_class(label: str) -> int:
+    """The class of an annotation label (Harte, ``B:maj``; a label we cannot read counts as none)."""
+    try:
+        return chord_class(parse_chord(label))
+    except MusicgenError:
+        return 0
+
+
+def class_chord(cls: int) -> Chord | None:
+    """The chord of a class (None for class 0)."""
+    if cls <= 0:
+        return None
+    root, q = divmod(cls - 1, len(CHORD_QUALITIES))
+    return Chord(root, CHORD_QUALITIES[q])
+
+
+def transpose_classes(classes: np.ndarray, semitones: int) -> np.ndarray:
+    """Chord classes ``semitones`` higher (class 0 stays)."""
+    c = classes.astype(np.int64)
+    root, q = np.divmod(np.maximum(c - 1, 0), len(CHORD_QUALITIES))
+    moved = 1 + ((root + semitones) % 12) * len(CHORD_QUALITIES) + q
+    return np.where(c > 0, moved, 0)
+
+
+def melody_arrays(notes: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pitch, onset)`` per frame of a melody given as rows (start, length, pitch): the highest
+    sounding note, each note cut at the next onset."""
+    pitch = np.full(n_frames, -1, dtype=np.int16)
+    onset = np.zeros(n_frames, dtype=bool)
+    by_start: dict[int, tuple[int, int]] = {}
+    for s, length, p in notes:
+        s, length, p = int(s), int(length), int(p)
+        if 0 <= s < n_frames and (s not in by_start or p > by_start[s][1]):
+            by_start[s] = (length, p)
+    starts = sorted(by_start)
+    for i, s in enumerate(starts):
+        length, p = by_start[s]
+        end = min(s + max(1, length), starts[i + 1] if i + 1 < len(starts) else n_frames, n_frames)
+        pitch[s:end] = p
+        onset[s] = True
+    return pitch, onset
+
+
+def melody_features(pitch: np.ndarray, onset: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """``(T, MELODY_DIM)`` float32 features from per-frame melody arrays.
+
+    ``pitch[t]``: the sounding melody pitch (-1: rest); ``onset[t]``: a note starts; ``position[t]``:
+    the frame's position in its bar (0 = downbeat)."""
+    t_len = len(pitch)
+    out = np.zeros((t_len, MELODY_DIM), dtype=np.float32)
+    sounding = pitch >= 0
+    idx = np.nonzero(sounding)[0]
+    out[idx, pitch[idx] % 12] = 1.0
+    out[:, 12] = onset.astype(np.float32) * sounding
+    out[idx, 13] = (pitch[idx] - 64) / 12.0
+    out[:, 14] = (~sounding).astype(np.float32)
+    out[np.arange(t_len), 15 + np.clip(position, 0, POSITIONS - 1)] = 1.0
+    return out
+
+
+@dataclass
+class AccompanyConfig:
+    """The network's shape (saved in the card's ``config``)."""
+
+    low: int = 21  # lowest key of the accompaniment's range (MIDI)
+    keys: int = 88  # keys in the range
+    enc_hidden: int = 128
+    dec_hidden: int = 256
+    chord_dim: int = 32
+    dropout: float = 0.1
+
+    def to_card(self) -> dict:
+        """The card's ``config``."""
+        return asdict(self)
+
+    @classmethod
+    def from_card(cls, config: dict) -> AccompanyConfig:
+        """The config a card's ``config`` describes (unknown keys ignored)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in config.items() if k in fields})
+
+
+class AccompanyNet(nn.Module):
+    """Chord encoder + accompaniment decoder (see the module docstring)."""
+
+    def __init__(self, cfg: AccompanyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.keys
+        self.enc_in = nn.Conv1d(MELODY_DIM, 2 * cfg.enc_hidden, 5, padding=2)
+        self.enc = nn.ModuleList(
+            nn.Conv1d(2 * cfg.enc_hidden, 2 * cfg.enc_hidden, 3, padding=d, dilation=d) for d in DILATIONS
+        )
+        self.chord_head = nn.Linear(2 * cfg.enc_hidden, N_CHORDS)
+        self.chord_emb = nn.Embedding(N_CHORDS, cfg.chord_dim)
+        self.dec = nn.GRU(
+            2 * cfg.enc_hidden + cfg.chord_dim + MELODY_DIM + 2 * k, cfg.dec_hidden, batch_first=True
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.dec_hidden, 2 * k)
+
+    def encode(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mel`` (B, T, MELODY_DIM) -> encoder states (B, T, 2H) and chord logits (B, T, N_CHORDS)."""
+        x = self.enc_in(mel.transpose(1, 2))  # (B, 2H, T)
+        for conv in self.enc:
+            x = x + conv(torch.relu(x))  # residual, dilated: sees further both ways each layer
+        h = x.transpose(1, 2)  # (B, T, 2H)
+        return h, self.chord_head(self.drop(torch.relu(h)))
+
+    def decoder_input(
+        self,
+        h: torch.Tensor,
+        mel: torch.Tensor,
+        chords: torch.Tensor,
+        prev_on: torch.Tensor,
+        prev_sound: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decoder's input (B, T, D) from encoder states, melody, chord classes (B, T) and the
+        previous frames' onsets and sounding keys (B, T, K)."""
+        return torch.cat([h, self.chord_emb(chords), mel, prev_on, prev_sound], dim=-1)
+
+    def forward(
+        self, mel: torch.Tensor, chords: torch.Tensor, on: torch.Tensor, sound: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass: chord logits (B, T, C), onset and sustain logits (B, T, K) each."""
+        h, chord_logits = self.encode(mel)
+        prev_on = torch.cat([torch.zeros_like(on[:, :1]), on[:, :-1]], dim=1)
+        prev_sound = torch.cat([torch.zeros_like(sound[:, :1]), sound[:, :-1]], dim=1)
+        x = self.decoder_input(h, mel, chords, prev_on, prev_sound)
+        y, _ = self.dec(x)  # (B, T, Hd)
+        logits = self.out(self.drop(y))  # (B, T, 2K)
+        k = self.cfg.keys
+        return chord_logits, logits[..., :k], logits[..., k:]
+
+    def stepper(self, hidden: torch.Tensor, chords: torch.Tensor, mel: torch.Tensor) -> DecoderStepper:
+        """A frame-by-frame decoder over one melody: ``hidden`` (T, 2H) encoder states, ``chords``
+        (T,) classes, ``mel`` (T, MELODY_DIM) features."""
+        return DecoderStepper(self, hidden, chords, mel)
+
+
+def key_histogram(pitch: np.ndarray) -> np.ndarray:
+    """(12,) float32: the share of the melody's sounding frames on each pitch class, the largest
+    scaled to 1 (what a whole song says about its key)."""
+    sounding = pitch[pitch >= 0]
+    hist = np.bincount(sounding % 12, minlength=12).astype(np.float32)
+    return hist / max(1.0, float(hist.max()))
+
+
+@dataclass
+class ChordNetConfig:
+    """The chord predictor's shape (saved in the card's ``config``)."""
+
+    channels: int = 96
+    dropout: float = 0.1
+
+    def to_card(self) -> dict:
+        """The card's ``config``."""
+        return asdict(self)
+
+    @classmethod
+    def from_card(cls, config: dict) -> ChordNetConfig:
+        """The config a card's ``config`` describes (unknown keys ignored)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in config.items() if k in fields})
+
+
+class ChordNet(nn.Module):
+    """A chord predictor alone: dilated convolutions over the melody features and the song's
+    pitch-class histogram (:func:`key_histogram`) -> chord logits per frame. Trained with all of
+    its time on the chords, it can replace the chord head of an :class:`AccompanyNet` (whose
+    decoder takes any chord)."""
+
+    def __init__(self, cfg: ChordNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.enc_in = nn.Conv1d(MELODY_DIM + 12, c, 5, padding=2)
+        self.enc = nn.ModuleList(nn.Conv1d(c, c, 3, padding=d, dilation=d) for d in DILATIONS)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(c, N_CHORDS)
+
+    def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits (B, T, N_CHORDS)."""
+        x = torch.cat([mel, hist[:, None, :].expand(-1, mel.shape[1], -1)], dim=-1)
+        x = self.enc_in(x.transpose(1, 2))  # (B, C, T)
+        for conv in self.enc:
+            x = x + conv(torch.relu(x))
+        return self.head(self.drop(torch.relu(x.transpose(1, 2))))
+
+
+class DecoderStepper:
+    """The decoder GRU run one frame at a time in numpy (what generation does).
+
+    The input projection of everything known beforehand (encoder states, chords, melody) is
+    computed for all frames at once; per frame only the previous frame's keys (a few columns of
+    the input weights: the keys are sparse) and the recurrent product remain."""
+
+    def __init__(
+        self, net: AccompanyNet, hidden: torch.Tensor, chords: torch.Tensor, mel: torch.Tensor
+    ) -> None:
+        k = net.cfg.keys
+        with torch.no_grad():
+            static = torch.cat([hidden, net.chord_emb(chords), mel], dim=-1)  # (T, S)
+            w_ih = net.dec.get_parameter("weight_ih_l0")  # (3Hd, S + 2K)
+            b_ih = net.dec.get_parameter("bias_ih_l0")
+            w_hh = net.dec.get_parameter("weight_hh_l0")
+            b_hh = net.dec.get_parameter("bias_hh_l0")
+            n_static = static.shape[1]
+            self.gi_static = (static @ w_ih[:, :n_static].T + b_ih).numpy()  # (T, 3Hd)
+            self.w_on = w_ih[:, n_static : n_static + k].T.numpy().copy()  # (K, 3Hd)
+            self.w_sound = w_ih[:, n_static + k :].T.numpy().copy()  # (K, 3Hd)
+            self.w_hh = w_hh.numpy().copy()  # (3Hd, Hd)
+            self.b_hh = b_hh.numpy().copy()
+            self.w_out = net.out.weight.numpy().copy()  # (2K, Hd)
+            self.b_out = net.out.bias.numpy().copy()
+        self.keys = k
+        self.h = np.zeros(self.w_hh.shape[1], dtype=np.float32)
+
+    def step(self, t: int, prev_on: np.ndarray, prev_sound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``t`` given the key indices struck and sounding in frame ``t - 1``: onset and
+        sustain logits (K,) each."""
+        gi = self.gi_static[t] + self.w_on[prev_on].sum(0) + self.w_sound[prev_sound].sum(0)
+        gh = self.w_hh @ self.h + self.b_hh
+        hd = len(self.h)
+        r = 1.0 / (1.0 + np.exp(-(gi[:hd] + gh[:hd])))
+        z = 1.0 / (1.0 + np.exp(-(gi[hd : 2 * hd] + gh[hd : 2 * hd])))
+        n = np.tanh(gi[2 * hd :] + r * gh[2 * hd :])
+        self.h = ((1.0 - z) * n + z * self.h).astype(np.float32)
+        logits = self.w_out @ self.h + self.b_out
+        return logits[: self.keys], logits[self.keys :]

@@ -1,0 +1,166 @@
+"""Accompany with the shipped models: the accompaniment follows given chords, streams as a session
+that can be cancelled, is the same for the same seed, and keeps the song's other tracks."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from musicgen_app.core.chords import Chord, ChordSpan, estimate_chords, parse_progression
+from musicgen_app.core.events import NoteEvent, SessionFinished
+from musicgen_app.core.song import Note, Song, TimeSignature, Track
+from musicgen_app.errors import GenerationError
+from musicgen_app.ml.accompany import (
+    accompany_song,
+    load_accompany_model,
+    predict_chords,
+    progression_spans,
+    start_accompany_session,
+)
+
+BAR = 4 * 480
+
+
+@pytest.fixture(scope="module")
+def pop():
+    return load_accompany_model("accompany-pop909")
+
+
+def tune(bars: int = 16) -> Song:
+    """A C major melody in quarters and halves, 16 bars, over the changes C G Am F."""
+    phrase = [(64, 1), (67, 1), (72, 2), (71, 1), (67, 1), (62, 2), (72, 1), (69, 1), (64, 2), (65, 1),
+              (69, 1), (72, 1), (69, 1)]  # fmt: skip
+    notes, t = [], 0
+    while t < bars * BAR:
+        for pitch, beats in phrase:
+            if t >= bars * BAR:
+                break
+            notes.append(Note(t, pitch, t + beats * 480 - 20, 90))
+            t += beats * 480
+    return Song(tracks=[Track(name="Melody", notes=notes)], time_signatures=[TimeSignature(0, 4, 4)])
+
+
+def root_agreement(notes: list[Note], spans: list[ChordSpan], end: int) -> float:
+    """Share of beats whose root estimated from ``notes`` is the root of the chord given there."""
+    beats = [(t, t + 480) for t in range(0, end, 480)]
+    est = estimate_chords(((n.start_tick, n.end_tick, n.pitch) for n in notes), beats)
+    hits = total = 0
+    for b0, _ in beats:
+        given = next(s.chord for s in spans if s.start_tick <= b0 < s.end_tick)
+        got = next(s.chord for s in est if s.start_tick <= b0 < s.end_tick)
+        total += 1
+        hits += got is not None and given is not None and got.root == given.root
+    return hits / total
+
+
+@pytest.mark.parametrize("style", ["piano", "chords", "bass"])
+def test_the_accompaniment_follows_the_chords_it_is_given(pop, style: str) -> None:
+    song = tune()
+    # a progression against the melody's own harmony: the chords, not the melody, must lead
+    spans = progression_spans(song, parse_progression("C G Am F"), 16 * BAR)
+    assert [s.chord.symbol for s in spans[:5] if s.chord] == ["C", "G", "Am", "F", "C"]
+    _, res = accompany_song(song, 0, style=style, model=pop, seed=11, chords=spans)
+    assert res.chords[0].chord == Chord(0) and res.notes
+    agree = root_agreement(res.notes, spans, 16 * BAR)
+    assert agree >= {"piano": 0.6, "chords": 0.95, "bass": 0.6}[style], agree
+    # the other progression moves the accompaniment with it
+    other = progression_spans(song, parse_progression("F Dm Bb C"), 16 * BAR)
+    _, res2 = accompany_song(song, 0, style=style, model=pop, seed=11, chords=other)
+    assert root_agreement(res2.notes, other, 16 * BAR) >= {"piano": 0.6, "chords": 0.95, "bass": 0.6}[style]
+    assert root_agreement(res2.notes, spans, 16 * BAR) < 0.5
+
+
+def test_without_chords_the_model_chooses_them_and_keeps_the_melody(pop) -> None:
+    song = tune()
+    out, res = accompany_song(song, 0, style="piano", model=pop, seed=3)
+    assert out.tracks[0] == song.tracks[0] and len(out.tracks) == 2
+    assert out.tracks[1].name == "Piano accompaniment" and out.tracks[1].notes == res.notes
+    assert all(s.chord is not None for s in res.chords)
+    assert res.chords[0].start_tick <= 0 and res.chords[-1].end_tick >= 16 * BAR - 480
+    _, again = accompany_song(song, 0, style="piano", model=pop, seed=3)
+    assert again.notes == res.notes
+    _, other = accompany_song(song, 0, style="piano", model=pop, seed=4)
+    assert other.notes != res.notes
+
+
+def test_predicted_chords_are_the_ones_the_accompaniment_follows(pop) -> None:
+    song = tune()
+    spans = predict_chords(song, 0, pop)
+    _, res = accompany_song(song, 0, style="chords", model=pop, seed=1)
+    assert spans == res.chords
+    assert spans[0].start_tick <= 0 and all(a.end_tick == b.start_tick for a, b in itertools.pairwise(spans))
+    # the tune's phrase is diatonic in C: its chords are chords of C major (or its relative minor)
+    c_major = {0, 2, 4, 5, 7, 9, 11}
+    inside = sum(s.end_tick - s.start_tick for s in spans if s.chord and s.chord.root in c_major)
+    assert inside / (spans[-1].end_tick - spans[0].start_tick) >= 0.8
+
+
+def test_the_session_streams_notes_as_they_end_and_cancels(pop) -> None:
+    session = start_accompany_session(pop, tune(), 0, style="piano", seed=5)
+    items = iter(session)
+    first = next(items)
+    assert isinstance(first, NoteEvent) and first.track == 1
+    session.cancel()
+    rest = list(items)
+    assert isinstance(rest[-1], SessionFinished) and rest[-1].reason == "cancelled"
+    assert len(rest) <= 8  # stops within a frame or so (the notes of that frame)
+
+
+def test_a_satb_accompaniment_from_the_chorale_model_has_three_voices_below_the_soprano() -> None:
+    song = tune(8)
+    out, res = accompany_song(song, 0, style="satb", seed=2)
+    assert res.model == "accompany-chorales" and out.tracks[1].program == 52 and res.notes
+    for t in range(0, 8 * BAR, 240):
+        sounding = [n for n in res.notes if n.start_tick <= t < n.end_tick]
+        assert len(sounding) <= 3
+
+
+def test_bad_requests_say_what_is_wrong(pop) -> None:
+    song = tune(2)
+    song.tracks.append(Track(name="Empty", channel=1))
+    with pytest.raises(GenerationError, match="no notes"):
+        accompany_song(song, 1, model=pop)
+    with pytest.raises(GenerationError, match="no track 5"):
+        accompany_song(song, 4, model=pop)
+    with pytest.raises(GenerationError, match="unknown accompaniment style"):
+        accompany_song(song, 0, style="jazz", model=pop)
+
+
+def test_the_numpy_decoder_steps_compute_what_the_network_computes() -> None:
+    import numpy as np
+    import torch
+
+    from musicgen_app.ml.accompany_net import MELODY_DIM, AccompanyConfig, AccompanyNet
+
+    torch.manual_seed(0)
+    net = AccompanyNet(AccompanyConfig(low=50, keys=10, enc_hidden=16, dec_hidden=24)).eval()
+    t_len = 9
+    mel = torch.randn(1, t_len, MELODY_DIM)
+    chords = torch.randint(0, 49, (1, t_len))
+    on = (torch.rand(1, t_len, 10) < 0.3).float()
+    sound = torch.clamp(on + (torch.rand(1, t_len, 10) < 0.3).float(), 0, 1)
+    with torch.no_grad():
+        _, on_logits, sus_logits = net(mel, chords, on, sound)
+        hidden, _ = net.encode(mel)
+    dec = net.stepper(hidden[0], chords[0], mel[0])
+    prev_on = prev_sound = np.zeros(0, dtype=np.int64)
+    for t in range(t_len):
+        a, b = dec.step(t, prev_on, prev_sound)
+        assert np.allclose(a, on_logits[0, t].numpy(), atol=1e-5)
+        assert np.allclose(b, sus_logits[0, t].numpy(), atol=1e-5)
+        prev_on, prev_sound = np.nonzero(on[0, t].numpy())[0], np.nonzero(sound[0, t].numpy())[0]
+
+
+def test_the_parameter_count_of_each_accompaniment_card_is_exact() -> None:
+    from safetensors.torch import load_file
+
+    from musicgen_app.ml import checkpoint_verify as cv
+    from musicgen_app.ml.registry import list_models
+
+    infos = [m for m in list_models(task=None) if m.name.startswith("accompany-")]
+    assert {m.name for m in infos} >= {"accompany-pop909", "accompany-chorales", "accompany-chords"}
+    for info in infos:
+        arch, config = cv.card_config(info.card, info.name)
+        stored = sum(t.numel() for t in load_file(str(info.path)).values())
+        assert cv.validate_config(arch, config, info.name) == stored, info.name
