@@ -312,7 +312,7 @@ def _windows(stream: dict[str, np.ndarray], n: int, gen: torch.Generator) -> tup
 
 def _tune_batches(tok: GridMelodyTokenizer, tunes: list) -> list[tuple[torch.Tensor, ...]]:
     """Each tune as a batch of one, read from its start (how the test reads it): the validation."""
-    from musicgen_app.ml.train import tune_arrays
+    from musicgen_app.ml.grid_data import tune_arrays
 
     whole = torch.ones(1, dtype=torch.bool)
     return [
