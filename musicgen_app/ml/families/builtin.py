@@ -297,8 +297,9 @@ class GanFamily(ModuleFamily):
 
     def train(self, data: TrainData, run: TrainRun) -> dict:
         """WGAN-GP inside the one loop: before every generator step the critic takes ``n_critic``
-        steps (``before_step``); the generator's loss is the critic's score of its bars, and the
-        validation figure is that score on held-out conditions (no early stopping)."""
+        steps (``before_step``); the generator's loss is the critic's score of its bars plus the
+        shipped recipe's reconstruction term (``bce_weight`` x cross-entropy to the real bar), and
+        the validation figure is that loss on held-out conditions (no early stopping)."""
         from musicgen_app.ml.families import gan as m
 
         cfg = self.config(run.tiny)
@@ -321,9 +322,10 @@ class GanFamily(ModuleFamily):
                 opt_d.step()
 
         def g_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
-            _real, cond = batch
-            z = torch.randn(len(cond), cfg.z_dim)
-            return -critic(m.binarize(net(z, cond)), cond).sum(), len(cond)
+            real, cond = batch
+            probs = net(torch.randn(len(cond), cfg.z_dim), cond)
+            rec = tc.bce_weight * m.reconstruction(probs, real) * len(cond)
+            return -critic(m.binarize(probs), cond).sum() + rec, len(cond)
 
         valid = [held_out.sample(16, np.random.default_rng(7), augment=False)]
         return _fit(self, gen, g_loss, lambda _g: bars.sample(tc.batch, rng), valid, run,
