@@ -19,13 +19,14 @@ In the same run, on the offscreen Qt platform (no GPU; the raster paint engine):
   with ``xdotool`` (one ``xdotool -`` process fed a line per press, so no process start is
   timed), the app's player process sending to a JACK MIDI port of a private dummy-backend server
   (32-frame periods), where a receiver timestamps every message. Per run: key press -> first
-  note-on at the port; with lead-in 1 bar also how late each continuation note arrived against
-  its place after the first lead-in note. With ``--readme`` the table goes into README.md.
+  note-on at the port, less the rest the take may open with (a take whose first note falls on
+  beat 2 sounds it a beat after the press, on time); with lead-in 1 bar also how late each
+  continuation note arrived against its place after the first lead-in note. With ``--readme`` the table goes into README.md.
 
 Goals: every paint <= 8 ms; stall <= 16 ms; press to sound <= 10 ms with lead-in none; no
 continuation note later than 1 ms at the port.
 Run: ``.venv/bin/python benchmarks/bench_gui.py [--notes 10000] [--repeats 40] [--bars 8]``;
-``--press [--runs 20] [--readme]`` runs only the press-to-sound benchmark.
+``--press [--runs 20] [--readme] [--verbose]`` runs only the press-to-sound benchmark.
 """
 
 from __future__ import annotations
@@ -337,6 +338,19 @@ def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = F
     pitches = [60, 62, 64, 65, 67, 65, 64, 62]
     sketch = Song(tracks=[Track(notes=[Note(i * 480, p, i * 480 + 440, 90) for i, p in enumerate(pitches)])])
     rows: dict[int, dict[str, list[float]]] = {}
+    gc_pauses: list[tuple[int, float]] = []  # (generation, ms) of collections over 5 ms (--verbose)
+    if verbose:
+        import gc
+
+        gc_start = [0.0]
+
+        def gc_watch(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+            elif (ms := (time.perf_counter() - gc_start[0]) * 1000) > 5:
+                gc_pauses.append((info["generation"], ms))
+
+        gc.callbacks.append(gc_watch)
     with private_jack("bench-press", period=32) as env:
         if env is None:
             print("press to sound: jackd did not start; skipped")
@@ -371,6 +385,19 @@ def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = F
         win.gen.models.get("melody-lstm")
         spin(1.0)
         realtime = bool(win.playback.player is not None and win.playback.player.realtime)
+        ui_marks: dict[str, float] = {}
+        if verbose:  # when the UI thread handed the take to the player (to place a stall)
+
+            def marked(name: str, fn: Any) -> Any:
+                def call(*a: Any, **k: Any) -> Any:
+                    out = fn(*a, **k)
+                    ui_marks[name] = time.perf_counter()
+                    return out
+
+                return call
+
+            win.playback.play_stream = marked("play_stream", win.playback.play_stream)
+            win.playback.append = marked("append", win.playback.append)
         win.activateWindow()
         presser.command(f"windowfocus --sync {int(win.winId())}")
         spin(0.5)
@@ -395,13 +422,15 @@ def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = F
                     continue
                 notes = sorted(take.notes)
                 start = win.gen.request.start_tick if win.gen.request else notes[0].start_tick
-                r["sound"].append((ons[0][0] - t_key) * 1000)
+                # a take may open with a rest: its first note is due that much after the press
+                rest = 0.0 if lead else (notes[0].start_tick - start) * spt
+                r["sound"].append((ons[0][0] - t_key - rest) * 1000)
                 pressed = win.takes.last_press_time
                 if pressed is not None and pressed > t_key:
                     r["key_app"].append((pressed - t_key) * 1000)
                 sent = win.playback.scheduler.first_streamed_note_time  # the player's clock
                 if not lead and pressed is not None and sent is not None:  # the first note is the take's
-                    r["app_sent"].append((sent - pressed) * 1000)
+                    r["app_sent"].append((sent - pressed - rest) * 1000)
                     r["sent_port"].append((ons[0][0] - sent) * 1000)
                 if lead:  # each continuation note against its place after the first lead-in note
                     first_lead = min(
@@ -421,6 +450,12 @@ def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = F
                         r["sent_late"].append(max(cont_late) * 1000)
                 if verbose:
                     parts = [f"{k} {v[-1]:.1f}" for k, v in r.items() if v]
+                    if gc_pauses:
+                        print(f"  garbage collections over 5 ms: {gc_pauses}")
+                        gc_pauses.clear()
+                    if pressed is not None:
+                        marks = ", ".join(f"{k} +{(v - pressed) * 1000:.1f}" for k, v in ui_marks.items())
+                        print(f"  UI thread after the press: {marks}; opening rest {rest * 1000:.0f} ms")
                     head = f"  lead-in {lead} run {len(r['sound'])}: prepared {was_prepared} "
                     print(head + ", ".join(parts))
             for k in r:
@@ -434,7 +469,8 @@ def press_to_sound(app: QApplication, runs: int, readme: bool, verbose: bool = F
         rx.close()
     load = os.getloadavg()[0]
     lines = [
-        "| lead-in | runs | key press → first note-on at the port, median | p95 | key → app |"
+        "| lead-in | runs | key press → first note-on at the port (less the take's opening rest), median |"
+        " p95 | key → app |"
         " app → player sends it | player → port | first continuation note late, median | max |"
         " any continuation note late, max | continuation sent late by the player, max |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
