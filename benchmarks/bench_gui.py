@@ -21,7 +21,8 @@ In the same run, on the offscreen Qt platform (no GPU; the raster paint engine):
   (32-frame periods), where a receiver timestamps every message. Per run: key press -> first
   note-on at the port, less the rest the take may open with (a take whose first note falls on
   beat 2 sounds it a beat after the press, on time); with lead-in 1 bar also how late each
-  continuation note arrived against its place after the first lead-in note. With ``--readme`` the table goes into README.md.
+  continuation note arrived against its place after the first lead-in note. With ``--readme``
+  the table goes into README.md.
 
 Goals: every paint <= 8 ms; stall <= 16 ms; press to sound <= 10 ms with lead-in none; no
 continuation note later than 1 ms at the port.
