@@ -14,7 +14,6 @@ import random
 
 logger = logging.getLogger(__name__)
 
-MIDI_SUFFIXES = (".mid", ".midi")
 CHORDS_SHOWN = 16  # chords printed, at most
 
 
@@ -24,17 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
     from musicgen_app.ml.accompany_styles import STYLES
 
-    parser.add_argument(
-        "song_file", metavar="SONG.mid", type=at.input_file(what="song file"), help="the MIDI file"
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.mid",
-        type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
-        help="the MIDI file to write",
-    )
+    at.add_midi_in_out_arguments(parser, "song_file", "SONG.mid", "song file", "the MIDI file")
     parser.add_argument(
         "--track",
         type=at.positive_int(65535),

@@ -262,6 +262,25 @@ def input_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Cal
     return parse
 
 
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def add_midi_in_out_arguments(
+    parser: Any, dest: str, metavar: str, what: str, in_help: str, out_help: str = "the MIDI file to write"
+) -> None:
+    """The positional MIDI file a generating command reads (``dest``) and its ``-o/--output``
+    MIDI file (continue, fill, accompany)."""
+    parser.add_argument(dest, metavar=metavar, type=input_file(what=what), help=in_help)
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.mid",
+        type=output_file(MIDI_SUFFIXES, "MIDI file"),
+        help=out_help,
+    )
+
+
 def output_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Callable[[str], str]:
     """A file to write: its folder exists and is writable, and it is not a device, FIFO or folder."""
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-MIDI_SUFFIXES = (".mid", ".midi")
 MAX_BARS = 256
 MAX_VARIATIONS = 100
 
@@ -32,20 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
     from musicgen_app.ml import DEFAULT_MODEL
 
-    parser.add_argument(
-        "seed_file",
-        metavar="SEED.mid",
-        type=at.input_file(what="seed file"),
-        help="the MIDI file to continue",
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.mid",
-        type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
-        help="the MIDI file to write (with --variations V: OUT-1.mid .. OUT-V.mid)",
-    )
+    at.add_midi_in_out_arguments(
+        parser, "seed_file", "SEED.mid", "seed file", "the MIDI file to continue",
+        "the MIDI file to write (with --variations V: OUT-1.mid .. OUT-V.mid)",
+    )  # fmt: skip
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, type=at.model_name, help="model name (see `musicgen models`)"
     )

@@ -16,7 +16,6 @@ import re
 
 logger = logging.getLogger(__name__)
 
-MIDI_SUFFIXES = (".mid", ".midi")
 MAX_CANDIDATES = 64
 MELODY_NAMES = re.compile(r"melody|vocal|voice|lead", re.IGNORECASE)
 
@@ -27,17 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
     from musicgen_app.ml.fill import DEFAULT_CANDIDATES, EDGE_POLICIES
 
-    parser.add_argument(
-        "song_file", metavar="SONG.mid", type=at.input_file(what="song file"), help="the MIDI file"
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.mid",
-        type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
-        help="the MIDI file to write",
-    )
+    at.add_midi_in_out_arguments(parser, "song_file", "SONG.mid", "song file", "the MIDI file")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--bars", type=at.bar_range, metavar="A-B", help="bars A to B (from 1, both included)")
     where.add_argument(

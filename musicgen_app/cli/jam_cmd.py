@@ -15,8 +15,6 @@ import threading
 
 logger = logging.getLogger(__name__)
 
-MIDI_SUFFIXES = (".mid", ".midi")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen jam` (each checked by its parser, see ``cli.argtypes``)."""
@@ -66,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--record",
         metavar="OUT.mid",
         default=None,
-        type=at.output_file(MIDI_SUFFIXES, "MIDI file"),
+        type=at.output_file(at.MIDI_SUFFIXES, "MIDI file"),
         help="write both parts here at the end (player: track 1, model: track 2)",
     )
     parser.add_argument(
