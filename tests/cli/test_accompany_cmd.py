@@ -115,3 +115,35 @@ def test_accompany_of_a_held_out_pop909_song_keeps_its_three_tracks(tmp_path: Pa
     assert b[1:-1] == a[1:]
     new = read_midi(out).song.tracks[-1]
     assert new.name == "Bass" and new.program == 32 and all(28 <= n.pitch <= 52 for n in new.notes)
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_accompany_play_streams_the_accompaniment_with_the_song_to_a_jack_port(
+    jack_receiver, tmp_path: Path, capsys
+) -> None:
+    """`--play`: the song and the accompaniment are heard on a real JACK port while it is
+    generated; the new track in the file is exactly what was heard on its channel, the melody is
+    heard as written, and nothing is left sounding."""
+    from musicgen_app.core.song import TempoChange
+
+    line = [64, 67, 72, 71, 69, 67, 65, 64]
+    lead = [Note(i * 480, line[i], i * 480 + 440, 90) for i in range(8)]
+    song = Song(tracks=[Track(name="Lead", notes=lead)])
+    song.tempos = [TempoChange(0, 250_000)]  # 240 BPM: the two bars in two seconds
+    src, out = tmp_path / "song.mid", tmp_path / "out.mid"
+    write_midi(song, src)
+    code = main(["accompany", str(src), "-o", str(out), "--style", "chords", "--seed", "3", "--play",
+                 "--device", jack_receiver.port, "--midi-api", "jack"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    written = read_midi(out).song
+    assert written.tracks[0].notes == song.tracks[0].notes
+    new = written.tracks[1]
+    assert new.notes and new.channel != 0
+    events = jack_receiver.note_events()
+    heard = sorted(pitch for _, kind, ch, pitch in events if kind == "on" and ch == new.channel)
+    assert heard == sorted(n.pitch for n in new.notes)
+    assert [p for _, kind, ch, p in events if kind == "on" and ch == 0] == line
+    ons = [e for e in events if e[1] == "on"]
+    offs = [e for e in events if e[1] == "off"]
+    assert len(offs) >= len(ons)
