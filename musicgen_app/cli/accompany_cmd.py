@@ -50,15 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar='"C G Am F"',
         help="chords to follow, one per bar from bar 1, repeating (default: the model chooses)",
     )
-    parser.add_argument(
-        "--temperature",
-        type=at.finite_float(0.0, 10.0, lo_open=True),
-        default=1.0,
-        help="sampling temperature, above 0 and at most 10 (default 1.0)",
-    )
-    parser.add_argument(
-        "--seed", type=at.seed, default=None, help="random seed, 0 to 2^63-1 (same seed, same file)"
-    )
+    at.add_temperature_and_seed(parser)
     add_play_while_generating_arguments(parser, "hear the accompaniment while it is generated", old=())
 
 

@@ -265,20 +265,43 @@ def input_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Cal
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
-def add_midi_in_out_arguments(
-    parser: Any, dest: str, metavar: str, what: str, in_help: str, out_help: str = "the MIDI file to write"
-) -> None:
-    """The positional MIDI file a generating command reads (``dest``) and its ``-o/--output``
-    MIDI file (continue, fill, accompany)."""
-    parser.add_argument(dest, metavar=metavar, type=input_file(what=what), help=in_help)
+WAV_SUFFIXES = (".wav",)
+
+
+def add_output_argument(parser: Any, kind: str = "MIDI", help_text: str = "") -> None:
+    """The required ``-o/--output`` file of a command that writes one: ``kind`` "MIDI"
+    (OUT.mid, .mid/.midi) or "WAV" (OUT.wav)."""
+    midi = kind == "MIDI"
     parser.add_argument(
         "-o",
         "--output",
         required=True,
-        metavar="OUT.mid",
-        type=output_file(MIDI_SUFFIXES, "MIDI file"),
-        help=out_help,
+        metavar="OUT.mid" if midi else "OUT.wav",
+        type=output_file(MIDI_SUFFIXES if midi else WAV_SUFFIXES, f"{kind} file"),
+        help=help_text or f"the {kind} file to write",
     )
+
+
+def add_midi_in_out_arguments(
+    parser: Any, dest: str, metavar: str, what: str, in_help: str, out_help: str = ""
+) -> None:
+    """The positional MIDI file a generating command reads (``dest``) and its ``-o/--output``
+    MIDI file (continue, fill, accompany)."""
+    parser.add_argument(dest, metavar=metavar, type=input_file(what=what), help=in_help)
+    add_output_argument(parser, "MIDI", out_help)
+
+
+def add_temperature_and_seed(
+    parser: Any, seed_help: str = "random seed, 0 to 2^63-1 (same seed, same file)"
+) -> None:
+    """``--temperature`` (above 0, at most 10, default 1) and ``--seed`` of a generating command."""
+    parser.add_argument(
+        "--temperature",
+        type=finite_float(0.0, 10.0, lo_open=True),
+        default=1.0,
+        help="sampling temperature, above 0 and at most 10 (default 1.0)",
+    )
+    parser.add_argument("--seed", type=seed, default=None, help=seed_help)
 
 
 def output_file(suffixes: Sequence[str] | None = None, what: str = "file") -> Callable[[str], str]:

@@ -31,14 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.input_file((".mid", ".midi", ".wav"), "MIDI or WAV file"),
         help="the sketch: a MIDI file (rendered on piano) or a WAV recording",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.wav",
-        type=at.output_file((".wav",), "WAV file"),
-        help="the WAV file to write (mono, the model's sample rate)",
-    )
+    at.add_output_argument(parser, "WAV", "the WAV file to write (mono, the model's sample rate)")
     parser.add_argument(
         "--seconds",
         type=at.finite_float(0.01, MAX_SECONDS),

@@ -24,14 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input", metavar="IN.wav", type=at.input_file(what="audio file"), help="the recording (a WAV file)"
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.wav",
-        type=at.output_file((".wav",), "WAV file"),
-        help="the WAV file to write (mono, at the model's sample rate)",
-    )
+    at.add_output_argument(parser, "WAV", "the WAV file to write (mono, at the model's sample rate)")
     parser.add_argument("--to", choices=TARGET_CHOICES, default="piano", help="the target instrument")
     parser.add_argument(
         "--model", type=at.model_name, default=DEFAULT_MODEL, help=f"the model (default {DEFAULT_MODEL})"

@@ -24,14 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", metavar="IN.wav", type=at.input_file(what="audio file"), help="the recording (a WAV file)"
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.mid",
-        type=at.output_file((".mid", ".midi"), "MIDI file"),
-        help="the MIDI file to write",
-    )
+    at.add_output_argument(parser, "MIDI")
     parser.add_argument(
         "--quantize",
         metavar="GRID",

@@ -38,17 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, type=at.model_name, help="model name (see `musicgen models`)"
     )
-    parser.add_argument(
-        "--temperature",
-        type=at.finite_float(0.0, 10.0, lo_open=True),
-        default=1.0,
-        help="sampling temperature, above 0 and at most 10 (default 1.0)",
-    )
+    at.add_temperature_and_seed(parser)
     parser.add_argument(
         "--bars", type=at.positive_int(MAX_BARS), default=4, help=f"bars to add, 1 to {MAX_BARS} (default 4)"
-    )
-    parser.add_argument(
-        "--seed", type=at.seed, default=None, help="random seed, 0 to 2^63-1 (same seed, same file)"
     )
     parser.add_argument(
         "--key",

@@ -41,15 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="melody-lstm", type=at.model_name, help="a melody model (see `musicgen models`)"
     )
-    parser.add_argument(
-        "--temperature",
-        type=at.finite_float(0.0, 10.0, lo_open=True),
-        default=1.0,
-        help="sampling temperature, above 0 and at most 10 (default 1.0)",
-    )
-    parser.add_argument(
-        "--seed", type=at.seed, default=None, help="random seed, 0 to 2^63-1 (same seed, same file)"
-    )
+    at.add_temperature_and_seed(parser)
     parser.add_argument(
         "--key",
         default="auto",

@@ -49,13 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=120.0,
         help="the answers' tempo in BPM (default 120)",
     )
-    parser.add_argument(
-        "--temperature",
-        type=at.finite_float(0.0, 10.0, lo_open=True),
-        default=1.0,
-        help="sampling temperature, above 0 and at most 10 (default 1.0)",
-    )
-    parser.add_argument("--seed", type=at.seed, default=None, help="random seed of the first answer")
+    at.add_temperature_and_seed(parser, "random seed of the first answer")
     parser.add_argument(
         "--exchanges", type=at.positive_int(10_000), default=None, help="stop after N answers"
     )

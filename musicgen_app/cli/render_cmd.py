@@ -19,14 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", metavar="FILE", type=at.input_file(), help="a MIDI file (.mid) or a project (.mgproj)"
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT.wav",
-        type=at.output_file((".wav",), "WAV file"),
-        help="the WAV file to write",
-    )
+    at.add_output_argument(parser, "WAV")
     parser.add_argument(
         "--soundfont",
         metavar="FILE",
