@@ -251,21 +251,25 @@ def estimate_chord(weights: Sequence[float], bass_pc: int | None = None) -> Chor
     total = float(sum(weights))
     if total <= 0:
         return None
-    best: tuple[float, Chord] | None = None
-    for root in range(12):
-        for quality in ESTIMATE_QUALITIES:
-            pcs = {(root + iv) % 12 for iv in QUALITIES[quality]}
-            inside = sum(weights[pc] for pc in pcs)
-            score = (2 * inside - total) / total - 0.04 * (len(pcs) - 3)
-            if bass_pc is not None and bass_pc == root:
-                score += 0.1
-            if best is None or score > best[0] + 1e-9:
-                best = (score, Chord(root, quality))
-    return None if best is None else best[1]
+    best: tuple[float, int, str] | None = None
+    for root, quality, pcs in _TEMPLATES:
+        inside = sum(weights[pc] for pc in pcs)
+        score = (2 * inside - total) / total - 0.04 * (len(pcs) - 3)
+        if bass_pc is not None and bass_pc == root:
+            score += 0.1
+        if best is None or score > best[0] + 1e-9:
+            best = (score, root, quality)
+    return None if best is None else Chord(best[1], best[2])
 
 
 #: The qualities :func:`estimate_chord` chooses among.
 ESTIMATE_QUALITIES: tuple[str, ...] = ("", "m", "dim", "7", "m7", "maj7")
+#: (root, quality, its pitch classes) of every chord :func:`estimate_chord` scores, built once.
+_TEMPLATES: tuple[tuple[int, str, tuple[int, ...]], ...] = tuple(
+    (root, quality, tuple({(root + iv) % 12 for iv in QUALITIES[quality]}))
+    for root in range(12)
+    for quality in ESTIMATE_QUALITIES
+)
 
 
 def estimate_chords(
@@ -279,12 +283,21 @@ def estimate_chords(
     """
     note_list = sorted(notes)
     out: list[ChordSpan] = []
+    # one sweep over the notes while the windows move forward (each note is read a few times,
+    # not once per window: a song's beats cost milliseconds on the UI thread, not a second)
+    active: list[tuple[int, int, int]] = []  # notes begun before the window's end, not yet over
+    taken, prev_start = 0, None
     for start, end in span_ticks:
+        if prev_start is not None and start < prev_start:  # a window further back: sweep again
+            active, taken = [], 0
+        prev_start = start
+        while taken < len(note_list) and note_list[taken][0] < end:
+            active.append(note_list[taken])
+            taken += 1
+        active = [n for n in active if n[1] > start]
         weights = [0.0] * 12
         lowest: int | None = None
-        for n_start, n_end, pitch in note_list:
-            if n_start >= end:
-                break
+        for n_start, n_end, pitch in active:
             overlap = min(end, n_end) - max(start, n_start)
             if overlap <= 0:
                 continue
