@@ -1,11 +1,12 @@
 """`musicgen train MODEL [--data NAME|DIR] [--from MODEL] [options]`: train a model.
 
-melody-lstm trains on a music21 corpus (``--corpus``) or on any folder of MIDI files
-(``--data``), from scratch or fine-tuning a model (``--from``). Every other family trains on its
-own corpus mix, or with ``--data`` on any MIDI dataset through its
-:class:`~musicgen_app.ml.family.Family` (``--name``, ``--minutes``, ``--out-dir``, ``--seed``).
-Under ``torchrun`` melody-lstm runs as one rank of a DistributedDataParallel job (gloo on CPU, NCCL
-with ``--device cuda``)."""
+Every family trains through the one loop (:mod:`musicgen_app.ml.training`) on any MIDI dataset
+(``--data``), from scratch or fine-tuning a model of the same family (``--from``), resuming a
+killed run (``--resume``), with ``--minutes``, ``--epochs``, ``--lr``, ``--patience``,
+``--threads``, ``--progress-json``; under ``torchrun`` as one rank of a DistributedDataParallel job
+(gloo on CPU, NCCL with ``--device cuda``). melody-lstm also trains on a music21 corpus
+(``--corpus``) and takes its network and batch options; without ``--data`` every other family runs
+its shipped model's recipe on its own corpus mix."""
 
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ TRAINABLE = ("melody-lstm", *SHIPPED_FAMILIES)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen train`, each checked by its parser (``cli.argtypes``).
 
-    Defaults are None here and filled from ``ml.train.TrainConfig`` in :func:`run`, so that building
+    Defaults are None here and filled from the family's recipe in :func:`run`, so that building
     the parser (and refusing a bad value) does not import torch.
     """
-    recipe = "default: the melody-lstm recipe"
+    recipe = "default: the family's recipe"
     parser.add_argument("model", choices=TRAINABLE, help="which model family to train")
     parser.add_argument("--name", type=at.checkpoint_name, help="checkpoint name (default: the model's name)")
     parser.add_argument("--corpus", choices=("essen", "oneill", "ryan"), help=f"training corpus ({recipe})")
@@ -94,12 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.model_name,
         default=None,
         metavar="MODEL",
-        help="melody-lstm: fine-tune this model (a shipped name, one of your own, or a path) on --data",
+        help="fine-tune this model of the same family (a shipped name, one of your own, or a path) on --data",
     )
     parser.add_argument(
         "--progress-json",
         action="store_true",
-        help="report progress as JSON lines on stdout (what the window's Train on My Music reads), no bars",
+        help="with --data: report progress as JSON lines on stdout (what the window's Train on My Music "
+        "reads), no bars",
     )
     parser.add_argument(
         "--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)"
@@ -111,8 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         type=_checkpoint,
         metavar="CHECKPOINT",
-        help="continue from the shipped weights, or with --data from --out-dir/--name "
-        "(or, for melody-lstm, from CHECKPOINT)",
+        help="continue a killed or finished run: from --out-dir/--name (default: the shipped weights), "
+        "or from CHECKPOINT",
     )
 
 
@@ -135,147 +137,152 @@ def _given(args: argparse.Namespace, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-# options that only `train melody-lstm` reads (the families take --name, --minutes and --resume)
-MELODY_ONLY = (
-    "corpus",
-    "epochs",
-    "batch_size",
-    "seq_len",
-    "lr",
-    "patience",
-    "threads",
-    "hidden",
-    "layers",
-    "dropout",
-    "out_dir",
-    "seed",
-)
+# options of the one training loop (every family with --data; melody-lstm also on a corpus)
+LOOP_OPTIONS = {"epochs": "max_epochs", "lr": "lr", "patience": "patience", "threads": "threads"}
+# melody-lstm's own options: its network and its batches
+MELODY_OPTIONS = {"hidden": "hidden_size", "layers": "num_layers", "dropout": "dropout",
+                  "batch_size": "batch_size", "seq_len": "seq_len"}  # fmt: skip
+DEFAULT_MINUTES = 54.0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, then evaluate on the test tunes and write the metrics into the card."""
-    if args.model != "melody-lstm":
-        allowed = ("out_dir", "seed") if args.data else ()
+    """Train through the family's one loop, then (melody-lstm on a corpus) evaluate on the test
+    tunes and write the metrics into the card."""
+    from musicgen_app.errors import MusicgenError
+
+    melody = args.model == "melody-lstm"
+    if not melody:
         ignored = [
-            f"--{o.replace('_', '-')}"
-            for o in MELODY_ONLY
-            if getattr(args, o) is not None and o not in allowed
+            f"--{o.replace('_', '-')}" for o in ("corpus", *MELODY_OPTIONS) if getattr(args, o) is not None
         ]
         ignored += ["--no-bar-conditioning"] if args.no_bar_conditioning else []
         ignored += ["--limit-tunes"] if args.limit_tunes else []
-        ignored += ["--resume CHECKPOINT"] if args.resume not in (None, SHIPPED) else []
+        if not args.data:
+            ignored += [
+                f"--{o.replace('_', '-')}"
+                for o in (*LOOP_OPTIONS, "out_dir", "seed")
+                if getattr(args, o) is not None
+            ]
+            ignored += ["--from"] if args.base else []
+            ignored += ["--progress-json"] if args.progress_json else []
+            ignored += ["--resume CHECKPOINT"] if args.resume not in (None, SHIPPED) else []
+            ignored += ["--device"] if args.device != "cpu" else []
         if ignored:
-            from musicgen_app.errors import MusicgenError
-
+            where = "with --data" if args.data else "on its own corpus (without --data)"
             raise MusicgenError(
-                f"{', '.join(ignored)}: only for `musicgen train melody-lstm`; "
-                f"{args.model} takes --name, --minutes and --resume"
+                f"{', '.join(ignored)}: not for `musicgen train {args.model}` {where}; "
+                f"{args.model} takes --data, --from, --name, --minutes, --out-dir, --seed, --resume, "
+                "--epochs, --lr, --patience, --threads, --device and --progress-json with --data"
             )
-    from musicgen_app.ml import FINE_TUNABLE
-    from musicgen_app.ml.train import TrainConfig, train_melody_lstm
-
-    if args.model not in FINE_TUNABLE and args.base:
+        if not args.data:
+            return _shipped_recipe(args)
+    elif args.corpus and args.data:
+        raise MusicgenError("--corpus and --data: give one of them")
+    if args.base and not args.data:
         from musicgen_app.errors import DatasetError
 
-        raise DatasetError(
-            f"--from fine-tunes {' and '.join(FINE_TUNABLE)} for now; "
-            f"{args.model} trains from scratch on --data"
-        )
-    if args.progress_json and args.model != "melody-lstm":
-        from musicgen_app.errors import MusicgenError
+        raise DatasetError("--from MODEL fine-tunes on your music: give it with --data NAME|DIR")
+    return _train(args)
 
-        raise MusicgenError(f"--progress-json: only for `musicgen train melody-lstm`, not {args.model}")
-    d = TrainConfig()
-    if args.model != "melody-lstm" and args.data:
-        return _train_family_on_data(args, _given(args, "minutes", d.time_budget_min))
-    if args.model != "melody-lstm":
-        from musicgen_app.ml.families.builtin import train_shipped_recipe
-        from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
 
-        name = args.name or args.model
-        minutes = _given(args, "minutes", d.time_budget_min)
-        card = train_shipped_recipe(args.model, minutes=minutes, name=name, resume=bool(args.resume))
-        print(f"wrote models/{card['name']}.safetensors and .json")
-        if not args.no_evaluate:
-            print(format_family_report(evaluate_family(card["name"], update_card=True)))
-        return 0
-    import os
+def _shipped_recipe(args: argparse.Namespace) -> int:
+    """`musicgen train FAMILY` without --data: the shipped model's recipe on its own corpus mix."""
+    from musicgen_app.ml.families.builtin import train_shipped_recipe
+    from musicgen_app.ml.families.evaluate import evaluate_family, format_family_report
 
-    emit = _json_lines if args.progress_json else None
-    data = args.data or ""
-    if emit is not None and data and int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
-        data = _build_folder(data, emit)  # (under torchrun, rank 0 builds it first in training)
-    cfg = TrainConfig(
-        name=_given(args, "name", d.name),
-        corpus=_given(args, "corpus", d.corpus),
-        max_epochs=_given(args, "epochs", d.max_epochs),
-        batch_size=_given(args, "batch_size", d.batch_size),
-        seq_len=_given(args, "seq_len", d.seq_len),
-        lr=_given(args, "lr", d.lr),
-        patience=_given(args, "patience", d.patience),
-        time_budget_min=_given(args, "minutes", d.time_budget_min),
-        threads=_given(args, "threads", d.threads),
-        hidden_size=_given(args, "hidden", d.hidden_size),
-        num_layers=_given(args, "layers", d.num_layers),
-        dropout=_given(args, "dropout", d.dropout),
-        bar_conditioning=not args.no_bar_conditioning,
-        limit_tunes=args.limit_tunes,
-        out_dir=_given(args, "out_dir", d.out_dir),
-        seed=_given(args, "seed", d.seed),
-        resume=_resume_path(args, _given(args, "name", d.name)),
-        data=data,
+    name = args.name or args.model
+    minutes = _given(args, "minutes", DEFAULT_MINUTES)
+    card = train_shipped_recipe(args.model, minutes=minutes, name=name, resume=bool(args.resume))
+    print(f"wrote models/{card['name']}.safetensors and .json")
+    if not args.no_evaluate:
+        print(format_family_report(evaluate_family(card["name"], update_card=True)))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """`musicgen train FAMILY --data NAME|DIR` (or melody-lstm on a corpus): the family's network
+    trained by the one loop, fine-tuned from ``--from``, resumed with ``--resume``; one rank of a
+    DistributedDataParallel job under torchrun (the main rank builds the data first, then the
+    others read it)."""
+    from pathlib import Path
+
+    from musicgen_app.core import paths
+    from musicgen_app.ml.family import TrainData, TrainRun, load_train_data
+    from musicgen_app.ml.registry import get_family
+    from musicgen_app.ml.training import dist_context
+
+    family = get_family(args.model)
+    ctx = dist_context(args.device)
+    emit = _json_lines if args.progress_json and ctx.is_main else None
+    spec = args.data or ""
+    if emit is not None and spec and ctx.world == 1:
+        spec = _build_folder(spec, emit)  # (under torchrun, the main rank builds it below)
+
+    def data(progress: bool) -> TrainData:
+        if spec:
+            return load_train_data(spec, progress=progress, pieces=family.uses_pieces)
+        from musicgen_app.ml import data as data_mod
+
+        corpus = args.corpus or "essen"
+        return TrainData(corpus, data_mod.load_or_build(corpus, progress=progress), {})
+
+    show = emit is None and ctx.is_main
+    if ctx.is_main:
+        train_data = data(show)
+    ctx.barrier()
+    if not ctx.is_main:
+        train_data = data(False)
+    name = args.name or args.model
+    out = Path(args.out_dir) if args.out_dir else paths.models_dir()
+    resume = args.resume not in (None, SHIPPED)
+    options = {v: getattr(args, k) for k, v in MELODY_OPTIONS.items() if getattr(args, k) is not None}
+    if args.no_bar_conditioning:
+        options["bar_conditioning"] = False
+    if args.limit_tunes:
+        options["limit_tunes"] = args.limit_tunes
+    loop = {v: getattr(args, k) for k, v in LOOP_OPTIONS.items() if getattr(args, k) is not None}
+    run = TrainRun(
+        name=name,
+        out_dir=out,
+        minutes=_given(args, "minutes", DEFAULT_MINUTES),
+        seed=_given(args, "seed", 0),
+        resume=args.resume is not None,  # bare: from the checkpoint this run writes (out_dir/name)
+        resume_from=str(args.resume) if resume else "",
         base=_model_path(args.base) if args.base else "",
-        device=args.device,
+        progress=show,
+        loop={**loop, "device": args.device},
+        options=options,
+        on_event=emit,
     )
-    path = train_melody_lstm(cfg, progress=emit is None, on_event=emit)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
-        return 0  # under torchrun, rank 0 reports and evaluates
-    if emit is not None:
-        from musicgen_app.ml.checkpoint import read_card
+    if run.resume and not run.resume_path.is_file():
+        from musicgen_app.errors import CheckpointError
 
-        training = read_card(path).get("training", {})
+        raise CheckpointError(f"--resume: no checkpoint at {run.resume_path} to continue from")
+    card = family.train(train_data, run)
+    if not ctx.is_main:
+        return 0  # under torchrun, the main rank reports and evaluates
+    training = card.get("training", {})
+    if emit is not None:
         emit(
             {
                 "event": "done",
-                "path": str(path),
+                "path": str(run.weights),
                 "best_epoch": training.get("best_epoch"),
-                "best_val_nll": training.get("best_val_nll"),
+                "best_val_nll": training.get("best_valid_nll"),
                 "stopped": training.get("stopped"),
             }
         )
         return 0
-    print(f"wrote {path} and {path.with_suffix('.json')}")
-    if not args.no_evaluate and args.data:
-        print("(the test-set evaluation reads the corpora; skipped for --data)")
-    elif not args.no_evaluate:
+    metrics = ", ".join(f"{k} {v}" for k, v in card.get("metrics", {}).items())
+    print(
+        f"wrote {run.weights} and {run.weights.with_suffix('.json')} ({metrics}; {training.get('stopped')})"
+    )
+    if args.model == "melody-lstm" and not args.no_evaluate and not args.data:
         from musicgen_app.ml.evaluate import evaluate_model, format_report
 
-        report = evaluate_model(str(path), update_card=True)
-        print(format_report(report))
-    return 0
-
-
-def _train_family_on_data(args: argparse.Namespace, minutes: float) -> int:
-    """`musicgen train FAMILY --data NAME|DIR`: the family's network trained on that dataset."""
-    from pathlib import Path
-
-    from musicgen_app.core import paths
-    from musicgen_app.ml.family import TrainRun, load_train_data
-    from musicgen_app.ml.registry import get_family
-
-    data = load_train_data(args.data, progress=True)
-    out = Path(args.out_dir) if args.out_dir else paths.models_dir()
-    run = TrainRun(
-        name=args.name or args.model,
-        out_dir=out,
-        minutes=minutes,
-        seed=args.seed or 0,
-        resume=bool(args.resume),  # from the checkpoint this run writes (out_dir/name)
-        progress=True,
-    )
-    card = get_family(args.model).train(data, run)
-    metrics = ", ".join(f"{k} {v}" for k, v in card.get("metrics", {}).items())
-    print(f"wrote {run.weights} and {run.weights.with_suffix('.json')} ({metrics})")
+        print(format_report(evaluate_model(str(run.weights), update_card=True)))
+    elif args.model == "melody-lstm" and not args.no_evaluate:
+        print("(the test-set evaluation reads the corpora; skipped for --data)")
     return 0
 
 
@@ -316,14 +323,6 @@ def _build_folder(spec: str, emit: Any) -> str:
         }
     )
     return report.name
-
-
-def _resume_path(args: argparse.Namespace, name: str) -> str:
-    if args.resume != SHIPPED:
-        return str(args.resume or "")
-    from musicgen_app.core import paths
-
-    return str(paths.models_dir() / f"{name}.safetensors")
 
 
 def _model_path(spec: str) -> str:

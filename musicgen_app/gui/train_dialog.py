@@ -1,12 +1,13 @@
 """Model ▸ Train on My Music…: fine-tune a model on a folder of the musician's own MIDI files.
 
-The dialog asks for a folder, a model to start from (the models whose family
+The dialog asks for a folder, a model to start from (a model of any family that
 ``musicgen train --from`` fine-tunes, :data:`musicgen_app.ml.FINE_TUNABLE`) and a time budget.
 The work is the command line's, in a process of its own (:class:`TrainingJob`):
-``python -m musicgen_app train melody-lstm --data DIR --from MODEL --minutes M --out-dir STAGING
---name NAME --progress-json``, which builds the folder's dataset (``dataset build --midi``) and
-trains, printing its progress as JSON lines. The UI thread only reads those lines as they arrive
-(QProcess's signals): files read and skipped with their reasons, epoch and batch, training and
+``python -m musicgen_app train FAMILY --data DIR --from MODEL --minutes M --out-dir
+STAGING --name NAME --progress-json`` (FAMILY: the base model's), which builds the folder's
+dataset (``dataset build --midi``) and trains, printing its progress as JSON lines. The UI
+thread only reads those lines as they arrive (QProcess's signals): files read and skipped with
+their reasons, epoch and batch, training and
 validation loss, drawn live by :class:`LossCurve`.
 
 The model is written into a staging folder; only a finished run is moved into the musician's
@@ -57,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 STAGING = ".training"  # under the user models folder: one folder per run, gone when it ends
 MAX_STDERR = 64 * 1024
+FAMILY_ROLE = Qt.ItemDataRole.UserRole + 1  # the base model's family, beside its name
 DEFAULT_MINUTES = 5.0
 
 
@@ -98,13 +100,15 @@ def install_model(staging: Path, name: str, target: Path | None = None) -> Path:
     return target / f"{name}.safetensors"
 
 
-def train_command(folder: str, base: str, minutes: float, name: str, out_dir: str) -> list[str]:
-    """The arguments of ``python -m musicgen_app`` that fine-tune ``base`` on ``folder``."""
+def train_command(
+    folder: str, base: str, minutes: float, name: str, out_dir: str, family: str = FINE_TUNABLE[0]
+) -> list[str]:
+    """The arguments of ``python -m musicgen_app`` that fine-tune ``base`` (of ``family``) on ``folder``."""
     return [
         "-m",
         "musicgen_app",
         "train",
-        FINE_TUNABLE[0],
+        family,
         "--data",
         folder,
         "--from",
@@ -146,8 +150,8 @@ class TrainingJob(QObject):
         """Whether a run is in progress (its process may be ending)."""
         return self._proc is not None
 
-    def start(self, folder: str, base: str, minutes: float, name: str) -> None:
-        """Start training (returns at once)."""
+    def start(self, folder: str, base: str, minutes: float, name: str, family: str = FINE_TUNABLE[0]) -> None:
+        """Start training ``base`` (a model of ``family``) on ``folder`` (returns at once)."""
         if self._proc is not None:
             raise RuntimeError("a training run is already going")
         root = paths.user_models_dir() / STAGING
@@ -166,7 +170,7 @@ class TrainingJob(QObject):
         proc.finished.connect(self._ended)
         proc.errorOccurred.connect(self._failed_to_start)
         self._proc = proc
-        args = train_command(folder, base, minutes, name, str(self._staging))
+        args = train_command(folder, base, minutes, name, str(self._staging), family)
         logger.info("training: %s %s", sys.executable, " ".join(args))
         proc.start(sys.executable, args)
 
@@ -331,15 +335,18 @@ class LossCurve(QWidget):
 
 
 # -- the dialog -----------------------------------------------------------------------------------
-def base_models(infos: list[Any]) -> list[tuple[str, str]]:
-    """``(label, model)`` of the models training can start from: those of a fine-tunable family."""
+def base_models(infos: list[Any]) -> list[tuple[str, str, str]]:
+    """``(label, model, family)`` of the models training can start from: those of a fine-tunable
+    family (the melody models first, the default)."""
+    from musicgen_app.ml.family import family_key
+
     out = []
     for info in infos:
-        card = getattr(info, "card", {}) or {}
-        if card.get("family") in FINE_TUNABLE:
+        family = family_key(getattr(info, "card", {}) or {})
+        if family in FINE_TUNABLE:
             name = str(getattr(info, "name", ""))
-            out.append((name if name == card.get("family") else f"{name} ({card.get('family')})", name))
-    return out
+            out.append((name if name == family else f"{name} ({family})", name, family))
+    return sorted(out, key=lambda t: FINE_TUNABLE.index(t[2]))
 
 
 def suggest_name(folder: str, taken: set[str]) -> str:
@@ -429,8 +436,9 @@ class TrainDialog(QDialog):
         """Offer the models of the window's model box that training can start from."""
         current = self.base_combo.currentData()
         self.base_combo.clear()
-        for label, model in base_models(self.win.panel.model_infos()):
+        for label, model, family in base_models(self.win.panel.model_infos()):
             self.base_combo.addItem(label, model)
+            self.base_combo.setItemData(self.base_combo.count() - 1, family, FAMILY_ROLE)
         i = self.base_combo.findData(current)
         self.base_combo.setCurrentIndex(max(0, i))
 
@@ -467,11 +475,12 @@ class TrainDialog(QDialog):
         folder = self.folder_edit.text().strip()
         name = self.name_edit.text().strip()
         base = str(self.base_combo.currentData() or "")
+        family = str(self.base_combo.currentData(FAMILY_ROLE) or FINE_TUNABLE[0])
         if not folder or not Path(folder).expanduser().is_dir():
             self._say(f"Choose a folder of MIDI files{f': {folder} is not a folder' if folder else ''}.")
             return
         if not base:
-            self._say("There is no model to start from (a melody-lstm model).")
+            self._say("There is no model to start from.")
             return
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
             self._say("Name the new model with letters, digits, '.', '_' or '-' (up to 100).")
@@ -484,7 +493,7 @@ class TrainDialog(QDialog):
         self._batches, self._epoch_base = 1, 0.0
         self.bar.setRange(0, 0)  # busy until the first figures come
         self._say(f"Starting: fine-tuning {base} on {Path(folder).name}…")
-        self.job.start(str(Path(folder).expanduser()), base, self.minutes.value(), name)
+        self.job.start(str(Path(folder).expanduser()), base, self.minutes.value(), name, family)
         self._set_running(True)
 
     def cancel(self) -> None:

@@ -5,5 +5,15 @@
 DEFAULT_MODEL = "note-transformer"
 
 # the families `musicgen train FAMILY --data DIR --from MODEL` fine-tunes on a folder of MIDI files
-# (and whose models "Train on My Music…" offers as a starting point)
-FINE_TUNABLE = ("melody-lstm",)
+# (a model of the same family: its config, vocabulary and weights; and whose models "Train on My
+# Music…" offers as a starting point): every family that trains through the one loop
+FINE_TUNABLE = (
+    "melody-lstm",
+    "char-lstm",
+    "chord-lstm",
+    "pianoroll-lstm",
+    "pianoroll-seq2seq",
+    "pianoroll-gan",
+    "wavenet",
+    "note-transformer",
+)

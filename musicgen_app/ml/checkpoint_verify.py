@@ -198,6 +198,7 @@ def _accompany_chords(c: dict) -> int:
 # architecture (a family card's name or a melody card's class) -> parameters of the network
 ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "MelodyLSTM": _melody_lstm,
+    "melody-lstm": _melody_lstm,
     "MelodyFIM": _melody_fim,
     "char-lstm": _token_lstm,
     "chord-lstm": _token_lstm,

@@ -60,9 +60,23 @@ class TrainRun:
     max_steps: int = 0
     tiny: bool = False  # the smallest config of the family (tests, smoke runs)
     seed: int = 0
-    resume: bool = False  # continue from the weights at ``weights`` (a killed run's best so far)
+    resume: bool = False  # continue from ``resume_from`` (default: ``weights``, a killed run's best so far)
+    resume_from: str = ""
+    base: str = ""  # fine-tune: the weights of a model of the same family (its config, vocabulary, weights)
     progress: bool = False  # a progress bar on stderr
+    # the one loop's options (:class:`musicgen_app.ml.training.TrainConfig` fields: lr, patience,
+    # max_epochs, threads, device...) over the family's defaults
+    loop: dict = field(default_factory=dict)
+    # the family's own options (architecture fields such as hidden_size; melody-lstm's batch_size,
+    # seq_len, limit_tunes), over its defaults
+    options: dict = field(default_factory=dict)
+    on_event: Callable[[dict], None] | None = None  # progress events of the loop (main rank)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def resume_path(self) -> Path:
+        """The checkpoint a resumed run starts from."""
+        return Path(self.resume_from) if self.resume_from else self.weights
 
     @property
     def weights(self) -> Path:
@@ -80,6 +94,7 @@ class Family(ABC):
     # the grid melody models' evaluate_model); named, not imported, since evaluation loads models
     metric: str = ""
     polyphonic: bool = False
+    uses_pieces: bool = True  # trains on TrainData.pieces (else on the melody lines alone)
 
     @abstractmethod
     def config(self, tiny: bool = False) -> Any:
@@ -177,15 +192,18 @@ def _pieces(melody: Dataset, notes_path: Path) -> list[Chorale]:
     return out
 
 
-def load_train_data(spec: str, *, progress: bool = False) -> TrainData:
+def load_train_data(spec: str, *, progress: bool = False, pieces: bool = True) -> TrainData:
     """``--data NAME|DIR`` as :class:`TrainData`: a dataset built by `musicgen dataset build --midi`
-    (by name) or a MIDI folder (built or refreshed first). Raises DatasetError."""
+    (by name) or a MIDI folder (built or refreshed first); without ``pieces`` the melody lines
+    alone (for a family that reads nothing else). Raises DatasetError."""
     from musicgen_app.errors import DatasetError
     from musicgen_app.ml import data as data_mod
     from musicgen_app.ml.midi_data import dataset_dir, resolve_data
 
     melody = resolve_data(spec, progress=progress)
     name = melody.name
+    if not pieces:
+        return TrainData(name, melody, {})
     notes_path = dataset_dir(name) / "notes.npz"
     if not notes_path.is_file():
         raise DatasetError(

@@ -299,13 +299,24 @@ class MelodyLSTMModel(GridMelodyModel):
 
 
 def load_melody_lstm(name: str, card: dict, path: Path) -> MelodyLSTMModel:
-    """Rebuild the network from the card and load its weights (raises CheckpointError)."""
+    """Rebuild the network from the card and load its weights (raises CheckpointError).
+
+    The card is the schema-2 family card (``architecture: "melody-lstm"``, ``config``, ``vocab``)
+    or the shipped model's older layout (``architecture: {class: MelodyLSTM, args}``, ``tokenizer``)."""
     arch = card.get("architecture", {})
-    if arch.get("class") != "MelodyLSTM":
-        raise CheckpointError(f"model {name} is not a MelodyLSTM ({arch.get('class')!r})")
-    tok = GridMelodyTokenizer.from_dict(card.get("tokenizer", {}))
+    if isinstance(arch, dict):
+        if arch.get("class") != "MelodyLSTM":
+            raise CheckpointError(f"model {name} is not a MelodyLSTM ({arch.get('class')!r})")
+        args, vocab = arch.get("args"), card.get("tokenizer", {})
+    elif arch == "melody-lstm":
+        args, vocab = card.get("config"), card.get("vocab", {})
+    else:
+        raise CheckpointError(f"model {name} is not a melody LSTM ({arch!r:.40})")
+    tok = GridMelodyTokenizer.from_dict(vocab)
     try:
-        cfg = MelodyLSTMConfig(**arch["args"])
+        if not isinstance(args, dict):
+            raise TypeError("no network arguments")
+        cfg = MelodyLSTMConfig(**{k: v for k, v in args.items() if k != "parameters"})
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"model {name} has invalid architecture arguments ({exc})") from exc
     if cfg.vocab_size != tok.vocab_size:

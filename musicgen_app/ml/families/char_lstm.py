@@ -202,7 +202,7 @@ def train_model(
     """Train on the melody corpus text; write models/<name>.*; returns the card."""
     from musicgen_app.ml import data as data_mod
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
+    from musicgen_app.ml.training import TrainConfig, maybe_resume, train, training_record
 
     ds = data_mod.load_or_build(corpus, progress=False)
     split = data_mod.split_indices(ds)

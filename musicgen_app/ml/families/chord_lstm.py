@@ -364,7 +364,7 @@ def train_model(
     """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
     from musicgen_app.ml.families.chorales import chorale_splits
-    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
+    from musicgen_app.ml.training import TrainConfig, maybe_resume, train, training_record
 
     splits = chorale_splits()
     train_slices = [s for ch in splits["train"] for s in piece_slices(ch)]

@@ -840,7 +840,7 @@ def train_model(
     """Train on every corpus with the families' time-boxed CPU loop; write models/<name>.*;
     returns the card. ``resume`` continues models/<name> (with its architecture)."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
+    from musicgen_app.ml.training import TrainConfig, maybe_resume, train, training_record
 
     torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # slower than plain BLAS here

@@ -715,7 +715,7 @@ def train_model(
     ``resume`` starts from models/<name>; a checkpoint without the note axis lends the layers it has
     (the time LSTM, the key-wise head) and the NADE starts fresh on top of them."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
-    from musicgen_app.ml.families.training import TrainConfig, maybe_resume, train, training_record
+    from musicgen_app.ml.training import TrainConfig, maybe_resume, train, training_record
 
     name = name or (ARCH_LSTM if kind == "lstm" else ARCH_SEQ2SEQ)
     splits = training_pieces()
