@@ -151,7 +151,7 @@ def main() -> None:
     temps = args.temperatures
     base = score(str(paths.models_dir() / "melody-lstm.safetensors"), held_out, sketches, temps)
     rows = [("melody-lstm (shipped)", base)]
-    from musicgen_app.ml.train import TrainConfig
+    from musicgen_app.ml.families.builtin import MelodyLSTMFamily
 
     machine = platform.processor() or platform.machine()
     lrs = " ".join(f"{lr:g}" for lr in args.lr)
@@ -172,7 +172,7 @@ def main() -> None:
         epochs = [e for e in events if e["event"] == "epoch"]
         start = next(e for e in events if e["event"] == "start")
         dataset = next(e for e in events if e["event"] == "dataset")
-        label = f"lr {lr:g}" if lr else f"lr {TrainConfig().lr:g} (the recipe's)"
+        label = f"lr {lr:g}" if lr else f"lr {MelodyLSTMFamily.LOOP['lr']:g} (the recipe's)"
         lines.append(
             f"- {label}: **{wall / 60:.1f} minutes** wall (load average {load_before} before, "
             f"{load_after} after): reading the {dataset['used']} files {dataset['at_s']:.0f} s, then "

@@ -121,7 +121,7 @@ def main() -> None:
                 say(f"| {args.device} | {ranks} | failed: {proc.stderr.strip().splitlines()[-1:]} | | |")
                 continue
             card = json.loads((out / "b.json").read_text())
-            rates[ranks].append(card["training"]["curve"][-1]["train_steps_per_s"])
+            rates[ranks].append(card["training"]["history"][-1]["train_units_per_s"])
     base = max(rates.get(1) or [0]) or None
     for ranks, got in rates.items():
         if not got:

@@ -369,9 +369,9 @@ def train(
         elif minutes * 60 > budget or out_of_time:
             res.stopped = f"time budget of {cfg.minutes:g} min"
         elif capped:
-            res.stopped = f"{cfg.max_steps} steps"
+            res.stopped = f"{cfg.max_steps} step{'s' if cfg.max_steps != 1 else ''}"
         elif cfg.max_epochs and epoch - first_epoch + 1 >= cfg.max_epochs:
-            res.stopped = f"{cfg.max_epochs} epochs"
+            res.stopped = f"{cfg.max_epochs} epoch{'s' if cfg.max_epochs != 1 else ''}"
         if res.stopped != "running":
             break
         if checkpoint is not None and ctx.is_main:  # a killed run resumes from this

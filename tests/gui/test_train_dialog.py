@@ -87,7 +87,7 @@ def test_train_on_my_music_adds_the_model_to_the_box(window, qtbot, tmp_path: Pa
     ]
     assert not any((paths.user_models_dir() / train_dialog.STAGING).iterdir())
     info = window.panel.model_info("my-songs-tuned")
-    assert info.card["training"]["config"]["extra"]["base_model"]["name"] == "melody-lstm"
+    assert info.card["base_model"]["name"] == "melody-lstm"
     qtbot.waitUntil(lambda: window.gen.models.get("my-songs-tuned") is not None, timeout=20_000)
     # the same name is not taken twice
     dlg.name_edit.setText("my-songs-tuned")

@@ -99,9 +99,9 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path) -> None:
         tmp_path, "two", [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "musicgen_app"], env
     )
     assert two["training"]["ranks"] == 2 and one["training"]["ranks"] == 1
-    a, b = one["training"]["best_val_nll"], two["training"]["best_val_nll"]
+    a, b = one["training"]["best_valid_nll"], two["training"]["best_valid_nll"]
     assert abs(a - b) / a < 0.02, (a, b)
     # both learned something: the last epoch is below the first epoch's training loss
-    assert b < two["training"]["curve"][0]["train_nll"]
+    assert b < two["training"]["history"][0]["train_nll"]
     written = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert written == ["tiny-curve.png", "tiny.json", "tiny.safetensors"]

@@ -168,8 +168,8 @@ def test_train_melody_lstm_on_a_folder_and_fine_tune_from_the_shipped_model(
     )
     assert code == 0, capsys.readouterr().err
     ft = json.loads((tmp_path / "runs" / "ft.json").read_text())
-    assert ft["training"]["config"]["extra"]["base_model"]["name"] == "melody-lstm"
-    assert ft["architecture"]["args"]["hidden_size"] == 256  # the base model's network
+    assert ft["base_model"]["name"] == "melody-lstm"
+    assert ft["config"]["hidden_size"] == 256  # the base model's network
     out = tmp_path / "out.mid"
     seed = tmp_path / "seed.mid"
     write_midi(_tune([60, 62, 64, 65, 67, 65, 64, 62] * 2), seed)

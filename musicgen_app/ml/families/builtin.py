@@ -254,6 +254,7 @@ class MelodyLSTMFamily(Family):
             arch = {k: opts[k] for k in ("embed_dim", "hidden_size", "num_layers", "dropout",
                                          "bar_conditioning") if k in opts}  # fmt: skip
             cfg = replace(self.config(run.tiny, tok.vocab_size), **arch)
+        torch.manual_seed(run.seed)  # the same first weights for one process and for every rank
         net = MelodyLSTM(cfg)
         stream = [torch.from_numpy(a) for a in stream_arrays(tok, train_tunes)]
         n, seq, size = len(stream[0]), int(opts["seq_len"]), int(opts["batch_size"])

@@ -1,0 +1,119 @@
+"""The one training loop (ml/training.py) of every family: a killed run resumes from its last
+checkpoint, and `musicgen train FAMILY --from MODEL` fine-tunes a model of any family (here the
+char LSTM) from that model's config, vocabulary and weights, naming it as its base."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from musicgen_app.cli.main import main
+from musicgen_app.core.midi_io import write_midi
+from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.ml import FINE_TUNABLE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _folder(root: Path, n: int = 16) -> Path:
+    rng = np.random.default_rng(5)
+    root.mkdir(parents=True)
+    for i in range(n):
+        pitches = [int(60 + rng.choice([0, 2, 4, 5, 7, 9, 11, 12])) for _ in range(64)]
+        notes = [Note(k * 240, p, k * 240 + 240, 90) for k, p in enumerate(pitches)]
+        write_midi(Song(tracks=[Track(name="melody", notes=notes)]), root / f"t{i:02d}.mid")
+    return root
+
+
+@pytest.fixture
+def tinyset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    from musicgen_app.ml.midi_data import build_midi_dataset
+
+    monkeypatch.setenv("MUSICGEN_CACHE_DIR", str(tmp_path / "cache"))
+    build_midi_dataset(_folder(tmp_path / "music"), "tinyset", workers=1, progress=False)
+    return "tinyset"
+
+
+def test_every_family_that_trains_fine_tunes() -> None:
+    from musicgen_app.ml.registry import trainable_families
+
+    assert list(FINE_TUNABLE) == trainable_families()
+
+
+def test_from_fine_tunes_a_char_lstm_from_its_base(
+    tinyset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from musicgen_app.ml.family import TrainRun, load_train_data
+    from musicgen_app.ml.registry import get_family
+
+    runs = tmp_path / "runs"
+    base_run = TrainRun(name="base", out_dir=runs, max_steps=2, tiny=True)
+    base = get_family("char-lstm").train(load_train_data(tinyset, pieces=False), base_run)
+    # a learning rate of ~0: the fine-tuned weights are the base's (a fresh network would not be)
+    args = ["train", "char-lstm", "--data", tinyset, "--from", str(base_run.weights), "--lr", "1e-9"]
+    args += ["--epochs", "1", "--minutes", "2", "--out-dir", str(runs), "--name", "ft"]
+    assert main(args) == 0, capsys.readouterr().err
+    card = json.loads((runs / "ft.json").read_text())
+    assert card["family"] == "char-lstm" and card["base_model"]["name"] == "base"
+    assert card["config"] == base["config"] and card["vocab"] == base["vocab"]
+    assert card["training"]["stopped"] == "1 epoch" and card["training"]["history"][0]["step"] == 100
+    a, b = load_file(str(base_run.weights)), load_file(str(runs / "ft.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=2e-3) for k in a)
+    # a model of another family: one line, nothing written
+    capsys.readouterr()
+    bad = ["train", "wavenet", "--data", tinyset, "--from", str(base_run.weights), "--out-dir", str(runs)]
+    assert main([*bad, "--name", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "wavenet fine-tunes only from a wavenet model" in err
+    assert not (runs / "nope.json").exists()
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tinyset: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    common = ["train", "melody-lstm", "--data", tinyset, "--hidden", "16", "--layers", "1", "--batch-size",
+              "8", "--seq-len", "32", "--patience", "100000", "--minutes", "10", "--no-evaluate",
+              "--out-dir", str(runs), "--name", "killed"]  # fmt: skip
+    args = [*common, "--epochs", "100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "musicgen_app", *args], env=env, stderr=subprocess.PIPE)
+    card_path = runs / "killed.json"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if card_path.is_file():
+                try:
+                    if len(json.loads(card_path.read_text())["training"]["history"]) >= 2:
+                        break
+                except (ValueError, KeyError):
+                    pass
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    killed = json.loads(card_path.read_text())["training"]
+    assert killed["stopped"] == "running" and len(killed["history"]) >= 2
+    k = len(killed["history"])
+    again = subprocess.run(
+        [sys.executable, "-m", "musicgen_app", *common, "--epochs", "1", "--resume"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    done = json.loads(card_path.read_text())["training"]
+    assert done["runs"] == 2 and done["stopped"] == "1 epoch"
+    assert [r["epoch"] for r in done["history"]] == list(range(1, k + 2))  # numbered on
+    assert done["history"][:k] == killed["history"]
+    assert done["steps"] == killed["steps"] + done["history"][-1]["step"] - killed["history"][-1]["step"]
+    # it started from the checkpoint, not afresh: its best is the killed run's best or better
+    assert done["best_valid_nll"] <= killed["best_valid_nll"] * 1.02
