@@ -63,6 +63,21 @@ def save_checkpoint(
     return wpath
 
 
+def finish_interrupted_save(path: str | Path) -> None:
+    """Make the checkpoint at ``path`` whole again after a process was killed inside
+    :func:`save_checkpoint`: killed after the weights were moved into place but before the card,
+    the new card (still ``.json.tmp``) is moved beside them; killed earlier, the old pair is whole
+    and the temporary files are removed."""
+    wpath = weights_path(path)
+    tmp_w = wpath.with_name(wpath.name + ".tmp")
+    tmp_c = card_path(wpath).with_name(card_path(wpath).name + ".tmp")
+    if tmp_c.is_file() and not tmp_w.exists() and wpath.is_file():
+        os.replace(tmp_c, card_path(wpath))
+        logger.info("finished the interrupted save of %s", wpath.name)
+    for tmp in (tmp_w, tmp_c):
+        tmp.unlink(missing_ok=True)
+
+
 def read_card(path: str | Path) -> dict:
     """The card of a checkpoint, version-checked and its configuration validated (raises CheckpointError)."""
     cpath = card_path(path)

@@ -51,8 +51,10 @@ def _open(window, qtbot) -> train_dialog.TrainDialog:
     window.act_train.trigger()  # Model ▸ Train on My Music…
     dlg = window.findChild(train_dialog.TrainDialog)
     assert dlg is not None and dlg.isVisible()
-    assert dlg.base_combo.findData("melody-lstm") >= 0
-    assert dlg.base_combo.findData("note-transformer") < 0  # not fine-tunable from a folder (yet)
+    assert dlg.base_combo.findData("melody-lstm") == 0  # the default: the melody models first
+    # every family fine-tunes: a model is offered with its family, which the command trains
+    i = dlg.base_combo.findData("note-transformer")
+    assert i > 0 and dlg.base_combo.itemData(i, train_dialog.FAMILY_ROLE) == "note-transformer"
     return dlg
 
 

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from musicgen_app.cli.main import main
 from musicgen_app.core.midi_io import write_midi
 from musicgen_app.core.song import Note, Song, Track
+from musicgen_app.errors import CheckpointError
 from musicgen_app.ml import FINE_TUNABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,3 +118,21 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tinyset: str, tmp_path: P
     assert done["steps"] == killed["steps"] + done["history"][-1]["step"] - killed["history"][-1]["step"]
     # it started from the checkpoint, not afresh: its best is the killed run's best or better
     assert done["best_valid_nll"] <= killed["best_valid_nll"] * 1.02
+
+
+def test_a_run_killed_between_writing_weights_and_card_resumes(tmp_path: Path) -> None:
+    """Killed inside save_checkpoint after the weights were moved into place: the new card is
+    still ``.json.tmp``; resuming first puts it beside its weights, so they load."""
+    from musicgen_app.ml.checkpoint import finish_interrupted_save, load_weights, save_checkpoint
+
+    path = tmp_path / "m.safetensors"
+    save_checkpoint({"w": torch.zeros(3)}, {"name": "m", "architecture": "x", "config": {}}, path)
+    newer = tmp_path / "new" / "m.safetensors"
+    save_checkpoint({"w": torch.ones(3)}, {"name": "m", "architecture": "x", "config": {}}, newer)
+    newer.replace(path)  # the weights moved, then the kill: the card is still the temporary one
+    (newer.with_suffix(".json")).replace(tmp_path / "m.json.tmp")
+    with pytest.raises(CheckpointError):
+        load_weights(path)
+    finish_interrupted_save(path)
+    assert torch.equal(load_weights(path)["w"], torch.ones(3))
+    assert not (tmp_path / "m.json.tmp").exists()

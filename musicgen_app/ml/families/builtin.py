@@ -52,6 +52,10 @@ def _fit(
     from musicgen_app.ml.training import TrainConfig, dist_context, train, training_record
 
     previous = None
+    if run.resume:
+        from musicgen_app.ml.checkpoint import finish_interrupted_save
+
+        finish_interrupted_save(run.resume_path)  # a run killed while writing its checkpoint
     if run.resume and run.resume_path.is_file():
         load_weights(run.resume_path, model)
         previous = read_card(run.resume_path).get("training") or {}
@@ -125,9 +129,12 @@ def _base_card(family: Family, run: TrainRun) -> dict | None:
     """The card of ``run.base`` (a fine-tune's starting model), checked to be of ``family``; None
     without a base, or when resuming (the resumed checkpoint holds the config). Raises
     CheckpointError."""
+    from musicgen_app.ml.checkpoint import finish_interrupted_save
     from musicgen_app.ml.families.checkpoint import read_card
     from musicgen_app.ml.family import family_key
 
+    if run.resume:
+        finish_interrupted_save(run.resume_path)  # a run killed while writing its checkpoint
     if not run.base or (run.resume and run.resume_path.is_file()):
         return read_card(run.resume_path) if run.resume and run.resume_path.is_file() else None
     card = read_card(run.base)
