@@ -209,9 +209,8 @@ def load_train_data(spec: str, *, progress: bool = False, pieces: bool = True) -
         raise DatasetError(
             f"dataset '{name}' has no notes file: rebuild it with `musicgen dataset build --midi`"
         )
-    pieces = _pieces(melody, notes_path)
     split = data_mod.split_indices(melody)
-    by_id = {p.name: p for p in pieces}
+    by_id = {p.name: p for p in _pieces(melody, notes_path)}
     parts: dict[str, list[Chorale]] = {}
     for k, idx in split.items():
         ids = [str(melody.meta[int(i)].get("id", int(i))) for i in idx]
