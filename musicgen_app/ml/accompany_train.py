@@ -271,59 +271,60 @@ def train(
     batch_size: int,
     lr: float,
     seed: int,
+    max_steps: int = 0,
+    pieces: tuple[list[Piece], list[Piece], int] | None = None,
 ) -> dict:
-    """Train on ``corpus`` for ``minutes`` of wall time, keep the best on validation, save."""
-    from musicgen_app.ml.checkpoint import save_checkpoint
+    """Train on ``corpus`` for ``minutes`` of wall time (or ``max_steps``) through the one training
+    loop (:func:`musicgen_app.ml.training.train`: validation every 100 steps, the best weights kept
+    and written after each, the curve PNG beside them), and save. ``pieces`` (train, validation,
+    the test count) instead of the corpus's splits: tests, smoke runs."""
+    from musicgen_app.ml.training import TrainConfig
+    from musicgen_app.ml.training import train as train_loop
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    load = load_pop909 if corpus == "pop909" else load_chorale_pieces
-    train_p, val_p = load("train"), load("val")
-    test_n = len(load("test"))
+    if pieces is None:
+        load = load_pop909 if corpus == "pop909" else load_chorale_pieces
+        pieces = (load("train"), load("val"), len(load("test")))
+    train_p, val_p, test_n = pieces
     logger.info("%s: %d train, %d val pieces", corpus, len(train_p), len(val_p))
     tr = Windows(train_p, cfg, window, rng)
     va = Windows(val_p, cfg, window, np.random.default_rng(seed + 1))
     val_batches = [va.batch(batch_size) for _ in range(6)]
     net = AccompanyNet(cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+
+    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
+        parts = losses(model, batch)  # type: ignore[arg-type]
+        frames = float(batch[4].sum())
+        total = CHORD_WEIGHT * parts["chord"] + parts["onset"] + parts["sustain"]
+        return total * frames, max(1, round(frames))
+
+    def validate(model: torch.nn.Module) -> tuple[float, float, dict[str, float]]:
+        model.eval()
+        with torch.no_grad():
+            vals = [losses(model, b) for b in val_batches]  # type: ignore[arg-type]
+        v = {k: float(np.mean([float(x[k]) for x in vals])) for k in vals[0]}
+        figures = {"val_chord_nll": v["chord"], "val_onset_bce": v["onset"], "val_sustain_bce": v["sustain"],
+                   "val_root_accuracy": v["root_acc"]}  # fmt: skip
+        return v["chord"] + v["onset"] + v["sustain"], 1.0, figures
+
     started = time.monotonic()
-    history: list[list[float]] = []
-    best: tuple[float, dict] | None = None
-    best_metrics: dict = {}
-    step = 0
-    while time.monotonic() - started < minutes * 60:
-        net.train()
-        parts = losses(net, tr.batch(batch_size))
-        loss = CHORD_WEIGHT * parts["chord"] + parts["onset"] + parts["sustain"]
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        step += 1
-        if step % 100 == 0:
-            net.eval()
-            with torch.no_grad():
-                vals = [losses(net, b) for b in val_batches]
-            v = {k: float(np.mean([float(x[k]) for x in vals])) for k in vals[0]}
-            vloss = v["chord"] + v["onset"] + v["sustain"]
-            history.append([step, round(float(loss), 4), round(vloss, 4), round(v["root_acc"], 4)])
-            logger.info(
-                "step %d  train %.3f  valid %.3f (chord %.3f onset %.3f sustain %.3f) root acc %.3f  %.0f s",
-                step, float(loss), vloss, v["chord"], v["onset"], v["sustain"], v["root_acc"],
-                time.monotonic() - started,
-            )  # fmt: skip
-            if best is None or vloss < best[0]:
-                best = (vloss, {k: t.detach().clone() for k, t in net.state_dict().items()})
-                best_metrics = {
-                    "valid_loss": round(vloss, 4),
-                    "valid_chord_nll": round(v["chord"], 4),
-                    "valid_onset_bce": round(v["onset"], 4),
-                    "valid_sustain_bce": round(v["sustain"], 4),
-                    "valid_frame_root_accuracy": round(v["root_acc"], 4),
-                    "step": step,
-                }
+    loop = TrainConfig(minutes=minutes, lr=lr, clip=1.0, eval_every=min(100, max_steps or 100),
+                       patience=10**9, seed=seed, max_steps=max_steps, threads=torch.get_num_threads(),
+                       schedule="constant", curve_png=str(out.parent / f"{out.name}-curve.png"),
+                       unit="loss per frame")  # fmt: skip
+    res = train_loop(net, loss, lambda _g: tr.batch(batch_size), validate, loop)
     seconds = time.monotonic() - started
-    assert best is not None, "training ran for less than 100 steps"
+    best_row = next((r for r in res.history if r["epoch"] == res.best_epoch), res.history[-1])
+    best_metrics = {
+        "valid_loss": best_row["val_nll"],
+        "valid_chord_nll": best_row["val_chord_nll"],
+        "valid_onset_bce": best_row["val_onset_bce"],
+        "valid_sustain_bce": best_row["val_sustain_bce"],
+        "valid_frame_root_accuracy": best_row["val_root_accuracy"],
+        "step": best_row["step"],
+    }
+    step, history = res.steps, res.history
     n_params = sum(p.numel() for p in net.parameters())
     data: dict[str, Any] = (
         {
@@ -343,6 +344,8 @@ def train(
         pieces={"train": len(train_p), "valid": len(val_p), "test": test_n},
         augmentation=f"transposition {TRANSPOSE[0]}..+{TRANSPOSE[1]}",
     )
+    from musicgen_app.ml.checkpoint import save_checkpoint
+
     card = {
         "name": out.name,
         "family": "accompany",
@@ -374,7 +377,6 @@ def train(
         "metrics": best_metrics,
         "parameters": n_params,
     }
-    net.load_state_dict(best[1])
     save_checkpoint(net.state_dict(), card, out)
     return card
 
@@ -394,13 +396,18 @@ def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, to
 
 
 def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int, batch_size: int,
-                 lr: float, seed: int, resume: bool = False) -> dict:  # fmt: skip
-    """Train the chord predictor alone on POP909 for ``minutes``; keep the best on validation."""
+                 lr: float, seed: int, resume: bool = False, max_steps: int = 0,
+                 pieces: tuple[list[Piece], list[Piece]] | None = None) -> dict:  # fmt: skip
+    """Train the chord predictor alone on POP909 for ``minutes`` (or ``max_steps``) through the one
+    training loop, keeping the best on validation; ``resume`` goes on from the checkpoint at
+    ``out`` (its steps and history continued). ``pieces`` (train, validation) instead of POP909's."""
     from musicgen_app.ml.checkpoint import save_checkpoint
+    from musicgen_app.ml.training import TrainConfig, history_rows
+    from musicgen_app.ml.training import train as train_loop
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    train_p, val_p = load_pop909("train"), load_pop909("val")
+    train_p, val_p = pieces or (load_pop909("train"), load_pop909("val"))
     roll_cfg = AccompanyConfig(keys=1)  # the windows' rolls are not used
     tr = Windows(train_p, roll_cfg, window, rng)
     va = Windows(val_p, roll_cfg, window, np.random.default_rng(seed + 1))
@@ -412,33 +419,30 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
 
         net.load_state_dict(load_chord_net(out.with_suffix(".safetensors")).state_dict())
         before = json.loads(out.with_suffix(".json").read_text()).get("training", {})
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    started = time.monotonic()
-    history: list[list[float]] = list(before.get("history", []))
     offset = int(before.get("steps", 0))
-    best: tuple[float, dict, dict] | None = None
-    step = 0
-    while time.monotonic() - started < minutes * 60:
-        net.train()
-        loss = chord_losses(net, tr.batch(batch_size))["chord"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 100 == 0:
-            net.eval()
-            with torch.no_grad():
-                vals = [chord_losses(net, b) for b in val_batches]
-            vl = float(np.mean([float(v["chord"]) for v in vals]))
-            va_acc = float(np.mean([float(v["root_acc"]) for v in vals]))
-            history.append([offset + step, round(float(loss), 4), round(vl, 4), round(va_acc, 4)])
-            logger.info("step %d  train %.3f  valid %.3f  root acc %.3f  %.0f s", step, float(loss), vl,
-                        va_acc, time.monotonic() - started)  # fmt: skip
-            if best is None or vl < best[0]:
-                metrics = {"valid_chord_nll": round(vl, 4), "valid_frame_root_accuracy": round(va_acc, 4),
-                           "step": offset + step}  # fmt: skip
-                best = (vl, {k: t.detach().clone() for k, t in net.state_dict().items()}, metrics)
-    assert best is not None, "training ran for less than 100 steps"
+
+    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
+        frames = float(batch[4].sum())
+        return chord_losses(model, batch)["chord"] * frames, max(1, round(frames))  # type: ignore[arg-type]
+
+    def validate(model: torch.nn.Module) -> tuple[float, float, dict[str, float]]:
+        model.eval()
+        with torch.no_grad():
+            vals = [chord_losses(model, b) for b in val_batches]  # type: ignore[arg-type]
+        acc = float(np.mean([float(v["root_acc"]) for v in vals]))
+        return float(np.mean([float(v["chord"]) for v in vals])), 1.0, {"val_root_accuracy": acc}
+
+    started = time.monotonic()
+    loop = TrainConfig(minutes=minutes, lr=lr, clip=1e9, eval_every=min(100, max_steps or 100),
+                       patience=10**9, seed=seed, max_steps=max_steps, threads=torch.get_num_threads(),
+                       schedule="constant", curve_png=str(out.parent / f"{out.name}-curve.png"),
+                       unit="nats per frame")  # fmt: skip
+    previous = {"history": history_rows(before.get("history", []))} if before else None
+    res = train_loop(net, loss, lambda _g: tr.batch(batch_size), validate, loop, previous=previous)
+    best_row = next((r for r in res.history if r["epoch"] == res.best_epoch), res.history[-1])
+    metrics = {"valid_chord_nll": best_row["val_nll"], "step": best_row["step"],
+               "valid_frame_root_accuracy": best_row.get("val_root_accuracy")}  # fmt: skip
+    step, history = res.steps, res.history
     card = {
         "name": out.name,
         "family": "accompany-chords",
@@ -468,10 +472,9 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
             "seed": seed,
             "history": history,
         },
-        "metrics": best[2],
+        "metrics": metrics,
         "parameters": sum(p.numel() for p in net.parameters()),
     }
-    net.load_state_dict(best[1])
     save_checkpoint(net.state_dict(), card, out)
     return card
 

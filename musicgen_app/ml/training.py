@@ -62,7 +62,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int = 0  # > 0: stop after this many steps (smoke runs, the contract test)
     betas: tuple[float, float] = (0.9, 0.999)
-    schedule: str = "step"  # "step" or "cosine" (see the module's docstring)
+    schedule: str = "step"  # "step", "cosine" (see the module's docstring) or "constant"
     warmup: float = 0.0  # cosine: the fraction of the planned steps spent warming up
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     progress: bool = False  # a progress bar on stderr (main rank only)
@@ -302,6 +302,8 @@ def train(
             frac = max(step / planned if planned else 0.0, elapsed / budget)
             warm = min(1.0, (step + 1) / max(1, int(cfg.warmup * planned))) if planned else 1.0
             lr = cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        elif cfg.schedule == "constant":
+            lr = cfg.lr
         else:  # full rate, then a tenth for the last fifth of the budget
             lr = cfg.lr if elapsed < 0.8 * budget else cfg.lr * 0.1
         for g in opt.param_groups:

@@ -108,6 +108,48 @@ def _steps(card: dict) -> int:
     return int(training["steps"]) if "steps" in training else len(training["curve"])
 
 
+# -- the accompaniment models: loaded through the one registry, trained by the one loop -------------
+@pytest.mark.parametrize("key", ["accompany", "accompany-chords"])
+def test_accompaniment_tiny_training_save_load(
+    key: str, tiny_data: tuple[TrainData, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The accompaniment models are registry families too (their loaders), though not continuation
+    families: they read a melody with its chords and POP909's piano part (``accompany_train``'s
+    pieces), not :class:`TrainData`. Two steps of the one loop, saved, loaded by the registry, used."""
+    import json
+
+    import torch
+
+    from musicgen_app.ml import accompany_train as at
+    from musicgen_app.ml.accompany import accompany_song
+    from musicgen_app.ml.accompany_net import AccompanyConfig, ChordNetConfig
+    from musicgen_app.ml.midi_data import build_midi_dataset
+
+    _, cache = tiny_data
+    monkeypatch.setenv("MUSICGEN_CACHE_DIR", str(cache))
+    build_midi_dataset(cache.parent / "music", "pop909", workers=1, progress=False)
+    pieces = at.load_pop909()
+    assert len(pieces) == 4 and any(p.chords.any() for p in pieces)  # chords read from the annotations
+    out = tmp_path / f"tiny-{key}"
+    if key == "accompany":
+        cfg = AccompanyConfig(enc_hidden=8, dec_hidden=8, chord_dim=4)
+        card = at.train("pop909", out, minutes=2.0, cfg=cfg, window=64, batch_size=2, lr=1e-3, seed=1,
+                        max_steps=2, pieces=(pieces, pieces, 0))  # fmt: skip
+    else:
+        card = at.train_chords(out, minutes=2.0, cfg=ChordNetConfig(channels=8), window=64, batch_size=2,
+                               lr=1e-3, seed=1, max_steps=2, pieces=(pieces, pieces))  # fmt: skip
+    assert card["training"]["steps"] == 2 and len(card["training"]["history"]) == 1
+    assert (tmp_path / f"tiny-{key}-curve.png").is_file()
+    model = load_model(out.with_suffix(".safetensors"))
+    assert family_key(json.loads(out.with_suffix(".json").read_text())) == key
+    if key == "accompany":
+        song = _song()
+        new, _ = accompany_song(song, _track(song), style="piano", model=model, seed=3)  # type: ignore[arg-type]
+        assert len(new.tracks) == len(song.tracks) + 1 and new.tracks[-1].notes
+    else:
+        assert isinstance(model, torch.nn.Module)
+
+
 # -- the streaming contract, on each family's shipped model ----------------------------------------------
 @pytest.fixture(scope="module")
 def shipped() -> dict:
