@@ -500,31 +500,11 @@ class GanFamily(ModuleFamily):
         cfg = _config_of(m.GanConfig, base["config"]) if base else self.config(run.tiny)
         gen = m.BarGenerator(cfg)
         tc = m.GanTrainConfig(batch=4 if run.tiny else 32)
-        critic = m.BarCritic(cfg.width)
-        opt_d = torch.optim.Adam(critic.parameters(), lr=tc.lr, betas=tc.betas)
         bars, held_out = m.BarData(data.pieces["train"]), m.BarData(data.pieces["valid"])
-        rng = np.random.default_rng(_rank_seed(run.seed))
-
-        def critic_steps(_g: torch.Generator) -> None:
-            for _ in range(tc.n_critic):
-                real, cond = bars.sample(tc.batch, rng)
-                with torch.no_grad():
-                    fake = m.binarize(gen(torch.randn(tc.batch, cfg.z_dim), cond))
-                wdist = critic(real, cond).mean() - critic(fake, cond).mean()
-                loss_d = -wdist + tc.gp_lambda * m.gradient_penalty(critic, real, fake, cond)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-
-        def g_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
-            real, cond = batch
-            probs = net(torch.randn(len(cond), cfg.z_dim), cond)
-            rec = tc.bce_weight * m.reconstruction(probs, real) * len(cond)
-            return -critic(m.binarize(probs), cond).sum() + rec, len(cond)
-
-        valid = [held_out.sample(16, np.random.default_rng(7), augment=False)]
-        return _fit(self, gen, g_loss, lambda _g: bars.sample(tc.batch, rng), valid, run,
-                    (data, cfg, {}), lr=tc.lr, betas=tc.betas, clip=1e9, patience=10**9)  # fmt: skip
+        adv = m.Adversarial(gen, bars, held_out, tc, np.random.default_rng(_rank_seed(run.seed)), n_valid=16)
+        return _fit(self, gen, adv.g_loss, adv.batch, adv.validate, run, (data, cfg, {}),
+                    before_step=adv.critic_steps, lr=tc.lr, betas=tc.betas, clip=1e9,
+                    patience=10**9)  # fmt: skip
 
 
 class WaveNetFamily(ModuleFamily):

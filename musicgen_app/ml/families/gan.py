@@ -39,7 +39,6 @@ statistics of its continuations of held-out chorales with the real ones and with
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -324,79 +323,96 @@ def bar_stats(bars: torch.Tensor) -> dict[str, float]:
     }
 
 
-def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainConfig) -> dict:
-    """WGAN-GP training of ``gen`` within ``cfg.minutes``; returns the history for the card."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    critic = BarCritic(gen.cfg.width)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=cfg.betas)
-    vreal, vcond = valid.sample(256, np.random.default_rng(7), augment=False)
-    vz = torch.randn(256, gen.cfg.z_dim, generator=torch.Generator().manual_seed(7))
-    history: list[dict] = []
-    t0 = time.monotonic()
-    step = 0
-    w_sum = gp_sum = g_sum = rec_sum = 0.0
-    gen.train()
-    warmup = cfg.critic_warmup
-    while time.monotonic() - t0 < cfg.minutes * 60 and not (cfg.max_steps and step >= cfg.max_steps):
-        for _ in range(cfg.n_critic + warmup):
-            real, cond = train.sample(cfg.batch, rng)
+class Adversarial:
+    """WGAN-GP as parts of the one training loop (:func:`musicgen_app.ml.training.train`): the
+    critic and its ``n_critic`` steps before every generator step (``critic_steps``, the loop's
+    ``before_step``; ``critic_warmup`` more before the first), the generator's batches and loss
+    (the critic's score of its binarized bars plus ``bce_weight`` x cross-entropy to the real bar),
+    and the validation on held-out conditions: the generator's loss there, with the critic's
+    Wasserstein estimates, the gradient penalty and the generated bars' statistics as figures."""
+
+    def __init__(
+        self, gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainConfig,
+        rng: np.random.Generator, n_valid: int = 256,
+    ) -> None:  # fmt: skip
+        self.gen, self.train, self.cfg, self.rng = gen, train, cfg, rng
+        self.critic = BarCritic(gen.cfg.width)
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.warmup = cfg.critic_warmup
+        self.vreal, self.vcond = valid.sample(n_valid, np.random.default_rng(7), augment=False)
+        self.vz = torch.randn(n_valid, gen.cfg.z_dim, generator=torch.Generator().manual_seed(7))
+        self._sums = [0.0, 0.0, 0.0, 0]  # critic W estimate, gradient penalty, reconstruction, steps
+
+    def critic_steps(self, _g: torch.Generator) -> None:
+        """The critic's steps before a generator step."""
+        cfg = self.cfg
+        for _ in range(cfg.n_critic + self.warmup):
+            real, cond = self.train.sample(cfg.batch, self.rng)
             with torch.no_grad():
-                fake = binarize(gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond))
-            wdist = critic(real, cond).mean() - critic(fake, cond).mean()
-            gp = gradient_penalty(critic, real, fake, cond)
+                fake = binarize(self.gen(torch.randn(cfg.batch, self.gen.cfg.z_dim), cond))
+            wdist = self.critic(real, cond).mean() - self.critic(fake, cond).mean()
+            gp = gradient_penalty(self.critic, real, fake, cond)
             loss_d = -wdist + cfg.gp_lambda * gp
-            opt_d.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
-            opt_d.step()
-        warmup = 0
-        real, cond = train.sample(cfg.batch, rng)
-        probs = gen(torch.randn(cfg.batch, gen.cfg.z_dim), cond)
+            self.opt_d.step()
+        self.warmup = 0
+        self._sums[0] += float(wdist.detach())
+        self._sums[1] += float(gp.detach())
+
+    def batch(self, _g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Real bars and their conditions."""
+        return self.train.sample(self.cfg.batch, self.rng)
+
+    def g_loss(self, net: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
+        """The generator's summed loss over the batch, and the batch size."""
+        real, cond = batch
+        probs = net(torch.randn(len(cond), self.gen.cfg.z_dim), cond)
         rec = reconstruction(probs, real)
-        loss_g = -critic(binarize(probs), cond).mean() + cfg.bce_weight * rec
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        step += 1
-        w_sum, gp_sum, g_sum, rec_sum = (
-            w_sum + float(wdist.detach()),
-            gp_sum + float(gp.detach()),
-            g_sum + float(loss_g.detach()),
-            rec_sum + float(rec.detach()),
-        )
-        if step % cfg.log_every == 0:
-            gen.eval()
-            with torch.no_grad():
-                vprobs = gen(vz, vcond)
-                vfake = binarize(vprobs)
-                vw = float(critic(vreal, vcond).mean() - critic(vfake, vcond).mean())
-                vrec = float(reconstruction(vprobs, vreal))
-            gen.train()
-            n = cfg.log_every
-            row = {
-                "step": step,
-                "seconds": round(time.monotonic() - t0, 1),
-                "critic_wdist": round(w_sum / n, 4),
-                "gp": round(gp_sum / n, 4),
-                "g_loss": round(g_sum / n, 4),
-                "bce": round(rec_sum / n, 5),
-                "valid_bce": round(vrec, 5),
-                "valid_wdist": round(vw, 4),
-                **{f"gen_{k}": v for k, v in bar_stats(vfake).items()},
-            }
-            history.append(row)
-            logger.info("%s", row)
-            w_sum = gp_sum = g_sum = rec_sum = 0.0
-    gen.eval()
+        if net.training:
+            self._sums[2] += float(rec.detach())
+            self._sums[3] += 1
+        loss = -self.critic(binarize(probs), cond).mean() + self.cfg.bce_weight * rec
+        return loss * len(cond), len(cond)
+
+    def validate(self, net: nn.Module) -> tuple[float, float, dict[str, float]]:
+        """The generator's loss on the held-out conditions, and the figures since the last call."""
+        net.eval()
+        with torch.no_grad():
+            vprobs = net(self.vz, self.vcond)
+            vfake = binarize(vprobs)
+            score = float(self.critic(vfake, self.vcond).mean())
+            vw = float(self.critic(self.vreal, self.vcond).mean()) - score
+            vrec = float(reconstruction(vprobs, self.vreal))
+        n = max(1, self._sums[3])
+        figures = {"critic_wdist": self._sums[0] / n, "gp": self._sums[1] / n, "bce": self._sums[2] / n,
+                   "valid_bce": vrec, "valid_wdist": vw,
+                   **{f"gen_{k}": float(v) for k, v in bar_stats(vfake).items()}}  # fmt: skip
+        self._sums = [0.0, 0.0, 0.0, 0]
+        return -score + self.cfg.bce_weight * vrec, 1.0, figures
+
+
+def train_gan(gen: BarGenerator, train: BarData, valid: BarData, cfg: GanTrainConfig) -> dict:
+    """WGAN-GP training of ``gen`` within ``cfg.minutes`` through the one training loop (the
+    critic's steps before every generator step); returns the record for the card."""
+    from musicgen_app.ml.training import TrainConfig
+    from musicgen_app.ml.training import train as train_loop
+
+    torch.manual_seed(cfg.seed)
+    adv = Adversarial(gen, train, valid, cfg, np.random.default_rng(cfg.seed))
+    loop = TrainConfig(minutes=cfg.minutes, lr=cfg.lr, betas=cfg.betas, clip=1e9, eval_every=cfg.log_every,
+                       patience=10**9, seed=cfg.seed, max_steps=cfg.max_steps, schedule="constant",
+                       threads=torch.get_num_threads())  # fmt: skip
+    res = train_loop(gen, adv.g_loss, adv.batch, adv.validate, loop, before_step=adv.critic_steps)
     return {
-        "generator_steps": step,
-        "critic_steps": step * cfg.n_critic,
-        "seconds": round(time.monotonic() - t0, 1),
+        "generator_steps": res.steps,
+        "critic_steps": res.steps * cfg.n_critic,
+        "seconds": res.seconds,
         "threads": torch.get_num_threads(),
         "settings": {k: v for k, v in asdict(cfg).items() if k != "minutes"},
-        "real_valid_bars": bar_stats(vreal),
-        "history": history,
+        "real_valid_bars": bar_stats(adv.vreal),
+        "best_step": next((r["step"] for r in res.history if r["epoch"] == res.best_epoch), res.steps),
+        "history": res.history,
     }
 
 
