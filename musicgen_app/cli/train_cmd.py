@@ -170,9 +170,9 @@ def run(args: argparse.Namespace) -> int:
         if ignored:
             where = "with --data" if args.data else "on its own corpus (without --data)"
             raise MusicgenError(
-                f"{', '.join(ignored)}: not for `musicgen train {args.model}` {where}; "
-                f"{args.model} takes --data, --from, --name, --minutes, --out-dir, --seed, --resume, "
-                "--epochs, --lr, --patience, --threads, --device and --progress-json with --data"
+                f"{', '.join(ignored)}: not for `musicgen train {args.model}` {where}; {args.model} takes "
+                "--name, --minutes and --resume on its own corpus, and with --data also --from, --out-dir, "
+                "--seed, --epochs, --lr, --patience, --threads, --device and --progress-json"
             )
         if not args.data:
             return _shipped_recipe(args)

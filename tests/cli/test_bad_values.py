@@ -214,10 +214,13 @@ ROWS: list[tuple[str, ...]] = [
     ("train melody-lstm --seed -1", "--seed"),
     ("train melody-lstm --resume {missing}", "does not exist"),
     ("train melody-lstm --resume /dev/zero", "is a character device"),
-    ("train wavenet --epochs 3", "only for `musicgen train melody-lstm`"),
+    # the loop's options are for training on --data; a family's recipe on its own corpus takes none
+    ("train wavenet --epochs 3", "--epochs: not for `musicgen train wavenet` on its own corpus"),
     # a bare --resume (the shipped weights) gets past parsing: the error is the --epochs one
-    ("train wavenet --resume --epochs 3", "only for `musicgen train melody-lstm`"),
-    ("train char-lstm --lr 0.01 --hidden 64", "--lr, --hidden: only for"),
+    ("train wavenet --resume --epochs 3", "--epochs: not for `musicgen train wavenet` on its own"),
+    ("train char-lstm --lr 0.01 --hidden 64", "--hidden, --lr: not for"),
+    ("train char-lstm --data x --hidden 64", "--hidden: not for `musicgen train char-lstm` with --data"),
+    ("train chord-lstm --from melody-lstm", "--from: not for `musicgen train chord-lstm` on its own"),
     # dataset
     ("dataset", "required: action"),
     ("dataset bogus", "invalid choice"),
