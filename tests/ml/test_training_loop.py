@@ -62,8 +62,14 @@ def test_from_fine_tunes_a_char_lstm_from_its_base(
     base = get_family("char-lstm").train(load_train_data(tinyset, pieces=False), base_run)
     # a learning rate of ~0: the fine-tuned weights are the base's (a fresh network would not be)
     args = ["train", "char-lstm", "--data", tinyset, "--from", str(base_run.weights), "--lr", "1e-9"]
-    args += ["--epochs", "1", "--minutes", "2", "--out-dir", str(runs), "--name", "ft"]
+    args += ["--epochs", "1", "--minutes", "2", "--out-dir", str(runs), "--name", "ft", "--progress-json"]
     assert main(args) == 0, capsys.readouterr().err
+    # what Train on My Music reads, for any family
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "step" in kinds and kinds.count("epoch") == 1
+    assert events[0]["train_tunes"] > 0 and events[0]["batches_per_epoch"] == 100
+    assert events[-1]["path"] == str(runs / "ft.safetensors") and events[-1]["stopped"] == "1 epoch"
     card = json.loads((runs / "ft.json").read_text())
     assert card["family"] == "char-lstm" and card["base_model"]["name"] == "base"
     assert card["config"] == base["config"] and card["vocab"] == base["vocab"]

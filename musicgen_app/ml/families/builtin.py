@@ -74,6 +74,15 @@ def _fit(
         raise CheckpointError(f"{family.key}: unknown training option ({exc})") from exc
     ctx = dist or dist_context(cfg.device)
     data, config, parts = card
+    if start_info is None:  # what the progress reports: the pieces trained on and held out
+        counts = {k: len(v) for k, v in data.pieces.items()}
+        if not counts:
+            from musicgen_app.ml import data as data_mod
+
+            counts = {k: len(v) for k, v in data_mod.split_indices(data.melody).items()}
+        held_out = counts.get("valid", counts.get("val", 0))
+        start_info = {"train_tunes": counts.get("train", 0), "val_tunes": held_out,
+                      "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
     figure = "valid_nll" if "nats" in family.metrics_unit else "valid_generator_loss"
     loop = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "curve_png", "curve_title")}
 
