@@ -217,8 +217,8 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
 def card_config(card: dict, name: str) -> tuple[str, dict]:
     """``(architecture, configuration)`` of a card of either style, type-checked.
 
-    Melody cards: ``"architecture": {"class": ..., "args": {...}}``; family cards:
-    ``"architecture": "NAME", "config": {...}``.
+    The shipped melody cards: ``"architecture": {"class": ..., "args": {...}}``; family cards (every
+    card training writes, melody-lstm's included): ``"architecture": "NAME", "config": {...}``.
     """
     arch = card.get("architecture")
     if isinstance(arch, dict):

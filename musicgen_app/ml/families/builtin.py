@@ -328,6 +328,7 @@ class MelodyLSTMFamily(Family):
             "val_tunes": len(val_tunes),
             "parameters": config["parameters"],
         }
+        run = replace(run, options={**opts, "limit_tunes": limit})  # the card records what was used
         return _fit(self, net, _melody_loss, batch, validate, run, (data, config, parts), dist=ctx,
                     start_info=info, eval_every=batches, **self.LOOP)  # fmt: skip
 
