@@ -274,6 +274,7 @@ class LossCurve(QWidget):
         self.setMinimumSize(320, 160)
         self.train: list[tuple[float, float]] = []
         self.val: list[tuple[float, float]] = []
+        self.unit = "nats/step"  # the family's loss unit (the run's start event says it)
 
     def clear(self) -> None:
         """Forget every point."""
@@ -321,7 +322,7 @@ class LossCurve(QWidget):
         p.drawText(
             QRectF(area.left(), area.bottom() + 2, area.width(), 16),
             Qt.AlignmentFlag.AlignCenter,
-            "batches — loss in nats per step: training (line), validation (dots)",
+            f"batches — loss in {self.unit}: training (line), validation (dots)",
         )
         if len(self.train) > 1:
             p.setPen(QPen(QColor("#3a6ea5"), 1.5))
@@ -529,6 +530,7 @@ class TrainDialog(QDialog):
             )
         elif kind == "start":
             self._batches = max(1, int(ev.get("batches_per_epoch") or 1))
+            self.curve.unit = str(ev.get("unit") or self.curve.unit)
             budget = float(ev.get("budget_s") or 0)
             self.bar.setRange(0, max(1, round(budget)))
             self.bar.setValue(0)

@@ -294,7 +294,7 @@ def train(
         res.best_valid_nll = round(validate()[0], 4)
         res.best_epoch = int(previous.get("best_epoch") or first_epoch - 1)
         logger.info("resuming: validation loss %.4f before this run", res.best_valid_nll)
-    emit("start", epochs=cfg.max_epochs, batches_per_epoch=cfg.eval_every, budget_s=budget,
+    emit("start", epochs=cfg.max_epochs, batches_per_epoch=cfg.eval_every, budget_s=budget, unit=cfg.unit,
          **(start_info or {}))  # fmt: skip
 
     def set_lr(step: int, elapsed: float) -> None:

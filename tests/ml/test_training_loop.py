@@ -69,6 +69,7 @@ def test_from_fine_tunes_a_char_lstm_from_its_base(
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and "step" in kinds and kinds.count("epoch") == 1
     assert events[0]["train_tunes"] > 0 and events[0]["batches_per_epoch"] == 100
+    assert events[0]["unit"] == "nats/char"  # the curve's axis in the window
     assert events[-1]["path"] == str(runs / "ft.safetensors") and events[-1]["stopped"] == "1 epoch"
     card = json.loads((runs / "ft.json").read_text())
     assert card["family"] == "char-lstm" and card["base_model"]["name"] == "base"
