@@ -105,6 +105,20 @@ def test_train_on_my_music_adds_the_model_to_the_box(window, qtbot, tmp_path: Pa
         again.shutdown()
 
 
+def test_train_on_my_music_fine_tunes_a_model_of_another_family(window, qtbot, tmp_path: Path) -> None:
+    """The chord LSTM chosen as the start: the run trains its family (`train chord-lstm --from`)."""
+    if not (paths.models_dir() / "chord-lstm.safetensors").exists():
+        pytest.skip("no shipped chord-lstm model")
+    folder = midi_folder(tmp_path / "chord songs", n=12)
+    dlg = _open(window, qtbot)
+    dlg.set_inputs(str(folder), "chord-lstm", minutes=0.05, name="chords-tuned")
+    dlg.start()
+    qtbot.waitUntil(lambda: window.panel.model_name() == "chords-tuned", timeout=120_000)
+    card = window.panel.model_info("chords-tuned").card
+    assert card["family"] == "chord-lstm" and card["base_model"]["name"] == "chord-lstm"
+    assert dlg.curve.unit == "nats/token" and dlg.curve.val
+
+
 def _training_under_way(window, qtbot, tmp_path: Path, name: str) -> train_dialog.TrainDialog:
     """A 10-minute run on a small folder, once its first batches are in."""
     folder = midi_folder(tmp_path / "songs", n=12, length=64)
