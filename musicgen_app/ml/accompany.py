@@ -42,6 +42,8 @@ from musicgen_app.ml.accompany_net import (
     N_CHORDS,
     AccompanyConfig,
     AccompanyNet,
+    BeatChordNet,
+    BeatChordNetConfig,
     ChordNet,
     ChordNetConfig,
     chord_class,
@@ -108,7 +110,12 @@ class AccompanyModel:
     family = "accompany"
 
     def __init__(
-        self, name: str, card: dict, path: Path | None, net: AccompanyNet, chord_net: ChordNet | None = None
+        self,
+        name: str,
+        card: dict,
+        path: Path | None,
+        net: AccompanyNet,
+        chord_net: ChordNet | BeatChordNet | None = None,
     ) -> None:
         self.name = name
         self.card = card
@@ -117,6 +124,8 @@ class AccompanyModel:
         self.cfg = net.cfg
         #: the chord predictor named by the card's ``chord_model`` (None: the net's own chord head)
         self.chord_net = chord_net.eval() if chord_net is not None else None
+        #: transpositions the chord predictor reads the melody at (its log-probabilities averaged)
+        self.chord_shifts: tuple[int, ...] = CHORD_SHIFTS
 
     def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
@@ -129,13 +138,13 @@ class AccompanyModel:
             # and a semitone up (each moved back to the melody's key)
             classes = np.arange(N_CHORDS)
             total = np.zeros((len(pitch), N_CHORDS))
-            for shift in CHORD_SHIFTS:
+            for shift in self.chord_shifts:
                 moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
                 feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
                 hist = torch.from_numpy(key_histogram(moved))[None]
                 logp = torch.log_softmax(self.chord_net(feats[None], hist)[0], -1).numpy()
                 total += logp[:, transpose_classes(classes, shift)]
-            return hidden, total / len(CHORD_SHIFTS)
+            return hidden, total / len(self.chord_shifts)
 
     @property
     def decoding(self) -> Decoding:
@@ -169,21 +178,25 @@ def load_accompany(name: str, card: dict, path: Path) -> AccompanyModel:
     return AccompanyModel(name, card, path, net, chord_net)
 
 
-def load_chord_model(name: str, card: dict, path: Path) -> ChordNet:
+def load_chord_model(name: str, card: dict, path: Path) -> ChordNet | BeatChordNet:
     """The registry's loader for ``"family": "accompany-chords"`` cards (the chord predictor an
     accompaniment card names; ``musicgen models`` verifies it like any checkpoint)."""
     return load_chord_net(path)
 
 
-def load_chord_net(path: Path) -> ChordNet:
+def load_chord_net(path: Path) -> ChordNet | BeatChordNet:
     """The chord predictor at ``path`` (raises CheckpointError)."""
     from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
 
     card = read_card(path)
-    if card.get("architecture") != "accompany-chords":
+    arch = card.get("architecture")
+    net: ChordNet | BeatChordNet
+    if arch == "accompany-chords":
+        net = ChordNet(ChordNetConfig.from_card(card.get("config") or {}))
+    elif arch == "accompany-chords-bigru":
+        net = BeatChordNet(BeatChordNetConfig.from_card(card.get("config") or {}))
+    else:
         raise CheckpointError(f"model {path.stem} is not a chord predictor")
-    cfg = ChordNetConfig.from_card(card.get("config") or {})
-    net = ChordNet(cfg)
     load_into(net, load_weights(path, card), path.stem)
     return net
 

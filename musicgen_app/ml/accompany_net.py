@@ -279,3 +279,82 @@ class DecoderStepper:
         self.h = ((1.0 - z) * n + z * self.h).astype(np.float32)
         logits = self.w_out @ self.h + self.b_out
         return logits[: self.keys], logits[self.keys :]
+
+
+BEAT_DIM = 12 + 12 + 12 + 3 + 4 + 12  # see BeatChordNet.beat_features
+
+
+@dataclass
+class BeatChordNetConfig:
+    """The beat-level chord predictor's shape (saved in the card's ``config``)."""
+
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.2
+
+    def to_card(self) -> dict:
+        """The card's ``config``."""
+        return asdict(self)
+
+    @classmethod
+    def from_card(cls, config: dict) -> BeatChordNetConfig:
+        """The config a card's ``config`` describes (unknown keys ignored)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in config.items() if k in fields})
+
+
+class BeatChordNet(nn.Module):
+    """A chord predictor over beats: the melody's frames pooled per beat (4 frames) and read by a
+    bidirectional GRU over the whole song (the melody is known before it is accompanied), with the
+    song's pitch-class histogram (:func:`key_histogram`) at every beat -> chord logits per beat,
+    repeated over the beat's frames. Same inputs and outputs as :class:`ChordNet`."""
+
+    def __init__(self, cfg: BeatChordNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden
+        self.inp = nn.Sequential(nn.Linear(BEAT_DIM, h), nn.ReLU())
+        self.rnn = nn.GRU(
+            h, h, num_layers=cfg.layers, batch_first=True, bidirectional=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )  # fmt: skip
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * h, N_CHORDS)
+
+    @staticmethod
+    def beat_features(mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """(B, T, MELODY_DIM) frames, (B, 12) histograms -> (B, T // 4, BEAT_DIM): per beat the
+        duration per pitch class, the pitch class sounding on the beat, the pitch classes struck,
+        the share of rest, the mean height and the onsets, the beat in the bar (one-hot of 4) and
+        the song's histogram."""
+        b, t, _ = mel.shape
+        n = t // 4
+        x = mel[:, : 4 * n].reshape(b, n, 4, -1)  # (B, N, 4, M)
+        pcs = x[..., :12]  # (B, N, 4, 12)
+        dur = pcs.mean(2)  # (B, N, 12)
+        on_beat = pcs[:, :, 0]  # (B, N, 12)
+        struck = (pcs * x[..., 12:13]).sum(2).clamp(max=1.0)  # (B, N, 12)
+        rest = x[..., 14].mean(2, keepdim=True)  # (B, N, 1)
+        height = x[..., 13].mean(2, keepdim=True)  # (B, N, 1)
+        onsets = x[..., 12].mean(2, keepdim=True)  # (B, N, 1)
+        pos = x[:, :, 0, 15:].argmax(-1) // 4  # (B, N) beat of the 4/4 bar
+        beat = torch.nn.functional.one_hot(pos.clamp(max=3), 4).to(mel.dtype)  # (B, N, 4)
+        song = hist[:, None, :].expand(-1, n, -1)  # (B, N, 12)
+        return torch.cat([dur, on_beat, struck, rest, height, onsets, beat, song], dim=-1)
+
+    def beat_logits(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per beat (B, T // 4, C)."""
+        x = self.inp(self.beat_features(mel, hist))  # (B, N, H)
+        y, _ = self.rnn(x)  # (B, N, 2H)
+        return self.head(self.drop(y))
+
+    def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per frame (B, T, C) (a
+        last partial beat takes the last whole beat's)."""
+        t = mel.shape[1]
+        if t < 4:
+            return torch.zeros(mel.shape[0], t, N_CHORDS)
+        z = self.beat_logits(mel, hist).repeat_interleave(4, dim=1)  # (B, 4N, C)
+        if z.shape[1] < t:
+            z = torch.cat([z, z[:, -1:].expand(-1, t - z.shape[1], -1)], dim=1)
+        return z

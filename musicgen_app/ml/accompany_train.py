@@ -35,6 +35,8 @@ from musicgen_app.ml.accompany_net import (
     N_CHORDS,
     AccompanyConfig,
     AccompanyNet,
+    BeatChordNet,
+    BeatChordNetConfig,
     ChordNet,
     ChordNetConfig,
     chord_class,
@@ -379,12 +381,22 @@ def train(
     return card
 
 
-def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    """The chord predictor's cross-entropy and root accuracy on annotated frames."""
+def chord_losses(
+    net: ChordNet | BeatChordNet, batch: tuple[torch.Tensor, ...], root_weight: float = 0.0
+) -> dict[str, torch.Tensor]:
+    """The chord predictor's cross-entropy (plus ``root_weight`` times the cross-entropy of the
+    root alone, on annotated frames) and root accuracy on annotated frames."""
     mel, chords, _on, _sound, mask, hist = batch
     logits = net(mel, hist)
     ce = F.cross_entropy(logits.reshape(-1, N_CHORDS), chords.reshape(-1), reduction="none")
     loss = (ce * mask.reshape(-1)).sum() / mask.sum()
+    if root_weight:
+        logp = torch.log_softmax(logits, -1)[..., 1:]  # (B, T, 48)
+        root_logp = torch.logsumexp(logp.reshape(*logp.shape[:2], 12, -1), -1)  # (B, T, 12)
+        root = ((chords - 1).clamp(min=0) // 4)[..., None]
+        root_nll = -root_logp.gather(-1, root)[..., 0]  # (B, T)
+        known = (chords > 0).float() * mask
+        loss = loss + root_weight * (root_nll * known).sum() / known.sum().clamp(min=1)
     with torch.no_grad():
         pred = logits.argmax(-1)
         known = (chords > 0) & (mask > 0)
@@ -393,8 +405,9 @@ def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, to
     return {"chord": loss, "root_acc": acc}
 
 
-def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int, batch_size: int,
-                 lr: float, seed: int, resume: bool = False) -> dict:  # fmt: skip
+def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig | BeatChordNetConfig, window: int,
+                 batch_size: int, lr: float, seed: int, resume: bool = False,
+                 root_weight: float = 0.0) -> dict:  # fmt: skip
     """Train the chord predictor alone on POP909 for ``minutes``; keep the best on validation."""
     from musicgen_app.ml.checkpoint import save_checkpoint
 
@@ -405,7 +418,7 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
     tr = Windows(train_p, roll_cfg, window, rng)
     va = Windows(val_p, roll_cfg, window, np.random.default_rng(seed + 1))
     val_batches = [va.batch(batch_size) for _ in range(8)]
-    net = ChordNet(cfg)
+    net: ChordNet | BeatChordNet = ChordNet(cfg) if isinstance(cfg, ChordNetConfig) else BeatChordNet(cfg)
     before: dict = {}
     if resume and out.with_suffix(".safetensors").exists():  # go on from the checkpoint at ``out``
         from musicgen_app.ml.accompany import load_chord_net
@@ -420,9 +433,13 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
     step = 0
     while time.monotonic() - started < minutes * 60:
         net.train()
-        loss = chord_losses(net, tr.batch(batch_size))["chord"]
+        done = (time.monotonic() - started) / (minutes * 60)
+        for group in opt.param_groups:  # cosine decay over the time given
+            group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, done))))
+        loss = chord_losses(net, tr.batch(batch_size), root_weight)["chord"]
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 100 == 0:
@@ -431,7 +448,7 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
                 vals = [chord_losses(net, b) for b in val_batches]
             vl = float(np.mean([float(v["chord"]) for v in vals]))
             va_acc = float(np.mean([float(v["root_acc"]) for v in vals]))
-            history.append([offset + step, round(float(loss), 4), round(vl, 4), round(va_acc, 4)])
+            history.append([offset + step, round(loss.item(), 4), round(vl, 4), round(va_acc, 4)])
             logger.info("step %d  train %.3f  valid %.3f  root acc %.3f  %.0f s", step, float(loss), vl,
                         va_acc, time.monotonic() - started)  # fmt: skip
             if best is None or vl < best[0]:
@@ -439,18 +456,24 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
                            "step": offset + step}  # fmt: skip
                 best = (vl, {k: t.detach().clone() for k, t in net.state_dict().items()}, metrics)
     assert best is not None, "training ran for less than 100 steps"
+    beats = isinstance(net, BeatChordNet)
     card = {
         "name": out.name,
         "family": "accompany-chords",
         "task": "accompany-chords",
-        "architecture": "accompany-chords",
+        "architecture": "accompany-chords-bigru" if beats else "accompany-chords",
         "seed_paper": "",
         "title": "Chords under a melody (POP909)",
         "description": (
-            "Dilated 1-D convolutions over the melody on a 16th grid (4 bars each way) and the song's "
-            "pitch-class histogram predict a chord per frame (no chord, or 12 roots x maj, min, 7, dim); "
-            "the accompaniment models use it to choose their chords."
-        ),
+            "The melody pooled per beat (duration per pitch class, the note on the beat, the notes "
+            "struck, rests, height, the beat in the bar) and the song's pitch-class histogram, read by a "
+            "bidirectional GRU over the whole song, predict a chord per beat"
+            if beats
+            else "Dilated 1-D convolutions over the melody on a 16th grid (4 bars each way) and the song's "
+            "pitch-class histogram predict a chord per frame"
+        )
+        + " (no chord, or 12 roots x maj, min, 7, dim); the accompaniment models use it to choose their "
+        "chords.",
         "config": cfg.to_card(),
         "data": {
             "dataset": "POP909 (Wang et al., ISMIR 2020; MIT licence): MELODY, annotated chords",
@@ -465,7 +488,10 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
             "window_frames": window,
             "batch_size": batch_size,
             "learning_rate": lr,
+            "schedule": "cosine decay over the minutes given",
+            "root_loss_weight": root_weight,
             "seed": seed,
+            "threads": torch.get_num_threads(),
             "history": history,
         },
         "metrics": best[2],
@@ -493,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", choices=("pop909", "chorales"), required=True)
     ap.add_argument("--chords-only", action="store_true", help="train the chord predictor alone (pop909)")
     ap.add_argument("--resume", action="store_true", help="with --chords-only: go on from --out's checkpoint")
+    ap.add_argument("--arch", choices=("conv", "bigru"), default="bigru", help="with --chords-only")
+    ap.add_argument("--hidden", type=int, default=128, help="with --arch bigru")
+    ap.add_argument("--layers", type=int, default=2, help="with --arch bigru")
+    ap.add_argument("--dropout", type=float, default=0.2, help="with --arch bigru")
+    ap.add_argument("--root-weight", type=float, default=0.0, help="with --chords-only: extra root loss")
     ap.add_argument(
         "--chord-model", default=None, help="with --corpus: name this chord predictor in the card"
     )
@@ -514,12 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         card = train_chords(
             args.out,
             minutes=args.minutes,
-            cfg=ChordNetConfig(),
+            cfg=ChordNetConfig()
+            if args.arch == "conv"
+            else BeatChordNetConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout),
             window=args.window,
             batch_size=args.batch,
             lr=args.lr,
             seed=args.seed,
             resume=args.resume,
+            root_weight=args.root_weight,
         )
         print(json.dumps(card["metrics"]))
         return 0

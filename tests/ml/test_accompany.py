@@ -164,3 +164,39 @@ def test_the_parameter_count_of_each_accompaniment_card_is_exact() -> None:
         arch, config = cv.card_config(info.card, info.name)
         stored = sum(t.numel() for t in load_file(str(info.path)).values())
         assert cv.validate_config(arch, config, info.name) == stored, info.name
+
+
+def test_the_beat_chord_predictor_gives_one_chord_per_beat_read_from_both_sides() -> None:
+    import numpy as np
+    import torch
+
+    from musicgen_app.ml.accompany_net import (
+        N_CHORDS,
+        BeatChordNet,
+        BeatChordNetConfig,
+        key_histogram,
+        melody_arrays,
+        melody_features,
+    )
+
+    torch.manual_seed(0)
+    net = BeatChordNet(BeatChordNetConfig(hidden=16, layers=2)).eval()
+    rows = np.array([(s, 2, 60 + (s * 7) % 12) for s in range(0, 128, 2)], dtype=np.int64)
+    pitch, onset = melody_arrays(rows, 130)  # 32 beats and a half
+    position = np.arange(130) % 16
+
+    hist = torch.from_numpy(key_histogram(pitch))[None]  # the same song histogram throughout
+
+    def logits(p: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return net(torch.from_numpy(melody_features(p, onset, position))[None], hist)[0]
+
+    z = logits(pitch)
+    assert z.shape == (130, N_CHORDS)
+    beats = z[:128].reshape(32, 4, N_CHORDS)
+    assert torch.equal(beats, beats[:, :1].expand(-1, 4, -1))  # one chord per beat
+    assert torch.equal(z[128], z[127])  # the partial beat at the end takes the last whole beat's
+    later = pitch.copy()
+    later[100:] = np.where(later[100:] >= 0, later[100:] + 1, -1)  # change the melody from beat 25 on
+    moved = (logits(later)[:96] - z[:96]).abs().amax(1)
+    assert (moved > 1e-6).all()  # every earlier beat hears the change: the model reads both ways
