@@ -125,7 +125,8 @@ class AccompanyModel:
         #: the chord predictor named by the card's ``chord_model`` (None: the net's own chord head)
         self.chord_net = chord_net.eval() if chord_net is not None else None
         #: transpositions the chord predictor reads the melody at (its log-probabilities averaged)
-        self.chord_shifts: tuple[int, ...] = CHORD_SHIFTS
+        #: (a BeatChordNet reads every melody in C: moving it changes nothing but its height)
+        self.chord_shifts: tuple[int, ...] = (0,) if isinstance(chord_net, BeatChordNet) else CHORD_SHIFTS
 
     def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``

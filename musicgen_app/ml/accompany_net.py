@@ -281,7 +281,9 @@ class DecoderStepper:
         return logits[: self.keys], logits[self.keys :]
 
 
-BEAT_DIM = 12 + 12 + 12 + 3 + 4 + 12  # see BeatChordNet.beat_features
+#: Krumhansl-Kessler's major-key profile (C major): the key whose tonic the melody is moved to C by
+KEY_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+BEAT_DIM = 11 * 12 + 12 + 4 + 2  # see BeatChordNet.beat_features
 
 
 @dataclass
@@ -289,7 +291,7 @@ class BeatChordNetConfig:
     """The beat-level chord predictor's shape (saved in the card's ``config``)."""
 
     hidden: int = 128
-    layers: int = 2
+    layers: int = 1
     dropout: float = 0.2
 
     def to_card(self) -> dict:
@@ -303,11 +305,20 @@ class BeatChordNetConfig:
         return cls(**{k: v for k, v in config.items() if k in fields})
 
 
+def _share(x: torch.Tensor) -> torch.Tensor:
+    """``x`` divided by its sum over the last axis (zeros stay zeros)."""
+    return x / x.sum(-1, keepdim=True).clamp(min=1e-9)
+
+
 class BeatChordNet(nn.Module):
-    """A chord predictor over beats: the melody's frames pooled per beat (4 frames) and read by a
-    bidirectional GRU over the whole song (the melody is known before it is accompanied), with the
-    song's pitch-class histogram (:func:`key_histogram`) at every beat -> chord logits per beat,
-    repeated over the beat's frames. Same inputs and outputs as :class:`ChordNet`."""
+    """A chord predictor over beats, in the melody's key.
+
+    The song is first moved so that the (relative major) tonic its pitch-class histogram
+    (:func:`key_histogram`) correlates best with is C; the melody's frames are pooled per beat
+    with the half-bar and bar around each beat (:meth:`beat_features`), read by a bidirectional
+    GRU over the whole song (the melody is known before it is accompanied) and a chord is
+    predicted per beat in C, then moved back to the song's key. Same inputs and outputs as
+    :class:`ChordNet` (chord logits per frame, one set per beat)."""
 
     def __init__(self, cfg: BeatChordNetConfig) -> None:
         super().__init__()
@@ -319,34 +330,64 @@ class BeatChordNet(nn.Module):
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
         )  # fmt: skip
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(2 * h, N_CHORDS)
+        self.head = nn.Linear(3 * h, N_CHORDS)
+        profile = torch.tensor(KEY_PROFILE)
+        rolled = torch.stack([torch.roll(profile, j) for j in range(12)])  # (12, 12): tonic j's profile
+        self.register_buffer("profiles", rolled - rolled.mean(1, keepdim=True), persistent=False)
+
+    def key_shift(self, hist: torch.Tensor) -> torch.Tensor:
+        """(B,) the semitones that move each song's tonic (from its histogram (B, 12)) to C."""
+        centred = hist - hist.mean(1, keepdim=True)  # (B, 12)
+        profiles = self.get_buffer("profiles")  # (12, 12)
+        tonic = (centred @ profiles.T).argmax(1)  # (B,): correlation up to a positive factor
+        return (-tonic) % 12
 
     @staticmethod
-    def beat_features(mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-        """(B, T, MELODY_DIM) frames, (B, 12) histograms -> (B, T // 4, BEAT_DIM): per beat the
-        duration per pitch class, the pitch class sounding on the beat, the pitch classes struck,
-        the share of rest, the mean height and the onsets, the beat in the bar (one-hot of 4) and
-        the song's histogram."""
+    def beat_features(mel: torch.Tensor, hist: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """(B, T, MELODY_DIM) frames, (B, 12) histograms, (B,) shifts -> (B, T // 4, BEAT_DIM),
+        pitch classes moved up by ``shift``: per beat the duration per pitch class, the pitch class
+        sounding on the beat, those struck, the durations of the beats before and after, of the
+        half-bar, the half-bars before and after, the bar, the bars before and after (shares), the
+        song's histogram (share), the beat in the bar (one-hot of 4), the share of rest and the
+        mean height."""
         b, t, _ = mel.shape
         n = t // 4
         x = mel[:, : 4 * n].reshape(b, n, 4, -1)  # (B, N, 4, M)
-        pcs = x[..., :12]  # (B, N, 4, 12)
+        idx = (torch.arange(12)[None, :] - shift[:, None]) % 12  # (B, 12): new pc i is old i - shift
+        pcs = x[..., :12].gather(-1, idx[:, None, None, :].expand(-1, n, 4, -1))  # (B, N, 4, 12)
         dur = pcs.mean(2)  # (B, N, 12)
-        on_beat = pcs[:, :, 0]  # (B, N, 12)
-        struck = (pcs * x[..., 12:13]).sum(2).clamp(max=1.0)  # (B, N, 12)
-        rest = x[..., 14].mean(2, keepdim=True)  # (B, N, 1)
-        height = x[..., 13].mean(2, keepdim=True)  # (B, N, 1)
-        onsets = x[..., 12].mean(2, keepdim=True)  # (B, N, 1)
-        pos = x[:, :, 0, 15:].argmax(-1) // 4  # (B, N) beat of the 4/4 bar
+        on_beat = pcs[:, :, 0]
+        struck = (pcs * x[..., 12:13]).sum(2).clamp(max=1.0)
+        zero = torch.zeros_like(dur[:, :1])
+        before = torch.cat([zero, dur[:, :-1]], 1)
+        after = torch.cat([dur[:, 1:], zero], 1)
+        pos = x[:, :, 0, 15:].argmax(-1) // 4  # (B, N) beat of the bar
+        bar = torch.cumsum((pos == 0).long(), 1)  # (B, N) bar number (from 0 or 1)
+        half = 2 * bar + (pos >= 2).long()
+        groups = []
+        for ids in (half, bar):
+            tot = torch.zeros(b, int(ids.max()) + 3, 12, dtype=mel.dtype)
+            tot = tot.scatter_add(1, (ids + 1)[..., None].expand(-1, -1, 12), dur)  # group g at g + 1
+            for off in (1, 0, 2):  # this one, the one before, the one after
+                groups.append(_share(tot.gather(1, (ids + off)[..., None].expand(-1, -1, 12))))
+        song = _share(hist.gather(1, idx))[:, None, :].expand(-1, n, -1)  # (B, N, 12)
         beat = torch.nn.functional.one_hot(pos.clamp(max=3), 4).to(mel.dtype)  # (B, N, 4)
-        song = hist[:, None, :].expand(-1, n, -1)  # (B, N, 12)
-        return torch.cat([dur, on_beat, struck, rest, height, onsets, beat, song], dim=-1)
+        rest = x[..., 14].mean(2, keepdim=True)  # (B, N, 1)
+        height = x[..., 13].mean(2, keepdim=True)
+        return torch.cat([dur, on_beat, struck, before, after, *groups, song, beat, rest, height], dim=-1)
 
     def beat_logits(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
         """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per beat (B, T // 4, C)."""
-        x = self.inp(self.beat_features(mel, hist))  # (B, N, H)
+        shift = self.key_shift(hist)  # (B,)
+        x = self.inp(self.beat_features(mel, hist, shift))  # (B, N, H)
         y, _ = self.rnn(x)  # (B, N, 2H)
-        return self.head(self.drop(y))
+        z = self.head(self.drop(torch.cat([y, x], -1)))  # (B, N, C) in C
+        cls = torch.arange(N_CHORDS)
+        nq = len(CHORD_QUALITIES)
+        root, q = torch.div((cls - 1).clamp(min=0), nq, rounding_mode="floor"), (cls - 1).clamp(min=0) % nq
+        moved = 1 + ((root[None, :] + shift[:, None]) % 12) * nq + q[None, :]  # (B, C)
+        moved[:, 0] = 0  # the song's class c is class moved[c] in C
+        return z.gather(-1, moved[:, None, :].expand(-1, z.shape[1], -1))
 
     def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
         """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per frame (B, T, C) (a
