@@ -227,8 +227,9 @@ def chord_root_accuracy(model: AccompanyModel, split: str = "val", *, songs: int
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m musicgen_app.ml.accompany_eval [--model accompany-pop909] [--split val]
-    [--write-card]``: the chord model's root accuracy per beat (:func:`chord_root_accuracy`); with
-    ``--write-card`` the figures go into the chord predictor's card (``metrics.songs_<split>``)."""
+    [--write-card]``: the root accuracy per beat of the chords the model chooses
+    (:func:`chord_root_accuracy`); with ``--write-card`` the figures go into the accompaniment
+    model's card (``metrics.chords_<split>``)."""
     import argparse
     import json
 
@@ -238,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", default="accompany-pop909")
     ap.add_argument("--split", default="val", choices=("train", "val", "test"))
     ap.add_argument("--songs", type=int, default=None)
-    ap.add_argument("--write-card", action="store_true", help="write the figures into the chord model's card")
+    ap.add_argument("--write-card", action="store_true", help="write the figures into the model's card")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from musicgen_app.ml.accompany import load_accompany_model
@@ -246,12 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = load_accompany_model(args.model)
     result = chord_root_accuracy(model, args.split, songs=args.songs)
     print(json.dumps(result))
-    chord_name = model.card.get("chord_model")
-    if args.write_card and model.path is not None and isinstance(chord_name, str):
-        card_path = Path(model.path).parent / f"{chord_name}.json"
+    if args.write_card and model.path is not None:
+        card_path = Path(model.path).with_suffix(".json")
         card = json.loads(card_path.read_text())
-        card.setdefault("metrics", {})[f"songs_{args.split}"] = {
+        card.setdefault("metrics", {})[f"chords_{args.split}"] = {
             **result,
+            "chord_model": model.card.get("chord_model"),
             "measured_by": "python -m musicgen_app.ml.accompany_eval "
             f"--model {args.model} --split {args.split} --write-card",
         }

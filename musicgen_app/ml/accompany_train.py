@@ -503,11 +503,13 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig | BeatChordNe
 
 
 def attach_chord_model(out: Path, chord_model: str) -> None:
-    """Name ``chord_model`` (a chord predictor in the same folder) in the card of ``out``: the
-    accompaniment then takes its chords from it (``--minutes 0 --chord-model NAME``)."""
+    """Name ``chord_model`` (chord predictors in the same folder, comma-separated) in the card of
+    ``out``: the accompaniment then takes its chords from them, their log-probabilities averaged
+    (``--minutes 0 --chord-model NAME[,NAME]``)."""
     path = out.with_suffix(".json")
     card = json.loads(path.read_text())
-    card["chord_model"] = chord_model
+    names = [n.strip() for n in chord_model.split(",") if n.strip()]
+    card["chord_model"] = names[0] if len(names) == 1 else names
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=1) + "\n")
     tmp.replace(path)
@@ -525,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=0.2, help="with --arch bigru")
     ap.add_argument("--root-weight", type=float, default=0.0, help="with --chords-only: extra root loss")
     ap.add_argument(
-        "--chord-model", default=None, help="with --corpus: name this chord predictor in the card"
+        "--chord-model", default=None, help="with --minutes 0: name these chord predictors (A,B) in the card"
     )
     ap.add_argument("--out", type=Path, required=True, help="checkpoint path without suffix (models/NAME)")
     ap.add_argument("--minutes", type=float, default=20.0)
