@@ -203,7 +203,6 @@ def test_the_beat_chord_predictor_gives_one_chord_per_beat_read_from_both_sides(
 
 
 def test_a_card_naming_several_chord_models_averages_them_and_a_bad_name_is_refused(tmp_path) -> None:
-    import json
     import shutil
 
     import numpy as np
