@@ -99,7 +99,7 @@ class Decoding:
 
 CHORD_SHIFTS = (-1, 0, 1)  # transpositions the chord predictor reads the melody at (averaged)
 DECODING = {
-    "pop909": Decoding(),
+    "pop909": Decoding(((0, 0.0), (8, 0.2)), 0.5),
     "chorales": Decoding(((0, 0.3), (8, 0.0)), 0.3, key_weight=2.0, chord_tone_bias=1.5),
 }
 

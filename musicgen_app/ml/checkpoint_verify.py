@@ -197,12 +197,12 @@ def _accompany_chords(c: dict) -> int:
 
 def _accompany_chords_bigru(c: dict) -> int:
     """The beat-level chord predictor (``ml.accompany_net.BeatChordNet``): input layer, a
-    bidirectional GRU over beats, chord head."""
+    bidirectional GRU over beats, chord head on the GRU's states and the input layer's."""
     from musicgen_app.ml.accompany_net import BEAT_DIM, N_CHORDS
 
     H, L = c.get("hidden", 128), c.get("layers", 2)
     gru = 2 * (3 * H * H + 3 * H * H + 6 * H) + (L - 1) * 2 * (3 * H * 2 * H + 3 * H * H + 6 * H)
-    return BEAT_DIM * H + H + gru + 2 * H * N_CHORDS + N_CHORDS
+    return BEAT_DIM * H + H + gru + 3 * H * N_CHORDS + N_CHORDS  # the head reads the GRU and its input
 
 
 # architecture (a family card's name or a melody card's class) -> parameters of the network
