@@ -133,13 +133,18 @@ class AccompanyModel:
     def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
         (``pitch``: the melody per frame, for the chord predictors' key histogram): with chord
-        predictors, their log-probabilities averaged."""
+        predictors, their log-probabilities averaged (:meth:`predictor_logp`)."""
         with torch.no_grad():
             hidden, own = self.net.encode(torch.from_numpy(mel)[None])
-            if not self.chord_nets:
-                return hidden, own[0].numpy()
-            classes = np.arange(N_CHORDS)
-            total = np.zeros((len(pitch), N_CHORDS))
+        if not self.chord_nets:
+            return hidden, own[0].numpy()
+        return hidden, self.predictor_logp(mel, pitch)
+
+    def predictor_logp(self, mel: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        """The chord predictors' log-probabilities (T, C), averaged (the card must name some)."""
+        classes = np.arange(N_CHORDS)
+        total = np.zeros((len(pitch), N_CHORDS))
+        with torch.no_grad():
             for chord_net in self.chord_nets:
                 # a ChordNet's log-probabilities are averaged over the melody a semitone down, as it
                 # is and a semitone up (each moved back); a BeatChordNet reads every melody in C
@@ -150,7 +155,7 @@ class AccompanyModel:
                     hist = torch.from_numpy(key_histogram(moved))[None]
                     logp = torch.log_softmax(chord_net(feats[None], hist)[0], -1).numpy()
                     total += logp[:, transpose_classes(classes, shift)] / len(shifts)
-            return hidden, total / len(self.chord_nets)
+        return total / len(self.chord_nets)
 
     @property
     def decoding(self) -> Decoding:
@@ -627,8 +632,7 @@ def rephase(model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndar
     best: tuple[float, np.ndarray] | None = None
     for shift in range(0, bar, 4):
         position = (grid.position - shift) % bar
-        mel = melody_features(pitch.astype(np.int64), onset, position)
-        _, logits = model.chord_logits(mel, pitch)
+        logits = model.predictor_logp(melody_features(pitch.astype(np.int64), onset, position), pitch)
         n_beats = len(logits) // 4
         if not n_beats:
             return grid
