@@ -42,6 +42,8 @@ from musicgen_app.ml.accompany_net import (
     N_CHORDS,
     AccompanyConfig,
     AccompanyNet,
+    BeatChordNet,
+    BeatChordNetConfig,
     ChordNet,
     ChordNetConfig,
     chord_class,
@@ -97,7 +99,7 @@ class Decoding:
 
 CHORD_SHIFTS = (-1, 0, 1)  # transpositions the chord predictor reads the melody at (averaged)
 DECODING = {
-    "pop909": Decoding(),
+    "pop909": Decoding(((0, 0.0), (8, 0.2)), 0.5),
     "chorales": Decoding(((0, 0.3), (8, 0.0)), 0.3, key_weight=2.0, chord_tone_bias=1.5),
 }
 
@@ -108,34 +110,52 @@ class AccompanyModel:
     family = "accompany"
 
     def __init__(
-        self, name: str, card: dict, path: Path | None, net: AccompanyNet, chord_net: ChordNet | None = None
+        self,
+        name: str,
+        card: dict,
+        path: Path | None,
+        net: AccompanyNet,
+        chord_nets: Sequence[ChordNet | BeatChordNet] = (),
     ) -> None:
         self.name = name
         self.card = card
         self.path = path
         self.net = net.eval()
         self.cfg = net.cfg
-        #: the chord predictor named by the card's ``chord_model`` (None: the net's own chord head)
-        self.chord_net = chord_net.eval() if chord_net is not None else None
+        #: the chord predictors named by the card's ``chord_model`` (none: the net's own chord head)
+        self.chord_nets = tuple(c.eval() for c in chord_nets)
+
+    @property
+    def chord_net(self) -> ChordNet | BeatChordNet | None:
+        """The first chord predictor (None: the net's own chord head chooses the chords)."""
+        return self.chord_nets[0] if self.chord_nets else None
 
     def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
-        (``pitch``: the melody per frame, for the chord predictor's key histogram)."""
+        (``pitch``: the melody per frame, for the chord predictors' key histogram): with chord
+        predictors, their log-probabilities averaged (:meth:`predictor_logp`)."""
         with torch.no_grad():
             hidden, own = self.net.encode(torch.from_numpy(mel)[None])
-            if self.chord_net is None:
-                return hidden, own[0].numpy()
-            # the predictor's log-probabilities averaged over the melody a semitone down, as it is
-            # and a semitone up (each moved back to the melody's key)
-            classes = np.arange(N_CHORDS)
-            total = np.zeros((len(pitch), N_CHORDS))
-            for shift in CHORD_SHIFTS:
-                moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
-                feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
-                hist = torch.from_numpy(key_histogram(moved))[None]
-                logp = torch.log_softmax(self.chord_net(feats[None], hist)[0], -1).numpy()
-                total += logp[:, transpose_classes(classes, shift)]
-            return hidden, total / len(CHORD_SHIFTS)
+        if not self.chord_nets:
+            return hidden, own[0].numpy()
+        return hidden, self.predictor_logp(mel, pitch)
+
+    def predictor_logp(self, mel: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        """The chord predictors' log-probabilities (T, C), averaged (the card must name some)."""
+        classes = np.arange(N_CHORDS)
+        total = np.zeros((len(pitch), N_CHORDS))
+        with torch.no_grad():
+            for chord_net in self.chord_nets:
+                # a ChordNet's log-probabilities are averaged over the melody a semitone down, as it
+                # is and a semitone up (each moved back); a BeatChordNet reads every melody in C
+                shifts = (0,) if isinstance(chord_net, BeatChordNet) else CHORD_SHIFTS
+                for shift in shifts:
+                    moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
+                    feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
+                    hist = torch.from_numpy(key_histogram(moved))[None]
+                    logp = torch.log_softmax(chord_net(feats[None], hist)[0], -1).numpy()
+                    total += logp[:, transpose_classes(classes, shift)] / len(shifts)
+        return total / len(self.chord_nets)
 
     @property
     def decoding(self) -> Decoding:
@@ -160,30 +180,39 @@ def load_accompany(name: str, card: dict, path: Path) -> AccompanyModel:
         raise CheckpointError(f"model {name}: its key range {cfg.low}+{cfg.keys} is not MIDI")
     net = AccompanyNet(cfg)
     load_into(net, load_weights(path, card), name)
-    chord_net = None
-    chord_name = card.get("chord_model")
-    if chord_name is not None:
+    chord_names = card.get("chord_model")
+    if chord_names is None:
+        chord_names = []
+    elif isinstance(chord_names, str):
+        chord_names = [chord_names]
+    if not isinstance(chord_names, list):
+        raise CheckpointError(f"model {name}: its card names a chord model {chord_names!r:.40}")
+    for chord_name in chord_names:
         if not isinstance(chord_name, str) or not chord_name.replace("-", "").replace("_", "").isalnum():
             raise CheckpointError(f"model {name}: its card names a chord model {chord_name!r:.40}")
-        chord_net = load_chord_net(Path(path).parent / f"{chord_name}.safetensors")
-    return AccompanyModel(name, card, path, net, chord_net)
+    nets = [load_chord_net(Path(path).parent / f"{c}.safetensors") for c in chord_names]
+    return AccompanyModel(name, card, path, net, nets)
 
 
-def load_chord_model(name: str, card: dict, path: Path) -> ChordNet:
+def load_chord_model(name: str, card: dict, path: Path) -> ChordNet | BeatChordNet:
     """The registry's loader for ``"family": "accompany-chords"`` cards (the chord predictor an
     accompaniment card names; ``musicgen models`` verifies it like any checkpoint)."""
     return load_chord_net(path)
 
 
-def load_chord_net(path: Path) -> ChordNet:
+def load_chord_net(path: Path) -> ChordNet | BeatChordNet:
     """The chord predictor at ``path`` (raises CheckpointError)."""
     from musicgen_app.ml.checkpoint import load_into, load_weights, read_card
 
     card = read_card(path)
-    if card.get("architecture") != "accompany-chords":
+    arch = card.get("architecture")
+    net: ChordNet | BeatChordNet
+    if arch == "accompany-chords":
+        net = ChordNet(ChordNetConfig.from_card(card.get("config") or {}))
+    elif arch == "accompany-chords-bigru":
+        net = BeatChordNet(BeatChordNetConfig.from_card(card.get("config") or {}))
+    else:
         raise CheckpointError(f"model {path.stem} is not a chord predictor")
-    cfg = ChordNetConfig.from_card(card.get("config") or {})
-    net = ChordNet(cfg)
     load_into(net, load_weights(path, card), path.stem)
     return net
 
@@ -603,8 +632,7 @@ def rephase(model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndar
     best: tuple[float, np.ndarray] | None = None
     for shift in range(0, bar, 4):
         position = (grid.position - shift) % bar
-        mel = melody_features(pitch.astype(np.int64), onset, position)
-        _, logits = model.chord_logits(mel, pitch)
+        logits = model.predictor_logp(melody_features(pitch.astype(np.int64), onset, position), pitch)
         n_beats = len(logits) // 4
         if not n_beats:
             return grid

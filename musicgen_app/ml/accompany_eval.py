@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -181,3 +182,85 @@ def evaluate(
         "seconds_per_song": {k: round(v / max(1, len(pieces)), 3) for k, v in seconds.items()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def chord_root_accuracy(model: AccompanyModel, split: str = "val", *, songs: int | None = None) -> dict:
+    """How often the chords the model chooses (downbeat check, decoding and all, as
+    :func:`musicgen_app.ml.accompany.plan_frames` chooses them) have the annotated root, per beat
+    of the POP909 songs of ``split`` (beats annotated "no chord" left out); also on the beats
+    where the melody sounds at all, and the predictor's own best chord per beat on the annotated
+    bar lines. No accompaniment is written: this judges the chord model alone."""
+    from musicgen_app.ml.accompany_net import melody_features
+
+    pieces = load_pop909(split, rephase=False)
+    pieces = pieces[:songs] if songs else pieces
+    phased = {p.name: p.position for p in load_pop909(split, rephase=True)}
+    hits = {"decoded": 0, "decoded, melody sounding": 0, "best per beat, bars from the chords": 0}
+    beats = sounding_beats = 0
+    started = time.perf_counter()
+    for piece in pieces:
+        n = piece.n_frames // 4
+        ref = _reference_roots(piece, "pop909")
+        known = ref >= 0
+        sounding = known & (piece.pitch[: 4 * n] >= 0).reshape(n, 4).any(1)
+        beats += int(known.sum())
+        sounding_beats += int(sounding.sum())
+        plan = plan_frames(model, piece_grid(piece), piece.pitch, piece.onset, "chords")
+        roots = np.where(plan.chords[: 4 * n : 4] > 0, (plan.chords[: 4 * n : 4] - 1) // 4, -1)
+        hits["decoded"] += int((roots[known] == ref[known]).sum())
+        hits["decoded, melody sounding"] += int((roots[sounding] == ref[sounding]).sum())
+        mel = melody_features(piece.pitch.astype(np.int64), piece.onset, phased[piece.name])
+        _, logits = model.chord_logits(mel, piece.pitch)
+        best = (logits[: 4 * n : 4, 1:].argmax(1)) // 4
+        hits["best per beat, bars from the chords"] += int((best[known] == ref[known]).sum())
+    return {
+        "split": split,
+        "songs": len(pieces),
+        "beats": beats,
+        "beats_melody_sounding": sounding_beats,
+        "root_accuracy": {
+            k: round(v / max(1, sounding_beats if "sounding" in k else beats), 4) for k, v in hits.items()
+        },
+        "ms_per_song": round(1000 * (time.perf_counter() - started) / max(1, len(pieces)), 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m musicgen_app.ml.accompany_eval [--model accompany-pop909] [--split val]
+    [--write-card]``: the root accuracy per beat of the chords the model chooses
+    (:func:`chord_root_accuracy`); with ``--write-card`` the figures go into the accompaniment
+    model's card (``metrics.chords_<split>``)."""
+    import argparse
+    import json
+
+    import torch
+
+    ap = argparse.ArgumentParser(description="root accuracy of the chords an accompaniment model chooses")
+    ap.add_argument("--model", default="accompany-pop909")
+    ap.add_argument("--split", default="val", choices=("train", "val", "test"))
+    ap.add_argument("--songs", type=int, default=None)
+    ap.add_argument("--write-card", action="store_true", help="write the figures into the model's card")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from musicgen_app.ml.accompany import load_accompany_model
+
+    model = load_accompany_model(args.model)
+    result = chord_root_accuracy(model, args.split, songs=args.songs)
+    print(json.dumps(result))
+    if args.write_card and model.path is not None:
+        card_path = Path(model.path).with_suffix(".json")
+        card = json.loads(card_path.read_text())
+        card.setdefault("metrics", {})[f"chords_{args.split}"] = {
+            **result,
+            "chord_model": model.card.get("chord_model"),
+            "measured_by": "python -m musicgen_app.ml.accompany_eval "
+            f"--model {args.model} --split {args.split} --write-card",
+        }
+        tmp = card_path.with_name(card_path.name + ".tmp")
+        tmp.write_text(json.dumps(card, indent=1) + "\n")
+        tmp.replace(card_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

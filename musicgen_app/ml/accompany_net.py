@@ -279,3 +279,123 @@ class DecoderStepper:
         self.h = ((1.0 - z) * n + z * self.h).astype(np.float32)
         logits = self.w_out @ self.h + self.b_out
         return logits[: self.keys], logits[self.keys :]
+
+
+#: Krumhansl-Kessler's major-key profile (C major): the key whose tonic the melody is moved to C by
+KEY_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+BEAT_DIM = 11 * 12 + 12 + 4 + 2  # see BeatChordNet.beat_features
+
+
+@dataclass
+class BeatChordNetConfig:
+    """The beat-level chord predictor's shape (saved in the card's ``config``)."""
+
+    hidden: int = 128
+    layers: int = 1
+    dropout: float = 0.2
+
+    def to_card(self) -> dict:
+        """The card's ``config``."""
+        return asdict(self)
+
+    @classmethod
+    def from_card(cls, config: dict) -> BeatChordNetConfig:
+        """The config a card's ``config`` describes (unknown keys ignored)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in config.items() if k in fields})
+
+
+def _share(x: torch.Tensor) -> torch.Tensor:
+    """``x`` divided by its sum over the last axis (zeros stay zeros)."""
+    return x / x.sum(-1, keepdim=True).clamp(min=1e-9)
+
+
+class BeatChordNet(nn.Module):
+    """A chord predictor over beats, in the melody's key.
+
+    The song is first moved so that the (relative major) tonic its pitch-class histogram
+    (:func:`key_histogram`) correlates best with is C; the melody's frames are pooled per beat
+    with the half-bar and bar around each beat (:meth:`beat_features`), read by a bidirectional
+    GRU over the whole song (the melody is known before it is accompanied) and a chord is
+    predicted per beat in C, then moved back to the song's key. Same inputs and outputs as
+    :class:`ChordNet` (chord logits per frame, one set per beat)."""
+
+    def __init__(self, cfg: BeatChordNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden
+        self.inp = nn.Sequential(nn.Linear(BEAT_DIM, h), nn.ReLU())
+        self.rnn = nn.GRU(
+            h, h, num_layers=cfg.layers, batch_first=True, bidirectional=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )  # fmt: skip
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(3 * h, N_CHORDS)
+        profile = torch.tensor(KEY_PROFILE)
+        rolled = torch.stack([torch.roll(profile, j) for j in range(12)])  # (12, 12): tonic j's profile
+        self.register_buffer("profiles", rolled - rolled.mean(1, keepdim=True), persistent=False)
+
+    def key_shift(self, hist: torch.Tensor) -> torch.Tensor:
+        """(B,) the semitones that move each song's tonic (from its histogram (B, 12)) to C."""
+        centred = hist - hist.mean(1, keepdim=True)  # (B, 12)
+        profiles = self.get_buffer("profiles")  # (12, 12)
+        tonic = (centred @ profiles.T).argmax(1)  # (B,): correlation up to a positive factor
+        return (-tonic) % 12
+
+    @staticmethod
+    def beat_features(mel: torch.Tensor, hist: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """(B, T, MELODY_DIM) frames, (B, 12) histograms, (B,) shifts -> (B, T // 4, BEAT_DIM),
+        pitch classes moved up by ``shift``: per beat the duration per pitch class, the pitch class
+        sounding on the beat, those struck, the durations of the beats before and after, of the
+        half-bar, the half-bars before and after, the bar, the bars before and after (shares), the
+        song's histogram (share), the beat in the bar (one-hot of 4), the share of rest and the
+        mean height."""
+        b, t, _ = mel.shape
+        n = t // 4
+        x = mel[:, : 4 * n].reshape(b, n, 4, -1)  # (B, N, 4, M)
+        idx = (torch.arange(12)[None, :] - shift[:, None]) % 12  # (B, 12): new pc i is old i - shift
+        pcs = x[..., :12].gather(-1, idx[:, None, None, :].expand(-1, n, 4, -1))  # (B, N, 4, 12)
+        dur = pcs.mean(2)  # (B, N, 12)
+        on_beat = pcs[:, :, 0]
+        struck = (pcs * x[..., 12:13]).sum(2).clamp(max=1.0)
+        zero = torch.zeros_like(dur[:, :1])
+        before = torch.cat([zero, dur[:, :-1]], 1)
+        after = torch.cat([dur[:, 1:], zero], 1)
+        pos = x[:, :, 0, 15:].argmax(-1) // 4  # (B, N) beat of the bar
+        bar = torch.cumsum((pos == 0).long(), 1)  # (B, N) bar number (from 0 or 1)
+        half = 2 * bar + (pos >= 2).long()
+        groups = []
+        for ids in (half, bar):
+            tot = torch.zeros(b, int(ids.max()) + 3, 12, dtype=mel.dtype)
+            tot = tot.scatter_add(1, (ids + 1)[..., None].expand(-1, -1, 12), dur)  # group g at g + 1
+            for off in (1, 0, 2):  # this one, the one before, the one after
+                groups.append(_share(tot.gather(1, (ids + off)[..., None].expand(-1, -1, 12))))
+        song = _share(hist.gather(1, idx))[:, None, :].expand(-1, n, -1)  # (B, N, 12)
+        beat = torch.nn.functional.one_hot(pos.clamp(max=3), 4).to(mel.dtype)  # (B, N, 4)
+        rest = x[..., 14].mean(2, keepdim=True)  # (B, N, 1)
+        height = x[..., 13].mean(2, keepdim=True)
+        return torch.cat([dur, on_beat, struck, before, after, *groups, song, beat, rest, height], dim=-1)
+
+    def beat_logits(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per beat (B, T // 4, C)."""
+        shift = self.key_shift(hist)  # (B,)
+        x = self.inp(self.beat_features(mel, hist, shift))  # (B, N, H)
+        y, _ = self.rnn(x)  # (B, N, 2H)
+        z = self.head(self.drop(torch.cat([y, x], -1)))  # (B, N, C) in C
+        cls = torch.arange(N_CHORDS)
+        nq = len(CHORD_QUALITIES)
+        root, q = torch.div((cls - 1).clamp(min=0), nq, rounding_mode="floor"), (cls - 1).clamp(min=0) % nq
+        moved = 1 + ((root[None, :] + shift[:, None]) % 12) * nq + q[None, :]  # (B, C)
+        moved[:, 0] = 0  # the song's class c is class moved[c] in C
+        return z.gather(-1, moved[:, None, :].expand(-1, z.shape[1], -1))
+
+    def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per frame (B, T, C) (a
+        last partial beat takes the last whole beat's)."""
+        t = mel.shape[1]
+        if t < 4:
+            return torch.zeros(mel.shape[0], t, N_CHORDS)
+        z = self.beat_logits(mel, hist).repeat_interleave(4, dim=1)  # (B, 4N, C)
+        if z.shape[1] < t:
+            z = torch.cat([z, z[:, -1:].expand(-1, t - z.shape[1], -1)], dim=1)
+        return z

@@ -35,6 +35,8 @@ from musicgen_app.ml.accompany_net import (
     N_CHORDS,
     AccompanyConfig,
     AccompanyNet,
+    BeatChordNet,
+    BeatChordNetConfig,
     ChordNet,
     ChordNetConfig,
     chord_class,
@@ -381,12 +383,22 @@ def train(
     return card
 
 
-def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    """The chord predictor's cross-entropy and root accuracy on annotated frames."""
+def chord_losses(
+    net: ChordNet | BeatChordNet, batch: tuple[torch.Tensor, ...], root_weight: float = 0.0
+) -> dict[str, torch.Tensor]:
+    """The chord predictor's cross-entropy (plus ``root_weight`` times the cross-entropy of the
+    root alone, on annotated frames) and root accuracy on annotated frames."""
     mel, chords, _on, _sound, mask, hist = batch
     logits = net(mel, hist)
     ce = F.cross_entropy(logits.reshape(-1, N_CHORDS), chords.reshape(-1), reduction="none")
     loss = (ce * mask.reshape(-1)).sum() / mask.sum()
+    if root_weight:
+        logp = torch.log_softmax(logits, -1)[..., 1:]  # (B, T, 48)
+        root_logp = torch.logsumexp(logp.reshape(*logp.shape[:2], 12, -1), -1)  # (B, T, 12)
+        root = ((chords - 1).clamp(min=0) // 4)[..., None]
+        root_nll = -root_logp.gather(-1, root)[..., 0]  # (B, T)
+        known = (chords > 0).float() * mask
+        loss = loss + root_weight * (root_nll * known).sum() / known.sum().clamp(min=1)
     with torch.no_grad():
         pred = logits.argmax(-1)
         known = (chords > 0) & (mask > 0)
@@ -395,12 +407,14 @@ def chord_losses(net: ChordNet, batch: tuple[torch.Tensor, ...]) -> dict[str, to
     return {"chord": loss, "root_acc": acc}
 
 
-def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int, batch_size: int,
-                 lr: float, seed: int, resume: bool = False, max_steps: int = 0,
+def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig | BeatChordNetConfig, window: int,
+                 batch_size: int, lr: float, seed: int, resume: bool = False, root_weight: float = 0.0,
+                 max_steps: int = 0,
                  pieces: tuple[list[Piece], list[Piece]] | None = None) -> dict:  # fmt: skip
     """Train the chord predictor alone on POP909 for ``minutes`` (or ``max_steps``) through the one
-    training loop, keeping the best on validation; ``resume`` goes on from the checkpoint at
-    ``out`` (its steps and history continued). ``pieces`` (train, validation) instead of POP909's."""
+    training loop (cosine decay, gradient clipping), keeping the best on validation; ``resume`` goes
+    on from the checkpoint at ``out`` (its steps and history continued). ``pieces`` (train,
+    validation) instead of POP909's; ``root_weight`` adds a root-only loss."""
     from musicgen_app.ml.checkpoint import save_checkpoint
     from musicgen_app.ml.training import TrainConfig, history_rows
     from musicgen_app.ml.training import train as train_loop
@@ -412,7 +426,7 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
     tr = Windows(train_p, roll_cfg, window, rng)
     va = Windows(val_p, roll_cfg, window, np.random.default_rng(seed + 1))
     val_batches = [va.batch(batch_size) for _ in range(8)]
-    net = ChordNet(cfg)
+    net: ChordNet | BeatChordNet = ChordNet(cfg) if isinstance(cfg, ChordNetConfig) else BeatChordNet(cfg)
     before: dict = {}
     if resume and out.with_suffix(".safetensors").exists():  # go on from the checkpoint at ``out``
         from musicgen_app.ml.accompany import load_chord_net
@@ -423,7 +437,7 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
 
     def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
         frames = float(batch[4].sum())
-        return chord_losses(model, batch)["chord"] * frames, max(1, round(frames))  # type: ignore[arg-type]
+        return chord_losses(model, batch, root_weight)["chord"] * frames, max(1, round(frames))  # type: ignore[arg-type]
 
     def validate(model: torch.nn.Module) -> tuple[float, float, dict[str, float]]:
         model.eval()
@@ -433,9 +447,9 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
         return float(np.mean([float(v["chord"]) for v in vals])), 1.0, {"val_root_accuracy": acc}
 
     started = time.monotonic()
-    loop = TrainConfig(minutes=minutes, lr=lr, clip=1e9, eval_every=min(100, max_steps or 100),
+    loop = TrainConfig(minutes=minutes, lr=lr, clip=1.0, eval_every=min(100, max_steps or 100),
                        patience=10**9, seed=seed, max_steps=max_steps, threads=torch.get_num_threads(),
-                       schedule="constant", curve_png=str(out.parent / f"{out.name}-curve.png"),
+                       schedule="cosine", curve_png=str(out.parent / f"{out.name}-curve.png"),
                        unit="nats per frame")  # fmt: skip
     previous = {"history": history_rows(before.get("history", []))} if before else None
     res = train_loop(net, loss, lambda _g: tr.batch(batch_size), validate, loop, previous=previous)
@@ -443,18 +457,24 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
     metrics = {"valid_chord_nll": best_row["val_nll"], "step": best_row["step"],
                "valid_frame_root_accuracy": best_row.get("val_root_accuracy")}  # fmt: skip
     step, history = res.steps, res.history
+    beats = isinstance(net, BeatChordNet)
     card = {
         "name": out.name,
         "family": "accompany-chords",
         "task": "accompany-chords",
-        "architecture": "accompany-chords",
+        "architecture": "accompany-chords-bigru" if beats else "accompany-chords",
         "seed_paper": "",
         "title": "Chords under a melody (POP909)",
         "description": (
-            "Dilated 1-D convolutions over the melody on a 16th grid (4 bars each way) and the song's "
-            "pitch-class histogram predict a chord per frame (no chord, or 12 roots x maj, min, 7, dim); "
-            "the accompaniment models use it to choose their chords."
-        ),
+            "The melody pooled per beat (duration per pitch class, the note on the beat, the notes "
+            "struck, rests, height, the beat in the bar) and the song's pitch-class histogram, read by a "
+            "bidirectional GRU over the whole song, predict a chord per beat"
+            if beats
+            else "Dilated 1-D convolutions over the melody on a 16th grid (4 bars each way) and the song's "
+            "pitch-class histogram predict a chord per frame"
+        )
+        + " (no chord, or 12 roots x maj, min, 7, dim); the accompaniment models use it to choose their "
+        "chords.",
         "config": cfg.to_card(),
         "data": {
             "dataset": "POP909 (Wang et al., ISMIR 2020; MIT licence): MELODY, annotated chords",
@@ -469,7 +489,10 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
             "window_frames": window,
             "batch_size": batch_size,
             "learning_rate": lr,
+            "schedule": "cosine decay (the one training loop)",
+            "root_loss_weight": root_weight,
             "seed": seed,
+            "threads": torch.get_num_threads(),
             "history": history,
         },
         "metrics": metrics,
@@ -480,11 +503,13 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig, window: int,
 
 
 def attach_chord_model(out: Path, chord_model: str) -> None:
-    """Name ``chord_model`` (a chord predictor in the same folder) in the card of ``out``: the
-    accompaniment then takes its chords from it (``--minutes 0 --chord-model NAME``)."""
+    """Name ``chord_model`` (chord predictors in the same folder, comma-separated) in the card of
+    ``out``: the accompaniment then takes its chords from them, their log-probabilities averaged
+    (``--minutes 0 --chord-model NAME[,NAME]``)."""
     path = out.with_suffix(".json")
     card = json.loads(path.read_text())
-    card["chord_model"] = chord_model
+    names = [n.strip() for n in chord_model.split(",") if n.strip()]
+    card["chord_model"] = names[0] if len(names) == 1 else names
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=1) + "\n")
     tmp.replace(path)
@@ -496,8 +521,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", choices=("pop909", "chorales"), required=True)
     ap.add_argument("--chords-only", action="store_true", help="train the chord predictor alone (pop909)")
     ap.add_argument("--resume", action="store_true", help="with --chords-only: go on from --out's checkpoint")
+    ap.add_argument("--arch", choices=("conv", "bigru"), default="bigru", help="with --chords-only")
+    ap.add_argument("--hidden", type=int, default=128, help="with --arch bigru")
+    ap.add_argument("--layers", type=int, default=2, help="with --arch bigru")
+    ap.add_argument("--dropout", type=float, default=0.2, help="with --arch bigru")
+    ap.add_argument("--root-weight", type=float, default=0.0, help="with --chords-only: extra root loss")
     ap.add_argument(
-        "--chord-model", default=None, help="with --corpus: name this chord predictor in the card"
+        "--chord-model", default=None, help="with --minutes 0: name these chord predictors (A,B) in the card"
     )
     ap.add_argument("--out", type=Path, required=True, help="checkpoint path without suffix (models/NAME)")
     ap.add_argument("--minutes", type=float, default=20.0)
@@ -517,12 +547,15 @@ def main(argv: list[str] | None = None) -> int:
         card = train_chords(
             args.out,
             minutes=args.minutes,
-            cfg=ChordNetConfig(),
+            cfg=ChordNetConfig()
+            if args.arch == "conv"
+            else BeatChordNetConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout),
             window=args.window,
             batch_size=args.batch,
             lr=args.lr,
             seed=args.seed,
             resume=args.resume,
+            root_weight=args.root_weight,
         )
         print(json.dumps(card["metrics"]))
         return 0

@@ -195,6 +195,16 @@ def _accompany_chords(c: dict) -> int:
     return (MELODY_DIM + 12) * C * 5 + C + len(DILATIONS) * (3 * C * C + C) + C * N_CHORDS + N_CHORDS
 
 
+def _accompany_chords_bigru(c: dict) -> int:
+    """The beat-level chord predictor (``ml.accompany_net.BeatChordNet``): input layer, a
+    bidirectional GRU over beats, chord head on the GRU's states and the input layer's."""
+    from musicgen_app.ml.accompany_net import BEAT_DIM, N_CHORDS
+
+    H, L = c.get("hidden", 128), c.get("layers", 2)
+    gru = 2 * (3 * H * H + 3 * H * H + 6 * H) + (L - 1) * 2 * (3 * H * 2 * H + 3 * H * H + 6 * H)
+    return BEAT_DIM * H + H + gru + 3 * H * N_CHORDS + N_CHORDS  # the head reads the GRU and its input
+
+
 # architecture (a family card's name or a melody card's class) -> parameters of the network
 ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "MelodyLSTM": _melody_lstm,
@@ -211,6 +221,7 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "note-transformer": _note_transformer,
     "accompany-gru": _accompany,
     "accompany-chords": _accompany_chords,
+    "accompany-chords-bigru": _accompany_chords_bigru,
 }
 
 

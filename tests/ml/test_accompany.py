@@ -164,3 +164,71 @@ def test_the_parameter_count_of_each_accompaniment_card_is_exact() -> None:
         arch, config = cv.card_config(info.card, info.name)
         stored = sum(t.numel() for t in load_file(str(info.path)).values())
         assert cv.validate_config(arch, config, info.name) == stored, info.name
+
+
+def test_the_beat_chord_predictor_gives_one_chord_per_beat_read_from_both_sides() -> None:
+    import numpy as np
+    import torch
+
+    from musicgen_app.ml.accompany_net import (
+        N_CHORDS,
+        BeatChordNet,
+        BeatChordNetConfig,
+        key_histogram,
+        melody_arrays,
+        melody_features,
+    )
+
+    torch.manual_seed(0)
+    net = BeatChordNet(BeatChordNetConfig(hidden=16, layers=2)).eval()
+    rows = np.array([(s, 2, 60 + (s * 7) % 12) for s in range(0, 128, 2)], dtype=np.int64)
+    pitch, onset = melody_arrays(rows, 130)  # 32 beats and a half
+    position = np.arange(130) % 16
+
+    hist = torch.from_numpy(key_histogram(pitch))[None]  # the same song histogram throughout
+
+    def logits(p: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return net(torch.from_numpy(melody_features(p, onset, position))[None], hist)[0]
+
+    z = logits(pitch)
+    assert z.shape == (130, N_CHORDS)
+    beats = z[:128].reshape(32, 4, N_CHORDS)
+    assert torch.equal(beats, beats[:, :1].expand(-1, 4, -1))  # one chord per beat
+    assert torch.equal(z[128], z[127])  # the partial beat at the end takes the last whole beat's
+    later = pitch.copy()
+    later[100:] = np.where(later[100:] >= 0, later[100:] + 1, -1)  # change the melody from beat 25 on
+    moved = (logits(later)[:96] - z[:96]).abs().amax(1)
+    assert (moved > 1e-6).all()  # every earlier beat hears the change: the model reads both ways
+
+
+def test_a_card_naming_several_chord_models_averages_them_and_a_bad_name_is_refused(tmp_path) -> None:
+    import shutil
+
+    import numpy as np
+
+    from musicgen_app.errors import CheckpointError
+    from musicgen_app.ml.accompany import load_accompany
+    from musicgen_app.ml.accompany_net import MELODY_DIM
+    from musicgen_app.ml.registry import list_models
+
+    info = next(m for m in list_models(task=None) if m.name == "accompany-pop909")
+    names = info.card["chord_model"]
+    names = [names] if isinstance(names, str) else names
+    for name in {"accompany-pop909", *names}:
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(info.path.parent / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    path = tmp_path / "accompany-pop909.safetensors"
+    both = load_accompany("accompany-pop909", {**info.card, "chord_model": [names[0], names[0]]}, path)
+    one = load_accompany("accompany-pop909", {**info.card, "chord_model": names[0]}, path)
+    assert len(both.chord_nets) == 2 and len(one.chord_nets) == 1
+    song = tune()
+    pitch = np.array([60 + (t // 4) % 12 for t in range(64)])
+    mel = np.zeros((64, MELODY_DIM), dtype=np.float32)
+    mel[np.arange(64), pitch % 12] = 1.0
+    mel[np.arange(64), 15 + np.arange(64) % 16] = 1.0
+    assert np.allclose(both.chord_logits(mel, pitch)[1], one.chord_logits(mel, pitch)[1], atol=1e-6)
+    assert predict_chords(song, 0, both) == predict_chords(song, 0, one)
+    for bad in (["../x"], "no such model", 3):
+        with pytest.raises(CheckpointError):
+            load_accompany("accompany-pop909", {**info.card, "chord_model": bad}, path)
