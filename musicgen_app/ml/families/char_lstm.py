@@ -54,6 +54,9 @@ MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
+# with the continuous cache, more of the sketch is read, so the cache holds more than a few notes to
+# draw on (fed back into a near-empty cache, a take copies itself into few distinct pitches)
+PREFILL_NOTES_CACHED = 16
 
 
 def encode_text(text: str) -> list[int]:
@@ -111,7 +114,7 @@ class CharEngine(StreamEngine):
         V = self.model.cfg.vocab_size
         self.sampler = Sampler(TokenClasses(V, None, None, np.full(V, -1)), sampling, seed=sampling.seed)
         self.shift = ctx.transposition()
-        line = melody_line(ctx.notes)[-PREFILL_NOTES:]
+        line = melody_line(ctx.notes)[-(PREFILL_NOTES if self.cache is None else PREFILL_NOTES_CACHED) :]
         triples = []
         for i, n in enumerate(line):
             nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start
