@@ -77,3 +77,11 @@ def test_a_cached_take_is_deterministic_by_seed(shipped: tuple) -> None:
     assert len(first) >= 4
     assert _take(model, 5) == first
     assert _take(model, 6) != first
+
+
+def test_only_the_token_lstms_tune_a_cache() -> None:
+    from musicgen_app.errors import MusicgenError
+    from musicgen_app.ml.families.evaluate import tune_model_cache
+
+    with pytest.raises(MusicgenError, match="only char-lstm and chord-lstm"):
+        tune_model_cache("wavenet")

@@ -233,6 +233,19 @@ class PieceMemory:
         self.n += 1
         self.pending = None
 
+    def extend(self, keys: np.ndarray, tokens: list[int]) -> None:
+        """Many entries at once: unit states ``keys`` (n, H) and the tokens that followed them."""
+        n = len(tokens)
+        size = max(len(self.values), 1)
+        while size < self.n + n:
+            size *= 2
+        if size > len(self.values):
+            self.keys = np.concatenate([self.keys, np.zeros((size - len(self.values), self.keys.shape[1]))])
+            self.values = np.concatenate([self.values, np.zeros(size - len(self.values), dtype=np.int64)])
+        self.keys[self.n : self.n + n] = keys
+        self.values[self.n : self.n + n] = tokens
+        self.n += n
+
     def log_probs(self, logits: np.ndarray, state: np.ndarray) -> np.ndarray:
         """log p (V,) of the next token given the model's ``logits`` and top ``state`` (H,)."""
         key = unit(state)

@@ -56,7 +56,7 @@ MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
 PREFILL_NOTES = 4
 # with the continuous cache, more of the sketch is read, so the cache holds more than a few notes to
 # draw on (fed back into a near-empty cache, a take copies itself into few distinct pitches)
-PREFILL_NOTES_CACHED = 16
+PREFILL_NOTES_CACHED = 8  # (each note ~11 characters: 16 notes took the first note past 10 ms)
 
 
 def encode_text(text: str) -> list[int]:

@@ -504,9 +504,7 @@ class CachedTokenStepper:
             return logits, (state, None)
         logits, states, state = self.stepper.prefill_states(tokens)
         memory = PieceMemory(self.cache, states.shape[1])
-        for h, t in zip(states[:-1], tokens[1:], strict=True):
-            memory.pending = unit(h)
-            memory.add(t)
+        memory.extend(unit(states[:-1]), tokens[1:])
         return memory.log_probs(logits, states[-1]), (state, memory)
 
     def step(self, token: int, state: tuple) -> tuple[np.ndarray, tuple]:
