@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-samples", action="store_true", help="skip the sampled-continuation statistics")
     parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline")
     parser.add_argument("--update-card", action="store_true", help="store the figures in the model's card")
+    parser.add_argument(
+        "--tune-cache",
+        action="store_true",
+        help="char-lstm, chord-lstm: choose the continuous cache over the piece's own past on the "
+        "validation split and store it in the card (the model plays with it)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +80,19 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.name and not args.all:
         raise MusicgenError("name a model to evaluate, or use --all")
+    if args.tune_cache:
+        from musicgen_app.ml.families.evaluate import tune_model_cache
+
+        if not args.name or args.all:
+            raise MusicgenError("--tune-cache needs one model's name")
+        cache = tune_model_cache(args.name)
+        line = (
+            f"{args.name}: cache theta {cache['theta']}, lambda {cache['lambda']}, bias {cache['bias']}, "
+            f"window {cache['window'] or 'the whole piece'}; validation NLL "
+            f"{cache['val_nll_without_cache']} -> {cache['val_nll_with_cache']} (stored in the card)"
+        )
+        print(json.dumps(cache, indent=2) if args.json else line)
+        return 0
     if args.all and not args.metrics:
         return run_judge(args)
     if args.all:
@@ -141,6 +160,8 @@ def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, di
         c = (m.get("continuations") or {}).get("model", {})
         unit = m.get("unit", "nats/step")
         nll = f"{_fmt(m.get('test_nll'))} ({unit})" if m.get("test_nll") is not None else "–"
+        if m.get("test_nll_without_cache") is not None:  # the continuous cache over the piece's own past
+            nll += f", {_fmt(m['test_nll_without_cache'])} without its cache"
         size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
         data = info.card.get("data", {})
         data_name = data.get("dataset") if isinstance(data, dict) else str(data)

@@ -28,16 +28,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from musicgen_app.ml.families.cache import CacheConfig
 from musicgen_app.ml.families.common import (
+    CachedTokenStepper,
     SeedContext,
     StepNote,
     StreamEngine,
     TokenLSTM,
     TokenLSTMConfig,
-    TokenStepper,
     fit_register,
     masked,
     melody_line,
+    sequence_nll,
 )
 from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
 
@@ -52,6 +54,9 @@ MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
+# with the continuous cache, more of the sketch is read, so the cache holds more than a few notes to
+# draw on (fed back into a near-empty cache, a take copies itself into few distinct pitches)
+PREFILL_NOTES_CACHED = 8  # (each note ~11 characters: 16 notes took the first note past 10 ms)
 
 
 def encode_text(text: str) -> list[int]:
@@ -87,8 +92,9 @@ def char_lstm_config() -> TokenLSTMConfig:
 class CharEngine(StreamEngine):
     """Samples characters; a note is streamed when its next field ends."""
 
-    def __init__(self, model: TokenLSTM) -> None:
+    def __init__(self, model: TokenLSTM, cache: CacheConfig | None = None) -> None:
         self.model = model
+        self.cache = cache  # the continuous cache over the take's own past (None: off)
         self.tokens = 0
         V = model.cfg.vocab_size
         self.masks = {}
@@ -108,13 +114,13 @@ class CharEngine(StreamEngine):
         V = self.model.cfg.vocab_size
         self.sampler = Sampler(TokenClasses(V, None, None, np.full(V, -1)), sampling, seed=sampling.seed)
         self.shift = ctx.transposition()
-        line = melody_line(ctx.notes)[-PREFILL_NOTES:]
+        line = melody_line(ctx.notes)[-(PREFILL_NOTES if self.cache is None else PREFILL_NOTES_CACHED) :]
         triples = []
         for i, n in enumerate(line):
             nxt = (line[i + 1].start if i + 1 < len(line) else ctx.start_step) - n.start
             triples.append((n.pitch + self.shift, n.length, max(1, nxt)))
         ids = encode_text("\n" + notes_text(triples))
-        self.stepper = TokenStepper.of(self.model)
+        self.stepper = CachedTokenStepper(self.model, self.cache)
         self.logits, self.state = self.stepper.prefill(ids)
         self.pos = ctx.start_step
         self.field, self.digits = 0, ""
@@ -181,19 +187,13 @@ def _loss(model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
     ), y.numel()
 
 
-def text_nll(model: TokenLSTM, texts: list[str]) -> tuple[float, float, int, int]:
-    """(nats per character, accuracy, characters, notes) over whole tunes read from their start."""
-    total, correct, count, notes = 0.0, 0, 0, 0
-    with torch.no_grad():
-        for t in texts:
-            x = torch.tensor([encode_text(t)])
-            logits, _ = model(x[:, :-1])
-            y = x[0, 1:]
-            total += float(nn.functional.cross_entropy(logits[0], y, reduction="sum"))
-            correct += int((logits[0].argmax(-1) == y).sum())
-            count += y.numel()
-            notes += t.count(";")
-    return total / max(1, count), correct / max(1, count), count, notes
+def text_nll(
+    model: TokenLSTM, texts: list[str], cache: CacheConfig | None = None
+) -> tuple[float, float, int, int]:
+    """(nats per character, accuracy, characters, notes) over whole tunes read from their start,
+    with the continuous ``cache`` when one is given."""
+    nll, acc, count = sequence_nll(model, [encode_text(t) for t in texts], cache)
+    return nll, acc, count, sum(t.count(";") for t in texts)
 
 
 def train_model(
@@ -269,4 +269,5 @@ def load_model_from_card(card: dict, path: str) -> TokenLSTM:
 def engine_factory(card: dict, path: str):
     """A function making fresh streaming engines over the model a card describes."""
     model = load_model_from_card(card, path)
-    return lambda: CharEngine(model)
+    cache = CacheConfig.from_card(card)
+    return lambda: CharEngine(model, cache)

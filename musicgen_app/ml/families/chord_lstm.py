@@ -32,15 +32,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from musicgen_app.ml.families.cache import CacheConfig
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import (
+    CachedTokenStepper,
     SeedContext,
     StepNote,
     StreamEngine,
     TokenLSTM,
     TokenLSTMConfig,
-    TokenStepper,
     masked,
+    sequence_nll,
 )
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
 from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
@@ -52,6 +54,9 @@ MAX_DUR = 32
 DUR_TOKENS = [f"d{i}" for i in range(1, MAX_DUR + 1)]
 ARCHITECTURE = "chord-lstm"
 PREFILL_SLICES = 8  # the sketch's last slices read at the start (two tokens each), for a quick first note
+# with the continuous cache, more of the sketch is read, so the cache holds more than its last bar
+# to draw on (with 8 slices a take fed back into a near-empty cache repeats itself more; ~2 ms more)
+PREFILL_SLICES_CACHED = 32
 
 
 # -- slices -------------------------------------------------------------------------------------------
@@ -248,9 +253,10 @@ def chord_lstm_config(vocab_size: int) -> TokenLSTMConfig:
 class ChordStreamEngine(StreamEngine):
     """Chord, duration, chord, duration...: a note is streamed at the first slice that drops it."""
 
-    def __init__(self, model: TokenLSTM, vocab: ChordVocab) -> None:
+    def __init__(self, model: TokenLSTM, vocab: ChordVocab, cache: CacheConfig | None = None) -> None:
         self.model = model
         self.vocab = vocab
+        self.cache = cache  # the continuous cache over the take's own past (None: off)
         self.dur_mask, self.chord_mask = vocab.masks()
         self.tokens = 0
 
@@ -258,14 +264,15 @@ class ChordStreamEngine(StreamEngine):
         self.ctx = ctx
         self.shift = ctx.transposition()
         moved = [StepNote(n.start, n.length, n.pitch + self.shift) for n in ctx.notes]
-        slices = slices_of(moved, end=ctx.start_step)[-PREFILL_SLICES:]
+        read = PREFILL_SLICES if self.cache is None else PREFILL_SLICES_CACHED
+        slices = slices_of(moved, end=ctx.start_step)[-read:]
         ids = [self.vocab.index[BOS]]
         for p, d in slices:
             i = self.vocab.seed_chord_id(p) if p else self.vocab.index[REST]
             while d > 0:
                 ids += [i, self.vocab.dur_id(min(d, MAX_DUR))]
                 d -= MAX_DUR
-        self.stepper = TokenStepper.of(self.model)
+        self.stepper = CachedTokenStepper(self.model, self.cache)
         self.logits, self.state = self.stepper.prefill(ids)
         self.pos = ctx.start_step
         self.pending: tuple[int, ...] | None = None
@@ -344,24 +351,17 @@ def encoded_split(vocab: ChordVocab, chorales: list[Chorale], soprano: bool = Tr
     return out
 
 
-def sequence_nll(model: TokenLSTM, sequences: list[list[int]]) -> tuple[float, float, int]:
-    """(mean NLL in nats per token, accuracy, tokens) of whole sequences, each read from its start."""
-    total, correct, count = 0.0, 0, 0
-    with torch.no_grad():
-        for seq in sequences:
-            x = torch.tensor([seq], dtype=torch.long)
-            logits, _ = model(x[:, :-1])
-            tgt = x[:, 1:]
-            total += float(nn.functional.cross_entropy(logits[0], tgt[0], reduction="sum"))
-            correct += int((logits[0].argmax(-1) == tgt[0]).sum())
-            count += tgt.numel()
-    return total / max(1, count), correct / max(1, count), count
-
-
 def train_model(
-    name: str = "chord-lstm", minutes: float = 10.0, min_count: int = 3, resume: bool = False
+    name: str = "chord-lstm",
+    minutes: float = 10.0,
+    min_count: int = 3,
+    resume: bool = False,
+    dropout: float = 0.2,
+    weight_decay: float | None = None,
+    lr: float | None = None,
 ) -> dict:
-    """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card."""
+    """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card.
+    ``weight_decay`` None: 1e-3 when resuming, else 0; ``lr`` None: 1e-3 when resuming, else 2e-3."""
     from musicgen_app.ml.families.checkpoint import save_checkpoint
     from musicgen_app.ml.families.chorales import chorale_splits
     from musicgen_app.ml.training import TrainConfig, maybe_resume, train, training_record
@@ -371,6 +371,7 @@ def train_model(
     vocab = ChordVocab.build(train_slices, min_count)
     data = {k: encoded_split(vocab, v) for k, v in splits.items()}
     cfg = chord_lstm_config(vocab.size)
+    cfg.dropout = dropout
     model = TokenLSTM(cfg, vocab.features())
     previous = maybe_resume(name, model, resume)
     gen = torch.Generator().manual_seed(1)
@@ -382,10 +383,10 @@ def train_model(
         valid,
         TrainConfig(
             minutes=minutes,
-            lr=1e-3 if resume else 2e-3,
+            lr=(1e-3 if resume else 2e-3) if lr is None else lr,
             eval_every=100,
             patience=5,
-            weight_decay=1e-3 if resume else 0.0,
+            weight_decay=(1e-3 if resume else 0.0) if weight_decay is None else weight_decay,
         ),
     )
     test_full = encoded_split(vocab, splits["test"], soprano=False)
@@ -436,4 +437,5 @@ def load_model_from_card(card: dict, path: str) -> tuple[TokenLSTM, ChordVocab]:
 def engine_factory(card: dict, path: str):
     """A function making fresh streaming engines over the model a card describes."""
     model, vocab = load_model_from_card(card, path)
-    return lambda: ChordStreamEngine(model, vocab)
+    cache = CacheConfig.from_card(card)
+    return lambda: ChordStreamEngine(model, vocab, cache)

@@ -23,6 +23,7 @@ import torch
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError
+from musicgen_app.ml.families.cache import CacheConfig, PieceMemory, unit
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.prompt import read_sketch
 from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
@@ -343,13 +344,29 @@ class TokenLSTM(torch.nn.Module):
         """Logits (B, T, V) of the token after each of ``tokens`` (B, T) (with ``last_only``: after
         the last one, (B, 1, V), what a prefill needs), and the LSTM state. ``tables``: precomputed
         ``(input_table(), output_weight())``."""
-        inp, out = tables or (self.input_table(), self.output_weight())
-        y, state = self.lstm(torch.nn.functional.embedding(tokens, inp), state)  # (B, T, H)
+        y, state = self.top_states(tokens, state, tables)  # (B, T, H)
         if last_only:
             y = y[:, -1:]  # (B, 1, H)
+        return self.head_logits(y, tables), state  # (B, T, V)
+
+    def top_states(
+        self,
+        tokens: torch.Tensor,
+        state: tuple | None = None,
+        tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple]:
+        """The top LSTM layer's output (B, T, H) after each of ``tokens`` (B, T), and the state."""
+        inp = tables[0] if tables else self.input_table()
+        return self.lstm(torch.nn.functional.embedding(tokens, inp), state)
+
+    def head_logits(
+        self, y: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Logits (B, T, V) from top-layer outputs ``y`` (B, T, H)."""
+        out = tables[1] if tables else self.output_weight()
         if self.cfg.dense_size:
             y = torch.relu(self.dense(self.drop(y)))  # (B, T, D)
-        return torch.nn.functional.linear(self.drop(y), out, self.head.bias), state  # (B, T, V)
+        return torch.nn.functional.linear(self.drop(y), out, self.head.bias)  # (B, T, V)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -449,9 +466,88 @@ class TokenStepper:
             )
         return logits[0, -1].detach().numpy(), LSTMStepper.state_from(state)
 
+    def prefill_states(self, tokens: list[int]) -> tuple[np.ndarray, np.ndarray, tuple[list, list]]:
+        """Like :meth:`prefill`, with the top layer's state (T, H) after each prompt token."""
+        with onednn():
+            y, state = self.net.top_states(torch.tensor([tokens], dtype=torch.long), tables=self.tables)
+            logits = self.net.head_logits(y[:, -1:], self.tables)
+        return logits[0, -1].detach().numpy(), y[0].detach().numpy(), LSTMStepper.state_from(state)
+
     def step(self, token: int, state: tuple[list, list]) -> tuple[np.ndarray, tuple[list, list]]:
         """Logits (V,) of the token after ``token``, and the new state."""
-        y, state = self.lstm.step(self.table[token], state)  # (H,)
-        if self.net.cfg.dense_size:
-            y = np.maximum(y @ self.dense_w + self.dense_b, 0.0)  # (D,)
-        return y @ self.out_w + self.out_b, state  # (V,)
+        logits, _, state = self.step_states(token, state)
+        return logits, state
+
+    def step_states(
+        self, token: int, state: tuple[list, list]
+    ) -> tuple[np.ndarray, np.ndarray, tuple[list, list]]:
+        """Logits (V,) of the token after ``token``, the top layer's state (H,), and the new state."""
+        h, state = self.lstm.step(self.table[token], state)  # (H,)
+        y = np.maximum(h @ self.dense_w + self.dense_b, 0.0) if self.net.cfg.dense_size else h  # (D,)
+        return y @ self.out_w + self.out_b, h, state  # (V,)
+
+
+class CachedTokenStepper:
+    """A :class:`TokenStepper` whose next-token distribution is mixed with the take's continuous
+    cache (:mod:`musicgen_app.ml.families.cache`); with no cache, the model's own. The state is
+    ``(LSTM state, PieceMemory or None)``; what it returns are log-probabilities (or, with no
+    cache, the raw logits), which the engines mask and sample as before."""
+
+    def __init__(self, net: TokenLSTM, cache: CacheConfig | None) -> None:
+        self.stepper = TokenStepper.of(net)
+        self.cache = cache
+
+    def prefill(self, tokens: list[int]) -> tuple[np.ndarray, tuple]:
+        """Read a prompt: the distribution of the token after it; the prompt fills the cache."""
+        if self.cache is None:
+            logits, state = self.stepper.prefill(tokens)
+            return logits, (state, None)
+        logits, states, state = self.stepper.prefill_states(tokens)
+        memory = PieceMemory(self.cache, states.shape[1])
+        memory.extend(unit(states[:-1]), tokens[1:])
+        return memory.log_probs(logits, states[-1]), (state, memory)
+
+    def step(self, token: int, state: tuple) -> tuple[np.ndarray, tuple]:
+        """The distribution of the token after ``token`` (which joins the cache), and the new state."""
+        lstm_state, memory = state
+        if memory is None:
+            logits, lstm_state = self.stepper.step(token, lstm_state)
+            return logits, (lstm_state, None)
+        memory.add(token)
+        logits, h, lstm_state = self.stepper.step_states(token, lstm_state)
+        return memory.log_probs(logits, h), (lstm_state, memory)
+
+
+def sequence_nll(
+    net: TokenLSTM, sequences: list[list[int]], cache: CacheConfig | None = None
+) -> tuple[float, float, int]:
+    """(mean NLL in nats per token, accuracy, tokens) of whole sequences, each read from its start
+    (the first token is given), with the continuous ``cache`` when one is given."""
+    from musicgen_app.ml.families.cache import piece_log_probs
+
+    total, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for seq in sequences:
+            x = torch.tensor([seq], dtype=torch.long)
+            y, _ = net.top_states(x[:, :-1])
+            logits = net.head_logits(y)[0].numpy()
+            tgt = np.asarray(seq[1:], dtype=np.int64)
+            logp = piece_log_probs(logits, y[0].numpy(), tgt, cache)  # (T, V)
+            total -= float(logp[np.arange(len(tgt)), tgt].sum())
+            correct += int((logp.argmax(-1) == tgt).sum())
+            count += len(tgt)
+    return total / max(1, count), correct / max(1, count), count
+
+
+def tune_cache(net: TokenLSTM, sequences: list[list[int]]) -> tuple[CacheConfig, dict]:
+    """The continuous cache's settings chosen on ``sequences`` (the validation split, each read
+    from its start), and the search's record (:func:`musicgen_app.ml.families.cache.tune`)."""
+    from musicgen_app.ml.families.cache import Piece, tune
+
+    pieces = []
+    with torch.no_grad():
+        for seq in sequences:
+            x = torch.tensor([seq], dtype=torch.long)
+            y, _ = net.top_states(x[:, :-1])
+            pieces.append(Piece.of(net.head_logits(y)[0].numpy(), y[0].numpy(), np.asarray(seq[1:])))
+    return tune(pieces)

@@ -31,6 +31,9 @@ from musicgen_app.ml.models import GenerativeModel
 
 if TYPE_CHECKING:
     from musicgen_app.ml.families import FamilyModel
+    from musicgen_app.ml.families.chord_lstm import ChordVocab
+    from musicgen_app.ml.families.common import TokenLSTM
+from musicgen_app.ml.family import family_key
 from musicgen_app.ml.ngram import (
     against_baseline,
     baseline_metrics,
@@ -41,50 +44,113 @@ from musicgen_app.ml.ngram import (
 logger = logging.getLogger(__name__)
 
 
-def char_lstm_metrics(model: FamilyModel) -> dict:
-    """Test NLL per character and its n-gram baseline (same Essen split as the melody model)."""
+def _char_sequences() -> dict[str, list[list[int]]]:
+    """char-lstm's tunes as character ids by split (train/val/test: the melody model's Essen split)."""
     from musicgen_app.ml.families import char_lstm as cl
 
     ds = data_mod.load_or_build("essen", progress=False)
     split = data_mod.split_indices(ds)
-    texts = {k: [cl.tune_text(t.steps) for t in ds.tunes(v)] for k, v in split.items()}
-    net = model.make_engine().model
-    nll, acc, n, notes = cl.text_nll(net, texts["test"])
-    # the LSTM predicts every character after the leading newline; so does the n-gram (bos = newline)
-    chars = {k: [cl.encode_text(t)[1:] for t in v] for k, v in texts.items()}
-    search = choose_order(chars["train"], chars["val"], len(cl.CHARS), bos=cl.NEWLINE, score=[chars["test"]])
+    return {k: [cl.encode_text(cl.tune_text(t.steps)) for t in ds.tunes(v)] for k, v in split.items()}
+
+
+def _chord_sequences(vocab: ChordVocab) -> dict[str, list[list[int]]]:
+    """chord-lstm's chorales as token ids: train (four voices and sopranos alone), val and test
+    (four voices)."""
+    from musicgen_app.ml.families import chord_lstm as cl
+    from musicgen_app.ml.families.chorales import chorale_splits
+
+    splits = chorale_splits()
     return {
-        "test_nll": round(nll, 4),
-        "test_accuracy": round(acc, 4),
-        "test_tokens": n,
-        "test_nll_per_note": round(nll * n / max(1, notes), 4),
+        "train": cl.encoded_split(vocab, splits["train"]),
+        "val": cl.encoded_split(vocab, splits["valid"], soprano=False),
+        "test": cl.encoded_split(vocab, splits["test"], soprano=False),
+    }
+
+
+def cache_sequences(model: FamilyModel) -> dict[str, list[list[int]]]:
+    """The token sequences by split of a model with a continuous cache (char-lstm, chord-lstm)."""
+    eng = model.make_engine()
+    if family_key(model.card) == "chord-lstm":
+        return _chord_sequences(eng.vocab)
+    return _char_sequences()
+
+
+def cache_metrics(net: TokenLSTM, card: dict, test: list[list[int]]) -> dict:
+    """Test NLL and accuracy with the card's continuous cache, and without it (the network alone)."""
+    from musicgen_app.ml.families.cache import CacheConfig
+    from musicgen_app.ml.families.common import sequence_nll
+
+    cache = CacheConfig.from_card(card)
+    nll, acc, n = sequence_nll(net, test, cache)
+    out: dict = {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n}
+    if cache is not None:
+        bare, bare_acc, _ = sequence_nll(net, test)
+        stored = card.get("cache", {})
+        out.update({
+            "test_nll_without_cache": round(bare, 4),
+            "test_accuracy_without_cache": round(bare_acc, 4),
+            "cache": {k: stored.get(k) for k in ("theta", "lambda", "bias", "window",
+                                                  "val_nll_without_cache", "val_nll_with_cache")},
+        })  # fmt: skip
+    return out
+
+
+def char_lstm_metrics(model: FamilyModel) -> dict:
+    """Test NLL per character (with its continuous cache, and without) and its n-gram baseline (same
+    Essen split as the melody model)."""
+    from musicgen_app.ml.families import char_lstm as cl
+
+    chars = _char_sequences()
+    m = cache_metrics(model.make_engine().model, model.card, chars["test"])
+    notes = sum(s.count(cl.SEMI) for s in chars["test"])
+    # the LSTM predicts every character after the leading newline; so does the n-gram (bos = newline)
+    rest = {k: [s[1:] for s in v] for k, v in chars.items()}
+    search = choose_order(rest["train"], rest["val"], len(cl.CHARS), bos=cl.NEWLINE, score=[rest["test"]])
+    return {
+        **m,
+        "test_nll_per_note": round(m["test_nll"] * m["test_tokens"] / max(1, notes), 4),
         "unit": "nats/char",
         **baseline_metrics(search, "on the same characters"),
     }
 
 
 def chord_lstm_metrics(model: FamilyModel) -> dict:
-    """Test NLL per token on the four-voice test chorales, and its n-gram baseline."""
-    from musicgen_app.ml.families import chord_lstm as cl
-    from musicgen_app.ml.families.chorales import chorale_splits
-
+    """Test NLL per token on the four-voice test chorales (with its continuous cache, and without),
+    and its n-gram baseline."""
     eng = model.make_engine()
-    splits = chorale_splits()
-    train = cl.encoded_split(eng.vocab, splits["train"])
-    val = cl.encoded_split(eng.vocab, splits["valid"], soprano=False)
-    test = cl.encoded_split(eng.vocab, splits["test"], soprano=False)
-    nll, acc, n = cl.sequence_nll(eng.model, test)
+    seqs = _chord_sequences(eng.vocab)
+    m = cache_metrics(eng.model, model.card, seqs["test"])
     # the LSTM reads the first token and predicts the rest; the n-gram scores the same tokens
-    search = choose_order([s[1:] for s in train], [s[1:] for s in val], eng.vocab.size,
-                          score=[[s[1:] for s in test]])  # fmt: skip
+    rest = {k: [s[1:] for s in v] for k, v in seqs.items()}
+    search = choose_order(rest["train"], rest["val"], eng.vocab.size, score=[rest["test"]])
     return {
-        "test_nll": round(nll, 4),
-        "test_accuracy": round(acc, 4),
-        "test_tokens": n,
+        **m,
         "unit": "nats/token",
         "test_set": "four-voice test chorales",
         **baseline_metrics(search, "on the same tokens"),
     }
+
+
+def tune_model_cache(name: str) -> dict:
+    """Choose the continuous cache of a token-LSTM family model (char-lstm, chord-lstm) on its
+    validation split and store it in the model's card (``cache``); returns that record."""
+    import torch
+
+    from musicgen_app.errors import MusicgenError
+    from musicgen_app.ml.families.common import tune_cache
+    from musicgen_app.ml.registry import load_model
+
+    torch.set_num_threads(1)
+    model = load_model(name)
+    if family_key(model.card) not in ("char-lstm", "chord-lstm") or model.path is None:
+        raise MusicgenError(f"{name}: only char-lstm and chord-lstm models have a continuous cache")
+    cfg, record = tune_cache(model.make_engine().model, cache_sequences(model)["val"])
+    cache = {**cfg.to_card(), **record}
+    cpath = card_path(Path(model.path))
+    stored = json.loads(cpath.read_text())
+    stored["cache"] = cache
+    _write_card(cpath, stored)
+    return cache
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,7 +252,6 @@ def evaluate_family(
     import torch
 
     from musicgen_app.ml.evaluate import sample_continuations
-    from musicgen_app.ml.family import family_key
     from musicgen_app.ml.registry import get_family, load_model
 
     torch.set_num_threads(1)
@@ -217,8 +282,13 @@ def _merge_into_card(path: Path, extra: dict) -> None:
     cpath = card_path(path)
     stored = json.loads(cpath.read_text())
     stored["metrics"] = {**stored.get("metrics", {}), **extra}
+    _write_card(cpath, stored)
+
+
+def _write_card(cpath: Path, card: dict) -> None:
+    """Write a card atomically."""
     tmp = cpath.with_name(cpath.name + ".tmp")
-    tmp.write_text(json.dumps(stored, indent=1) + "\n")
+    tmp.write_text(json.dumps(card, indent=1) + "\n")
     tmp.replace(cpath)
 
 
@@ -229,6 +299,11 @@ def format_family_report(report: dict) -> str:
     if "test_nll" in m:
         lines += [
             f"  test NLL        {m['test_nll']:.4f} {m.get('unit', '')}",
+            *(
+                [f"  without cache   {m['test_nll_without_cache']:.4f} (the network alone)"]
+                if "test_nll_without_cache" in m
+                else []
+            ),
             f"  n-gram baseline {m['baseline_nll']:.4f} ({m.get('baseline', '')})",
             f"  NLL vs n-gram   {baseline_summary(m)}",
             f"  accuracy        {m.get('test_accuracy', float('nan')):.1%}",
