@@ -39,7 +39,7 @@ from musicgen_app.ml.families.common import (
     masked,
     melody_line,
 )
-from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
+from musicgen_app.ml.sampling import DensityGuide, Sampler, SamplingConfig, TokenClasses
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class CharEngine(StreamEngine):
         self.key_pcs = ctx.allowed_pcs(sampling.key_lock, self.shift)
         self.line = ctx.voice_cap(sampling.voices) == 1  # a note ends where the next one starts
         self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
+        whole = melody_line(ctx.notes)  # the density guide's target: the sketch's last bars, not 4 notes
+        self.density = DensityGuide.for_sketch((n.start for n in whole), ctx.start_step, sampling)
 
     @property
     def position(self) -> int:
@@ -129,7 +131,10 @@ class CharEngine(StreamEngine):
 
     def advance(self, temperature: float) -> list[StepNote]:
         mask = self.masks[self.field, len(self.digits)]
-        ch = self.sampler.sample(masked(self.logits, mask), temperature)
+        z = masked(self.logits, mask)
+        if self.field > 0 and self.density is not None:  # duration and next (the onset mostly follows both)
+            z -= self.density.interval_tilt(self.pos + 1) * self._next_steps()
+        ch = self.sampler.sample(z, temperature)
         self.tokens += 1
         self.logits, self.state = self.stepper.step(ch, self.state)
         if ch in DIGITS:
@@ -138,6 +143,8 @@ class CharEngine(StreamEngine):
         self.values.append(int(self.digits or "0"))
         self.digits = ""
         done = []
+        if self.field == 0 and self.density is not None:
+            self.density.onset(self.pos)  # a pitch written: a note starts here
         if self.field == 1:  # pitch and duration known
             pitch = fit_register(self.values[0])
             if self.key_pcs and pitch % 12 not in self.key_pcs:  # the key lock: nearest allowed pitch
@@ -156,6 +163,18 @@ class CharEngine(StreamEngine):
             self.values = []
         self.field = (self.field + 1) % 3
         return done
+
+    def _next_steps(self) -> np.ndarray:
+        """(V,) the steps each character of the duration or next field would lead to, read as if
+        the number ended at three digits (the usual length: 125-875 ms) unless it already has more;
+        the separator ends it where it stands. The density guide tilts both fields' characters with
+        these (on a line the next onset is mostly where the note ends, so the duration decides it)."""
+        out = np.zeros(len(CHARS))
+        for c in DIGITS:
+            text = self.digits + CHARS[c]
+            out[c] = int(text.ljust(3, "0")) / MS_PER_STEP
+        out[SEMI] = out[COLON] = int(self.digits or "0") / MS_PER_STEP
+        return np.maximum(out, 1.0)
 
     def flush(self) -> list[StepNote]:
         if self.pending is None:

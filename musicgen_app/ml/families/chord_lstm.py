@@ -285,6 +285,13 @@ class ChordStreamEngine(StreamEngine):
         )
         self.line = cap == 1  # a slice repeating the last one strikes its note again
         self.last_dur = 0
+        # the density guide: a slice that starts a note against a rest, and each duration (the time
+        # to the next slice) through per-step hazards
+        self.density = ctx.density_guide(sampling)
+        self.dur_ids = np.arange(2, self.vocab.first_chord)  # d1..d32 in order
+        self.token_keys = np.zeros((self.vocab.size, 128), dtype=np.float32)  # each token's MIDI pitches
+        for i, p in enumerate(self.vocab.pitches):
+            self.token_keys[i, list(p)] = 1.0
 
     @property
     def position(self) -> int:
@@ -296,11 +303,20 @@ class ChordStreamEngine(StreamEngine):
         if self.key_mask is not None and not expecting_dur:
             mask = mask & self.key_mask
         tick = None if expecting_dur else self.ctx.to_tick(self.pos)
-        tok = self.sampler.sample(masked(self.logits, mask), temperature, tick)
+        z = masked(self.logits, mask)
+        if self.density is not None:
+            if expecting_dur:
+                self.density.tilt_intervals(z, self.dur_ids, self.pos + 1)
+            else:
+                z += np.where(self._starts_note(), self.density.bias(self.pos), 0.0)
+        tok = self.sampler.sample(z, temperature, tick)
         self.tokens += 1
         self.logits, self.state = self.stepper.step(tok, self.state)
         if not expecting_dur:
             self.pending = self.vocab.pitches[tok]
+            if self.density is not None:  # the notes this slice starts (as the duration will find them)
+                again = self.line and self.last_dur < MAX_DUR
+                self.density.onset(self.pos, sum(1 for p in self.pending if again or p not in self.sounding))
             return []
         d = self.vocab.dur_of(tok)
         chord = self.pending or ()
@@ -312,6 +328,15 @@ class ChordStreamEngine(StreamEngine):
         self.last_dur = d
         self.pos += d
         return done
+
+    def _starts_note(self) -> np.ndarray:
+        """(V,) bool: the tokens whose slice would start a note now (a line strikes every slice
+        again; in parts, a slice of notes that are all held on starts none)."""
+        if self.line:
+            return self.token_keys.any(axis=1)
+        held = np.ones(128, dtype=np.float32)
+        held[list(self.sounding)] = 0.0
+        return (self.token_keys @ held) > 0
 
     def flush(self) -> list[StepNote]:
         return [StepNote(s, self.pos - s, p - self.shift) for p, s in self.sounding.items()]

@@ -25,7 +25,7 @@ from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.prompt import read_sketch
-from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
+from musicgen_app.ml.sampling import DensityGuide, SamplingConfig, allowed_pitch_classes
 from musicgen_app.ml.session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,10 @@ class SeedContext:
             return lo, hi
         pitches = [n.pitch for n in self.notes]
         return max(lo, min(pitches) - margin), min(hi, max(pitches) + margin)
+
+    def density_guide(self, sampling: SamplingConfig) -> DensityGuide | None:
+        """The density guide of a take continuing this seed (None when ``sampling`` turns it off)."""
+        return DensityGuide.for_sketch((n.start for n in self.notes), self.start_step, sampling)
 
     def allowed_pcs(self, key_lock: str | None, shift: int = 0) -> frozenset[int] | None:
         """The pitch classes the key lock allows (the shared sampler's rule), moved by ``shift``."""
@@ -182,6 +186,7 @@ class StreamEngine(ABC):
     """
 
     tokens: int = 0
+    density: DensityGuide | None = None  # the sketch's notes per step, kept (set by prefill)
 
     @abstractmethod
     def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
@@ -231,6 +236,11 @@ class EngineStepper:
             velocity = n.velocity or ctx.velocity
             out.append(Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), velocity, ctx.channel))
         return out
+
+    @property
+    def density(self) -> DensityGuide | None:
+        """The engine's density guide (set in its prefill; None when off)."""
+        return self.engine.density
 
     def prefill(self) -> None:
         """Read the seed."""

@@ -39,6 +39,7 @@ statistics of its continuations of held-out chorales with the real ones and with
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -681,6 +682,7 @@ class GanEngine(StreamEngine):
         self.repeats = np.zeros(PITCHES, int)
         self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
         self.key_pitches = keys
+        self.density = ctx.density_guide(sampling)  # the window's onset probabilities, times e^bias
 
     @property
     def position(self) -> int:
@@ -700,6 +702,9 @@ class GanEngine(StreamEngine):
                 # likeliest onset keeps its probability (the keys above the threshold sound)
                 tick = self.ctx.to_tick(self.pos + t)
                 probs[0, t] = self.chords.reweigh(self.key_pitches, probs[0, t], tick, keep="max")
+        if self.density is not None:  # one bias per window, from the take so far
+            probs = probs.copy()
+            probs[0] = np.minimum(probs[0] * math.exp(self.density.bias(self.pos)), 1.0)
         self.frames = decode_window(
             probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats,
             self.draw, float(temperature), self.centre if self.cap == 1 else None,
@@ -720,6 +725,8 @@ class GanEngine(StreamEngine):
             for k in np.flatnonzero(self.sounding & (frame != SUSTAIN))
         ]
         self.onset_at[frame == ONSET] = t
+        if self.density is not None:
+            self.density.onset(t, int((frame == ONSET).sum()))
         self.sounding = frame > 0
         self.pos += 1
         return done

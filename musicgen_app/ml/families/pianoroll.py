@@ -559,6 +559,7 @@ class PianoRollEngine(StreamEngine):
         self.repeats = np.zeros(KEYS, int)  # onsets in a row that struck each key
         self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
         self.key_pitches = LOW + np.arange(KEYS)
+        self.density = ctx.density_guide(sampling)  # every key's onset log-odds, moved alike
 
     @property
     def position(self) -> int:
@@ -576,6 +577,8 @@ class PianoRollEngine(StreamEngine):
             onset = p[:, ONSET] / p.sum(axis=1)
             moved = self.chords.reweigh(self.key_pitches, onset, self.ctx.to_tick(self.pos))
             logits[:, ONSET] += np.log(np.maximum(moved, 1e-12)) - np.log(np.maximum(onset, 1e-12))
+        if self.density is not None:
+            logits[:, ONSET] += self.density.bias(self.pos)
         uniforms = torch.rand(len(self.keys), generator=self.gen, dtype=torch.float64).numpy()
         frame, onset = draw_frame(
             logits, self.y, self.axis, self.keys, ok, self.cap, temperature, self.sampling.top_p, uniforms
@@ -589,6 +592,8 @@ class PianoRollEngine(StreamEngine):
         struck = frame == ONSET
         if struck.any():
             self.repeats = np.where(struck, self.repeats + 1, 0)
+            if self.density is not None:
+                self.density.onset(self.pos, int(struck.sum()))
         t = self.pos
         done = []
         for k in np.flatnonzero((self.prev > 0) & (frame != SUSTAIN)):
