@@ -21,6 +21,7 @@ model's cached Essen dataset and split (moved to C major / A minor).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import asdict
 
@@ -49,6 +50,13 @@ NEWLINE, COLON, SEMI = 0, 11, 12
 DIGITS = list(range(1, 11))
 MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
+# the texts of the grid values 1..32 steps, and which of them each text prefix could still become
+GRID_TEXTS = [str(k * MS_PER_STEP) for k in range(1, 33)]
+GRID_PREFIXES = {
+    t[:i]: np.array([k for k, u in enumerate(GRID_TEXTS, start=1) if u.startswith(t[:i])])
+    for t in GRID_TEXTS
+    for i in range(1, len(t) + 1)
+}
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
@@ -124,6 +132,12 @@ class CharEngine(StreamEngine):
         self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
         whole = melody_line(ctx.notes)  # the density guide's target: the sketch's last bars, not 4 notes
         self.density = DensityGuide.for_sketch((n.start for n in whole), ctx.start_step, sampling)
+        # the guide's prior over a field's value in steps: the sketch's onset-to-onset intervals
+        prior = np.full(len(GRID_TEXTS), 0.5)
+        for a, b in itertools.pairwise(whole):
+            if b.start - a.start <= len(prior):
+                prior[b.start - a.start - 1] += 1.0
+        self.log_prior = np.log(prior)
 
     @property
     def position(self) -> int:
@@ -133,7 +147,7 @@ class CharEngine(StreamEngine):
         mask = self.masks[self.field, len(self.digits)]
         z = masked(self.logits, mask)
         if self.field > 0 and self.density is not None:  # duration and next (the onset mostly follows both)
-            z -= self.density.interval_tilt(self.pos + 1) * self._next_steps()
+            z += self._tilt(self.density.interval_tilt(self.pos + 1))
         ch = self.sampler.sample(z, temperature)
         self.tokens += 1
         self.logits, self.state = self.stepper.step(ch, self.state)
@@ -164,17 +178,22 @@ class CharEngine(StreamEngine):
         self.field = (self.field + 1) % 3
         return done
 
-    def _next_steps(self) -> np.ndarray:
-        """(V,) the steps each character of the duration or next field would lead to, read as if
-        the number ended at three digits (the usual length: 125-875 ms) unless it already has more;
-        the separator ends it where it stands. The density guide tilts both fields' characters with
-        these (on a line the next onset is mostly where the note ends, so the duration decides it)."""
+    def _tilt(self, lam: float) -> np.ndarray:
+        """(V,) the exponential tilt ``e^(-lam k)`` of a duration or next field's value (``k``
+        steps) brought down to its next character: each character gets ``log E[e^(-lam k)]`` over
+        the grid values its text could still become, weighed by the sketch's own intervals (the
+        separator: the value as written). A ``1`` may begin 125 ms or 1000-1875 ms, so no single
+        reading of a digit would do."""
         out = np.zeros(len(CHARS))
+        if abs(lam) < 1e-9:
+            return out
         for c in DIGITS:
-            text = self.digits + CHARS[c]
-            out[c] = int(text.ljust(3, "0")) / MS_PER_STEP
-        out[SEMI] = out[COLON] = int(self.digits or "0") / MS_PER_STEP
-        return np.maximum(out, 1.0)
+            ks = GRID_PREFIXES.get(self.digits + CHARS[c])
+            if ks is not None:
+                w = self.log_prior[ks - 1]
+                out[c] = float(np.logaddexp.reduce(w - lam * ks) - np.logaddexp.reduce(w))
+        out[SEMI] = out[COLON] = -lam * max(1, round(int(self.digits or "0") / MS_PER_STEP))
+        return out
 
     def flush(self) -> list[StepNote]:
         if self.pending is None:
