@@ -21,7 +21,6 @@ model's cached Essen dataset and split (moved to C major / A minor).
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import asdict
 
@@ -50,13 +49,17 @@ NEWLINE, COLON, SEMI = 0, 11, 12
 DIGITS = list(range(1, 11))
 MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
-# the texts of the grid values 1..32 steps, and which of them each text prefix could still become
-GRID_TEXTS = [str(k * MS_PER_STEP) for k in range(1, 33)]
-GRID_PREFIXES = {
-    t[:i]: np.array([k for k, u in enumerate(GRID_TEXTS, start=1) if u.startswith(t[:i])])
-    for t in GRID_TEXTS
-    for i in range(1, len(t) + 1)
-}
+
+
+def _grid_fields(longest: int = 32) -> np.ndarray:
+    """(32, 5) the duration field's texts of the grid values 1..32 steps (``125:`` .. ``4000:``)
+    as character ids, padded with -1."""
+    texts = [[CHARS.index(c) for c in f"{k * MS_PER_STEP}:"] for k in range(1, longest + 1)]
+    width = max(len(t) for t in texts)
+    return np.array([t + [-1] * (width - len(t)) for t in texts])
+
+
+GRID_FIELDS = _grid_fields()
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
@@ -132,29 +135,23 @@ class CharEngine(StreamEngine):
         self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
         whole = melody_line(ctx.notes)  # the density guide's target: the sketch's last bars, not 4 notes
         self.density = DensityGuide.for_sketch((n.start for n in whole), ctx.start_step, sampling)
-        # the guide's prior over a field's value in steps: the sketch's onset-to-onset intervals
-        prior = np.full(len(GRID_TEXTS), 0.5)
-        for a, b in itertools.pairwise(whole):
-            if b.start - a.start <= len(prior):
-                prior[b.start - a.start - 1] += 1.0
-        self.log_prior = np.log(prior)
 
     @property
     def position(self) -> int:
         return self.pos
 
     def advance(self, temperature: float) -> list[StepNote]:
-        mask = self.masks[self.field, len(self.digits)]
-        z = masked(self.logits, mask)
-        if self.field > 0 and self.density is not None:  # duration and next (the onset mostly follows both)
-            z += self._tilt(self.density.interval_tilt(self.pos + 1))
-        ch = self.sampler.sample(z, temperature)
-        self.tokens += 1
-        self.logits, self.state = self.stepper.step(ch, self.state)
-        if ch in DIGITS:
-            self.digits += CHARS[ch]
-            return []
-        self.values.append(int(self.digits or "0"))
+        if self.field == 1 and self.density is not None:
+            self.values.append(self._guided_duration(temperature))
+        else:
+            mask = self.masks[self.field, len(self.digits)]
+            ch = self.sampler.sample(masked(self.logits, mask), temperature)
+            self.tokens += 1
+            self.logits, self.state = self.stepper.step(ch, self.state)
+            if ch in DIGITS:
+                self.digits += CHARS[ch]
+                return []
+            self.values.append(int(self.digits or "0"))
         self.digits = ""
         done = []
         if self.field == 0 and self.density is not None:
@@ -178,22 +175,45 @@ class CharEngine(StreamEngine):
         self.field = (self.field + 1) % 3
         return done
 
-    def _tilt(self, lam: float) -> np.ndarray:
-        """(V,) the exponential tilt ``e^(-lam k)`` of a duration or next field's value (``k``
-        steps) brought down to its next character: each character gets ``log E[e^(-lam k)]`` over
-        the grid values its text could still become, weighed by the sketch's own intervals (the
-        separator: the value as written). A ``1`` may begin 125 ms or 1000-1875 ms, so no single
-        reading of a digit would do."""
-        out = np.zeros(len(CHARS))
-        if abs(lam) < 1e-9:
-            return out
-        for c in DIGITS:
-            ks = GRID_PREFIXES.get(self.digits + CHARS[c])
-            if ks is not None:
-                w = self.log_prior[ks - 1]
-                out[c] = float(np.logaddexp.reduce(w - lam * ks) - np.logaddexp.reduce(w))
-        out[SEMI] = out[COLON] = -lam * max(1, round(int(self.digits or "0") / MS_PER_STEP))
-        return out
+    def _guided_duration(self, temperature: float) -> int:
+        """The duration field written whole under the density guide (it decides where the next
+        onset comes: on a line the next note mostly starts where this one ends): the network reads
+        every grid value's text (1-32 steps, ``125:`` to ``4000:``) in one batch, its probability
+        of each becomes a distribution over intervals that the guide tilts
+        (:meth:`~musicgen_app.ml.sampling.DensityGuide.tilt_intervals`), and one is drawn at
+        ``temperature``; the network goes on from after the chosen text. Returns its milliseconds."""
+        assert self.density is not None
+        lstm, n = self.stepper.lstm, len(GRID_FIELDS)
+        logp = np.zeros(n)
+        state = (
+            [np.repeat(h[None], n, 0) for h in self.state[0]],
+            [np.repeat(c[None], n, 0) for c in self.state[1]],
+        )
+        logits = np.repeat(self.logits[None].astype(np.float64), n, 0)
+        ends: list = [None] * n
+        for d in range(GRID_FIELDS.shape[1]):
+            rows = np.flatnonzero(GRID_FIELDS[:, d] >= 0)  # the texts still being read
+            chars = GRID_FIELDS[rows, d]
+            z = np.where(self.masks[1, d].numpy(), logits[rows], -np.inf)
+            logp[rows] += z[np.arange(len(rows)), chars] - np.logaddexp.reduce(z, axis=1)
+            y, (hs, cs) = lstm.step(
+                self.stepper.table[chars], ([h[rows] for h in state[0]], [c[rows] for c in state[1]])
+            )
+            logits[rows] = y @ self.stepper.out_w + self.stepper.out_b
+            for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
+                state[0][layer][rows], state[1][layer][rows] = h, c
+            for i in rows[GRID_FIELDS[rows, d] == COLON]:  # this text is complete
+                ends[i] = (
+                    logits[i].astype(np.float32),
+                    ([h[i].copy() for h in state[0]], [c[i].copy() for c in state[1]]),
+                )
+        self.density.tilt_intervals(logp, np.arange(n), self.pos + 1)
+        z = logp / max(1e-3, float(temperature))
+        p = np.exp(z - z.max())
+        k = min(n - 1, int(np.searchsorted(np.cumsum(p / p.sum()), self.sampler.rng.random(), side="right")))
+        self.logits, self.state = ends[k]
+        self.tokens += int((GRID_FIELDS[k] >= 0).sum())
+        return (k + 1) * MS_PER_STEP
 
     def flush(self) -> list[StepNote]:
         if self.pending is None:

@@ -414,7 +414,8 @@ class LSTMStepper:
         return [h[i, 0].numpy() for i in range(h.shape[0])], [c[i, 0].numpy() for i in range(c.shape[0])]
 
     def step(self, proj0: np.ndarray, state: tuple[list, list]) -> tuple[np.ndarray, tuple[list, list]]:
-        """One step from the first layer's input projection ``proj0`` (4H,) without its bias."""
+        """One step from the first layer's input projection ``proj0`` (4H,) without its bias (or a
+        batch: (B, 4H), the state's vectors (B, H))."""
         hs, cs = state
         H = self.H
         new_h, new_c = [], []
@@ -422,8 +423,9 @@ class LSTMStepper:
         for i, (h, c) in enumerate(zip(hs, cs, strict=True)):
             pre = proj0 if i == 0 else x @ self.w_ih[i]  # (4H,)
             g = pre + self.bias[i] + h @ self.w_hh[i]  # (4H,): input, forget, cell, output gates
-            c = _sigmoid(g[H : 2 * H]) * c + _sigmoid(g[:H]) * np.tanh(g[2 * H : 3 * H])  # (H,)
-            h = _sigmoid(g[3 * H :]) * np.tanh(c)  # (H,)
+            gate_in, forget, cell = _sigmoid(g[..., :H]), _sigmoid(g[..., H : 2 * H]), g[..., 2 * H : 3 * H]
+            c = forget * c + gate_in * np.tanh(cell)  # (H,)
+            h = _sigmoid(g[..., 3 * H :]) * np.tanh(c)  # (H,)
             new_h.append(h)
             new_c.append(c)
             x = h
