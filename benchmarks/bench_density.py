@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--sketches", type=int, default=30)
     ap.add_argument("--gains", default="0,0.5,1,2")
     ap.add_argument("--models", default="", help="comma-separated model names (default: every shipped one)")
+    ap.add_argument("--variety", choices=("on", "off"), default="on", help="the variety guard (on)")
     ap.add_argument("--limit", type=float, default=None, help="the guide's largest bias in nats")
     ap.add_argument("--kinds", default="folk,pop,chorale,chorale4")
     ap.add_argument("--temperature", type=float, default=judge.TEMPERATURE)
@@ -55,8 +56,8 @@ def main() -> None:
         for kind in kinds_here:
             cells = []
             for g in gains:
-                takes = [judge.continue_sketch(model, s, temperature=args.temperature, density=g)
-                         for s in sketches[kind]]  # fmt: skip
+                settings = {"temperature": args.temperature, "density": g, "variety": args.variety == "on"}
+                takes = [judge.continue_sketch(model, s, **settings) for s in sketches[kind]]
                 verdicts = [
                     judge.judge_continuation(s, t) for s, t in zip(sketches[kind], takes, strict=True)
                 ]

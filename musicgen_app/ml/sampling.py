@@ -80,6 +80,13 @@ DENSITY_GAIN = 3.0
 DENSITY_LIMIT = 1.5
 DENSITY_TARGET_STEPS = 64  # the sketch's last 4 bars of 4/4 set the target density
 DENSITY_MEMORY_STEPS = 32.0  # the running density forgets with this time constant (2 bars of 4/4)
+#: The variety guard: over the last VARIETY_WINDOW notes of a line, each pitch loses
+#: ``VARIETY_GAIN * shortfall * (its strikes there) / VARIETY_WINDOW`` nats (at most
+#: VARIETY_LIMIT), where the shortfall is how many fewer distinct pitches those notes hold than the
+#: sketch's windows of the same length do on average; nothing while the take is as varied as the sketch.
+VARIETY_WINDOW = 8
+VARIETY_GAIN = 2.0
+VARIETY_LIMIT = 3.0
 VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
@@ -105,6 +112,7 @@ class SamplingConfig:
     voices: str = "sketch"  # "sketch": keep the sketch's texture (a line stays a line); "harmony": add voices
     chords: tuple[ChordSpan, ...] = ()  # chords (song ticks) the take follows; () = none
     density: float = DENSITY_GAIN  # the density guide's gain (0: off; see DensityGuide)
+    variety: bool = True  # the variety guard on a line (see VarietyGuard)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -280,6 +288,48 @@ class DensityGuide:
         z[idx] = zi
 
 
+class VarietyGuard:
+    """Keeps a line from circling on two or three pitches (a repetition-aware penalty; the
+    sampler's ``max_repeats`` only stops one pitch struck over and over in a row).
+
+    Fed every note of the line (sketch first, :meth:`strike`); once the take starts
+    (:meth:`start`), the sketch's variety is the target: the mean number of distinct pitches in its
+    windows of :data:`VARIETY_WINDOW` notes. :meth:`penalty` gives each pitch the nats it loses."""
+
+    def __init__(self) -> None:
+        self.recent: list[int] = []
+        self.sketch: list[int] | None = []  # the sketch's pitches until the take starts
+        self.target = 0.0
+
+    def strike(self, pitch: int) -> None:
+        """A note of ``pitch`` starts (sketch or take)."""
+        self.recent = [*self.recent[-(VARIETY_WINDOW - 1) :], int(pitch)]
+        if self.sketch is not None:
+            self.sketch = [*self.sketch[-4 * VARIETY_WINDOW + 1 :], int(pitch)]
+
+    def start(self) -> None:
+        """The sketch has been read: fix the target variety."""
+        if self.sketch is None:
+            return
+        sk, w = self.sketch, VARIETY_WINDOW
+        windows = [sk[i : i + w] for i in range(max(1, len(sk) - w + 1))]
+        self.target = float(np.mean([len(set(x)) for x in windows])) if len(sk) >= w else 0.0
+        self.sketch = None
+
+    def penalty(self, pitches: np.ndarray) -> np.ndarray | None:
+        """(K,) nats each of ``pitches`` loses now, or None when the line is varied enough."""
+        self.start()
+        if len(self.recent) < VARIETY_WINDOW:
+            return None
+        short = self.target - len(set(self.recent))
+        if short <= 0:
+            return None
+        counts = np.zeros(128)
+        np.add.at(counts, np.clip(self.recent, 0, 127), 1.0)
+        pen = np.minimum(VARIETY_GAIN * short * counts / VARIETY_WINDOW, VARIETY_LIMIT)
+        return np.where(pitches >= 0, pen[np.clip(pitches, 0, 127)], 0.0)
+
+
 def _logsumexp(z: np.ndarray) -> float:
     m = float(z.max())
     return m + math.log(float(np.exp(z - m).sum()))
@@ -383,6 +433,7 @@ class Sampler:
         self.last_pitch = -1
         self.repeats = 0  # onsets of last_pitch in a row
         self.in_rest = False
+        self.variety = VarietyGuard() if config.variety else None
 
     def observe(self, token: int) -> None:
         """Update the running counters with a token that is now part of the melody (sketch or sampled)."""
@@ -397,6 +448,8 @@ class Sampler:
         else:
             p = int(c.id_pitch[token])
             if p >= 0:
+                if self.variety is not None:
+                    self.variety.strike(p)
                 self.repeats = self.repeats + 1 if p == self.last_pitch else 1
                 self.last_pitch = p
                 self.in_rest, self.rest_steps, self.hold_steps = False, 0, 1
@@ -410,6 +463,8 @@ class Sampler:
         z = logits.astype(np.float64) + self.base_mask
         if tick is not None and self.chords:
             self.chords.apply(z, c.id_pitch, tick)
+        if self.variety is not None and (pen := self.variety.penalty(c.id_pitch)) is not None:
+            z -= pen
         if c.rest_id is not None:
             if self.in_rest:
                 z[c.rest_id] = _NEG  # a rest after a rest is a hold

@@ -25,7 +25,7 @@ from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.prompt import read_sketch
-from musicgen_app.ml.sampling import DensityGuide, SamplingConfig, allowed_pitch_classes
+from musicgen_app.ml.sampling import DensityGuide, SamplingConfig, VarietyGuard, allowed_pitch_classes
 from musicgen_app.ml.session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,17 @@ class SeedContext:
     def density_guide(self, sampling: SamplingConfig) -> DensityGuide | None:
         """The density guide of a take continuing this seed (None when ``sampling`` turns it off)."""
         return DensityGuide.for_sketch((n.start for n in self.notes), self.start_step, sampling)
+
+    def variety_guard(self, sampling: SamplingConfig, cap: int) -> VarietyGuard | None:
+        """The variety guard of a take that is a single line (``cap`` 1), fed the seed's line; None
+        when ``sampling`` turns it off or the take has voices."""
+        if not sampling.variety or cap != 1:
+            return None
+        guard = VarietyGuard()
+        for n in melody_line(self.notes):
+            guard.strike(n.pitch)
+        guard.start()
+        return guard
 
     def allowed_pcs(self, key_lock: str | None, shift: int = 0) -> frozenset[int] | None:
         """The pitch classes the key lock allows (the shared sampler's rule), moved by ``shift``."""

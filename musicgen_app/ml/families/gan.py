@@ -683,6 +683,7 @@ class GanEngine(StreamEngine):
         self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
         self.key_pitches = keys
         self.density = ctx.density_guide(sampling)  # the window's onset probabilities, times e^bias
+        self.variety = ctx.variety_guard(sampling, self.cap)  # a line's keys struck over and over
 
     @property
     def position(self) -> int:
@@ -705,6 +706,9 @@ class GanEngine(StreamEngine):
         if self.density is not None:  # one bias per window, from the take so far
             probs = probs.copy()
             probs[0] = np.minimum(probs[0] * math.exp(self.density.bias(self.pos)), 1.0)
+        if self.variety is not None and (pen := self.variety.penalty(self.key_pitches)) is not None:
+            probs = probs.copy()
+            probs[0] *= np.exp(-pen)  # one penalty per window, from the line so far
         self.frames = decode_window(
             probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats,
             self.draw, float(temperature), self.centre if self.cap == 1 else None,
@@ -727,6 +731,9 @@ class GanEngine(StreamEngine):
         self.onset_at[frame == ONSET] = t
         if self.density is not None:
             self.density.onset(t, int((frame == ONSET).sum()))
+        if self.variety is not None:
+            for k in np.flatnonzero(frame == ONSET):
+                self.variety.strike(LOW + int(k))
         self.sounding = frame > 0
         self.pos += 1
         return done
