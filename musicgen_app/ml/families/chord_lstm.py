@@ -315,8 +315,8 @@ class ChordStreamEngine(StreamEngine):
         if not expecting_dur:
             self.pending = self.vocab.pitches[tok]
             if self.density is not None:  # the notes this slice starts (as the duration will find them)
-                again = self.line and self.last_dur < MAX_DUR
-                self.density.onset(self.pos, sum(1 for p in self.pending if again or p not in self.sounding))
+                strike = self.line and self.last_dur < MAX_DUR  # a line strikes its slice again
+                self.density.onset(self.pos, sum(1 for p in self.pending if strike or p not in self.sounding))
             return []
         d = self.vocab.dur_of(tok)
         chord = self.pending or ()
@@ -333,10 +333,10 @@ class ChordStreamEngine(StreamEngine):
         """(V,) bool: the tokens whose slice would start a note now (a line strikes every slice
         again; in parts, a slice of notes that are all held on starts none)."""
         if self.line:
-            return self.token_keys.any(axis=1)
+            return np.asarray(self.token_keys.any(axis=1))
         held = np.ones(128, dtype=np.float32)
         held[list(self.sounding)] = 0.0
-        return (self.token_keys @ held) > 0
+        return np.asarray((self.token_keys @ held) > 0)
 
     def flush(self) -> list[StepNote]:
         return [StepNote(s, self.pos - s, p - self.shift) for p, s in self.sounding.items()]
