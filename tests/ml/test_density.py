@@ -114,11 +114,11 @@ def test_a_take_keeps_the_density_of_a_sparse_and_of_a_dense_sketch(name: str) -
         on, off = _notes_per_bar(model, song), _notes_per_bar(model, song, density=0)
         err_on, err_off = abs(math.log(on / sketch_npb)), abs(math.log(max(off, 0.25) / sketch_npb))
         errors[label] = (on, off)
-        # within the judge's 0.5-2x of the sketch's density, and near it (within 25%) or nearer than unguided
+        # within the judge's 0.5-2x of the sketch's density, and near it (within 1.5x) or nearer than unguided
         assert err_on <= math.log(2.0), (
             f"{name} on the {label} sketch: {on:.1f} notes a bar, sketch {sketch_npb}"
         )
-        assert err_on <= max(err_off, math.log(1.25)) + 0.05, (
+        assert err_on <= max(err_off, math.log(1.5)) + 0.05, (
             f"{name} {label}: guided {on:.1f}, unguided {off:.1f}"
         )
     # the dense sketch gets the denser take (the unguided chord-lstm: 3.8 against 2.6)
@@ -138,3 +138,20 @@ def test_the_session_shows_its_guide_and_it_can_be_turned_off() -> None:
     guide = on.density  # type: ignore[attr-defined]
     assert guide is not None and guide.target == pytest.approx(0.5)  # eighths: half a note per step
     assert guide.notes > 0
+
+
+def test_char_lstm_keeps_the_register_and_can_write_freely() -> None:
+    """char-lstm writes its pitch as digits: with the register on, the pitch field is chosen whole
+    among the pitches in the sketch's range +- an octave (the shared sampler's mask)."""
+    model = load_model("char-lstm")
+    for song in (SPARSE, DENSE):
+        pitches = [n.pitch for n in song.tracks[0].notes]
+        lo, hi = min(pitches) - 12, max(pitches) + 12
+        for seed in SEEDS:
+            sampling = SamplingConfig(temperature=1.5, key_lock=None, seed=seed)
+            take = generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=sampling)
+            assert take and all(lo <= n.pitch <= hi for n in take), [n.pitch for n in take]
+    free = SamplingConfig(
+        temperature=0.9, key_lock=None, seed=1, density=0, variety=False, register_margin=None
+    )
+    assert generate_notes(model, DENSE, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=free)

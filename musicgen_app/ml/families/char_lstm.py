@@ -51,15 +51,14 @@ MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
 
 
-def _grid_fields(longest: int = 32) -> np.ndarray:
-    """(32, 5) the duration field's texts of the grid values 1..32 steps (``125:`` .. ``4000:``)
-    as character ids, padded with -1."""
-    texts = [[CHARS.index(c) for c in f"{k * MS_PER_STEP}:"] for k in range(1, longest + 1)]
-    width = max(len(t) for t in texts)
-    return np.array([t + [-1] * (width - len(t)) for t in texts])
+def _texts(texts: list[str]) -> np.ndarray:
+    """(B, W) character ids of ``texts``, padded with -1."""
+    ids = [[CHARS.index(c) for c in t] for t in texts]
+    width = max(len(t) for t in ids)
+    return np.array([t + [-1] * (width - len(t)) for t in ids], dtype=np.int64)
 
 
-GRID_FIELDS = _grid_fields()
+GRID_FIELDS = _texts([f"{k * MS_PER_STEP}:" for k in range(1, 33)])  # durations of 1..32 steps
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
@@ -135,13 +134,24 @@ class CharEngine(StreamEngine):
         self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
         whole = melody_line(ctx.notes)  # the density guide's target: the sketch's last bars, not 4 notes
         self.density = DensityGuide.for_sketch((n.start for n in whole), ctx.start_step, sampling)
+        # the register (the shared sampler's mask) and the variety guard reach the pitch digits only
+        # when the pitch field is written whole: the texts of the pitches allowed (the model's key)
+        self.variety = ctx.variety_guard(sampling, 1)
+        self.pitch_choices = np.zeros(0, dtype=np.int64)
+        self.pitch_texts: np.ndarray | None = None
+        if sampling.register_margin is not None:
+            lo, hi = ctx.register(sampling.register_margin)
+            self.pitch_choices = np.arange(lo, hi + 1) + self.shift
+            self.pitch_texts = _texts([f"{p}:" for p in self.pitch_choices])
 
     @property
     def position(self) -> int:
         return self.pos
 
     def advance(self, temperature: float) -> list[StepNote]:
-        if self.field == 1 and self.density is not None:
+        if self.field == 0 and self.pitch_texts is not None:
+            self.values.append(self._guarded_pitch(temperature))
+        elif self.field == 1 and self.density is not None:
             self.values.append(self._guided_duration(temperature))
         else:
             mask = self.masks[self.field, len(self.digits)]
@@ -177,13 +187,38 @@ class CharEngine(StreamEngine):
 
     def _guided_duration(self, temperature: float) -> int:
         """The duration field written whole under the density guide (it decides where the next
-        onset comes: on a line the next note mostly starts where this one ends): the network reads
-        every grid value's text (1-32 steps, ``125:`` to ``4000:``) in one batch, its probability
-        of each becomes a distribution over intervals that the guide tilts
-        (:meth:`~musicgen_app.ml.sampling.DensityGuide.tilt_intervals`), and one is drawn at
-        ``temperature``; the network goes on from after the chosen text. Returns its milliseconds."""
+        onset comes: on a line the next note mostly starts where this one ends): the network's
+        probability of every grid value's text (1-32 steps, ``125:`` to ``4000:``, :meth:`_read`)
+        becomes a distribution over intervals that the guide tilts
+        (:meth:`~musicgen_app.ml.sampling.DensityGuide.tilt_intervals`); one is drawn at
+        ``temperature``. Returns its milliseconds."""
         assert self.density is not None
-        lstm, n = self.stepper.lstm, len(GRID_FIELDS)
+        logp, ends = self._read(GRID_FIELDS, 1)
+        self.density.tilt_intervals(logp, np.arange(len(logp)), self.pos + 1)
+        return (self._draw(logp, ends, temperature, GRID_FIELDS) + 1) * MS_PER_STEP
+
+    def _guarded_pitch(self, temperature: float) -> int:
+        """The pitch field written whole, inside the register (the sketch's range +- the margin,
+        the shared sampler's register mask) and under the variety guard: the network's probability
+        of each allowed pitch's text (:meth:`_read`), less the guard's penalty, one drawn at
+        ``temperature``. Returns the pitch as written (the model's key)."""
+        assert self.pitch_texts is not None
+        logp, ends = self._read(self.pitch_texts, 0)
+        if self.variety is not None:
+            pen = self.variety.penalty(self.pitch_choices - self.shift)
+            if pen is not None:
+                logp = logp - pen
+        k = self._draw(logp, ends, temperature, self.pitch_texts)
+        pitch = int(self.pitch_choices[k])
+        if self.variety is not None:
+            self.variety.strike(pitch - self.shift)
+        return pitch
+
+    def _read(self, texts: np.ndarray, field: int) -> tuple[np.ndarray, list]:
+        """The network's log-probability of each of ``texts`` (B, W) character ids, -1 padded, each
+        a whole ``field`` with its separator) from the current state, read in one batch, and the
+        (logits, state) after each."""
+        lstm, n = self.stepper.lstm, len(texts)
         logp = np.zeros(n)
         state = (
             [np.repeat(h[None], n, 0) for h in self.state[0]],
@@ -191,10 +226,12 @@ class CharEngine(StreamEngine):
         )
         logits = np.repeat(self.logits[None].astype(np.float64), n, 0)
         ends: list = [None] * n
-        for d in range(GRID_FIELDS.shape[1]):
-            rows = np.flatnonzero(GRID_FIELDS[:, d] >= 0)  # the texts still being read
-            chars = GRID_FIELDS[rows, d]
-            z = np.where(self.masks[1, d].numpy(), logits[rows], -np.inf)
+        for d in range(texts.shape[1]):
+            rows = np.flatnonzero(texts[:, d] >= 0)  # the texts still being read
+            if not len(rows):
+                break
+            chars = texts[rows, d]
+            z = np.where(self.masks[field, min(d, 4)].numpy(), logits[rows], -np.inf)
             logp[rows] += z[np.arange(len(rows)), chars] - np.logaddexp.reduce(z, axis=1)
             y, (hs, cs) = lstm.step(
                 self.stepper.table[chars], ([h[rows] for h in state[0]], [c[rows] for c in state[1]])
@@ -202,18 +239,24 @@ class CharEngine(StreamEngine):
             logits[rows] = y @ self.stepper.out_w + self.stepper.out_b
             for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
                 state[0][layer][rows], state[1][layer][rows] = h, c
-            for i in rows[GRID_FIELDS[rows, d] == COLON]:  # this text is complete
+            for i in rows[np.isin(texts[rows, d], (COLON, SEMI))]:  # this text is complete
                 ends[i] = (
                     logits[i].astype(np.float32),
                     ([h[i].copy() for h in state[0]], [c[i].copy() for c in state[1]]),
                 )
-        self.density.tilt_intervals(logp, np.arange(n), self.pos + 1)
-        z = logp / max(1e-3, float(temperature))
+        return logp, ends
+
+    def _draw(self, logp: np.ndarray, ends: list, temperature: float, texts: np.ndarray) -> int:
+        """One of the texts drawn from ``logp`` at ``temperature`` (the session's random source);
+        the network goes on from after it."""
+        z = np.where(np.isfinite(logp), logp, -1e30) / max(1e-3, float(temperature))
         p = np.exp(z - z.max())
-        k = min(n - 1, int(np.searchsorted(np.cumsum(p / p.sum()), self.sampler.rng.random(), side="right")))
+        k = min(
+            len(p) - 1, int(np.searchsorted(np.cumsum(p / p.sum()), self.sampler.rng.random(), side="right"))
+        )
         self.logits, self.state = ends[k]
-        self.tokens += int((GRID_FIELDS[k] >= 0).sum())
-        return (k + 1) * MS_PER_STEP
+        self.tokens += int((texts[k] >= 0).sum())
+        return k
 
     def flush(self) -> list[StepNote]:
         if self.pending is None:
