@@ -58,7 +58,10 @@ def _texts(texts: list[str]) -> np.ndarray:
     return np.array([t + [-1] * (width - len(t)) for t in ids], dtype=np.int64)
 
 
-GRID_FIELDS = _texts([f"{k * MS_PER_STEP}:" for k in range(1, 33)])  # durations of 1..32 steps
+# durations of 1-16 steps, 6 and 8 beats (longer notes are rare; the fewer texts, the quicker the read)
+GRID_STEPS = np.array([*range(1, 17), 24, 32])
+GRID_FIELDS = _texts([f"{k * MS_PER_STEP}:" for k in GRID_STEPS])
+GUIDE_MIN_BIAS = 0.05  # nats: below this lean the duration is drawn character by character
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
@@ -134,27 +137,24 @@ class CharEngine(StreamEngine):
         self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
         whole = melody_line(ctx.notes)  # the density guide's target: the sketch's last bars, not 4 notes
         self.density = DensityGuide.for_sketch((n.start for n in whole), ctx.start_step, sampling)
-        # the register (the shared sampler's mask) and the variety guard reach the pitch digits only
-        # when the pitch field is written whole: the texts of the pitches allowed (the model's key)
-        self.variety = ctx.variety_guard(sampling, 1)
-        self.pitch_choices = np.zeros(0, dtype=np.int64)
-        self.pitch_texts: np.ndarray | None = None
+        # the register (the shared sampler's mask) reaches the pitch digits as a mask on each digit:
+        # only those that can still spell a pitch in the sketch's range +- the margin (model's key)
+        self.pitch_texts: set[str] | None = None
         if sampling.register_margin is not None:
             lo, hi = ctx.register(sampling.register_margin)
-            self.pitch_choices = np.arange(lo, hi + 1) + self.shift
-            self.pitch_texts = _texts([f"{p}:" for p in self.pitch_choices])
+            self.pitch_texts = {str(p + self.shift) for p in range(lo, hi + 1)}
 
     @property
     def position(self) -> int:
         return self.pos
 
     def advance(self, temperature: float) -> list[StepNote]:
-        if self.field == 0 and self.pitch_texts is not None:
-            self.values.append(self._guarded_pitch(temperature))
-        elif self.field == 1 and self.density is not None:
+        if self.field == 1 and not self.digits and self._guiding():
             self.values.append(self._guided_duration(temperature))
         else:
             mask = self.masks[self.field, len(self.digits)]
+            if self.field == 0 and self.pitch_texts is not None:
+                mask = mask & self._in_register()
             ch = self.sampler.sample(masked(self.logits, mask), temperature)
             self.tokens += 1
             self.logits, self.state = self.stepper.step(ch, self.state)
@@ -185,39 +185,44 @@ class CharEngine(StreamEngine):
         self.field = (self.field + 1) % 3
         return done
 
+    def _guiding(self) -> bool:
+        """Whether the density guide leans on the next duration (a batched read costs a few
+        milliseconds; without a lean the characters are drawn one by one, as without the guide).
+        The take's first note is left alone: the guide has seen nothing of the take yet, and the
+        first note comes as quickly as before."""
+        d = self.density
+        return d is not None and d.notes > 1 and abs(d.bias(self.pos + 1)) > GUIDE_MIN_BIAS
+
     def _guided_duration(self, temperature: float) -> int:
         """The duration field written whole under the density guide (it decides where the next
         onset comes: on a line the next note mostly starts where this one ends): the network's
-        probability of every grid value's text (1-32 steps, ``125:`` to ``4000:``, :meth:`_read`)
+        probability of every grid value's text (``GRID_STEPS``, ``125:`` to ``4000:``, :meth:`_read`)
         becomes a distribution over intervals that the guide tilts
         (:meth:`~musicgen_app.ml.sampling.DensityGuide.tilt_intervals`); one is drawn at
         ``temperature``. Returns its milliseconds."""
         assert self.density is not None
         logp, ends = self._read(GRID_FIELDS, 1)
         self.density.tilt_intervals(logp, np.arange(len(logp)), self.pos + 1)
-        return (self._draw(logp, ends, temperature, GRID_FIELDS) + 1) * MS_PER_STEP
+        return int(GRID_STEPS[self._draw(logp, ends, temperature, GRID_FIELDS)]) * MS_PER_STEP
 
-    def _guarded_pitch(self, temperature: float) -> int:
-        """The pitch field written whole, inside the register (the sketch's range +- the margin,
-        the shared sampler's register mask) and under the variety guard: the network's probability
-        of each allowed pitch's text (:meth:`_read`), less the guard's penalty, one drawn at
-        ``temperature``. Returns the pitch as written (the model's key)."""
+    def _in_register(self) -> torch.Tensor:
+        """(V,) bool: the characters after the pitch digits so far that can still spell a pitch in
+        the register (a digit that begins one, the separator after a whole one)."""
         assert self.pitch_texts is not None
-        logp, ends = self._read(self.pitch_texts, 0)
-        if self.variety is not None:
-            pen = self.variety.penalty(self.pitch_choices - self.shift)
-            if pen is not None:
-                logp = logp - pen
-        k = self._draw(logp, ends, temperature, self.pitch_texts)
-        pitch = int(self.pitch_choices[k])
-        if self.variety is not None:
-            self.variety.strike(pitch - self.shift)
-        return pitch
+        ok = torch.zeros(len(CHARS), dtype=torch.bool)
+        for c in DIGITS:
+            text = self.digits + CHARS[c]
+            ok[c] = any(t.startswith(text) for t in self.pitch_texts)
+        ok[COLON] = self.digits in self.pitch_texts
+        if not ok.any():
+            ok[:] = True  # nothing in the register is reachable: leave it to the model
+        return ok
 
     def _read(self, texts: np.ndarray, field: int) -> tuple[np.ndarray, list]:
         """The network's log-probability of each of ``texts`` (B, W) character ids, -1 padded, each
-        a whole ``field`` with its separator) from the current state, read in one batch, and the
-        (logits, state) after each."""
+        a whole ``field`` ending with its separator) from the current state, and per text the
+        state before its separator. Texts sharing a prefix share its steps (one batched step per
+        depth over the distinct prefixes); the separator is read only for the text drawn."""
         lstm, n = self.stepper.lstm, len(texts)
         logp = np.zeros(n)
         state = (
@@ -225,26 +230,27 @@ class CharEngine(StreamEngine):
             [np.repeat(c[None], n, 0) for c in self.state[1]],
         )
         logits = np.repeat(self.logits[None].astype(np.float64), n, 0)
-        ends: list = [None] * n
         for d in range(texts.shape[1]):
-            rows = np.flatnonzero(texts[:, d] >= 0)  # the texts still being read
+            rows = np.flatnonzero(texts[:, d] >= 0)  # the texts with a character at d
             if not len(rows):
                 break
             chars = texts[rows, d]
             z = np.where(self.masks[field, min(d, 4)].numpy(), logits[rows], -np.inf)
             logp[rows] += z[np.arange(len(rows)), chars] - np.logaddexp.reduce(z, axis=1)
+            go = rows[~np.isin(chars, (COLON, SEMI))]  # the texts read on past d
+            if not len(go):
+                break
+            _, first, inverse = np.unique(texts[go, : d + 1], axis=0, return_index=True, return_inverse=True)
+            reps = go[first]  # one text per distinct prefix
             y, (hs, cs) = lstm.step(
-                self.stepper.table[chars], ([h[rows] for h in state[0]], [c[rows] for c in state[1]])
+                self.stepper.table[texts[reps, d]], ([h[reps] for h in state[0]], [c[reps] for c in state[1]])
             )
-            logits[rows] = y @ self.stepper.out_w + self.stepper.out_b
+            out = y @ self.stepper.out_w + self.stepper.out_b
+            inverse = inverse.ravel()
+            logits[go] = out[inverse]
             for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
-                state[0][layer][rows], state[1][layer][rows] = h, c
-            for i in rows[np.isin(texts[rows, d], (COLON, SEMI))]:  # this text is complete
-                ends[i] = (
-                    logits[i].astype(np.float32),
-                    ([h[i].copy() for h in state[0]], [c[i].copy() for c in state[1]]),
-                )
-        return logp, ends
+                state[0][layer][go], state[1][layer][go] = h[inverse], c[inverse]
+        return logp, [([h[i] for h in state[0]], [c[i] for c in state[1]]) for i in range(n)]
 
     def _draw(self, logp: np.ndarray, ends: list, temperature: float, texts: np.ndarray) -> int:
         """One of the texts drawn from ``logp`` at ``temperature`` (the session's random source);
@@ -254,7 +260,8 @@ class CharEngine(StreamEngine):
         k = min(
             len(p) - 1, int(np.searchsorted(np.cumsum(p / p.sum()), self.sampler.rng.random(), side="right"))
         )
-        self.logits, self.state = ends[k]
+        sep = int(texts[k][texts[k] >= 0][-1])
+        self.logits, self.state = self.stepper.step(sep, ends[k])  # the separator, read for this text only
         self.tokens += int((texts[k] >= 0).sum())
         return k
 
@@ -369,5 +376,9 @@ def load_model_from_card(card: dict, path: str) -> TokenLSTM:
 
 def engine_factory(card: dict, path: str):
     """A function making fresh streaming engines over the model a card describes."""
+    from threadpoolctl import threadpool_limits
+
+    # small products (the batched field reads too): several BLAS threads only add contention
+    threadpool_limits(limits=1, user_api="blas")
     model = load_model_from_card(card, path)
     return lambda: CharEngine(model)
