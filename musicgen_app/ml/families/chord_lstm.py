@@ -128,6 +128,11 @@ class ChordVocab:
         self.pc_matrix = np.zeros((len(self.tokens), 12), dtype=bool)  # (V, 12) pitch classes of each token
         for i, p in enumerate(self.pitches):
             self.pc_matrix[i, [q % 12 for q in p]] = True
+        self.key_matrix = np.zeros(
+            (len(self.tokens), 128), dtype=np.float32
+        )  # (V, 128) MIDI pitches of each token
+        for i, p in enumerate(self.pitches):
+            self.key_matrix[i, list(p)] = 1.0
         self.classes = self.token_classes()
         singles = sorted(p[0] for p in self.pitches if len(p) == 1)
         self.single_range = (singles[0], singles[-1]) if singles else (60, 72)
@@ -289,9 +294,8 @@ class ChordStreamEngine(StreamEngine):
         # to the next slice) through per-step hazards
         self.density = ctx.density_guide(sampling)
         self.dur_ids = np.arange(2, self.vocab.first_chord)  # d1..d32 in order
-        self.token_keys = np.zeros((self.vocab.size, 128), dtype=np.float32)  # each token's MIDI pitches
-        for i, p in enumerate(self.vocab.pitches):
-            self.token_keys[i, list(p)] = 1.0
+        self.token_keys = self.vocab.key_matrix  # (V, 128) each token's MIDI pitches
+        self.has_notes = self.vocab.key_matrix.any(axis=1)  # every slice but a rest
 
     @property
     def position(self) -> int:
@@ -333,7 +337,7 @@ class ChordStreamEngine(StreamEngine):
         """(V,) bool: the tokens whose slice would start a note now (a line strikes every slice
         again; in parts, a slice of notes that are all held on starts none)."""
         if self.line:
-            return np.asarray(self.token_keys.any(axis=1))
+            return self.has_notes
         held = np.ones(128, dtype=np.float32)
         held[list(self.sounding)] = 0.0
         return np.asarray((self.token_keys @ held) > 0)
