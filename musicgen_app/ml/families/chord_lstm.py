@@ -295,7 +295,7 @@ class ChordStreamEngine(StreamEngine):
         self.density = ctx.density_guide(sampling)
         self.dur_ids = np.arange(2, self.vocab.first_chord)  # d1..d32 in order
         self.token_keys = self.vocab.key_matrix  # (V, 128) each token's MIDI pitches
-        self.has_notes = self.vocab.key_matrix.any(axis=1)  # every slice but a rest
+        self.has_notes = np.asarray(self.vocab.key_matrix.any(axis=1))  # every slice but a rest
 
     @property
     def position(self) -> int:
