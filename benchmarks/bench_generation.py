@@ -78,7 +78,7 @@ def window_token_ms(model, song: Song, bars: int, seed: int) -> float:
     """The papers' loop: re-read the last WINDOW tokens for every new token."""
     session = start_session(model, song, 0, bars=bars, sampling=SamplingConfig(seed=seed))
     adapter, sampler = session.adapter, Sampler(model.classes, SamplingConfig(seed=seed), seed=seed)
-    tokens = list(session.prompt)
+    tokens = list(session.token_stepper.prompt)
     n = session.n_steps
     t0 = time.perf_counter()
     reread = getattr(adapter, "_prefill", None)  # the uncached prefill, when the adapter caches

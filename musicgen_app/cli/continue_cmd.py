@@ -81,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "models may add voices)",
     )
     parser.add_argument(
+        "--free-rhythm",
+        action="store_true",
+        help="turn off the density guide (which keeps the take's notes per beat near the sketch's) "
+        "and the variety guard (which keeps a line from circling on a few pitches)",
+    )
+    parser.add_argument(
         "--chords",
         type=at.chord_progression,
         default=None,
@@ -190,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
                 voices=args.voices,
                 chords=chords,
             )
+            if args.free_rhythm:
+                sampling.density, sampling.variety = 0.0, False
             if player is not None:
                 from musicgen_app.playback.live import play_session
 

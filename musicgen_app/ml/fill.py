@@ -329,6 +329,7 @@ class FillSession(GenerationSession):
         )
         for t in p.tokens[1:]:
             sampler.observe(int(t))
+        sampler.variety = None  # a fill's candidates are chosen by how they join both sides instead
         return sampler
 
     def _decode(self, tokens: Sequence[int]) -> list[Note]:

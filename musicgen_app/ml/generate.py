@@ -36,6 +36,7 @@ from musicgen_app.errors import GenerationError
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
 from musicgen_app.ml.prompt import SketchReading, bar_positions, read_sketch
 from musicgen_app.ml.sampling import (
+    DensityGuide,
     Sampler,
     SamplingConfig,
     TokenClasses,
@@ -152,8 +153,11 @@ class TokenStepper:
         decoder: NoteDecoder,
         n_steps: int,
         tick_of_step: Callable[[int], int] | None = None,
+        density: DensityGuide | None = None,
     ) -> None:
         self.tick_of_step = tick_of_step  # generated step -> song tick (for chord conditioning)
+        self.density = density  # keeps the take's notes per step near the sketch's (time: generated steps)
+        self._onset = sampler.classes.id_pitch >= 0  # a pitch token starts a note
         self.adapter = adapter
         self.prompt = list(prompt)
         self.sampler = sampler
@@ -181,7 +185,13 @@ class TokenStepper:
         """Sample, decode, and step the model for the next token."""
         assert self._logits is not None, "prefill first"
         tick = None if self.tick_of_step is None else self.tick_of_step(len(self.sampled))
-        token = self.sampler.sample(self._logits, temperature, tick)
+        logits = self._logits
+        step = len(self.sampled)
+        if self.density is not None:  # a pitch token (a note starts) against hold and rest
+            logits = logits + np.where(self._onset, self.density.bias(step), 0.0)
+        token = self.sampler.sample(logits, temperature, tick)
+        if self.density is not None and self._onset[token]:
+            self.density.onset(step)
         self.sampled.append(token)
         notes = self.decoder.push(token)
         if not self.finished:

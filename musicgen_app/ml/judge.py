@@ -167,30 +167,31 @@ def tune_sketches(ds: Any, indices: Iterable[int], kind: str, n: int, seed_bars:
     return out
 
 
-def folk_sketches(n: int) -> list[Sketch]:
-    """``n`` held-out Essen tunes, 4 bars in (the test split of the ``essen`` dataset)."""
+def folk_sketches(n: int, split: str = "test") -> list[Sketch]:
+    """``n`` held-out Essen tunes, 4 bars in (the test split of the ``essen`` dataset; ``split``
+    "train" for sketches to choose a setting on)."""
     from musicgen_app.ml import data as data_mod
 
     ds = data_mod.load_or_build("essen", progress=False)
-    return tune_sketches(ds, data_mod.split_indices(ds)["test"], "folk", n, seed_bars=4)
+    return tune_sketches(ds, data_mod.split_indices(ds)[split], "folk", n, seed_bars=4)
 
 
-def pop_sketches(n: int, dataset: str = "pop909") -> list[Sketch]:
+def pop_sketches(n: int, dataset: str = "pop909", split: str = "test") -> list[Sketch]:
     """``n`` held-out pop melodies, 8 bars in: the test split of the MIDI-folder dataset
     ``dataset`` (a name built with ``musicgen dataset build --midi``); raises DatasetError."""
     from musicgen_app.ml import data as data_mod
     from musicgen_app.ml.midi_data import load_midi_dataset
 
     ds = load_midi_dataset(dataset)
-    return tune_sketches(ds, data_mod.split_indices(ds)["test"], "pop", n, seed_bars=8)
+    return tune_sketches(ds, data_mod.split_indices(ds)[split], "pop", n, seed_bars=8)
 
 
-def chorale_sketches(n: int, *, four_part: bool = False) -> list[Sketch]:
+def chorale_sketches(n: int, *, four_part: bool = False, split: str = "test") -> list[Sketch]:
     """``n`` held-out chorale cuts (after 4 full bars, then after 8): the soprano line alone, or
     all four parts."""
     from musicgen_app.ml.families.chorales import chorale_splits
 
-    chorales = chorale_splits()["test"]
+    chorales = chorale_splits()[split]
     out: list[Sketch] = []
     for seed_bars in (4, 8):
         for ch in chorales:
@@ -213,14 +214,17 @@ def chorale_sketches(n: int, *, four_part: bool = False) -> list[Sketch]:
     return out
 
 
-def load_sketches(kind: str, n: int, *, pop_dataset: str = "pop909") -> list[Sketch]:
-    """The held-out sketches of ``kind`` (one of :data:`KINDS`)."""
+def load_sketches(kind: str, n: int, *, pop_dataset: str = "pop909", split: str = "test") -> list[Sketch]:
+    """The held-out sketches of ``kind`` (one of :data:`KINDS`); ``split="train"``: sketches from
+    the training tunes instead, to choose a setting on without looking at the held-out ones."""
+    if split not in ("train", "test"):
+        raise DatasetError(f"unknown split '{split}' (choose train or test)")
     if kind == "folk":
-        return folk_sketches(n)
+        return folk_sketches(n, split)
     if kind == "pop":
-        return pop_sketches(n, pop_dataset)
+        return pop_sketches(n, pop_dataset, split)
     if kind in ("chorale", "chorale4"):
-        return chorale_sketches(n, four_part=kind == "chorale4")
+        return chorale_sketches(n, four_part=kind == "chorale4", split=split)
     raise DatasetError(f"unknown kind of sketch '{kind}' (choose from {', '.join(KINDS)})")
 
 
@@ -371,11 +375,15 @@ def judge_continuation(
     return Verdict(checks)
 
 
-def continue_sketch(model: Any, sketch: Sketch, *, temperature: float = TEMPERATURE) -> list[Note]:
-    """The model's continuation of ``sketch`` through the public API (key lock off, its seed)."""
+def continue_sketch(
+    model: Any, sketch: Sketch, *, temperature: float = TEMPERATURE, **settings: Any
+) -> list[Note]:
+    """The model's continuation of ``sketch`` through the public API (key lock off, its seed);
+    ``settings``: other :class:`~musicgen_app.ml.sampling.SamplingConfig` fields (their defaults
+    otherwise)."""
     from musicgen_app.ml.generate import SamplingConfig, generate_notes
 
-    sampling = SamplingConfig(temperature=temperature, key_lock=None, seed=sketch.seed)
+    sampling = SamplingConfig(temperature=temperature, key_lock=None, seed=sketch.seed, **settings)
     return generate_notes(model, sketch.song, 0, start_tick=sketch.cut_tick, bars=BARS, sampling=sampling)
 
 
@@ -557,12 +565,13 @@ def real_floor(sketches: Sequence[Sketch]) -> dict:
 
 def evaluate_model_on(
     model: Any, sketches: Sequence[Sketch], *, temperature: float = TEMPERATURE,
-    on_take: Callable[[Sketch, list[Note], Verdict], None] | None = None,
+    on_take: Callable[[Sketch, list[Note], Verdict], None] | None = None, **settings: Any,
 ) -> dict:  # fmt: skip
-    """Continue every sketch with ``model`` and judge the takes (see :func:`judge_takes`)."""
+    """Continue every sketch with ``model`` and judge the takes (see :func:`judge_takes`);
+    ``settings`` go to :func:`continue_sketch`."""
     takes = []
     for s in sketches:
-        notes = continue_sketch(model, s, temperature=temperature)
+        notes = continue_sketch(model, s, temperature=temperature, **settings)
         takes.append(notes)
         if on_take is not None:
             on_take(s, notes, judge_continuation(s, notes))

@@ -22,7 +22,7 @@ from musicgen_app.ml.generate import (
     TokenStreamSession,
     grid_prompt,
 )
-from musicgen_app.ml.sampling import Sampler, TokenClasses
+from musicgen_app.ml.sampling import DensityGuide, Sampler, TokenClasses
 from musicgen_app.ml.session import GenerationSession
 from musicgen_app.ml.tokenizers import BOS, HOLD_ID, REST_ID, GridMelodyTokenizer
 
@@ -104,6 +104,8 @@ class GridMelodyModel(GenerativeModel):
             velocity=prompt.velocity,
             channel=prompt.channel,
         )
+        seen = prompt.tokens[1:]  # the sketch's steps; generated step 0 follows them
+        starts = [k - len(seen) for k, t in enumerate(seen) if self.classes.id_pitch[t] >= 0]
         stepper = TokenStepper(
             self.adapter(prompt.bar_position(song)),
             prompt.tokens,
@@ -111,6 +113,7 @@ class GridMelodyModel(GenerativeModel):
             decoder,
             prompt.n_steps,
             tick_of_step=prompt.tick_of_step,
+            density=DensityGuide.for_sketch(starts, 0, cfg),
         )
         session = TokenStreamSession(
             stepper, temperature=cfg.temperature, track=track, observed=prompt.tokens[1:]

@@ -28,6 +28,19 @@ which draw every key of a frame, reweigh their onset probabilities the same way
 (:meth:`ChordGuide.reweigh`: chord tones times e^bias, the frame's summed onset probability kept;
 for the GAN, whose keys sound above a threshold, the frame's largest).
 
+**Density** (``SamplingConfig.density``, on by default; 0 turns it off): a continuation keeps the
+sketch's rhythmic density, as a musician continuing a sketch would unless asked otherwise.
+:class:`DensityGuide` measures the sketch's notes per 16th step over its last
+:data:`DENSITY_TARGET_STEPS` steps (the target) and the take's running density (an exponentially
+weighted count over about two bars, started at the target, so the first steps are untouched); at
+every "start a note now or not" decision it adds ``b = clip(density * ln(target / running),
++-DENSITY_LIMIT)`` nats to the log-odds of starting one. The decision differs per family, the
+bias does not: grid tokens (a pitch token against hold and rest), piano-roll onset logits (every
+key), the GAN's onset probabilities (times e^b), and families that choose an interval (a duration,
+the next onset's position) through :meth:`DensityGuide.tilt_intervals`, which turns the interval
+distribution into per-step hazards, moves each hazard's log-odds by ``b`` and puts them back
+together (the same control as a grid model's, one step at a time). The pitches are not touched.
+
 The sampler is model-agnostic: it sees token *classes* through :class:`TokenClasses` (which id is
 a rest, a hold, which pitch each id stands for), built by each model family from its tokenizer.
 """
@@ -60,6 +73,20 @@ _NEG = -1e30
 #: chord tone four times as likely, against a non-chord tone, as the model had it (a fixed design
 #: constant, chosen before any measurement, not tuned on the benchmark).
 CHORD_BIAS = math.log(4.0)
+#: Nats of onset log-odds per unit of log density error (the take's running notes per step against
+#: the sketch's), and the most the guide ever adds or takes. Chosen on sketches from the training
+#: splits (``benchmarks/bench_density.py``), not on the judge's held-out ones.
+DENSITY_GAIN = 3.0
+DENSITY_LIMIT = 1.5
+DENSITY_TARGET_STEPS = 64  # the sketch's last 4 bars of 4/4 set the target density
+DENSITY_MEMORY_STEPS = 32.0  # the running density forgets with this time constant (2 bars of 4/4)
+#: The variety guard: over the last VARIETY_WINDOW notes of a line, each pitch loses
+#: ``VARIETY_GAIN * shortfall * (its strikes there) / VARIETY_WINDOW`` nats (at most
+#: VARIETY_LIMIT), where the shortfall is how many fewer distinct pitches those notes hold than the
+#: sketch's windows of the same length do on average; nothing while the take is as varied as the sketch.
+VARIETY_WINDOW = 8
+VARIETY_GAIN = 2.0
+VARIETY_LIMIT = 3.0
 VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
@@ -84,6 +111,8 @@ class SamplingConfig:
     forbid: tuple[int, ...] = field(default_factory=tuple)
     voices: str = "sketch"  # "sketch": keep the sketch's texture (a line stays a line); "harmony": add voices
     chords: tuple[ChordSpan, ...] = ()  # chords (song ticks) the take follows; () = none
+    density: float = DENSITY_GAIN  # the density guide's gain (0: off; see DensityGuide)
+    variety: bool = True  # the variety guard on a line (see VarietyGuard)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -92,6 +121,8 @@ class SamplingConfig:
             raise GenerationError(f"top-p must be in (0, 1], not {self.top_p}")
         if self.top_k < 0:
             raise GenerationError(f"top-k must be >= 0, not {self.top_k}")
+        if not (self.density >= 0 and math.isfinite(self.density)):
+            raise GenerationError(f"the density guide's gain must be >= 0, not {self.density}")
         if self.voices not in VOICES:
             raise GenerationError(f"voices must be one of {', '.join(VOICES)}, not {self.voices!r}")
 
@@ -163,6 +194,140 @@ class ChordGuide:
         if now <= 0:
             return onset
         return np.minimum(weighted * (float(ref) / float(now)), 1.0 - 1e-6)
+
+
+class DensityGuide:
+    """Keeps a take's notes per step near the sketch's (see the module docstring).
+
+    Time is in 16th steps; the family reports the notes it starts (:meth:`onset`) and asks for the
+    bias at each decision (:meth:`bias`, :meth:`tilt_intervals`). Build it with
+    :meth:`for_sketch`, which returns None when the guide is off."""
+
+    def __init__(self, target: float, start_step: int, gain: float = DENSITY_GAIN,
+                 limit: float | None = None, memory: float = DENSITY_MEMORY_STEPS) -> None:  # fmt: skip
+        self.target = max(float(target), 1.0 / DENSITY_TARGET_STEPS)  # notes per step
+        self.gain = float(gain)
+        self.limit = float(DENSITY_LIMIT if limit is None else limit)
+        self.decay = math.exp(-1.0 / memory)
+        self.step = int(start_step)  # the running figures cover the steps before this one
+        self.weight = 1.0 / (1.0 - self.decay)  # weighted steps seen (saturated: the sketch's)
+        self.count = self.target * self.weight  # weighted notes: the running density starts at the target
+        self.notes = 0  # notes the take started
+
+    @classmethod
+    def for_sketch(
+        cls, starts: Iterable[int], start_step: int, config: SamplingConfig
+    ) -> DensityGuide | None:
+        """The guide for a sketch whose notes start at ``starts`` (16th steps, one entry per note;
+        the continuation starts at ``start_step``), or None when ``config.density`` is 0."""
+        if not config.density:
+            return None
+        starts = [s for s in starts if s < start_step]
+        first = min(starts, default=start_step - 1)
+        span = max(1, min(DENSITY_TARGET_STEPS, start_step - first))
+        recent = sum(1 for s in starts if s >= start_step - span)
+        return cls(recent / span, start_step, config.density)
+
+    def _advance(self, step: int) -> None:
+        n = step - self.step
+        if n > 0:
+            f = self.decay**n
+            self.count *= f
+            self.weight = self.weight * f + (1.0 - f) / (1.0 - self.decay)
+            self.step = step
+
+    @property
+    def running(self) -> float:
+        """The take's running notes per step (weighted toward the latest steps)."""
+        return self.count / self.weight
+
+    def onset(self, step: int, notes: int = 1) -> None:
+        """``notes`` notes start at ``step``."""
+        if notes > 0:
+            self._advance(step)
+            self.count += notes
+            self.notes += notes
+
+    def bias(self, step: int) -> float:
+        """Nats added to the log-odds of starting a note at ``step`` (positive: the take has been
+        sparser than the sketch)."""
+        self._advance(step)
+        error = math.log(self.target / max(self.running, 1e-3 * self.target))
+        return max(-self.limit, min(self.limit, self.gain * error))
+
+    def interval_tilt(self, step: int) -> float:
+        """For a family that sees no interval distribution (it writes the interval digit by
+        digit): ``lam`` of the exponential tilt ``p(d) e^(-lam d)`` (d in steps) that moves a
+        geometric interval of the target's mean as :meth:`bias` moves each step's log-odds."""
+        return (math.exp(self.bias(step)) - 1.0) * self.target
+
+    def tilt_intervals(self, z: np.ndarray, ids: Sequence[int] | np.ndarray, step: int) -> None:
+        """Move the logits ``z`` in place for a choice of interval: ``ids`` are the tokens of an
+        interval of 1, 2, 3... steps from ``step`` (the last one may stand for "later"). Their
+        distribution becomes per-step hazards (the chance the next note comes at this step, given
+        it has not yet), each hazard's log-odds moves by :meth:`bias`, and the hazards are put
+        back together; the ids keep their total probability, the other tokens are untouched."""
+        b = self.bias(step)
+        idx = np.asarray(ids, dtype=np.int64)
+        zi = z[idx]
+        live = zi > _NEG / 2
+        if abs(b) < 1e-9 or live.sum() < 2:
+            return
+        zl = zi[live]
+        total = _logsumexp(zl)
+        p = np.exp(zl - total)
+        survive = np.clip(1.0 - np.concatenate([[0.0], np.cumsum(p)[:-1]]), 1e-300, None)
+        h = np.clip(p / survive, 0.0, 1.0)
+        h[-1] = 1.0  # the last interval takes whatever is left
+        inner = (h > 0) & (h < 1)
+        odds = np.log(h[inner]) - np.log1p(-h[inner]) + b
+        h[inner] = 1.0 / (1.0 + np.exp(-odds))
+        keep = np.concatenate([[1.0], np.cumprod(1.0 - h)[:-1]])
+        moved = np.log(np.maximum(h * keep, 1e-300)) + total
+        zi[live] = moved
+        z[idx] = zi
+
+
+class VarietyGuard:
+    """Keeps a line from circling on two or three pitches (a repetition-aware penalty; the
+    sampler's ``max_repeats`` only stops one pitch struck over and over in a row).
+
+    Fed every note of the line (sketch first, :meth:`strike`); once the take starts
+    (:meth:`start`), the sketch's variety is the target: the mean number of distinct pitches in its
+    windows of :data:`VARIETY_WINDOW` notes. :meth:`penalty` gives each pitch the nats it loses."""
+
+    def __init__(self) -> None:
+        self.recent: list[int] = []
+        self.sketch: list[int] | None = []  # the sketch's pitches until the take starts
+        self.target = 0.0
+
+    def strike(self, pitch: int) -> None:
+        """A note of ``pitch`` starts (sketch or take)."""
+        self.recent = [*self.recent[-(VARIETY_WINDOW - 1) :], int(pitch)]
+        if self.sketch is not None:
+            self.sketch = [*self.sketch[-4 * VARIETY_WINDOW + 1 :], int(pitch)]
+
+    def start(self) -> None:
+        """The sketch has been read: fix the target variety."""
+        if self.sketch is None:
+            return
+        sk, w = self.sketch, VARIETY_WINDOW
+        windows = [sk[i : i + w] for i in range(max(1, len(sk) - w + 1))]
+        self.target = float(np.mean([len(set(x)) for x in windows])) if len(sk) >= w else 0.0
+        self.sketch = None
+
+    def penalty(self, pitches: np.ndarray) -> np.ndarray | None:
+        """(K,) nats each of ``pitches`` loses now, or None when the line is varied enough."""
+        self.start()
+        if len(self.recent) < VARIETY_WINDOW:
+            return None
+        short = self.target - len(set(self.recent))
+        if short <= 0:
+            return None
+        counts = np.zeros(128)
+        np.add.at(counts, np.clip(self.recent, 0, 127), 1.0)
+        pen = np.minimum(VARIETY_GAIN * short * counts / VARIETY_WINDOW, VARIETY_LIMIT)
+        return np.where(pitches >= 0, pen[np.clip(pitches, 0, 127)], 0.0)
 
 
 def _logsumexp(z: np.ndarray) -> float:
@@ -268,6 +433,7 @@ class Sampler:
         self.last_pitch = -1
         self.repeats = 0  # onsets of last_pitch in a row
         self.in_rest = False
+        self.variety = VarietyGuard() if config.variety else None
 
     def observe(self, token: int) -> None:
         """Update the running counters with a token that is now part of the melody (sketch or sampled)."""
@@ -282,6 +448,8 @@ class Sampler:
         else:
             p = int(c.id_pitch[token])
             if p >= 0:
+                if self.variety is not None:
+                    self.variety.strike(p)
                 self.repeats = self.repeats + 1 if p == self.last_pitch else 1
                 self.last_pitch = p
                 self.in_rest, self.rest_steps, self.hold_steps = False, 0, 1
@@ -295,6 +463,8 @@ class Sampler:
         z = logits.astype(np.float64) + self.base_mask
         if tick is not None and self.chords:
             self.chords.apply(z, c.id_pitch, tick)
+        if self.variety is not None and (pen := self.variety.penalty(c.id_pitch)) is not None:
+            z -= pen
         if c.rest_id is not None:
             if self.in_rest:
                 z[c.rest_id] = _NEG  # a rest after a rest is a hold

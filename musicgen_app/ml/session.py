@@ -8,7 +8,9 @@ another thread while a consumer iterates; cancellation takes effect within one m
 :class:`StreamSession` is the one session that drives every family: a family supplies a
 :class:`Stepper` (prefill once, then one model step per ``advance``, returning the notes that step
 completed, in song ticks); the session owns the loop, the temperature read at every step, the
-cancel check before every step, the error handling and the final :class:`SessionFinished`.
+cancel check before every step, the error handling and the final :class:`SessionFinished`. A
+stepper's ``density`` (a :class:`~musicgen_app.ml.sampling.DensityGuide`, set up in its prefill)
+is how every family keeps the sketch's notes per step; the session shows it as :attr:`density`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note
 from musicgen_app.errors import MusicgenError
+
+if TYPE_CHECKING:
+    from musicgen_app.ml.sampling import DensityGuide
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +110,12 @@ class StreamSession(GenerationSession):
         self.track = track
         self.max_steps = max_steps  # a guard against a model that never completes a note
         self.prefill_seconds = 0.0  # time spent reading the sketch
+
+    @property
+    def density(self) -> DensityGuide | None:
+        """The stepper's density guide (the sketch's notes per step, the take's running figure),
+        None when it is off or the family has none."""
+        return getattr(self.stepper, "density", None)
 
     def __iter__(self) -> Iterator[NoteEvent | SessionFinished]:
         started = time.perf_counter()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from musicgen_app.ml.families.cache import CacheConfig
+from musicgen_app.ml.families.cache import CacheConfig, step_log_probs, unit
 from musicgen_app.ml.families.common import (
     CachedTokenStepper,
     SeedContext,
@@ -41,7 +41,7 @@ from musicgen_app.ml.families.common import (
     melody_line,
     sequence_nll,
 )
-from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
+from musicgen_app.ml.sampling import DensityGuide, Sampler, SamplingConfig, TokenClasses
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,19 @@ NEWLINE, COLON, SEMI = 0, 11, 12
 DIGITS = list(range(1, 11))
 MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
+
+
+def _texts(texts: list[str]) -> np.ndarray:
+    """(B, W) character ids of ``texts``, padded with -1."""
+    ids = [[CHARS.index(c) for c in t] for t in texts]
+    width = max(len(t) for t in ids)
+    return np.array([t + [-1] * (width - len(t)) for t in ids], dtype=np.int64)
+
+
+# durations of 1-16 steps, 6 and 8 beats (longer notes are rare; the fewer texts, the quicker the read)
+GRID_STEPS = np.array([*range(1, 17), 24, 32])
+GRID_FIELDS = _texts([f"{k * MS_PER_STEP}:" for k in GRID_STEPS])
+GUIDE_MIN_BIAS = 0.05  # nats: below this lean the duration is drawn character by character
 # the prefill reads the sketch's last notes only: a note is ~11 characters, and each character is a
 # sequential LSTM step, so a long read would delay the first note (the 10 ms goal)
 PREFILL_NOTES = 4
@@ -128,22 +141,37 @@ class CharEngine(StreamEngine):
         self.key_pcs = ctx.allowed_pcs(sampling.key_lock, self.shift)
         self.line = ctx.voice_cap(sampling.voices) == 1  # a note ends where the next one starts
         self.pending: tuple[int, int] | None = None  # (pitch, length) waiting for its next field
+        whole = melody_line(ctx.notes)  # the density guide's target: the sketch's last bars, not 4 notes
+        self.density = DensityGuide.for_sketch((n.start for n in whole), ctx.start_step, sampling)
+        # the register (the shared sampler's mask) reaches the pitch digits as a mask on each digit:
+        # only those that can still spell a pitch in the sketch's range +- the margin (model's key)
+        self.pitch_texts: set[str] | None = None
+        if sampling.register_margin is not None:
+            lo, hi = ctx.register(sampling.register_margin)
+            self.pitch_texts = {str(p + self.shift) for p in range(lo, hi + 1)}
 
     @property
     def position(self) -> int:
         return self.pos
 
     def advance(self, temperature: float) -> list[StepNote]:
-        mask = self.masks[self.field, len(self.digits)]
-        ch = self.sampler.sample(masked(self.logits, mask), temperature)
-        self.tokens += 1
-        self.logits, self.state = self.stepper.step(ch, self.state)
-        if ch in DIGITS:
-            self.digits += CHARS[ch]
-            return []
-        self.values.append(int(self.digits or "0"))
+        if self.field == 1 and not self.digits and self._guiding():
+            self.values.append(self._guided_duration(temperature))
+        else:
+            mask = self.masks[self.field, len(self.digits)]
+            if self.field == 0 and self.pitch_texts is not None:
+                mask = mask & self._in_register()
+            ch = self.sampler.sample(masked(self.logits, mask), temperature)
+            self.tokens += 1
+            self.logits, self.state = self.stepper.step(ch, self.state)
+            if ch in DIGITS:
+                self.digits += CHARS[ch]
+                return []
+            self.values.append(int(self.digits or "0"))
         self.digits = ""
         done = []
+        if self.field == 0 and self.density is not None:
+            self.density.onset(self.pos)  # a pitch written: a note starts here
         if self.field == 1:  # pitch and duration known
             pitch = fit_register(self.values[0])
             if self.key_pcs and pitch % 12 not in self.key_pcs:  # the key lock: nearest allowed pitch
@@ -162,6 +190,101 @@ class CharEngine(StreamEngine):
             self.values = []
         self.field = (self.field + 1) % 3
         return done
+
+    def _guiding(self) -> bool:
+        """Whether the density guide leans on the next duration (a batched read costs a few
+        milliseconds; without a lean the characters are drawn one by one, as without the guide).
+        The take's first note is left alone: the guide has seen nothing of the take yet, and the
+        first note comes as quickly as before."""
+        d = self.density
+        return d is not None and d.notes > 1 and abs(d.bias(self.pos + 1)) > GUIDE_MIN_BIAS
+
+    def _guided_duration(self, temperature: float) -> int:
+        """The duration field written whole under the density guide (it decides where the next
+        onset comes: on a line the next note mostly starts where this one ends): the network's
+        probability of every grid value's text (``GRID_STEPS``, ``125:`` to ``4000:``, :meth:`_read`)
+        becomes a distribution over intervals that the guide tilts
+        (:meth:`~musicgen_app.ml.sampling.DensityGuide.tilt_intervals`); one is drawn at
+        ``temperature``. Returns its milliseconds."""
+        assert self.density is not None
+        logp, ends = self._read(GRID_FIELDS, 1)
+        self.density.tilt_intervals(logp, np.arange(len(logp)), self.pos + 1)
+        return int(GRID_STEPS[self._draw(logp, ends, temperature, GRID_FIELDS)]) * MS_PER_STEP
+
+    def _in_register(self) -> torch.Tensor:
+        """(V,) bool: the characters after the pitch digits so far that can still spell a pitch in
+        the register (a digit that begins one, the separator after a whole one)."""
+        assert self.pitch_texts is not None
+        ok = torch.zeros(len(CHARS), dtype=torch.bool)
+        for c in DIGITS:
+            text = self.digits + CHARS[c]
+            ok[c] = any(t.startswith(text) for t in self.pitch_texts)
+        ok[COLON] = self.digits in self.pitch_texts
+        if not ok.any():
+            ok[:] = True  # nothing in the register is reachable: leave it to the model
+        return ok
+
+    def _read(self, texts: np.ndarray, field: int) -> tuple[np.ndarray, list]:
+        """The network's log-probability of each of ``texts`` (B, W) character ids, -1 padded, each
+        a whole ``field`` ending with its separator) from the current state, and per text the
+        state before its separator. Texts sharing a prefix share its steps (one batched step per
+        depth over the distinct prefixes); the separator is read only for the text drawn."""
+        raw, (lstm_state, memory) = self.stepper.stepper, self.state
+        lstm, n = raw.lstm, len(texts)
+        logp = np.zeros(n)
+        state = (
+            [np.repeat(h[None], n, 0) for h in lstm_state[0]],
+            [np.repeat(c[None], n, 0) for c in lstm_state[1]],
+        )
+        tops = np.zeros((n, texts.shape[1], lstm.H))  # the top state after each character read
+        logits = np.repeat(self.logits[None].astype(np.float64), n, 0)
+        for d in range(texts.shape[1]):
+            rows = np.flatnonzero(texts[:, d] >= 0)  # the texts with a character at d
+            if not len(rows):
+                break
+            chars = texts[rows, d]
+            z = np.where(self.masks[field, min(d, 4)].numpy(), logits[rows], -np.inf)
+            logp[rows] += z[np.arange(len(rows)), chars] - np.logaddexp.reduce(z, axis=1)
+            go = rows[~np.isin(chars, (COLON, SEMI))]  # the texts read on past d
+            if not len(go):
+                break
+            _, first, inverse = np.unique(texts[go, : d + 1], axis=0, return_index=True, return_inverse=True)
+            reps = go[first]  # one text per distinct prefix
+            y, (hs, cs) = lstm.step(
+                raw.table[texts[reps, d]], ([h[reps] for h in state[0]], [c[reps] for c in state[1]])
+            )
+            out = y @ raw.out_w + raw.out_b
+            if memory is not None:  # mixed with the take's cache as it was when the field began
+                keys, values = memory.keys[: memory.n], memory.values[: memory.n]
+                for r in range(len(out)):
+                    out[r] = step_log_probs(out[r], unit(y[r]), keys, values, memory.cfg)
+            inverse = inverse.ravel()
+            logits[go] = out[inverse]
+            tops[go, d] = y[inverse]
+            for layer, (h, c) in enumerate(zip(hs, cs, strict=True)):
+                state[0][layer][go], state[1][layer][go] = h[inverse], c[inverse]
+        return logp, [(([h[i] for h in state[0]], [c[i] for c in state[1]]), tops[i]) for i in range(n)]
+
+    def _draw(self, logp: np.ndarray, ends: list, temperature: float, texts: np.ndarray) -> int:
+        """One of the texts drawn from ``logp`` at ``temperature`` (the session's random source);
+        the network goes on from after it."""
+        z = np.where(np.isfinite(logp), logp, -1e30) / max(1e-3, float(temperature))
+        p = np.exp(z - z.max())
+        k = min(
+            len(p) - 1, int(np.searchsorted(np.cumsum(p / p.sum()), self.sampler.rng.random(), side="right"))
+        )
+        chars = texts[k][texts[k] >= 0]
+        sep = int(chars[-1])
+        lstm_state, tops = ends[k]
+        memory = self.state[1]
+        if memory is not None and len(chars) > 1:  # the characters read join the take's cache
+            memory.add(int(chars[0]))
+            memory.extend(unit(tops[: len(chars) - 2]), [int(c) for c in chars[1:-1]])
+            memory.pending = unit(tops[len(chars) - 2])
+        # the separator, read for this text only
+        self.logits, self.state = self.stepper.step(sep, (lstm_state, memory))
+        self.tokens += int((texts[k] >= 0).sum())
+        return k
 
     def flush(self) -> list[StepNote]:
         if self.pending is None:
@@ -268,6 +391,10 @@ def load_model_from_card(card: dict, path: str) -> TokenLSTM:
 
 def engine_factory(card: dict, path: str):
     """A function making fresh streaming engines over the model a card describes."""
+    from threadpoolctl import threadpool_limits
+
+    # small products (the batched field reads too): several BLAS threads only add contention
+    threadpool_limits(limits=1, user_api="blas")
     model = load_model_from_card(card, path)
     cache = CacheConfig.from_card(card)
     return lambda: CharEngine(model, cache)

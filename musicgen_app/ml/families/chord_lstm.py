@@ -133,6 +133,11 @@ class ChordVocab:
         self.pc_matrix = np.zeros((len(self.tokens), 12), dtype=bool)  # (V, 12) pitch classes of each token
         for i, p in enumerate(self.pitches):
             self.pc_matrix[i, [q % 12 for q in p]] = True
+        self.key_matrix = np.zeros(
+            (len(self.tokens), 128), dtype=np.float32
+        )  # (V, 128) MIDI pitches of each token
+        for i, p in enumerate(self.pitches):
+            self.key_matrix[i, list(p)] = 1.0
         self.classes = self.token_classes()
         singles = sorted(p[0] for p in self.pitches if len(p) == 1)
         self.single_range = (singles[0], singles[-1]) if singles else (60, 72)
@@ -292,6 +297,12 @@ class ChordStreamEngine(StreamEngine):
         )
         self.line = cap == 1  # a slice repeating the last one strikes its note again
         self.last_dur = 0
+        # the density guide: a slice that starts a note against a rest, and each duration (the time
+        # to the next slice) through per-step hazards
+        self.density = ctx.density_guide(sampling)
+        self.dur_ids = np.arange(2, self.vocab.first_chord)  # d1..d32 in order
+        self.token_keys = self.vocab.key_matrix  # (V, 128) each token's MIDI pitches
+        self.has_notes = np.asarray(self.vocab.key_matrix.any(axis=1))  # every slice but a rest
 
     @property
     def position(self) -> int:
@@ -303,11 +314,20 @@ class ChordStreamEngine(StreamEngine):
         if self.key_mask is not None and not expecting_dur:
             mask = mask & self.key_mask
         tick = None if expecting_dur else self.ctx.to_tick(self.pos)
-        tok = self.sampler.sample(masked(self.logits, mask), temperature, tick)
+        z = masked(self.logits, mask)
+        if self.density is not None:
+            if expecting_dur:
+                self.density.tilt_intervals(z, self.dur_ids, self.pos + 1)
+            else:
+                z += np.where(self._starts_note(), self.density.bias(self.pos), 0.0)
+        tok = self.sampler.sample(z, temperature, tick)
         self.tokens += 1
         self.logits, self.state = self.stepper.step(tok, self.state)
         if not expecting_dur:
             self.pending = self.vocab.pitches[tok]
+            if self.density is not None:  # the notes this slice starts (as the duration will find them)
+                strike = self.line and self.last_dur < MAX_DUR  # a line strikes its slice again
+                self.density.onset(self.pos, sum(1 for p in self.pending if strike or p not in self.sounding))
             return []
         d = self.vocab.dur_of(tok)
         chord = self.pending or ()
@@ -319,6 +339,15 @@ class ChordStreamEngine(StreamEngine):
         self.last_dur = d
         self.pos += d
         return done
+
+    def _starts_note(self) -> np.ndarray:
+        """(V,) bool: the tokens whose slice would start a note now (a line strikes every slice
+        again; in parts, a slice of notes that are all held on starts none)."""
+        if self.line:
+            return self.has_notes
+        held = np.ones(128, dtype=np.float32)
+        held[list(self.sounding)] = 0.0
+        return np.asarray((self.token_keys @ held) > 0)
 
     def flush(self) -> list[StepNote]:
         return [StepNote(s, self.pos - s, p - self.shift) for p, s in self.sounding.items()]

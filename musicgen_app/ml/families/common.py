@@ -26,7 +26,7 @@ from musicgen_app.errors import GenerationError
 from musicgen_app.ml.families.cache import CacheConfig, PieceMemory, unit
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.prompt import read_sketch
-from musicgen_app.ml.sampling import SamplingConfig, allowed_pitch_classes
+from musicgen_app.ml.sampling import DensityGuide, SamplingConfig, VarietyGuard, allowed_pitch_classes
 from musicgen_app.ml.session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,21 @@ class SeedContext:
             return lo, hi
         pitches = [n.pitch for n in self.notes]
         return max(lo, min(pitches) - margin), min(hi, max(pitches) + margin)
+
+    def density_guide(self, sampling: SamplingConfig) -> DensityGuide | None:
+        """The density guide of a take continuing this seed (None when ``sampling`` turns it off)."""
+        return DensityGuide.for_sketch((n.start for n in self.notes), self.start_step, sampling)
+
+    def variety_guard(self, sampling: SamplingConfig, cap: int) -> VarietyGuard | None:
+        """The variety guard of a take that is a single line (``cap`` 1), fed the seed's line; None
+        when ``sampling`` turns it off or the take has voices."""
+        if not sampling.variety or cap != 1:
+            return None
+        guard = VarietyGuard()
+        for n in melody_line(self.notes):
+            guard.strike(n.pitch)
+        guard.start()
+        return guard
 
     def allowed_pcs(self, key_lock: str | None, shift: int = 0) -> frozenset[int] | None:
         """The pitch classes the key lock allows (the shared sampler's rule), moved by ``shift``."""
@@ -183,6 +198,7 @@ class StreamEngine(ABC):
     """
 
     tokens: int = 0
+    density: DensityGuide | None = None  # the sketch's notes per step, kept (set by prefill)
 
     @abstractmethod
     def prefill(self, ctx: SeedContext, sampling: SamplingConfig) -> None:
@@ -232,6 +248,11 @@ class EngineStepper:
             velocity = n.velocity or ctx.velocity
             out.append(Note(ctx.to_tick(n.start), n.pitch, ctx.to_tick(end), velocity, ctx.channel))
         return out
+
+    @property
+    def density(self) -> DensityGuide | None:
+        """The engine's density guide (set in its prefill; None when off)."""
+        return self.engine.density
 
     def prefill(self) -> None:
         """Read the seed."""
@@ -421,7 +442,8 @@ class LSTMStepper:
         return [h[i, 0].numpy() for i in range(h.shape[0])], [c[i, 0].numpy() for i in range(c.shape[0])]
 
     def step(self, proj0: np.ndarray, state: tuple[list, list]) -> tuple[np.ndarray, tuple[list, list]]:
-        """One step from the first layer's input projection ``proj0`` (4H,) without its bias."""
+        """One step from the first layer's input projection ``proj0`` (4H,) without its bias (or a
+        batch: (B, 4H), the state's vectors (B, H))."""
         hs, cs = state
         H = self.H
         new_h, new_c = [], []
@@ -429,8 +451,9 @@ class LSTMStepper:
         for i, (h, c) in enumerate(zip(hs, cs, strict=True)):
             pre = proj0 if i == 0 else x @ self.w_ih[i]  # (4H,)
             g = pre + self.bias[i] + h @ self.w_hh[i]  # (4H,): input, forget, cell, output gates
-            c = _sigmoid(g[H : 2 * H]) * c + _sigmoid(g[:H]) * np.tanh(g[2 * H : 3 * H])  # (H,)
-            h = _sigmoid(g[3 * H :]) * np.tanh(c)  # (H,)
+            gate_in, forget, cell = _sigmoid(g[..., :H]), _sigmoid(g[..., H : 2 * H]), g[..., 2 * H : 3 * H]
+            c = forget * c + gate_in * np.tanh(cell)  # (H,)
+            h = _sigmoid(g[..., 3 * H :]) * np.tanh(c)  # (H,)
             new_h.append(h)
             new_c.append(c)
             x = h

@@ -39,6 +39,7 @@ statistics of its continuations of held-out chorales with the real ones and with
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -697,6 +698,8 @@ class GanEngine(StreamEngine):
         self.repeats = np.zeros(PITCHES, int)
         self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
         self.key_pitches = keys
+        self.density = ctx.density_guide(sampling)  # the window's onset probabilities, times e^bias
+        self.variety = ctx.variety_guard(sampling, self.cap)  # a line's keys struck over and over
 
     @property
     def position(self) -> int:
@@ -716,6 +719,12 @@ class GanEngine(StreamEngine):
                 # likeliest onset keeps its probability (the keys above the threshold sound)
                 tick = self.ctx.to_tick(self.pos + t)
                 probs[0, t] = self.chords.reweigh(self.key_pitches, probs[0, t], tick, keep="max")
+        if self.density is not None:  # one bias per window, from the take so far
+            probs = probs.copy()
+            probs[0] = np.minimum(probs[0] * math.exp(self.density.bias(self.pos)), 1.0)
+        if self.variety is not None and (pen := self.variety.penalty(self.key_pitches)) is not None:
+            probs = probs.copy()
+            probs[0] *= np.exp(-pen)  # one penalty per window, from the line so far
         self.frames = decode_window(
             probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats,
             self.draw, float(temperature), self.centre if self.cap == 1 else None,
@@ -736,6 +745,11 @@ class GanEngine(StreamEngine):
             for k in np.flatnonzero(self.sounding & (frame != SUSTAIN))
         ]
         self.onset_at[frame == ONSET] = t
+        if self.density is not None:
+            self.density.onset(t, int((frame == ONSET).sum()))
+        if self.variety is not None:
+            for k in np.flatnonzero(frame == ONSET):
+                self.variety.strike(LOW + int(k))
         self.sounding = frame > 0
         self.pos += 1
         return done

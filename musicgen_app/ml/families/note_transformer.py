@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine, masked, melody_line
-from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
+from musicgen_app.ml.sampling import DensityGuide, Sampler, SamplingConfig, TokenClasses
 
 logger = logging.getLogger(__name__)
 
@@ -527,10 +527,22 @@ class NoteEventEngine(StreamEngine):
                 bar_start=bar, bar_len=bs, min_onset=max(ctx.start_step, min(last_end, bar + bs))
             )
         self.pos = ctx.start_step
+        # the density guide, on the choice of the next onset: its position in the bar, or the next bar
+        self.density = DensityGuide.for_sketch((n.start for n in line), ctx.start_step, sampling)
 
     @property
     def position(self) -> int:
         return self.pos
+
+    def _tilt_onset(self, z: np.ndarray) -> None:
+        """The next onset's distribution (positions in this bar in time order, then the next bar)
+        tilted by the density guide."""
+        g, v = self.g, self.vocab
+        lo = max(0, g.min_onset - g.bar_start)
+        if self.density is None or lo >= g.bar_len:
+            return
+        ids = np.append(np.arange(v.pos(lo), v.pos(0) + g.bar_len), v.bar(g.bar_len))
+        self.density.tilt_intervals(z, ids, g.bar_start + lo)
 
     def _allowed(self) -> np.ndarray:
         g, v = self.g, self.vocab
@@ -554,7 +566,10 @@ class NoteEventEngine(StreamEngine):
     def advance(self, temperature: float) -> list[StepNote]:
         # a pitch token sounds at its note's onset (the chords the take follows weigh it there)
         tick = self.ctx.to_tick(self.g.onset) if self.g.slot == "pitch" else None
-        token = self.sampler.sample(masked(self.logits, torch.from_numpy(self._allowed())), temperature, tick)
+        z = masked(self.logits, torch.from_numpy(self._allowed()))
+        if self.g.slot == "event":
+            self._tilt_onset(z)
+        token = self.sampler.sample(z, temperature, tick)
         self.tokens += 1
         g, v = self.g, self.vocab
         kind, value = v.kind_of(token)
@@ -567,6 +582,8 @@ class NoteEventEngine(StreamEngine):
             g.onset = g.bar_start + value
             self.pos = g.onset
             g.slot = "pitch"
+            if self.density is not None:
+                self.density.onset(g.onset)
         elif kind == "pitch":
             g.pitch = value
             g.slot = "dur"

@@ -559,6 +559,8 @@ class PianoRollEngine(StreamEngine):
         self.repeats = np.zeros(KEYS, int)  # onsets in a row that struck each key
         self.chords = ChordGuide(sampling.chords)  # the shared sampler's chord bias, on onset logits
         self.key_pitches = LOW + np.arange(KEYS)
+        self.density = ctx.density_guide(sampling)  # every key's onset log-odds, moved alike
+        self.variety = ctx.variety_guard(sampling, self.cap)  # a line's keys struck over and over
 
     @property
     def position(self) -> int:
@@ -576,6 +578,10 @@ class PianoRollEngine(StreamEngine):
             onset = p[:, ONSET] / p.sum(axis=1)
             moved = self.chords.reweigh(self.key_pitches, onset, self.ctx.to_tick(self.pos))
             logits[:, ONSET] += np.log(np.maximum(moved, 1e-12)) - np.log(np.maximum(onset, 1e-12))
+        if self.density is not None:
+            logits[:, ONSET] += self.density.bias(self.pos)
+        if self.variety is not None and (pen := self.variety.penalty(self.key_pitches)) is not None:
+            logits[:, ONSET] -= pen
         uniforms = torch.rand(len(self.keys), generator=self.gen, dtype=torch.float64).numpy()
         frame, onset = draw_frame(
             logits, self.y, self.axis, self.keys, ok, self.cap, temperature, self.sampling.top_p, uniforms
@@ -589,6 +595,11 @@ class PianoRollEngine(StreamEngine):
         struck = frame == ONSET
         if struck.any():
             self.repeats = np.where(struck, self.repeats + 1, 0)
+            if self.density is not None:
+                self.density.onset(self.pos, int(struck.sum()))
+            if self.variety is not None:
+                for k in np.flatnonzero(struck):
+                    self.variety.strike(LOW + int(k))
         t = self.pos
         done = []
         for k in np.flatnonzero((self.prev > 0) & (frame != SUSTAIN)):

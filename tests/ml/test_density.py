@@ -1,0 +1,157 @@
+"""The density guide (issue 11, "texture follows the sketch"): a take keeps the sketch's notes per
+step, whatever the family decides a note's start with; it can be turned off."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen_app.core.song import Note, Song, TimeSignature, Track
+from musicgen_app.errors import GenerationError
+from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
+from musicgen_app.ml.registry import load_model
+from musicgen_app.ml.sampling import DENSITY_LIMIT, DensityGuide
+
+RES = 480
+BARS = 4
+SEEDS = range(1, 7)
+
+
+def _song(ticks: int, pitches: list[int]) -> Song:
+    """Four bars of 4/4, a note every ``ticks``, cycling through ``pitches``."""
+    notes = [
+        Note(t, pitches[i % len(pitches)], t + ticks, 90)
+        for i, t in enumerate(range(0, BARS * 4 * RES, ticks))
+    ]
+    return Song(resolution=RES, tracks=[Track(notes=notes)], time_signatures=[TimeSignature(0, 4, 4)])
+
+
+SPARSE = _song(2 * RES, [67, 64, 65, 62, 64, 60, 62, 67])  # half notes: 2 a bar
+DENSE = _song(RES // 2, [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 71, 69, 67, 65])  # eighths: 8 a bar
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+# -- the guide itself -------------------------------------------------------------------------------------
+def _guide(target_notes: int = 16, gain: float = 2.0) -> DensityGuide:
+    g = DensityGuide.for_sketch(range(0, 64, 64 // target_notes), 64, SamplingConfig(density=gain))
+    assert g is not None
+    return g
+
+
+def test_the_guide_starts_neutral_and_leans_against_the_error() -> None:
+    g = _guide(16)  # a quarter note a beat: 0.25 notes per step
+    assert g.target == pytest.approx(0.25)
+    assert g.bias(64) == pytest.approx(0.0)
+    assert g.bias(80) > 0.3  # a silent bar: lean toward starting notes
+    dense = _guide(16)
+    for step in range(64, 80):
+        dense.onset(step)  # a 16th every step: four times the sketch's density
+    assert dense.bias(80) < -0.3
+    for step in range(80, 400):
+        dense.onset(step, 4)
+    assert dense.bias(400) == pytest.approx(-DENSITY_LIMIT)  # bounded
+
+
+def test_tilting_intervals_keeps_their_mass_and_moves_their_mean() -> None:
+    def mean_interval(g: DensityGuide) -> tuple[float, float]:
+        z = np.full(40, -1e30)
+        ids = np.arange(4, 36)  # intervals of 1..32 steps
+        z[ids] = -0.3 * np.abs(np.arange(1, 33) - 4)  # around a quarter note
+        z[0] = 0.5  # a token outside the choice keeps its logit
+        before = np.exp(z[ids]).sum()
+        g.tilt_intervals(z, ids, g.step)
+        p = np.exp(z[ids])
+        assert p.sum() == pytest.approx(before)
+        assert z[0] == 0.5
+        return float((p / p.sum()) @ np.arange(1, 33)), float(p.sum())
+
+    neutral = mean_interval(_guide(16))[0]
+    sparse_take = _guide(16)
+    sparse_take.bias(96)  # two bars without a note: the next one should come sooner
+    hurried = mean_interval(sparse_take)[0]
+    dense_take = _guide(16)
+    for step in range(64, 96):
+        dense_take.onset(step)
+    slowed = mean_interval(dense_take)[0]
+    assert hurried < neutral - 0.5 and slowed > neutral + 0.5
+
+
+def test_the_guide_is_off_at_gain_zero_and_a_bad_gain_is_refused() -> None:
+    assert DensityGuide.for_sketch([0, 4, 8], 16, SamplingConfig(density=0)) is None
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(GenerationError, match="density"):
+            SamplingConfig(density=bad)
+
+
+# -- real shipped models ----------------------------------------------------------------------------------
+def _notes_per_bar(model, song: Song, density: float | None = None) -> float:
+    extra = {} if density is None else {"density": density}
+    counts = []
+    for seed in SEEDS:
+        sampling = SamplingConfig(temperature=0.9, key_lock=None, seed=seed, **extra)
+        counts.append(
+            len(generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=sampling))
+        )
+    return float(np.mean(counts)) / BARS
+
+
+# one model of each way of deciding a note's start: grid tokens, chord + duration tokens, characters,
+# note events (position tokens), piano-roll frames, GAN windows
+@pytest.mark.parametrize(
+    "name", ["melody-lstm", "chord-lstm", "char-lstm", "note-transformer", "pianoroll-lstm", "pianoroll-gan"]
+)
+def test_a_take_keeps_the_density_of_a_sparse_and_of_a_dense_sketch(name: str) -> None:
+    model = load_model(name)
+    errors = {}
+    for label, song, sketch_npb in (("sparse", SPARSE, 2.0), ("dense", DENSE, 8.0)):
+        on, off = _notes_per_bar(model, song), _notes_per_bar(model, song, density=0)
+        err_on, err_off = abs(math.log(on / sketch_npb)), abs(math.log(max(off, 0.25) / sketch_npb))
+        errors[label] = (on, off)
+        # within the judge's 0.5-2x of the sketch's density, and near it (within 1.5x) or nearer than unguided
+        assert err_on <= math.log(2.0), (
+            f"{name} on the {label} sketch: {on:.1f} notes a bar, sketch {sketch_npb}"
+        )
+        assert err_on <= max(err_off, math.log(1.5)) + 0.05, (
+            f"{name} {label}: guided {on:.1f}, unguided {off:.1f}"
+        )
+    # the dense sketch gets the denser take (the unguided chord-lstm: 3.8 against 2.6)
+    assert errors["dense"][0] > 1.8 * errors["sparse"][0], errors
+
+
+def test_the_session_shows_its_guide_and_it_can_be_turned_off() -> None:
+    model = load_model("melody-lstm")
+    on = start_session(
+        model, DENSE, 0, start_tick=BARS * 4 * RES, sampling=SamplingConfig(seed=3, key_lock=None)
+    )
+    off = start_session(
+        model, DENSE, 0, start_tick=BARS * 4 * RES, sampling=SamplingConfig(seed=3, key_lock=None, density=0)
+    )
+    list(on), list(off)
+    assert off.density is None  # type: ignore[attr-defined]
+    guide = on.density  # type: ignore[attr-defined]
+    assert guide is not None and guide.target == pytest.approx(0.5)  # eighths: half a note per step
+    assert guide.notes > 0
+
+
+def test_char_lstm_keeps_the_register_and_can_write_freely() -> None:
+    """char-lstm writes its pitch as digits: with the register on, the pitch field is chosen whole
+    among the pitches in the sketch's range +- an octave (the shared sampler's mask)."""
+    model = load_model("char-lstm")
+    for song in (SPARSE, DENSE):
+        pitches = [n.pitch for n in song.tracks[0].notes]
+        lo, hi = min(pitches) - 12, max(pitches) + 12
+        for seed in SEEDS:
+            sampling = SamplingConfig(temperature=1.5, key_lock=None, seed=seed)
+            take = generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=sampling)
+            assert take and all(lo <= n.pitch <= hi for n in take), [n.pitch for n in take]
+    free = SamplingConfig(
+        temperature=0.9, key_lock=None, seed=1, density=0, variety=False, register_margin=None
+    )
+    assert generate_notes(model, DENSE, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=free)
