@@ -162,6 +162,8 @@ def comparison_table(models_dir: str | Path | None = None, metrics: dict[str, di
         nll = f"{_fmt(m.get('test_nll'))} ({unit})" if m.get("test_nll") is not None else "–"
         if m.get("test_nll_without_cache") is not None:  # the continuous cache over the piece's own past
             nll += f", {_fmt(m['test_nll_without_cache'])} without its cache"
+        if m.get("test_nll_with_cache_off_when_playing") is not None:
+            nll += f"; {_fmt(m['test_nll_with_cache_off_when_playing'])} with its cache (off when it plays)"
         size = info.path.stat().st_size / 1e6 if info.path.exists() else float("nan")
         data = info.card.get("data", {})
         data_name = data.get("dataset") if isinstance(data, dict) else str(data)

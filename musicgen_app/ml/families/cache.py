@@ -54,10 +54,11 @@ class CacheConfig:
     window: int = 0  # the last ``window`` states (0: the whole piece so far)
 
     @classmethod
-    def from_card(cls, card: dict) -> CacheConfig | None:
-        """The card's cache, or None when it has none (or it is off)."""
+    def from_card(cls, card: dict, *, even_off: bool = False) -> CacheConfig | None:
+        """The card's cache, or None when it has none (or it is off, unless ``even_off``: the
+        settings chosen on validation of a model that ships with its cache off)."""
         c = card.get("cache") or {}
-        if not c.get("on"):
+        if not c or not (c.get("on") or (even_off and "theta" in c)):
             return None
         bias = c.get("bias")
         return cls(float(c["theta"]), float(c["lambda"]), -np.inf if bias is None else float(bias),

@@ -92,6 +92,10 @@ def cache_metrics(net: TokenLSTM, card: dict, test: list[list[int]]) -> dict:
             "cache": {k: stored.get(k) for k in ("theta", "lambda", "bias", "window",
                                                   "val_nll_without_cache", "val_nll_with_cache")},
         })  # fmt: skip
+    else:
+        off = CacheConfig.from_card(card, even_off=True)  # settings kept, but the model plays without them
+        if off is not None:
+            out["test_nll_with_cache_off_when_playing"] = round(sequence_nll(net, test, off)[0], 4)
     return out
 
 
