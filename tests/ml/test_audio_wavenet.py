@@ -273,3 +273,22 @@ def test_the_shipped_model_card_names_paper_004() -> None:
     assert info.card["config"]["sample_rate"] == 8000
     c = info.card["metrics"]["continuations"]
     assert c["sketches"] == 20 and len(c["pieces"]) == 20
+
+
+def test_training_runs_through_the_one_loop_and_learns_a_tone() -> None:
+    """``train_audio_wavenet`` uses the families' loop: it validates every ``eval_every`` steps,
+    keeps the best weights, and a sine's mu-law classes become much cheaper than uniform."""
+    cfg = rw.AudioWaveNetConfig(channels=8, skip_channels=16, dilations=(1, 2, 4, 8))
+    t = np.arange(6000) / cfg.sample_rate
+    tone = rw.mu_law_encode(0.5 * np.sin(2 * np.pi * 220 * t))
+    roll = np.zeros((len(tone) // cfg.hop + 1, cfg.cond_dim), np.float32)
+    tracks = [rw.Track(tone, roll)]
+    torch.set_num_threads(1)
+    net, rep = rw.train_audio_wavenet(cfg, tracks, tracks, seconds=120, batch=2, length=256, eval_every=20,
+                                      max_steps=120)  # fmt: skip
+    assert rep.steps == 120
+    assert [h[0] for h in rep.history] == [20, 40, 60, 80, 100, 120]
+    assert rep.best_val_bits == min(h[2] for h in rep.history)
+    assert rep.best_val_bits < 0.7 * 8  # uniform over 256 classes is 8 bits a sample
+    assert rep.best_val_bits < rep.history[0][2] - 0.3  # it learns as it goes
+    assert not net.training

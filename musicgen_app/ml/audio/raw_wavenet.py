@@ -591,41 +591,39 @@ def train_audio_wavenet(
     lr: float = 2e-3,
     seed: int = 4,
     eval_every: int = 25,
+    max_steps: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> tuple[AudioWaveNet, TrainReport]:
-    """Adam on random windows for ``seconds`` of wall time; the best validation weights are kept."""
+    """Random windows for ``seconds`` of wall time through the one training loop
+    (:func:`musicgen_app.ml.training.train`: Adam at a constant rate, gradient norm clipped at 1,
+    validation every ``eval_every`` steps; ``max_steps`` > 0 stops there); the best validation
+    weights are kept."""
+    from musicgen_app.ml.training import TrainConfig
+    from musicgen_app.ml.training import train as train_loop
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = AudioWaveNet(cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     vrng = np.random.default_rng(seed + 1)
     valid = [_batch(val, cfg, batch, length, vrng) for _ in range(2)]
-    best, best_state, history = math.inf, None, []
-    t0, step, running = time.monotonic(), 0, []
-    while time.monotonic() - t0 < seconds:
-        net.train()
-        loss = _window_loss(net, _batch(train, cfg, batch, length, rng))
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        step += 1
-        running.append(float(loss.detach()))
-        if step % eval_every == 0:
-            net.eval()
-            with torch.inference_mode():
-                v = float(np.mean([float(_window_loss(net, b)) for b in valid])) / math.log(2)
-            tr = float(np.mean(running)) / math.log(2)
-            running = []
-            history.append((step, round(tr, 4), round(v, 4)))
-            if v < best:
-                best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
-            if log is not None:
-                log(f"step {step} ({time.monotonic() - t0:.0f} s): train {tr:.3f} val {v:.3f} bits/sample")
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return net, TrainReport(step, round(time.monotonic() - t0, 1), round(best, 4), history)
+
+    def loss(model: nn.Module, b: tuple) -> tuple[torch.Tensor, int]:
+        return _window_loss(model, b), 1  # type: ignore[arg-type]
+
+    def on_event(ev: dict) -> None:
+        if log is not None and ev.get("event") == "epoch":
+            log(f"step {ev['step']} ({ev['minutes'] * 60:.0f} s): train {ev['train_nll'] / math.log(2):.3f} "
+                f"val {ev['val_nll'] / math.log(2):.3f} bits/sample")  # fmt: skip
+
+    loop = TrainConfig(minutes=seconds / 60, lr=lr, clip=1.0, eval_every=eval_every, patience=10**9,
+                       seed=seed, max_steps=max_steps, schedule="constant",
+                       unit="nats per sample")  # fmt: skip
+    windows = lambda _g: _batch(train, cfg, batch, length, rng)  # noqa: E731
+    res = train_loop(net, loss, windows, valid, loop, on_event=on_event)
+    bits = 1 / math.log(2)
+    history = [(int(r["step"]), round(r["train_nll"] * bits, 4), round(r["val_nll"] * bits, 4))
+               for r in res.history]  # fmt: skip
+    return net, TrainReport(res.steps, res.seconds, round(res.best_valid_nll * bits, 4), history)
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------
