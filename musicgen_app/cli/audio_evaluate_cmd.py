@@ -92,10 +92,11 @@ def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
 
 
 def _training_text(tr: dict) -> str:
-    """Steps by loss (runs without one were MSE) and minutes: ``MSE 1060 + LSD 140 steps, 92 min``."""
+    """Steps by loss (runs without one were MSE; denoising runs, on altered piano, apart) and minutes:
+    ``MSE 1060 + LSD 140 + LSD denoising 300 steps, 140 min``."""
     runs = tr.get("runs") or [{"steps": tr.get("steps", 0)}]
     by: dict[str, int] = {}
     for r in runs:
-        loss = str(r.get("loss", "mse")).upper()
+        loss = str(r.get("loss", "mse")).upper() + (" denoising" if r.get("augment") else "")
         by[loss] = by.get(loss, 0) + int(r.get("steps", 0))
     return " + ".join(f"{k} {v}" for k, v in by.items()) + f" steps, {tr.get('seconds', 0) / 60:.0f} min"

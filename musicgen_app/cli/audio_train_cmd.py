@@ -16,6 +16,9 @@ LOSS_TEXT = {
     "mse": "MSE on the 0..1 pictures",
     "lsd": "log-spectral distance (dB) of the decoded, peak-matched output to the input window",
 }
+AUGMENT_TEXT = (
+    ", the input altered (random EQ, sustain, envelope, distortion, noise), the target the clean piano window"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +46,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("mse", "lsd"),
         default="mse",
         help="mse: on the pictures (the paper's); lsd: the evaluation's log-spectral distance (default mse)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=at.finite_float(1e-6, 1.0),
+        default=1e-3,
+        metavar="LR",
+        help="Adam learning rate (default 1e-3, the paper's)",
+    )
+    parser.add_argument(
+        "--revive",
+        action="store_true",
+        help="with --resume: give the channels that are never active fresh weights first (same output)",
+    )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="denoising training: the input is piano altered by random EQ, sustain, envelope, "
+        "distortion and noise; the target is the clean piano",
     )
 
 
@@ -81,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         log=lambda s: print(s, flush=True),
         start=start,
         loss=args.loss,
+        augment=args.augment,
+        revive=args.revive and start is not None,
+        lr=args.lr,
     )
     runs.append(
         {
@@ -89,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
             f"best_val_{args.loss}": report.best_val_mse,
             "seed": args.seed + len(runs),
             "loss": args.loss,
+            **({"augment": list(rs.AUGMENTATIONS)} if args.augment else {}),
+            **({"lr": args.lr} if args.lr != 1e-3 else {}),
+            **({"revived_dead_channels": True} if args.revive and start is not None else {}),
         }
     )
     card = rs.new_card(config, name)
@@ -104,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         "batch": 8,
         "optimizer": "Adam lr 1e-3 (paper 002), gradient norm clipped at 1, best validation weights kept",
         "loss": " then ".join(
-            dict.fromkeys(LOSS_TEXT[r.get("loss", "mse")] for r in runs)
+            dict.fromkeys(
+                LOSS_TEXT[r.get("loss", "mse")] + (AUGMENT_TEXT if r.get("augment") else "") for r in runs
+            )
         ),  # the runs' losses in order (a run without one was MSE)
         f"best_val_{args.loss}": report.best_val_mse,
         "history": report.history,  # the last run's (step, train loss, validation loss)

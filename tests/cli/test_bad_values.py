@@ -307,6 +307,8 @@ ROWS: list[tuple[str, ...]] = [
     ("audio train --threads 0", "--threads"),
     ("audio train --name ../evil", "cannot name a checkpoint"),
     ("audio train --seed -1", "--seed"),
+    ("audio train --lr 0", "--lr"),
+    ("audio train --lr inf", "finite"),
     ("audio evaluate --model=", "must not be empty"),
     ("audio evaluate --limit 0", "--limit"),
     # audio continue / wavenet (paper 004's raw-audio WaveNet)

@@ -158,6 +158,58 @@ def test_the_training_lsd_is_the_evaluation_metric_of_restyled_output() -> None:
         rs.train_autoencoder(config, audio, audio[:1], seconds=0.1, loss="l1")
 
 
+def test_augmented_piano_stays_piano_shaped_but_moves_away_and_trains_back() -> None:
+    """Denoising training's inputs: each window keeps its length and peak, the same seed gives the
+    same changes, the changes move windows away from the clean one (log-spectral distance),
+    p=0 changes nothing; training with them runs."""
+    t = np.arange(rs.WINDOW) / 16000
+    harmonics = sum(np.sin(2 * np.pi * 262 * k * t) / k**2 for k in range(1, 6))
+    tone = (0.5 * harmonics * np.exp(-1.5 * (t % 1.0))).astype(np.float32)
+    windows = np.stack([tone, 0.5 * tone[::-1].copy(), tone * 0.2, tone])
+    a = rs.augment_windows(windows, np.random.default_rng(7))
+    b = rs.augment_windows(windows, np.random.default_rng(7))
+    assert a.shape == windows.shape and a.dtype == np.float32 and np.all(np.isfinite(a))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.abs(a).max(axis=1), np.abs(windows).max(axis=1), rtol=1e-4)
+    moved = [log_spectral_distance(x, y) for x, y in zip(a, windows, strict=True)]
+    assert max(moved) > 1.0 and min(moved) >= 0.0, moved
+    np.testing.assert_allclose(
+        rs.augment_windows(windows, np.random.default_rng(1), p=0.0), windows, atol=1e-6
+    )
+    everything = rs.augment_windows(windows, np.random.default_rng(3), p=1.0)
+    assert min(log_spectral_distance(x, y) for x, y in zip(everything, windows, strict=True)) > 1.0
+    torch.set_num_threads(1)
+    audio = [tone, 0.5 * tone]
+    config = rs.RestyleConfig(layout="linear", widths=(2, 2, 2, 2))
+    _, denoise = rs.train_autoencoder(
+        config, audio, audio[:1], seconds=0.3, batch=2, eval_every=1, loss="lsd", augment=True
+    )
+    assert denoise.steps >= 1 and 0 < denoise.best_val_mse < 100
+
+
+def test_dead_channels_come_back_without_changing_the_output() -> None:
+    """A channel killed (never above zero) is found, given fresh weights that make it active, and
+    its outgoing weights are zeroed so that the network's output is the same as before."""
+    torch.manual_seed(0)
+    net = rs.HilbertAutoencoder(rs.RestyleConfig(layout="linear", widths=(4, 4, 4, 4)))
+    bottleneck = net.encoder[9]
+    with torch.no_grad():
+        bottleneck.weight[1] = 0.0
+        bottleneck.bias[1] = -1.0  # channel 1 of the bottleneck is dead
+    windows = np.random.default_rng(5).uniform(-0.5, 0.5, (4, rs.WINDOW)).astype(np.float32)
+    pics = rs.to_pictures(windows, "linear")
+    with torch.no_grad():
+        before = net(pics)
+    counts = rs.revive_dead_channels(net, windows)
+    assert counts["encoder.9"] == 1 and sum(counts.values()) >= 1
+    with torch.no_grad():
+        after = net(pics)
+        torch.testing.assert_close(after, before)
+        assert float(net.encoder(pics)[:, 1].max()) > 0  # alive again
+    assert sum(p.numel() for p in net.parameters()) == rs.parameter_count(net.config)
+    assert rs.revive_dead_channels(net, windows)["encoder.9"] == 0
+
+
 RESTYLERS = [m for m in list_models(task="restyle")]
 
 
