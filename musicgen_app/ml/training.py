@@ -69,6 +69,9 @@ class TrainConfig:
     curve_png: str = ""  # write the training/validation curve here at the end
     curve_title: str = ""
     unit: str = "the family's unit"  # of the losses, for the curve's axis
+    digits: int = 4  # the losses' rounding in the curve (and the smallest improvement: one unit of it)
+    jump: float = 0.0  # > 0: an epoch validating above jump x the best goes back to the best weights
+    # and halves the learning rate from then on (paper 002 saw Adam's loss jump up suddenly)
 
 
 @dataclass
@@ -291,11 +294,13 @@ def train(
 
     best_state = copy.deepcopy(model.state_dict())
     if previous is not None:
-        res.best_valid_nll = round(validate()[0], 4)
+        res.best_valid_nll = round(validate()[0], cfg.digits)
         res.best_epoch = int(previous.get("best_epoch") or first_epoch - 1)
         logger.info("resuming: validation loss %.4f before this run", res.best_valid_nll)
     emit("start", epochs=cfg.max_epochs, batches_per_epoch=cfg.eval_every, budget_s=budget, unit=cfg.unit,
          **(start_info or {}))  # fmt: skip
+
+    lr_scale = 1.0  # halved after each jump (``cfg.jump``)
 
     def set_lr(step: int, elapsed: float) -> None:
         if cfg.schedule == "cosine":
@@ -307,7 +312,7 @@ def train(
         else:  # full rate, then a tenth for the last fifth of the budget
             lr = cfg.lr if elapsed < 0.8 * budget else cfg.lr * 0.1
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * lr_scale
 
     t0 = time.monotonic()
     bad, step, epoch = 0, 0, first_epoch - 1
@@ -354,17 +359,23 @@ def train(
         emit("validating", epoch=epoch, tunes=(start_info or {}).get("val_tunes"))
         v, figures = validate()
         minutes = ctx.all_max(time.monotonic() - t0) / 60
-        row = {"epoch": epoch, "step": steps_before + step, "train_nll": round(tr_sum / max(1.0, tr_n), 4),
-               "val_nll": round(v, 4), **figures, "minutes": round(minutes, 2),
+        row = {"epoch": epoch, "step": steps_before + step,
+               "train_nll": round(tr_sum / max(1.0, tr_n), cfg.digits), "val_nll": round(v, cfg.digits),
+               **figures, "minutes": round(minutes, 2),
                "train_units_per_s": round(tr_n / max(1e-9, loop_s), 1)}  # fmt: skip
         res.history.append(row)
         emit("epoch", **row)
         logger.info("epoch %s", row)
-        if row["val_nll"] < res.best_valid_nll - 1e-4:
+        if row["val_nll"] < res.best_valid_nll - 10.0**-cfg.digits:
             res.best_valid_nll, res.best_epoch, bad = row["val_nll"], epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad += 1
+            if cfg.jump and row["val_nll"] > cfg.jump * res.best_valid_nll:  # back to the best, smaller steps
+                model.load_state_dict(best_state)
+                lr_scale *= 0.5
+                logger.info("validation jumped to %.4f (best %.4f): best weights back, learning rate x%g",
+                            row["val_nll"], res.best_valid_nll, lr_scale)  # fmt: skip
         res.steps, res.seconds = step, round(time.monotonic() - t0, 1)
         if bad >= cfg.patience:
             res.stopped = f"early stop: no validation improvement for {cfg.patience} epochs"

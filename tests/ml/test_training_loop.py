@@ -143,3 +143,48 @@ def test_a_run_killed_between_writing_weights_and_card_resumes(tmp_path: Path) -
     finish_interrupted_save(path)
     assert torch.equal(load_weights(path)["w"], torch.ones(3))
     assert not (tmp_path / "m.json.tmp").exists()
+
+
+def test_a_validation_jump_goes_back_to_the_best_weights_with_half_the_rate() -> None:
+    """``TrainConfig.jump`` (paper 002's Adam jumps): the epoch after a jump starts from the best
+    weights, at half the learning rate; without ``jump`` the loop just goes on."""
+    from musicgen_app.ml.training import TrainConfig, train
+
+    def run(jump: float) -> tuple[list[torch.Tensor], list[float]]:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(1, 1)
+        seen: list[torch.Tensor] = []
+        rates: list[float] = []
+        scripted = iter([1.0, 0.5, 5.0, 0.4, 0.3])
+
+        def validate(model: torch.nn.Module) -> tuple[float, float, dict[str, float]]:
+            seen.append(model.weight.detach().clone())
+            return next(scripted), 1.0, {}
+
+        def loss(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+            return (model(x) - 3.0).pow(2).sum(), 1
+
+        def batch(_g: torch.Generator) -> torch.Tensor:
+            return torch.ones(1, 1)
+
+        cfg = TrainConfig(minutes=5, lr=0.05, eval_every=2, patience=99, max_epochs=4, schedule="constant",
+                          jump=jump)  # fmt: skip
+        opt_step = torch.optim.AdamW.step
+
+        def spy(self: torch.optim.Optimizer, *a: object, **k: object) -> object:
+            rates.append(self.param_groups[0]["lr"])
+            return opt_step(self, *a, **k)
+
+        torch.optim.AdamW.step = spy  # type: ignore[method-assign]
+        try:
+            train(net, loss, batch, validate, cfg)
+        finally:
+            torch.optim.AdamW.step = opt_step  # type: ignore[method-assign]
+        return seen, rates
+
+    seen, rates = run(jump=2.0)
+    assert rates[:6] == [0.05] * 6 and rates[6:] == [0.025] * 2  # halved after the third epoch's jump
+    seen_plain, rates_plain = run(jump=0.0)
+    assert rates_plain == [0.05] * 8
+    assert all(torch.equal(a, b) for a, b in zip(seen[:3], seen_plain[:3], strict=True))  # same till the jump
+    assert not torch.equal(seen[3], seen_plain[3])  # best weights vs the jump

@@ -455,12 +455,17 @@ def train_autoencoder(
     and is scored against the clean window (validation too, with a fixed draw of changes).
     ``revive``: before training, :func:`revive_dead_channels` of ``start`` on the training windows.
 
-    Paper 002 saw Adam's loss jump up suddenly and kept its best model; we keep the weights with
-    the best validation loss, clip gradients, and halve the learning rate after a jump. ``start``:
+    It runs through the one training loop (:func:`musicgen_app.ml.training.train`, validating
+    every ``eval_every`` steps). Paper 002 saw Adam's loss jump up suddenly and kept its best model;
+    we keep the weights with the best validation loss, clip gradients, and after a jump go back to
+    the best weights and halve the learning rate (``TrainConfig.jump``). ``start``:
     go on from these weights (a second run). Returns the best network and a report (its
     ``best_val_mse`` holds the validation value of ``loss``)."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r} (choose from {', '.join(LOSSES)})")
+    from musicgen_app.ml.training import TrainConfig
+    from musicgen_app.ml.training import train as train_loop
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = HilbertAutoencoder(config)
@@ -470,7 +475,6 @@ def train_autoencoder(
         counts = revive_dead_channels(net, random_windows(train, 32, np.random.default_rng(seed)), seed)
         if log is not None:
             log(f"revived dead channels: {counts}")
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     val_windows = fixed_windows(val, config.window)
     val_pics = to_pictures(val_windows, config.layout)
     val_inputs = (
@@ -487,25 +491,16 @@ def train_autoencoder(
             return nn.functional.mse_loss(out, pics)
         return lsd_loss(pictures_to_samples(out, config.layout), torch.from_numpy(windows))
 
-    def validate() -> float:
-        net.eval()
+    def validate(model: nn.Module) -> tuple[float, float, dict[str, float]]:
         with torch.no_grad():
             parts = [
-                (
-                    float(objective(net(val_inputs[b : b + 8]), val_pics[b : b + 8], val_windows[b : b + 8])),
-                    len(val_pics[b : b + 8]),
-                )
+                (float(objective(model(val_inputs[b : b + 8]), val_pics[b : b + 8], val_windows[b : b + 8])),
+                 len(val_pics[b : b + 8]))
                 for b in range(0, len(val_pics), 8)
-            ]
-        return sum(v * n for v, n in parts) / sum(n for _, n in parts)
+            ]  # fmt: skip
+        return sum(v * n for v, n in parts), float(sum(n for _, n in parts)), {}
 
-    best = (validate() if start is not None else math.inf, _copy(net))
-    history: list[tuple[int, float, float]] = []
-    t0 = time.monotonic()
-    step = 0
-    running: list[float] = []
-    while time.monotonic() - t0 < seconds:
-        net.train()
+    def windows_batch(_g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         windows = random_windows(train, batch, rng, config.window)
         pics = to_pictures(windows, config.layout)
         inputs = (
@@ -513,29 +508,23 @@ def train_autoencoder(
             if augment
             else pics
         )
-        value = objective(net(inputs), pics, windows)
-        opt.zero_grad()
-        value.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        step += 1
-        running.append(value.item())
-        if step % eval_every == 0 or time.monotonic() - t0 >= seconds:
-            v = validate()
-            tr = float(np.mean(running))
-            running = []
-            history.append((step, round(tr, 7), round(v, 7)))
-            if v < best[0]:
-                best = (v, _copy(net))
-            elif v > 2 * best[0]:  # a jump: back to the best weights, smaller steps
-                net.load_state_dict(best[1])
-                for g in opt.param_groups:
-                    g["lr"] *= 0.5
-            if log is not None:
-                log(f"step {step} ({time.monotonic() - t0:.0f} s): train {loss} {tr:.6f}, val {loss} {v:.6f}")
-    net.load_state_dict(best[1])
-    net.eval()
-    return net, TrainReport(step, round(time.monotonic() - t0, 1), round(best[0], 7), history)
+        return inputs, pics, windows
+
+    def step_loss(model: nn.Module, b: tuple) -> tuple[torch.Tensor, int]:
+        return objective(model(b[0]), b[1], b[2]), 1
+
+    def on_event(ev: dict) -> None:
+        if log is not None and ev.get("event") == "epoch":
+            log(f"step {ev['step']} ({ev['minutes'] * 60:.0f} s): train {loss} {ev['train_nll']:.6f}, "
+                f"val {loss} {ev['val_nll']:.6f}")  # fmt: skip
+
+    cfg = TrainConfig(minutes=seconds / 60, lr=lr, clip=1.0, eval_every=eval_every, patience=10**9, seed=seed,
+                      schedule="constant", jump=2.0, digits=7, unit=loss)  # fmt: skip
+    # going on from ``start``: its weights stay the best until an epoch beats them
+    previous: dict | None = {"history": []} if start is not None else None
+    res = train_loop(net, step_loss, windows_batch, validate, cfg, on_event=on_event, previous=previous)
+    history = [(int(r["step"]), round(r["train_nll"], 7), round(r["val_nll"], 7)) for r in res.history]
+    return net, TrainReport(res.steps, res.seconds, round(res.best_valid_nll, 7), history)
 
 
 def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
