@@ -120,7 +120,7 @@ class ModelRunner:
             print(f"(no shipped model: {type(exc).__name__}: {exc})")
         if self.model is None:
             try:
-                from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig, MelodyLSTMModel
+                from musicgen_app.ml.families.melody_lstm import MelodyLSTM, MelodyLSTMConfig, MelodyLSTMModel
                 from musicgen_app.ml.tokenizers import GridMelodyTokenizer
 
                 tok = GridMelodyTokenizer()

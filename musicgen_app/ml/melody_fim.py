@@ -31,7 +31,7 @@ from torch import nn
 
 from musicgen_app.errors import CheckpointError
 from musicgen_app.ml.checkpoint import load_into, load_weights
-from musicgen_app.ml.melody_lstm import (
+from musicgen_app.ml.families.melody_lstm import (
     MAX_BAR_POS,
     MAX_BAR_STEPS,
     InferenceTables,

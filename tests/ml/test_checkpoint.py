@@ -10,7 +10,7 @@ import torch
 
 from musicgen_app.errors import CheckpointError
 from musicgen_app.ml.checkpoint import FORMAT_VERSION, save_checkpoint
-from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig
+from musicgen_app.ml.families.melody_lstm import MelodyLSTM, MelodyLSTMConfig
 from musicgen_app.ml.registry import list_models, load_model
 from musicgen_app.ml.tokenizers import GridMelodyTokenizer
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from musicgen_app.core.song import Note
+from musicgen_app.ml.families.melody_lstm import MelodyLSTM, MelodyLSTMConfig, MelodyLSTMModel
 from musicgen_app.ml.generate import GridNoteDecoder
-from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig, MelodyLSTMModel
 from musicgen_app.ml.ngram import KneserNeyNGram
 from musicgen_app.ml.tokenizers import HOLD_ID, REST_ID, GridMelodyTokenizer
 

@@ -1,5 +1,5 @@
-"""The model families of papers 000, 001, 002 (frame LSTM, seq2seq, bar GAN) and 004, beside the
-melody LSTM (003).
+"""The model families of papers 000, 001, 002 (frame LSTM, seq2seq, bar GAN), 003 (the melody
+LSTM, ``melody_lstm.py``), 004 and the note Transformer, one module each.
 
 Each family module has ``engine_factory(card, path)``, which rebuilds the network from its card
 and returns a function making a fresh :class:`~musicgen_app.ml.families.common.StreamEngine`,

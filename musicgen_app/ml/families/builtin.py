@@ -215,7 +215,7 @@ class ModuleFamily(Family):
 
 
 class MelodyLSTMFamily(Family):
-    """Paper 003: the grid melody LSTM with bar conditioning (``ml/melody_lstm.py``).
+    """Paper 003: the grid melody LSTM with bar conditioning (``ml/families/melody_lstm.py``).
 
     One epoch reads every training step once, as windows of ``seq_len`` steps cut at a random
     offset from the concatenation of the training tunes (each tune starts with ``<s>``), the same
@@ -233,7 +233,7 @@ class MelodyLSTMFamily(Family):
 
     def config(self, tiny: bool = False, vocab_size: int = 0) -> Any:
         """The network (its vocabulary size comes from the data)."""
-        from musicgen_app.ml.melody_lstm import MelodyLSTMConfig
+        from musicgen_app.ml.families.melody_lstm import MelodyLSTMConfig
 
         if tiny:
             return MelodyLSTMConfig(vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0)
@@ -245,8 +245,8 @@ class MelodyLSTMFamily(Family):
         from dataclasses import replace
 
         from musicgen_app.ml import data as data_mod
+        from musicgen_app.ml.families.melody_lstm import MelodyLSTM, MelodyLSTMConfig
         from musicgen_app.ml.grid_data import per_step_outputs, stream_arrays
-        from musicgen_app.ml.melody_lstm import MelodyLSTM, MelodyLSTMConfig
         from musicgen_app.ml.tokenizers import GridMelodyTokenizer
         from musicgen_app.ml.training import dist_context
 
@@ -334,7 +334,7 @@ class MelodyLSTMFamily(Family):
 
     def load(self, name: str, card: dict, path: Path) -> GenerativeModel:
         """The melody LSTM with its numpy stepper."""
-        from musicgen_app.ml.melody_lstm import load_melody_lstm
+        from musicgen_app.ml.families.melody_lstm import load_melody_lstm
 
         return load_melody_lstm(name, card, path)
 

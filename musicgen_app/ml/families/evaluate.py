@@ -96,6 +96,7 @@ def cache_metrics(net: TokenLSTM, card: dict, test: list[list[int]]) -> dict:
         off = CacheConfig.from_card(card, even_off=True)  # settings kept, but the model plays without them
         if off is not None:
             out["test_nll_with_cache_off_when_playing"] = round(sequence_nll(net, test, off)[0], 4)
+            out.update(test_nll_without_cache=None, test_accuracy_without_cache=None)  # clears old figures
     return out
 
 
@@ -305,7 +306,7 @@ def format_family_report(report: dict) -> str:
             f"  test NLL        {m['test_nll']:.4f} {m.get('unit', '')}",
             *(
                 [f"  without cache   {m['test_nll_without_cache']:.4f} (the network alone)"]
-                if "test_nll_without_cache" in m
+                if m.get("test_nll_without_cache") is not None
                 else []
             ),
             f"  n-gram baseline {m['baseline_nll']:.4f} ({m.get('baseline', '')})",
