@@ -62,7 +62,7 @@ def test_load_checkpoint_refuses_a_broken_file(window, qtbot, tmp_path: Path, da
     else:
         cpath = wpath.with_suffix(".json")
         card = json.loads(cpath.read_text())
-        card["architecture"]["args"]["hidden_size"] = 200_000
+        card["config"]["hidden_size"] = 200_000
         cpath.write_text(json.dumps(card))
         expected = "hidden_size 200000"
     before = _offered(window)

@@ -108,7 +108,7 @@ def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
     models = json.loads(stdout)
     melody = next(m for m in models if m["name"] == "melody-lstm")
     assert melody["seed_paper"] == "003"
-    assert "MelodyLSTM" in melody["architecture"] and "essen" in melody["dataset"].lower()
+    assert "melody-lstm" in melody["architecture"] and "essen" in melody["dataset"].lower()
     for key in ("test_nll", "baseline_nll", "test_accuracy"):
         assert isinstance(melody["metrics"][key], float)
     assert melody["metrics"]["test_nll"] <= 0.9 * melody["metrics"]["baseline_nll"]
