@@ -121,7 +121,7 @@ def continue_as_audio_job(
     n = max(1, round(seconds * sr))
     state.total_s = n / sr
     try:
-        out = (open_output or JackAudioOutput)()
+        out = (open_output or JackAudioOutput.acquire)()
         where = f"{out.port_name} -> {', '.join(out.connected) or 'no playback port'}"
     except DeviceError as exc:
         out, where = None, str(exc)
@@ -176,7 +176,10 @@ def continue_as_audio_job(
     finally:
         if out is not None:
             out.stop()
-            out.close()
+            if isinstance(out, JackAudioOutput):
+                out.release()  # kept for the next take: deactivating it can deadlock (audio_out._parked)
+            else:
+                out.close()
 
 
 class AudioContinuer(QObject):

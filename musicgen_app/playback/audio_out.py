@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -40,6 +41,11 @@ _PROCESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _typed = False
 _typed_lock = threading.Lock()
+# clients handed back with JackAudioOutput.release(), kept active for the next take: deactivating a
+# client whose process callback is Python can deadlock the interpreter (libjack cancels its thread
+# while that thread waits for the GIL, leaving the GIL's mutex locked), so the app never does it
+_parked: list[JackAudioOutput] = []
+_parked_lock = threading.Lock()
 
 
 def _lib() -> Any:
@@ -100,9 +106,49 @@ class JackAudioOutput:
     :meth:`start` (so a caller can buffer ahead) and consumes up to what was written.
     """
 
+    _client: Any
+    dead: bool
+    _pinned: bool
+    _server: str
+
+    @classmethod
+    def acquire(cls, client_name: str = CLIENT_NAME) -> JackAudioOutput:
+        """A client handed back earlier by :meth:`release` on the same server (silent, emptied,
+        reconnected), or a new one. DeviceError when there is no server."""
+        server = os.environ.get("JACK_DEFAULT_SERVER", "")
+        with _parked_lock:
+            for i, out in enumerate(_parked):
+                if out._server == server and not out.dead and out._client is not None:
+                    del _parked[i]
+                    out._reset()
+                    return out
+        return cls(client_name)
+
+    def release(self) -> None:
+        """Hand the client back for the next take instead of closing it (see ``_parked``): it stays
+        active, playing silence. A dead server's client is dropped."""
+        self._playing = False
+        if self._client is None or self.dead:
+            return
+        with _parked_lock:
+            _parked[:] = [o for o in _parked if not o.dead and o._client is not None]
+            _parked.append(self)
+            if not self._pinned:  # never freed, even at interpreter exit, while JACK may still call it
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(self))
+                self._pinned = True
+
+    def _reset(self) -> None:
+        self._playing = False
+        self._read = self._write = 0
+        self._finished = False
+        self.underruns = 0
+        self._resamplers.clear()
+
     def __init__(
         self, client_name: str = CLIENT_NAME, *, capacity_s: float = 120.0, connect: bool = True
     ) -> None:
+        self._server = os.environ.get("JACK_DEFAULT_SERVER", "")
+        self._pinned = False
         lib = _lib()
         jack_watch.quiet_libjack()
         status = ctypes.c_int(0)

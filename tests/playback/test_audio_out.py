@@ -102,3 +102,18 @@ def test_stop_silences_at_once_and_close_twice_is_harmless(jack_server) -> None:
         out.write(np.zeros(8000 * 200), 8000)
     out.close()
     out.close()
+
+
+@pytest.mark.jack
+def test_a_released_client_is_reused_silent_and_empty(jack_server) -> None:
+    """Continue as Audio hands its client back (deactivating a client with a Python callback can
+    deadlock the interpreter); the next take gets the same client, emptied and silent."""
+    out = JackAudioOutput.acquire()
+    out.write(np.full(4800, 0.5, dtype=np.float32), out.sample_rate)
+    out.start()
+    time.sleep(0.2)
+    out.release()
+    again = JackAudioOutput.acquire()
+    assert again is out
+    assert (again.written_frames, again.consumed_frames, again.playing, again.done) == (0, 0, False, False)
+    again.release()
