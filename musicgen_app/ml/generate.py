@@ -231,11 +231,6 @@ class TokenStreamSession(StreamSession):
         """The model adapter the session steps."""
         return self.token_stepper.adapter
 
-    @property
-    def prompt(self) -> list[int]:
-        """The sketch's tokens the session prefilled."""
-        return self.token_stepper.prompt
-
 
 # -- sketches on the grid -----------------------------------------------------------------------------
 @dataclass
