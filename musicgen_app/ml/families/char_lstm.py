@@ -253,7 +253,7 @@ class CharEngine(StreamEngine):
             y, (hs, cs) = lstm.step(
                 raw.table[texts[reps, d]], ([h[reps] for h in state[0]], [c[reps] for c in state[1]])
             )
-            out = y @ raw.out_w + raw.out_b
+            out = raw.head(y)
             if memory is not None:  # mixed with the take's cache as it was when the field began
                 keys, values = memory.keys[: memory.n], memory.values[: memory.n]
                 for r in range(len(out)):

@@ -506,8 +506,12 @@ class TokenStepper:
     ) -> tuple[np.ndarray, np.ndarray, tuple[list, list]]:
         """Logits (V,) of the token after ``token``, the top layer's state (H,), and the new state."""
         h, state = self.lstm.step(self.table[token], state)  # (H,)
+        return self.head(h), h, state
+
+    def head(self, h: np.ndarray) -> np.ndarray:
+        """Logits (V,) (or (B, V)) from the top layer's state ``h`` (H,) (or (B, H))."""
         y = np.maximum(h @ self.dense_w + self.dense_b, 0.0) if self.net.cfg.dense_size else h  # (D,)
-        return y @ self.out_w + self.out_b, h, state  # (V,)
+        return y @ self.out_w + self.out_b
 
 
 class CachedTokenStepper:
