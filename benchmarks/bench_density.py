@@ -6,8 +6,11 @@ openings for the polyphonic models), as the judge does (temperature 0.9, key loc
 sketch); printed per model and kind: the judge's pass rate, how many takes failed on notes per
 bar, and the mean ratio of the take's notes per bar to the real continuation's. The gain in
 ``musicgen_app.ml.sampling.DENSITY_GAIN`` is the one with the fewest failures over all cells here.
+``--rhythms`` does the same for the rhythm prior's gain (``RHYTHM_GAIN``, the families that read
+it: chord-lstm), each against every density gain.
 
-Run: ``.venv/bin/python benchmarks/bench_density.py [--sketches 30] [--gains 0,0.5,1,2] [--models a,b]``.
+Run: ``.venv/bin/python benchmarks/bench_density.py [--sketches 30] [--gains 0,0.5,1,2] [--rhythms 0.5]
+[--models a,b]``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sketches", type=int, default=30)
     ap.add_argument("--gains", default="0,0.5,1,2")
+    ap.add_argument("--rhythms", default=str(sampling.RHYTHM_GAIN), help="rhythm prior gains (0: off)")
     ap.add_argument("--models", default="", help="comma-separated model names (default: every shipped one)")
     ap.add_argument("--variety", choices=("on", "off"), default="on", help="the variety guard (on)")
     ap.add_argument("--limit", type=float, default=None, help="the guide's largest bias in nats")
@@ -40,14 +44,17 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.limit is not None:
         sampling.DENSITY_LIMIT = args.limit
-    gains = [float(g) for g in args.gains.split(",")]
+    gains = [(float(g), float(r)) for g in args.gains.split(",") for r in args.rhythms.split(",")]
     kinds = [k for k in args.kinds.split(",") if k]
     sketches = {k: judge.load_sketches(k, args.sketches, split="train") for k in kinds}
     wanted = [m for m in args.models.split(",") if m]
     infos = [i for i in list_models() if not wanted or i.name in wanted]
     totals = {g: [0, 0] for g in gains}
     print(f"training-split sketches: {', '.join(f'{k} {len(s)}' for k, s in sketches.items())}")
-    print("model                kind       " + "  ".join(f"gain {g:<4g} pass  npb-fail ratio" for g in gains))
+    print(
+        "model                kind      "
+        + "  ".join(f"gain {g:<3g}/{r:<3g} pass npb-fail ratio" for g, r in gains)
+    )
     for info in infos:
         kinds_here = judge.kinds_for(info.card, kinds)
         if not kinds_here:
@@ -55,8 +62,9 @@ def main() -> None:
         model = load_model(info.name)
         for kind in kinds_here:
             cells = []
-            for g in gains:
-                settings = {"temperature": args.temperature, "density": g, "variety": args.variety == "on"}
+            for g, r in gains:
+                settings = {"temperature": args.temperature, "density": g, "rhythm": r,
+                            "variety": args.variety == "on"}  # fmt: skip
                 takes = [judge.continue_sketch(model, s, **settings) for s in sketches[kind]]
                 verdicts = [
                     judge.judge_continuation(s, t) for s, t in zip(sketches[kind], takes, strict=True)
@@ -66,11 +74,14 @@ def main() -> None:
                 ratio = np.mean(
                     [len(t) / max(1, len(s.real)) for s, t in zip(sketches[kind], takes, strict=True)]
                 )
-                totals[g][0] += passed
-                totals[g][1] += len(verdicts)
-                cells.append(f"{passed / len(verdicts):>13.0%} {npb:>8d} {ratio:6.2f}")
+                totals[g, r][0] += passed
+                totals[g, r][1] += len(verdicts)
+                cells.append(f"{passed / len(verdicts):>15.0%} {npb:>8d} {ratio:6.2f}")
             print(f"{info.name:<20} {kind:<9}" + "  ".join(cells), flush=True)
-    print("all cells: " + ", ".join(f"gain {g:g}: {p}/{n} passed" for g, (p, n) in totals.items()))
+    print(
+        "all cells: "
+        + ", ".join(f"gain {g:g} rhythm {r:g}: {p}/{n} passed" for (g, r), (p, n) in totals.items())
+    )
 
 
 if __name__ == "__main__":

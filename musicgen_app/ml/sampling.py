@@ -80,6 +80,12 @@ DENSITY_GAIN = 3.0
 DENSITY_LIMIT = 1.5
 DENSITY_TARGET_STEPS = 64  # the sketch's last 4 bars of 4/4 set the target density
 DENSITY_MEMORY_STEPS = 32.0  # the running density forgets with this time constant (2 bars of 4/4)
+#: The rhythm prior: a duration choice's logits gain ``RHYTHM_GAIN * ln p_sketch(d)`` (clipped to
+#: +-RHYTHM_LIMIT around its mean), p_sketch the sketch's own note values (16th steps) smoothed by
+#: RHYTHM_SMOOTHING counts each. Chosen on training sketches (``benchmarks/bench_density.py --rhythm``).
+RHYTHM_GAIN = 0.5
+RHYTHM_LIMIT = 1.5
+RHYTHM_SMOOTHING = 0.5
 #: The variety guard: over the last VARIETY_WINDOW notes of a line, each pitch loses
 #: ``VARIETY_GAIN * shortfall * (its strikes there) / VARIETY_WINDOW`` nats (at most
 #: VARIETY_LIMIT), where the shortfall is how many fewer distinct pitches those notes hold than the
@@ -112,6 +118,7 @@ class SamplingConfig:
     voices: str = "sketch"  # "sketch": keep the sketch's texture (a line stays a line); "harmony": add voices
     chords: tuple[ChordSpan, ...] = ()  # chords (song ticks) the take follows; () = none
     density: float = DENSITY_GAIN  # the density guide's gain (0: off; see DensityGuide)
+    rhythm: float = RHYTHM_GAIN  # the rhythm prior's gain (0: off; see RhythmPrior)
     variety: bool = True  # the variety guard on a line (see VarietyGuard)
 
     def __post_init__(self) -> None:
@@ -123,6 +130,8 @@ class SamplingConfig:
             raise GenerationError(f"top-k must be >= 0, not {self.top_k}")
         if not (self.density >= 0 and math.isfinite(self.density)):
             raise GenerationError(f"the density guide's gain must be >= 0, not {self.density}")
+        if not (self.rhythm >= 0 and math.isfinite(self.rhythm)):
+            raise GenerationError(f"the rhythm prior's gain must be >= 0, not {self.rhythm}")
         if self.voices not in VOICES:
             raise GenerationError(f"voices must be one of {', '.join(VOICES)}, not {self.voices!r}")
 
@@ -286,6 +295,40 @@ class DensityGuide:
         moved = np.log(np.maximum(h * keep, 1e-300)) + total
         zi[live] = moved
         z[idx] = zi
+
+
+class RhythmPrior:
+    """The sketch's own note values as a prior on a family's duration choice: a take in 6/8 keeps
+    its dotted quarters and eighths, where a model of 4/4 chorales would write quarter notes.
+
+    The bias of a length of ``d`` steps is ``gain * ln p(d)``, ``p`` the sketch's durations
+    (counts plus :data:`RHYTHM_SMOOTHING` each, over 1 .. ``max_steps``), centred on its mean and
+    clipped to +-:data:`RHYTHM_LIMIT` nats: the model's duration distribution times the sketch's
+    to a small power (a product of experts), bounded like the density guide. Build it with
+    :meth:`for_sketch`, which returns None when the prior is off or the sketch has no durations."""
+
+    def __init__(self, lengths: Iterable[int], gain: float = RHYTHM_GAIN, max_steps: int = 32,
+                 limit: float = RHYTHM_LIMIT) -> None:  # fmt: skip
+        counts = np.bincount(np.clip(np.asarray(list(lengths), dtype=np.int64), 1, max_steps),
+                             minlength=max_steps + 1)[1:].astype(np.float64)  # fmt: skip
+        p = (counts + RHYTHM_SMOOTHING) / (counts.sum() + RHYTHM_SMOOTHING * max_steps)  # (max_steps,)
+        b = gain * np.log(p)
+        self.biases = np.clip(b - b.mean(), -limit, limit)  # (max_steps,) for lengths 1 .. max_steps
+
+    @classmethod
+    def for_sketch(
+        cls, lengths: Iterable[int], config: SamplingConfig, max_steps: int = 32
+    ) -> RhythmPrior | None:
+        """The prior of a sketch whose notes (or slices) last ``lengths`` steps, or None."""
+        lengths = [d for d in lengths if d > 0]
+        if not config.rhythm or not lengths:
+            return None
+        return cls(lengths, config.rhythm, max_steps)
+
+    def apply(self, z: np.ndarray, ids: Sequence[int] | np.ndarray) -> None:
+        """Add the bias to the logits ``z`` in place; ``ids`` the tokens of lengths 1, 2, 3... steps."""
+        idx = np.asarray(ids, dtype=np.int64)
+        z[idx] += self.biases[: len(idx)]
 
 
 class VarietyGuard:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musicgen_app.errors import CheckpointError
 from musicgen_app.ml.families.cache import CacheConfig
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import (
@@ -41,11 +42,12 @@ from musicgen_app.ml.families.common import (
     StreamEngine,
     TokenLSTM,
     TokenLSTMConfig,
+    TokenLSTMEnsemble,
     masked,
     sequence_nll,
 )
 from musicgen_app.ml.keys import estimate_key, transposition_to_reference
-from musicgen_app.ml.sampling import Sampler, SamplingConfig, TokenClasses
+from musicgen_app.ml.sampling import RhythmPrior, Sampler, SamplingConfig, TokenClasses
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +260,9 @@ def chord_lstm_config(vocab_size: int) -> TokenLSTMConfig:
 class ChordStreamEngine(StreamEngine):
     """Chord, duration, chord, duration...: a note is streamed at the first slice that drops it."""
 
-    def __init__(self, model: TokenLSTM, vocab: ChordVocab, cache: CacheConfig | None = None) -> None:
+    def __init__(
+        self, model: TokenLSTM | TokenLSTMEnsemble, vocab: ChordVocab, cache: CacheConfig | None = None
+    ) -> None:
         self.model = model
         self.vocab = vocab
         self.cache = cache  # the continuous cache over the take's own past (None: off)
@@ -270,7 +274,8 @@ class ChordStreamEngine(StreamEngine):
         self.shift = ctx.transposition()
         moved = [StepNote(n.start, n.length, n.pitch + self.shift) for n in ctx.notes]
         read = PREFILL_SLICES if self.cache is None else PREFILL_SLICES_CACHED
-        slices = slices_of(moved, end=ctx.start_step)[-read:]
+        sketch_slices = slices_of(moved, end=ctx.start_step)
+        slices = sketch_slices[-read:]
         ids = [self.vocab.index[BOS]]
         for p, d in slices:
             i = self.vocab.seed_chord_id(p) if p else self.vocab.index[REST]
@@ -303,6 +308,9 @@ class ChordStreamEngine(StreamEngine):
         self.dur_ids = np.arange(2, self.vocab.first_chord)  # d1..d32 in order
         self.token_keys = self.vocab.key_matrix  # (V, 128) each token's MIDI pitches
         self.has_notes = np.asarray(self.vocab.key_matrix.any(axis=1))  # every slice but a rest
+        # the rhythm prior: the sketch's own slice lengths (its note values on a line) tilt each
+        # duration choice, so a take in 6/8 keeps its dotted values where the chorales have quarters
+        self.rhythm = RhythmPrior.for_sketch((d for _, d in sketch_slices), sampling, MAX_DUR)
 
     @property
     def position(self) -> int:
@@ -315,6 +323,8 @@ class ChordStreamEngine(StreamEngine):
             mask = mask & self.key_mask
         tick = None if expecting_dur else self.ctx.to_tick(self.pos)
         z = masked(self.logits, mask)
+        if self.rhythm is not None and expecting_dur:
+            self.rhythm.apply(z, self.dur_ids)
         if self.density is not None:
             if expecting_dur:
                 self.density.tilt_intervals(z, self.dur_ids, self.pos + 1)
@@ -388,6 +398,7 @@ def train_model(
     dropout: float = 0.2,
     weight_decay: float | None = None,
     lr: float | None = None,
+    seed: int = 0,
 ) -> dict:
     """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card.
     ``weight_decay`` None: 1e-3 when resuming, else 0; ``lr`` None: 1e-3 when resuming, else 2e-3."""
@@ -416,6 +427,7 @@ def train_model(
             eval_every=100,
             patience=5,
             weight_decay=(1e-3 if resume else 0.0) if weight_decay is None else weight_decay,
+            seed=seed,
         ),
     )
     test_full = encoded_split(vocab, splits["test"], soprano=False)
@@ -453,12 +465,16 @@ def train_model(
     return card
 
 
-def load_model_from_card(card: dict, path: str) -> tuple[TokenLSTM, ChordVocab]:
-    """Rebuild network and vocabulary from a card and load the weights at ``path``."""
+def load_model_from_card(card: dict, path: str) -> tuple[TokenLSTM | TokenLSTMEnsemble, ChordVocab]:
+    """Rebuild network (one LSTM, or the ensemble the card's ``ensemble`` describes) and vocabulary
+    from a card and load the weights at ``path``."""
     from musicgen_app.ml.families.checkpoint import load_weights
 
     vocab = ChordVocab.from_dict(card["vocab"])
-    model = TokenLSTM(TokenLSTMConfig(**card["config"]))
+    model: TokenLSTM | TokenLSTMEnsemble = TokenLSTM(TokenLSTMConfig(**card["config"]))
+    if card.get("ensemble"):
+        k = int(card["ensemble"]["members"])
+        model = TokenLSTMEnsemble([TokenLSTM(TokenLSTMConfig(**card["config"])) for _ in range(k)])
     load_weights(path, model)
     return model, vocab
 
@@ -468,3 +484,83 @@ def engine_factory(card: dict, path: str):
     model, vocab = load_model_from_card(card, path)
     cache = CacheConfig.from_card(card)
     return lambda: ChordStreamEngine(model, vocab, cache)
+
+
+# -- the ensemble ------------------------------------------------------------------------------------------
+MIXTURE_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # a member's weight, in steps of 0.05
+
+
+def choose_mixture(net: TokenLSTMEnsemble, valid: list[list[int]]) -> tuple[list[float], dict]:
+    """The mixture weights with the lowest NLL on ``valid`` (the validation split, without the
+    cache): a grid over the simplex in steps of 0.05; and the record of the search."""
+    with torch.no_grad():
+        logps = []  # per member, the log-probability (N,) of every validation target
+        for m in net.members:
+            got = []
+            for seq in valid:
+                x = torch.tensor([seq], dtype=torch.long)
+                y, _ = m.top_states(x[:, :-1])  # type: ignore[operator]
+                lp = torch.log_softmax(m.head_logits(y)[0], dim=-1)  # type: ignore[operator]
+                got.append(lp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].numpy())
+            logps.append(np.concatenate(got))
+    lp = np.stack(logps).astype(np.float64)  # (K, N)
+    k = len(lp)
+    best: tuple[float, tuple[float, ...]] | None = None
+    for w in itertools.product(MIXTURE_GRID, repeat=k - 1):
+        last = 1.0 - sum(w)
+        if last < -1e-9:
+            continue
+        ws = np.array([*w, max(0.0, last)])
+        with np.errstate(divide="ignore"):
+            v = -float(np.logaddexp.reduce(lp + np.log(ws)[:, None], axis=0).mean())
+        if best is None or v < best[0]:
+            best = (v, tuple(float(x) for x in ws))
+    assert best is not None
+    alone = [round(-float(x.mean()), 4) for x in lp]
+    return list(best[1]), {
+        "val_nll_members": alone,
+        "val_nll_mixture": round(best[0], 4),
+        "val_tokens": int(lp.shape[1]),
+        "chosen_on": "the validation split, without the cache (grid over the simplex, step 0.05)",
+    }
+
+
+def build_ensemble(name: str, members: list[str]) -> dict:
+    """Mix the chord-lstm checkpoints ``members`` (same vocabulary) into one checkpoint
+    models/<name>.*: the mixture weights chosen on the validation split; the card is the first
+    member's with the record of each member's training and the mixture. The continuous cache and
+    the test figures are chosen and measured afterwards (``musicgen evaluate NAME --tune-cache``,
+    ``--update-card``); returns the card."""
+    from musicgen_app.ml.families.checkpoint import model_path, read_card, save_checkpoint
+    from musicgen_app.ml.families.evaluate import _chord_sequences
+
+    cards = [read_card(m) for m in members]
+    if any(c["vocab"]["tokens"] != cards[0]["vocab"]["tokens"] for c in cards):
+        raise CheckpointError("the ensemble's members must share one chord vocabulary")
+    nets = []
+    for m, c in zip(members, cards, strict=True):
+        net, vocab = load_model_from_card({**c, "ensemble": None}, str(model_path(m)))
+        assert isinstance(net, TokenLSTM)
+        nets.append(net)
+    ens = TokenLSTMEnsemble(nets)
+    weights, record = choose_mixture(ens, _chord_sequences(vocab)["val"])
+    ens.set_weights(weights)
+    card = {k: v for k, v in cards[0].items() if k not in ("weights", "cache", "metrics", "schema")}
+    card["name"] = name
+    card["title"] = f"Note/chord token LSTM (paper 001) with durations, an ensemble of {len(nets)}"
+    card["description"] = (
+        cards[0]["description"]
+        + f" An ensemble of {len(nets)} such LSTMs, trained apart (other seeds), whose next-token "
+        "probabilities are mixed with weights chosen on the validation chorales."
+    )
+    card["ensemble"] = {
+        "members": len(nets),
+        "weights": [round(w, 4) for w in weights],
+        **record,
+        "member_training": [c.get("training", {}) for c in cards],
+        "member_names": members,
+    }
+    card.pop("training", None)
+    save_checkpoint(name, ens, card)
+    logger.info("saved %s: an ensemble of %d, weights %s, %s", name, len(nets), weights, record)
+    return card

@@ -390,6 +390,55 @@ class TokenLSTM(torch.nn.Module):
         return torch.nn.functional.linear(self.drop(y), out, self.head.bias)  # (B, T, V)
 
 
+class TokenLSTMEnsemble(torch.nn.Module):
+    """Several :class:`TokenLSTM` s over one vocabulary, read side by side, whose next-token
+    distributions are mixed: ``p(w) = Σ_k weights[k] p_k(w)`` (the weights chosen on validation
+    data). It has a TokenLSTM's reading interface: its top state is the members' top states side by
+    side (what the continuous cache keys on) and its "logits" are the mixture's log-probabilities,
+    so scoring, the cache and the streaming stepper treat it as one network."""
+
+    weights: torch.Tensor  # a buffer (K,): the mixture weights, summing to 1
+
+    def __init__(self, members: list[TokenLSTM], weights: list[float] | None = None) -> None:
+        super().__init__()
+        if not members or len({m.cfg.vocab_size for m in members}) != 1:
+            raise ValueError("an ensemble needs members over one vocabulary")
+        self.members = torch.nn.ModuleList(members)
+        self.cfg = members[0].cfg
+        w = torch.full((len(members),), 1.0 / len(members)) if weights is None else torch.tensor(weights)
+        self.register_buffer("weights", (w / w.sum()).float())
+        self.sizes = [m.cfg.hidden_size for m in members]
+
+    def set_weights(self, weights: list[float]) -> None:
+        """New mixture weights (normalised to sum 1)."""
+        w = torch.tensor(weights, dtype=torch.float32)
+        self.weights.copy_(w / w.sum())
+
+    def forward(
+        self, tokens: torch.Tensor, state: tuple | None = None, last_only: bool = False, tables: None = None
+    ) -> tuple[torch.Tensor, tuple]:
+        """Log-probabilities (B, T, V) of the token after each of ``tokens`` (B, T) (``last_only``:
+        after the last one), and the members' states."""
+        y, state = self.top_states(tokens, state)  # (B, T, K*H)
+        if last_only:
+            y = y[:, -1:]
+        return self.head_logits(y), state
+
+    def top_states(self, tokens: torch.Tensor, state: tuple | None = None, tables: None = None) -> tuple:
+        """The members' top-layer outputs side by side (B, T, K*H), and their states."""
+        outs = [m.top_states(tokens, None if state is None else s) for m, s in
+                zip(self.members, state or [None] * len(self.members), strict=True)]  # fmt: skip
+        return torch.cat([y for y, _ in outs], dim=-1), tuple(s for _, s in outs)
+
+    def head_logits(self, y: torch.Tensor, tables: None = None) -> torch.Tensor:
+        """The mixture's log-probabilities (B, T, V) from the side-by-side states ``y`` (B, T, K*H)."""
+        parts = torch.split(y, self.sizes, dim=-1)
+        logp = torch.stack(
+            [torch.log_softmax(m.head_logits(h), dim=-1) for m, h in zip(self.members, parts, strict=True)]
+        )  # (K, B, T, V)
+        return torch.logsumexp(logp + torch.log(self.weights)[:, None, None, None], dim=0)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -514,14 +563,70 @@ class TokenStepper:
         return y @ self.out_w + self.out_b
 
 
+class EnsembleStepper:
+    """:class:`TokenStepper` s of a :class:`TokenLSTMEnsemble` 's members, stepped together: the same
+    interface, the state one per member, the top state side by side and the "logits" the mixture's
+    log-probabilities (as the ensemble computes them)."""
+
+    def __init__(self, net: TokenLSTMEnsemble) -> None:
+        self.net = net
+        self.members = [TokenStepper.of(m) for m in net.members]  # type: ignore[arg-type]
+        self.log_w = np.log(net.weights.detach().numpy().astype(np.float64))  # (K,)
+        self.sizes = np.cumsum(net.sizes)[:-1]
+
+    @classmethod
+    def of(cls, net: TokenLSTMEnsemble) -> EnsembleStepper:
+        """The stepper of ``net`` (built once, kept on the network)."""
+        return cached_on(net, lambda: cls(net))
+
+    def _mix(self, logits: list[np.ndarray]) -> np.ndarray:
+        from musicgen_app.ml.families.cache import log_softmax
+
+        logp = np.stack([log_softmax(z) for z in logits]) + self.log_w.reshape(-1, *([1] * logits[0].ndim))
+        m = logp.max(axis=0)
+        return m + np.log(np.exp(logp - m).sum(axis=0))
+
+    def prefill(self, tokens: list[int]) -> tuple[np.ndarray, list]:
+        """Read a prompt in one pass: log-probabilities (V,) of the token after it, and the state."""
+        outs = [s.prefill(tokens) for s in self.members]
+        return self._mix([z for z, _ in outs]), [st for _, st in outs]
+
+    def prefill_states(self, tokens: list[int]) -> tuple[np.ndarray, np.ndarray, list]:
+        """Like :meth:`prefill`, with the side-by-side top states (T, K*H) after each prompt token."""
+        outs = [s.prefill_states(tokens) for s in self.members]
+        return (self._mix([z for z, _, _ in outs]), np.concatenate([y for _, y, _ in outs], axis=-1),
+                [st for _, _, st in outs])  # fmt: skip
+
+    def step(self, token: int, state: list) -> tuple[np.ndarray, list]:
+        """Log-probabilities (V,) of the token after ``token``, and the new state."""
+        logp, _, state = self.step_states(token, state)
+        return logp, state
+
+    def step_states(self, token: int, state: list) -> tuple[np.ndarray, np.ndarray, list]:
+        """Log-probabilities (V,), the side-by-side top state (K*H,), and the new state."""
+        outs = [s.step_states(token, st) for s, st in zip(self.members, state, strict=True)]
+        h = np.concatenate([h for _, h, _ in outs])  # (K*H,)
+        return self._mix([z for z, _, _ in outs]), h, [st for _, _, st in outs]
+
+    def head(self, h: np.ndarray) -> np.ndarray:
+        """Log-probabilities (V,) (or (B, V)) from the side-by-side top state ``h`` (K*H,) (or (B, K*H))."""
+        parts = np.split(h, self.sizes, axis=-1)
+        return self._mix([s.head(x) for s, x in zip(self.members, parts, strict=True)])
+
+
+def stepper_of(net: TokenLSTM | TokenLSTMEnsemble) -> TokenStepper | EnsembleStepper:
+    """The fast batch-1 stepper of a token LSTM or of an ensemble of them."""
+    return EnsembleStepper.of(net) if isinstance(net, TokenLSTMEnsemble) else TokenStepper.of(net)
+
+
 class CachedTokenStepper:
     """A :class:`TokenStepper` whose next-token distribution is mixed with the take's continuous
     cache (:mod:`musicgen_app.ml.families.cache`); with no cache, the model's own. The state is
     ``(LSTM state, PieceMemory or None)``; what it returns are log-probabilities (or, with no
     cache, the raw logits), which the engines mask and sample as before."""
 
-    def __init__(self, net: TokenLSTM, cache: CacheConfig | None) -> None:
-        self.stepper = TokenStepper.of(net)
+    def __init__(self, net: TokenLSTM | TokenLSTMEnsemble, cache: CacheConfig | None) -> None:
+        self.stepper = stepper_of(net)
         self.cache = cache
 
     def prefill(self, tokens: list[int]) -> tuple[np.ndarray, tuple]:
@@ -546,7 +651,7 @@ class CachedTokenStepper:
 
 
 def sequence_nll(
-    net: TokenLSTM, sequences: list[list[int]], cache: CacheConfig | None = None
+    net: TokenLSTM | TokenLSTMEnsemble, sequences: list[list[int]], cache: CacheConfig | None = None
 ) -> tuple[float, float, int]:
     """(mean NLL in nats per token, accuracy, tokens) of whole sequences, each read from its start
     (the first token is given), with the continuous ``cache`` when one is given."""
@@ -566,7 +671,7 @@ def sequence_nll(
     return total / max(1, count), correct / max(1, count), count
 
 
-def tune_cache(net: TokenLSTM, sequences: list[list[int]]) -> tuple[CacheConfig, dict]:
+def tune_cache(net: TokenLSTM | TokenLSTMEnsemble, sequences: list[list[int]]) -> tuple[CacheConfig, dict]:
     """The continuous cache's settings chosen on ``sequences`` (the validation split, each read
     from its start), and the search's record (:func:`musicgen_app.ml.families.cache.tune`)."""
     from musicgen_app.ml.families.cache import Piece, tune
