@@ -1,5 +1,7 @@
 """`musicgen evaluate NAME [--json]`: held-out NLL, accuracy, baseline and continuation statistics.
 
+`musicgen evaluate NAME --judge [--kinds ...] [--sketches N]`: the same judge for one model (its rows only).
+
 `musicgen evaluate --all [--kinds folk,pop,chorale] [--sketches N] [--readme]`: every shipped model
 continues held-out sketches of every kind and :mod:`musicgen_app.ml.judge` judges the takes; the
 table (judge pass rate, notes per bar and in key against the real continuations, the classifier
@@ -37,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--all", action="store_true", help="judge every model's continuations of held-out sketches"
+    )
+    parser.add_argument(
+        "--judge", action="store_true", help="with NAME: judge its takes on held-out sketches (as --all)"
     )
     parser.add_argument("--kinds", default="folk,pop,chorale",
                         help="with --all: kinds of sketch, comma-separated: folk, pop, chorale "
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(json.dumps(cache, indent=2) if args.json else line)
         return 0
-    if args.all and not args.metrics:
+    if (args.all and not args.metrics) or args.judge:
         return run_judge(args)
     if args.all:
         return run_metrics(args)
@@ -224,6 +229,14 @@ def run_judge(args: argparse.Namespace) -> int:
         raise MusicgenError("--temperature must be between 0.05 and 5")
     kinds = parse_kinds(args.kinds)
     models = list_models()
+    if args.judge and not args.all:
+        if not args.name:
+            raise MusicgenError("--judge needs a model's name (or use --all)")
+        if args.readme:
+            raise MusicgenError("--readme writes the table of every model: use it with --all")
+        models = [i for i in models if i.name == args.name]
+        if not models:
+            raise MusicgenError(f"{args.name}: not a shipped model (see `musicgen models`)")
     if not models:
         raise MusicgenError("no models to evaluate (see `musicgen models`)")
     torch.set_num_threads(1)

@@ -419,6 +419,11 @@ class ChordLSTMFamily(ModuleFamily):
 
         slices = [s for ch in data.pieces["train"] for s in m.piece_slices(ch)]
         base = _base_card(self, run)
+        if base is not None and base.get("ensemble"):
+            raise CheckpointError(
+                f"--from {base.get('name', '?')}: an ensemble of {base['ensemble'].get('members')} "
+                "chord LSTMs, which cannot be fine-tuned as one network (train from scratch on --data)"
+            )
         vocab = (
             m.ChordVocab.from_dict(base["vocab"])
             if base

@@ -413,6 +413,11 @@ def train_model(
     cfg = chord_lstm_config(vocab.size)
     cfg.dropout = dropout
     model = TokenLSTM(cfg, vocab.features())
+    if resume:
+        from musicgen_app.ml.families.checkpoint import read_card
+
+        if read_card(name).get("ensemble"):
+            raise CheckpointError(f"{name} is an ensemble of chord LSTMs; resume one of its members")
     previous = maybe_resume(name, model, resume)
     gen = torch.Generator().manual_seed(1)
     valid = [token_batches(data["valid"], SEQ_LEN, 32, gen) for _ in range(6)]
