@@ -80,11 +80,11 @@ DENSITY_GAIN = 3.0
 DENSITY_LIMIT = 1.5
 DENSITY_TARGET_STEPS = 64  # the sketch's last 4 bars of 4/4 set the target density
 DENSITY_MEMORY_STEPS = 32.0  # the running density forgets with this time constant (2 bars of 4/4)
-#: The rhythm prior: a duration choice's logits gain ``RHYTHM_GAIN * ln p_sketch(d)`` (clipped to
-#: +-RHYTHM_LIMIT around its mean), p_sketch the sketch's own note values (16th steps) smoothed by
-#: RHYTHM_SMOOTHING counts each. Chosen on training sketches (``benchmarks/bench_density.py --rhythm``).
+#: The rhythm prior: a duration choice's logits gain ``RHYTHM_GAIN * ln(p_sketch(d) / p_sketch(mode))``
+#: (at most RHYTHM_LIMIT nats taken), p_sketch the sketch's own note values (16th steps) smoothed by
+#: RHYTHM_SMOOTHING counts each. Chosen on training sketches (``benchmarks/bench_density.py --rhythms``).
 RHYTHM_GAIN = 0.5
-RHYTHM_LIMIT = 1.5
+RHYTHM_LIMIT = 2.0
 RHYTHM_SMOOTHING = 0.5
 #: The variety guard: over the last VARIETY_WINDOW notes of a line, each pitch loses
 #: ``VARIETY_GAIN * shortfall * (its strikes there) / VARIETY_WINDOW`` nats (at most
@@ -301,10 +301,10 @@ class RhythmPrior:
     """The sketch's own note values as a prior on a family's duration choice: a take in 6/8 keeps
     its dotted quarters and eighths, where a model of 4/4 chorales would write quarter notes.
 
-    The bias of a length of ``d`` steps is ``gain * ln p(d)``, ``p`` the sketch's durations
-    (counts plus :data:`RHYTHM_SMOOTHING` each, over 1 .. ``max_steps``), centred on its mean and
-    clipped to +-:data:`RHYTHM_LIMIT` nats: the model's duration distribution times the sketch's
-    to a small power (a product of experts), bounded like the density guide. Build it with
+    The bias of a length of ``d`` steps is ``gain * ln(p(d) / p(mode))``, ``p`` the sketch's
+    durations (counts plus :data:`RHYTHM_SMOOTHING` each, over 1 .. ``max_steps``), at most
+    :data:`RHYTHM_LIMIT` nats below the sketch's commonest value: the model's duration distribution
+    times the sketch's to a small power (a product of experts), bounded like the density guide. Build it with
     :meth:`for_sketch`, which returns None when the prior is off or the sketch has no durations."""
 
     def __init__(self, lengths: Iterable[int], gain: float = RHYTHM_GAIN, max_steps: int = 32,
@@ -312,8 +312,7 @@ class RhythmPrior:
         counts = np.bincount(np.clip(np.asarray(list(lengths), dtype=np.int64), 1, max_steps),
                              minlength=max_steps + 1)[1:].astype(np.float64)  # fmt: skip
         p = (counts + RHYTHM_SMOOTHING) / (counts.sum() + RHYTHM_SMOOTHING * max_steps)  # (max_steps,)
-        b = gain * np.log(p)
-        self.biases = np.clip(b - b.mean(), -limit, limit)  # (max_steps,) for lengths 1 .. max_steps
+        self.biases = np.maximum(gain * np.log(p / p.max()), -limit)  # (max_steps,) lengths 1 .. max_steps
 
     @classmethod
     def for_sketch(

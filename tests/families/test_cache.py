@@ -86,3 +86,25 @@ def test_only_the_token_lstms_tune_a_cache() -> None:
 
     with pytest.raises(MusicgenError, match="only char-lstm and chord-lstm"):
         tune_model_cache("wavenet")
+
+
+def test_the_shipped_chord_lstm_is_an_ensemble_whose_mixture_beats_each_member() -> None:
+    """chord-lstm ships as one checkpoint of several LSTMs (issue 11's NLL goal): it loads as an
+    ensemble with the card's mixture weights, and on validation chorales the mixture scores better
+    than any of its members alone (the stepper test above streams the same mixture)."""
+    from musicgen_app.ml.families.common import TokenLSTMEnsemble
+
+    torch.set_num_threads(1)
+    model = load_model("chord-lstm")
+    net = model.make_engine().model
+    assert isinstance(net, TokenLSTMEnsemble)
+    record = model.card["ensemble"]
+    assert len(net.members) == record["members"] >= 2
+    assert net.weights.numpy() == pytest.approx(record["weights"], abs=1e-3)
+    assert min(record["weights"]) > 0.05  # every member counts
+    val = cache_sequences(model)["val"]
+    pieces = [val[i] for i in (0, 3, 7, 11, 19)]
+    with torch.inference_mode():
+        mixed = sequence_nll(net, pieces)[0]
+        alone = [sequence_nll(m, pieces)[0] for m in net.members]
+    assert mixed < min(alone) - 0.01, (mixed, alone)

@@ -13,7 +13,7 @@ from musicgen_app.core.song import Note, Song, TimeSignature, Track
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
 from musicgen_app.ml.registry import load_model
-from musicgen_app.ml.sampling import DENSITY_LIMIT, DensityGuide
+from musicgen_app.ml.sampling import DENSITY_LIMIT, RHYTHM_LIMIT, DensityGuide, RhythmPrior
 
 RES = 480
 BARS = 4
@@ -155,3 +155,29 @@ def test_char_lstm_keeps_the_register_and_can_write_freely() -> None:
         temperature=0.9, key_lock=None, seed=1, density=0, variety=False, register_margin=None
     )
     assert generate_notes(model, DENSE, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=free)
+
+
+# -- the rhythm prior (the sketch's note values) -----------------------------------------------------------
+JIG = [6, 2, 2, 2, 4, 2, 4, 2, 6, 6] * 3  # a 6/8 tune's note values in 16th steps
+
+
+def test_the_rhythm_prior_favours_the_sketches_note_values_within_its_bound() -> None:
+    prior = RhythmPrior.for_sketch(JIG, SamplingConfig(rhythm=1.0))
+    assert prior is not None
+    b = prior.biases  # lengths 1 .. 32
+    assert b[2 - 1] > b[4 - 1] > b[8 - 1]  # eighths most, then quarters, and a half note it never had
+    assert b[6 - 1] > b[8 - 1] and b[6 - 1] > b[3 - 1]
+    assert b.max() == 0.0 and b.min() >= -RHYTHM_LIMIT - 1e-9
+    z = np.zeros(40)
+    prior.apply(z, np.arange(4, 36))
+    assert z[:4].tolist() == [0.0] * 4 and z[4 + 1] == pytest.approx(b[1])  # only the duration ids move
+    half = RhythmPrior.for_sketch(JIG, SamplingConfig(rhythm=0.5))
+    assert half is not None and half.biases[4 - 1] == pytest.approx(b[4 - 1] / 2)  # the gain scales it
+
+
+def test_the_rhythm_prior_is_off_at_gain_zero_and_a_bad_gain_is_refused() -> None:
+    assert RhythmPrior.for_sketch(JIG, SamplingConfig(rhythm=0)) is None
+    assert RhythmPrior.for_sketch([], SamplingConfig()) is None
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(GenerationError, match="rhythm"):
+            SamplingConfig(rhythm=bad)
