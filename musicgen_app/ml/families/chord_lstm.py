@@ -27,6 +27,7 @@ import itertools
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -399,6 +400,7 @@ def train_model(
     weight_decay: float | None = None,
     lr: float | None = None,
     seed: int = 0,
+    patience: int = 5,
 ) -> dict:
     """Build the data, train, evaluate on the test chorales and write models/<name>.*; returns the card.
     ``weight_decay`` None: 1e-3 when resuming, else 0; ``lr`` None: 1e-3 when resuming, else 2e-3."""
@@ -430,7 +432,7 @@ def train_model(
             minutes=minutes,
             lr=(1e-3 if resume else 2e-3) if lr is None else lr,
             eval_every=100,
-            patience=5,
+            patience=patience,
             weight_decay=(1e-3 if resume else 0.0) if weight_decay is None else weight_decay,
             seed=seed,
         ),
@@ -562,10 +564,15 @@ def build_ensemble(name: str, members: list[str]) -> dict:
         "members": len(nets),
         "weights": [round(w, 4) for w in weights],
         **record,
-        "member_training": [c.get("training", {}) for c in cards],
-        "member_names": members,
+        "member_names": [Path(m).stem for m in members],
     }
-    card.pop("training", None)
+    runs = [c.get("training", {}) for c in cards]
+    card["training"] = {
+        "steps": sum(int(r.get("steps", 0)) for r in runs),
+        "seconds": round(sum(float(r.get("seconds", 0.0)) for r in runs), 1),
+        "threads": 1,
+        "members": runs,
+    }
     save_checkpoint(name, ens, card)
     logger.info("saved %s: an ensemble of %d, weights %s, %s", name, len(nets), weights, record)
     return card
