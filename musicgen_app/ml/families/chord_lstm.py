@@ -552,7 +552,7 @@ def build_ensemble(name: str, members: list[str]) -> dict:
     ens = TokenLSTMEnsemble(nets)
     weights, record = choose_mixture(ens, _chord_sequences(vocab)["val"])
     ens.set_weights(weights)
-    card = {k: v for k, v in cards[0].items() if k not in ("weights", "cache", "metrics", "schema")}
+    card = {k: v for k, v in cards[0].items() if k not in ("weights", "cache", "metrics")}
     card["name"] = name
     card["title"] = f"Note/chord token LSTM (paper 001) with durations, an ensemble of {len(nets)}"
     card["description"] = (
