@@ -36,6 +36,7 @@ from musicgen_app.ml.families.common import (
     StreamEngine,
     TokenLSTM,
     TokenLSTMConfig,
+    TokenStepper,
     fit_register,
     masked,
     melody_line,
@@ -230,6 +231,7 @@ class CharEngine(StreamEngine):
         state before its separator. Texts sharing a prefix share its steps (one batched step per
         depth over the distinct prefixes); the separator is read only for the text drawn."""
         raw, (lstm_state, memory) = self.stepper.stepper, self.state
+        assert isinstance(raw, TokenStepper)  # char-lstm is one network
         lstm, n = raw.lstm, len(texts)
         logp = np.zeros(n)
         state = (

@@ -502,13 +502,13 @@ def choose_mixture(net: TokenLSTMEnsemble, valid: list[list[int]]) -> tuple[list
     cache): a grid over the simplex in steps of 0.05; and the record of the search."""
     with torch.no_grad():
         logps = []  # per member, the log-probability (N,) of every validation target
-        for m in net.members:
+        for m in net.nets:
             got = []
             for seq in valid:
                 x = torch.tensor([seq], dtype=torch.long)
-                y, _ = m.top_states(x[:, :-1])  # type: ignore[operator]
-                lp = torch.log_softmax(m.head_logits(y)[0], dim=-1)  # type: ignore[operator]
-                got.append(lp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].numpy())
+                y, _ = m.top_states(x[:, :-1])
+                table = torch.log_softmax(m.head_logits(y)[0], dim=-1)  # (T, V)
+                got.append(table[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].numpy())
             logps.append(np.concatenate(got))
     lp = np.stack(logps).astype(np.float64)  # (K, N)
     k = len(lp)

@@ -403,10 +403,11 @@ class TokenLSTMEnsemble(torch.nn.Module):
         super().__init__()
         if not members or len({m.cfg.vocab_size for m in members}) != 1:
             raise ValueError("an ensemble needs members over one vocabulary")
-        self.members = torch.nn.ModuleList(members)
-        self.cfg = members[0].cfg
+        self.members = torch.nn.ModuleList(members)  # the weights' names: members.0.embed.weight...
+        self.nets: list[TokenLSTM] = list(members)  # the same, typed
         w = torch.full((len(members),), 1.0 / len(members)) if weights is None else torch.tensor(weights)
         self.register_buffer("weights", (w / w.sum()).float())
+        self.cfg = members[0].cfg
         self.sizes = [m.cfg.hidden_size for m in members]
 
     def set_weights(self, weights: list[float]) -> None:
@@ -427,14 +428,14 @@ class TokenLSTMEnsemble(torch.nn.Module):
     def top_states(self, tokens: torch.Tensor, state: tuple | None = None, tables: None = None) -> tuple:
         """The members' top-layer outputs side by side (B, T, K*H), and their states."""
         outs = [m.top_states(tokens, None if state is None else s) for m, s in
-                zip(self.members, state or [None] * len(self.members), strict=True)]  # fmt: skip
+                zip(self.nets, state or [None] * len(self.nets), strict=True)]  # fmt: skip
         return torch.cat([y for y, _ in outs], dim=-1), tuple(s for _, s in outs)
 
     def head_logits(self, y: torch.Tensor, tables: None = None) -> torch.Tensor:
         """The mixture's log-probabilities (B, T, V) from the side-by-side states ``y`` (B, T, K*H)."""
         parts = torch.split(y, self.sizes, dim=-1)
         logp = torch.stack(
-            [torch.log_softmax(m.head_logits(h), dim=-1) for m, h in zip(self.members, parts, strict=True)]
+            [torch.log_softmax(m.head_logits(h), dim=-1) for m, h in zip(self.nets, parts, strict=True)]
         )  # (K, B, T, V)
         return torch.logsumexp(logp + torch.log(self.weights)[:, None, None, None], dim=0)
 
@@ -570,7 +571,7 @@ class EnsembleStepper:
 
     def __init__(self, net: TokenLSTMEnsemble) -> None:
         self.net = net
-        self.members = [TokenStepper.of(m) for m in net.members]  # type: ignore[arg-type]
+        self.members = [TokenStepper.of(m) for m in net.nets]
         self.log_w = np.log(net.weights.detach().numpy().astype(np.float64))  # (K,)
         self.sizes = np.cumsum(net.sizes)[:-1]
 
