@@ -83,8 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--free-rhythm",
         action="store_true",
-        help="turn off the density guide (which keeps the take's notes per beat near the sketch's) "
-        "and the variety guard (which keeps a line from circling on a few pitches)",
+        help="turn off the density guide (which keeps the take's notes per beat near the sketch's), "
+        "the rhythm prior (which favours the sketch's note values) and the variety guard (which keeps "
+        "a line from circling on a few pitches)",
     )
     parser.add_argument(
         "--chords",
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                 chords=chords,
             )
             if args.free_rhythm:
-                sampling.density, sampling.variety = 0.0, False
+                sampling.density, sampling.rhythm, sampling.variety = 0.0, 0.0, False
             if player is not None:
                 from musicgen_app.playback.live import play_session
 
