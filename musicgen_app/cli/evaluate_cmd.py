@@ -230,8 +230,6 @@ def run_judge(args: argparse.Namespace) -> int:
     kinds = parse_kinds(args.kinds)
     models = list_models()
     if args.judge and not args.all:
-        if not args.name:
-            raise MusicgenError("--judge needs a model's name (or use --all)")
         if args.readme:
             raise MusicgenError("--readme writes the table of every model: use it with --all")
         models = [i for i in models if i.name == args.name]

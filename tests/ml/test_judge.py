@@ -317,3 +317,17 @@ def test_evaluate_all_refuses_bad_options_in_one_line(
     assert main(["evaluate", "--all", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_judge_judges_one_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """`musicgen evaluate NAME --judge`: that model's rows only (chord-lstm, polyphonic: also the
+    four-part openings); bad uses are one line each."""
+    assert main(["evaluate", "chord-lstm", "--judge", "--kinds", "chorale", "--sketches", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| chord-lstm | chorale soprano |" in out and "|  | chorale 4-part |" in out
+    assert "melody-lstm" not in out
+    for args, message in ((["--judge"], "name a model to evaluate"),
+                          (["chord-lstm", "--judge", "--readme"], "--readme")):  # fmt: skip
+        assert main(["evaluate", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

@@ -415,15 +415,10 @@ class ChordLSTMFamily(ModuleFamily):
     def train(self, data: TrainData, run: TrainRun) -> dict:
         """Slices of every piece (all voices, and the top voice alone)."""
         from musicgen_app.ml.families import chord_lstm as m
-        from musicgen_app.ml.families.common import TokenLSTM, TokenLSTMConfig
+        from musicgen_app.ml.families.common import TokenLSTM, TokenLSTMConfig, TokenLSTMEnsemble
 
         slices = [s for ch in data.pieces["train"] for s in m.piece_slices(ch)]
         base = _base_card(self, run)
-        if base is not None and base.get("ensemble"):
-            raise CheckpointError(
-                f"--from {base.get('name', '?')}: an ensemble of {base['ensemble'].get('members')} "
-                "chord LSTMs, which cannot be fine-tuned as one network (train from scratch on --data)"
-            )
         vocab = (
             m.ChordVocab.from_dict(base["vocab"])
             if base
@@ -439,11 +434,18 @@ class ChordLSTMFamily(ModuleFamily):
         seqs = {k: m.encoded_split(vocab, v) for k, v in data.pieces.items()}
         seq = min(m.SEQ_LEN, min(sum(len(s) for s in v) for v in seqs.values()) - 2)
         cfg = _config_of(TokenLSTMConfig, base["config"]) if base else self.config(run.tiny, vocab.size)
-        net = TokenLSTM(cfg, vocab.features())
+        net: torch.nn.Module = TokenLSTM(cfg, vocab.features())
+        parts: dict = {"vocab": vocab.to_dict()}
+        ensemble = (base or {}).get("ensemble")
+        if ensemble:  # the shipped chord-lstm: every member fine-tuned on the mixture's NLL, weights kept
+            k, weights = int(ensemble["members"]), [float(w) for w in ensemble["weights"]]
+            net = TokenLSTMEnsemble([TokenLSTM(cfg, vocab.features()) for _ in range(k)], weights)
+            parts["ensemble"] = {"members": k, "weights": weights,
+                                 "fine_tuned": "all members together, on the mixture's NLL"}  # fmt: skip
         g = torch.Generator().manual_seed(1)
         valid = [m.token_batches(seqs["valid"], seq, 32, g) for _ in range(2)]
         return _fit(self, net, m._loss, lambda gen: m.token_batches(seqs["train"], seq, 32, gen), valid, run,
-                    (data, cfg, {"vocab": vocab.to_dict()}))  # fmt: skip
+                    (data, cfg, parts))  # fmt: skip
 
 
 class PianoRollFamily(ModuleFamily):
