@@ -62,6 +62,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "embed_dim": (1, 8192),
     "hidden_size": (1, 8192),
     "num_layers": (1, 16),
+    "members": (1, 8),  # the networks of an ensemble
     "dense_size": (0, 8192),
     "feature_dim": (0, 8192),
     "pos_dim": (1, 1024),
@@ -247,6 +248,9 @@ def card_config(card: dict, name: str) -> tuple[str, dict]:
             raise CheckpointError(
                 f"model {name}: its card's configuration is {_kind(config)}, not a set of named values"
             )
+        ensemble = card.get("ensemble")
+        if isinstance(ensemble, dict):  # several networks of this config in one checkpoint (chord-lstm)
+            return arch, {**config, "members": ensemble.get("members")}
         return arch, config
     raise CheckpointError(f"model {name}: its card's architecture is {_kind(arch)}, not a description")
 
@@ -297,7 +301,8 @@ def validate_config(arch: str, config: dict, name: str) -> int | None:
     if estimate is None:
         return None
     try:
-        n = estimate(config)
+        members = config.get("members", 1)  # an ensemble: that many networks and their mixture weights
+        n = estimate(config) * members + (members if members > 1 else 0)
     except (KeyError, TypeError) as exc:
         raise CheckpointError(
             f"model {name}: its card's configuration is incomplete ({exc} is missing)"

@@ -96,14 +96,15 @@ def test_fast_wavenet_matches_the_full_network() -> None:
 
 def test_fast_lstm_steps_match_the_networks() -> None:
     from musicgen_app.ml.families.chorales import chorale_splits
-    from musicgen_app.ml.families.common import LSTMStepper, TokenStepper
+    from musicgen_app.ml.families.common import LSTMStepper, TokenLSTMEnsemble, stepper_of
     from musicgen_app.ml.registry import load_model
 
     net = load_model("chord-lstm").make_engine().model
+    assert isinstance(net, TokenLSTMEnsemble)  # the numpy steps of every member, mixed as the network mixes
     ids = torch.randint(0, net.cfg.vocab_size, (1, 40), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         full, _ = net(ids)  # (1, T, V)
-        stepper = TokenStepper.of(net)
+        stepper = stepper_of(net)
         logits, state = stepper.prefill(ids[0, :10].tolist())
         got = [logits]
         for t in range(10, 39):
