@@ -82,7 +82,9 @@ DENSITY_TARGET_STEPS = 64  # the sketch's last 4 bars of 4/4 set the target dens
 DENSITY_MEMORY_STEPS = 32.0  # the running density forgets with this time constant (2 bars of 4/4)
 #: The rhythm prior: a duration choice's logits gain ``RHYTHM_GAIN * ln(p_sketch(d) / p_sketch(mode))``
 #: (at most RHYTHM_LIMIT nats taken), p_sketch the sketch's own note values (16th steps) smoothed by
-#: RHYTHM_SMOOTHING counts each. Chosen on training sketches (``benchmarks/bench_density.py --rhythms``).
+#: RHYTHM_SMOOTHING counts each. Chosen on training sketches (``benchmarks/bench_density.py --rhythms``,
+#: chord-lstm, 100 sketches of each of 4 kinds): at temperature 0.9, 384/400 passed at 0.5 against 378
+#: off, 381 at 0.25 and 380 at 1; at 0.8 and 1.0 too, 0.5 passed the most (389 and 379 of 400).
 RHYTHM_GAIN = 0.5
 RHYTHM_LIMIT = 2.0
 RHYTHM_SMOOTHING = 0.5
