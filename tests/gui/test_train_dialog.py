@@ -116,6 +116,8 @@ def test_train_on_my_music_fine_tunes_a_model_of_another_family(window, qtbot, t
     qtbot.waitUntil(lambda: window.panel.model_name() == "chords-tuned", timeout=120_000)
     card = window.panel.model_info("chords-tuned").card
     assert card["family"] == "chord-lstm" and card["base_model"]["name"] == "chord-lstm"
+    # the shipped chord-lstm is an ensemble: every member is fine-tuned, the mixture kept
+    assert card["ensemble"]["members"] == 2 and card["ensemble"]["weights"] == [0.55, 0.45]
     assert dlg.curve.unit == "nats/token" and dlg.curve.val
 
 
