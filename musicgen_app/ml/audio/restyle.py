@@ -11,6 +11,15 @@ Audio goes in as 65,536-sample windows (4.1 s at 16 kHz) laid out by :mod:`.hilb
 (``layout="hilbert"``, the paper's) or row by row (``layout="linear"``, the baseline of the
 same size). :func:`restyle` runs any length through windows end to end (a short crossfade
 between them), each scaled to its input's peak as in training.
+
+``variant="residual"`` (not the paper's) is the same convolution stack and parameter count with a
+skip from input to output: each output sample is the input sample plus a correction, the sample
+times ``tanh`` of the last convolution (a gain from 0 to 2 that the network draws over the
+picture). Its last convolution starts at zero, so before training it is the identity (restyled
+audio exactly as far from piano as its input); training teaches it only the correction toward
+piano, instead of rebuilding every partial through a 32 x 32 bottleneck. (A correction added
+independently of the input did not train: under the log-spectral loss, anything not coherent
+with the input only lifts its quiet bins, so the best such correction is none.)
 """
 
 from __future__ import annotations
@@ -120,9 +129,10 @@ class HilbertAutoencoder(nn.Module):
             nn.init.zeros_(last.bias)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) pictures in 0..1 -> their reconstructions (residual: ``img`` + correction)."""
+        """(B, 1, S, S) pictures in 0..1 -> their reconstructions (residual: each sample of ``img``
+        plus the sample times the correction, ``tanh`` of the last convolution)."""
         out = self.decoder(self.encoder(img))
-        return img + 0.5 * out if self.config.variant == "residual" else out
+        return img + (img - 0.5) * out if self.config.variant == "residual" else out
 
 
 # -- audio <-> pictures ------------------------------------------------------------------------------
@@ -306,8 +316,9 @@ def new_card(config: RestyleConfig, name: str) -> dict:
             "Paper 002's style-transfer autoencoder (its Figure 9 table: 4x4 convolutions 16-32-64-64 "
             "with 2x2 max pooling, upsampling back through 32 and 16, a 3x3 convolution to one channel; "
             + (
-                "ReLU inside; residual variant, not the paper's: the output picture is the input picture "
-                "plus half the tanh of that last convolution, which starts at zero (the identity)). "
+                "ReLU inside; residual variant, not the paper's: each output sample is the input sample "
+                "times 1 + tanh of that last convolution, which starts at zero, so the untrained "
+                "network is the identity). "
                 if residual
                 else "ReLU inside, sigmoid out). "
             )
