@@ -158,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
     )
     card = rs.new_card(config, name)
     card["data"] = {
-        "dataset": "Bach chorales + Essen melodies rendered on GM piano by FluidSynth (TimGM6mb)",
+        "dataset": "Bach chorales + Essen melodies rendered on GM piano"
+        + (", nylon guitar, string ensemble and church organ" if any(r.get("paired") for r in runs) else "")
+        + " by FluidSynth (TimGM6mb)",
         **{k: v for k, v in ds.stats().items() if k != "path"},
         "trained_on": "piano renders of the train pieces only"
         if not any(r.get("paired") for r in runs)
