@@ -13,7 +13,7 @@ from musicgen_app.cli import argtypes as at
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ["hilbert-ae", "linear-ae"]
+DEFAULT_MODELS = ["hilbert-ae", "linear-ae", "hilbert-ae-res", "linear-ae-res"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,15 +73,17 @@ README_AFTER = "* *Paper 004's raw audio.*"
 def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
     """The README table of `audio evaluate --readme`: one row per model."""
     rows = [
-        "  | model | layout | held-out renders | restyled closer to piano | LSD input -> restyled (dB) | "
-        "closer: guitar / strings / organ | piano -> piano LSD | 0-4 kHz only: closer, LSD | training |",
+        "  | model | layout, variant | held-out renders | restyled closer to piano | "
+        "LSD input -> restyled (dB) | closer: guitar / strings / organ | piano -> piano LSD | "
+        "0-4 kHz only: closer, LSD | training |",
         "  |---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         by = r["by_instrument"]
         tr = cards[name].get("training", {})
         rows.append(
-            f"  | `{name}` | {r['layout']} | {r['pieces']} pieces x {len(by)} = {r['comparisons']} | "
+            f"  | `{name}` | {r['layout']}, {r.get('variant', 'paper')} | "
+            f"{r['pieces']} pieces x {len(by)} = {r['comparisons']} | "
             f"{r['closer_fraction']:.0%} | {r['lsd_input_mean']:.2f} -> {r['lsd_restyled_mean']:.2f} | "
             + " / ".join(f"{by[k]['closer_fraction']:.0%}" for k in by)
             + f" | {r['lsd_piano_reconstruction_mean']:.2f} | {r['low_band_closer_fraction']:.0%}, "
@@ -92,11 +94,16 @@ def readme_table(results: dict[str, dict], cards: dict[str, dict]) -> str:
 
 
 def _training_text(tr: dict) -> str:
-    """Steps by loss (runs without one were MSE; denoising runs, on altered piano, apart) and minutes:
-    ``MSE 1060 + LSD 140 + LSD denoising 300 steps, 140 min``."""
+    """Steps by loss (runs without one were MSE; denoising runs, on altered piano, and paired runs,
+    on other instruments' renders of the train pieces too, apart) and minutes:
+    ``MSE 1060 + LSD 140 + LSD denoising 300 + LSD denoising + paired 50% 900 steps, 140 min``."""
     runs = tr.get("runs") or [{"steps": tr.get("steps", 0)}]
     by: dict[str, int] = {}
     for r in runs:
-        loss = str(r.get("loss", "mse")).upper() + (" denoising" if r.get("augment") else "")
+        loss = (
+            str(r.get("loss", "mse")).upper()
+            + (" denoising" if r.get("augment") else "")
+            + (f" + paired {r['paired']:.0%}" if r.get("paired") else "")
+        )
         by[loss] = by.get(loss, 0) + int(r.get("steps", 0))
     return " + ".join(f"{k} {v}" for k, v in by.items()) + f" steps, {tr.get('seconds', 0) / 60:.0f} min"

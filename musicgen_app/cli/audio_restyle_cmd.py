@@ -1,7 +1,8 @@
 """`musicgen audio restyle IN.wav -o OUT.wav [--to piano] [--model NAME]`: a recording toward piano.
 
-Paper 002's style autoencoder (:mod:`musicgen_app.ml.audio.restyle`), trained on piano renders
-only: the recording is mixed to mono, resampled to the model's rate (16 kHz), run through the
+Paper 002's style autoencoder (:mod:`musicgen_app.ml.audio.restyle`; by default its residual
+variant, trained toward the piano renders, ``--model hilbert-ae`` the paper's network trained on
+piano only): the recording is mixed to mono, resampled to the model's rate (16 kHz), run through the
 network in 65,536-sample windows (end to end, crossfaded; each at its input's peak level) and
 written as a mono WAV at that rate. A file that cannot be read is one line and exit 2, and nothing is written.
 """
@@ -15,7 +16,7 @@ from musicgen_app.cli import argtypes as at
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "hilbert-ae"
+DEFAULT_MODEL = "hilbert-ae-res"  # the paper's layout, residual variant (see the README)
 TARGET_CHOICES = ("piano",)
 
 

@@ -1,5 +1,7 @@
-"""`musicgen audio train [--layout hilbert|linear] [--minutes M] [--name NAME] [--resume]`: paper 002's
-style autoencoder trained on the piano renders of the training pieces (one torch thread by default).
+"""`musicgen audio train [--layout hilbert|linear] [--variant paper|residual] [--minutes M] [--name NAME]
+[--resume] [--paired SHARE]`: paper 002's style autoencoder trained on the piano renders of the
+training pieces (one torch thread by default); with ``--paired``, also on the training pieces'
+guitar, strings and organ renders as inputs with their piano render as target (not the paper's).
 """
 
 from __future__ import annotations
@@ -20,10 +22,30 @@ AUGMENT_TEXT = (
     ", the input altered (random EQ, sustain, envelope, distortion, noise), the target the clean piano window"
 )
 
+PAIRED_TEXT = (
+    "; {:.0%} of each batch: a train piece's guitar, strings or organ render as input, its piano render "
+    "as target, the output scaled to the input's peak"
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen audio train`."""
     parser.add_argument("--layout", choices=LAYOUT_CHOICES, default="hilbert", help="audio -> picture layout")
+    parser.add_argument(
+        "--variant",
+        choices=("paper", "residual"),
+        default="paper",
+        help="paper: the paper's network (sigmoid picture out); residual: the same network's output "
+        "added to the input picture, starting as the identity (default paper)",
+    )
+    parser.add_argument(
+        "--paired",
+        type=at.finite_float(0.0, 1.0),
+        default=0.0,
+        metavar="SHARE",
+        help="share of each batch cut from the training pieces' guitar/strings/organ renders, the "
+        "target their piano render (not the paper's piano-only recipe; default 0)",
+    )
     parser.add_argument(
         "--minutes",
         type=at.finite_float(0.05, 600.0),
@@ -69,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or go on training) and save the checkpoint with its card."""
+    import numpy as np
     import torch
 
     from musicgen_app.errors import CheckpointError
@@ -79,8 +102,19 @@ def run(args: argparse.Namespace) -> int:
     ds = ads.load_audio_dataset()
     train = [ds.audio("piano", i) for i in ds.split("train")]
     val = [ds.audio("piano", i) for i in ds.split("val")]
-    config = rs.RestyleConfig(layout=args.layout, sample_rate=ds.sample_rate)
-    name = args.name or f"{args.layout}-ae"
+    pairs, val_pairs = None, None
+    if args.paired > 0:
+
+        def paired(split: str) -> list:
+            return [
+                np.stack([ds.audio(inst, i), ds.audio("piano", i)])
+                for i in ds.split(split)
+                for inst in rs.SOURCE_INSTRUMENTS
+            ]
+
+        pairs, val_pairs = paired("train"), paired("val")
+    config = rs.RestyleConfig(layout=args.layout, sample_rate=ds.sample_rate, variant=args.variant)
+    name = args.name or (f"{args.layout}-ae" + ("-res" if args.variant == "residual" else ""))
     start, runs = None, []
     if args.resume:
         from musicgen_app.ml.registry import load_model
@@ -105,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
         augment=args.augment,
         revive=args.revive and start is not None,
         lr=args.lr,
+        pairs=pairs,
+        val_pairs=val_pairs,
+        paired_share=args.paired,
     )
     runs.append(
         {
@@ -116,13 +153,20 @@ def run(args: argparse.Namespace) -> int:
             **({"augment": list(rs.AUGMENTATIONS)} if args.augment else {}),
             **({"lr": args.lr} if args.lr != 1e-3 else {}),
             **({"revived_dead_channels": True} if args.revive and start is not None else {}),
+            **({"paired": args.paired} if pairs else {}),
         }
     )
     card = rs.new_card(config, name)
     card["data"] = {
-        "dataset": "Bach chorales + Essen melodies rendered on GM piano by FluidSynth (TimGM6mb)",
+        "dataset": "Bach chorales + Essen melodies rendered on GM piano"
+        + (", nylon guitar, string ensemble and church organ" if any(r.get("paired") for r in runs) else "")
+        + " by FluidSynth (TimGM6mb)",
         **{k: v for k, v in ds.stats().items() if k != "path"},
-        "trained_on": "piano renders of the train pieces only",
+        "trained_on": "piano renders of the train pieces only"
+        if not any(r.get("paired") for r in runs)
+        else "piano renders of the train pieces, and the guitar, strings and organ renders of the same "
+        "train pieces as inputs with their piano render as target (paired; not the paper's piano-only "
+        "recipe); validation: the val pieces likewise",
     }
     card["training"] = {
         "steps": sum(r["steps"] for r in runs),
@@ -132,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
         "optimizer": "Adam lr 1e-3 (paper 002), gradient norm clipped at 1, best validation weights kept",
         "loss": " then ".join(
             dict.fromkeys(
-                LOSS_TEXT[r.get("loss", "mse")] + (AUGMENT_TEXT if r.get("augment") else "") for r in runs
+                LOSS_TEXT[r.get("loss", "mse")]
+                + (AUGMENT_TEXT if r.get("augment") else "")
+                + (PAIRED_TEXT.format(r["paired"]) if r.get("paired") else "")
+                for r in runs
             )
         ),  # the runs' losses in order (a run without one was MSE)
         f"best_val_{args.loss}": report.best_val_mse,

@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(
             f"{k} {_fmt(metrics[k])}" for k in ("test_nll", "baseline_nll", "test_accuracy") if k in metrics
         )
-        layout = (m.card.get("config") or {}).get("layout") if m.card.get("task") == "restyle" else None
-        shape = f"{m.architecture} ({layout} layout)" if layout else m.architecture
+        config = (m.card.get("config") or {}) if m.card.get("task") == "restyle" else {}
+        layout, variant = config.get("layout"), config.get("variant", "paper")
+        shape = f"{m.architecture} ({layout} layout, {variant} variant)" if layout else m.architecture
         paper = f"  (paper {m.seed_paper})" if m.seed_paper else ""
         print(f"{m.name}{paper}  {shape}")
         print(f"    data: {m.dataset}")

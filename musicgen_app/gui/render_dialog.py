@@ -28,7 +28,7 @@ from musicgen_app.core.song import Song
 
 logger = logging.getLogger(__name__)
 
-RESTYLE_MODEL = "hilbert-ae"
+RESTYLE_MODEL = "hilbert-ae-res"  # as `musicgen audio restyle`'s default
 
 
 def restyle_available(model: str = RESTYLE_MODEL) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from musicgen_app.cli.audio_restyle_cmd import DEFAULT_MODEL
 from musicgen_app.cli.main import main
 from musicgen_app.core import paths
 from musicgen_app.core.song import Note, Song, TempoChange, Track
@@ -16,7 +17,7 @@ from musicgen_app.ml.audio.dataset import INSTRUMENTS, with_program
 from musicgen_app.ml.audio.metrics import log_spectral_distance
 from musicgen_app.playback.render import render_song, write_wav
 
-MODEL = "hilbert-ae"
+MODEL = DEFAULT_MODEL
 RATE = 16000
 
 pytestmark = pytest.mark.skipif(
@@ -65,8 +66,8 @@ def test_restyle_writes_mono_audio_of_the_same_length(
 
 
 def test_the_model_rebuilds_a_piano_render_it_never_saw(tmp_path: Path) -> None:
-    # trained on piano only: a piano phrase goes through the bottleneck and comes back as the
-    # same waveform (correlated sample by sample), not as noise or silence
+    # a piano phrase goes through the network and comes back as the same waveform (correlated
+    # sample by sample), not as noise or silence
     piano = _render(INSTRUMENTS["piano"])
     write_wav(piano, tmp_path / "piano.wav", RATE)
     assert main(["audio", "restyle", str(tmp_path / "piano.wav"), "-o", str(tmp_path / "out.wav")]) == 0

@@ -158,6 +158,61 @@ def test_the_training_lsd_is_the_evaluation_metric_of_restyled_output() -> None:
         rs.train_autoencoder(config, audio, audio[:1], seconds=0.1, loss="l1")
 
 
+def test_the_residual_variant_is_the_same_network_and_starts_as_the_identity(tmp_path: Path) -> None:
+    """Residual: the same convolutions and parameter count as the paper's table (the skip adds
+    none); before training its correction is zero, so restyled audio is the input (each window
+    less its own mean); a card from before variants loads as the paper's network; an unknown
+    variant is refused with the model's name."""
+    paper, residual = rs.RestyleConfig(), rs.RestyleConfig(variant="residual")
+    net = rs.HilbertAutoencoder(residual)
+    assert sum(p.numel() for p in net.parameters()) == rs.parameter_count(residual) == 148_081
+    assert [k for k in net.state_dict()] == [k for k in rs.HilbertAutoencoder(paper).state_dict()]
+    x = (0.5 * np.sin(np.arange(100_000) * 0.03)).astype(np.float32)
+    np.testing.assert_allclose(rs.restyle(net, x), x, atol=3e-3)
+    torch.nn.init.normal_(net.decoder[7].weight, std=1.0)  # a correction: output moves, peak kept
+    y = rs.restyle(net, x)
+    assert np.abs(y - x).max() > 0.05 and float(np.abs(y).max()) <= float(np.abs(x).max()) * (1 + 1e-5)
+    old = rs.new_card(paper, "old")
+    del old["config"]["variant"]  # as cards were written before variants
+    assert rs.config_from_card(old, "old") == paper
+    assert "residual" in rs.new_card(residual, "res")["title"]
+    bad = rs.new_card(residual, "res")
+    bad["config"]["variant"] = "skip"
+    with pytest.raises(CheckpointError, match="res"):
+        rs.config_from_card(bad, "res")
+
+
+def test_paired_windows_stay_aligned_and_paired_training_runs() -> None:
+    """A (2, T) track (another instrument over its piano render) is cut at the same place in both;
+    a paired run (half the batch from pairs, the output scaled to the input's peak) trains and
+    keeps a finite best validation value; the lsd loss scaled to a given peak is the metric of
+    the output scaled to that peak."""
+    rng = np.random.default_rng(9)
+    piano = rng.uniform(-0.5, 0.5, 90_000).astype(np.float32)
+    pair = np.stack([piano[::-1] * 0.25, piano])  # the "instrument": piano reversed, quieter
+    both = rs.random_windows([pair], 3, rng)
+    assert both.shape == (3, 2, rs.WINDOW)
+    for a, b in zip(both[:, 0], both[:, 1], strict=True):  # cut at the same place in both
+        at = int(np.flatnonzero(piano == b[0])[0])
+        np.testing.assert_array_equal(a, piano[::-1][at : at + rs.WINDOW] * 0.25)
+    assert rs.fixed_windows([pair]).shape == (2, 2, rs.WINDOW)
+    src, tgt = both[:1, 0], both[:1, 1]
+    peak = torch.from_numpy(np.abs(src).max(axis=1, keepdims=True))
+    made = tgt[0] - tgt[0].mean()
+    made = made * (np.abs(src).max() / np.abs(made).max())
+    loss = float(rs.lsd_loss(torch.from_numpy(tgt), torch.from_numpy(tgt), peak))
+    assert loss == pytest.approx(log_spectral_distance(made, tgt[0]), rel=1e-4) and loss > 1.0
+    torch.set_num_threads(1)
+    config = rs.RestyleConfig(layout="hilbert", widths=(2, 2, 2, 2), variant="residual")
+    _, report = rs.train_autoencoder(
+        config, [piano], [piano], seconds=0.5, batch=2, eval_every=1, loss="lsd", augment=True,
+        pairs=[pair], val_pairs=[pair], paired_share=0.5,
+    )  # fmt: skip
+    assert report.steps >= 1 and 0 < report.best_val_mse < 100
+    with pytest.raises(ValueError, match="paired_share"):
+        rs.train_autoencoder(config, [piano], [piano], seconds=0.1, pairs=[pair], paired_share=2.0)
+
+
 def test_augmented_piano_stays_piano_shaped_but_moves_away_and_trains_back() -> None:
     """Denoising training's inputs: each window keeps its length and peak, the same seed gives the
     same changes, the changes move windows away from the clean one (log-spectral distance),

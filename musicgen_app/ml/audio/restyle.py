@@ -11,6 +11,15 @@ Audio goes in as 65,536-sample windows (4.1 s at 16 kHz) laid out by :mod:`.hilb
 (``layout="hilbert"``, the paper's) or row by row (``layout="linear"``, the baseline of the
 same size). :func:`restyle` runs any length through windows end to end (a short crossfade
 between them), each scaled to its input's peak as in training.
+
+``variant="residual"`` (not the paper's) is the same convolution stack and parameter count with a
+skip from input to output: each output sample is the input sample plus a correction, the sample
+times ``tanh`` of the last convolution (a gain from 0 to 2 that the network draws over the
+picture). Its last convolution starts at zero, so before training it is the identity (restyled
+audio exactly as far from piano as its input); training teaches it only the correction toward
+piano, instead of rebuilding every partial through a 32 x 32 bottleneck. (A correction added
+independently of the input did not train: under the log-spectral loss, anything not coherent
+with the input only lifts its quiet bins, so the best such correction is none.)
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ FAMILY = "audio-restyle"
 WINDOW = 65536  # samples per picture: 256 x 256
 SIDE = 256
 TARGETS = ("piano",)
+VARIANTS = ("paper", "residual")
 
 
 @dataclass
@@ -51,10 +61,13 @@ class RestyleConfig:
     out_kernel: int = 3
     sample_rate: int = 16000
     window: int = WINDOW
+    variant: str = "paper"  # "residual": picture in + the network's correction (cards before it: paper)
 
     def __post_init__(self) -> None:
         if self.layout not in hilbert.LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}")
         hilbert.side_of(self.window)
         self.widths = tuple(int(w) for w in self.widths)  # type: ignore[assignment]
         if len(self.widths) != 4 or not all(1 <= w <= 1024 for w in self.widths):
@@ -85,7 +98,8 @@ class SameConv2d(nn.Conv2d):
 
 
 class HilbertAutoencoder(nn.Module):
-    """Figure 9 of paper 002: (B, 1, 256, 256) in 0..1 -> (B, 1, 256, 256) in 0..1."""
+    """Figure 9 of paper 002: (B, 1, 256, 256) in 0..1 -> (B, 1, 256, 256) in 0..1 (the residual
+    variant's output may leave 0..1 by its correction)."""
 
     def __init__(self, config: RestyleConfig) -> None:
         super().__init__()
@@ -105,12 +119,20 @@ class HilbertAutoencoder(nn.Module):
         self.decoder = nn.Sequential(
             nn.Upsample(scale_factor=2), conv(w4, w2), nn.ReLU(),  # (B, 32, 64, 64)
             nn.Upsample(scale_factor=2), conv(w2, w1), nn.ReLU(),  # (B, 16, 128, 128)
-            nn.Upsample(scale_factor=2), conv(w1, 1, config.out_kernel), nn.Sigmoid(),  # (B, 1, 256, 256)
+            nn.Upsample(scale_factor=2), conv(w1, 1, config.out_kernel),  # (B, 1, 256, 256)
+            nn.Tanh() if config.variant == "residual" else nn.Sigmoid(),
         )  # fmt: skip
+        if config.variant == "residual":  # no correction yet: the identity
+            last = self.decoder[7]
+            assert isinstance(last, nn.Conv2d) and last.bias is not None
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) pictures in 0..1 -> their reconstructions."""
-        return self.decoder(self.encoder(img))
+        """(B, 1, S, S) pictures in 0..1 -> their reconstructions (residual: each sample of ``img``
+        plus the sample times the correction, ``tanh`` of the last convolution)."""
+        out = self.decoder(self.encoder(img))
+        return img + (img - 0.5) * out if self.config.variant == "residual" else out
 
 
 # -- audio <-> pictures ------------------------------------------------------------------------------
@@ -171,7 +193,7 @@ def restyle(
             idx = starts[b : b + batch]
             windows = np.stack([padded[s : s + win] for s in idx])
             restyled = from_pictures(model(to_pictures(windows, model.config.layout)), model.config.layout)
-            restyled -= restyled.mean(axis=1, keepdims=True)  # the sigmoid's small offset
+            restyled -= restyled.mean(axis=1, keepdims=True)  # the output's small offset
             peaks = np.abs(restyled).max(axis=1, keepdims=True)
             restyled *= np.abs(windows).max(axis=1, keepdims=True) / np.maximum(peaks, 1e-9)
             for s, r in zip(idx, restyled, strict=True):
@@ -204,14 +226,15 @@ def pictures_to_samples(img: torch.Tensor, layout: str) -> torch.Tensor:
     return flat[:, torch.from_numpy(_sample_order(layout, flat.shape[1]))] * 2.0 - 1.0
 
 
-def lsd_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def lsd_loss(out: torch.Tensor, target: torch.Tensor, peak: torch.Tensor | None = None) -> torch.Tensor:
     """The evaluation's log-spectral distance (:mod:`.metrics`: 512-sample Hann frames, hop 256,
     -80 dB floor), in torch, of ``out`` made as :func:`restyle` makes it (mean removed, scaled to
-    the target's peak) against ``target``; both (B, T) samples. Mean over windows and frames, dB."""
+    ``peak``: the input window's, (B, 1); default the target's) against ``target``; both (B, T)
+    samples. Mean over windows and frames, dB."""
     from musicgen_app.ml.audio.metrics import FLOOR_DB, FRAME, HOP
 
     out = out - out.mean(dim=1, keepdim=True)
-    peak_t = target.abs().amax(dim=1, keepdim=True)
+    peak_t = target.abs().amax(dim=1, keepdim=True) if peak is None else peak
     out = out * (peak_t / out.abs().amax(dim=1, keepdim=True).clamp_min(1e-6))
     w = torch.from_numpy(np.hanning(FRAME).astype(np.float32))
 
@@ -279,6 +302,7 @@ def load_restyler(name: str, card: dict, path: Path) -> Restyler:
 
 def new_card(config: RestyleConfig, name: str) -> dict:
     """The card skeleton of a model (training fills data, training and metrics)."""
+    residual = config.variant == "residual"
     return {
         "name": name,
         "family": FAMILY,
@@ -286,19 +310,27 @@ def new_card(config: RestyleConfig, name: str) -> dict:
         "architecture": ARCHITECTURE,
         "seed_paper": "002",
         "target": "piano",
-        "title": f"Style-transfer autoencoder on a {config.layout} layout (paper 002)",
+        "title": f"Style-transfer autoencoder on a {config.layout} layout (paper 002"
+        + (", residual variant)" if residual else ")"),
         "description": (
             "Paper 002's style-transfer autoencoder (its Figure 9 table: 4x4 convolutions 16-32-64-64 "
             "with 2x2 max pooling, upsampling back through 32 and 16, a 3x3 convolution to one channel; "
-            "ReLU inside, sigmoid out). 65,536 samples of mono audio become a 256 x 256 picture "
+            + (
+                "ReLU inside; residual variant, not the paper's: each output sample is the input sample "
+                "times 1 + tanh of that last convolution, which starts at zero, so the untrained "
+                "network is the identity). "
+                if residual
+                else "ReLU inside, sigmoid out). "
+            )
+            + "65,536 samples of mono audio become a 256 x 256 picture "
             + (
                 "along the paper's Hilbert curve (recursive quadrants, the bottom two mirrored)"
                 if config.layout == "hilbert"
                 else "row by row (the baseline layout, not the paper's)"
             )
-            + ", scaled to 0..1. Trained on piano renders only, so that other instruments come out "
-            "closer to piano; restyling runs windows end to end (32 ms crossfades), each scaled to its "
-            "input's peak."
+            + ", scaled to 0..1. Trained toward piano renders (see training), so that other instruments "
+            "come out closer to piano; restyling runs windows end to end (32 ms crossfades), each scaled "
+            "to its input's peak."
         ),
         "config": {**asdict(config), "widths": list(config.widths)},
         "parameters": parameter_count(config),
@@ -309,26 +341,30 @@ def new_card(config: RestyleConfig, name: str) -> dict:
 def random_windows(
     tracks: list[np.ndarray], count: int, rng: np.random.Generator, window: int = WINDOW
 ) -> np.ndarray:
-    """``count`` random windows from ``tracks`` (a track shorter than a window is zero-padded)."""
-    out = np.zeros((count, window), dtype=np.float32)
-    lengths = np.array([len(t) for t in tracks], dtype=np.float64)
+    """``count`` random windows from ``tracks`` (a track shorter than a window is zero-padded).
+    A track may be (K, T): K aligned signals (a render and its piano render) cut at the same
+    place; the result is then (count, K, window)."""
+    lead = tracks[0].shape[:-1]
+    out = np.zeros((count, *lead, window), dtype=np.float32)
+    lengths = np.array([t.shape[-1] for t in tracks], dtype=np.float64)
     picks = rng.choice(len(tracks), size=count, p=lengths / lengths.sum())
     for row, k in enumerate(picks):
         t = tracks[k]
-        start = int(rng.integers(0, max(1, len(t) - window + 1)))
-        piece = t[start : start + window]
-        out[row, : len(piece)] = piece
+        start = int(rng.integers(0, max(1, t.shape[-1] - window + 1)))
+        piece = t[..., start : start + window]
+        out[row, ..., : piece.shape[-1]] = piece
     return out
 
 
 def fixed_windows(tracks: list[np.ndarray], window: int = WINDOW) -> np.ndarray:
-    """Every whole window (and each track's padded tail window) of ``tracks``: validation data."""
+    """Every whole window (and each track's padded tail window) of ``tracks``: validation data
+    ((K, T) tracks as in :func:`random_windows`)."""
     rows = []
     for t in tracks:
-        for s in range(0, max(1, len(t)), window):
-            w = np.zeros(window, dtype=np.float32)
-            piece = t[s : s + window]
-            w[: len(piece)] = piece
+        for s in range(0, max(1, t.shape[-1]), window):
+            w = np.zeros((*t.shape[:-1], window), dtype=np.float32)
+            piece = t[..., s : s + window]
+            w[..., : piece.shape[-1]] = piece
             rows.append(w)
     return np.stack(rows)
 
@@ -447,13 +483,21 @@ def train_autoencoder(
     loss: str = "mse",
     augment: bool = False,
     revive: bool = False,
+    pairs: list[np.ndarray] | None = None,
+    val_pairs: list[np.ndarray] | None = None,
+    paired_share: float = 0.5,
 ) -> tuple[HilbertAutoencoder, TrainReport]:
     """Train on random piano windows for ``seconds`` of wall time (Adam). ``loss``: ``"mse"`` on the
     0..1 pictures (the paper's), or ``"lsd"``: the evaluation's log-spectral distance between the
-    decoded output (mean removed, peak matched, as restyling does) and the input window.
+    decoded output (mean removed, scaled to the input window's peak, as restyling does) and the
+    target window.
     ``augment``: denoising training: the network sees :func:`augment_windows` of each piano window
     and is scored against the clean window (validation too, with a fixed draw of changes).
     ``revive``: before training, :func:`revive_dead_channels` of ``start`` on the training windows.
+    ``pairs`` (not the paper's recipe, which sees piano only): (2, T) arrays, another instrument's
+    render of a piece over its piano render, sample-aligned; ``paired_share`` of each batch is
+    cut from them (input: the other instrument, target: piano), the rest is piano as above.
+    ``val_pairs`` join the validation windows the same way.
 
     It runs through the one training loop (:func:`musicgen_app.ml.training.train`, validating
     every ``eval_every`` steps). Paper 002 saw Adam's loss jump up suddenly and kept its best model;
@@ -463,6 +507,8 @@ def train_autoencoder(
     ``best_val_mse`` holds the validation value of ``loss``)."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r} (choose from {', '.join(LOSSES)})")
+    if not 0.0 <= paired_share <= 1.0:
+        raise ValueError("paired_share must be from 0 to 1")
     from musicgen_app.ml.training import TrainConfig
     from musicgen_app.ml.training import train as train_loop
 
@@ -475,43 +521,44 @@ def train_autoencoder(
         counts = revive_dead_channels(net, random_windows(train, 32, np.random.default_rng(seed)), seed)
         if log is not None:
             log(f"revived dead channels: {counts}")
-    val_windows = fixed_windows(val, config.window)
-    val_pics = to_pictures(val_windows, config.layout)
-    val_inputs = (
-        to_pictures(
-            augment_windows(val_windows, np.random.default_rng(seed), sample_rate=config.sample_rate),
-            config.layout,
-        )
-        if augment
-        else val_pics
-    )
+    n_paired = round(batch * paired_share) if pairs else 0
 
-    def objective(out: torch.Tensor, pics: torch.Tensor, windows: np.ndarray) -> torch.Tensor:
+    def altered(windows: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+        return augment_windows(windows, gen, sample_rate=config.sample_rate) if augment else windows
+
+    val_targets = fixed_windows(val, config.window)
+    val_sources = altered(val_targets, np.random.default_rng(seed))
+    if val_pairs:
+        both = fixed_windows(val_pairs, config.window)  # (N, 2, window)
+        val_sources = np.concatenate([val_sources, both[:, 0]])
+        val_targets = np.concatenate([val_targets, both[:, 1]])
+    val_set = _prepared(val_sources, val_targets, config.layout)
+
+    def objective(out: torch.Tensor, b: tuple) -> torch.Tensor:
+        _inputs, pics, windows, peaks = b
         if loss == "mse":
             return nn.functional.mse_loss(out, pics)
-        return lsd_loss(pictures_to_samples(out, config.layout), torch.from_numpy(windows))
+        return lsd_loss(pictures_to_samples(out, config.layout), windows, peaks)
 
     def validate(model: nn.Module) -> tuple[float, float, dict[str, float]]:
         with torch.no_grad():
-            parts = [
-                (float(objective(model(val_inputs[b : b + 8]), val_pics[b : b + 8], val_windows[b : b + 8])),
-                 len(val_pics[b : b + 8]))
-                for b in range(0, len(val_pics), 8)
-            ]  # fmt: skip
+            parts = []
+            for b in range(0, len(val_set[0]), 8):
+                part = tuple(t[b : b + 8] for t in val_set)
+                parts.append((float(objective(model(part[0]), part)), len(part[0])))
         return sum(v * n for v, n in parts), float(sum(n for _, n in parts)), {}
 
-    def windows_batch(_g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        windows = random_windows(train, batch, rng, config.window)
-        pics = to_pictures(windows, config.layout)
-        inputs = (
-            to_pictures(augment_windows(windows, rng, sample_rate=config.sample_rate), config.layout)
-            if augment
-            else pics
-        )
-        return inputs, pics, windows
+    def windows_batch(_g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        targets = random_windows(train, batch - n_paired, rng, config.window)
+        sources = altered(targets, rng)
+        if n_paired:
+            both = random_windows(pairs or [], n_paired, rng, config.window)
+            sources = np.concatenate([sources, both[:, 0]])
+            targets = np.concatenate([targets, both[:, 1]])
+        return _prepared(sources, targets, config.layout)
 
     def step_loss(model: nn.Module, b: tuple) -> tuple[torch.Tensor, int]:
-        return objective(model(b[0]), b[1], b[2]), 1
+        return objective(model(b[0]), b), 1
 
     def on_event(ev: dict) -> None:
         if log is not None and ev.get("event") == "epoch":
@@ -525,6 +572,17 @@ def train_autoencoder(
     res = train_loop(net, step_loss, windows_batch, validate, cfg, on_event=on_event, previous=previous)
     history = [(int(r["step"]), round(r["train_nll"], 7), round(r["val_nll"], 7)) for r in res.history]
     return net, TrainReport(res.steps, res.seconds, round(res.best_valid_nll, 7), history)
+
+
+def _prepared(sources: np.ndarray, targets: np.ndarray, layout: str) -> tuple[torch.Tensor, ...]:
+    """A batch: input pictures, target pictures, target samples and the inputs' peaks (B, 1)."""
+    peaks = np.abs(sources).max(axis=1, keepdims=True)
+    return (
+        to_pictures(sources, layout),
+        to_pictures(targets, layout),
+        torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)),
+        torch.from_numpy(peaks.astype(np.float32)),
+    )
 
 
 def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -596,6 +654,7 @@ def evaluate_restyler(
         f"{FLOOR_DB:g} dB floor); low_band_*: the same over the lower half of the band only "
         f"(0 to {model.sample_rate // 4} Hz)",
         "layout": model.network.config.layout,
+        "variant": model.network.config.variant,
         "split": split,
         "pieces": len(pieces),
         "comparisons": len(rows),
