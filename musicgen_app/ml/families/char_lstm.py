@@ -7,7 +7,11 @@ eighth note followed by a 16th rest). Milliseconds are taken at a reference temp
 to the nearest 16th. Tunes are separated by a newline. The vocabulary is the 13 characters
 ``\\n0123456789:;``.
 
-Network (as in the paper): character embedding -> 2 stacked LSTM layers -> softmax over characters.
+Network: paper 000 ran a character embedding -> 2 stacked LSTM layers -> softmax over characters
+(:class:`~musicgen_app.ml.families.common.TokenLSTM`; the cards before the hierarchical model, which
+still load). The shipped model goes beyond it: the same characters, modelled hierarchically
+(:mod:`~musicgen_app.ml.families.char_notes`: a note-level LSTM once per completed note, a small
+character decoder within each note), which trains ~10x quicker per character on this CPU.
 Generation is character by character; sampling is kept to well-formed text (digits where a number
 goes, a separator once it has at least one digit), and a note is streamed as soon as its
 next field is complete (on a single line a note longer than the step to the next one is cut
