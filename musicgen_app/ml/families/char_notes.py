@@ -50,7 +50,7 @@ class NoteCharConfig:
     char_embed: int = 16
     note_to_char: int = 64  # the note state as the decoder sees it at every character
     char_hidden: int = 128
-    dropout: float = 0.1
+    dropout: float = 0.25
 
 
 def parse_note(chars: str) -> tuple[int, int, int]:
