@@ -59,6 +59,13 @@ _CARD_DTYPES = {"float16": "F16", "float32": "F32"}  # a card's ``weights_dtype`
 # to the network's own constructor (an unknown key is refused there)
 _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "vocab_size": (1, 200_000),
+    "char_hidden": (1, 8192),
+    "note_to_char": (1, 8192),
+    "char_embed": (1, 8192),
+    "note_layers": (1, 16),
+    "note_hidden": (1, 8192),
+    "field_dim": (1, 8192),
+    "max_steps": (1, 4096),
     "embed_dim": (1, 8192),
     "hidden_size": (1, 8192),
     "num_layers": (1, 16),
@@ -126,6 +133,16 @@ def _token_lstm(c: dict) -> int:
     D, F = c.get("dense_size", 0), c.get("feature_dim", 0)
     out = D or H
     return V * E + _lstm(E, H, L) + (H * D + D) + out * V + V + F * (E + out) + V * F
+
+
+def _char_notes(c: dict) -> int:
+    """char-lstm's hierarchical model: field embeddings, the note LSTM, the character decoder."""
+    V, M, F = c.get("vocab_size", 13), c.get("max_steps", 64), c.get("field_dim", 32)
+    H, L, E = c.get("note_hidden", 256), c.get("note_layers", 2), c.get("char_embed", 16)
+    S, C = c.get("note_to_char", 64), c.get("char_hidden", 128)
+    fields = (129 + 2 * (M + 1) + 48) * F
+    decoder = H * 2 * C + 2 * C + H * S + S + V * E + _lstm(E + S, C, 1) + (C + H) * V + V
+    return fields + _lstm(4 * F, H, L) + decoder
 
 
 def _pianoroll(c: dict) -> int:
@@ -212,6 +229,7 @@ ESTIMATORS: dict[str, Callable[[dict], int]] = {
     "melody-lstm": _melody_lstm,
     "MelodyFIM": _melody_fim,
     "char-lstm": _token_lstm,
+    "char-lstm-notes": _char_notes,
     "chord-lstm": _token_lstm,
     "pianoroll-lstm": _pianoroll,
     "pianoroll-seq2seq": _pianoroll,

@@ -241,7 +241,7 @@ def _config(card: dict) -> dict:
 
 def _hidden(card: dict) -> None:
     cfg = _config(card)
-    key = next(k for k in ("hidden_size", "width", "channels", "d_model") if k in cfg)
+    key = next(k for k in ("hidden_size", "width", "channels", "d_model", "note_hidden") if k in cfg)
     cfg[key] = 200_000
 
 
@@ -249,6 +249,8 @@ def _layers(card: dict) -> None:
     cfg = _config(card)
     if "num_layers" in cfg:
         cfg["num_layers"] = -1
+    elif "note_layers" in cfg:  # char-lstm's hierarchical model
+        cfg["note_layers"] = -1
     elif "dilations" in cfg:
         cfg["dilations"] = [-1]
     else:
@@ -268,7 +270,7 @@ def _architecture_text(card: dict) -> None:
 
 def _string_number(card: dict) -> None:
     cfg = _config(card)
-    key = next(k for k in ("hidden_size", "width", "channels", "d_model") if k in cfg)
+    key = next(k for k in ("hidden_size", "width", "channels", "d_model", "note_hidden") if k in cfg)
     cfg[key] = "256"
 
 

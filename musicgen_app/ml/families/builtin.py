@@ -359,37 +359,49 @@ class CharLSTMFamily(ModuleFamily):
     per_grid_step = 16
 
     def config(self, tiny: bool = False) -> Any:
-        """The token LSTM over characters."""
-        from musicgen_app.ml.families.char_lstm import CHARS, char_lstm_config
-        from musicgen_app.ml.families.common import TokenLSTMConfig
+        """The hierarchical character model (a note LSTM over a character decoder)."""
+        from musicgen_app.ml.families.char_notes import NoteCharConfig
 
         if tiny:
-            return TokenLSTMConfig(len(CHARS), embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0)
-        return char_lstm_config()
+            return NoteCharConfig(field_dim=4, note_hidden=16, note_layers=1, char_embed=4, note_to_char=8,
+                                  char_hidden=16, dropout=0.0)  # fmt: skip
+        return NoteCharConfig()
 
     def train(self, data: TrainData, run: TrainRun) -> dict:
-        """Character windows of the melodies' note text."""
+        """Windows of notes of the melodies' note text (each note's characters); a fine-tune of a
+        flat character LSTM (the cards before the hierarchical model) keeps its network: character
+        windows."""
         from musicgen_app.ml.families import char_lstm as m
-        from musicgen_app.ml.families.common import TokenLSTM, TokenLSTMConfig
+        from musicgen_app.ml.families import char_notes as cn
+        from musicgen_app.ml.families.common import TokenLSTMConfig
 
         tunes = _melody_tunes(data)
-        flat = {k: np.array(m.encode_text("".join(m.tune_text(t.steps) for t in v)), dtype=np.int64)
-                for k, v in tunes.items()}  # fmt: skip
-        seq = min(m.SEQ_LEN, min(len(a) for a in flat.values()) - 2)
-
-        def batch(g: torch.Generator, arr: np.ndarray = flat["train"], n: int = 32) -> torch.Tensor:
-            starts = torch.randint(0, len(arr) - seq - 1, (n,), generator=g).numpy()
-            return torch.from_numpy(np.stack([arr[s : s + seq + 1] for s in starts]))
-
+        texts = {k: [m.tune_text(t.steps) for t in v] for k, v in tunes.items()}
         base = _base_card(self, run)
         _same_vocab(base, list(m.CHARS), self.key)
-        cfg = _config_of(TokenLSTMConfig, base["config"]) if base else self.config(run.tiny)
-        net = TokenLSTM(cfg)
-        g = torch.Generator().manual_seed(5)
         vocab = {"kind": "characters", "tokens": list(m.CHARS), "ms_per_16th": m.MS_PER_STEP}
-        valid = [batch(g, flat["valid"]) for _ in range(2)]
-        return _fit(self, net, m._loss, batch, valid, run,
-                    (data, cfg, {"vocab": vocab}), lr=3e-3)  # fmt: skip
+        g = torch.Generator().manual_seed(5)
+        if base is not None and base.get("architecture") != cn.ARCHITECTURE:  # paper 000's flat network
+            cfg: Any = _config_of(TokenLSTMConfig, base["config"])
+            net = m.network_of(base)
+            flat = {k: np.array(m.encode_text("".join(v)), dtype=np.int64) for k, v in texts.items()}
+            seq = min(m.SEQ_LEN, min(len(a) for a in flat.values()) - 2)
+
+            def batch(g: torch.Generator, arr: np.ndarray = flat["train"], n: int = 32) -> torch.Tensor:
+                starts = torch.randint(0, len(arr) - seq - 1, (n,), generator=g).numpy()
+                return torch.from_numpy(np.stack([arr[s : s + seq + 1] for s in starts]))
+
+            valid = [batch(g, flat["valid"]) for _ in range(2)]
+            return _fit(self, net, m._loss, batch, valid, run,
+                        (data, cfg, {"vocab": vocab}), lr=3e-3)  # fmt: skip
+        cfg = _config_of(cn.NoteCharConfig, base["config"]) if base else self.config(run.tiny)
+        net = cn.NoteCharLSTM(cfg)
+        items = {k: cn.text_items(v, cfg) for k, v in texts.items()}
+        valid_batch = cn.window_batcher(items["valid"])
+        valid = [valid_batch(g) for _ in range(2)]
+        parts = {"vocab": vocab, "architecture": cn.ARCHITECTURE, "description": m.CARD_DESCRIPTION}
+        return _fit(self, net, cn.loss, cn.window_batcher(items["train"]), valid, run,
+                    (data, cfg, parts), lr=3e-3)  # fmt: skip
 
 
 class ChordLSTMFamily(ModuleFamily):

@@ -104,9 +104,16 @@ def char_lstm_metrics(model: FamilyModel) -> dict:
     """Test NLL per character (with its continuous cache, and without) and its n-gram baseline (same
     Essen split as the melody model)."""
     from musicgen_app.ml.families import char_lstm as cl
+    from musicgen_app.ml.families.char_notes import NoteCharLSTM, items_nll, text_items
 
     chars = _char_sequences()
-    m = cache_metrics(model.make_engine().model, model.card, chars["test"])
+    net = model.make_engine().model
+    if isinstance(net, NoteCharLSTM):  # the hierarchical model: the same characters, no cache
+        texts = ["".join(cl.CHARS[c] for c in s) for s in chars["test"]]
+        nll, acc, n = items_nll(net, text_items(texts, net.cfg))
+        m = {"test_nll": round(nll, 4), "test_accuracy": round(acc, 4), "test_tokens": n}
+    else:
+        m = cache_metrics(net, model.card, chars["test"])
     notes = sum(s.count(cl.SEMI) for s in chars["test"])
     # the LSTM predicts every character after the leading newline; so does the n-gram (bos = newline)
     rest = {k: [s[1:] for s in v] for k, v in chars.items()}
@@ -142,14 +149,17 @@ def tune_model_cache(name: str) -> dict:
     import torch
 
     from musicgen_app.errors import MusicgenError
-    from musicgen_app.ml.families.common import tune_cache
+    from musicgen_app.ml.families.common import TokenLSTM, tune_cache
     from musicgen_app.ml.registry import load_model
 
     torch.set_num_threads(1)
     model = load_model(name)
     if family_key(model.card) not in ("char-lstm", "chord-lstm") or model.path is None:
         raise MusicgenError(f"{name}: only char-lstm and chord-lstm models have a continuous cache")
-    cfg, record = tune_cache(model.make_engine().model, cache_sequences(model)["val"])
+    net = model.make_engine().model
+    if not isinstance(net, TokenLSTM):
+        raise MusicgenError(f"{name}: a hierarchical char-lstm model has no continuous cache")
+    cfg, record = tune_cache(net, cache_sequences(model)["val"])
     cache = {**cfg.to_card(), **record}
     cpath = card_path(Path(model.path))
     stored = json.loads(cpath.read_text())
