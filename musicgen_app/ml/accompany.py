@@ -157,12 +157,14 @@ class AccompanyModel:
     def predictor_logp(
         self, mel: np.ndarray, pitch: np.ndarray, parts: np.ndarray | None = None
     ) -> np.ndarray:
-        """The chord predictors' log-probabilities (T, C), averaged (the card must name some);
-        ``parts`` (T, PARTS_DIM) go to the predictors that read other parts."""
+        """The chord predictors' log-probabilities (T, C), averaged (the card must name some):
+        with ``parts`` (T, PARTS_DIM), those of the predictors that read other parts, else those of
+        the others (:meth:`voters`)."""
         classes = np.arange(N_CHORDS)
         total = np.zeros((len(pitch), N_CHORDS))
+        voters = self.voters(parts is not None)
         with torch.no_grad():
-            for chord_net in self.chord_nets:
+            for chord_net in voters:
                 # a ChordNet's log-probabilities are averaged over the melody a semitone down, as it
                 # is and a semitone up (each moved back); a BeatChordNet reads every melody in C
                 shifts = (0,) if isinstance(chord_net, BeatChordNet) else CHORD_SHIFTS
@@ -173,7 +175,17 @@ class AccompanyModel:
                     other = None if parts is None else torch.from_numpy(parts)[None]
                     logp = torch.log_softmax(chord_net(feats[None], hist, other)[0], -1).numpy()
                     total += logp[:, transpose_classes(classes, shift)] / len(shifts)
-        return total / len(self.chord_nets)
+        return total / len(voters)
+
+    def voters(self, hearing_parts: bool) -> tuple[ChordNet | BeatChordNet, ...]:
+        """The chord predictors whose log-probabilities are averaged: hearing other parts, those
+        that read them; on a melody alone, the others (chosen on POP909's validation songs: a
+        predictor deaf to the other parts dilutes what they say, and the melody-only predictors
+        choose the chords of a melody alone as well as all of them together); all of them when
+        the card names no predictor of the kind wanted."""
+        reading = tuple(c for c in self.chord_nets if isinstance(c, BeatChordNet) and c.cfg.other_parts)
+        deaf = tuple(c for c in self.chord_nets if c not in reading)
+        return (reading if hearing_parts else deaf) or self.chord_nets
 
     @property
     def decoding(self) -> Decoding:

@@ -317,6 +317,7 @@ class BeatChordNetConfig:
     dropout: float = 0.2
     heads: int = 0  # self-attention over the song's beats after the GRU (0: none)
     other_parts: bool = False  # reads the song's other parts (PARTS_DIM per frame) besides the melody
+    key_jitter: float = 0.0  # in training, the share of songs moved by a random shift instead of to C
 
     def to_card(self) -> dict:
         """The card's ``config``."""
@@ -427,6 +428,9 @@ class BeatChordNet(nn.Module):
         """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12), ``parts`` (B, T, PARTS_DIM) or None (a net
         that reads other parts then reads none) -> chord logits per beat (B, T // 4, C)."""
         shift = self.key_shift(hist)  # (B,)
+        if self.training and self.cfg.key_jitter:  # a key misread: the net learns to read the key itself
+            moved = torch.rand(shift.shape) < self.cfg.key_jitter
+            shift = torch.where(moved, torch.randint(0, 12, shift.shape), shift)
         if self.cfg.other_parts and parts is None:
             parts = torch.zeros(*mel.shape[:2], PARTS_DIM, dtype=mel.dtype)
         x = self.inp(self.beat_features(mel, hist, shift, parts if self.cfg.other_parts else None))

@@ -568,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--heads", type=int, default=0, help="with --arch bigru: self-attention heads over the beats"
     )
+    ap.add_argument("--key-jitter", type=float, default=0.0, help="with --arch bigru: share of random keys")
     ap.add_argument("--other-parts", action="store_true", help="with --arch bigru: read the other parts too")
     ap.add_argument("--root-weight", type=float, default=0.0, help="with --chords-only: extra root loss")
     ap.add_argument(
@@ -598,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
                 layers=args.layers,
                 dropout=args.dropout,
                 heads=args.heads,
+                key_jitter=args.key_jitter,
                 other_parts=args.other_parts,
             ),
             window=args.window,
