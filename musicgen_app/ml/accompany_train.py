@@ -10,7 +10,9 @@ Two corpora, each split by song as the rest of the app splits them:
   template estimate (:func:`musicgen_app.core.chords.estimate_chords`) of all four voices per beat.
   Split by the chorale's name (:func:`musicgen_app.ml.families.chorales.split_of`).
 
-Windows of whole bars, transposed at random by -5..+6 semitones. Run as
+Windows of whole bars, transposed at random by -5..+6 semitones. A chord predictor that reads
+other parts (``--other-parts``) gets POP909's BRIDGE track (never PIANO, the target), hidden in
+half the windows (:data:`PARTS_DROP`) so that it also works on a melody alone. Run as
 ``python -m musicgen_app.ml.accompany_train --corpus pop909 --minutes 22 --out models/accompany-pop909``.
 """
 
