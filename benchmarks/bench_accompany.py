@@ -9,6 +9,10 @@ the same run:
 * ``piano``: the learned texture (``accompany-pop909``);
 * ``chords``: block chords on the chords the model chose;
 * ``bass``: the bass line (the estimate sees one note at a time: mostly the chord root);
+
+each twice: ``(melody only)``, the chords chosen from the MELODY track alone, and ``(melody +
+BRIDGE)``, hearing the song's BRIDGE track too (its second melody / instrumental line, as
+Accompany hears a song's other tracks; the PIANO track is the target and never an input);
 * ``baseline``: per bar, the diatonic triad of the song's key that covers most of the bar's
   melody, as a block chord (and again with its bars moved by the whole beats whose triads
   cover the most melody: the baseline's own downbeat check, as the model checks its downbeat);
@@ -43,16 +47,15 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from musicgen_app.ml.accompany import load_accompany_model
-    from musicgen_app.ml.accompany_eval import evaluate
+    from musicgen_app.ml.accompany_eval import WITH_PARTS, evaluate
 
     pop = load_accompany_model("accompany-pop909")
     t0 = time.perf_counter()
     runs = [
         evaluate(
             {
-                "piano": (pop, "piano"),
-                "chords": (pop, "chords"),
-                "bass": (pop, "bass"),
+                **{f"{style} (melody only)": (pop, style) for style in ("piano", "chords", "bass")},
+                **{f"{style} {WITH_PARTS}": (pop, style) for style in ("piano", "chords", "bass")},
                 "piano (chords given)": (pop, "piano"),
             },
             "pop909",

@@ -4,6 +4,8 @@ The melody track and every other track are written back unchanged; the accompani
 track after them (see :mod:`musicgen_app.ml.accompany` for the styles and models). Without
 ``--chords`` the model chooses the chords and they are printed; ``--chords "C G Am F"`` gives
 one chord per bar from the first bar, the progression repeating to the end of the melody.
+The song's other pitched tracks are heard too when the model chooses the chords (``--melody-only``:
+the melody alone).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar='"C G Am F"',
         help="chords to follow, one per bar from bar 1, repeating (default: the model chooses)",
     )
+    parser.add_argument(
+        "--melody-only",
+        action="store_true",
+        help="choose the chords from the melody alone (default: the song's other tracks are heard too)",
+    )
     at.add_temperature_and_seed(parser)
     add_play_while_generating_arguments(parser, "hear the accompaniment while it is generated", old=())
 
@@ -77,7 +84,14 @@ def run(args: argparse.Namespace) -> int:
     model = load_accompany_model(args.model or default_model(args.style))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     session = start_accompany_session(
-        model, song, track, style=args.style, temperature=args.temperature, seed=seed, chords=spans
+        model,
+        song,
+        track,
+        style=args.style,
+        temperature=args.temperature,
+        seed=seed,
+        chords=spans,
+        other_parts=not args.melody_only,
     )
     new = accompaniment_track(song, args.style)
     out = song.copy()
@@ -108,7 +122,13 @@ def run(args: argparse.Namespace) -> int:
     more = " ..." if len(session.chords) > CHORDS_SHOWN else ""
     print(
         f"wrote {args.output}: track {len(out.tracks)} '{new.name}' ({args.style}, {len(notes)} notes) under "
-        f"track {track + 1} (model {model.name}, seed {seed}); chords {'given' if spans else 'chosen'}: "
+        f"track {track + 1} (model {model.name}, seed {seed}); chords {'given' if spans else 'chosen'}"
+        f"{_heard(session.plan.parts_read) if not spans else ''}: "
         f"{shown}{more}"
     )
     return 0
+
+
+def _heard(parts: int) -> str:
+    """What the chord choice heard besides the melody, for the summary line."""
+    return f" hearing {parts} other track{'s' if parts != 1 else ''} too" if parts else " from the melody"

@@ -17,6 +17,11 @@ Styles:
 
 Given chords (``chords=``) replace the predicted ones wherever they are given; the session's
 ``chords`` are the spans used (in the song's ticks), for the chord lane.
+
+A song with other pitched parts besides the melody (a second line, a bass, a pad: every track but
+the melody's and the drums) has them read too, as a musician would: a chord predictor trained with
+other parts (``other_parts`` in its card) reads their pitch classes per beat beside the melody, and
+still works on a melody alone.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from musicgen_app.ml.accompany_net import (
     key_histogram,
     melody_arrays,
     melody_features,
+    parts_frames,
     transpose_classes,
 )
 from musicgen_app.ml.accompany_styles import (
@@ -130,22 +136,35 @@ class AccompanyModel:
         """The first chord predictor (None: the net's own chord head chooses the chords)."""
         return self.chord_nets[0] if self.chord_nets else None
 
-    def chord_logits(self, mel: np.ndarray, pitch: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def chord_logits(
+        self, mel: np.ndarray, pitch: np.ndarray, parts: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
-        (``pitch``: the melody per frame, for the chord predictors' key histogram): with chord
-        predictors, their log-probabilities averaged (:meth:`predictor_logp`)."""
+        (``pitch``: the melody per frame, for the chord predictors' key histogram; ``parts``: the
+        other parts per frame, :func:`~musicgen_app.ml.accompany_net.parts_frames`, or None): with
+        chord predictors, their log-probabilities averaged (:meth:`predictor_logp`)."""
         with torch.no_grad():
             hidden, own = self.net.encode(torch.from_numpy(mel)[None])
         if not self.chord_nets:
             return hidden, own[0].numpy()
-        return hidden, self.predictor_logp(mel, pitch)
+        return hidden, self.predictor_logp(mel, pitch, parts)
 
-    def predictor_logp(self, mel: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-        """The chord predictors' log-probabilities (T, C), averaged (the card must name some)."""
+    @property
+    def reads_parts(self) -> bool:
+        """Whether a chord predictor of this model reads the song's other parts."""
+        return any(isinstance(c, BeatChordNet) and c.cfg.other_parts for c in self.chord_nets)
+
+    def predictor_logp(
+        self, mel: np.ndarray, pitch: np.ndarray, parts: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The chord predictors' log-probabilities (T, C), averaged (the card must name some):
+        with ``parts`` (T, PARTS_DIM), those of the predictors that read other parts, else those of
+        the others (:meth:`voters`)."""
         classes = np.arange(N_CHORDS)
         total = np.zeros((len(pitch), N_CHORDS))
+        voters = self.voters(parts is not None)
         with torch.no_grad():
-            for chord_net in self.chord_nets:
+            for chord_net in voters:
                 # a ChordNet's log-probabilities are averaged over the melody a semitone down, as it
                 # is and a semitone up (each moved back); a BeatChordNet reads every melody in C
                 shifts = (0,) if isinstance(chord_net, BeatChordNet) else CHORD_SHIFTS
@@ -153,9 +172,20 @@ class AccompanyModel:
                     moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
                     feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
                     hist = torch.from_numpy(key_histogram(moved))[None]
-                    logp = torch.log_softmax(chord_net(feats[None], hist)[0], -1).numpy()
+                    other = None if parts is None else torch.from_numpy(parts)[None]
+                    logp = torch.log_softmax(chord_net(feats[None], hist, other)[0], -1).numpy()
                     total += logp[:, transpose_classes(classes, shift)] / len(shifts)
-        return total / len(self.chord_nets)
+        return total / len(voters)
+
+    def voters(self, hearing_parts: bool) -> tuple[ChordNet | BeatChordNet, ...]:
+        """The chord predictors whose log-probabilities are averaged: hearing other parts, those
+        that read them; on a melody alone, the others (chosen on POP909's validation songs: a
+        predictor deaf to the other parts dilutes what they say, and the melody-only predictors
+        choose the chords of a melody alone as well as all of them together); all of them when
+        the card names no predictor of the kind wanted."""
+        reading = tuple(c for c in self.chord_nets if isinstance(c, BeatChordNet) and c.cfg.other_parts)
+        deaf = tuple(c for c in self.chord_nets if c not in reading)
+        return (reading if hearing_parts else deaf) or self.chord_nets
 
     @property
     def decoding(self) -> Decoding:
@@ -276,6 +306,24 @@ def melody_on_grid(notes: Sequence[Note], grid: Grid) -> tuple[np.ndarray, np.nd
     return melody_arrays(np.array(rows, dtype=np.int64).reshape(-1, 3), grid.n_frames)
 
 
+def parts_on_grid(song: Song, melody: int, grid: Grid) -> tuple[np.ndarray | None, int]:
+    """The other parts of ``song`` (every pitched track but ``melody``) per frame of ``grid``
+    (:func:`~musicgen_app.ml.accompany_net.parts_frames`), and how many tracks that is (None, 0:
+    the melody is alone)."""
+    rows = []
+    used = 0
+    for i, tr in enumerate(song.tracks):
+        if i == melody or tr.is_drum or not tr.notes:
+            continue
+        used += 1
+        for n in tr.notes:
+            start = grid.frame(n.start_tick)
+            rows.append((start, max(1, grid.frame(n.end_tick) - start), n.pitch))
+    if not used:
+        return None, 0
+    return parts_frames(np.array(rows, dtype=np.int64).reshape(-1, 3), grid.n_frames), used
+
+
 def progression_spans(
     song: Song, chords: Sequence[Chord | None], end_tick: int, start_tick: int = 0
 ) -> list[ChordSpan]:
@@ -391,6 +439,7 @@ class AccompanyPlan:
     track: int  # where the notes go (the new track's index)
     channel: int
     given: bool  # the chords were (at least partly) given
+    parts_read: int = 0  # the song's other tracks the chord predictor read besides the melody
 
 
 @dataclass
@@ -600,9 +649,11 @@ def plan_accompany(
     *,
     style: str,
     chords: Sequence[ChordSpan] | None = None,
+    other_parts: bool = True,
 ) -> AccompanyPlan:
     """The melody of ``track`` on the grid, the chords per frame (given or predicted), and the
-    new track's index and channel (raises GenerationError)."""
+    new track's index and channel (raises GenerationError). With ``other_parts`` the song's
+    other pitched tracks are read too (by a chord predictor that reads them)."""
     check_style(style)
     if not 0 <= track < len(song.tracks):
         raise GenerationError(f"the song has no track {track + 1} (it has {len(song.tracks)})")
@@ -616,12 +667,24 @@ def plan_accompany(
     pitch, onset = melody_on_grid(notes, grid)
     given: tuple[np.ndarray, np.ndarray] | None = frames_from_spans(chords, grid) if chords else None
     new_track = accompaniment_track(song, style)
-    return plan_frames(
-        model, grid, pitch, onset, style, given, track=len(song.tracks), channel=new_track.channel
+    parts, used = parts_on_grid(song, track, grid) if other_parts and model.reads_parts else (None, 0)
+    plan = plan_frames(
+        model,
+        grid,
+        pitch,
+        onset,
+        style,
+        given,
+        track=len(song.tracks),
+        channel=new_track.channel,
+        parts=parts,
     )
+    return replace(plan, parts_read=used)
 
 
-def rephase(model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray) -> Grid:
+def rephase(
+    model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray, parts: np.ndarray | None = None
+) -> Grid:
     """``grid`` with its bar positions moved by the whole beats that make the chord predictor
     most sure of its chords (the mean over beats of the best chord's logit): the bar lines as the
     melody's harmony places them. Unchanged without a chord predictor or when no shift beats the
@@ -632,7 +695,7 @@ def rephase(model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndar
     best: tuple[float, np.ndarray] | None = None
     for shift in range(0, bar, 4):
         position = (grid.position - shift) % bar
-        logits = model.predictor_logp(melody_features(pitch.astype(np.int64), onset, position), pitch)
+        logits = model.predictor_logp(melody_features(pitch.astype(np.int64), onset, position), pitch, parts)
         n_beats = len(logits) // 4
         if not n_beats:
             return grid
@@ -653,17 +716,19 @@ def plan_frames(
     *,
     track: int = 0,
     channel: int = 0,
+    parts: np.ndarray | None = None,
 ) -> AccompanyPlan:
     """The plan of a melody already on a grid (``pitch``, ``onset`` per frame); ``given``: chord
-    classes per frame and where they are given (:func:`frames_from_spans`).
+    classes per frame and where they are given (:func:`frames_from_spans`); ``parts``: the song's
+    other parts per frame (:func:`parts_on_grid`) or None.
 
     Without given chords the downbeat is checked first (:func:`rephase`): a file whose bar lines
     sit a beat or two off its music (POP909's trap) is read with its bars where the harmony has
     them."""
     if given is None or not given[1].any():
-        grid = rephase(model, grid, pitch, onset)
+        grid = rephase(model, grid, pitch, onset, parts)
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
-    hidden, chord_logits = model.chord_logits(mel, pitch)
+    hidden, chord_logits = model.chord_logits(mel, pitch, parts)
     dec = model.decoding
     per_beat = beat_chords(
         chord_logits,
@@ -704,15 +769,17 @@ def start_accompany_session(
     temperature: float = 1.0,
     seed: int | None = None,
     chords: Sequence[ChordSpan] | None = None,
+    other_parts: bool = True,
 ) -> AccompanySession:
     """A session writing ``style`` accompaniment under ``track`` (its notes go to a new track at
-    index ``len(song.tracks)``; see :func:`accompaniment_track`)."""
+    index ``len(song.tracks)``; see :func:`accompaniment_track`); with ``other_parts`` the chords
+    are chosen hearing the song's other tracks too."""
     from musicgen_app.ml.sampling import random_seed
 
     if not (temperature > 0 and math.isfinite(temperature)):
         raise GenerationError(f"the temperature must be above 0, not {temperature}")
     m = load_accompany_model(model) if isinstance(model, str) else model
-    plan = plan_accompany(m, song, track, style=style, chords=chords)
+    plan = plan_accompany(m, song, track, style=style, chords=chords, other_parts=other_parts)
     return AccompanySession(m, plan, temperature=temperature, seed=random_seed() if seed is None else seed)
 
 

@@ -8,6 +8,10 @@ are left out). A rule-based baseline is measured the same way in the same run: p
 diatonic triad of the song's annotated key that covers the most of the bar's melody (by duration;
 ties go to I, V, IV, vi, ii, iii, vii°), played as a block chord.
 
+A system whose name ends in :data:`WITH_PARTS` hears the song's BRIDGE track (POP909's second
+melody / instrumental line) beside the melody, as Accompany hears a song's other tracks; the PIANO
+track, the target, is never an input.
+
 For the chorales (``test`` split by name), the reference is the chord estimated per beat from
 the real alto, tenor and bass; the ``satb`` accompaniment and the baseline are estimated the same
 way.
@@ -26,9 +30,13 @@ import numpy as np
 from musicgen_app.core.chords import Chord, estimate_chords
 from musicgen_app.core.events import NoteEvent
 from musicgen_app.ml.accompany import AccompanyModel, AccompanySession, Grid, plan_frames
+from musicgen_app.ml.accompany_net import parts_frames
 from musicgen_app.ml.accompany_train import Piece, load_chorale_pieces, load_pop909
 
 logger = logging.getLogger(__name__)
+
+#: a system named with this suffix hears the song's other parts (POP909: BRIDGE) beside the melody
+WITH_PARTS = "(melody + BRIDGE)"
 
 #: Diatonic triads as (degree semitones above the tonic, quality), in the baseline's tie order.
 MAJOR_TRIADS = ((0, ""), (7, ""), (5, ""), (9, "m"), (2, "m"), (4, "m"), (11, "dim"))
@@ -119,13 +127,20 @@ def block_notes(chords: Sequence[tuple[int, int, Chord]]) -> list[tuple[int, int
     return notes
 
 
+def piece_parts(piece: Piece) -> np.ndarray | None:
+    """The piece's other parts per frame (POP909: BRIDGE; never the PIANO target), or None."""
+    return None if piece.parts is None else parts_frames(piece.parts, piece.n_frames)
+
+
 def model_notes(
-    model: AccompanyModel, piece: Piece, style: str, seed: int, *, given: bool = False
+    model: AccompanyModel, piece: Piece, style: str, seed: int, *, given: bool = False, parts: bool = False
 ) -> list[tuple[int, int, int]]:
     """The model's accompaniment of the piece's melody (frames as ticks); with ``given``, on the
-    piece's own chords instead of the ones the model would choose."""
+    piece's own chords instead of the ones the model would choose; with ``parts``, the chords
+    chosen hearing the piece's other parts too."""
     chords = (piece.chords.copy(), piece.chords > 0) if given else None
-    plan = plan_frames(model, piece_grid(piece), piece.pitch, piece.onset, style, chords)
+    other = piece_parts(piece) if parts else None
+    plan = plan_frames(model, piece_grid(piece), piece.pitch, piece.onset, style, chords, parts=other)
     session = AccompanySession(model, plan, temperature=1.0, seed=seed)
     return [(e.note.start_tick, e.note.end_tick, e.note.pitch) for e in session if isinstance(e, NoteEvent)]
 
@@ -150,7 +165,8 @@ def evaluate(
 ) -> dict:
     """Root agreement per beat on the held-out songs of ``corpus`` (``pop909`` or ``chorales``)
     for each ``name -> (model, style)`` (a name ending in ``"(chords given)"``: the accompaniment
-    of the piece's own chords, what following them is worth) and the baseline (``split="val"``
+    of the piece's own chords, what following them is worth; in :data:`WITH_PARTS`: the chords
+    chosen hearing the other parts too) and the baseline (``split="val"``
     to tune decoding on the validation songs). Returns the figures as a dict."""
     pieces = load_pop909(split, rephase=False) if corpus == "pop909" else load_chorale_pieces(split)
     pieces = pieces[:songs] if songs else pieces
@@ -169,7 +185,9 @@ def evaluate(
         for name, (model, style) in models.items():
             t0 = time.perf_counter()
             given = name.endswith("(chords given)")
-            roots = estimated_roots(model_notes(model, piece, style, seed + i, given=given), piece.n_frames)
+            parts = name.endswith(WITH_PARTS)
+            notes = model_notes(model, piece, style, seed + i, given=given, parts=parts)
+            roots = estimated_roots(notes, piece.n_frames)
             seconds[name] += time.perf_counter() - t0
             totals[name] += int((roots[known] == ref[known]).sum())
         if progress is not None:
@@ -189,13 +207,16 @@ def chord_root_accuracy(model: AccompanyModel, split: str = "val", *, songs: int
     :func:`musicgen_app.ml.accompany.plan_frames` chooses them) have the annotated root, per beat
     of the POP909 songs of ``split`` (beats annotated "no chord" left out); also on the beats
     where the melody sounds at all, and the predictor's own best chord per beat on the annotated
-    bar lines. No accompaniment is written: this judges the chord model alone."""
+    bar lines; with a predictor that reads other parts, also decoded hearing the BRIDGE track. No
+    accompaniment is written: this judges the chord model alone."""
     from musicgen_app.ml.accompany_net import melody_features
 
     pieces = load_pop909(split, rephase=False)
     pieces = pieces[:songs] if songs else pieces
     phased = {p.name: p.position for p in load_pop909(split, rephase=True)}
     hits = {"decoded": 0, "decoded, melody sounding": 0, "best per beat, bars from the chords": 0}
+    if model.reads_parts:
+        hits.update({f"decoded {WITH_PARTS}": 0, f"decoded {WITH_PARTS}, melody sounding": 0})
     beats = sounding_beats = 0
     started = time.perf_counter()
     for piece in pieces:
@@ -209,6 +230,13 @@ def chord_root_accuracy(model: AccompanyModel, split: str = "val", *, songs: int
         roots = np.where(plan.chords[: 4 * n : 4] > 0, (plan.chords[: 4 * n : 4] - 1) // 4, -1)
         hits["decoded"] += int((roots[known] == ref[known]).sum())
         hits["decoded, melody sounding"] += int((roots[sounding] == ref[sounding]).sum())
+        if model.reads_parts:
+            plan = plan_frames(
+                model, piece_grid(piece), piece.pitch, piece.onset, "chords", parts=piece_parts(piece)
+            )
+            roots = np.where(plan.chords[: 4 * n : 4] > 0, (plan.chords[: 4 * n : 4] - 1) // 4, -1)
+            hits[f"decoded {WITH_PARTS}"] += int((roots[known] == ref[known]).sum())
+            hits[f"decoded {WITH_PARTS}, melody sounding"] += int((roots[sounding] == ref[sounding]).sum())
         mel = melody_features(piece.pitch.astype(np.int64), piece.onset, phased[piece.name])
         _, logits = model.chord_logits(mel, piece.pitch)
         best = (logits[: 4 * n : 4, 1:].argmax(1)) // 4

@@ -230,8 +230,11 @@ class ChordNet(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(c, N_CHORDS)
 
-    def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits (B, T, N_CHORDS)."""
+    def forward(
+        self, mel: torch.Tensor, hist: torch.Tensor, parts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits (B, T, N_CHORDS) (``parts``,
+        the other parts, are not read)."""
         x = torch.cat([mel, hist[:, None, :].expand(-1, mel.shape[1], -1)], dim=-1)
         x = self.enc_in(x.transpose(1, 2))  # (B, C, T)
         for conv in self.enc:
@@ -284,6 +287,25 @@ class DecoderStepper:
 #: Krumhansl-Kessler's major-key profile (C major): the key whose tonic the melody is moved to C by
 KEY_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 BEAT_DIM = 11 * 12 + 12 + 4 + 2  # see BeatChordNet.beat_features
+#: the other parts per frame (:func:`parts_frames`): 12 sounding pitch classes and a flag (the song
+#: has other parts); per beat the net reads their durations in the beat and the six groups around
+#: it (:meth:`BeatChordNet.beat_features`) and the flag
+PARTS_DIM = 13
+OTHER_BEAT_DIM = 7 * 12 + 1
+
+
+def parts_frames(notes: np.ndarray, n_frames: int) -> np.ndarray:
+    """``(T, PARTS_DIM)`` float32: per frame the pitch classes sounding in the other parts given
+    as rows (start, length, pitch), and the flag column set (no rows: all zeros, flag too)."""
+    out = np.zeros((n_frames, PARTS_DIM), dtype=np.float32)
+    if not len(notes):
+        return out
+    for s, length, p in notes:
+        s, length, p = int(s), max(1, int(length)), int(p)
+        if 0 <= s < n_frames:
+            out[s : s + length, p % 12] = 1.0
+    out[:, 12] = 1.0
+    return out
 
 
 @dataclass
@@ -293,6 +315,9 @@ class BeatChordNetConfig:
     hidden: int = 128
     layers: int = 1
     dropout: float = 0.2
+    heads: int = 0  # self-attention over the song's beats after the GRU (0: none)
+    other_parts: bool = False  # reads the song's other parts (PARTS_DIM per frame) besides the melody
+    key_jitter: float = 0.0  # in training, the share of songs moved by a random shift instead of to C
 
     def to_card(self) -> dict:
         """The card's ``config``."""
@@ -310,6 +335,19 @@ def _share(x: torch.Tensor) -> torch.Tensor:
     return x / x.sum(-1, keepdim=True).clamp(min=1e-9)
 
 
+def _groups(dur: torch.Tensor, half: torch.Tensor, bar: torch.Tensor) -> list[torch.Tensor]:
+    """Per beat the shares of ``dur`` (B, N, 12) summed over its half-bar, the half-bars before and
+    after, its bar, the bars before and after (``half``, ``bar``: (B, N) group numbers)."""
+    b = dur.shape[0]
+    groups = []
+    for ids in (half, bar):
+        tot = torch.zeros(b, int(ids.max()) + 3, 12, dtype=dur.dtype)
+        tot = tot.scatter_add(1, (ids + 1)[..., None].expand(-1, -1, 12), dur)  # group g at g + 1
+        for off in (1, 0, 2):  # this one, the one before, the one after
+            groups.append(_share(tot.gather(1, (ids + off)[..., None].expand(-1, -1, 12))))
+    return groups
+
+
 class BeatChordNet(nn.Module):
     """A chord predictor over beats, in the melody's key.
 
@@ -324,12 +362,17 @@ class BeatChordNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         h = cfg.hidden
-        self.inp = nn.Sequential(nn.Linear(BEAT_DIM, h), nn.ReLU())
+        self.inp = nn.Sequential(
+            nn.Linear(BEAT_DIM + (OTHER_BEAT_DIM if cfg.other_parts else 0), h), nn.ReLU()
+        )
         self.rnn = nn.GRU(
             h, h, num_layers=cfg.layers, batch_first=True, bidirectional=True,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
         )  # fmt: skip
         self.drop = nn.Dropout(cfg.dropout)
+        if cfg.heads:
+            self.attn = nn.MultiheadAttention(2 * h, cfg.heads, dropout=cfg.dropout, batch_first=True)
+            self.norm = nn.LayerNorm(2 * h)
         self.head = nn.Linear(3 * h, N_CHORDS)
         profile = torch.tensor(KEY_PROFILE)
         rolled = torch.stack([torch.roll(profile, j) for j in range(12)])  # (12, 12): tonic j's profile
@@ -343,13 +386,16 @@ class BeatChordNet(nn.Module):
         return (-tonic) % 12
 
     @staticmethod
-    def beat_features(mel: torch.Tensor, hist: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    def beat_features(
+        mel: torch.Tensor, hist: torch.Tensor, shift: torch.Tensor, parts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, T, MELODY_DIM) frames, (B, 12) histograms, (B,) shifts -> (B, T // 4, BEAT_DIM),
         pitch classes moved up by ``shift``: per beat the duration per pitch class, the pitch class
         sounding on the beat, those struck, the durations of the beats before and after, of the
         half-bar, the half-bars before and after, the bar, the bars before and after (shares), the
         song's histogram (share), the beat in the bar (one-hot of 4), the share of rest and the
-        mean height."""
+        mean height. With ``parts`` (B, T, PARTS_DIM), the other parts' pitch classes are pooled
+        the same way (OTHER_BEAT_DIM more per beat)."""
         b, t, _ = mel.shape
         n = t // 4
         x = mel[:, : 4 * n].reshape(b, n, 4, -1)  # (B, N, 4, M)
@@ -364,23 +410,36 @@ class BeatChordNet(nn.Module):
         pos = x[:, :, 0, 15:].argmax(-1) // 4  # (B, N) beat of the bar
         bar = torch.cumsum((pos == 0).long(), 1)  # (B, N) bar number (from 0 or 1)
         half = 2 * bar + (pos >= 2).long()
-        groups = []
-        for ids in (half, bar):
-            tot = torch.zeros(b, int(ids.max()) + 3, 12, dtype=mel.dtype)
-            tot = tot.scatter_add(1, (ids + 1)[..., None].expand(-1, -1, 12), dur)  # group g at g + 1
-            for off in (1, 0, 2):  # this one, the one before, the one after
-                groups.append(_share(tot.gather(1, (ids + off)[..., None].expand(-1, -1, 12))))
+        groups = _groups(dur, half, bar)
         song = _share(hist.gather(1, idx))[:, None, :].expand(-1, n, -1)  # (B, N, 12)
         beat = torch.nn.functional.one_hot(pos.clamp(max=3), 4).to(mel.dtype)  # (B, N, 4)
         rest = x[..., 14].mean(2, keepdim=True)  # (B, N, 1)
         height = x[..., 13].mean(2, keepdim=True)
-        return torch.cat([dur, on_beat, struck, before, after, *groups, song, beat, rest, height], dim=-1)
+        feats = [dur, on_beat, struck, before, after, *groups, song, beat, rest, height]
+        if parts is not None:
+            y = parts[:, : 4 * n].reshape(b, n, 4, -1)
+            other = y[..., :12].gather(-1, idx[:, None, None, :].expand(-1, n, 4, -1)).mean(2)  # (B, N, 12)
+            feats += [other, *_groups(other, half, bar), y[:, :, 0, 12:13]]
+        return torch.cat(feats, dim=-1)
 
-    def beat_logits(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per beat (B, T // 4, C)."""
+    def beat_logits(
+        self, mel: torch.Tensor, hist: torch.Tensor, parts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12), ``parts`` (B, T, PARTS_DIM) or None (a net
+        that reads other parts then reads none) -> chord logits per beat (B, T // 4, C)."""
         shift = self.key_shift(hist)  # (B,)
-        x = self.inp(self.beat_features(mel, hist, shift))  # (B, N, H)
+        if self.training and self.cfg.key_jitter:  # a key misread: the net learns to read the key itself
+            moved = torch.rand(shift.shape) < self.cfg.key_jitter
+            shift = torch.where(moved, torch.randint(0, 12, shift.shape), shift)
+        if self.cfg.other_parts and parts is None:
+            parts = torch.zeros(*mel.shape[:2], PARTS_DIM, dtype=mel.dtype)
+        x = self.inp(self.beat_features(mel, hist, shift, parts if self.cfg.other_parts else None))
         y, _ = self.rnn(x)  # (B, N, 2H)
+        if self.cfg.heads:  # every beat looks at the song's other beats (its repeated sections)
+            n = x.shape[1]
+            pad = mel[:, : 4 * n : 4, 15:].sum(-1) == 0  # (B, N) window padding has no bar position
+            a, _ = self.attn(y, y, y, key_padding_mask=pad, need_weights=False)
+            y = self.norm(y + self.drop(a))
         z = self.head(self.drop(torch.cat([y, x], -1)))  # (B, N, C) in C
         cls = torch.arange(N_CHORDS)
         nq = len(CHORD_QUALITIES)
@@ -389,13 +448,15 @@ class BeatChordNet(nn.Module):
         moved[:, 0] = 0  # the song's class c is class moved[c] in C
         return z.gather(-1, moved[:, None, :].expand(-1, z.shape[1], -1))
 
-    def forward(self, mel: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12) -> chord logits per frame (B, T, C) (a
-        last partial beat takes the last whole beat's)."""
+    def forward(
+        self, mel: torch.Tensor, hist: torch.Tensor, parts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mel`` (B, T, MELODY_DIM), ``hist`` (B, 12), ``parts`` (B, T, PARTS_DIM) or None ->
+        chord logits per frame (B, T, C) (a last partial beat takes the last whole beat's)."""
         t = mel.shape[1]
         if t < 4:
             return torch.zeros(mel.shape[0], t, N_CHORDS)
-        z = self.beat_logits(mel, hist).repeat_interleave(4, dim=1)  # (B, 4N, C)
+        z = self.beat_logits(mel, hist, parts).repeat_interleave(4, dim=1)  # (B, 4N, C)
         if z.shape[1] < t:
             z = torch.cat([z, z[:, -1:].expand(-1, t - z.shape[1], -1)], dim=1)
         return z

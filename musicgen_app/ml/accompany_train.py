@@ -10,7 +10,9 @@ Two corpora, each split by song as the rest of the app splits them:
   template estimate (:func:`musicgen_app.core.chords.estimate_chords`) of all four voices per beat.
   Split by the chorale's name (:func:`musicgen_app.ml.families.chorales.split_of`).
 
-Windows of whole bars, transposed at random by -5..+6 semitones. Run as
+Windows of whole bars, transposed at random by -5..+6 semitones. A chord predictor that reads
+other parts (``--other-parts``) gets POP909's BRIDGE track (never PIANO, the target), hidden in
+half the windows (:data:`PARTS_DROP`) so that it also works on a melody alone. Run as
 ``python -m musicgen_app.ml.accompany_train --corpus pop909 --minutes 22 --out models/accompany-pop909``.
 """
 
@@ -44,13 +46,16 @@ from musicgen_app.ml.accompany_net import (
     label_class,
     melody_arrays,
     melody_features,
+    parts_frames,
     transpose_classes,
 )
 
 logger = logging.getLogger(__name__)
 
 POP909_MELODY_TRACK = 0  # POP909's files hold MELODY, BRIDGE, PIANO in this order
+POP909_BRIDGE_TRACK = 1
 POP909_PIANO_TRACK = 2
+PARTS_DROP = 0.5  # the share of training windows whose other parts are hidden (melody only)
 TRANSPOSE = (-5, 6)
 CHORD_WEIGHT = 2.0  # the chord loss counts this much more in training
 LABEL_LAG_SEC = 0.05  # a beat's chord is the one sounding this long after the beat
@@ -67,6 +72,7 @@ class Piece:
     chords: np.ndarray  # (T,) int64 chord class
     acc: np.ndarray  # (N, 3) int32: start step, length, pitch
     key: str = ""  # the annotated key, when known
+    parts: np.ndarray | None = None  # (N, 3) int32 other parts' notes (start, length, pitch); None: none
 
     @property
     def n_frames(self) -> int:
@@ -125,6 +131,7 @@ def load_pop909(split: str | None = None, *, rephase: bool = True) -> list[Piece
         rows = notes_all[offsets[i] : offsets[i + 1]]  # (s, pitch, length, velocity, track)
         mel = rows[rows[:, 4] == POP909_MELODY_TRACK]
         acc = rows[rows[:, 4] == POP909_PIANO_TRACK]
+        bridge = rows[rows[:, 4] == POP909_BRIDGE_TRACK]  # never the PIANO track: it is the target
         if len(mel) < 8 or len(acc) < 8:
             continue
         end = int(max((rows[:, 0] + rows[:, 2]).max(), m["n_steps"]))
@@ -144,6 +151,7 @@ def load_pop909(split: str | None = None, *, rephase: bool = True) -> list[Piece
                 chords,
                 acc[:, [0, 2, 1]].astype(np.int32),
                 m.get("file_key", ""),
+                bridge[:, [0, 2, 1]].astype(np.int32) if len(bridge) else None,
             )
         )
     return out
@@ -193,13 +201,24 @@ class Windows:
     """Random training windows of whole bars, transposed."""
 
     def __init__(
-        self, pieces: list[Piece], cfg: AccompanyConfig, window: int, rng: np.random.Generator
+        self,
+        pieces: list[Piece],
+        cfg: AccompanyConfig,
+        window: int,
+        rng: np.random.Generator,
+        *,
+        parts_drop: float = PARTS_DROP,
     ) -> None:
         self.pieces = [p for p in pieces if p.n_frames >= 32]
         self.cfg = cfg
         self.window = window
         self.rng = rng
+        self.parts_drop = parts_drop
         self.rolls = [roll(p.acc, p.n_frames) for p in self.pieces]
+        self.parts = [
+            parts_frames(p.parts if p.parts is not None else np.zeros((0, 3)), p.n_frames)
+            for p in self.pieces
+        ]
         weights = np.array([p.n_frames for p in self.pieces], dtype=np.float64)
         self.weights = weights / weights.sum()
 
@@ -228,11 +247,18 @@ class Windows:
         mask[: w - max(0, pad)] = 1.0
         full = p.pitch.astype(np.int64)
         hist = key_histogram(np.where(full >= 0, full + shift, -1))
-        return mel, chords, k_on, k_sound, mask, hist
+        parts = self.parts[i][sl]
+        if self.rng.random() < self.parts_drop:
+            parts = np.zeros_like(parts)
+        parts = np.concatenate([np.roll(parts[:, :12], shift, axis=1), parts[:, 12:]], axis=1)
+        if pad > 0:
+            parts = np.pad(parts, ((0, pad), (0, 0)))
+        return mel, chords, k_on, k_sound, mask, hist, parts
 
     def batch(self, size: int) -> tuple[torch.Tensor, ...]:
         """A random batch: melody (B,T,M), chords (B,T), onsets, sounding (B,T,K), mask (B,T), the
-        songs' pitch-class histograms (B,12)."""
+        songs' pitch-class histograms (B,12), the other parts (B,T,PARTS_DIM; hidden in a share
+        ``parts_drop`` of the windows)."""
         items = []
         for i in self.rng.choice(len(self.pieces), size=size, p=self.weights):
             n = self.pieces[i].n_frames
@@ -388,8 +414,8 @@ def chord_losses(
 ) -> dict[str, torch.Tensor]:
     """The chord predictor's cross-entropy (plus ``root_weight`` times the cross-entropy of the
     root alone, on annotated frames) and root accuracy on annotated frames."""
-    mel, chords, _on, _sound, mask, hist = batch
-    logits = net(mel, hist)
+    mel, chords, _on, _sound, mask, hist, parts = batch
+    logits = net(mel, hist, parts)
     ce = F.cross_entropy(logits.reshape(-1, N_CHORDS), chords.reshape(-1), reduction="none")
     loss = (ce * mask.reshape(-1)).sum() / mask.sum()
     if root_weight:
@@ -458,6 +484,8 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig | BeatChordNe
                "valid_frame_root_accuracy": best_row.get("val_root_accuracy")}  # fmt: skip
     step, history = res.steps, res.history
     beats = isinstance(net, BeatChordNet)
+    heads = getattr(cfg, "heads", 0)
+    reads_parts = bool(getattr(cfg, "other_parts", False))
     card = {
         "name": out.name,
         "family": "accompany-chords",
@@ -468,7 +496,19 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig | BeatChordNe
         "description": (
             "The melody pooled per beat (duration per pitch class, the note on the beat, the notes "
             "struck, rests, height, the beat in the bar) and the song's pitch-class histogram, read by a "
-            "bidirectional GRU over the whole song, predict a chord per beat"
+            "bidirectional GRU over the whole song"
+            + (
+                " and a self-attention layer over its beats (repeated sections share their chords)"
+                if heads
+                else ""
+            )
+            + (
+                ", with the other parts' pitch classes pooled the same way (POP909's BRIDGE in training, "
+                "hidden in half the windows so that a melody alone works too)"
+                if reads_parts
+                else ""
+            )
+            + ", predict a chord per beat"
             if beats
             else "Dilated 1-D convolutions over the melody on a 16th grid (4 bars each way) and the song's "
             "pitch-class histogram predict a chord per frame"
@@ -477,7 +517,9 @@ def train_chords(out: Path, *, minutes: float, cfg: ChordNetConfig | BeatChordNe
         "chords.",
         "config": cfg.to_card(),
         "data": {
-            "dataset": "POP909 (Wang et al., ISMIR 2020; MIT licence): MELODY, annotated chords",
+            "dataset": "POP909 (Wang et al., ISMIR 2020; MIT licence): MELODY"
+            + (" and BRIDGE (other parts; never PIANO)" if reads_parts else "")
+            + ", annotated chords",
             "split": "by a hash of each file's content (85/5/10, musicgen_app.ml.midi_data)",
             "pieces": {"train": len(train_p), "valid": len(val_p)},
             "augmentation": f"transposition {TRANSPOSE[0]}..+{TRANSPOSE[1]}",
@@ -525,6 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=128, help="with --arch bigru")
     ap.add_argument("--layers", type=int, default=2, help="with --arch bigru")
     ap.add_argument("--dropout", type=float, default=0.2, help="with --arch bigru")
+    ap.add_argument(
+        "--heads", type=int, default=0, help="with --arch bigru: self-attention heads over the beats"
+    )
+    ap.add_argument("--key-jitter", type=float, default=0.0, help="with --arch bigru: share of random keys")
+    ap.add_argument("--other-parts", action="store_true", help="with --arch bigru: read the other parts too")
     ap.add_argument("--root-weight", type=float, default=0.0, help="with --chords-only: extra root loss")
     ap.add_argument(
         "--chord-model", default=None, help="with --minutes 0: name these chord predictors (A,B) in the card"
@@ -549,7 +596,14 @@ def main(argv: list[str] | None = None) -> int:
             minutes=args.minutes,
             cfg=ChordNetConfig()
             if args.arch == "conv"
-            else BeatChordNetConfig(hidden=args.hidden, layers=args.layers, dropout=args.dropout),
+            else BeatChordNetConfig(
+                hidden=args.hidden,
+                layers=args.layers,
+                dropout=args.dropout,
+                heads=args.heads,
+                key_jitter=args.key_jitter,
+                other_parts=args.other_parts,
+            ),
             window=args.window,
             batch_size=args.batch,
             lr=args.lr,

@@ -214,13 +214,16 @@ def _accompany_chords(c: dict) -> int:
 
 
 def _accompany_chords_bigru(c: dict) -> int:
-    """The beat-level chord predictor (``ml.accompany_net.BeatChordNet``): input layer, a
-    bidirectional GRU over beats, chord head on the GRU's states and the input layer's."""
-    from musicgen_app.ml.accompany_net import BEAT_DIM, N_CHORDS
+    """The beat-level chord predictor (``ml.accompany_net.BeatChordNet``): input layer (wider when
+    it reads other parts), a bidirectional GRU over beats, self-attention over them when it has
+    heads, chord head on the GRU's states and the input layer's."""
+    from musicgen_app.ml.accompany_net import BEAT_DIM, N_CHORDS, OTHER_BEAT_DIM
 
     H, L = c.get("hidden", 128), c.get("layers", 2)
     gru = 2 * (3 * H * H + 3 * H * H + 6 * H) + (L - 1) * 2 * (3 * H * 2 * H + 3 * H * H + 6 * H)
-    return BEAT_DIM * H + H + gru + 3 * H * N_CHORDS + N_CHORDS  # the head reads the GRU and its input
+    inp = (BEAT_DIM + (OTHER_BEAT_DIM if c.get("other_parts") else 0)) * H + H
+    attn = 4 * (2 * H) * (2 * H) + 4 * 2 * H + 2 * 2 * H if c.get("heads") else 0  # q, k, v, out; norm
+    return inp + gru + attn + 3 * H * N_CHORDS + N_CHORDS  # the head reads the GRU and its input
 
 
 # architecture (a family card's name or a melody card's class) -> parameters of the network

@@ -80,6 +80,22 @@ def test_accompany_follows_the_chords_typed_and_the_default_track_is_the_melody(
     assert bar2 == [0, 5, 9]  # F major in bar 2
 
 
+def test_accompany_hears_the_other_tracks_unless_told_melody_only(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "song.mid"
+    write_midi(band(), src)  # drums, the lead, a pad
+    outs = {}
+    for flag in ([], ["--melody-only"]):
+        out = tmp_path / f"out{len(flag)}.mid"
+        code = main(
+            ["accompany", str(src), "--track", "2", "-o", str(out), "--style", "chords", "--seed", "1", *flag]
+        )
+        text, err = capsys.readouterr()
+        assert code == 0, err
+        outs[bool(flag)] = text
+    assert "chords chosen hearing 1 other track too:" in outs[False]  # the pad; never the drums
+    assert "chords chosen from the melody:" in outs[True]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

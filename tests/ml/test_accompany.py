@@ -232,3 +232,55 @@ def test_a_card_naming_several_chord_models_averages_them_and_a_bad_name_is_refu
     for bad in (["../x"], "no such model", 3):
         with pytest.raises(CheckpointError):
             load_accompany("accompany-pop909", {**info.card, "chord_model": bad}, path)
+
+
+def _over_a_second_part(bars: int = 8) -> Song:
+    """A melody on E alone (it fits C, Am and Em) over a second part spelling Am and C in turn."""
+    melody = [Note(t, 64, t + 440, 90) for t in range(0, bars * BAR, 480)]
+    part = []
+    for bar in range(bars):
+        t = bar * BAR
+        for p in (45, 57, 60, 64) if bar % 2 == 0 else (48, 55, 60, 64):  # Am, C
+            part.append(Note(t, p, t + BAR - 20, 70, 1))
+    tracks = [Track(name="Melody", notes=melody), Track(name="Keys", channel=1, notes=part)]
+    return Song(tracks=tracks, time_signatures=[TimeSignature(0, 4, 4)])
+
+
+def test_the_chords_hear_the_songs_other_parts(pop) -> None:
+    from musicgen_app.ml.accompany import plan_accompany
+
+    assert pop.reads_parts
+    song = _over_a_second_part()
+    heard = plan_accompany(pop, song, 0, style="chords")
+    assert heard.parts_read == 1
+    wanted = [9 if (t // BAR) % 2 == 0 else 0 for t in range(0, 8 * BAR, 480)]  # A, C per beat
+    spans = heard.chord_spans
+
+    def agreement(spans: list[ChordSpan]) -> float:
+        roots = [next(s.chord.root for s in spans if s.chord and s.start_tick <= t < s.end_tick) for t in
+                 range(0, 8 * BAR, 480)]  # fmt: skip
+        return sum(r == w for r, w in zip(roots, wanted, strict=True)) / len(wanted)
+
+    alone = plan_accompany(pop, song, 0, style="chords", other_parts=False)
+    assert alone.parts_read == 0
+    assert agreement(spans) >= 0.75 and agreement(spans) >= agreement(alone.chord_spans) + 0.25
+    # melody only is the melody alone: the same chords as a song without the second part
+    solo = Song(tracks=[song.tracks[0]], time_signatures=song.time_signatures)
+    assert alone.chord_spans == plan_accompany(pop, solo, 0, style="chords").chord_spans
+
+
+def test_the_other_parts_are_every_pitched_track_but_the_melody() -> None:
+    import numpy as np
+
+    from musicgen_app.ml.accompany import parts_on_grid, song_grid
+
+    song = _over_a_second_part(2)
+    song.tracks.append(Track(name="Drums", channel=9, is_drum=True, notes=[Note(0, 36, 100, 100, 9)]))
+    song.tracks.append(Track(name="Empty", channel=3))
+    grid = song_grid(song, song.tracks[0].notes)
+    parts, used = parts_on_grid(song, 0, grid)
+    assert used == 1 and parts is not None and parts.shape == (grid.n_frames, 13)
+    assert set(np.nonzero(parts[0, :12])[0]) == {9, 0, 4} and parts[:, 12].all()  # A C E; no drum
+    assert set(np.nonzero(parts[16, :12])[0]) == {0, 7, 4}
+    alone, none = parts_on_grid(Song(tracks=[song.tracks[0]]), 0, grid)
+    assert alone is None and none == 0
