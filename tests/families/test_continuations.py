@@ -17,6 +17,7 @@ import pytest
 from musicgen_app.core.events import NoteEvent, SessionFinished
 from musicgen_app.core.song import Note, Song, TimeSignature, Track
 from musicgen_app.ml.families import SHIPPED
+from musicgen_app.ml.families.char_notes import ARCHITECTURE as CHAR_NOTES
 from musicgen_app.ml.generate import SamplingConfig, start_session
 from musicgen_app.ml.keys import MODES
 from musicgen_app.ml.registry import load_model
@@ -68,7 +69,7 @@ def model(request):
 
 def test_card_names_its_paper(model) -> None:
     assert model.card["seed_paper"] in ("000", "001", "002", "004", "beyond")  # beyond: note-transformer
-    assert model.card["architecture"] in SHIPPED
+    assert model.card["architecture"] in (*SHIPPED, CHAR_NOTES)  # char-lstm's hierarchical network
     if model.card["architecture"] == "pianoroll-gan":  # no likelihood: continuation statistics instead
         assert model.card["metrics"]["chorale_continuations"]["cases"] > 0
     else:
