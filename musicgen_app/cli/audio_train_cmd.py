@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variant",
         choices=("paper", "residual"),
         default="paper",
-        help="paper: the paper's network (sigmoid picture out); residual: the same network's output "
-        "added to the input picture, starting as the identity (default paper)",
+        help="paper: the paper's network (sigmoid picture out); residual: the same network, its "
+        "output a gain on each input sample (1 + tanh), starting as the identity (default paper)",
     )
     parser.add_argument(
         "--paired",
