@@ -391,6 +391,19 @@ def encoded_split(vocab: ChordVocab, chorales: list[Chorale], soprano: bool = Tr
     return out
 
 
+
+def chorale_token_splits(vocab: ChordVocab) -> dict[str, list[list[int]]]:
+    """chord-lstm's chorales as token ids: train (four voices and sopranos alone), val and test
+    (four voices)."""
+    from musicgen_app.ml.families.chorales import chorale_splits
+
+    splits = chorale_splits()
+    return {
+        "train": encoded_split(vocab, splits["train"]),
+        "val": encoded_split(vocab, splits["valid"], soprano=False),
+        "test": encoded_split(vocab, splits["test"], soprano=False),
+    }
+
 def train_model(
     name: str = "chord-lstm",
     minutes: float = 10.0,
@@ -539,7 +552,6 @@ def build_ensemble(name: str, members: list[str]) -> dict:
     the test figures are chosen and measured afterwards (``musicgen evaluate NAME --tune-cache``,
     ``--update-card``); returns the card."""
     from musicgen_app.ml.families.checkpoint import model_path, read_card, save_checkpoint
-    from musicgen_app.ml.families.evaluate import _chord_sequences
 
     cards = [read_card(m) for m in members]
     if any(c["vocab"]["tokens"] != cards[0]["vocab"]["tokens"] for c in cards):
@@ -550,7 +562,7 @@ def build_ensemble(name: str, members: list[str]) -> dict:
         assert isinstance(net, TokenLSTM)
         nets.append(net)
     ens = TokenLSTMEnsemble(nets)
-    weights, record = choose_mixture(ens, _chord_sequences(vocab)["val"])
+    weights, record = choose_mixture(ens, chorale_token_splits(vocab)["val"])
     ens.set_weights(weights)
     card = {k: v for k, v in cards[0].items() if k not in ("weights", "cache", "metrics")}
     card["name"] = name

@@ -31,7 +31,6 @@ from musicgen_app.ml.models import GenerativeModel
 
 if TYPE_CHECKING:
     from musicgen_app.ml.families import FamilyModel
-    from musicgen_app.ml.families.chord_lstm import ChordVocab
     from musicgen_app.ml.families.common import TokenLSTM
 from musicgen_app.ml.family import family_key
 from musicgen_app.ml.ngram import (
@@ -53,25 +52,13 @@ def _char_sequences() -> dict[str, list[list[int]]]:
     return {k: [cl.encode_text(cl.tune_text(t.steps)) for t in ds.tunes(v)] for k, v in split.items()}
 
 
-def _chord_sequences(vocab: ChordVocab) -> dict[str, list[list[int]]]:
-    """chord-lstm's chorales as token ids: train (four voices and sopranos alone), val and test
-    (four voices)."""
-    from musicgen_app.ml.families import chord_lstm as cl
-    from musicgen_app.ml.families.chorales import chorale_splits
-
-    splits = chorale_splits()
-    return {
-        "train": cl.encoded_split(vocab, splits["train"]),
-        "val": cl.encoded_split(vocab, splits["valid"], soprano=False),
-        "test": cl.encoded_split(vocab, splits["test"], soprano=False),
-    }
-
-
 def cache_sequences(model: FamilyModel) -> dict[str, list[list[int]]]:
     """The token sequences by split of a model with a continuous cache (char-lstm, chord-lstm)."""
     eng = model.make_engine()
     if family_key(model.card) == "chord-lstm":
-        return _chord_sequences(eng.vocab)
+        from musicgen_app.ml.families.chord_lstm import chorale_token_splits
+
+        return chorale_token_splits(eng.vocab)
     return _char_sequences()
 
 
@@ -129,8 +116,10 @@ def char_lstm_metrics(model: FamilyModel) -> dict:
 def chord_lstm_metrics(model: FamilyModel) -> dict:
     """Test NLL per token on the four-voice test chorales (with its continuous cache, and without),
     and its n-gram baseline."""
+    from musicgen_app.ml.families.chord_lstm import chorale_token_splits
+
     eng = model.make_engine()
-    seqs = _chord_sequences(eng.vocab)
+    seqs = chorale_token_splits(eng.vocab)
     m = cache_metrics(eng.model, model.card, seqs["test"])
     # the LSTM reads the first token and predicts the rest; the n-gram scores the same tokens
     rest = {k: [s[1:] for s in v] for k, v in seqs.items()}
