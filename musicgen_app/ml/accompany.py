@@ -299,29 +299,27 @@ def song_grid(song: Song, notes: Sequence[Note]) -> Grid:
 
 def melody_on_grid(notes: Sequence[Note], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """``(pitch, onset)`` per frame of the melody ``notes`` (the highest line)."""
+    return melody_arrays(grid_rows(notes, grid), grid.n_frames)
+
+
+def grid_rows(notes: Sequence[Note], grid: Grid) -> np.ndarray:
+    """``(N, 3)`` int64 rows (start frame, length in frames at least 1, pitch) of ``notes``."""
     rows = [
         (grid.frame(n.start_tick), max(1, grid.frame(n.end_tick) - grid.frame(n.start_tick)), n.pitch)
         for n in notes
     ]
-    return melody_arrays(np.array(rows, dtype=np.int64).reshape(-1, 3), grid.n_frames)
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
 def parts_on_grid(song: Song, melody: int, grid: Grid) -> tuple[np.ndarray | None, int]:
     """The other parts of ``song`` (every pitched track but ``melody``) per frame of ``grid``
     (:func:`~musicgen_app.ml.accompany_net.parts_frames`), and how many tracks that is (None, 0:
     the melody is alone)."""
-    rows = []
-    used = 0
-    for i, tr in enumerate(song.tracks):
-        if i == melody or tr.is_drum or not tr.notes:
-            continue
-        used += 1
-        for n in tr.notes:
-            start = grid.frame(n.start_tick)
-            rows.append((start, max(1, grid.frame(n.end_tick) - start), n.pitch))
-    if not used:
+    others = [tr for i, tr in enumerate(song.tracks) if i != melody and not tr.is_drum and tr.notes]
+    if not others:
         return None, 0
-    return parts_frames(np.array(rows, dtype=np.int64).reshape(-1, 3), grid.n_frames), used
+    rows = grid_rows([n for tr in others for n in tr.notes], grid)
+    return parts_frames(rows, grid.n_frames), len(others)
 
 
 def progression_spans(

@@ -391,7 +391,6 @@ def encoded_split(vocab: ChordVocab, chorales: list[Chorale], soprano: bool = Tr
     return out
 
 
-
 def chorale_token_splits(vocab: ChordVocab) -> dict[str, list[list[int]]]:
     """chord-lstm's chorales as token ids: train (four voices and sopranos alone), val and test
     (four voices)."""
@@ -403,6 +402,7 @@ def chorale_token_splits(vocab: ChordVocab) -> dict[str, list[list[int]]]:
         "val": encoded_split(vocab, splits["valid"], soprano=False),
         "test": encoded_split(vocab, splits["test"], soprano=False),
     }
+
 
 def train_model(
     name: str = "chord-lstm",
@@ -491,10 +491,9 @@ def load_model_from_card(card: dict, path: str) -> tuple[TokenLSTM | TokenLSTMEn
     from musicgen_app.ml.families.checkpoint import load_weights
 
     vocab = ChordVocab.from_dict(card["vocab"])
-    model: TokenLSTM | TokenLSTMEnsemble = TokenLSTM(TokenLSTMConfig(**card["config"]))
-    if card.get("ensemble"):
-        k = int(card["ensemble"]["members"])
-        model = TokenLSTMEnsemble([TokenLSTM(TokenLSTMConfig(**card["config"])) for _ in range(k)])
+    k = int(card["ensemble"]["members"]) if card.get("ensemble") else 1
+    nets = [TokenLSTM(TokenLSTMConfig(**card["config"])) for _ in range(k)]  # a config each
+    model: TokenLSTM | TokenLSTMEnsemble = TokenLSTMEnsemble(nets) if card.get("ensemble") else nets[0]
     load_weights(path, model)
     return model, vocab
 
