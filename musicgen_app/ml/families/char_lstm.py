@@ -35,7 +35,16 @@ from torch import nn
 
 from musicgen_app.ml.families.cache import CacheConfig, step_log_probs, unit
 from musicgen_app.ml.families.char_notes import ARCHITECTURE as NOTES_ARCHITECTURE
-from musicgen_app.ml.families.char_notes import NoteCharConfig, NoteCharLSTM, NoteCharStepper
+from musicgen_app.ml.families.char_notes import (
+    CHARS,
+    COLON,
+    MS_PER_STEP,
+    SEMI,
+    NoteCharConfig,
+    NoteCharLSTM,
+    NoteCharStepper,
+)
+from musicgen_app.ml.families.char_notes import NEWLINE as NEWLINE  # re-exported: the vocabulary's
 from musicgen_app.ml.families.common import (
     CachedTokenStepper,
     SeedContext,
@@ -54,10 +63,9 @@ from musicgen_app.ml.sampling import DensityGuide, Sampler, SamplingConfig, Toke
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = "char-lstm"
-CHARS = "\n0123456789:;"
-NEWLINE, COLON, SEMI = 0, 11, 12
+# the text's 13 characters (newline, digits, ':', ';') and a 16th note at 120 BPM (125 ms): one
+# vocabulary for the flat network and the hierarchical one (:mod:`.char_notes`)
 DIGITS = list(range(1, 11))
-MS_PER_STEP = 125  # a 16th note at 120 BPM
 MAX_DIGITS = (3, 4, 4)  # pitch, duration, next
 
 
