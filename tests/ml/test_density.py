@@ -216,3 +216,26 @@ def test_chord_lstm_keeps_the_note_values_of_a_six_eight_sketch() -> None:
     eighths_off, npb_off = figures(0.0)
     assert eighths_on > eighths_off + 0.12, (eighths_on, eighths_off)
     assert npb_on > npb_off and npb_on > 3.2, (npb_on, npb_off)
+
+
+# -- the variety guard on char-lstm's pitch digits ---------------------------------------------------------
+def test_char_lstm_leaves_a_line_that_circles_on_two_pitches() -> None:
+    """char-lstm writes its pitch digit by digit, so the variety guard (a line circling on two or
+    three pitches loses nats on them) is applied to the whole pitch field: after a varied tune whose
+    last two bars circle on C and D, the take's first note leaves the circle more often with the
+    guard than without it."""
+    varied = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 64, 67]  # two bars of eighths
+    notes = [Note(i * RES // 2, p, (i + 1) * RES // 2, 90) for i, p in enumerate(varied + [60, 62] * 8)]
+    song = Song(resolution=RES, tracks=[Track(notes=notes)], time_signatures=[TimeSignature(0, 4, 4)])
+    model = load_model("char-lstm")
+    left = {}
+    for variety in (True, False):
+        firsts = []
+        for seed in range(12):
+            sampling = SamplingConfig(temperature=0.8, key_lock=None, seed=seed, variety=variety)
+            take = generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=1, sampling=sampling)
+            assert take
+            firsts.append(take[0].pitch)
+        left[variety] = sum(p not in (60, 62) for p in firsts)
+    assert left[True] >= left[False] + 4, left
+    assert left[True] >= 8, left

@@ -174,9 +174,14 @@ class CharEngine(StreamEngine):
         # the register (the shared sampler's mask) reaches the pitch digits as a mask on each digit:
         # only those that can still spell a pitch in the sketch's range +- the margin (model's key)
         self.pitch_texts: set[str] | None = None
+        lo, hi = ctx.register(sampling.register_margin)
         if sampling.register_margin is not None:
-            lo, hi = ctx.register(sampling.register_margin)
             self.pitch_texts = {str(p + self.shift) for p in range(lo, hi + 1)}
+        # the variety guard (a line circling on two or three pitches): while it leans, the pitch
+        # field is written whole, each pitch of the register read and penalised (:meth:`_guided_pitch`)
+        self.variety = ctx.variety_guard(sampling, ctx.voice_cap(sampling.voices))
+        self.guide_pitches = np.array([p for p in range(lo, hi + 1) if 0 <= p + self.shift <= 127])
+        self.pitch_fields = _texts([f"{p + self.shift}:" for p in self.guide_pitches])
 
     @property
     def position(self) -> int:
@@ -189,7 +194,10 @@ class CharEngine(StreamEngine):
         return PREFILL_NOTES if self.cache is None else PREFILL_NOTES_CACHED
 
     def advance(self, temperature: float) -> list[StepNote]:
-        if self.field == 1 and not self.digits and self._guiding():
+        penalty = self._variety_penalty() if self.field == 0 and not self.digits else None
+        if penalty is not None:
+            self.values.append(self._guided_pitch(penalty, temperature))
+        elif self.field == 1 and not self.digits and self._guiding():
             self.values.append(self._guided_duration(temperature))
         else:
             mask = self.masks[self.field, len(self.digits)]
@@ -212,6 +220,8 @@ class CharEngine(StreamEngine):
                 pitch = min((q for q in range(pitch - 6, pitch + 7) if q % 12 in self.key_pcs),
                             key=lambda q: (abs(q - pitch), q))  # fmt: skip
             self.pending = (pitch, max(1, round(self.values[1] / MS_PER_STEP)))
+            if self.variety is not None:
+                self.variety.strike(pitch - self.shift)
         if self.field == 2:  # and the step to the next note: the note is complete
             step = max(1, round(self.values[2] / MS_PER_STEP))
             if self.pending is not None:
@@ -244,6 +254,21 @@ class CharEngine(StreamEngine):
         logp, ends = self._read(GRID_FIELDS, 1)
         self.density.tilt_intervals(logp, np.arange(len(logp)), self.pos + 1)
         return int(GRID_STEPS[self._draw(logp, ends, temperature, GRID_FIELDS)]) * MS_PER_STEP
+
+    def _variety_penalty(self) -> np.ndarray | None:
+        """(P,) nats each of :attr:`guide_pitches` loses to the variety guard now, or None when
+        the line is varied enough (or the guard is off)."""
+        if self.variety is None or not len(self.guide_pitches):
+            return None
+        return self.variety.penalty(self.guide_pitches)
+
+    def _guided_pitch(self, penalty: np.ndarray, temperature: float) -> int:
+        """The pitch field written whole while the variety guard leans: the network's probability
+        of every pitch of the register (:meth:`_read`) minus each pitch's penalty; one is drawn at
+        ``temperature``. Returns the pitch as the text spells it (the model's key)."""
+        logp, ends = self._read(self.pitch_fields, 0)
+        k = self._draw(logp - penalty, ends, temperature, self.pitch_fields)
+        return int(self.guide_pitches[k]) + self.shift
 
     def _in_register(self) -> torch.Tensor:
         """(V,) bool: the characters after the pitch digits so far that can still spell a pitch in
