@@ -11,8 +11,8 @@ Writing (:func:`write_file_atomic`): the target must not exist, or be a regular 
 device node such as ``/dev/null`` is refused, never replaced: :func:`check_writable_target`). The
 data goes to a temporary file ``.<name>.<pid>.<random>.tmp`` beside the target, is flushed and
 fsync'ed, and is renamed over the target. Temporary files left by a save that was killed (their
-process is gone) are removed by the next save of the same file (:func:`remove_stale_temps`) and at
-start (the autosave folder).
+process is gone, or is a zombie its parent has not collected yet) are removed by the next save of
+the same file (:func:`remove_stale_temps`) and at start (the autosave folder).
 """
 
 from __future__ import annotations
@@ -223,14 +223,31 @@ def _temp_name(name: str) -> str:
     return f".{name}.{os.getpid()}.{uuid.uuid4().hex}{_TEMP_SUFFIX}"
 
 
+def _zombie(pid: int) -> bool:
+    """Whether process ``pid`` has exited and only waits for its parent to collect it (Linux
+    ``/proc``; False where that cannot be read). A zombie still answers ``os.kill(pid, 0)``."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            status = fh.read(4096)
+    except OSError:
+        return False
+    fields: dict[bytes, bytes] = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(b":")
+        fields[key] = value.strip()
+    # a leader thread that exited while other threads of its process run shows "Z" as well
+    return fields.get(b"State", b"")[:1] in (b"Z", b"X") and fields.get(b"Threads") in (b"0", b"1")
+
+
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be writing (it exists and is not a zombie)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError, ValueError):
         return True  # someone else's process (or a number we cannot ask about): leave its file
-    return True
+    return not _zombie(pid)
 
 
 def _is_stale(entry: Path, tail: str, now: float) -> bool:
@@ -249,9 +266,9 @@ def _is_stale(entry: Path, tail: str, now: float) -> bool:
 def remove_stale_temps(folder: str | Path, name: str | None = None) -> int:
     """Remove the temporary files that killed saves left in ``folder`` (of ``name`` only, when given).
 
-    A temporary file belongs to a dead save when the process named in it is gone (files from older
-    versions, without a process id, when older than :data:`LEGACY_TEMP_AGE_S`). Returns how many
-    were removed; never raises.
+    A temporary file belongs to a dead save when the process named in it is gone or a zombie
+    (files from older versions, without a process id, when older than :data:`LEGACY_TEMP_AGE_S`).
+    Returns how many were removed; never raises.
     """
     removed = 0
     now = time.time()
@@ -311,6 +328,11 @@ def _keep_backup(path: Path, backup: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    # When ``backup`` already was ``path`` (a save killed between its two renames leaves them
+    # linked to one file), rename() leaves both names in place and succeeds: remove the temporary
+    # name, or it would stay beside the file until this process ends.
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
 
 
 def write_file_atomic(

@@ -58,7 +58,9 @@ class DragMidiButton(QToolButton):
         mime.setUrls([QUrl.fromLocalFile(str(path))])
         drag = QDrag(self)
         drag.setMimeData(mime)
-        drag.exec(Qt.DropAction.CopyAction)
+        logger.debug("drag out of %s started", path.name)
+        action = drag.exec(Qt.DropAction.CopyAction)
+        logger.debug("drag out of %s ended: %s", path.name, action.name)
         self.setDown(False)
 
 

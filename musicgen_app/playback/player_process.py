@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 HELPER_PRIORITY = 3  # SCHED_FIFO priority of the child's other Python threads (the timing thread: 5)
 POSITION_PUSH_S = 0.02  # while playing, the child reports the playhead this often
+THREAD_JOIN_S = 2.0  # close(): how long the writer and reader threads may take to end
 _CLOSE = object()  # the writer thread's last item
 
 
@@ -680,7 +681,11 @@ class PlayerProcess:
         return self._run
 
     def close(self) -> None:
-        """Stop, close the output and end the child process. Calling it again does nothing."""
+        """Stop, close the output and end the child process. Calling it again does nothing.
+
+        Returns once the reader (and writer) threads have ended, with every report the child sent
+        before it ended handled; only then is the pipe closed.
+        """
         if self._closed:
             return
         self._closed = True
@@ -688,13 +693,26 @@ class PlayerProcess:
             self._outbox.put(_CLOSE)
             if not self._ready.is_set():  # still opening its device: nothing to close gracefully
                 self._proc.terminate()
-            self._writer.join(timeout=2.0)
+            self._writer.join(timeout=THREAD_JOIN_S)
         else:
             self._cmd(Close(), check=False)
         self._proc.join(timeout=5.0)
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join(timeout=2.0)
+        # The reader may still be taking the child's last reports out of the pipe (it sleeps in a
+        # read that outlives a close() of the handle, then reads on with the handle gone: a
+        # TypeError in its thread). The child has ended, so the reader meets Closed or the end of
+        # the pipe at once; the pipe is closed after it, never under it.
+        busy = []
+        for thread in (self._writer, self._reader):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=THREAD_JOIN_S)
+            if thread is not None and thread.is_alive():
+                busy.append(thread.name)
+        if busy:  # left open for the thread still using it (a daemon thread: ends with the app)
+            logger.warning("player process: %s still running after close; the pipe stays open", busy)
+            return
         self._conn.close()
 
     def __enter__(self) -> PlayerProcess:

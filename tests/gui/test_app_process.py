@@ -4,12 +4,13 @@ an autosave, restart, the document comes back)."""
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -154,8 +155,10 @@ class Target(QLabel):
     def dragEnterEvent(self, e):
         if e.mimeData().hasUrls():
             e.acceptProposedAction()
-    def dragMoveEvent(self, e):
+        print("ENTER", flush=True)
+    def dragMoveEvent(self, e):  # one line per XdndPosition message the drag's source sent
         e.acceptProposedAction()
+        print("OVER", flush=True)
     def dropEvent(self, e):
         for u in e.mimeData().urls():
             shutil.copy(u.toLocalFile(), sys.argv[1])
@@ -172,9 +175,43 @@ app.exec()
 """
 
 
+class _Lines:
+    """The lines a child process prints, read without blocking (select on the pipe itself)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        self.text = ""
+
+    @property
+    def lines(self) -> list[str]:
+        """The whole lines so far (a line still being written is not one yet)."""
+        return self.text[: self.text.rfind("\n") + 1].splitlines()
+
+    def wait_for(self, predicate: Callable[[list[str]], bool], timeout: float) -> bool:
+        """Read until ``predicate(lines so far)`` holds (True) or ``timeout`` seconds pass (False)."""
+        end = time.monotonic() + timeout
+        while not predicate(self.lines):
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.1))
+            if ready:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:  # the process has gone
+                    return predicate(self.lines)
+                self.text += chunk.decode(errors="replace")
+        return True
+
+
 def test_drag_midi_out_onto_another_application(xdisplay, app_env, tmp_path, sketch) -> None:
     """A real drag and drop (XDND between two processes) from the Drag MIDI button onto another
-    program's window: it receives a .mid file holding the active track."""
+    program's window: it receives a .mid file holding the active track.
+
+    Every step waits for what it needs, not for a time: the drag has begun (the app says so), the
+    target has been told where the pointer is twice (the source sends a position only once the
+    target has answered the one before: by then the source knows the target accepts), and only
+    then is the button released."""
     import re
 
     from musicgen_app.core.midi_io import read_midi
@@ -190,23 +227,35 @@ def test_drag_midi_out_onto_another_application(xdisplay, app_env, tmp_path, ske
     script.write_text(_DROP_TARGET)
     dropped = tmp_path / "dropped.mid"
     target = subprocess.Popen(
-        [sys.executable, str(script), str(dropped)], env=app.env, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), str(dropped)], env=app.env, stdout=subprocess.PIPE
     )
+    said = _Lines(target)
     try:
-        assert target.stdout is not None and target.stdout.readline().strip() == "ready"
+        assert said.wait_for(lambda lines: "ready" in lines, 60), said.text
         wid = app.xdo("search", "--sync", "--onlyvisible", "--name", "drop-target").split()[0]
         app.xdo("windowraise", wid)
         cx, cy = x + w // 2, y + h // 2
-        app.xdo("mousemove", str(cx), str(cy), "sleep", "0.3", "mousedown", "1", "sleep", "0.3")
-        for k in range(1, 31):  # the pointer travels to the other window in small steps
-            app.xdo("mousemove", str(cx + (850 - cx) * k // 30), str(cy + (450 - cy) * k // 30))
-            time.sleep(0.03)
-        time.sleep(0.5)
+        tx, ty = 850, 450  # the middle of the target's window
+        app.xdo("mousemove", "--sync", str(cx), str(cy), "sleep", "0.1", "mousedown", "1")
+        for k in range(1, 4):  # past the drag distance: the app writes the clip and starts the drag
+            app.xdo("mousemove", "--sync", str(cx + 4 * k), str(cy))
+        app.wait_log("drag out of ", timeout=30)
+        for k in range(1, 21):  # the pointer travels to the other window in small steps
+            app.xdo("mousemove", "--sync", str(cx + (tx - cx) * k // 20), str(cy + (ty - cy) * k // 20))
+            time.sleep(0.02)
+        end = time.monotonic() + 60
+        wiggle = 0
+        while not said.wait_for(lambda lines: lines.count("OVER") >= 2, 0.2):
+            assert time.monotonic() < end, f"not over the target:\n{said.text}\n{app.text()[-2000:]}"
+            wiggle = 1 - wiggle  # the source sends a position when the pointer moves
+            app.xdo("mousemove", "--sync", str(tx + wiggle), str(ty))
         app.xdo("mouseup", "1")
-        ready, _, _ = select.select([target.stdout], [], [], 15)
-        assert ready, f"nothing was dropped:\n{app.text()[-2000:]}"
-        line = target.stdout.readline().strip()
-        assert line.startswith("DROPPED ") and line.endswith(".mid"), line
+        assert said.wait_for(lambda lines: any(s.startswith("DROPPED ") for s in lines), 60), (
+            f"nothing was dropped:\n{said.text}\n{app.text()[-2000:]}"
+        )
+        line = next(s for s in said.lines if s.startswith("DROPPED "))
+        assert line.endswith(".mid"), line
+        app.wait_log("ended: CopyAction", timeout=30)
         got = read_midi(dropped).song
         assert sorted(got.tracks[0].notes) == sorted(sketch(2).tracks[0].notes)
     finally:

@@ -62,6 +62,44 @@ def test_temporary_files_of_dead_saves_are_removed_at_the_next_save(tmp_path: Pa
     assert load_project(path).song == _song(2)
 
 
+def test_a_save_after_one_killed_between_its_renames_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A save killed after it made the backup and before it renamed its new file over the
+    project leaves ``song.mgproj`` and ``song.mgproj.bak`` as two names of one file. The next
+    save's backup rename is then a no-op for the kernel (rename() between two links to one file
+    succeeds and changes nothing): its temporary name must not stay behind (it did, under this
+    process's own id, so no cleanup removed it while the process lived)."""
+    path, backup = tmp_path / "song.mgproj", tmp_path / "song.mgproj.bak"
+    save_project(Project(_song(1)), path)
+    os.link(path, backup)  # what the kill between the two renames leaves
+    save_project(Project(_song(2)), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.mgproj", "song.mgproj.bak"]
+    assert load_project(path).song == _song(2) and load_project(backup).song == _song(1)
+    save_project(Project(_song(3)), path)  # and on as usual
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.mgproj", "song.mgproj.bak"]
+    assert load_project(path).song == _song(3) and load_project(backup).song == _song(2)
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/status").exists(), reason="needs Linux /proc")
+def test_temporary_files_of_a_zombie_process_are_removed(tmp_path: Path) -> None:
+    """A process that was killed but not yet collected by its parent (a zombie) still answers
+    ``kill(pid, 0)``; it can write nothing more, so its temporary files are stale."""
+    path = tmp_path / "song.mgproj"
+    save_project(Project(_song()), path)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        end = time.monotonic() + 30
+        while b"State:\tZ" not in Path(f"/proc/{proc.pid}/status").read_bytes():  # exited, not collected
+            assert time.monotonic() < end, "the child did not exit"
+            time.sleep(0.01)
+        names = ("song.mgproj", "song.mgproj.bak")
+        leftovers = [_temp(tmp_path, name, f"{proc.pid}.{uuid.uuid4().hex}") for name in names]
+        save_project(Project(_song(2)), path)
+        assert [p for p in leftovers if p.exists()] == []
+    finally:
+        proc.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.mgproj", "song.mgproj.bak"]
+
+
 def test_the_autosave_folder_is_cleaned_at_start(tmp_path: Path) -> None:
     store = AutosaveStore(tmp_path / "autosave")
     doc = AutosaveStore.new_doc_id()
