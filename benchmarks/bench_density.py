@@ -7,10 +7,11 @@ sketch); printed per model and kind: the judge's pass rate, how many takes faile
 bar, and the mean ratio of the take's notes per bar to the real continuation's. The gain in
 ``musicgen_app.ml.sampling.DENSITY_GAIN`` is the one with the fewest failures over all cells here.
 ``--rhythms`` does the same for the rhythm prior's gain (``RHYTHM_GAIN``, the families that read
-it: chord-lstm), each against every density gain.
+it: chord-lstm), each against every density gain, and ``--tonals`` for the tonal prior's
+(``TONAL_GAIN``: chord-lstm, pianoroll-gan); each cell also counts the takes failed on "in key".
 
 Run: ``.venv/bin/python benchmarks/bench_density.py [--sketches 30] [--gains 0,0.5,1,2] [--rhythms 0.5]
-[--models a,b]``.
+[--tonals 0,0.5] [--models a,b] [--temperature 0.9]``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--sketches", type=int, default=30)
     ap.add_argument("--gains", default="0,0.5,1,2")
     ap.add_argument("--rhythms", default=str(sampling.RHYTHM_GAIN), help="rhythm prior gains (0: off)")
+    ap.add_argument("--tonals", default=str(sampling.TONAL_GAIN), help="tonal prior gains (0: off)")
     ap.add_argument("--models", default="", help="comma-separated model names (default: every shipped one)")
     ap.add_argument("--variety", choices=("on", "off"), default="on", help="the variety guard (on)")
     ap.add_argument("--limit", type=float, default=None, help="the guide's largest bias in nats")
@@ -44,7 +46,12 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.limit is not None:
         sampling.DENSITY_LIMIT = args.limit
-    gains = [(float(g), float(r)) for g in args.gains.split(",") for r in args.rhythms.split(",")]
+    gains = [
+        (float(g), float(r), float(k))
+        for g in args.gains.split(",")
+        for r in args.rhythms.split(",")
+        for k in args.tonals.split(",")
+    ]
     kinds = [k for k in args.kinds.split(",") if k]
     sketches = {k: judge.load_sketches(k, args.sketches, split="train") for k in kinds}
     wanted = [m for m in args.models.split(",") if m]
@@ -53,7 +60,7 @@ def main() -> None:
     print(f"training-split sketches: {', '.join(f'{k} {len(s)}' for k, s in sketches.items())}")
     print(
         "model                kind      "
-        + "  ".join(f"gain {g:<3g}/{r:<3g} pass npb-fail ratio" for g, r in gains)
+        + "  ".join(f"gain {g:<3g}/{r:<3g}/{k:<3g} pass npb-fail key-fail ratio" for g, r, k in gains)
     )
     for info in infos:
         kinds_here = judge.kinds_for(info.card, kinds)
@@ -62,8 +69,8 @@ def main() -> None:
         model = load_model(info.name)
         for kind in kinds_here:
             cells = []
-            for g, r in gains:
-                settings = {"temperature": args.temperature, "density": g, "rhythm": r,
+            for g, r, k in gains:
+                settings = {"temperature": args.temperature, "density": g, "rhythm": r, "tonal": k,
                             "variety": args.variety == "on"}  # fmt: skip
                 takes = [judge.continue_sketch(model, s, **settings) for s in sketches[kind]]
                 verdicts = [
@@ -71,16 +78,19 @@ def main() -> None:
                 ]
                 passed = sum(v.passed for v in verdicts)
                 npb = sum("notes_per_bar" in v.failed for v in verdicts)
+                key = sum("in_key" in v.failed for v in verdicts)
                 ratio = np.mean(
                     [len(t) / max(1, len(s.real)) for s, t in zip(sketches[kind], takes, strict=True)]
                 )
-                totals[g, r][0] += passed
-                totals[g, r][1] += len(verdicts)
-                cells.append(f"{passed / len(verdicts):>15.0%} {npb:>8d} {ratio:6.2f}")
+                totals[g, r, k][0] += passed
+                totals[g, r, k][1] += len(verdicts)
+                cells.append(f"{passed / len(verdicts):>19.0%} {npb:>8d} {key:>8d} {ratio:6.2f}")
             print(f"{info.name:<20} {kind:<9}" + "  ".join(cells), flush=True)
     print(
         "all cells: "
-        + ", ".join(f"gain {g:g} rhythm {r:g}: {p}/{n} passed" for (g, r), (p, n) in totals.items())
+        + ", ".join(
+            f"gain {g:g} rhythm {r:g} tonal {k:g}: {p}/{n} passed" for (g, r, k), (p, n) in totals.items()
+        )
     )
 
 

@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a line from circling on a few pitches)",
     )
     parser.add_argument(
+        "--free-pitch",
+        action="store_true",
+        help="turn off the tonal prior (which leans the take toward the sketch's own pitch classes "
+        "without forbidding others; the key lock, --key, is the hard rule)",
+    )
+    parser.add_argument(
         "--chords",
         type=at.chord_progression,
         default=None,
@@ -199,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             )
             if args.free_rhythm:
                 sampling.density, sampling.rhythm, sampling.variety = 0.0, 0.0, False
+            if args.free_pitch:
+                sampling.tonal = 0.0
             if player is not None:
                 from musicgen_app.playback.live import play_session
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musicgen_app.core.song import Song
@@ -22,7 +22,7 @@ from musicgen_app.ml.generate import (
     TokenStreamSession,
     grid_prompt,
 )
-from musicgen_app.ml.sampling import DensityGuide, Sampler, TokenClasses
+from musicgen_app.ml.sampling import DensityGuide, Sampler, TokenClasses, TonalPrior
 from musicgen_app.ml.session import GenerationSession
 from musicgen_app.ml.tokenizers import BOS, HOLD_ID, REST_ID, GridMelodyTokenizer
 
@@ -70,6 +70,21 @@ class GridMelodyModel(GenerativeModel):
             never=(BOS,),
         )
 
+    def _sounding_pitches(self, tokens: Sequence[int]) -> list[int]:
+        """The pitch sounding at each step of grid ``tokens`` that has one (a held note counts
+        every step it is held): the sketch's note time per pitch, for the tonal prior."""
+        out: list[int] = []
+        current = -1
+        for t in tokens:
+            p = int(self.classes.id_pitch[t])
+            if p >= 0:
+                current = p
+            elif t != self.classes.hold_id:
+                current = -1  # a rest (or another symbol) ends the note
+            if current >= 0:
+                out.append(current)
+        return out
+
     @abstractmethod
     def adapter(self, bar_position: Callable[[int], tuple[int, int]]) -> ModelAdapter:
         """A fresh adapter; ``bar_position(k)`` gives (position, steps per bar) of prompt step ``k``
@@ -89,6 +104,8 @@ class GridMelodyModel(GenerativeModel):
         prompt = grid_prompt(self.tokenizer, song, track, start_tick, bars, cfg.key_lock)
         model_pitches = [p + prompt.transpose for p in prompt.sketch_pitches]
         pitch_range = (min(model_pitches), max(model_pitches)) if model_pitches else None
+        seen = prompt.tokens[1:]  # the sketch's steps; generated step 0 follows them
+        sounding = self._sounding_pitches(seen)  # one entry per step a pitch sounds (note time)
         sampler = Sampler(
             self.classes,
             cfg,
@@ -96,6 +113,7 @@ class GridMelodyModel(GenerativeModel):
             pitch_range=pitch_range,
             seed=cfg.seed,
             pitch_shift=prompt.transpose,
+            tonal=TonalPrior.for_sketch(sounding, [1] * len(sounding), cfg),
         )
         decoder = GridNoteDecoder(
             self.tokenizer,
@@ -104,7 +122,6 @@ class GridMelodyModel(GenerativeModel):
             velocity=prompt.velocity,
             channel=prompt.channel,
         )
-        seen = prompt.tokens[1:]  # the sketch's steps; generated step 0 follows them
         starts = [k - len(seen) for k, t in enumerate(seen) if self.classes.id_pitch[t] >= 0]
         stepper = TokenStepper(
             self.adapter(prompt.bar_position(song)),

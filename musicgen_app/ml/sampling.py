@@ -92,9 +92,19 @@ RHYTHM_SMOOTHING = 0.5
 #: ``VARIETY_GAIN * shortfall * (its strikes there) / VARIETY_WINDOW`` nats (at most
 #: VARIETY_LIMIT), where the shortfall is how many fewer distinct pitches those notes hold than the
 #: sketch's windows of the same length do on average; nothing while the take is as varied as the sketch.
+#: The gain was chosen on training sketches (every shipped model, 100 sketches of each kind at
+#: temperatures 0.8, 0.9 and 1.0): 8141 of 8400 takes passed the judge at 8 against 8127 at 2, and
+#: the weakest cell rose from 89% (pianoroll-gan folk at 1.0) to 91%.
 VARIETY_WINDOW = 8
-VARIETY_GAIN = 2.0
+VARIETY_GAIN = 8.0
 VARIETY_LIMIT = 3.0
+#: The tonal prior: a pitch outside the sketch's key (the auto key lock's pitch classes: the
+#: diatonic collection that covers the sketch, plus any class the sketch itself plays) loses
+#: TONAL_GAIN nats: a soft pull into the key, short of the key lock (a chromatic note stays
+#: possible), that leaves every note of the key alike. Chosen on training sketches (every shipped
+#: model, 100 sketches of each kind at temperatures 0.8, 0.9 and 1.0), never on the judge's
+#: held-out ones: 8233 of 8400 takes passed the judge at 2 nats, 8197 at 1.
+TONAL_GAIN = 2.0
 VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
@@ -122,6 +132,7 @@ class SamplingConfig:
     density: float = DENSITY_GAIN  # the density guide's gain (0: off; see DensityGuide)
     rhythm: float = RHYTHM_GAIN  # the rhythm prior's gain (0: off; see RhythmPrior)
     variety: bool = True  # the variety guard on a line (see VarietyGuard)
+    tonal: float = TONAL_GAIN  # the tonal prior's gain (0: off; see TonalPrior)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -134,6 +145,8 @@ class SamplingConfig:
             raise GenerationError(f"the density guide's gain must be >= 0, not {self.density}")
         if not (self.rhythm >= 0 and math.isfinite(self.rhythm)):
             raise GenerationError(f"the rhythm prior's gain must be >= 0, not {self.rhythm}")
+        if not (self.tonal >= 0 and math.isfinite(self.tonal)):
+            raise GenerationError(f"the tonal prior's gain must be >= 0, not {self.tonal}")
         if self.voices not in VOICES:
             raise GenerationError(f"voices must be one of {', '.join(VOICES)}, not {self.voices!r}")
 
@@ -332,6 +345,64 @@ class RhythmPrior:
         z[idx] += self.biases[: len(idx)]
 
 
+class TonalPrior:
+    """The sketch's key as a prior on a family's pitch choice: with the key lock off, a model of
+    C-major chorales continuing a tune in E-flat still leans to the tune's scale, where at
+    temperature 1 it would now and then step outside it (an outside note keeps e^-2, about a
+    seventh, of its probability at the default gain).
+
+    A pitch whose class is outside the sketch's key (:func:`allowed_pitch_classes` ``"auto"``, the
+    key lock's own reading: the diatonic collection covering the sketch plus the classes it plays)
+    loses ``gain`` nats; every class of the key is left alike, so a tune that used three notes of
+    its scale may still use the other four. Build it with :meth:`for_sketch`, which returns None
+    when the prior is off or the sketch is silent."""
+
+    def __init__(self, key_pcs: Iterable[int], gain: float = TONAL_GAIN) -> None:
+        inside = np.zeros(12, dtype=bool)
+        inside[[int(pc) % 12 for pc in key_pcs]] = True
+        self.biases = np.where(inside, 0.0, -float(gain))  # (12,) per pitch class
+
+    @classmethod
+    def for_sketch(
+        cls, pitches: Iterable[int], lengths: Iterable[float], config: SamplingConfig, shift: int = 0
+    ) -> TonalPrior | None:
+        """The prior of a sketch whose notes have ``pitches`` and last ``lengths`` (any unit), in
+        a family's pitch space ``shift`` semitones above the song's; None when off or silent."""
+        if not config.tonal:
+            return None
+        pitches, lengths = list(pitches), [max(float(d), 1e-6) for d in lengths]
+        key = allowed_pitch_classes("auto", pitches, lengths)
+        if key is None:
+            return None
+        return cls(((pc + shift) % 12 for pc in key), config.tonal)
+
+    def pitch_bias(self, pitches: np.ndarray) -> np.ndarray:
+        """Nats for each of ``pitches`` (MIDI numbers; a negative one, not a pitch, gets 0)."""
+        p = np.asarray(pitches)
+        return np.where(p >= 0, self.biases[np.clip(p, 0, None) % 12], 0.0)
+
+    def token_bias(self, key_matrix: np.ndarray) -> np.ndarray:
+        """(V,) nats for tokens that sound the pitches of ``key_matrix`` (V, 128): the mean over
+        each token's pitches (0 for a token without one, a rest or a duration)."""
+        per_key = self.pitch_bias(np.arange(key_matrix.shape[1]))
+        count = key_matrix.sum(1)
+        return np.where(count > 0, (key_matrix @ per_key) / np.maximum(count, 1), 0.0)
+
+    def reweigh(self, onset: np.ndarray, pitches: np.ndarray) -> np.ndarray:
+        """Onset probabilities ``onset`` (..., K) of keys ``pitches`` (K,) moved by the prior
+        (:func:`reweigh_onsets`: each frame's expected onsets kept)."""
+        return reweigh_onsets(onset, self.pitch_bias(pitches))
+
+
+def reweigh_onsets(onset: np.ndarray, nats: np.ndarray) -> np.ndarray:
+    """Per-key onset probabilities ``onset`` (..., K) times ``e^nats`` (K,), each frame scaled back
+    to its sum: which keys start moves, how many notes start (the density) does not; none above 1."""
+    weighted = onset * np.exp(nats)
+    ref, now = onset.sum(-1, keepdims=True), weighted.sum(-1, keepdims=True)
+    scale = np.where(now > 0, ref / np.where(now > 0, now, 1.0), 1.0)
+    return np.minimum(weighted * scale, 1.0 - 1e-6)
+
+
 class VarietyGuard:
     """Keeps a line from circling on two or three pitches (a repetition-aware penalty; the
     sampler's ``max_repeats`` only stops one pitch struck over and over in a row).
@@ -452,6 +523,7 @@ class Sampler:
         pitch_range: tuple[int, int] | None = None,
         seed: int | None = None,
         pitch_shift: int = 0,
+        tonal: TonalPrior | None = None,
     ) -> None:
         self.classes = classes
         self.chords = ChordGuide(config.chords, pitch_shift)
@@ -471,6 +543,8 @@ class Sampler:
             lo, hi = pitch_range[0] - config.register_margin, pitch_range[1] + config.register_margin
             far = (classes.id_pitch >= 0) & ((classes.id_pitch < lo) | (classes.id_pitch > hi))
             base[far] = _NEG
+        if tonal is not None:  # the sketch's pitch classes (in the model's key), a soft pull
+            base = base + tonal.pitch_bias(classes.id_pitch)
         self.base_mask = base
         self.rest_steps = 0  # steps since the current rest began (0 when a note sounds)
         self.hold_steps = 0  # steps the current note has been held

@@ -13,7 +13,14 @@ from musicgen_app.core.song import Note, Song, TimeSignature, Track
 from musicgen_app.errors import GenerationError
 from musicgen_app.ml.generate import SamplingConfig, generate_notes, start_session
 from musicgen_app.ml.registry import load_model
-from musicgen_app.ml.sampling import DENSITY_LIMIT, RHYTHM_GAIN, RHYTHM_LIMIT, DensityGuide, RhythmPrior
+from musicgen_app.ml.sampling import (
+    DENSITY_LIMIT,
+    RHYTHM_GAIN,
+    RHYTHM_LIMIT,
+    DensityGuide,
+    RhythmPrior,
+    TonalPrior,
+)
 
 RES = 480
 BARS = 4
@@ -239,3 +246,54 @@ def test_char_lstm_leaves_a_line_that_circles_on_two_pitches() -> None:
         left[variety] = sum(p not in (60, 62) for p in firsts)
     assert left[True] >= left[False] + 4, left
     assert left[True] >= 8, left
+
+
+# -- the tonal prior (the sketch's own pitch classes) --------------------------------------------------------
+def test_the_tonal_prior_leans_into_the_sketches_key_without_narrowing_it() -> None:
+    """Every class of the sketch's key is alike (a tune of three notes may use the other four), the
+    classes it plays outside the scale too; the rest lose the gain; off at gain 0; chord tokens
+    get the mean over their notes; onsets keep each frame's total."""
+    three = [65, 69, 67, 65, 69, 65, 67] * 3  # F, A, G: three notes of F major (or C major)
+    prior = TonalPrior.for_sketch(three, [1.0] * len(three), SamplingConfig(tonal=1.5))
+    assert prior is not None
+    b = prior.biases
+    assert (b == 0.0).sum() == 7 and set(np.flatnonzero(b == 0.0)) >= {5, 7, 9}  # a whole scale
+    assert set(np.flatnonzero(b < 0)) >= {1, 6, 8} and b.min() == pytest.approx(-1.5)
+    chromatic = [60, 62, 64, 65, 67, 69, 71, 66]  # C major and an F#
+    with_sharp = TonalPrior.for_sketch(chromatic, [1.0] * 8, SamplingConfig(tonal=1.0))
+    assert with_sharp is not None and with_sharp.biases[6] == 0.0 and with_sharp.biases[1] == -1.0
+    assert with_sharp.pitch_bias(np.array([61, 72, -1])).tolist() == [-1.0, 0.0, 0.0]
+    keys = np.zeros((3, 128), np.float32)
+    keys[0, [60, 64, 67]] = 1  # C major triad
+    keys[1, [61, 65]] = 1  # C# + F
+    assert with_sharp.token_bias(keys).tolist() == pytest.approx([0.0, -0.5, 0.0])  # a rest: 0
+    shifted = TonalPrior.for_sketch(chromatic, [1.0] * 8, SamplingConfig(tonal=1.0), shift=2)
+    assert shifted is not None and np.allclose(np.roll(with_sharp.biases, 2), shifted.biases)
+    onset = np.array([[0.2, 0.2, 0.0], [0.0, 0.0, 0.0]])
+    moved = with_sharp.reweigh(onset, np.array([60, 61, 62]))
+    assert moved.sum(1) == pytest.approx(onset.sum(1)) and moved[0, 0] > moved[0, 1]  # density kept
+    assert TonalPrior.for_sketch(chromatic, [1.0] * 8, SamplingConfig(tonal=0)) is None
+    assert TonalPrior.for_sketch([], [], SamplingConfig(tonal=1.0)) is None
+    with pytest.raises(GenerationError):
+        SamplingConfig(tonal=-1)
+
+
+@pytest.mark.parametrize("name", ["pianoroll-gan", "chord-lstm", "melody-lstm"])
+def test_the_tonal_prior_keeps_a_take_in_the_sketches_key_at_temperature_one(name: str) -> None:
+    """With the key lock off at temperature 1, a tune in E-flat major: the takes' notes fall in its
+    scale more often with the tonal prior than without it (and mostly in it)."""
+    scale = {(3 + d) % 12 for d in (0, 2, 4, 5, 7, 9, 11)}  # E-flat major
+    tune = [63, 65, 67, 68, 70, 72, 70, 68, 67, 65, 63, 67, 70, 75, 74, 72]
+    song = _song(RES // 2, tune)  # four bars of eighths
+    model = load_model(name)
+    share = {}
+    for tonal in (1.0, 0.0):
+        inside = total = 0
+        for seed in range(8):
+            sampling = SamplingConfig(temperature=1.0, key_lock=None, seed=seed, tonal=tonal)
+            take = generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=sampling)
+            inside += sum(n.pitch % 12 in scale for n in take)
+            total += len(take)
+        share[tonal] = inside / max(1, total)
+    assert share[1.0] >= share[0.0], share
+    assert share[1.0] >= 0.9, share

@@ -312,6 +312,9 @@ class ChordStreamEngine(StreamEngine):
         # the rhythm prior: the sketch's own slice lengths (its note values on a line) tilt each
         # duration choice, so a take in 6/8 keeps its dotted values where the chorales have quarters
         self.rhythm = RhythmPrior.for_sketch((d for _, d in sketch_slices), sampling, MAX_DUR)
+        # the tonal prior: the sketch's pitch classes (in the model's key) tilt each slice's notes
+        tonal = ctx.tonal_prior(sampling, self.shift)
+        self.tonal_bias = None if tonal is None else tonal.token_bias(self.vocab.key_matrix)
 
     @property
     def position(self) -> int:
@@ -326,6 +329,8 @@ class ChordStreamEngine(StreamEngine):
         z = masked(self.logits, mask)
         if self.rhythm is not None and expecting_dur:
             self.rhythm.apply(z, self.dur_ids)
+        if self.tonal_bias is not None and not expecting_dur:
+            z += self.tonal_bias
         if self.density is not None:
             if expecting_dur:
                 self.density.tilt_intervals(z, self.dur_ids, self.pos + 1)

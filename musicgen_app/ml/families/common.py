@@ -26,7 +26,13 @@ from musicgen_app.errors import GenerationError
 from musicgen_app.ml.families.cache import CacheConfig, PieceMemory, unit
 from musicgen_app.ml.keys import Key, estimate_key, transposition_to_reference
 from musicgen_app.ml.prompt import read_sketch
-from musicgen_app.ml.sampling import DensityGuide, SamplingConfig, VarietyGuard, allowed_pitch_classes
+from musicgen_app.ml.sampling import (
+    DensityGuide,
+    SamplingConfig,
+    TonalPrior,
+    VarietyGuard,
+    allowed_pitch_classes,
+)
 from musicgen_app.ml.session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -117,6 +123,13 @@ class SeedContext:
             guard.strike(n.pitch)
         guard.start()
         return guard
+
+    def tonal_prior(self, sampling: SamplingConfig, shift: int = 0) -> TonalPrior | None:
+        """The tonal prior of a take continuing this seed, in a family's pitch space ``shift``
+        semitones above the song's (None when ``sampling`` turns it off)."""
+        return TonalPrior.for_sketch(
+            (n.pitch for n in self.notes), [n.length for n in self.notes], sampling, shift
+        )
 
     def allowed_pcs(self, key_lock: str | None, shift: int = 0) -> frozenset[int] | None:
         """The pitch classes the key lock allows (the shared sampler's rule), moved by ``shift``."""

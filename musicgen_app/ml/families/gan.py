@@ -49,7 +49,7 @@ from torch import nn
 from musicgen_app.ml.families import pianoroll as pr
 from musicgen_app.ml.families.chorales import Chorale
 from musicgen_app.ml.families.common import SeedContext, StepNote, StreamEngine
-from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, random_seed, require_finite
+from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, VarietyGuard, random_seed, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -588,6 +588,7 @@ def decode_window(
     rng: np.random.Generator | None = None,
     temperature: float = 1.0,
     centre: float | None = None,
+    variety: VarietyGuard | None = None,
 ) -> np.ndarray:
     """(16, 64) states from onset/sustain probabilities (2, 16, 64).
 
@@ -604,7 +605,8 @@ def decode_window(
     probability (without ``rng``: the likeliest). With more voices each key is drawn on its own and
     at most ``cap`` sound in a frame (the highest). A window with no onset gets one at its most
     likely allowed key and frame (the sampler's silence guard). ``centre``: the line's keys are
-    weighted by :func:`range_profile` around it.
+    weighted by :func:`range_profile` around it. ``variety``: a line's guard, fed each key the line
+    starts, whose penalty weighs each pick (note by note, as the token families' sampler does).
     """
     on, sus = probs[0].copy(), probs[1]
     if onset_ok is not None:
@@ -623,7 +625,12 @@ def decode_window(
             state = _line_state(q, sus[t], live, t_line, rng)
             if state == ONSET:
                 pick = q if centre is None else q * range_profile(centre)
-                start[_pick_key(pick, t_line, float(rng.random()) if rng is not None else 0.5)] = True
+                if variety is not None and (pen := variety.penalty(LOW + np.arange(PITCHES))) is not None:
+                    pick = pick * np.exp(-pen)
+                key = _pick_key(pick, t_line, float(rng.random()) if rng is not None else 0.5)
+                start[key] = True
+                if variety is not None:
+                    variety.strike(LOW + key)
             elif state == SUSTAIN:
                 keep[int(np.flatnonzero(live)[-1])] = True
         else:
@@ -700,6 +707,7 @@ class GanEngine(StreamEngine):
         self.key_pitches = keys
         self.density = ctx.density_guide(sampling)  # the window's onset probabilities, times e^bias
         self.variety = ctx.variety_guard(sampling, self.cap)  # a line's keys struck over and over
+        self.tonal = ctx.tonal_prior(sampling)  # the sketch's pitch classes, a soft pull on each onset
 
     @property
     def position(self) -> int:
@@ -719,15 +727,15 @@ class GanEngine(StreamEngine):
                 # likeliest onset keeps its probability (the keys above the threshold sound)
                 tick = self.ctx.to_tick(self.pos + t)
                 probs[0, t] = self.chords.reweigh(self.key_pitches, probs[0, t], tick, keep="max")
+        if self.tonal is not None:  # each frame's expected onsets kept, moved toward the sketch's notes
+            probs = probs.copy()
+            probs[0] = self.tonal.reweigh(probs[0], self.key_pitches)
         if self.density is not None:  # one bias per window, from the take so far
             probs = probs.copy()
             probs[0] = np.minimum(probs[0] * math.exp(self.density.bias(self.pos)), 1.0)
-        if self.variety is not None and (pen := self.variety.penalty(self.key_pitches)) is not None:
-            probs = probs.copy()
-            probs[0] *= np.exp(-pen)  # one penalty per window, from the line so far
         self.frames = decode_window(
             probs, self.sounding, THRESHOLD, self.onset_ok, self.cap, self.repeats, self.sampling.max_repeats,
-            self.draw, float(temperature), self.centre if self.cap == 1 else None,
+            self.draw, float(temperature), self.centre if self.cap == 1 else None, self.variety,
         )  # fmt: skip
         self.frame_index = 0
 
@@ -747,9 +755,6 @@ class GanEngine(StreamEngine):
         self.onset_at[frame == ONSET] = t
         if self.density is not None:
             self.density.onset(t, int((frame == ONSET).sum()))
-        if self.variety is not None:
-            for k in np.flatnonzero(frame == ONSET):
-                self.variety.strike(LOW + int(k))
         self.sounding = frame > 0
         self.pos += 1
         return done

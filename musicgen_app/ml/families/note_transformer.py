@@ -513,6 +513,7 @@ class NoteEventEngine(StreamEngine):
             pitch_range=(min(pitches), max(pitches)) if pitches else None,
             seed=sampling.seed,
             pitch_shift=self.shift,
+            tonal=ctx.tonal_prior(sampling, self.shift),
         )
         for t in tokens:
             self.sampler.observe(t)

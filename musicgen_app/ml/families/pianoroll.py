@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ from musicgen_app.ml.families.common import (
     cached_on,
     onednn,
 )
-from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, random_seed, require_finite
+from musicgen_app.ml.sampling import ChordGuide, SamplingConfig, random_seed, require_finite, reweigh_onsets
 
 logger = logging.getLogger(__name__)
 
@@ -500,6 +501,15 @@ def _draw_line(
     return frame, onset
 
 
+def _move_onsets(logits: np.ndarray, move: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Move a frame's per-key onset probabilities (the softmax of ``logits`` (K, 3), changed in
+    place) to ``move(onset)``: the onset logit of each key gains the log of the ratio."""
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    onset = p[:, ONSET] / p.sum(axis=1)
+    moved = move(onset)
+    logits[:, ONSET] += np.log(np.maximum(moved, 1e-12)) - np.log(np.maximum(onset, 1e-12))
+
+
 class PianoRollEngine(StreamEngine):
     """Samples one 88-key frame per step; a note is streamed in the frame where its key stops."""
 
@@ -561,6 +571,7 @@ class PianoRollEngine(StreamEngine):
         self.key_pitches = LOW + np.arange(KEYS)
         self.density = ctx.density_guide(sampling)  # every key's onset log-odds, moved alike
         self.variety = ctx.variety_guard(sampling, self.cap)  # a line's keys struck over and over
+        self.tonal = ctx.tonal_prior(sampling)  # the sketch's pitch classes, a soft pull on each onset
 
     @property
     def position(self) -> int:
@@ -574,14 +585,16 @@ class PianoRollEngine(StreamEngine):
         logits = self.logits.numpy().astype(np.float64)
         require_finite(logits)
         if self.chords:  # each key's onset probability reweighed, the frame's total kept
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            onset = p[:, ONSET] / p.sum(axis=1)
-            moved = self.chords.reweigh(self.key_pitches, onset, self.ctx.to_tick(self.pos))
-            logits[:, ONSET] += np.log(np.maximum(moved, 1e-12)) - np.log(np.maximum(onset, 1e-12))
+            tick = self.ctx.to_tick(self.pos)
+            _move_onsets(logits, lambda onset: self.chords.reweigh(self.key_pitches, onset, tick))
+        if (tonal := self.tonal) is not None:  # toward the sketch's pitch classes, the total kept
+            _move_onsets(logits, lambda onset: tonal.reweigh(onset, self.key_pitches))
+        if self.variety is not None and (pen := self.variety.penalty(self.key_pitches)) is not None:
+            # the keys a circling line struck lose their share to the others, the frame's total kept
+            # (the guard moves which pitch starts; the density guide decides whether one does)
+            _move_onsets(logits, lambda onset: reweigh_onsets(onset, -pen))
         if self.density is not None:
             logits[:, ONSET] += self.density.bias(self.pos)
-        if self.variety is not None and (pen := self.variety.penalty(self.key_pitches)) is not None:
-            logits[:, ONSET] -= pen
         uniforms = torch.rand(len(self.keys), generator=self.gen, dtype=torch.float64).numpy()
         frame, onset = draw_frame(
             logits, self.y, self.axis, self.keys, ok, self.cap, temperature, self.sampling.top_p, uniforms
