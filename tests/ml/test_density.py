@@ -278,22 +278,21 @@ def test_the_tonal_prior_leans_into_the_sketches_key_without_narrowing_it() -> N
         SamplingConfig(tonal=-1)
 
 
-@pytest.mark.parametrize("name", ["pianoroll-gan", "chord-lstm", "melody-lstm"])
-def test_the_tonal_prior_keeps_a_take_in_the_sketches_key_at_temperature_one(name: str) -> None:
-    """With the key lock off at temperature 1, a tune in E-flat major: the takes' notes fall in its
-    scale more often with the tonal prior than without it (and mostly in it)."""
+def test_the_tonal_prior_keeps_takes_in_the_sketches_key_at_temperature_one() -> None:
+    """With the key lock off at temperature 1, a tune in E-flat major: three families (a GAN, a
+    token LSTM of chorale slices, a grid LSTM; all trained in C) write notes outside its scale
+    now and then without the prior, and at most a third as many with it."""
     scale = {(3 + d) % 12 for d in (0, 2, 4, 5, 7, 9, 11)}  # E-flat major
     tune = [63, 65, 67, 68, 70, 72, 70, 68, 67, 65, 63, 67, 70, 75, 74, 72]
     song = _song(RES // 2, tune)  # four bars of eighths
-    model = load_model(name)
-    share = {}
-    for tonal in (1.0, 0.0):
-        inside = total = 0
-        for seed in range(8):
-            sampling = SamplingConfig(temperature=1.0, key_lock=None, seed=seed, tonal=tonal)
-            take = generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=sampling)
-            inside += sum(n.pitch % 12 in scale for n in take)
-            total += len(take)
-        share[tonal] = inside / max(1, total)
-    assert share[1.0] >= share[0.0], share
-    assert share[1.0] >= 0.9, share
+    outside = {2.0: 0, 0.0: 0}
+    for name in ("pianoroll-gan", "chord-lstm", "melody-lstm"):
+        model = load_model(name)
+        for tonal in outside:
+            for seed in range(8):
+                sampling = SamplingConfig(temperature=1.0, key_lock=None, seed=seed, tonal=tonal)
+                take = generate_notes(model, song, 0, start_tick=BARS * 4 * RES, bars=BARS, sampling=sampling)
+                assert take
+                outside[tonal] += sum(n.pitch % 12 not in scale for n in take)
+    assert outside[0.0] >= 6, outside  # the case is real: without the prior, notes leave the key
+    assert outside[2.0] * 3 <= outside[0.0], outside
