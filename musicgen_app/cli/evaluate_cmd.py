@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from musicgen_app.cli.argtypes import finite_float, model_name, positive_int
 
@@ -54,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=finite_float(0.0, 10.0, lo_open=True),
         default=0.9,
         help="with --all: sampling temperature",
+    )
+    parser.add_argument(
+        "--temperatures",
+        default=None,
+        metavar="T1,T2,...",
+        help="with --all: judge at each of these temperatures and print the pass rates side by side "
+        "(with --readme: into their own README table)",
     )
     parser.add_argument("--pop-data", default="pop909",
                         help="with --all: the POP909 dataset's name (`musicgen dataset build --midi DIR "
@@ -221,7 +229,7 @@ def run_judge(args: argparse.Namespace) -> int:
 
     from musicgen_app.errors import MusicgenError
     from musicgen_app.ml import judge
-    from musicgen_app.ml.registry import list_models, load_model
+    from musicgen_app.ml.registry import list_models
 
     if not 1 <= args.sketches <= 10000:
         raise MusicgenError("--sketches must be between 1 and 10000")
@@ -237,21 +245,15 @@ def run_judge(args: argparse.Namespace) -> int:
             raise MusicgenError(f"{args.name}: not a shipped model (see `musicgen models`)")
     if not models:
         raise MusicgenError("no models to evaluate (see `musicgen models`)")
+    temperatures = _temperatures(args.temperatures) if args.temperatures else None
     torch.set_num_threads(1)
     started = time.perf_counter()
     sketches = {k: judge.load_sketches(k, args.sketches, pop_dataset=args.pop_data) for k in kinds}
+    if temperatures is not None:
+        return _judge_temperatures(args, models, sketches, temperatures, started)
     results: dict = {"real": {k: judge.real_floor(s) for k, s in sketches.items()}, "models": {}}
     for info in models:
-        model = load_model(info.name)
-        row: dict = {}
-        for kind in judge.kinds_for(info.card, kinds):
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                row[kind] = judge.evaluate_model_on(model, sketches[kind], temperature=args.temperature)
-            f = row[kind]
-            print(f"{info.name:<20} {kind:<9} passed {f['passed']}/{f['sketches']}, classifier "
-                  f"{f['classifier']:.0%} ({time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
-        results["models"][info.name] = row
+        results["models"][info.name] = _judge_model(info, sketches, args.temperature)
     table = judge_table(results, models, kinds)
     seconds = time.perf_counter() - started
     command = "musicgen evaluate --all " + " ".join(
@@ -283,6 +285,81 @@ def run_judge(args: argparse.Namespace) -> int:
             f"{table}"
         )
         path = write_block(README_BLOCK, body, after="**Reading the table.**")
+        print(f"wrote the table into {path}")
+    return 0
+
+
+def _temperatures(text: str) -> list[float]:
+    """The temperatures of ``--temperatures`` (raises MusicgenError with one line)."""
+    from musicgen_app.errors import MusicgenError
+
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise MusicgenError(f"--temperatures: not a list of numbers: {text!r}") from None
+    if not values or not all(0.05 <= t <= 5.0 for t in values):
+        raise MusicgenError("--temperatures: give numbers between 0.05 and 5, comma-separated")
+    return values
+
+
+def _judge_model(info: Any, sketches: dict, temperature: float) -> dict:
+    """The judge's figures of one model (registry ModelInfo) on each kind of ``sketches`` it
+    continues, at ``temperature``; one progress line per kind."""
+    import torch
+
+    from musicgen_app.ml import judge
+    from musicgen_app.ml.registry import load_model
+
+    model = load_model(info.name)
+    row: dict = {}
+    for kind in judge.kinds_for(info.card, list(sketches)):
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            row[kind] = judge.evaluate_model_on(model, sketches[kind], temperature=temperature)
+        f = row[kind]
+        print(f"{info.name:<20} {kind:<9} T {temperature:g}: passed {f['passed']}/{f['sketches']}, "
+              f"classifier {f['classifier']:.0%} ({time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
+    return row
+
+
+TEMPERATURES_BLOCK = "model-judge-temperatures"
+
+
+def _judge_temperatures(
+    args: argparse.Namespace, models: list, sketches: dict, temperatures: list[float], started: float
+) -> int:
+    """``--all --temperatures``: every model judged at each temperature, pass rates side by side."""
+    rows = [
+        "| model | sketches | " + " | ".join(f"pass at {t:g}" for t in temperatures) + " |",
+        "|---|---|" + "---|" * len(temperatures),
+    ]
+    lowest: dict[float, tuple[float, str]] = {}
+    for info in models:
+        per_t = {t: _judge_model(info, sketches, t) for t in temperatures}
+        for i, kind in enumerate(per_t[temperatures[0]]):
+            cells = []
+            for t in temperatures:
+                rate = per_t[t][kind]["pass_rate"]
+                cells.append(_fmt(rate, ".0%"))
+                if t not in lowest or rate < lowest[t][0]:
+                    lowest[t] = (rate, f"{info.name} {KIND_NAMES[kind]}")
+            rows.append(f"| {info.name if i == 0 else ''} | {KIND_NAMES[kind]} | " + " | ".join(cells) + " |")
+    table = "\n".join(rows)
+    seconds = time.perf_counter() - started
+    low = "; ".join(f"at {t:g}: {rate:.0%} ({where})" for t, (rate, where) in lowest.items())
+    print(f"\n{table}\n\nlowest cell {low}\n{seconds:.0f} s", flush=True)
+    if args.readme:
+        from musicgen_app.cli.readme_block import write_block
+
+        temps = ",".join(f"{t:g}" for t in temperatures)
+        counts = ", ".join(f"{k} {len(s)}" for k, s in sketches.items())
+        body = (
+            f"`musicgen evaluate --all --kinds {args.kinds} --sketches {args.sketches} --temperatures "
+            f"{temps} --readme` ({counts} held-out sketches, key lock off, {seconds:.0f} s on this "
+            f"machine): the judge's pass rate of every model and kind at each temperature (the same "
+            f"sketches and seeds as the table above). Lowest cell {low}.\n\n{table}"
+        )
+        path = write_block(TEMPERATURES_BLOCK, body, after="**Reading the table.**")
         print(f"wrote the table into {path}")
     return 0
 
