@@ -254,6 +254,12 @@ def _train(args: argparse.Namespace) -> int:
         options=options,
         on_event=emit,
     )
+    if run.resume:  # a run killed while writing its checkpoint resumes from the one its card shows
+        from musicgen_app.ml.checkpoint import finish_interrupted_save
+
+        if ctx.is_main:
+            finish_interrupted_save(run.resume_path)
+        ctx.barrier()
     if run.resume and not run.resume_path.is_file():
         from musicgen_app.errors import CheckpointError
 

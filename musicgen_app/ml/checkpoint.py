@@ -45,7 +45,9 @@ def save_checkpoint(
     """Write weights (float16 when ``half``) and the card next to each other; returns the weights path.
 
     The card gets the weights' ``format_version``, ``weights_dtype`` and ``weights`` record (sha256,
-    size, tensor names, shapes and dtypes), which loading checks."""
+    size, tensor names, shapes and dtypes), which loading checks. Both are written to temporary
+    names first; moving the card into place is the commit point (a resumed run continues from the
+    card it finds, see :func:`finish_interrupted_save`), then the weights follow it."""
     wpath = weights_path(path)
     wpath.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -58,24 +60,56 @@ def save_checkpoint(
     save_file(tensors, str(tmp_w), metadata={"format_version": str(FORMAT_VERSION)})
     card["weights"] = weights_record(tmp_w, tensors)
     tmp_c.write_text(json.dumps(card, indent=1) + "\n")
+    os.replace(tmp_c, card_path(wpath))  # committed: a kill from here on keeps this checkpoint
     os.replace(tmp_w, wpath)
-    os.replace(tmp_c, card_path(wpath))
     return wpath
 
 
 def finish_interrupted_save(path: str | Path) -> None:
     """Make the checkpoint at ``path`` whole again after a process was killed inside
-    :func:`save_checkpoint`: killed after the weights were moved into place but before the card,
-    the new card (still ``.json.tmp``) is moved beside them; killed earlier, the old pair is whole
-    and the temporary files are removed."""
+    :func:`save_checkpoint`, so that it is the one its card shows (a resumed run takes its epochs and
+    history from the card and its weights from beside it: one checkpoint, whenever the kill landed).
+
+    Killed after the card was moved into place but before the weights, the new weights (still
+    ``.safetensors.tmp``, the sha256 the card records) are moved beside it; killed earlier, the old
+    pair is whole. A checkpoint left by the app's older order (the weights moved first, the card
+    still ``.json.tmp`` and matching them) is finished by moving that card into place. Every
+    temporary file is then removed."""
     wpath = weights_path(path)
+    cpath = card_path(wpath)
     tmp_w = wpath.with_name(wpath.name + ".tmp")
-    tmp_c = card_path(wpath).with_name(card_path(wpath).name + ".tmp")
-    if tmp_c.is_file() and not tmp_w.exists() and wpath.is_file():
-        os.replace(tmp_c, card_path(wpath))
-        logger.info("finished the interrupted save of %s", wpath.name)
+    tmp_c = cpath.with_name(cpath.name + ".tmp")
+    if not (tmp_w.exists() or tmp_c.exists()):
+        return
+    card = _card_at(cpath)
+    if card is not None and not _matches(wpath, card) and _matches(tmp_w, card):
+        os.replace(tmp_w, wpath)
+        logger.info("finished the interrupted save of %s (its weights)", wpath.name)
+    elif (card is None or not _matches(wpath, card)) and _matches(wpath, _card_at(tmp_c)):
+        os.replace(tmp_c, cpath)
+        logger.info("finished the interrupted save of %s (its card)", wpath.name)
     for tmp in (tmp_w, tmp_c):
         tmp.unlink(missing_ok=True)
+
+
+def _card_at(cpath: Path) -> dict | None:
+    """The JSON object in ``cpath``, or None when it is missing, cut short or not an object."""
+    try:
+        card = json.loads(read_capped(cpath, MAX_CARD_BYTES, CheckpointError, "model card"))
+    except (OSError, ValueError, CheckpointError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def _matches(wpath: Path, card: dict | None) -> bool:
+    """Whether ``wpath`` holds the weights ``card`` records (by sha256)."""
+    if card is None or not wpath.is_file() or not isinstance(card.get("weights"), dict):
+        return False
+    try:
+        check_digest(wpath, card, wpath.stem)
+    except (OSError, CheckpointError):
+        return False
+    return True
 
 
 def read_card(path: str | Path) -> dict:

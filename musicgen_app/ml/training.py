@@ -402,11 +402,14 @@ def train(
 
 
 def maybe_resume(name: str, model: nn.Module, resume: bool) -> dict | None:
-    """With ``resume``, start from the weights of models/<name> and return its training record."""
+    """With ``resume``, start from the weights of models/<name> and return its training record
+    (a checkpoint whose save was killed is finished first: the card's epochs, the weights beside it)."""
     if not resume:
         return None
-    from musicgen_app.ml.families.checkpoint import load_weights, read_card
+    from musicgen_app.ml.checkpoint import finish_interrupted_save
+    from musicgen_app.ml.families.checkpoint import load_weights, model_path, read_card
 
+    finish_interrupted_save(model_path(name))
     card = read_card(name)
     load_weights(name, model)
     model.train()

@@ -87,29 +87,19 @@ def test_from_fine_tunes_a_char_lstm_from_its_base(
     assert not (runs / "nope.json").exists()
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(tinyset: str, tmp_path: Path) -> None:
+def _killed_run(tmp_path: Path, tinyset: str) -> tuple[list[str], dict[str, str], Path]:
+    """The arguments (less ``--epochs``), environment and card path of the run these tests kill."""
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     common = ["train", "melody-lstm", "--data", tinyset, "--hidden", "16", "--layers", "1", "--batch-size",
               "8", "--seq-len", "32", "--patience", "100000", "--minutes", "10", "--no-evaluate",
               "--out-dir", str(runs), "--name", "killed"]  # fmt: skip
-    args = [*common, "--epochs", "100000"]
-    proc = subprocess.Popen([sys.executable, "-m", "musicgen_app", *args], env=env, stderr=subprocess.PIPE)
-    card_path = runs / "killed.json"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if card_path.is_file():
-                try:
-                    if len(json.loads(card_path.read_text())["training"]["history"]) >= 2:
-                        break
-                except (ValueError, KeyError):
-                    pass
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    return common, env, runs / "killed.json"
+
+
+def _resumes_from_its_card(common: list[str], env: dict[str, str], card_path: Path) -> None:
+    """A run was killed: its card (as it shows after the kill) says ``k`` epochs; resuming for one
+    epoch numbers it ``k + 1``, keeps the card's history and adds up the steps."""
     killed = json.loads(card_path.read_text())["training"]
     assert killed["stopped"] == "running" and len(killed["history"]) >= 2
     k = len(killed["history"])
@@ -125,11 +115,117 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tinyset: str, tmp_path: P
     assert done["steps"] == killed["steps"] + done["history"][-1]["step"] - killed["history"][-1]["step"]
     # it started from the checkpoint, not afresh: its best is the killed run's best or better
     assert done["best_valid_nll"] <= killed["best_valid_nll"] * 1.02
+    assert sorted(p.name for p in card_path.parent.iterdir() if ".tmp" in p.name) == []
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tinyset: str, tmp_path: Path) -> None:
+    common, env, card_path = _killed_run(tmp_path, tinyset)
+    args = [*common, "--epochs", "100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "musicgen_app", *args], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if card_path.is_file():
+                try:
+                    if len(json.loads(card_path.read_text())["training"]["history"]) >= 2:
+                        break
+                except (ValueError, KeyError):
+                    pass
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    _resumes_from_its_card(common, env, card_path)
+
+
+# the training command, killed (SIGKILL, by itself) just after the first rename of its third
+# checkpoint: one of the two files of the checkpoint moved into place, the other still temporary
+_KILL_INSIDE_THIRD_SAVE = """
+import os, signal, sys
+from musicgen_app.cli.main import main
+real, moved = os.replace, []
+def replace(src, dst):
+    real(src, dst)
+    if os.path.basename(str(dst)) in ("killed.json", "killed.safetensors"):
+        moved.append(dst)
+        if len(moved) == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_between_the_renames_of_its_checkpoint_resumes_from_its_card(
+    tinyset: str, tmp_path: Path
+) -> None:
+    """The instant that made the test above fail now and then under load: a kill between the two
+    renames of a checkpoint. The card then showing ``k`` epochs, the resumed run numbers its epoch
+    ``k + 1`` (the card is the checkpoint's commit point; the weights follow it)."""
+    common, env, card_path = _killed_run(tmp_path, tinyset)
+    proc = subprocess.run([sys.executable, "-c", _KILL_INSIDE_THIRD_SAVE, *common, "--epochs", "100000"],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert sorted(p.name for p in card_path.parent.iterdir() if p.name.endswith(".tmp"))  # mid-save
+    _resumes_from_its_card(common, env, card_path)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_save_killed_at_any_instant_leaves_the_checkpoint_its_card_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever instant of save_checkpoint a kill lands on (before, while or after writing either
+    temporary file, between or after moving them into place), the checkpoint a resume finishes is
+    the one its card showed at the kill: that card's epochs with the weights it records, the old
+    pair or the new one, and no temporary file left."""
+    from musicgen_app.ml.checkpoint import finish_interrupted_save, load_weights, read_card, save_checkpoint
+
+    def card(epochs: int) -> dict:
+        history = [{"epoch": e, "step": 100 * e} for e in range(1, epochs + 1)]
+        return {"name": "m", "architecture": "x", "config": {}, "training": {"history": history}}
+
+    live = tmp_path / "live"
+    save_checkpoint({"w": torch.zeros(3)}, card(2), live / "m.safetensors")
+    states = [_files(live)]
+    real = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        states.append(_files(live))  # the instant before this rename
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    save_checkpoint({"w": torch.ones(3)}, card(3), live / "m.safetensors")
+    monkeypatch.undo()
+    states.append(_files(live))
+    assert len(states) == 4  # before, two renames, after
+    temporaries = sorted(set(states[1]) - set(states[0]))
+    assert len(temporaries) == 2
+    for t in temporaries:  # killed before writing one of them, or while writing it
+        states.append({k: v for k, v in states[1].items() if k != t})
+        states.append({k: (v[: len(v) // 2] if k == t else v) for k, v in states[1].items()})
+    shown_epochs = []
+    for i, state in enumerate(states):
+        folder = tmp_path / f"kill{i}"
+        folder.mkdir()
+        for name, data in state.items():
+            (folder / name).write_bytes(data)
+        shown = json.loads((folder / "m.json").read_text())["training"]
+        shown_epochs.append(len(shown["history"]))
+        finish_interrupted_save(folder / "m.safetensors")
+        assert read_card(folder / "m.safetensors")["training"] == shown, f"state {i}: {sorted(state)}"
+        expected = torch.ones(3) if len(shown["history"]) == 3 else torch.zeros(3)
+        assert torch.equal(load_weights(folder / "m.safetensors")["w"], expected), f"state {i}"
+        assert sorted(p.name for p in folder.iterdir()) == ["m.json", "m.safetensors"]
+    assert shown_epochs[:4] == [2, 2, 3, 3]  # once a card shows the new epoch, the kill keeps it
 
 
 def test_a_run_killed_between_writing_weights_and_card_resumes(tmp_path: Path) -> None:
-    """Killed inside save_checkpoint after the weights were moved into place: the new card is
-    still ``.json.tmp``; resuming first puts it beside its weights, so they load."""
+    """Killed inside save_checkpoint of the app's older order, after the weights were moved into
+    place: the new card is still ``.json.tmp``; resuming first puts it beside its weights, so they
+    load (such a checkpoint may still be on a disk)."""
     from musicgen_app.ml.checkpoint import finish_interrupted_save, load_weights, save_checkpoint
 
     path = tmp_path / "m.safetensors"
