@@ -301,6 +301,22 @@ def test_evaluate_all_writes_the_judge_table(
     # a second run replaces the block
     assert main(["evaluate", "--all", "--kinds", "folk", "--sketches", "4", "--readme"]) == 0
     assert readme.read_text().count("model-judge:begin") == 1
+    # --temperatures: pass rates side by side, in their own block after the judge's table
+    code = main(
+        ["evaluate", "--all", "--kinds", "folk", "--sketches", "4", "--temperatures", "0.8,1.0", "--readme"]
+    )
+    assert code == 0
+    text = readme.read_text()
+    temps = text.split("<!-- model-judge-temperatures:begin -->")[1].split(
+        "<!-- model-judge-temperatures:end -->"
+    )[0]
+    assert text.index("model-judge:end") < text.index("model-judge-temperatures:begin")
+    assert text.index("model-judge-temperatures:end") < text.index("**Reading the table.**")
+    assert "| model | sketches | pass at 0.8 | pass at 1 |" in temps and "--temperatures 0.8,1" in temps
+    for name in ("melody-lstm", "wavenet"):
+        row = next(line for line in temps.splitlines() if line.startswith(f"| {name} | folk (Essen) |"))
+        rates = [float(c.strip().rstrip("%")) for c in row.strip("|").split("|")[2:]]
+        assert len(rates) == 2 and all(0 <= r <= 100 for r in rates)
 
 
 @pytest.mark.parametrize(
@@ -308,6 +324,8 @@ def test_evaluate_all_writes_the_judge_table(
     [
         (["--kinds", "jazz"], "unknown kind 'jazz'"),
         (["--sketches", "0"], "--sketches"),
+        (["--temperatures", "0.8,hot"], "--temperatures"),
+        (["--temperatures", "0.8,9"], "--temperatures"),
         (["--kinds", "pop", "--pop-data", "no-such-set"], "no dataset named 'no-such-set'"),
     ],
 )
