@@ -284,3 +284,24 @@ def test_the_other_parts_are_every_pitched_track_but_the_melody() -> None:
     assert set(np.nonzero(parts[16, :12])[0]) == {0, 7, 4}
     alone, none = parts_on_grid(Song(tracks=[song.tracks[0]]), 0, grid)
     assert alone is None and none == 0
+
+
+def test_chords_chosen_by_root_take_a_root_whose_qualities_share_the_probability() -> None:
+    import numpy as np
+
+    from musicgen_app.ml.accompany import beat_chords
+    from musicgen_app.ml.accompany_net import N_CHORDS, chord_class
+
+    # four beats: G major alone at 0.28; C torn between C, Cm, C7 and Cdim (C7 likeliest overall)
+    probs = np.full((4, N_CHORDS), 1e-4)
+    probs[:, chord_class(Chord(7, ""))] = 0.28
+    c_classes = [chord_class(Chord(0, q)) for q in ("", "m", "7", "dim")]
+    probs[:, c_classes] = [[0.17, 0.17, 0.18, 0.17], [0.18, 0.17, 0.16, 0.17], [0.16, 0.16, 0.19, 0.17],
+                           [0.17, 0.16, 0.18, 0.17]]  # fmt: skip
+    logits = np.repeat(np.log(probs), 4, axis=0)
+    position = np.arange(16) % 16
+    by_class = beat_chords(logits, position, change_cost={0: 0.0, 8: 0.2}, change_cost_other=0.5)
+    assert (by_class == chord_class(Chord(7, ""))).all()  # the likeliest single class: G
+    by_root = beat_chords(logits, position, change_cost={0: 0.0, 8: 0.2}, change_cost_other=0.5, by_root=True)
+    # the likeliest root is C (0.69 in all), with the quality likeliest over the stretch: C7
+    assert (by_root == chord_class(Chord(0, "7"))).all()
