@@ -305,3 +305,10 @@ def test_chords_chosen_by_root_take_a_root_whose_qualities_share_the_probability
     by_root = beat_chords(logits, position, change_cost={0: 0.0, 8: 0.2}, change_cost_other=0.5, by_root=True)
     # the likeliest root is C (0.69 in all), with the quality likeliest over the stretch: C7
     assert (by_root == chord_class(Chord(0, "7"))).all()
+
+
+def test_on_a_melody_alone_every_chord_predictor_votes_and_hearing_parts_only_the_readers(pop) -> None:
+    readers = [c for c in pop.chord_nets if getattr(c.cfg, "other_parts", False)]
+    assert readers and len(readers) < len(pop.chord_nets)
+    assert pop.voters(False) == pop.chord_nets
+    assert list(pop.voters(True)) == readers
