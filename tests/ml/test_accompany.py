@@ -312,3 +312,32 @@ def test_on_a_melody_alone_every_chord_predictor_votes_and_hearing_parts_only_th
     assert readers and len(readers) < len(pop.chord_nets)
     assert pop.voters(False) == pop.chord_nets
     assert list(pop.voters(True)) == readers
+
+
+@pytest.mark.parametrize("off", [4, 8, 12])
+def test_the_downbeat_check_finds_the_bar_lines_of_a_melody_written_a_beat_or_more_off(pop, off: int) -> None:
+    from dataclasses import replace
+
+    from musicgen_app.ml.accompany import melody_on_grid, rephase, song_grid
+
+    song = tune()
+    notes = sorted(song.tracks[0].notes)
+    grid = song_grid(song, notes)
+    pitch, onset = melody_on_grid(notes, grid)
+    assert grid.position[0] == 0 and rephase(pop, grid, pitch, onset).position[0] == 0
+    moved = replace(grid, position=(grid.position - off) % 16)  # the bar lines written off the tune's
+    assert (rephase(pop, moved, pitch, onset).position == grid.position).all()
+
+
+def test_a_beat_torn_between_the_qualities_of_one_root_is_sure_of_its_root() -> None:
+    import numpy as np
+
+    from musicgen_app.ml.accompany import root_sureness
+    from musicgen_app.ml.accompany_net import N_CHORDS, chord_class
+
+    one_root = np.full((1, N_CHORDS), 1e-6)
+    one_root[0, [chord_class(Chord(0, q)) for q in ("", "m", "7", "dim")]] = 0.25
+    two_roots = np.full((1, N_CHORDS), 1e-6)
+    two_roots[0, [chord_class(Chord(0, "")), chord_class(Chord(7, ""))]] = 0.5
+    assert root_sureness(np.log(one_root)) > -0.01  # all on C: no doubt about the root
+    assert root_sureness(np.log(two_roots)) < -0.6  # C or G: log 2 nats of doubt
