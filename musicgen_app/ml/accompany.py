@@ -162,7 +162,7 @@ class AccompanyModel:
     ) -> np.ndarray:
         """The chord predictors' log-probabilities (T, C), averaged (the card must name some):
         with ``parts`` (T, PARTS_DIM), those of the predictors that read other parts, else those of
-        the others (:meth:`voters`)."""
+        all of them (:meth:`voters`)."""
         classes = np.arange(N_CHORDS)
         total = np.zeros((len(pitch), N_CHORDS))
         voters = self.voters(parts is not None)
