@@ -89,6 +89,9 @@ def main() -> None:
             lines.append(f"| {what} | {ref} | {r['beats']} | {label} | {value:.1%} | {ms_text} |")
     text = "\n".join(lines)
     print(text)
+    for r in runs:  # a diagnostic, not in the README: the beats where the melody sounds at all
+        sounding = ", ".join(f"{k} {v:.1%}" for k, v in r["agreement_melody_sounding"].items())
+        print(f"\n{r['corpus']}, the {r['beats_melody_sounding']} beats where the melody sounds: {sounding}")
     if args.readme:
         from readme_block import write_block
 

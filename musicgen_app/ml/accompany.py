@@ -95,17 +95,20 @@ class Decoding:
 
     ``change_cost``: log-probability a chord change costs at a bar position (``other``: elsewhere);
     ``key_weight``: nats against a chord all outside the melody's key; ``chord_tone_bias``:
-    logits added to onsets of the chord's tones and taken from the others."""
+    logits added to onsets of the chord's tones and taken from the others; ``by_root``: the path
+    is chosen over roots (each root's probability the sum over its qualities), then each stretch
+    of one root takes its likeliest quality (:func:`beat_chords`)."""
 
     change_cost: tuple[tuple[int, float], ...] = ((0, 0.0), (8, 0.5))
     change_cost_other: float = 1.0
     key_weight: float = 0.0
     chord_tone_bias: float = 2.0
+    by_root: bool = False
 
 
 CHORD_SHIFTS = (-1, 0, 1)  # transpositions the chord predictor reads the melody at (averaged)
 DECODING = {
-    "pop909": Decoding(((0, 0.0), (8, 0.2)), 0.5),
+    "pop909": Decoding(((0, 0.0), (8, 0.2)), 0.5, by_root=True),
     "chorales": Decoding(((0, 0.3), (8, 0.0)), 0.3, key_weight=2.0, chord_tone_bias=1.5),
 }
 
@@ -159,7 +162,7 @@ class AccompanyModel:
     ) -> np.ndarray:
         """The chord predictors' log-probabilities (T, C), averaged (the card must name some):
         with ``parts`` (T, PARTS_DIM), those of the predictors that read other parts, else those of
-        the others (:meth:`voters`)."""
+        all of them (:meth:`voters`)."""
         classes = np.arange(N_CHORDS)
         total = np.zeros((len(pitch), N_CHORDS))
         voters = self.voters(parts is not None)
@@ -179,13 +182,12 @@ class AccompanyModel:
 
     def voters(self, hearing_parts: bool) -> tuple[ChordNet | BeatChordNet, ...]:
         """The chord predictors whose log-probabilities are averaged: hearing other parts, those
-        that read them; on a melody alone, the others (chosen on POP909's validation songs: a
-        predictor deaf to the other parts dilutes what they say, and the melody-only predictors
-        choose the chords of a melody alone as well as all of them together); all of them when
-        the card names no predictor of the kind wanted."""
+        that read them (all of them when none does); on a melody alone, all of them, those that
+        can read other parts reading none (chosen on POP909's validation songs: a predictor deaf
+        to the other parts dilutes what they say, while on a melody alone every predictor adds
+        a voice)."""
         reading = tuple(c for c in self.chord_nets if isinstance(c, BeatChordNet) and c.cfg.other_parts)
-        deaf = tuple(c for c in self.chord_nets if c not in reading)
-        return (reading if hearing_parts else deaf) or self.chord_nets
+        return (reading or self.chord_nets) if hearing_parts else self.chord_nets
 
     @property
     def decoding(self) -> Decoding:
@@ -345,32 +347,57 @@ def beat_chords(
     key_weight: float = 0.0,
     change_cost: dict[int, float] | None = None,
     change_cost_other: float = 1.0,
+    by_root: bool = False,
 ) -> np.ndarray:
     """One chord class per beat (4 frames) from frame logits (T, C): the best path under a cost
     for changing chord (cheap at bar lines, dearer mid-bar) and, with ``key_pcs``, a prior for the
     chords of the key (``key_weight`` nats per chord tone outside it, over the chord's size);
-    "no chord" is never chosen."""
-    costs = change_cost or {}
-    t_len = chord_logits.shape[0]
-    n_beats = t_len // 4
+    "no chord" is never chosen. With ``by_root`` the path goes over the 12 roots, a root's
+    probability being the sum of its qualities' (a beat torn between C and C7 is surely on C),
+    and each stretch of one root then takes the quality likeliest over the stretch."""
+    n_beats = chord_logits.shape[0] // 4
     z = chord_logits[: n_beats * 4].reshape(n_beats, 4, N_CHORDS).mean(1).astype(np.float64)
     z = z - z.max(1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(1, keepdims=True))
     logp[:, 0] = -1e9
     if key_pcs is not None and key_weight:
         logp = logp + key_weight * _key_prior(key_pcs)
+    if not by_root:
+        return _best_path(logp, position, change_cost or {}, change_cost_other)
+    nq = len(CHORD_QUALITIES)
+    by_q = logp[:, 1:].reshape(n_beats, 12, nq)  # class 1 + nq * root + quality
+    top = by_q.max(2, keepdims=True)
+    root_logp = (top + np.log(np.exp(by_q - top).sum(2, keepdims=True)))[:, :, 0]
+    roots = _best_path(root_logp, position, change_cost or {}, change_cost_other)
+    out = np.zeros(n_beats, dtype=np.int64)
+    start = 0
+    for b in range(1, n_beats + 1):
+        if b == n_beats or roots[b] != roots[start]:
+            quality = int(by_q[start:b, roots[start]].sum(0).argmax())
+            out[start:b] = 1 + nq * int(roots[start]) + quality
+            start = b
+    return out
+
+
+def _best_path(
+    logp: np.ndarray, position: np.ndarray, costs: dict[int, float], cost_other: float
+) -> np.ndarray:
+    """The state per beat maximising the summed ``logp`` (n_beats, S) less a cost per change
+    (``costs`` by the frame position of the beat changed at, ``cost_other`` elsewhere)."""
+    n_beats, n_states = logp.shape
     score = logp[0].copy()
-    back = np.zeros((n_beats, N_CHORDS), dtype=np.int64)
+    back = np.zeros((n_beats, n_states), dtype=np.int64)
     for b in range(1, n_beats):
-        cost = costs.get(int(position[4 * b]), change_cost_other)
+        cost = costs.get(int(position[4 * b]), cost_other)
         best_prev = int(score.argmax())
         stay = score
         move = score[best_prev] - cost
         take_move = move > stay
-        back[b] = np.where(take_move, best_prev, np.arange(N_CHORDS))
+        back[b] = np.where(take_move, best_prev, np.arange(n_states))
         score = np.where(take_move, move, stay) + logp[b]
     path = np.zeros(n_beats, dtype=np.int64)
-    path[-1] = int(score.argmax())
+    if n_beats:
+        path[-1] = int(score.argmax())
     for b in range(n_beats - 1, 0, -1):
         path[b - 1] = back[b, path[b]]
     return path
@@ -683,10 +710,11 @@ def plan_accompany(
 def rephase(
     model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray, parts: np.ndarray | None = None
 ) -> Grid:
-    """``grid`` with its bar positions moved by the whole beats that make the chord predictor
-    most sure of its chords (the mean over beats of the best chord's logit): the bar lines as the
-    melody's harmony places them. Unchanged without a chord predictor or when no shift beats the
-    bar lines as written."""
+    """``grid`` with its bar positions moved by the whole beats that make the chord predictors
+    most sure of their chords' roots (the mean over beats of minus the entropy of the root, each
+    root's probability the sum of its qualities'; chosen on POP909's validation songs over the
+    best chord's logit): the bar lines as the melody's harmony places them. Unchanged without a
+    chord predictor or when no shift beats the bar lines as written."""
     if model.chord_net is None:
         return grid
     bar = int(grid.position.max()) + 1
@@ -697,11 +725,22 @@ def rephase(
         n_beats = len(logits) // 4
         if not n_beats:
             return grid
-        confidence = float(logits[: 4 * n_beats].reshape(n_beats, 4, -1).mean(1)[:, 1:].max(1).mean())
+        confidence = root_sureness(logits[: 4 * n_beats].reshape(n_beats, 4, -1).mean(1))
         if best is None or confidence > best[0] + 1e-9:
             best = (confidence, position)
     assert best is not None
     return replace(grid, position=best[1])
+
+
+def root_sureness(beat_logp: np.ndarray) -> float:
+    """How sure per-beat chord log-probabilities (n_beats, C) are of their roots: the mean over
+    beats of minus the entropy of the root ("no chord" left out, a root's probability the sum of
+    its qualities'); 0 when every beat is sure of one root."""
+    z = beat_logp[:, 1:].astype(np.float64)
+    p = np.exp(z - z.max(1, keepdims=True))
+    roots = p.reshape(len(z), 12, len(CHORD_QUALITIES)).sum(2)
+    roots /= roots.sum(1, keepdims=True)
+    return float((roots * np.log(np.maximum(roots, 1e-300))).sum(1).mean())
 
 
 def plan_frames(
@@ -735,6 +774,7 @@ def plan_frames(
         key_weight=dec.key_weight,
         change_cost=dict(dec.change_cost),
         change_cost_other=dec.change_cost_other,
+        by_root=dec.by_root,
     )
     classes = np.zeros(grid.n_frames, dtype=np.int64)
     classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)

@@ -167,29 +167,38 @@ def evaluate(
     for each ``name -> (model, style)`` (a name ending in ``"(chords given)"``: the accompaniment
     of the piece's own chords, what following them is worth; in :data:`WITH_PARTS`: the chords
     chosen hearing the other parts too) and the baseline (``split="val"``
-    to tune decoding on the validation songs). Returns the figures as a dict."""
+    to tune decoding on the validation songs). Returns the figures as a dict (also the agreement
+    on the beats where the melody sounds, ``agreement_melody_sounding``: a diagnostic)."""
     pieces = load_pop909(split, rephase=False) if corpus == "pop909" else load_chorale_pieces(split)
     pieces = pieces[:songs] if songs else pieces
     totals = {name: 0 for name in [*models, "baseline", "baseline, bars moved"]}
-    beats_total = 0
+    sounding_totals = dict.fromkeys(totals, 0)  # the same, on the beats where the melody sounds
+    beats_total = sounding_beats = 0
     started = time.perf_counter()
     seconds = {name: 0.0 for name in models}
     for i, piece in enumerate(pieces):
         ref = _reference_roots(piece, corpus)
         known = ref >= 0
+        n = len(ref)
+        sounding = known & (piece.pitch[: 4 * n] >= 0).reshape(n, 4).any(1)
         beats_total += int(known.sum())
-        base = estimated_roots(block_notes(baseline_chords(piece)), piece.n_frames)
-        totals["baseline"] += int((base[known] == ref[known]).sum())
-        moved = estimated_roots(block_notes(baseline_chords(piece, rephase=True)), piece.n_frames)
-        totals["baseline, bars moved"] += int((moved[known] == ref[known]).sum())
+        sounding_beats += int(sounding.sum())
+        roots_of = {
+            "baseline": estimated_roots(block_notes(baseline_chords(piece)), piece.n_frames),
+            "baseline, bars moved": estimated_roots(
+                block_notes(baseline_chords(piece, rephase=True)), piece.n_frames
+            ),
+        }
         for name, (model, style) in models.items():
             t0 = time.perf_counter()
             given = name.endswith("(chords given)")
             parts = name.endswith(WITH_PARTS)
             notes = model_notes(model, piece, style, seed + i, given=given, parts=parts)
-            roots = estimated_roots(notes, piece.n_frames)
+            roots_of[name] = estimated_roots(notes, piece.n_frames)
             seconds[name] += time.perf_counter() - t0
+        for name, roots in roots_of.items():
             totals[name] += int((roots[known] == ref[known]).sum())
+            sounding_totals[name] += int((roots[sounding] == ref[sounding]).sum())
         if progress is not None:
             progress(i + 1, len(pieces))
     return {
@@ -197,6 +206,10 @@ def evaluate(
         "songs": len(pieces),
         "beats": beats_total,
         "agreement": {k: round(v / max(1, beats_total), 4) for k, v in totals.items()},
+        "beats_melody_sounding": sounding_beats,
+        "agreement_melody_sounding": {
+            k: round(v / max(1, sounding_beats), 4) for k, v in sounding_totals.items()
+        },
         "seconds_per_song": {k: round(v / max(1, len(pieces)), 3) for k, v in seconds.items()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

@@ -284,3 +284,60 @@ def test_the_other_parts_are_every_pitched_track_but_the_melody() -> None:
     assert set(np.nonzero(parts[16, :12])[0]) == {0, 7, 4}
     alone, none = parts_on_grid(Song(tracks=[song.tracks[0]]), 0, grid)
     assert alone is None and none == 0
+
+
+def test_chords_chosen_by_root_take_a_root_whose_qualities_share_the_probability() -> None:
+    import numpy as np
+
+    from musicgen_app.ml.accompany import beat_chords
+    from musicgen_app.ml.accompany_net import N_CHORDS, chord_class
+
+    # four beats: G major alone at 0.28; C torn between C, Cm, C7 and Cdim (C7 likeliest overall)
+    probs = np.full((4, N_CHORDS), 1e-4)
+    probs[:, chord_class(Chord(7, ""))] = 0.28
+    c_classes = [chord_class(Chord(0, q)) for q in ("", "m", "7", "dim")]
+    probs[:, c_classes] = [[0.17, 0.17, 0.18, 0.17], [0.18, 0.17, 0.16, 0.17], [0.16, 0.16, 0.19, 0.17],
+                           [0.17, 0.16, 0.18, 0.17]]  # fmt: skip
+    logits = np.repeat(np.log(probs), 4, axis=0)
+    position = np.arange(16) % 16
+    by_class = beat_chords(logits, position, change_cost={0: 0.0, 8: 0.2}, change_cost_other=0.5)
+    assert (by_class == chord_class(Chord(7, ""))).all()  # the likeliest single class: G
+    by_root = beat_chords(logits, position, change_cost={0: 0.0, 8: 0.2}, change_cost_other=0.5, by_root=True)
+    # the likeliest root is C (0.69 in all), with the quality likeliest over the stretch: C7
+    assert (by_root == chord_class(Chord(0, "7"))).all()
+
+
+def test_on_a_melody_alone_every_chord_predictor_votes_and_hearing_parts_only_the_readers(pop) -> None:
+    readers = [c for c in pop.chord_nets if getattr(c.cfg, "other_parts", False)]
+    assert readers and len(readers) < len(pop.chord_nets)
+    assert pop.voters(False) == pop.chord_nets
+    assert list(pop.voters(True)) == readers
+
+
+@pytest.mark.parametrize("off", [4, 8, 12])
+def test_the_downbeat_check_finds_the_bar_lines_of_a_melody_written_a_beat_or_more_off(pop, off: int) -> None:
+    from dataclasses import replace
+
+    from musicgen_app.ml.accompany import melody_on_grid, rephase, song_grid
+
+    song = tune()
+    notes = sorted(song.tracks[0].notes)
+    grid = song_grid(song, notes)
+    pitch, onset = melody_on_grid(notes, grid)
+    assert grid.position[0] == 0 and rephase(pop, grid, pitch, onset).position[0] == 0
+    moved = replace(grid, position=(grid.position - off) % 16)  # the bar lines written off the tune's
+    assert (rephase(pop, moved, pitch, onset).position == grid.position).all()
+
+
+def test_a_beat_torn_between_the_qualities_of_one_root_is_sure_of_its_root() -> None:
+    import numpy as np
+
+    from musicgen_app.ml.accompany import root_sureness
+    from musicgen_app.ml.accompany_net import N_CHORDS, chord_class
+
+    one_root = np.full((1, N_CHORDS), 1e-6)
+    one_root[0, [chord_class(Chord(0, q)) for q in ("", "m", "7", "dim")]] = 0.25
+    two_roots = np.full((1, N_CHORDS), 1e-6)
+    two_roots[0, [chord_class(Chord(0, "")), chord_class(Chord(7, ""))]] = 0.5
+    assert root_sureness(np.log(one_root)) > -0.01  # all on C: no doubt about the root
+    assert root_sureness(np.log(two_roots)) < -0.6  # C or G: log 2 nats of doubt
