@@ -140,17 +140,22 @@ class AccompanyModel:
         return self.chord_nets[0] if self.chord_nets else None
 
     def chord_logits(
-        self, mel: np.ndarray, pitch: np.ndarray, parts: np.ndarray | None = None
+        self,
+        mel: np.ndarray,
+        pitch: np.ndarray,
+        parts: np.ndarray | None = None,
+        known: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, np.ndarray]:
         """The encoder states (1, T, 2H) and the chord logits (T, C) of melody features ``mel``
         (``pitch``: the melody per frame, for the chord predictors' key histogram; ``parts``: the
         other parts per frame, :func:`~musicgen_app.ml.accompany_net.parts_frames`, or None): with
-        chord predictors, their log-probabilities averaged (:meth:`predictor_logp`)."""
+        chord predictors, their log-probabilities averaged (:meth:`predictor_logp`; ``known``:
+        those already computed for these features, not computed again)."""
         with torch.no_grad():
             hidden, own = self.net.encode(torch.from_numpy(mel)[None])
         if not self.chord_nets:
             return hidden, own[0].numpy()
-        return hidden, self.predictor_logp(mel, pitch, parts)
+        return hidden, known if known is not None else self.predictor_logp(mel, pitch, parts)
 
     @property
     def reads_parts(self) -> bool:
@@ -710,26 +715,35 @@ def plan_accompany(
 def rephase(
     model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray, parts: np.ndarray | None = None
 ) -> Grid:
+    """:func:`rephase_with_logp`'s grid."""
+    return rephase_with_logp(model, grid, pitch, onset, parts)[0]
+
+
+def rephase_with_logp(
+    model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray, parts: np.ndarray | None = None
+) -> tuple[Grid, np.ndarray | None]:
     """``grid`` with its bar positions moved by the whole beats that make the chord predictors
     most sure of their chords' roots (the mean over beats of minus the entropy of the root, each
     root's probability the sum of its qualities'; chosen on POP909's validation songs over the
     best chord's logit): the bar lines as the melody's harmony places them. Unchanged without a
-    chord predictor or when no shift beats the bar lines as written."""
+    chord predictor or when no shift beats the bar lines as written. Also returns the chord
+    predictors' log-probabilities at the grid returned (None without a predictor or a whole beat),
+    so the plan does not compute them again."""
     if model.chord_net is None:
-        return grid
+        return grid, None
     bar = int(grid.position.max()) + 1
-    best: tuple[float, np.ndarray] | None = None
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
     for shift in range(0, bar, 4):
         position = (grid.position - shift) % bar
         logits = model.predictor_logp(melody_features(pitch.astype(np.int64), onset, position), pitch, parts)
         n_beats = len(logits) // 4
         if not n_beats:
-            return grid
+            return grid, None
         confidence = root_sureness(logits[: 4 * n_beats].reshape(n_beats, 4, -1).mean(1))
         if best is None or confidence > best[0] + 1e-9:
-            best = (confidence, position)
+            best = (confidence, position, logits)
     assert best is not None
-    return replace(grid, position=best[1])
+    return replace(grid, position=best[1]), best[2]
 
 
 def root_sureness(beat_logp: np.ndarray) -> float:
@@ -762,10 +776,11 @@ def plan_frames(
     Without given chords the downbeat is checked first (:func:`rephase`): a file whose bar lines
     sit a beat or two off its music (POP909's trap) is read with its bars where the harmony has
     them."""
+    known = None
     if given is None or not given[1].any():
-        grid = rephase(model, grid, pitch, onset, parts)
+        grid, known = rephase_with_logp(model, grid, pitch, onset, parts)
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
-    hidden, chord_logits = model.chord_logits(mel, pitch, parts)
+    hidden, chord_logits = model.chord_logits(mel, pitch, parts, known)
     dec = model.decoding
     per_beat = beat_chords(
         chord_logits,
