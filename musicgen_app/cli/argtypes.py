@@ -187,8 +187,9 @@ def model_name(value: str) -> str:
 
 
 def key_lock(value: str) -> str:
-    """``auto``, ``off`` (or ``none``), or a key name such as ``D dorian`` or ``F#m``."""
-    if value.strip().lower() in ("auto", "off", "none"):
+    """``auto``, ``off`` (or ``none``), ``free`` (off, and no pull toward the key), or a key name
+    such as ``D dorian`` or ``F#m``."""
+    if value.strip().lower() in ("auto", "off", "none", "free"):
         return value.strip().lower()
     from musicgen_app.errors import GenerationError
     from musicgen_app.ml.keys import parse_key
@@ -196,7 +197,7 @@ def key_lock(value: str) -> str:
     try:
         parse_key(_plain_text(value, "the key"))
     except GenerationError as exc:
-        _fail(f"{exc}, or auto, or off")
+        _fail(f"{exc}, or auto, off or free")
     return value
 
 

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--key",
         default="auto",
         type=at.key_lock,
-        help="key lock: auto (from the seed), a key such as 'D dorian' or 'F#m', or off",
+        help="key lock: auto (from the seed), a key such as 'D dorian' or 'F#m', off, or free (off, "
+        "and no pull toward the seed's key either: the same as --free-pitch)",
     )
     parser.add_argument(
         "--variations",

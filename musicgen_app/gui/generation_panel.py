@@ -39,8 +39,9 @@ CARD_HEIGHT = 150  # the card scrolls inside this height, so the buttons below n
 
 def key_lock_choices() -> list[tuple[str, str]]:
     """``(label, value)`` of every key lock: auto, off, the 24 major/minor keys, then each tonic in
-    every other mode the CLI's ``--key`` accepts (ml.keys.MODES: dorian, mixolydian...)."""
-    out = [("auto (from the sketch)", "auto"), ("off", "off")]
+    every other mode the CLI's ``--key`` accepts (ml.keys.MODES: dorian, mixolydian...). ``free``
+    is off with the tonal prior off too (ml.sampling.FREE_KEY)."""
+    out = [("auto (from the sketch)", "auto"), ("off", "off"), ("free", "free")]
     out += [(f"{k[:-1]} minor" if k.endswith("m") else f"{k} major", k) for k in KEYS]
     for mode in MODES:
         if mode not in ("major", "minor"):
@@ -198,7 +199,8 @@ class GenerationPanel(QWidget):
             self.variations: "How many takes to write in one go; pick one in the list below",
             self.seed: "The random seed: the same seed and settings give the same take again",
             self.random_seed: "A new random seed for every take",
-            self.key_lock: "Keep the notes in a key: from the sketch (auto), none (off), or the one chosen",
+            self.key_lock: "Keep the notes in a key: from the sketch (auto), none (off: the models "
+            "still lean toward the sketch's key), none at all (free), or the one chosen",
             self.voices: "Texture: as sketched (a single line stays a line) or add harmony (the "
             "polyphonic models may write chords)",
             self.continue_button: "Continue the active track from its end (Ctrl+Return)",
@@ -280,7 +282,7 @@ class GenerationPanel(QWidget):
         return None if self.random_seed.isChecked() else self.seed.value()
 
     def key_lock_value(self) -> str | None:
-        """``auto``, a key name, or None (off)."""
+        """``auto``, ``free``, a key name, or None (off)."""
         v = self.key_lock.currentData()
         return None if v == "off" else str(v)
 

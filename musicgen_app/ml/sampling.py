@@ -105,6 +105,7 @@ VARIETY_LIMIT = 3.0
 #: model, 100 sketches of each kind at temperatures 0.8, 0.9 and 1.0), never on the judge's
 #: held-out ones: 8233 of 8400 takes passed the judge at 2 nats, 8197 at 1.
 TONAL_GAIN = 2.0
+FREE_KEY = "free"  # the key lock's setting for no lock and no tonal prior
 VOICES = ("sketch", "harmony")  # the texture control: as sketched, or add harmony
 _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 
@@ -112,7 +113,8 @@ _DIATONIC = [Key(root, "major").diatonic_pcs() for root in range(12)]
 @dataclass
 class SamplingConfig:
     """How tokens are drawn. ``key_lock``: ``"auto"`` (estimated from the sketch), a key name
-    (``"D dorian"``, ``"F#m"``) or ``None``/``"off"``. ``seed=None`` draws a fresh seed."""
+    (``"D dorian"``, ``"F#m"``), ``None``/``"off"``, or ``"free"`` (off, and the tonal prior off
+    too: nothing pulls the take toward the sketch's key). ``seed=None`` draws a fresh seed."""
 
     temperature: float = 1.0
     top_k: int = 0
@@ -135,6 +137,8 @@ class SamplingConfig:
     tonal: float = TONAL_GAIN  # the tonal prior's gain (0: off; see TonalPrior)
 
     def __post_init__(self) -> None:
+        if isinstance(self.key_lock, str) and self.key_lock.strip().lower() == FREE_KEY:
+            self.key_lock, self.tonal = None, 0.0
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise GenerationError(f"temperature must be a positive number, not {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor
 from musicgen_app.core.song import Note, Song, TimeSignature, Track
 from musicgen_app.gui.document import Document
 from musicgen_app.ml.keys import MODES, parse_key
+from musicgen_app.ml.sampling import SamplingConfig
 
 L = Qt.MouseButton.LeftButton
 
@@ -125,6 +126,13 @@ def test_key_lock_offers_every_mode(window) -> None:
     assert (key.tonic_pc, key.mode) == (2, "dorian")
     window.panel.set_key_lock("Am")  # what older settings hold still selects
     assert window.panel.key_lock_value() == "Am" and combo.currentText() == "A minor"
+    # free: no lock and no pull toward the key (the tonal prior off) in what a take is drawn with
+    window.panel.set_key_lock("free")
+    sampling = SamplingConfig(key_lock=window.panel.key_lock_value())
+    assert sampling.key_lock is None and sampling.tonal == 0.0
+    window.panel.set_key_lock("off")
+    off = SamplingConfig(key_lock=window.panel.key_lock_value())
+    assert off.key_lock is None and off.tonal > 0
 
 
 def test_model_card_for_musicians_and_buttons_stay_put(window, qtbot) -> None:

@@ -72,6 +72,25 @@ def test_same_seed_same_file_and_variations(tmp_path: Path, capsys: pytest.Captu
     assert len({f.read_bytes() for f in files}) == 3
 
 
+def test_key_free_is_off_without_the_pull_toward_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--key free` draws the same take as `--key off --free-pitch` (no lock, no tonal prior), and
+    not the take of `--key off` alone (the tonal prior still leans toward the seed's key)."""
+    seed = seed_file(tmp_path / "seed.mid")
+    runs = {
+        "free": ["--key", "free"],
+        "free-pitch": ["--key", "off", "--free-pitch"],
+        "off": ["--key", "off"],
+    }
+    for name, args in runs.items():
+        common = ["-o", str(tmp_path / f"{name}.mid"), "--seed", "3", "--temperature", "1.5", "--bars", "8"]
+        assert run_cli(capsys, "continue", str(seed), *common, *args)[0] == 0
+    free, free_pitch, off = (read_midi(tmp_path / f"{n}.mid").song for n in runs)
+    assert free.tracks[0].notes == free_pitch.tracks[0].notes
+    assert free.tracks[0].notes != off.tracks[0].notes
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
