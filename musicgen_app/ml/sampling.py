@@ -41,6 +41,14 @@ the next onset's position) through :meth:`DensityGuide.tilt_intervals`, which tu
 distribution into per-step hazards, moves each hazard's log-odds by ``b`` and puts them back
 together (the same control as a grid model's, one step at a time). The pitches are not touched.
 
+**Key** (``SamplingConfig.tonal``, on by default; 0, or the key lock ``"free"``, turns it off):
+with the key lock off a take still leans into the sketch's key. :class:`TonalPrior` takes
+:data:`TONAL_GAIN` nats from each pitch outside the classes the auto key lock would allow, as a
+base bias on the pitch tokens (``Sampler(tonal=)``), the mean over a chord token's notes, or the
+onset probabilities of a frame reweighed with its total kept (:func:`reweigh_onsets`). A line
+that circles on a few pitches loses nats on them through :class:`VarietyGuard`; chord-lstm's
+durations lean to the sketch's note values through :class:`RhythmPrior`.
+
 The sampler is model-agnostic: it sees token *classes* through :class:`TokenClasses` (which id is
 a rest, a hold, which pitch each id stands for), built by each model family from its tokenizer.
 """
