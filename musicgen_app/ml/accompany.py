@@ -168,9 +168,18 @@ class AccompanyModel:
         """The chord predictors' log-probabilities (T, C), averaged (the card must name some):
         with ``parts`` (T, PARTS_DIM), those of the predictors that read other parts, else those of
         all of them (:meth:`voters`)."""
+        return self.predictor_logp_batch([mel], pitch, parts)[0]
+
+    def predictor_logp_batch(
+        self, mels: Sequence[np.ndarray], pitch: np.ndarray, parts: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """:meth:`predictor_logp` of several melody feature arrays of one melody (the same
+        ``pitch``, other bar positions: the downbeat check's readings), each predictor run once on
+        all of them as a batch."""
         classes = np.arange(N_CHORDS)
-        total = np.zeros((len(pitch), N_CHORDS))
+        total = np.zeros((len(mels), len(pitch), N_CHORDS))
         voters = self.voters(parts is not None)
+        readings = [(m[:, 12] > 0, m[:, 15:].argmax(1)) for m in mels]  # (onset, bar position) each
         with torch.no_grad():
             for chord_net in voters:
                 # a ChordNet's log-probabilities are averaged over the melody a semitone down, as it
@@ -178,12 +187,12 @@ class AccompanyModel:
                 shifts = (0,) if isinstance(chord_net, BeatChordNet) else CHORD_SHIFTS
                 for shift in shifts:
                     moved = np.where(pitch >= 0, pitch.astype(np.int64) + shift, -1)
-                    feats = torch.from_numpy(melody_features(moved, mel[:, 12] > 0, mel[:, 15:].argmax(1)))
-                    hist = torch.from_numpy(key_histogram(moved))[None]
-                    other = None if parts is None else torch.from_numpy(parts)[None]
-                    logp = torch.log_softmax(chord_net(feats[None], hist, other)[0], -1).numpy()
-                    total += logp[:, transpose_classes(classes, shift)] / len(shifts)
-        return total / len(voters)
+                    feats = np.stack([melody_features(moved, o, pos) for o, pos in readings])
+                    hist = torch.from_numpy(key_histogram(moved))[None].expand(len(mels), -1)
+                    other = None if parts is None else torch.from_numpy(parts)[None].expand(len(mels), -1, -1)
+                    logp = torch.log_softmax(chord_net(torch.from_numpy(feats), hist, other), -1).numpy()
+                    total += logp[:, :, transpose_classes(classes, shift)] / len(shifts)
+        return list(total / len(voters))
 
     def voters(self, hearing_parts: bool) -> tuple[ChordNet | BeatChordNet, ...]:
         """The chord predictors whose log-probabilities are averaged: hearing other parts, those
@@ -733,9 +742,9 @@ def rephase_with_logp(
         return grid, None
     bar = int(grid.position.max()) + 1
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for shift in range(0, bar, 4):
-        position = (grid.position - shift) % bar
-        logits = model.predictor_logp(melody_features(pitch.astype(np.int64), onset, position), pitch, parts)
+    positions = [(grid.position - shift) % bar for shift in range(0, bar, 4)]
+    mels = [melody_features(pitch.astype(np.int64), onset, position) for position in positions]
+    for position, logits in zip(positions, model.predictor_logp_batch(mels, pitch, parts), strict=True):
         n_beats = len(logits) // 4
         if not n_beats:
             return grid, None
