@@ -723,13 +723,6 @@ def plan_accompany(
 
 def rephase(
     model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray, parts: np.ndarray | None = None
-) -> Grid:
-    """:func:`rephase_with_logp`'s grid."""
-    return rephase_with_logp(model, grid, pitch, onset, parts)[0]
-
-
-def rephase_with_logp(
-    model: AccompanyModel, grid: Grid, pitch: np.ndarray, onset: np.ndarray, parts: np.ndarray | None = None
 ) -> tuple[Grid, np.ndarray | None]:
     """``grid`` with its bar positions moved by the whole beats that make the chord predictors
     most sure of their chords' roots (the mean over beats of minus the entropy of the root, each
@@ -787,7 +780,7 @@ def plan_frames(
     them."""
     known = None
     if given is None or not given[1].any():
-        grid, known = rephase_with_logp(model, grid, pitch, onset, parts)
+        grid, known = rephase(model, grid, pitch, onset, parts)
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
     hidden, chord_logits = model.chord_logits(mel, pitch, parts, known)
     dec = model.decoding

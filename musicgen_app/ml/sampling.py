@@ -225,11 +225,7 @@ class ChordGuide:
         tone = self.tones(pitches, tick)
         if tone is None or not tone.any():
             return onset
-        weighted = onset * np.where(tone, math.exp(self.strength), 1.0)
-        ref, now = (onset.sum(), weighted.sum()) if keep == "sum" else (onset.max(), weighted.max())
-        if now <= 0:
-            return onset
-        return np.minimum(weighted * (float(ref) / float(now)), 1.0 - 1e-6)
+        return reweigh_onsets(onset, np.where(tone, self.strength, 0.0), keep)
 
 
 class DensityGuide:
@@ -406,11 +402,15 @@ class TonalPrior:
         return reweigh_onsets(onset, self.pitch_bias(pitches))
 
 
-def reweigh_onsets(onset: np.ndarray, nats: np.ndarray) -> np.ndarray:
+def reweigh_onsets(onset: np.ndarray, nats: np.ndarray, keep: str = "sum") -> np.ndarray:
     """Per-key onset probabilities ``onset`` (..., K) times ``e^nats`` (K,), each frame scaled back
-    to its sum: which keys start moves, how many notes start (the density) does not; none above 1."""
+    to its sum (``keep="sum"``, keys drawn: which keys start moves, how many notes start does not)
+    or to its largest (``"max"``: keys chosen by a threshold); none above 1."""
     weighted = onset * np.exp(nats)
-    ref, now = onset.sum(-1, keepdims=True), weighted.sum(-1, keepdims=True)
+    if keep == "sum":
+        ref, now = onset.sum(-1, keepdims=True), weighted.sum(-1, keepdims=True)
+    else:
+        ref, now = onset.max(-1, keepdims=True), weighted.max(-1, keepdims=True)
     scale = np.where(now > 0, ref / np.where(now > 0, now, 1.0), 1.0)
     return np.minimum(weighted * scale, 1.0 - 1e-6)
 
