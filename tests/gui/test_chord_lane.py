@@ -203,3 +203,61 @@ def test_the_lane_conditions_continue(window, qtbot, sketch) -> None:
             window.act_reject.trigger()
         shares[with_lane] = count.share
     assert shares[True] >= shares[False] + 0.15, shares
+
+
+def test_after_typing_a_chord_the_keys_go_back_to_the_roll(window, qtbot, sketch) -> None:
+    """Enter closes the entry and gives the keyboard back to the roll: Ctrl+Z then undoes the chord.
+    (Hiding the focused entry used to hand the focus to a track's name field, which took Ctrl+Z
+    for its own text: the musician's undo did nothing.)"""
+    from PySide6.QtWidgets import QApplication, QLineEdit
+
+    window.set_document(Document(sketch(2)))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    window.seek(1000)
+    window.act_type_chord.trigger()
+    lane = window.roll.chord_lane
+    qtbot.keyClicks(lane.entry, "Dm")
+    qtbot.keyClick(lane.entry, Qt.Key.Key_Return)
+    assert _lane_symbols(window) == [(960, "Dm")]
+    focused = QApplication.focusWidget()
+    assert focused is window.canvas and not isinstance(focused, QLineEdit), focused
+    qtbot.keyClick(focused, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert _lane_symbols(window) == []
+
+
+def _dark_pixels(widget) -> int:
+    """Pixels of the widget's rendering dark enough to be the symbols' letters (the boxes and
+    their edges are lighter)."""
+    image = widget.grab().toImage()
+    return sum(
+        1
+        for y in range(image.height())
+        for x in range(0, image.width(), 2)
+        if max(image.pixelColor(x, y).getRgb()[:3]) < 80
+    )
+
+
+def test_zoomed_out_the_lane_draws_only_whole_symbols_and_names_each_chord_on_hover(
+    window, qtbot, sketch, monkeypatch
+) -> None:
+    """A long song seen whole: chords a few pixels wide show no clipped letters (the boxes stay);
+    hovering one names it. Zoomed in, the symbols are drawn."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    song = sketch(2)
+    song.chords = [ChordChange(b * 480, parse_chord(("C", "Am7", "F/A", "G7")[b % 4])) for b in range(400)]
+    window.set_document(Document(song))
+    lane = window.roll.chord_lane
+    g = window.roll.geometry_model
+    g.show_ticks(0, 400 * 480)  # 400 beats across the lane: a few pixels a chord
+    assert _dark_pixels(lane) == 0
+    shown: list[str] = []
+    monkeypatch.setattr(QToolTip, "showText", lambda pos, text, *a: shown.append(text))
+    at = QPoint(round(g.tick_to_x(2 * 480 + 240)), lane.height() // 2)
+    QApplication.sendEvent(lane, QHelpEvent(QEvent.Type.ToolTip, at, lane.mapToGlobal(at)))
+    assert shown == ["F/A"]
+    g.show_ticks(0, 8 * 480)  # two bars: every symbol fits
+    assert _dark_pixels(lane) > 50

@@ -17,8 +17,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
-from PySide6.QtWidgets import QLineEdit, QWidget
+from PySide6.QtGui import QColor, QFocusEvent, QHelpEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtWidgets import QLineEdit, QToolTip, QWidget
 
 from musicgen_app.core.chords import ChordChange, ChordError, parse_chord
 from musicgen_app.core.edits import delete_chords, set_chord
@@ -73,6 +73,13 @@ class _ChordEntry(QLineEdit):
         super().focusOutEvent(event)
         if event.reason() != Qt.FocusReason.PopupFocusReason:
             self.focus_lost.emit()
+
+
+def symbol_fits(text_width: float, box_width: float) -> bool:
+    """Whether a symbol ``text_width`` pixels wide is drawn in its chord's box: only whole (zoomed
+    out, clipped letters of neighbouring chords ran together into an unreadable row; the box
+    stays, and its tooltip names the chord)."""
+    return text_width + 4 <= box_width
 
 
 class ChordLane(QWidget):
@@ -143,8 +150,12 @@ class ChordLane(QWidget):
         self.entry.setFocus()
 
     def close_entry(self) -> None:
-        """Close the entry without changing anything."""
+        """Close the entry without changing anything; the keyboard goes back to the roll (hiding a
+        focused entry would hand the focus to the next widget in the chain, a track's name field,
+        which would then take Ctrl+Z, Delete and the arrows for itself)."""
         self.entry_tick = None  # first: hiding the entry takes its focus away
+        if self.entry.hasFocus():
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
         self.entry.hide()
         self.update()
 
@@ -198,6 +209,7 @@ class ChordLane(QWidget):
         try:
             p.fillRect(self.rect(), QColor(246, 244, 236))
             h = self.height()
+            metrics = p.fontMetrics()
             for change, end in self.visible_changes():
                 x0, x1 = g.tick_to_x(change.tick), g.tick_to_x(end)
                 box = QRectF(x0, 1, max(2.0, x1 - x0 - 1), h - 2)
@@ -205,8 +217,9 @@ class ChordLane(QWidget):
                 p.fillRect(box, QColor(255, 226, 160) if chosen else QColor(232, 228, 212))
                 p.setPen(QColor(120, 110, 80))
                 p.drawLine(QPointF(x0, 0), QPointF(x0, h))
-                p.setPen(QColor(40, 36, 30))
-                p.drawText(box.adjusted(3, 0, 0, 0), int(Qt.AlignmentFlag.AlignVCenter), change.symbol)
+                if symbol_fits(metrics.horizontalAdvance(change.symbol), box.width()):
+                    p.setPen(QColor(40, 36, 30))
+                    p.drawText(box.adjusted(3, 0, 0, 0), int(Qt.AlignmentFlag.AlignVCenter), change.symbol)
         finally:
             p.end()
 
@@ -223,6 +236,10 @@ class ChordLane(QWidget):
         self.update()
 
     def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            change = self.change_at(event.pos().x())  # the chord under the pointer, by name
+            QToolTip.showText(event.globalPos(), change.symbol if change else self.toolTip(), self)
+            return True
         if (
             event.type() == QEvent.Type.ShortcutOverride
             and isinstance(event, QKeyEvent)
