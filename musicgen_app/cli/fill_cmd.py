@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from musicgen_app.cli import argtypes as at
     from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
     from musicgen_app.ml.fill import DEFAULT_CANDIDATES, EDGE_POLICIES
+    from musicgen_app.ml.registry import DEFAULT_FILL_MODEL
 
     at.add_midi_in_out_arguments(parser, "song_file", "SONG.mid", "song file", "the MIDI file")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -39,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--track", type=at.positive_int(65535), default=None, help="track to fill (1-based; default: melody)"
     )
     parser.add_argument(
-        "--model", default="melody-lstm", type=at.model_name, help="a melody model (see `musicgen models`)"
+        "--model",
+        default=DEFAULT_FILL_MODEL,
+        type=at.model_name,
+        help="a melody model (see `musicgen models`)",
     )
     at.add_temperature_and_seed(parser)
     parser.add_argument(

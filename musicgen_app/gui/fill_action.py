@@ -41,20 +41,41 @@ def without_range(song: Song, track: int, start: int, end: int) -> Song:
     return out
 
 
+def fill_model(win: Any) -> tuple[str, str]:
+    """The model Fill uses and a line for the status bar: the chosen model when it can fill a range
+    (its card's family fills), else the default fill model (or the first offered that fills) with a
+    line saying so; ``("", reason)`` when none can. Reads the cards the panel holds (no file)."""
+    from musicgen_app.ml.registry import DEFAULT_FILL_MODEL, card_fills
+
+    chosen = win.panel.model_name()
+    info = win.panel.model_info(chosen)
+    if info is not None and card_fills(info.card):
+        return chosen, ""
+    infos = {i.name: i for i in win.panel.model_infos()}
+    able = [n for n, i in infos.items() if card_fills(i.card)]
+    if not able:
+        return "", "No model can fill a range (melody-lstm, wavenet). Train one or load a checkpoint."
+    name = DEFAULT_FILL_MODEL if DEFAULT_FILL_MODEL in able else able[0]
+    shown = info.name if info is not None else (chosen or "no model")
+    return name, f"Fill uses {name}: {shown} cannot fill a range"
+
+
 def start_fill(win: Any, again: bool = False) -> None:
-    """Fill the selected range of the active track (with ``again``: one more take of the last fill)."""
+    """Fill the selected range of the active track (with ``again``: one more take of the last fill)
+    with :func:`fill_model`'s model."""
     from musicgen_app.gui import editor_setup
     from musicgen_app.gui.generation import ContinueRequest
 
-    model = win.panel.model_name()
-    if not model:
-        win.show_error("Fill", "There is no model to fill with. Train one or load a checkpoint.")
-        return
     prev = win.gen.request
     again = again and prev is not None and prev.fill_end is not None and bool(win.gen.takes)
     if again:
+        model, why = prev.model, ""
         song, track, start, end = prev.song, prev.track, prev.start_tick, int(prev.fill_end)
     else:
+        model, why = fill_model(win)
+        if not model:
+            win.show_error("Fill", why)
+            return
         rng = selected_range(win)
         if rng is None:
             win.show_error("Fill", "Select a time range to fill: drag on the ruler, or select notes.")
@@ -87,6 +108,8 @@ def start_fill(win: Any, again: bool = False) -> None:
     win.canvas.show_take([], reveal_from=float(start - lead))
     win.takes.refresh_list()
     logger.info("fill: model %s, track %d, ticks %d-%d", model, track + 1, start, end)
+    if not again and why:
+        win.show_message(why)
 
 
 def take_edit(song: Song, req: Any, track: int, notes: list[Note]) -> Any:

@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
         self.playback.keyboard_changed.connect(
             lambda port: self._output_label.setToolTip(f"MIDI keyboard: {port or 'none'}")
         )
-        self.gen.error.connect(lambda msg: self.show_error("Continue failed", msg))
+        self.gen.error.connect(self._generation_failed)
         self.gen.running_changed.connect(self.panel.set_running)
         p = self.panel
         p.stop_requested.connect(self.stop_all)
@@ -511,6 +511,18 @@ class MainWindow(QMainWindow):
         rest = [t for t in song.time_signatures if t.tick > 0]
         ts = TimeSignature(0, self.meter_num.value(), int(self.meter_den.currentText()))
         self.doc.set_song_attr("time_signatures", [ts, *rest], "Change meter")
+
+    def _generation_failed(self, message: str) -> None:
+        """A take could not be written: one line, titled by what was asked (Continue, Fill, Accompany)."""
+        req = self.gen.request
+        what = (
+            "Accompany"
+            if getattr(req, "accompany", None) is not None
+            else "Fill"
+            if getattr(req, "fill_end", None) is not None
+            else "Continue"
+        )
+        self.show_error(f"{what} failed", message)
 
     def set_loop(self, loop: tuple[int, int] | None) -> None:
         """Set (or clear) the loop region (one undo step)."""

@@ -95,6 +95,7 @@ class Family(ABC):
     metric: str = ""
     polyphonic: bool = False
     uses_pieces: bool = True  # trains on TrainData.pieces (else on the melody lines alone)
+    fills: bool = False  # its models can fill a range from both sides (musicgen_app.ml.fill)
 
     @abstractmethod
     def config(self, tiny: bool = False) -> Any:

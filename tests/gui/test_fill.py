@@ -78,3 +78,22 @@ def test_fill_without_a_range_says_what_to_select(ready, qtbot, monkeypatch) -> 
     win.act_fill.trigger()
     assert shown and "Select a time range" in shown[0]
     assert not win.gen.running
+
+
+def test_fill_with_a_model_that_cannot_fill_uses_the_fill_model_and_says_so(ready, qtbot) -> None:
+    """The window's default model (note-transformer) continues but cannot fill a range: Fill then
+    fills with melody-lstm (the status bar says so) instead of failing."""
+    win = ready
+    win.panel.model_combo.setCurrentIndex(win.panel.model_combo.findData("note-transformer"))
+    assert win.panel.model_name() == "note-transformer"
+    win.act_fill.trigger()
+    assert "Fill uses melody-lstm: note-transformer cannot fill a range" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not win.gen.running, timeout=60_000)
+    take = win.gen.current_take()
+    assert take is not None and take.status == "done" and take.notes
+    assert win.gen.request.model == "melody-lstm"
+    assert win.panel.model_name() == "note-transformer"  # the musician's choice for Continue stays
+    assert all(n.start_tick >= BAR and n.end_tick <= 3 * BAR for n in take.notes)
+    win.act_regen.trigger()  # Again: the same fill, the same model
+    qtbot.waitUntil(lambda: not win.gen.running and len(win.gen.takes) == 2, timeout=60_000)
+    assert win.gen.request.model == "melody-lstm" and win.gen.takes[1].status == "done"

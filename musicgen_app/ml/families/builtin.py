@@ -223,6 +223,7 @@ class MelodyLSTMFamily(Family):
     validation tune whole, from its start (each rank its share), with the accuracy beside the NLL."""
 
     key = "melody-lstm"
+    fills = True
     seed_paper = "003"
     metrics_unit = "nats/step"
     uses_pieces = False
@@ -541,6 +542,7 @@ class WaveNetFamily(ModuleFamily):
 
     key = "wavenet"
     seed_paper = "004"
+    fills = True
     metrics_unit = "nats/step"
     uses_pieces = False
     module = "musicgen_app.ml.families.wavenet"
