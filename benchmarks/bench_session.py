@@ -12,7 +12,15 @@ key, to the saved file holding exactly the notes the gesture should give); the e
 the first 20 edits against the last 20 of the same process (the baseline is the session's own
 start: the ratio is what must stay near 1); the gui process's peak memory (VmHWM).
 
-Run: ``.venv/bin/python benchmarks/bench_session.py [--edits 200] [--cycles 10] [--keep DIR]``.
+With ``--cowrite`` it times the co-writing session of tests/gui/test_cowrite_session.py instead
+(tests/cowrite_driver.py): a multi-track MIDI file from another program opened and saved as a
+project, then ``--cycles`` (default 8) cycles of Accompany (with a Ctrl+S pressed while the take
+is written and streamed), Fill of two bars, a typed chord and undo/redo runs, each step's saved
+project read back and checked; Export MIDI; quit and open again. Printed: the phases, the
+Accompany key -> take times of the first three cycles against the last three, the Ctrl+S ->
+saved file times while a take streams, the peak memory.
+
+Run: ``.venv/bin/python benchmarks/bench_session.py [--edits 200] [--cycles 10] [--cowrite] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -30,13 +38,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from session_driver import NoXServerError, Session, quantile, summary, xvfb_display  # noqa: E402
+from cowrite_driver import CowriteResult, CowriteSession  # noqa: E402
+from session_driver import NoXServerError, Session, SessionResult, quantile, summary, xvfb_display  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edits", type=int, default=200, help="mouse edits in the first process")
-    ap.add_argument("--cycles", type=int, default=10, help="Continue cycles")
+    ap.add_argument("--cycles", type=int, default=None, help="Continue cycles (10); co-writing cycles (8)")
+    ap.add_argument("--cowrite", action="store_true", help="the co-writing session (Accompany, Fill, chords)")
     ap.add_argument("--after-reopen", type=int, default=10, help="edits after the project is opened again")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, the project)")
     ap.add_argument("--readme", action="store_true", help="write the figures into README.md")
@@ -59,18 +69,36 @@ def main() -> int:
         work = args.keep or Path(tmp)
         try:
             with xvfb_display() as display:
-                result = Session(
-                    work / "session",
-                    display,
-                    edits=args.edits,
-                    cycles=args.cycles,
-                    edits_after_reopen=args.after_reopen,
-                    progress=lambda msg: print(f"  … {msg}", flush=True),
-                ).run()
+                result: SessionResult
+                if args.cowrite:
+                    result = CowriteSession(work / "cowrite", display, cycles=args.cycles or 8).run()
+                else:
+                    result = Session(
+                        work / "session",
+                        display,
+                        edits=args.edits,
+                        cycles=args.cycles or 10,
+                        edits_after_reopen=args.after_reopen,
+                        progress=lambda msg: print(f"  … {msg}", flush=True),
+                    ).run()
         except NoXServerError as exc:
             print(exc, file=sys.stderr)
             return 2
     say(summary(result))
+    if isinstance(result, CowriteResult):
+        takes, saves = result.accompany_takes, [1000 * x for x in result.saves_while_streaming]
+        say(f"opened: {result.source}; {result.checks} saved projects read back and checked")
+        say(
+            f"Accompany key -> take, first 3 cycles p50 {1000 * statistics.median(takes[:3]):.0f} ms, "
+            f"last 3 p50 {1000 * statistics.median(takes[-3:]):.0f} ms "
+            f"(ratio {statistics.median(takes[-3:]) / statistics.median(takes[:3]):.2f})"
+        )
+        p50, worst = statistics.median(saves), max(saves)
+        say(f"Ctrl+S -> saved while a take streams: p50 {p50:.0f} ms, max {worst:.0f} ms")
+        say(
+            f"accepted: {result.accompaniments_accepted} accompaniments, {result.fills_accepted} fills; "
+            f"{result.chords_typed} chords typed; exported {result.exported_tracks} tracks"
+        )
     e = result.edit_latencies
     if len(e) >= 40:
         first, last = statistics.median(e[:20]), statistics.median(e[-20:])
@@ -92,7 +120,10 @@ def main() -> int:
             f"`{cmd.strip()}` on {platform.machine()}, {os.cpu_count()} cores, load {load:.1f} at the start, "
             f"{time.strftime('%Y-%m-%d')}:"
         )
-        write_block("bench-session", head + "\n\n```\n" + "\n".join(out) + "\n```")
+        write_block(
+            "bench-cowrite" if args.cowrite else "bench-session",
+            head + "\n\n```\n" + "\n".join(out) + "\n```",
+        )
     return 0
 
 

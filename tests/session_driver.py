@@ -198,20 +198,22 @@ class Geometry:
     scroll_tick: float
     key_height: float
     scroll_y: float
+    ruler: tuple[int, int, int, int] = (0, 0, 0, 0)  # the ruler (drag: the loop region)
+    chords: tuple[int, int, int, int] = (0, 0, 0, 0)  # the chord lane
 
     @classmethod
     def last_in(cls, log: str) -> Geometry | None:
         found = re.findall(
             r"roll geometry: canvas=([\d,-]+) lane=([\d,-]+) px_per_tick=([\d.e+-]+) "
-            r"scroll_tick=([\d.e+-]+) key_height=([\d.e+-]+) scroll_y=([\d.e+-]+)",
+            r"scroll_tick=([\d.e+-]+) key_height=([\d.e+-]+) scroll_y=([\d.e+-]+) "
+            r"ruler=([\d,-]+) chords=([\d,-]+)",
             log,
         )
         if not found:
             return None
-        c, v, ppt, st, kh, sy = found[-1]
-        canvas = tuple(int(x) for x in c.split(","))
-        lane = tuple(int(x) for x in v.split(","))
-        return cls(canvas, lane, float(ppt), float(st), float(kh), float(sy))  # type: ignore[arg-type]
+        c, v, ppt, st, kh, sy, r, ch = found[-1]
+        canvas, lane, ruler, chords = (tuple(int(x) for x in t.split(",")) for t in (c, v, r, ch))
+        return cls(canvas, lane, float(ppt), float(st), float(kh), float(sy), ruler, chords)  # type: ignore[arg-type]
 
     def x(self, tick: float) -> int:
         """Screen x of ``tick``."""
@@ -311,7 +313,99 @@ class SessionError(AssertionError):
     """The session went wrong (an edit not saved, wrong notes, a runaway process)."""
 
 
-class Session:
+def run_or_skip(make: Callable[[str], DrivenSession]) -> SessionResult:
+    """Run the session ``make(display)`` on a private X screen; the test is skipped without a
+    shipped model or without Xvfb and xdotool."""
+    import pytest
+
+    from musicgen_app.ml.registry import list_models
+
+    if not list_models():
+        pytest.skip("no trained model in models/")
+    try:
+        with xvfb_display() as display:
+            return make(display).run()
+    except NoXServerError as exc:
+        pytest.skip(str(exc))
+
+
+def assert_quiet(result: SessionResult) -> None:
+    """No traceback and no internal error on the app's stderr or in its log, and no crash log."""
+    for text in (result.stderr, result.log):
+        at = text.find("Traceback")
+        assert at < 0, text[max(0, at - 300) : at + 3000]
+        assert "internal error" not in text.lower()
+    assert result.crash_log == ""
+
+
+class DrivenSession:
+    """What every driven session shares: a work folder with the app's data and settings in it, the
+    running app, its memory watched, and :meth:`run` (prepare, the session, then the logs)."""
+
+    result: SessionResult
+
+    def __init__(self, workdir: Path, display: str, rss_limit_mb: float) -> None:
+        self.dir = workdir
+        self.display = display
+        self.rss_limit_mb = rss_limit_mb
+        self.env = {
+            "MUSICGEN_DATA_DIR": str(workdir / "data"),
+            "MUSICGEN_CONFIG_DIR": str(workdir / "config"),
+            "MUSICGEN_OUTPUT": "none",
+            "MUSICGEN_RECOVER": "later",
+            "MUSICGEN_AUTOSAVE_SECONDS": "20",
+        }
+        self.app: App | None = None
+
+    def prepare(self) -> None:
+        """The files the session opens (before the app starts)."""
+
+    def _session(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> SessionResult:
+        """The session (see the module docstring)."""
+        t_start = time.perf_counter()
+        self.prepare()
+        try:
+            self._session()
+        finally:
+            if self.app is not None and self.app.proc.poll() is None:
+                self.app.proc.kill()
+                self.app.wait(10)
+                self.result.stderr += self.app.stderr()
+                self.result.log += self.app.text()
+            crash = Path(self.env["MUSICGEN_DATA_DIR"]) / "musicgen-errors.log"
+            self.result.crash_log = crash.read_text(errors="replace") if crash.exists() else ""
+            self.result.wall_s = time.perf_counter() - t_start
+        return self.result
+
+    def _close(self) -> None:
+        """Ctrl+Q (everything saved: no question), the app's logs kept; it must exit with 0."""
+        app = self.app
+        assert app is not None
+        self._sample_memory()
+        app.keys("ctrl+q")
+        status = app.wait(60)
+        self.result.stderr += app.stderr()
+        self.result.log += app.text()
+        self.app = None
+        if status != 0:
+            raise SessionError(f"the app exited with {status}:\n{app.stderr()[-3000:]}")
+
+    def _sample_memory(self) -> None:
+        assert self.app is not None
+        rss, hwm = self.app.memory_mb()
+        if rss:
+            self.result.rss_samples_mb.append(rss)
+        self.result.peak_rss_mb = max(self.result.peak_rss_mb, hwm)
+        if rss > self.rss_limit_mb:
+            self.app.proc.kill()
+            self.app.wait(10)
+            raise SessionError(f"the gui process grew to {rss:.0f} MiB (limit {self.rss_limit_mb:.0f})")
+
+
+class Session(DrivenSession):
     """Drives one session; :meth:`run` returns its :class:`SessionResult`."""
 
     def __init__(
@@ -326,24 +420,14 @@ class Session:
         save_timeout_s: float = 20.0,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.dir = workdir
-        self.display = display
+        super().__init__(workdir, display, rss_limit_mb)
         self.edits = edits
         self.cycles = cycles
         self.edits_after_reopen = edits_after_reopen
-        self.rss_limit_mb = rss_limit_mb
         self.save_timeout_s = save_timeout_s
         self.progress = progress or (lambda _msg: None)
         self.project = workdir / "tune.mgproj"
-        self.env = {
-            "MUSICGEN_DATA_DIR": str(workdir / "data"),
-            "MUSICGEN_CONFIG_DIR": str(workdir / "config"),
-            "MUSICGEN_OUTPUT": "none",
-            "MUSICGEN_RECOVER": "later",
-            "MUSICGEN_AUTOSAVE_SECONDS": "20",
-        }
         self.result = SessionResult()
-        self.app: App | None = None
         self.notes: set[Note] = set()  # track 1 as last saved
         self.history: list[frozenset[Note]] = []  # the saved notes after every undoable edit
         self.slot_notes: dict[int, Note] = {k: slot_note(k) for k in range(SLOTS)}
@@ -367,29 +451,6 @@ class Session:
         app.wait_settled("roll geometry", quiet=1.0, timeout=30)  # the window stays where it is
         self._load_saved()
         return app
-
-    def _close(self) -> None:
-        app = self.app
-        assert app is not None
-        self._sample_memory()
-        app.keys("ctrl+q")
-        status = app.wait(60)
-        self.result.stderr += app.stderr()
-        self.result.log += app.text()
-        if status != 0:
-            raise SessionError(f"the app exited with {status}:\n{app.stderr()[-3000:]}")
-        self.app = None
-
-    def _sample_memory(self) -> None:
-        assert self.app is not None
-        rss, hwm = self.app.memory_mb()
-        if rss:
-            self.result.rss_samples_mb.append(rss)
-        self.result.peak_rss_mb = max(self.result.peak_rss_mb, hwm)
-        if rss > self.rss_limit_mb:
-            self.app.proc.kill()
-            self.app.wait(10)
-            raise SessionError(f"the gui process grew to {rss:.0f} MiB (limit {self.rss_limit_mb:.0f})")
 
     def _geometry(self) -> Geometry:
         assert self.app is not None
@@ -617,23 +678,6 @@ class Session:
         (config / "gui.json").write_text(
             json.dumps({"bars": 1, "variations": 1, "random_seed": False, "seed": 11, "snap": "1/16"})
         )
-
-    def run(self) -> SessionResult:
-        """The session (see the module docstring)."""
-        t_start = time.perf_counter()
-        self.prepare()
-        try:
-            self._session()
-        finally:
-            if self.app is not None and self.app.proc.poll() is None:
-                self.app.proc.kill()
-                self.app.wait(10)
-                self.result.stderr += self.app.stderr()
-                self.result.log += self.app.text()
-            crash = Path(self.env["MUSICGEN_DATA_DIR"]) / "musicgen-errors.log"
-            self.result.crash_log = crash.read_text(errors="replace") if crash.exists() else ""
-            self.result.wall_s = time.perf_counter() - t_start
-        return self.result
 
     def _session(self) -> None:
         t0 = time.perf_counter()

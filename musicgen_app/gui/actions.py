@@ -73,7 +73,7 @@ def build_actions(win: MainWindow) -> None:
     win.act_save_as = A("Save As…", win.files.save_as, K.SaveAs, "save_as")
     win.act_import = A("Import MIDI as New Tracks…", win.files.import_dialog, "Ctrl+I", "import_midi")
     win.act_export_all = A(
-        "Export MIDI: all tracks…", lambda: win.files.export_midi("all"), None, "export_all"
+        "Export MIDI: all tracks…", lambda: win.files.export_midi("all"), "Ctrl+E", "export_all"
     )
     win.act_export_track = A(
         "Export MIDI: active track…", lambda: win.files.export_midi("track"), None, "export_track"

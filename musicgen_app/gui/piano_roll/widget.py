@@ -854,23 +854,30 @@ class PianoRollView(QWidget):
         if not logger.isEnabledFor(logging.DEBUG) or not self.isVisible():
             return
         g = self.geometry_model
-        c, v = self.canvas.mapToGlobal(QPoint(0, 0)), self.velocity.mapToGlobal(QPoint(0, 0))
+
+        def rect(w: QWidget) -> tuple[int, int, int, int]:
+            at = w.mapToGlobal(QPoint(0, 0))
+            return at.x(), at.y(), w.width(), w.height()
+
         key = (
-            (c.x(), c.y(), self.canvas.width(), self.canvas.height()),
-            (v.x(), v.y(), self.velocity.width(), self.velocity.height()),
+            rect(self.canvas),
+            rect(self.velocity),
             (g.px_per_tick, g.scroll_tick, g.key_height, g.scroll_y),
+            rect(self.ruler),
+            rect(self.chord_lane),
         )
         if key != self._logged_geometry:
             self._logged_geometry = key
-            canvas, lane, (ppt, st, kh, sy) = key
+            canvas, lane, (ppt, st, kh, sy), ruler, chords = key
             logger.debug(
-                "roll geometry: canvas=%s lane=%s px_per_tick=%r scroll_tick=%r key_height=%r scroll_y=%r",
-                ",".join(map(str, canvas)),
-                ",".join(map(str, lane)),
+                "roll geometry: canvas=%s lane=%s px_per_tick=%r scroll_tick=%r key_height=%r scroll_y=%r "
+                "ruler=%s chords=%s",
+                *(",".join(map(str, r)) for r in (canvas, lane)),
                 ppt,
                 st,
                 kh,
                 sy,
+                *(",".join(map(str, r)) for r in (ruler, chords)),
             )
 
     def _h_scrolled(self, value: int) -> None:
