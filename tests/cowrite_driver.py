@@ -351,6 +351,8 @@ class CowriteSession(DrivenSession):
         app.xdo("key", "--delay", "1", "ctrl+s")  # a MIDI file: Save asks for a project name
         app.window("^Save project$")
         time.sleep(0.3)
+        app.keys("ctrl+a")
+        app.xdo("type", "--delay", "10", str(self.project))
         app.keys("Return")
         self._wait_saved(0)
         app.window("song.mgproj")  # the keys go to the main window again (no window manager here)
