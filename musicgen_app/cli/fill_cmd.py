@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen fill` (each checked by its parser, see ``cli.argtypes``)."""
     from musicgen_app.cli import argtypes as at
     from musicgen_app.cli.play_cmd import add_play_while_generating_arguments
-    from musicgen_app.ml.fill import DEFAULT_CANDIDATES, EDGE_POLICIES
-    from musicgen_app.ml.registry import DEFAULT_FILL_MODEL
+    from musicgen_app.ml.fill import DEFAULT_CANDIDATES, DEFAULT_FILL_MODEL, EDGE_POLICIES
 
     at.add_midi_in_out_arguments(parser, "song_file", "SONG.mid", "song file", "the MIDI file")
     where = parser.add_mutually_exclusive_group(required=True)

@@ -45,7 +45,8 @@ def fill_model(win: Any) -> tuple[str, str]:
     """The model Fill uses and a line for the status bar: the chosen model when it can fill a range
     (its card's family fills), else the default fill model (or the first offered that fills) with a
     line saying so; ``("", reason)`` when none can. Reads the cards the panel holds (no file)."""
-    from musicgen_app.ml.registry import DEFAULT_FILL_MODEL, card_fills
+    from musicgen_app.ml.fill import DEFAULT_FILL_MODEL
+    from musicgen_app.ml.registry import card_fills
 
     chosen = win.panel.model_name()
     info = win.panel.model_info(chosen)

@@ -71,6 +71,8 @@ __all__ = [
 
 EDGE_POLICIES = ("keep", "cut")
 DEFAULT_CANDIDATES = 8
+#: the model Fill uses when none is named (``musicgen fill``) or the chosen one cannot fill (the window)
+DEFAULT_FILL_MODEL = "melody-lstm"
 SUFFIX_BARS = 2  # bars after the range that score a candidate
 CONTEXT_BARS = 8  # bars on each side whose notes set the key lock
 REGISTER_BARS = 4  # bars on each side whose notes set the register

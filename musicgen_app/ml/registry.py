@@ -191,10 +191,6 @@ def resolve(name_or_path: str | Path) -> Path:
     return path
 
 
-#: the model Fill uses when none is named (``musicgen fill``) or the chosen one cannot fill (the window)
-DEFAULT_FILL_MODEL = "melody-lstm"
-
-
 def card_fills(card: dict) -> bool:
     """Whether the model of ``card`` can fill a range from both sides (its family's ``fills``)."""
     family = builtin_families().get(family_key(card))
