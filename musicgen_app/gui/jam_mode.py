@@ -42,9 +42,9 @@ class JamMode(QObject):
         self._connected = False
         self.exchanged.connect(self._record, Qt.ConnectionType.QueuedConnection)
         self.failed.connect(lambda text: win.show_error("Jam", text), Qt.ConnectionType.QueuedConnection)
-        self.ready.connect(
-            lambda: win.show_message("Jam: play a phrase, then pause"), Qt.ConnectionType.QueuedConnection
-        )
+        self.ready.connect(self._ready, Qt.ConnectionType.QueuedConnection)
+        self._tracks_step = -1  # the undo index right after the Jam tracks were added
+        self._tracks_doc: Any = None  # the document they were added to
 
     @property
     def running(self) -> bool:
@@ -57,6 +57,7 @@ class JamMode(QObject):
             self.start()
         else:
             self.stop()
+            self._drop_unused_tracks()
 
     def start(self) -> None:
         """Add the two tracks and start listening."""
@@ -80,6 +81,7 @@ class JamMode(QObject):
             Track(name="Jam: model", channel=free[1]),
         ]
         win.doc.set_song_attr("tracks", tracks, "Jam tracks")
+        self._tracks_step, self._tracks_doc = win.doc.undo_stack.index(), win.doc
         self.tracks = (n, n + 1)
         bar = song.ticks_per_bar(song.length_ticks)
         self.offset_tick = -(-song.length_ticks // bar) * bar + (bar if song.length_ticks else 0)
@@ -122,6 +124,13 @@ class JamMode(QObject):
         self._thread.start()
         logger.info("jam on: %s answers %d bars at %.0f BPM", model_name, cfg.bars, bpm)
 
+    def _ready(self) -> None:
+        """The model is warm: say what to do, or that no keyboard is open to play it from."""
+        if self.win.playback.keyboard_port:
+            self.win.show_message("Jam: play a phrase, then pause")
+        else:
+            self.win.show_message("Jam: no MIDI keyboard is open: choose one in Settings ▸ Devices…", 12000)
+
     def _feed(self, batch: list[Any]) -> None:
         for item in batch:
             self._inbox.put(item)
@@ -135,6 +144,24 @@ class JamMode(QObject):
         if self._connected:
             self.win.playback.keyboard_events.disconnect(self._feed)
             self._connected = False
+
+    def _drop_unused_tracks(self) -> None:
+        """Turned off having recorded nothing, Jam leaves no empty Jam tracks behind: their step is
+        undone when nothing was done after it."""
+        doc, (you, model) = self.win.doc, self.tracks
+        tracks = doc.song.tracks
+        stack = doc.undo_stack
+        if (
+            self._tracks_step >= 0
+            and doc is self._tracks_doc
+            and stack.index() == self._tracks_step
+            and model == len(tracks) - 1
+            and you == model - 1
+            and not tracks[you].notes
+            and not tracks[model].notes
+        ):
+            stack.undo()
+        self._tracks_step, self._tracks_doc = -1, None
 
     def _record(self, ex: Any) -> None:
         """UI thread: the phrase and what was played of its answer into the Jam tracks (one step)."""

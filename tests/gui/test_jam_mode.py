@@ -46,3 +46,31 @@ def test_jam_answers_a_phrase_and_records_the_exchange_in_one_undo_step(window, 
     assert not win.doc.song.tracks[1].notes and not win.doc.song.tracks[2].notes
     win.act_jam.trigger()
     assert not win.act_jam.isChecked() and not win.jam_mode.running
+
+
+def test_jam_turned_off_without_playing_leaves_no_empty_tracks_and_says_when_no_keyboard_is_open(
+    window, qtbot
+) -> None:
+    """Jam on, nothing played, Jam off: the song is as it was (no empty Jam tracks piling up). With
+    no MIDI keyboard open, the status bar says so and where to choose one."""
+    win = window
+    qtbot.waitUntil(lambda: win.panel.model_combo.count() > 0, timeout=30_000)
+    win.panel.model_combo.setCurrentIndex(win.panel.model_combo.findData("melody-lstm"))
+    win.set_document(Document(Song(tracks=[Track(name="Melody", notes=[Note(0, 60, 1920, 90)])])))
+    assert win.playback.keyboard_port == ""
+    steps = win.doc.undo_stack.count()
+    with qtbot.waitSignal(win.jam_mode.ready, timeout=30_000):
+        win.act_jam.trigger()
+    assert [t.name for t in win.doc.song.tracks] == ["Melody", "Jam: you", "Jam: model"]
+    qtbot.waitUntil(lambda: "no MIDI keyboard" in win.statusBar().currentMessage(), timeout=5_000)
+    assert "Settings ▸ Devices" in win.statusBar().currentMessage()
+    win.act_jam.trigger()
+    assert not win.jam_mode.running
+    assert [t.name for t in win.doc.song.tracks] == ["Melody"]
+    assert not win.doc.undo_stack.canUndo() or win.doc.undo_stack.index() == steps
+    # a track the musician edited meanwhile is not taken away
+    with qtbot.waitSignal(win.jam_mode.ready, timeout=30_000):
+        win.act_jam.trigger()
+    win.doc.set_song_attr("title", "changed", "Title")
+    win.act_jam.trigger()
+    assert [t.name for t in win.doc.song.tracks] == ["Melody", "Jam: you", "Jam: model"]
