@@ -633,9 +633,11 @@ class AccompanySession(GenerationSession):
 
     def _block_chords(self) -> Iterator[Note]:
         """Block chords: the root in the bass (C3..B3), the chord tones voiced near the last
-        voicing (G3..G5), struck at each change and bar line."""
+        voicing, under the lowest melody note of the chord's span (:func:`_voice_near`), struck
+        at each change and bar line."""
         plan, g = self.plan, self.plan.grid
         prev: list[int] = [60, 64, 67]
+        ceiling = VOICING_TOP
         t = 0
         while t < g.n_frames:
             if self.cancelled:
@@ -647,7 +649,11 @@ class AccompanySession(GenerationSession):
             chord = class_chord(c)
             if chord is not None:
                 bass = 48 + chord.root % 12
-                upper = _voice_near(prev, chord)
+                sung = plan.melody_pitch[t:end]
+                sung = sung[sung >= 0]
+                if len(sung):  # a span without melody keeps the last one's ceiling
+                    ceiling = min(VOICING_TOP, int(sung.min()))
+                upper = _voice_near(prev, chord, below=ceiling)
                 prev = upper
                 pos = int(g.position[t])
                 vel = VELOCITY["chords"] + (8 if pos == 0 else 0)
@@ -686,14 +692,22 @@ class AccompanySession(GenerationSession):
         )
 
 
-def _voice_near(prev: list[int], chord: Chord) -> list[int]:
+VOICING_TOP = 80  # block chords' upper voices stay below G#5
+VOICING_FLOOR = 52  # and above E3 (the bass has C3..B3)
+
+
+def _voice_near(prev: list[int], chord: Chord, below: int = VOICING_TOP) -> list[int]:
     """Three upper voices of ``chord`` (root, third, fifth; third, fifth, seventh of a larger
-    chord, the root being in the bass), each the nearest to a voice of ``prev``, inside G3..G5."""
+    chord, the root being in the bass), each the nearest to a voice of ``prev``, under ``below``
+    (the melody's lowest note there: a pad that covers the tune masks it) and above
+    :data:`VOICING_FLOOR`; a melody lower than an octave above the floor leaves the octave above
+    the floor to the voices."""
     intervals = QUALITIES[chord.quality]
     tones = [(chord.root + iv) % 12 for iv in (intervals[1:4] if len(intervals) >= 4 else intervals[:3])]
+    top = min(VOICING_TOP, max(below, VOICING_FLOOR + 12))
     out: list[int] = []
     for target, pc in zip(sorted(prev), sorted(tones, key=lambda p: (p - prev[0]) % 12), strict=False):
-        cands = [p for p in range(55, 80) if p % 12 == pc and p not in out]
+        cands = [p for p in range(VOICING_FLOOR, top) if p % 12 == pc and p not in out]
         out.append(min(cands, key=lambda p: abs(p - target)))
     return sorted(out)
 

@@ -365,3 +365,30 @@ def test_a_file_declaring_short_bars_gets_the_chords_of_its_4_4_reading(pop, met
     assert [(s.start_tick, s.chord) for s in plans[0].chord_spans] == [
         (s.start_tick, s.chord) for s in plans[1].chord_spans
     ]
+
+
+@pytest.mark.parametrize("low", [0, -7])
+def test_block_chords_sit_under_the_melody(pop, low: int) -> None:
+    """The chords style's voicing stays under the tune (a pad above the melody masks it): before,
+    a quarter to three quarters of its notes on POP909 songs sat at or above the melody note
+    sounding at their onset. Moved down a fifth, the melody still gets its chords under it, down
+    to the voicing's floor."""
+    from musicgen_app.ml.accompany import VOICING_FLOOR
+
+    song = tune()
+    song.tracks[0].notes = [
+        Note(n.start_tick, n.pitch + low, n.end_tick, n.velocity) for n in song.tracks[0].notes
+    ]
+    spans = progression_spans(song, parse_progression("C G Am F"), 16 * BAR)
+    _, res = accompany_song(song, 0, style="chords", model=pop, seed=11, chords=spans)
+    melody = song.tracks[0].notes
+
+    def sung(tick: int) -> list[int]:
+        return [n.pitch for n in melody if n.start_tick <= tick < n.end_tick]
+
+    under = [n for n in res.notes if sung(n.start_tick)]
+    over = [n for n in under if any(n.pitch >= p for p in sung(n.start_tick))]
+    room = min(n.pitch for n in melody) - VOICING_FLOOR >= 12  # the melody leaves an octave free
+    assert len(under) > 40
+    assert (len(over) == 0) if room else (len(over) <= len(under) // 4), (len(over), len(under))
+    assert root_agreement(res.notes, spans, 16 * BAR) >= 0.95  # still the chords given
