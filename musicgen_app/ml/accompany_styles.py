@@ -41,7 +41,12 @@ def default_model(style: str) -> str:
 
 
 def accompaniment_track(song: Song, style: str) -> Track:
-    """An empty track for ``style``'s accompaniment: its name, GM program and a free channel."""
+    """An empty track for ``style``'s accompaniment: its name (numbered when the song already has
+    a track of that name: a second accompaniment kept beside the first), GM program and a free
+    channel."""
     used = {t.channel for t in song.tracks}
     channel = next((c for c in range(16) if c != 9 and c not in used), 0)
-    return Track(name=TRACK_NAMES[check_style(style)], program=PROGRAMS[style], channel=channel)
+    base = TRACK_NAMES[check_style(style)]
+    names = {t.name for t in song.tracks}
+    name = next(n for n in (base, *(f"{base} {k}" for k in range(2, len(names) + 3))) if n not in names)
+    return Track(name=name, program=PROGRAMS[style], channel=channel)

@@ -392,3 +392,17 @@ def test_block_chords_sit_under_the_melody(pop, low: int) -> None:
     assert len(under) > 40
     assert (len(over) == 0) if room else (len(over) <= len(under) // 4), (len(over), len(under))
     assert root_agreement(res.notes, spans, 16 * BAR) >= 0.95  # still the chords given
+
+
+def test_a_second_accompaniment_gets_its_own_name_and_channel() -> None:
+    from musicgen_app.ml.accompany_styles import accompaniment_track
+
+    song = tune()
+    names = []
+    for _ in range(3):
+        track = accompaniment_track(song, "piano")
+        assert track.channel not in {t.channel for t in song.tracks}
+        song.tracks.append(track)
+        names.append(track.name)
+    assert names == ["Piano accompaniment", "Piano accompaniment 2", "Piano accompaniment 3"]
+    assert accompaniment_track(song, "bass").name == "Bass"
