@@ -632,9 +632,9 @@ class AccompanySession(GenerationSession):
             yield self._note(current, self.plan.grid.n_frames)
 
     def _block_chords(self) -> Iterator[Note]:
-        """Block chords: the root in the bass (C3..B3), the chord tones voiced near the last
-        voicing, under the lowest melody note of the chord's span (:func:`_voice_near`), struck
-        at each change and bar line."""
+        """Block chords: the root in the bass, the chord tones voiced near the last voicing, under
+        the lowest melody note of the chord's span (:func:`block_voicing`), struck at each change
+        and bar line."""
         plan, g = self.plan, self.plan.grid
         prev: list[int] = [60, 64, 67]
         ceiling = VOICING_TOP
@@ -648,12 +648,11 @@ class AccompanySession(GenerationSession):
                 end += 1
             chord = class_chord(c)
             if chord is not None:
-                bass = 48 + chord.root % 12
                 sung = plan.melody_pitch[t:end]
                 sung = sung[sung >= 0]
                 if len(sung):  # a span without melody keeps the last one's ceiling
                     ceiling = min(VOICING_TOP, int(sung.min()))
-                upper = _voice_near(prev, chord, below=ceiling)
+                bass, upper = block_voicing(prev, chord, below=ceiling)
                 prev = upper
                 pos = int(g.position[t])
                 vel = VELOCITY["chords"] + (8 if pos == 0 else 0)
@@ -693,21 +692,33 @@ class AccompanySession(GenerationSession):
 
 
 VOICING_TOP = 80  # block chords' upper voices stay below G#5
-VOICING_FLOOR = 52  # and above E3 (the bass has C3..B3)
+VOICING_FLOOR = 52  # and from E3 up, unless the melody is lower (the bass below them)
 
 
-def _voice_near(prev: list[int], chord: Chord, below: int = VOICING_TOP) -> list[int]:
+def block_voicing(prev: list[int], chord: Chord, below: int = VOICING_TOP) -> tuple[int, list[int]]:
+    """The bass and three upper voices of ``chord`` under ``below`` (the melody's lowest note
+    there: a pad that covers the tune masks it). The upper voices (:func:`_voice_near`) lie in the
+    octave and more under ``below``, from :data:`VOICING_FLOOR` up (lower for a low melody); the
+    bass is the root, C3..B3, an octave lower when that would reach the voices."""
+    floor = min(VOICING_FLOOR, below - 12)
+    bass = 48 + chord.root % 12
+    if bass >= floor:
+        bass -= 12
+    return bass, _voice_near(prev, chord, below=below, floor=max(floor, bass + 1))
+
+
+def _voice_near(
+    prev: list[int], chord: Chord, below: int = VOICING_TOP, floor: int = VOICING_FLOOR
+) -> list[int]:
     """Three upper voices of ``chord`` (root, third, fifth; third, fifth, seventh of a larger
-    chord, the root being in the bass), each the nearest to a voice of ``prev``, under ``below``
-    (the melody's lowest note there: a pad that covers the tune masks it) and above
-    :data:`VOICING_FLOOR`; a melody lower than an octave above the floor leaves the octave above
-    the floor to the voices."""
+    chord, the root being in the bass), each the nearest to a voice of ``prev``, from ``floor`` up
+    to under ``below`` (at least an octave)."""
     intervals = QUALITIES[chord.quality]
     tones = [(chord.root + iv) % 12 for iv in (intervals[1:4] if len(intervals) >= 4 else intervals[:3])]
-    top = min(VOICING_TOP, max(below, VOICING_FLOOR + 12))
+    top = min(VOICING_TOP, max(below, floor + 12))
     out: list[int] = []
     for target, pc in zip(sorted(prev), sorted(tones, key=lambda p: (p - prev[0]) % 12), strict=False):
-        cands = [p for p in range(VOICING_FLOOR, top) if p % 12 == pc and p not in out]
+        cands = [p for p in range(floor, top) if p % 12 == pc and p not in out]
         out.append(min(cands, key=lambda p: abs(p - target)))
     return sorted(out)
 
