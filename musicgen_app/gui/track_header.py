@@ -78,6 +78,7 @@ class NameEdit(QLineEdit):
             if event.key() == Qt.Key.Key_Escape:
                 self.undo()
             self.clearFocus()
+            self.setCursorPosition(0)
 
 
 class TrackHeader(QFrame):
@@ -167,6 +168,8 @@ class TrackHeader(QFrame):
         try:
             if new_doc or not self.name_edit.hasFocus():  # not while the user types a name
                 self.name_edit.setText(track.name)
+                self.name_edit.setCursorPosition(0)  # a long name shows its start, not its end
+                self.name_edit.setToolTip(track.name)
             self.mute_button.setChecked(track.mute)
             self.solo_button.setChecked(track.solo)
             drums = is_drum_track(track)

@@ -227,3 +227,16 @@ def test_other_tracks_are_drawn_in_their_own_colours(window, qtbot) -> None:
     green = colour_at(450, 40)
     assert green.green() > green.red() + 40 and green.green() > green.blue() + 40
     assert track_colour(window.doc.song, 2).name() == "#00c000"
+
+
+def test_a_long_track_name_shows_its_start_and_the_whole_name_on_hover(window, qtbot) -> None:
+    """'Piano accompaniment 2' is wider than the name field: the field shows 'Piano accomp…', not
+    '…ano accompaniment 2' (setText leaves the cursor, and so the view, at the end)."""
+    song = three_tracks()
+    song.tracks[1].name = "Piano accompaniment 2 (take 3, seed 77874887)"
+    h = _open(window, qtbot, song)[1]
+    assert h.name_edit.cursorPosition() == 0 and h.name_edit.toolTip() == song.tracks[1].name
+    h.name_edit.setFocus()
+    qtbot.keyClick(h.name_edit, Qt.Key.Key_End)
+    qtbot.keyClick(h.name_edit, Qt.Key.Key_Return)  # renamed to the same: back to its start
+    assert h.name_edit.cursorPosition() == 0
