@@ -1,9 +1,11 @@
-"""`musicgen jam --input PORT --output PORT|fluidsynth --model M [--bars N] [--silence-ms 600]`.
+"""`musicgen jam --input PORT --output PORT|fluidsynth --model M [--bars N] [--silence-ms 600] [--metronome]`.
 
 Call and response with a MIDI keyboard (see :mod:`musicgen_app.playback.jam`): play a phrase,
 pause, and the model answers in its key and at ``--tempo`` for ``--bars`` bars, streamed to the
-output; playing again interrupts the answer. Ctrl+C ends the jam; with ``-o OUT.mid`` both parts
-are written, the player on track 1 and the model on track 2.
+output; playing again interrupts the answer. With ``--metronome`` a click sounds every beat
+(``--beats`` a bar) for the whole jam, you play to it, and each answer starts at the next bar line
+after a beat of quiet. Ctrl+C ends the jam; with ``-o OUT.mid`` both parts are written, the player
+on track 1 and the model on track 2.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at.finite_float(20.0, 400.0),
         default=120.0,
         help="the answers' tempo in BPM (default 120)",
+    )
+    parser.add_argument(
+        "--metronome",
+        action="store_true",
+        help="click every beat (GM drums); answers start at the next bar line after a beat of quiet",
+    )
+    parser.add_argument(
+        "--beats",
+        type=at.positive_int(16),
+        default=4,
+        help="with --metronome: beats (quarters) a bar, 1 to 16",
     )
     at.add_temperature_and_seed(parser, "random seed of the first answer")
     parser.add_argument(
@@ -117,14 +130,21 @@ def run(args: argparse.Namespace) -> int:
         jam = Jam(
             player,
             make_session,
-            JamConfig(bars=args.bars, silence_ms=args.silence_ms, bpm=args.tempo),
+            JamConfig(
+                bars=args.bars,
+                silence_ms=args.silence_ms,
+                bpm=args.tempo,
+                metronome=args.metronome,
+                beats_per_bar=args.beats,
+            ),
             on_exchange=lambda ex: print(
                 f"answered with {len(ex.answer)} notes" + (" (interrupted)" if ex.interrupted else ""),
                 flush=True,
             ),
         )
         jam.warm_up()
-        print(f"listening on {args.input}; play a phrase and pause (Ctrl+C ends)", flush=True)
+        to = " to the click" if args.metronome else ""
+        print(f"listening on {args.input}; play a phrase{to} and pause (Ctrl+C ends)", flush=True)
         try:
             jam.run(stop, max_exchanges=args.exchanges)
         except KeyboardInterrupt:

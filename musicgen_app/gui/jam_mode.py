@@ -1,6 +1,8 @@
 """Jam in the window: call and response with the MIDI keyboard (see :mod:`musicgen_app.playback.jam`).
 
-Turning Jam on adds two tracks, "Jam: you" and "Jam: model" (one undo step), and runs a
+With the Metronome on (M), the jam clicks every beat, the phrase is played to it and each answer
+starts at the next bar line after a beat of quiet. Turning Jam on adds two tracks, "Jam: you" and
+"Jam: model" (one undo step), and runs a
 :class:`~musicgen_app.playback.jam.Jam` on a worker thread: the keyboard's messages (the playback
 controller's ``keyboard_events``, already played through) are its input, the window's scheduler
 plays the answers, the model chosen in the panel answers at the song's tempo. Each exchange comes
@@ -86,7 +88,14 @@ class JamMode(QObject):
         bar = song.ticks_per_bar(song.length_ticks)
         self.offset_tick = -(-song.length_ticks // bar) * bar + (bar if song.length_ticks else 0)
         bpm = 60_000_000 / song.tempo_map().us_per_quarter_at(self.offset_tick)
-        cfg = JamConfig(bars=win.panel.bars.value(), bpm=bpm, resolution=song.resolution, channel=free[1])
+        cfg = JamConfig(
+            bars=win.panel.bars.value(),
+            bpm=bpm,
+            resolution=song.resolution,
+            channel=free[1],
+            metronome=win.act_metronome.isChecked(),  # M: play to a click, answers on bar lines
+            beats_per_bar=max(1, round(bar / song.resolution)),
+        )
         self._inbox = queue.SimpleQueue()
         win.playback.keyboard_events.connect(self._feed)
         self._connected = True

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 import mido
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from musicgen_app.core.song import DRUM_CHANNEL, Note, Song, Track
+from musicgen_app.core.song import Song
 from musicgen_app.gui.settings import AppSettings
 from musicgen_app.gui.tasks import TaskRunner
+from musicgen_app.playback.metronome import metronome_track
 from musicgen_app.playback.mix import audible_song
 from musicgen_app.playback.transport import Transport
 
@@ -40,22 +41,6 @@ POLL_MS = 30
 DEVICES_HINT = " (In the app: choose another output in Settings > Devices.)"
 MAX_RESTARTS = 3  # player processes started again after a crash, per app run
 PREVIEW_MS = 350
-CLICK_HIGH, CLICK_LOW = 76, 77  # hi / lo wood block on the GM drum channel
-
-
-def metronome_track(song: Song, end_tick: int) -> Track:
-    """A drum track clicking every beat up to ``end_tick`` (accent on the downbeat)."""
-    notes: list[Note] = []
-    for bar in song.bar_starts(end_tick):
-        ts = song.time_signature_at(bar)
-        beat = song.resolution * 4 // ts.denominator
-        for k in range(ts.numerator):
-            t = bar + k * beat
-            if t >= end_tick:
-                break
-            pitch = CLICK_HIGH if k == 0 else CLICK_LOW
-            notes.append(Note(t, pitch, t + beat // 4, 110 if k == 0 else 80, DRUM_CHANNEL))
-    return Track(name="Metronome", channel=DRUM_CHANNEL, is_drum=True, notes=notes)
 
 
 def open_configured_output(settings: AppSettings) -> Any:

@@ -16,6 +16,14 @@ counted from the first note, at ``bpm`` (ticks at ``resolution`` per quarter):
   step) and the player stops at once (every sounding note silenced); that note starts the next
   phrase.
 
+With ``metronome`` the jam's timeline is the metronome's: from the start the player clicks every
+beat (:func:`~musicgen_app.playback.metronome.metronome_track`, ``beats_per_bar`` quarters a bar)
+in one streaming run that lasts the jam, and the phrase is played to it. The pause that ends a
+phrase is a beat of quiet (or ``silence_ms``, if shorter), and the answer starts at the next bar
+line at least ``lead_ms`` ahead; its notes go into the clicking run, and an interruption drops
+them (the player's ``cancel_session``: what was due is dropped, what sounds is silenced) while the
+clicks go on.
+
 Each exchange (:class:`Exchange`) keeps the phrase, what was really played of the answer (the
 player's ``played`` list), and the answer's timing (deadline and send time of each event, from the
 player's ``timing`` when it records it). No Qt, no model code: the caller supplies ``make_session``.
@@ -32,11 +40,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from musicgen_app.core.song import Note, Song, TempoChange, Track
+from musicgen_app.core.song import DRUM_CHANNEL, Note, Song, TempoChange, TimeSignature, Track
+from musicgen_app.playback.metronome import metronome_track
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.002
+CLICK_LEAD_S = 0.2  # the first click comes this long after the jam starts
 
 
 @dataclass
@@ -49,6 +59,9 @@ class JamConfig:
     resolution: int = 480
     lead_ms: float = 100.0  # the answer starts at least this long after the pause is noticed
     channel: int = 0  # the answer's MIDI channel
+    metronome: bool = False  # click every beat; answers start at a bar line
+    beats_per_bar: int = 4  # quarters in a bar (with the metronome)
+    metronome_bars: int = 32  # clicks are sent this many bars at a time, ahead of the music
 
 
 @dataclass
@@ -94,6 +107,9 @@ class Jam:
         self._session: Any = None
         self._worker: threading.Thread | None = None
         self._current: Exchange | None = None
+        self._streamed: list[Note] = []  # with the metronome: the current answer's notes sent
+        self._clicks_to = 0  # with the metronome: the tick the clicks sent so far reach
+        self._session_id: int | None = None
 
     # -- time ---------------------------------------------------------------------------------
     @property
@@ -104,6 +120,15 @@ class Jam:
     def tick_at(self, t: float) -> int:
         """The jam tick at perf_counter time ``t``."""
         return round((t - (self.t0 or t)) * self.ticks_per_second)
+
+    def time_at(self, tick: float) -> float:
+        """The perf_counter time of jam tick ``tick`` (the jam must have begun)."""
+        return (self.t0 or 0.0) + tick / self.ticks_per_second
+
+    @property
+    def bar_ticks(self) -> int:
+        """Ticks in a bar of the metronome."""
+        return self.cfg.resolution * max(1, self.cfg.beats_per_bar)
 
     def song(self, notes: list[Note]) -> Song:
         """A one-track song of ``notes`` at the jam's tempo."""
@@ -125,6 +150,8 @@ class Jam:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, max_exchanges: int | None = None) -> list[Exchange]:
         """Listen and answer until ``stop`` is set (or ``max_exchanges`` answers have ended)."""
+        if self.cfg.metronome:
+            self._start_clicks()
         try:
             while not stop.is_set():
                 if max_exchanges is not None and self._done_count() >= max_exchanges:
@@ -142,7 +169,32 @@ class Jam:
                 start = self.tick_at(began)
                 self._phrase.append(Note(start, pitch, max(start + 1, self.tick_at(now)), velocity, channel))
             self._down.clear()
+            if self.cfg.metronome:
+                self.player.stop()
         return self.exchanges
+
+    def _start_clicks(self) -> None:
+        """The metronome: one streaming run from tick 0, a moment from now, for the whole jam; its
+        clicks go in :data:`JamConfig.metronome_bars` at a time (:meth:`_more_clicks`: a long click
+        track would take the player a while to read, and the first clicks would come late)."""
+        self.t0 = self.clock() + CLICK_LEAD_S
+        self._clicks_to = 0
+        song = self.song([])
+        song.tracks[0].channel = DRUM_CHANNEL
+        self.player.play(song, 0, streaming=True, include_song=False, at_time=self.t0)
+        self._more_clicks(self.t0)
+
+    def _more_clicks(self, now: float) -> None:
+        """With the metronome: the next clicks, once fewer than half the batch are still ahead."""
+        batch = max(2, self.cfg.metronome_bars) * self.bar_ticks
+        if self._clicks_to - self.tick_at(now) > batch // 2:
+            return
+        song = self.song([])
+        song.time_signatures = [TimeSignature(0, max(1, self.cfg.beats_per_bar), 4)]
+        end = self._clicks_to + batch
+        clicks = [n for n in metronome_track(song, end).notes if n.start_tick >= self._clicks_to]
+        self._clicks_to = end
+        self.player.append_notes(clicks)
 
     def _done_count(self) -> int:
         return sum(1 for e in self.exchanges if e is not self._current)
@@ -167,18 +219,29 @@ class Jam:
 
     def _tick(self, now: float) -> None:
         """Between input events: end an answer that finished, or ask for one after a pause."""
+        if self.cfg.metronome:
+            self._more_clicks(now)
         if self._current is not None:
-            if self._worker is not None and not self._worker.is_alive() and self.player.wait(0):
+            if self._worker is None or self._worker.is_alive():
+                return
+            if self.cfg.metronome:  # the clicks go on: the answer is over when its last note is
+                end = max((n.end_tick for n in self._streamed), default=self._current.answer_start_tick)
+                if now >= self.time_at(end):
+                    self._finish(self._current, now)
+            elif self.player.wait(0):
                 self._finish(self._current, now)
             return
-        if self._phrase and not self._down and now - self._last_event >= self.cfg.silence_ms / 1000:
+        quiet = self.cfg.silence_ms / 1000
+        if self.cfg.metronome:
+            quiet = min(quiet, 60.0 / self.cfg.bpm)  # a beat of quiet, then the next bar line
+        if self._phrase and not self._down and now - self._last_event >= quiet:
             self._answer(now)
 
     def _answer(self, now: float) -> None:
         phrase, self._phrase = self._phrase, []
-        grid = max(1, self.cfg.resolution // 4)
+        grid = self.bar_ticks if self.cfg.metronome else max(1, self.cfg.resolution // 4)
         start = self.tick_at(now + self.cfg.lead_ms / 1000)
-        start = -(-start // grid) * grid
+        start = -(-start // grid) * grid  # the next 16th step, or with the metronome the next bar line
         ex = Exchange(phrase=phrase, answer_start_tick=start, asked_at=now)
         self.exchanges.append(ex)
         self._current = ex
@@ -189,8 +252,11 @@ class Jam:
             self._current = None
             return
         self._session = session
-        now = self.clock()  # the player puts this tick at this time, whatever the command's delay
-        self.player.play(self.song([]), self.tick_at(now), streaming=True, include_song=False, at_time=now)
+        self._streamed, self._session_id = [], None
+        if not self.cfg.metronome:  # with it, the notes go into the clicking run
+            now = self.clock()  # the player puts this tick at this time, whatever the command's delay
+            tick = self.tick_at(now)
+            self.player.play(self.song([]), tick, streaming=True, include_song=False, at_time=now)
         self._worker = threading.Thread(
             target=self._stream, args=(session,), name="musicgen-jam-answer", daemon=True
         )
@@ -204,10 +270,15 @@ class Jam:
             if isinstance(note, Note):
                 if note.channel != self.cfg.channel:
                     ev = replace(ev, note=replace(note, channel=self.cfg.channel))
+                if self.cfg.metronome:
+                    if session.cancelled:
+                        break
+                    self._session_id = getattr(ev, "session_id", None)
+                    self._streamed.append(ev.note)
                 self.player.append_notes([ev])
             elif hasattr(ev, "reason"):
                 break
-        if not session.cancelled:
+        if not session.cancelled and not self.cfg.metronome:
             self.player.end_stream()
 
     def _interrupt(self, t: float, *, reason: str) -> None:
@@ -216,9 +287,17 @@ class Jam:
             return
         if self._session is not None:
             self._session.cancel()
-        self.player.stop()
         ex.interrupted = reason == "interrupted"
         ex.interrupted_at = t
+        if self.cfg.metronome:
+            if self._worker is not None:
+                self._worker.join(timeout=2.0)
+            if self._session_id is not None:
+                self.player.cancel_session(self._session_id)  # the clicks go on
+            ex.stopped_at = self.clock()
+            self._finish(ex, ex.stopped_at)
+            return
+        self.player.stop()
         if self._worker is not None:
             self._worker.join(timeout=2.0)
         self.player.wait(2.0)
@@ -226,11 +305,19 @@ class Jam:
         self._finish(ex, ex.stopped_at)
 
     def _finish(self, ex: Exchange, now: float) -> None:
-        played = [n for _, n in getattr(self.player, "played", [])]
-        ex.answer = sorted(played)
-        timing = getattr(self.player, "timing", None) or []
-        ex.timing = list(timing)
-        ex.first_note_sent = getattr(self.player, "first_streamed_note_time", None)
+        if self.cfg.metronome:  # the run goes on: what was played is what was due before the end
+            cut = self.tick_at(ex.interrupted_at) if ex.interrupted_at is not None else None
+            ex.answer = sorted(
+                n if cut is None or n.end_tick <= cut else replace(n, end_tick=max(n.start_tick + 1, cut))
+                for n in self._streamed
+                if cut is None or n.start_tick < cut
+            )
+        else:
+            played = [n for _, n in getattr(self.player, "played", [])]
+            ex.answer = sorted(played)
+            timing = getattr(self.player, "timing", None) or []
+            ex.timing = list(timing)
+            ex.first_note_sent = getattr(self.player, "first_streamed_note_time", None)
         self._current = None
         self._session = None
         self._worker = None

@@ -160,6 +160,8 @@ ROWS: list[tuple[str, ...]] = [
     ("jam --input kb --silence-ms 10", "--silence-ms: 10 is out of range"),
     ("jam --input kb --silence-ms nan", "finite"),
     ("jam --input kb --tempo 0", "--tempo: 0 is out of range"),
+    ("jam --input kb --metronome --beats 0", "--beats: 0 is out of range"),
+    ("jam --input kb --metronome --beats 17", "--beats"),
     ("jam --input kb --temperature 0", "--temperature"),
     ("jam --input kb --exchanges 0", "--exchanges"),
     ("jam --input kb --seed -1", "--seed"),

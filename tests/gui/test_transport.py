@@ -10,9 +10,9 @@ import pytest
 
 from musicgen_app.core.song import DRUM_CHANNEL, Note
 from musicgen_app.gui.document import Document
-from musicgen_app.gui.playback_ctl import CLICK_HIGH, metronome_track
 from musicgen_app.gui.recording import NoteCollector
 from musicgen_app.gui.settings import AppSettings
+from musicgen_app.playback.metronome import CLICK_HIGH, metronome_track
 
 
 def test_space_plays_from_the_playhead_and_stops(window, qtbot, recording, sketch) -> None:
