@@ -5,12 +5,10 @@ the numbers the table prints add up."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-
-POP909 = Path(__file__).resolve().parents[3] / "shared" / "data" / "pop909"
+from midi_folder_support import POP909, pop909_songs
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +22,7 @@ def test_the_bench_measures_the_real_accompaniment_the_chords_given_and_the_base
     from musicgen_app.ml.accompany_eval import REAL, evaluate
 
     monkeypatch.setenv("MUSICGEN_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "pop"
-    root.mkdir()
-    picked = 0
-    for folder in sorted(p for p in POP909.iterdir() if p.is_dir()):
-        mids = midi_data.midi_files(folder)
-        if mids and midi_data._content_split(midi_data._file_sha1(mids[0])) == "test":
-            shutil.copytree(folder, root / folder.name)
-            picked += 1
-        if picked == 3:
-            break
+    root = pop909_songs(tmp_path / "pop", {"test": 3})
     midi_data.build_midi_dataset(root, "pop909", workers=1, progress=False)
     pop = load_accompany_model("accompany-pop909")
     r = evaluate({"piano (melody only)": (pop, "piano"), "piano (chords given)": (pop, "piano")}, "pop909")

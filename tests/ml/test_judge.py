@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from midi_folder_support import POP909, pop909_songs
 
 from musicgen_app.cli.main import main
 from musicgen_app.core.song import Note, Song, TimeSignature, Track
 from musicgen_app.ml import judge as J  # noqa: N812
 from musicgen_app.ml.registry import list_models, load_model
 
-POP909 = Path(__file__).resolve().parents[3] / "shared" / "data" / "pop909"
 BAR = 4 * 480
 
 
@@ -178,19 +178,7 @@ def test_pop_sketches_come_from_the_test_split_of_the_pop909_dataset(
     from musicgen_app.ml import midi_data
 
     monkeypatch.setenv("MUSICGEN_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "pop"
-    root.mkdir()
-    picked: dict[str, list[Path]] = {"test": [], "other": []}
-    for folder in sorted(p for p in POP909.iterdir() if p.is_dir()):
-        mids = midi_data.midi_files(folder)
-        split = midi_data._content_split(midi_data._file_sha1(mids[0])) if mids else "other"
-        group = picked["test" if split == "test" else "other"]
-        if len(group) < (4 if split == "test" else 16):
-            group.append(folder)
-        if len(picked["test"]) == 4 and len(picked["other"]) == 16:
-            break
-    for folder in picked["test"] + picked["other"]:
-        shutil.copytree(folder, root / folder.name)
+    root = pop909_songs(tmp_path / "pop", {"test": 4, "other": 16})
     midi_data.build_midi_dataset(root, "pop20", workers=2, progress=False)
     ds = midi_data.load_midi_dataset("pop20")
     test_ids = {m["id"] for m in ds.meta if m["split"] == "test"}
