@@ -825,21 +825,25 @@ def plan_frames(
     if given is None or not given[1].any():
         grid, known = rephase(model, grid, pitch, onset, parts)
     mel = melody_features(pitch.astype(np.int64), onset, grid.position)
-    hidden, chord_logits = model.chord_logits(mel, pitch, parts, known)
-    dec = model.decoding
-    per_beat = beat_chords(
-        chord_logits,
-        grid.position,
-        melody_key_pcs(pitch),
-        key_weight=dec.key_weight,
-        change_cost=dict(dec.change_cost),
-        change_cost_other=dec.change_cost_other,
-        by_root=dec.by_root,
-    )
     classes = np.zeros(grid.n_frames, dtype=np.int64)
-    classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)
-    if len(per_beat) and 4 * len(per_beat) < grid.n_frames:
-        classes[4 * len(per_beat) :] = per_beat[-1]
+    if given is not None and given[1].all():  # every frame's chord given: nothing to predict
+        with torch.no_grad():
+            hidden, _ = model.net.encode(torch.from_numpy(mel)[None])
+    else:
+        hidden, chord_logits = model.chord_logits(mel, pitch, parts, known)
+        dec = model.decoding
+        per_beat = beat_chords(
+            chord_logits,
+            grid.position,
+            melody_key_pcs(pitch),
+            key_weight=dec.key_weight,
+            change_cost=dict(dec.change_cost),
+            change_cost_other=dec.change_cost_other,
+            by_root=dec.by_root,
+        )
+        classes[: 4 * len(per_beat)] = np.repeat(per_beat, 4)
+        if len(per_beat) and 4 * len(per_beat) < grid.n_frames:
+            classes[4 * len(per_beat) :] = per_beat[-1]
     given_any = False
     if given is not None:
         classes = np.where(given[1], given[0], classes)

@@ -409,3 +409,17 @@ def test_a_second_accompaniment_gets_its_own_name_and_channel() -> None:
         names.append(track.name)
     assert names == ["Piano accompaniment", "Piano accompaniment 2", "Piano accompaniment 3"]
     assert accompaniment_track(song, "bass").name == "Bass"
+
+
+def test_chords_given_everywhere_are_followed_without_running_the_chord_predictors(pop, monkeypatch) -> None:
+    """With a chord on every beat (a full chord lane: every Accompany after the first accepted
+    take), choosing chords is skipped: the plan is the given chords, sooner."""
+    song = tune()
+    spans = progression_spans(song, parse_progression("C G Am F"), 16 * BAR)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the chord predictors ran although every chord was given")
+
+    monkeypatch.setattr(pop, "chord_logits", refuse)
+    _, res = accompany_song(song, 0, style="chords", model=pop, seed=11, chords=spans)
+    assert root_agreement(res.notes, spans, 16 * BAR) >= 0.95
