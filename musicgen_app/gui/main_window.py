@@ -75,6 +75,7 @@ def settle_memory() -> None:
     A full ``gc.collect()`` first would itself pause the UI for about 130 ms; collecting only the
     young generations takes a few ms, and the old garbage it leaves frozen is a few stray cycles.
     """
+    watch_slow_collections()
     t0 = time.perf_counter()
     gc.collect(1)
     gc.freeze()
@@ -83,6 +84,30 @@ def settle_memory() -> None:
         gc.get_freeze_count(),
         (time.perf_counter() - t0) * 1000,
     )
+
+
+_gc_started: list[float] = []
+
+
+def _gc_watch(phase: str, info: dict[str, int]) -> None:
+    """A ``gc.callbacks`` hook: log each collection that held the thread for 20 ms or more."""
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        ms = (time.perf_counter() - _gc_started[0]) * 1000
+        if ms >= 20:
+            logger.debug(
+                "gc: generation %d collection took %.0f ms (%d collected)",
+                info.get("generation", -1),
+                ms,
+                info.get("collected", 0),
+            )
+
+
+def watch_slow_collections() -> None:
+    """Log every garbage collection that pauses the UI thread 20 ms or more (debug level)."""
+    if _gc_watch not in gc.callbacks:
+        gc.callbacks.append(_gc_watch)
 
 
 def checkpoint_info(path: str | Path, load: Callable[[str], Any] | None = None) -> Any:
