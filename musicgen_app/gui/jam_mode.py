@@ -3,8 +3,9 @@
 With the Metronome on (M), the jam clicks every beat, the phrase is played to it and each answer
 starts at the next bar line after a beat of quiet. Turning Jam on adds two tracks, "Jam: you" and
 "Jam: model" (one undo step), and runs a
-:class:`~musicgen_app.playback.jam.Jam` on a worker thread: the keyboard's messages (the playback
-controller's ``keyboard_events``, already played through) are its input, the window's scheduler
+:class:`~musicgen_app.playback.jam.Jam` on a worker thread: the keyboard's messages (tapped from the
+playback controller's keyboard queue as they arrive, already played through: the UI thread is not
+on the path from a key to the answer) are its input, the window's scheduler
 plays the answers, the model chosen in the panel answers at the song's tempo. Each exchange comes
 back to the UI thread through a queued signal and is written into the two tracks, after the end of
 the song, as one undo step. Turning Jam off (or Esc) stops the answer at once and ends the thread.
@@ -97,7 +98,7 @@ class JamMode(QObject):
             beats_per_bar=max(1, round(bar / song.resolution)),
         )
         self._inbox = queue.SimpleQueue()
-        win.playback.keyboard_events.connect(self._feed)
+        win.playback.add_keyboard_tap(self._inbox.put)  # the keys reach the jam without the UI thread
         self._connected = True
         self._stop = threading.Event()
         models, seed, temperature = win.gen.models, win.panel.seed_value(), win.panel.temperature_value()
@@ -140,18 +141,15 @@ class JamMode(QObject):
         else:
             self.win.show_message("Jam: no MIDI keyboard is open: choose one in Settings ▸ Devices…", 12000)
 
-    def _feed(self, batch: list[Any]) -> None:
-        for item in batch:
-            self._inbox.put(item)
-
     def stop(self) -> None:
         """Stop the answer at once and end the jam thread."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+            logger.info("jam off")
         self._thread = None
         if self._connected:
-            self.win.playback.keyboard_events.disconnect(self._feed)
+            self.win.playback.remove_keyboard_tap(self._inbox.put)
             self._connected = False
 
     def _drop_unused_tracks(self) -> None:
@@ -190,3 +188,9 @@ class JamMode(QObject):
             edits.append(add_notes(model, placed(ex.answer, song.tracks[model].channel)))
         if edits:
             self.win.apply_edit(CompoundEdit(tuple(edits)), "Jam exchange")
+        logger.info(
+            "jam: exchange recorded: %d notes played, %d answered%s",
+            len(ex.phrase),
+            len(ex.answer),
+            " (interrupted)" if ex.interrupted else "",
+        )

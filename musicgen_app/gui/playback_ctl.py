@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import mido
@@ -99,6 +99,9 @@ class PlaybackController(QObject):
         self._keyboard: tuple[str, bool] | None = None  # (port, thru) asked for
         self._keyboard_port = ""  # the port actually open
         self._local_input: Any = None  # a MidiInput here, when playing in-process
+        #: callables handed every keyboard message on the thread it arrives on (add_keyboard_tap);
+        #: the one list is shared with the player's and the local input's queues
+        self._taps: list[Callable[[tuple[float, Any]], None]] = []
         self._kb_ticket = 0
         self.metronome = False
         self.loop_enabled = False
@@ -171,6 +174,7 @@ class PlaybackController(QObject):
         if self.playing:
             self.stop()
         self._player = PlayerProcess(spec, background=True, record_timing=self.record_timing, **opts)
+        self._player.input_events.taps = self._taps
         if self._local_input is not None:  # the keyboard moves into the player
             self._local_input.close()
             self._local_input = None
@@ -216,16 +220,29 @@ class PlaybackController(QObject):
         if self._player is not None:
             self._player.open_input(port, thru=thru)
             return
-        from musicgen_app.playback.midi_input import MidiInput
+        from musicgen_app.playback.midi_input import PROBE_QUIET_S, MidiInput
 
         self._kb_ticket += 1
         ticket, out = self._kb_ticket, self._output if thru else None
+        sched = self._local_scheduler
         self._tasks.submit(
-            lambda: MidiInput(port, thru=out),
+            lambda: MidiInput(port, thru=out, quiet=lambda: sched.quiet_for(PROBE_QUIET_S)),
             lambda inp: self._local_input_opened(ticket, inp),
             lambda exc: self._keyboard_failed(port, str(exc)) if ticket == self._kb_ticket else None,
             name="musicgen-open-keyboard",
         )
+
+    def add_keyboard_tap(self, tap: Callable[[tuple[float, Any]], None]) -> None:
+        """Hand every keyboard message ``(time, msg)`` to ``tap`` as it arrives, on the thread it
+        arrives on (not the UI thread: a jam hears a key at once, whatever the window is doing).
+        The messages still come as :attr:`keyboard_events` too. ``tap`` must be quick."""
+        if tap not in self._taps:
+            self._taps.append(tap)
+
+    def remove_keyboard_tap(self, tap: Callable[[tuple[float, Any]], None]) -> None:
+        """Stop handing keyboard messages to ``tap``."""
+        if tap in self._taps:
+            self._taps.remove(tap)
 
     def set_thru(self, thru: bool) -> None:
         """Play the keyboard through the output, or not."""
@@ -267,6 +284,7 @@ class PlaybackController(QObject):
             inp.close()
             return
         self._local_input = inp
+        inp.queue.taps = self._taps
         self._keyboard_opened(inp.port_name)
 
     def _keyboard_opened(self, port: str) -> None:

@@ -4,7 +4,12 @@
 thread takes messages from RtMidi's own queue every ``read_interval_s`` (1 ms), sends each channel
 message to the ``thru`` output at once, then puts it on :attr:`MidiInput.queue` as
 ``(time_sec, msg)`` for the app to record into the sketch. Times come from RtMidi's deltas (the
-driver's time stamps), anchored to the clock when the message is read.
+MIDI system's own time stamps: JACK's and ALSA's clocks are the monotonic clock ``perf_counter``
+reads), each message's time the previous one's plus its delta, so a read that comes late (the
+reader waiting for the interpreter while another thread works, as when an answer is being stopped)
+does not move the note. The chain is never later than the clock when the message is read (there it
+is re-anchored), and is dropped for the clock's reading when it is implausibly old (a first
+message, a reopened port: RtMidi's delta is 0 there).
 
 Why no Python callback: python-rtmidi would call it from JACK's process thread, which would then
 wait for the interpreter lock while any other thread of ours runs Python; that stalls the whole JACK
@@ -12,7 +17,9 @@ graph (audio included) and, when the wait outlasts JACK's client timeout, loses 
 (a lost note-off is a stuck note). RtMidi's queue is filled in C++ and never waits for us.
 
 A watcher thread refreshes the port list every ``poll_s`` seconds: when the port disappears that is
-reported on :attr:`MidiInput.status`, and the port is reopened by name when it comes back.
+reported on :attr:`MidiInput.status`, and the port is reopened by name when it comes back. Given
+``quiet`` (a player's :meth:`~musicgen_app.playback.scheduler.Scheduler.quiet_for`), it probes only
+when no note is due for a while: the probe holds the interpreter for several ms.
 """
 
 from __future__ import annotations
@@ -42,6 +49,55 @@ class InputStatus:
     message: str
 
 
+KeyboardItem = tuple[float, mido.Message]
+
+
+PROBE_QUIET_S = 0.03  # a player's keyboard probes its ports only when no event is due this soon
+PROBE_RETRY_S = 0.005  # a port probe put off for a note due soon is tried again this much later
+MAX_READ_LAG_S = 0.25  # a chain of deltas ending further back than this is not believed
+
+
+def message_times(last_time: float, deltas: list[float], now: float) -> list[float]:
+    """The times of a batch of messages read at ``now``, from RtMidi's ``deltas`` (seconds since
+    the message before) and ``last_time``, the time given to the message before the batch.
+
+    Chained from ``last_time`` when that ends within :data:`MAX_READ_LAG_S` before ``now`` (a read
+    that came late keeps the notes where they were played); the chain is shifted back when it
+    would put the last message after ``now``; otherwise (a first message, a reopened port) the last
+    message is put at ``now`` and the others by their deltas before it."""
+    chain, t = [], last_time
+    for d in deltas:
+        t += max(0.0, d)
+        chain.append(t)
+    if now - MAX_READ_LAG_S <= chain[-1] <= now:
+        return chain
+    times = [now] * len(deltas)
+    for i in range(len(deltas) - 2, -1, -1):
+        times[i] = times[i + 1] - max(0.0, deltas[i + 1])
+    return times
+
+
+class KeyboardQueue(queue.Queue[KeyboardItem]):
+    """The ``(time_sec, msg)`` queue of a keyboard, which also hands each item, as it is put, to
+    the callables in :attr:`taps` (on the thread that puts it). The window drains the queue on a
+    timer to record; a jam taps it, so that a key reaches the jam at once and the UI thread is not
+    on the path from the keyboard to the answer. A tap must be quick and must not raise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: called with every item put; a list shared with whoever manages the taps
+        self.taps: list[Callable[[KeyboardItem], None]] = []
+
+    def put(self, item: KeyboardItem, block: bool = True, timeout: float | None = None) -> None:
+        """Queue ``item`` and hand it to every tap."""
+        super().put(item, block, timeout)
+        for tap in tuple(self.taps):
+            try:
+                tap(item)
+            except Exception:  # a tap's failure must not cost the keyboard its next message
+                logger.exception("a keyboard tap failed")
+
+
 def list_input_ports(api: str | int | None = None) -> list[str]:
     """Names of the MIDI input ports (keyboards, controllers); DeviceError when there is no MIDI system."""
     return midi_ports.list_ports("in", api)
@@ -60,17 +116,21 @@ class MidiInput:
         poll_s: float = 1.0,
         read_interval_s: float = 0.001,
         client_name: str = midi_ports.APP_CLIENT_NAME + "-in",
+        quiet: Callable[[], bool] | None = None,
     ) -> None:
         self.requested_name = port_name
         self.api = api if isinstance(api, int) else midi_ports.resolve_midi_api(api)
         self.clock = clock
         self.poll_s = poll_s
         self.read_interval_s = read_interval_s
+        #: asked before each port probe whether now is a good moment (see :meth:`_watch`)
+        self.quiet = quiet
         #: (time_sec, mido.Message) for every message received.
-        self.queue: queue.Queue[tuple[float, mido.Message]] = queue.Queue()
+        self.queue = KeyboardQueue()
         #: InputStatus reports (port gone, port back, thru output failed).
         self.status: queue.Queue[InputStatus] = queue.Queue()
         self._thru = thru
+        self._last_time = -1e9  # the time given to the last message read (none yet)
         self._lock = threading.Lock()
         self._rtmidi = midi_ports._rtmidi()
         self._client_name = client_name
@@ -160,8 +220,19 @@ class MidiInput:
             self.connected = True
             return True
 
+    def _wait_for_quiet(self) -> None:
+        """Until ``quiet()`` says so (at most ``poll_s`` more): a probe of the MIDI system holds the
+        interpreter for several ms (python-rtmidi keeps the GIL in the call, and JACK answers on
+        its next cycle), which would make a note due meanwhile late in a player's timing thread."""
+        if self.quiet is None:
+            return
+        end = time.monotonic() + self.poll_s
+        while not self.quiet() and time.monotonic() < end and not self._stop.wait(PROBE_RETRY_S):
+            pass
+
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_s):
+            self._wait_for_quiet()
             try:
                 with self._lock:
                     present = self.port_name in self._probe.get_ports()
@@ -195,11 +266,8 @@ class MidiInput:
             if not batch:
                 time.sleep(self.read_interval_s)
                 continue
-            now = self.clock()
-            # the last message arrived about now; earlier ones by RtMidi's deltas before it
-            times = [now] * len(batch)
-            for i in range(len(batch) - 2, -1, -1):
-                times[i] = times[i + 1] - batch[i + 1][1]
+            times = message_times(self._last_time, [delta for _, delta in batch], self.clock())
+            self._last_time = times[-1]
             for (data, _delta), t in zip(batch, times, strict=True):
                 self._handle(data, t)
 

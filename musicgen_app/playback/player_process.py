@@ -47,6 +47,7 @@ import mido
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import DeviceError
+from musicgen_app.playback.midi_input import PROBE_QUIET_S, KeyboardQueue
 from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished, try_realtime
 
 logger = logging.getLogger(__name__)
@@ -322,7 +323,12 @@ class _ChildKeyboard:
 
         self.close()
         try:
-            inp = MidiInput(port, api, thru=_current_output(self._sched) if thru else None)
+            inp = MidiInput(
+                port,
+                api,
+                thru=_current_output(self._sched) if thru else None,
+                quiet=lambda: self._sched.quiet_for(PROBE_QUIET_S),  # no port probe just before a note
+            )
         except DeviceError as exc:
             self._send(InputReport("failed", port, str(exc)))
             return
@@ -631,7 +637,7 @@ class PlayerProcess:
         #: the latest playhead the child reported (pushed while playing)
         self.last_position = Position(0, 0, "stopped", 0.0)
         #: (time.perf_counter() time, mido.Message) of every message from the keyboard (open_input)
-        self.input_events: queue.Queue[tuple[float, mido.Message]] = queue.Queue()
+        self.input_events = KeyboardQueue()
         self._background = background
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._on_report: dict[type, Callable[[Any], None]] = {

@@ -1,18 +1,18 @@
-"""Jam in the real window with the real shipped model: the keyboard's phrase (through the playback
-controller's keyboard signal, as the keyboard delivers it) gets an answer on the window's output,
-and each exchange lands in the two Jam tracks as one undo step."""
+"""Jam in the real window with the real shipped model: a phrase played on a keyboard (a virtual
+port on a private JACK server, opened as the window's MIDI keyboard) gets an answer on the window's
+output, and each exchange lands in the two Jam tracks as one undo step."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
-import mido
 import pytest
 
 from musicgen_app.core.song import Note, Song, Track
 from musicgen_app.gui.document import Document
 
-pytestmark = [pytest.mark.gui, pytest.mark.slow]
+pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
 
 
 def _ready(win, qtbot) -> None:
@@ -25,17 +25,34 @@ def _ready(win, qtbot) -> None:
     win.panel.bars.setValue(1)
 
 
-def _phrase() -> list[tuple[float, mido.Message]]:
-    """Four notes as the keyboard delivers them: (perf_counter time, message)."""
-    t = time.perf_counter()
-    batch = []
-    for i, p in enumerate([60, 62, 64, 67]):
-        batch += [(t + 0.15 * i, mido.Message("note_on", note=p, velocity=90)),
-                  (t + 0.15 * i + 0.12, mido.Message("note_off", note=p))]  # fmt: skip
-    return batch
+@pytest.fixture
+def keyboard(window, qtbot, jack_server) -> Iterator:
+    """A keyboard (an rtmidi port on the private JACK server), open as the window's MIDI keyboard."""
+    import rtmidi
+
+    kb = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "gui-keyboard")
+    kb.open_virtual_port("out")
+    try:
+        window.playback.open_keyboard("gui-keyboard", thru=False)
+        qtbot.waitUntil(lambda: window.playback.keyboard_port != "", timeout=10_000)
+        yield kb
+    finally:
+        kb.close_port()
+        kb.delete()
 
 
-def test_jam_answers_a_phrase_and_records_the_exchange_in_one_undo_step(window, qtbot, recording) -> None:
+def _play(kb) -> None:
+    """Four notes on the keyboard, 150 ms apart."""
+    for p in [60, 62, 64, 67]:
+        kb.send_message([0x90, p, 90])
+        time.sleep(0.12)
+        kb.send_message([0x80, p, 0])
+        time.sleep(0.03)
+
+
+def test_jam_answers_a_phrase_and_records_the_exchange_in_one_undo_step(
+    window, qtbot, recording, keyboard
+) -> None:
     win = window
     _ready(win, qtbot)
     win.act_jam.trigger()
@@ -44,7 +61,7 @@ def test_jam_answers_a_phrase_and_records_the_exchange_in_one_undo_step(window, 
     with qtbot.waitSignal(win.jam_mode.ready, timeout=30_000):
         pass
     n_undo = win.doc.undo_stack.count()
-    win.playback.keyboard_events.emit(_phrase())
+    _play(keyboard)
     qtbot.waitUntil(lambda: win.doc.undo_stack.count() == n_undo + 1, timeout=30_000)
     you, model = win.doc.song.tracks[1], win.doc.song.tracks[2]
     assert [n.pitch for n in you.notes] == [60, 62, 64, 67]
@@ -84,7 +101,9 @@ def test_jam_turned_off_without_playing_leaves_no_empty_tracks_and_says_when_no_
     assert [t.name for t in win.doc.song.tracks] == ["Melody", "Jam: you", "Jam: model"]
 
 
-def test_jam_with_the_metronome_on_clicks_and_answers_at_a_bar_line(window, qtbot, recording) -> None:
+def test_jam_with_the_metronome_on_clicks_and_answers_at_a_bar_line(
+    window, qtbot, recording, keyboard
+) -> None:
     """The window's Metronome (M) on: Jam clicks every beat on the drum channel, and the answer to
     a phrase starts at a bar line of the jam, recorded after the song on the song's own bar lines."""
     win = window
@@ -100,7 +119,7 @@ def test_jam_with_the_metronome_on_clicks_and_answers_at_a_bar_line(window, qtbo
 
     qtbot.waitUntil(lambda: clicks() >= 2, timeout=5_000)
     n_undo = win.doc.undo_stack.count()
-    win.playback.keyboard_events.emit(_phrase())
+    _play(keyboard)
     qtbot.waitUntil(lambda: win.doc.undo_stack.count() == n_undo + 1, timeout=30_000)
     ex = jam.exchanges[0]
     assert ex.answer and ex.answer_start_tick % 1920 == 0
@@ -110,3 +129,22 @@ def test_jam_with_the_metronome_on_clicks_and_answers_at_a_bar_line(window, qtbo
     assert clicks() > 4  # the click went on under the answer
     win.act_jam.trigger()
     assert not win.jam_mode.running
+
+
+def test_a_key_reaches_the_jam_while_the_ui_thread_is_busy(window, qtbot, keyboard) -> None:
+    """The keyboard's messages are tapped on the thread they arrive on: a key played while the UI
+    thread is busy (a long repaint, a dialog being built) reaches a tap at once, not after it."""
+    import threading
+
+    got: list[tuple[float, str, int]] = []
+    window.playback.add_keyboard_tap(
+        lambda item: got.append((time.perf_counter(), threading.current_thread().name, item[1].note))
+    )
+    keyboard.send_message([0x90, 72, 90])
+    sent = time.perf_counter()
+    time.sleep(0.4)  # the UI thread busy: no event loop, no timer
+    busy_until = time.perf_counter()
+    keyboard.send_message([0x80, 72, 0])
+    assert got and got[0][2] == 72, got
+    assert got[0][0] < busy_until and got[0][0] - sent < 0.1, (got[0][0] - sent, busy_until - sent)
+    assert got[0][1] != threading.main_thread().name

@@ -123,3 +123,38 @@ def test_virtual_output_port_is_visible_and_readable(jack_server) -> None:
         ("note_on", 62),
         ("note_off", 62),
     ]
+
+
+def test_a_read_that_comes_late_does_not_move_the_note(jack_server) -> None:
+    """The reader kept from the port for 60 ms (as when the interpreter is busy elsewhere): the
+    note played meanwhile keeps its time, from the MIDI system's own stamps, not the late read's."""
+    kb = _keyboard()
+    with MidiInput("keyboard", api="jack", poll_s=0.1) as inp:
+        time.sleep(0.1)
+        kb.send_message([0x90, 60, 100])
+        first = time.perf_counter()
+        assert wait_until(lambda: inp.queue.qsize() >= 1, 3.0)
+        time.sleep(0.2)
+        with inp._lock:  # the reader cannot read while this is held
+            kb.send_message([0x90, 64, 100])
+            second = time.perf_counter()
+            time.sleep(0.06)
+        assert wait_until(lambda: inp.queue.qsize() >= 2, 3.0)
+        (t1, m1), (t2, m2) = inp.queue.get_nowait(), inp.queue.get_nowait()
+        assert (m1.note, m2.note) == (60, 64)
+        gap_error_ms = ((t2 - t1) - (second - first)) * 1000
+        print(f"\nrecorded gap - played gap with a 60 ms late read: {gap_error_ms:.2f} ms")
+        assert abs(gap_error_ms) < 5.0, gap_error_ms
+    kb.delete()
+
+
+def test_message_times_chain_the_deltas_and_fall_back_to_the_clock() -> None:
+    from musicgen_app.playback.midi_input import message_times
+
+    # a late read: the chain from the message before keeps the gaps
+    assert message_times(10.0, [0.5, 0.25], now=10.8) == [10.5, 10.75]
+    # the chain would end after the read: the batch ends at the read's time
+    assert message_times(10.0, [0.5, 0.25], now=10.6) == [10.35, 10.6]
+    # a first message (RtMidi's delta 0) or a reopened port: the clock
+    assert message_times(-1e9, [0.0], now=5.0) == [5.0]
+    assert message_times(1.0, [0.0, 0.1], now=5.0) == [4.9, 5.0]
