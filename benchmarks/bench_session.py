@@ -20,7 +20,15 @@ project read back and checked; Export MIDI; quit and open again. Printed: the ph
 Accompany key -> take times of the first three cycles against the last three, the Ctrl+S ->
 saved file times while a take streams, the peak memory.
 
-Run: ``.venv/bin/python benchmarks/bench_session.py [--edits 200] [--cycles 10] [--cowrite] [--keep DIR]``.
+With ``--jam`` it times the jam session of tests/gui/test_jam_session.py instead
+(tests/jam_driver.py): on a private JACK server, ``--cycles`` (default 12) phrases played on a
+keyboard port and answered by melody-lstm at the app's output port, every third answer cut short
+by the next phrase, each exchange saved and checked, every exchange undone and redone. Printed:
+last key up -> first answer note heard, interrupting key -> the model silent at the port, the
+recorded rhythm against the played one, the peak memory.
+
+Run: ``.venv/bin/python benchmarks/bench_session.py [--edits 200] [--cycles 10] [--cowrite | --jam]
+[--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cowrite_driver import CowriteResult, CowriteSession  # noqa: E402
+from jam_driver import JamResult, JamSession, NoJackError, jam_figures  # noqa: E402
 from session_driver import NoXServerError, Session, SessionResult, quantile, summary, xvfb_display  # noqa: E402
 
 
@@ -47,6 +56,7 @@ def main() -> int:
     ap.add_argument("--edits", type=int, default=200, help="mouse edits in the first process")
     ap.add_argument("--cycles", type=int, default=None, help="Continue cycles (10); co-writing cycles (8)")
     ap.add_argument("--cowrite", action="store_true", help="the co-writing session (Accompany, Fill, chords)")
+    ap.add_argument("--jam", action="store_true", help="the jam session (call and response on JACK ports)")
     ap.add_argument("--after-reopen", type=int, default=10, help="edits after the project is opened again")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, the project)")
     ap.add_argument("--readme", action="store_true", help="write the figures into README.md")
@@ -72,6 +82,8 @@ def main() -> int:
                 result: SessionResult
                 if args.cowrite:
                     result = CowriteSession(work / "cowrite", display, cycles=args.cycles or 8).run()
+                elif args.jam:
+                    result = JamSession(work / "jam", display, exchanges=args.cycles or 12).run()
                 else:
                     result = Session(
                         work / "session",
@@ -81,7 +93,7 @@ def main() -> int:
                         edits_after_reopen=args.after_reopen,
                         progress=lambda msg: print(f"  … {msg}", flush=True),
                     ).run()
-        except NoXServerError as exc:
+        except (NoXServerError, NoJackError) as exc:
             print(exc, file=sys.stderr)
             return 2
     say(summary(result))
@@ -99,6 +111,9 @@ def main() -> int:
             f"accepted: {result.accompaniments_accepted} accompaniments, {result.fills_accepted} fills; "
             f"{result.chords_typed} chords typed; exported {result.exported_tracks} tracks"
         )
+    if isinstance(result, JamResult):
+        for line in jam_figures(result):
+            say(line)
     e = result.edit_latencies
     if len(e) >= 40:
         first, last = statistics.median(e[:20]), statistics.median(e[-20:])
@@ -109,7 +124,8 @@ def main() -> int:
     if result.rss_samples_mb:
         rss = result.rss_samples_mb
         say(f"RSS while editing: first sample {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB")
-    say(f"takes restored on reopening: {result.restored_takes}")
+    if not isinstance(result, JamResult):
+        say(f"takes restored on reopening: {result.restored_takes}")
     problems = [t for t in ("Traceback", "internal error") if t in result.stderr + result.log]
     say("tracebacks / internal errors: " + (", ".join(problems) if problems else "none"))
     if args.readme:
@@ -121,7 +137,7 @@ def main() -> int:
             f"{time.strftime('%Y-%m-%d')}:"
         )
         write_block(
-            "bench-cowrite" if args.cowrite else "bench-session",
+            "bench-cowrite" if args.cowrite else "bench-jam" if args.jam else "bench-session",
             head + "\n\n```\n" + "\n".join(out) + "\n```",
         )
     return 0
