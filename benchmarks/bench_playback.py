@@ -220,11 +220,15 @@ def send_errors(
 
 
 def process_send_errors(
-    spec: str, song: Song, background: Background | None
+    spec: str, song: Song, background: Background | None, keyboard: str | None = None
 ) -> tuple[list[float], list[tuple[float, float]], int]:
-    """The scheduler in a PlayerProcess (its own interpreter lock), ``background`` in this process."""
+    """The scheduler in a PlayerProcess (its own interpreter lock), ``background`` in this process;
+    with ``keyboard``, that MIDI input open in the player (thru on), as when a musician has one."""
     with PlayerProcess(spec, midi_api="jack" if spec != "none" else None, record_timing=True) as player:
         player.wait_ready()
+        if keyboard is not None:
+            player.open_input(keyboard, midi_api="jack", thru=True)
+            time.sleep(0.5)
         time.sleep(0.1)
         return timed_run(player, song, background)
 
@@ -450,9 +454,17 @@ def main() -> int:
                 out.close()
             print(fmt(f"arrival, {name}", errs))
             print(fmt(f"send, {name}", errs_send))
-        for name, bg in (("alone", None), ("while the model generates here", gen)):
+        import rtmidi
+
+        keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-keyboard")
+        keyboard.open_virtual_port("out")
+        for name, bg, kb in (
+            ("alone", None, None),
+            ("while the model generates here", gen, None),
+            ("a MIDI keyboard open, while the model generates here", gen, "bench-keyboard"),
+        ):
             n0 = len(jack.arrivals)
-            errs_send, timing, _ = process_send_errors("bench-rx:in", song, bg)
+            errs_send, timing, _ = process_send_errors("bench-rx:in", song, bg, kb)
             errs = arrival_errors(jack, timing, n0)
             print(fmt(f"arrival, player process, {name}", errs))
             print(fmt(f"send, player process, {name}", errs_send))

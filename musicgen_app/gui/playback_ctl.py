@@ -220,13 +220,12 @@ class PlaybackController(QObject):
         if self._player is not None:
             self._player.open_input(port, thru=thru)
             return
-        from musicgen_app.playback.midi_input import PROBE_QUIET_S, MidiInput
+        from musicgen_app.playback.midi_input import MidiInput
 
         self._kb_ticket += 1
         ticket, out = self._kb_ticket, self._output if thru else None
-        sched = self._local_scheduler
         self._tasks.submit(
-            lambda: MidiInput(port, thru=out, quiet=lambda: sched.quiet_for(PROBE_QUIET_S)),
+            lambda: MidiInput(port, thru=out),
             lambda inp: self._local_input_opened(ticket, inp),
             lambda exc: self._keyboard_failed(port, str(exc)) if ticket == self._kb_ticket else None,
             name="musicgen-open-keyboard",

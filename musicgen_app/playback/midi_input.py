@@ -17,9 +17,10 @@ graph (audio included) and, when the wait outlasts JACK's client timeout, loses 
 (a lost note-off is a stuck note). RtMidi's queue is filled in C++ and never waits for us.
 
 A watcher thread refreshes the port list every ``poll_s`` seconds: when the port disappears that is
-reported on :attr:`MidiInput.status`, and the port is reopened by name when it comes back. Given
-``quiet`` (a player's :meth:`~musicgen_app.playback.scheduler.Scheduler.quiet_for`), it probes only
-when no note is due for a while: the probe holds the interpreter for several ms.
+reported on :attr:`MidiInput.status`, and the port is reopened by name when it comes back. On JACK
+it asks through :mod:`~musicgen_app.playback.jack_watch`'s client (ctypes, which releases the
+interpreter lock): python-rtmidi's ``get_ports`` holds the lock for a round trip to the server,
+which made a note due meanwhile late in a player's timing thread.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import mido
 
@@ -49,11 +51,24 @@ class InputStatus:
     message: str
 
 
+def _jack_watch(api: int, rtmidi: Any) -> Any:
+    """On JACK, a subscription to the process's JACK watcher (:func:`musicgen_app.playback.jack_watch.watch`),
+    whose client asks the server for a port without the interpreter lock; None elsewhere, or when
+    libjack will not give one (the watcher then lists ports through rtmidi)."""
+    if api != rtmidi.API_UNIX_JACK:
+        return None
+    from musicgen_app.playback import jack_watch
+
+    try:
+        return jack_watch.watch(lambda _reason, _when: None)  # the port itself is probed in _watch
+    except DeviceError as exc:
+        logger.info("keyboard port watch through rtmidi: %s", exc)
+        return None
+
+
 KeyboardItem = tuple[float, mido.Message]
 
 
-PROBE_QUIET_S = 0.03  # a player's keyboard probes its ports only when no event is due this soon
-PROBE_RETRY_S = 0.005  # a port probe put off for a note due soon is tried again this much later
 MAX_READ_LAG_S = 0.25  # a chain of deltas ending further back than this is not believed
 
 
@@ -116,15 +131,12 @@ class MidiInput:
         poll_s: float = 1.0,
         read_interval_s: float = 0.001,
         client_name: str = midi_ports.APP_CLIENT_NAME + "-in",
-        quiet: Callable[[], bool] | None = None,
     ) -> None:
         self.requested_name = port_name
         self.api = api if isinstance(api, int) else midi_ports.resolve_midi_api(api)
         self.clock = clock
         self.poll_s = poll_s
         self.read_interval_s = read_interval_s
-        #: asked before each port probe whether now is a good moment (see :meth:`_watch`)
-        self.quiet = quiet
         #: (time_sec, mido.Message) for every message received.
         self.queue = KeyboardQueue()
         #: InputStatus reports (port gone, port back, thru output failed).
@@ -136,6 +148,7 @@ class MidiInput:
         self._client_name = client_name
         self._client = self._new_client()
         self._probe = midi_ports.open_client("in", self.api, client_name + "-watch")
+        self._jack = _jack_watch(self.api, self._rtmidi)
         self.port_name = ""
         self.connected = False
         try:
@@ -148,6 +161,8 @@ class MidiInput:
         except DeviceError:
             self._client.delete()
             self._probe.delete()
+            if self._jack is not None:
+                self._jack.cancel()
             raise
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="musicgen-midi-watch", daemon=True)
@@ -185,6 +200,8 @@ class MidiInput:
             self._client.delete()
             self._probe.delete()
             self.connected = False
+        if self._jack is not None:
+            self._jack.cancel()
 
     def __enter__(self) -> MidiInput:
         return self
@@ -197,6 +214,17 @@ class MidiInput:
         client = midi_ports.open_client("in", self.api, self._client_name)
         client.ignore_types(sysex=True, timing=True, active_sense=True)
         return client
+
+    def _port_present(self) -> bool:
+        """Whether our port is there now (for the watcher). On JACK through the JACK watcher's
+        ctypes client, which releases the interpreter lock while the server answers: python-rtmidi's
+        ``get_ports`` holds it for that round trip, and a player's timing thread waited (a note
+        8-10 ms late at a JACK port, once in a while, with a keyboard open)."""
+        jack = self._jack
+        if jack is not None and not jack.watch.dead:
+            return bool(self.port_name) and jack.watch.port_exists(self.port_name)
+        with self._lock:
+            return self.port_name in self._probe.get_ports()
 
     def _own_prefix(self) -> str:
         return midi_ports.APP_CLIENT_NAME + "-in"
@@ -220,22 +248,10 @@ class MidiInput:
             self.connected = True
             return True
 
-    def _wait_for_quiet(self) -> None:
-        """Until ``quiet()`` says so (at most ``poll_s`` more): a probe of the MIDI system holds the
-        interpreter for several ms (python-rtmidi keeps the GIL in the call, and JACK answers on
-        its next cycle), which would make a note due meanwhile late in a player's timing thread."""
-        if self.quiet is None:
-            return
-        end = time.monotonic() + self.poll_s
-        while not self.quiet() and time.monotonic() < end and not self._stop.wait(PROBE_RETRY_S):
-            pass
-
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_s):
-            self._wait_for_quiet()
             try:
-                with self._lock:
-                    present = self.port_name in self._probe.get_ports()
+                present = self._port_present()
                 if self.connected and not present:
                     with self._lock:
                         # a fresh client reconnects reliably (JACK drops the old connection)

@@ -47,7 +47,7 @@ import mido
 
 from musicgen_app.core.song import Note, Song
 from musicgen_app.errors import DeviceError
-from musicgen_app.playback.midi_input import PROBE_QUIET_S, KeyboardQueue
+from musicgen_app.playback.midi_input import KeyboardQueue
 from musicgen_app.playback.scheduler import PlaybackError, PlaybackFinished, try_realtime
 
 logger = logging.getLogger(__name__)
@@ -323,12 +323,7 @@ class _ChildKeyboard:
 
         self.close()
         try:
-            inp = MidiInput(
-                port,
-                api,
-                thru=_current_output(self._sched) if thru else None,
-                quiet=lambda: self._sched.quiet_for(PROBE_QUIET_S),  # no port probe just before a note
-            )
+            inp = MidiInput(port, api, thru=_current_output(self._sched) if thru else None)
         except DeviceError as exc:
             self._send(InputReport("failed", port, str(exc)))
             return

@@ -223,17 +223,6 @@ class Scheduler:
         with self._cond:
             return self._origin
 
-    def quiet_for(self, seconds: float) -> bool:
-        """Whether nothing is due to be sent in the next ``seconds`` (stopped, paused, or the next
-        event further away): a moment for work that holds the interpreter a while (a MIDI port
-        probe) without making an event late."""
-        with self._cond:
-            if self._state != PLAYING:
-                return True
-            if self._idx >= len(self._events):
-                return not self._stream_open and self._loop is None
-            return self._origin + self._events[self._idx][3] - self.clock() > seconds
-
     @property
     def position_tick(self) -> int:
         """The playhead in ticks (read it from a GUI timer)."""

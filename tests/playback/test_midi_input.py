@@ -158,3 +158,4 @@ def test_message_times_chain_the_deltas_and_fall_back_to_the_clock() -> None:
     # a first message (RtMidi's delta 0) or a reopened port: the clock
     assert message_times(-1e9, [0.0], now=5.0) == [5.0]
     assert message_times(1.0, [0.0, 0.1], now=5.0) == [4.9, 5.0]
+

@@ -255,18 +255,3 @@ def test_a_note_whose_send_failed_is_not_counted_as_played() -> None:
     ]
     assert len(failed) == 1 and failed[0].notes_heard == 3 and failed[0].failed_at is None
 
-
-def test_quiet_for_tells_when_nothing_is_due_soon() -> None:
-    """A keyboard's port probe (which holds the interpreter for ms) is put off while a note is due
-    within the window: quiet_for says whether the next event is further away than that."""
-    clock, _out, sched = _fake()
-    assert sched.quiet_for(0.03)  # stopped
-    r = 480  # 120 BPM: a quarter is 0.5 s
-    sched.play(Song(tracks=[Track("a", notes=[Note(0, 60, r), Note(2 * r, 62, 3 * r)])]))
-    sched.pump()  # the first note-on is sent now
-    assert sched.quiet_for(0.03)  # the note-off is 0.5 s away
-    clock.t += 0.48
-    assert not sched.quiet_for(0.03)  # 20 ms to the note-off
-    assert sched.quiet_for(0.01)
-    run_fake(sched, clock)
-    assert sched.quiet_for(0.03)  # finished
