@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `musicgen jam` (each checked by its parser, see ``cli.argtypes``)."""
     from musicgen_app.cli import argtypes as at
+    from musicgen_app.playback.jam import DEFAULT_SILENCE_MS, SILENCE_MS_RANGE
     from musicgen_app.playback.midi_ports import API_NAMES
 
     parser.add_argument(
@@ -41,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=at.positive_int(16), default=2, help="bars of each answer, 1 to 16")
     parser.add_argument(
         "--silence-ms",
-        type=at.finite_float(50.0, 10_000.0),
-        default=600.0,
+        type=at.finite_float(*map(float, SILENCE_MS_RANGE)),
+        default=float(DEFAULT_SILENCE_MS),
         help="a pause this long (ms) ends a phrase (50 to 10000; default 600)",
     )
     parser.add_argument(

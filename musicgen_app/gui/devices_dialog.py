@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from musicgen_app.gui.settings import AppSettings
+from musicgen_app.playback.jam import SILENCE_MS_RANGE
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,12 @@ class DevicesDialog(QDialog):
         self.input.addItem("(none)", "")
         self.thru = QCheckBox("Play what the keyboard sends through the output (thru)")
         self.thru.setChecked(settings.thru)
+        self.jam_silence = QSpinBox()
+        self.jam_silence.setRange(*SILENCE_MS_RANGE)
+        self.jam_silence.setSingleStep(50)
+        self.jam_silence.setSuffix(" ms")
+        self.jam_silence.setValue(settings.jam_silence_ms)
+        self.jam_silence.setToolTip("Jam (Ctrl+J) answers when you have not played for this long")
         sf_row = QHBoxLayout()
         sf_row.addWidget(self.soundfont, 1)
         sf_row.addWidget(browse)
@@ -72,6 +79,7 @@ class DevicesDialog(QDialog):
         form.addRow("Buffer (latency)", self.buffer)
         form.addRow("MIDI keyboard", self.input)
         form.addRow("", self.thru)
+        form.addRow("Jam answers after a pause of", self.jam_silence)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -121,3 +129,4 @@ class DevicesDialog(QDialog):
         settings.buffer_size = self.buffer.value()
         settings.input_port = str(self.input.currentData() or "")
         settings.thru = self.thru.isChecked()
+        settings.jam_silence_ms = self.jam_silence.value()

@@ -91,6 +91,7 @@ class JamMode(QObject):
         bpm = 60_000_000 / song.tempo_map().us_per_quarter_at(self.offset_tick)
         cfg = JamConfig(
             bars=win.panel.bars.value(),
+            silence_ms=float(win.settings.jam_silence_ms),  # Settings ▸ Devices
             bpm=bpm,
             resolution=song.resolution,
             channel=free[1],
@@ -137,7 +138,9 @@ class JamMode(QObject):
     def _ready(self) -> None:
         """The model is warm: say what to do, or that no keyboard is open to play it from."""
         if self.win.playback.keyboard_port:
-            self.win.show_message("Jam: play a phrase, then pause")
+            metronome = self.jam is not None and self.jam.cfg.metronome
+            pause = "a beat" if metronome else f"{self.win.settings.jam_silence_ms} ms"
+            self.win.show_message(f"Jam: play a phrase, then pause ({pause})")
         else:
             self.win.show_message("Jam: no MIDI keyboard is open: choose one in Settings ▸ Devices…", 12000)
 

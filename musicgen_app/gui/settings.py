@@ -13,6 +13,7 @@ from typing import Any
 from musicgen_app.core import paths
 from musicgen_app.core.safe_io import read_capped, write_file_atomic
 from musicgen_app.errors import MusicgenError
+from musicgen_app.playback.jam import DEFAULT_SILENCE_MS, SILENCE_MS_RANGE
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class AppSettings:
     random_seed: bool = True
     key_lock: str = "auto"
     lead_in_bars: int = 1  # Continue plays this many bars of the sketch before the take: 0, 1 or 2
+    jam_silence_ms: int = DEFAULT_SILENCE_MS  # Jam answers after a pause this long (Settings ▸ Devices)
     snap: str = "1/16"
     window_geometry: str = ""  # base64 of QMainWindow.saveGeometry()
     window_state: str = ""  # base64 of QMainWindow.saveState() (toolbars, docks)
@@ -69,6 +71,11 @@ class AppSettings:
             s = cls()
         if s.lead_in_bars not in LEAD_IN_CHOICES:
             s.lead_in_bars = 1
+        if not isinstance(s.jam_silence_ms, int) or not (
+            SILENCE_MS_RANGE[0] <= s.jam_silence_ms <= SILENCE_MS_RANGE[1]
+        ):
+            logger.warning("settings: jam_silence_ms %r is out of range; using the default", s.jam_silence_ms)
+            s.jam_silence_ms = DEFAULT_SILENCE_MS
         return s
 
     def effective_output(self) -> str:

@@ -49,12 +49,16 @@ POLL_S = 0.002
 CLICK_LEAD_S = 0.2  # the first click comes this long after the jam starts
 
 
+SILENCE_MS_RANGE = (50, 10_000)  # the pause that ends a phrase (ms): `jam --silence-ms`, the window
+DEFAULT_SILENCE_MS = 600
+
+
 @dataclass
 class JamConfig:
     """How the jam listens and answers."""
 
     bars: int = 2  # bars of each answer
-    silence_ms: float = 600.0  # a pause this long ends a phrase
+    silence_ms: float = float(DEFAULT_SILENCE_MS)  # a pause this long ends a phrase
     bpm: float = 120.0
     resolution: int = 480
     lead_ms: float = 100.0  # the answer starts at least this long after the pause is noticed

@@ -55,11 +55,14 @@ def test_jam_answers_a_phrase_and_records_the_exchange_in_one_undo_step(
 ) -> None:
     win = window
     _ready(win, qtbot)
+    win.settings.jam_silence_ms = 400  # Settings ▸ Devices: the pause that ends a phrase
     win.act_jam.trigger()
     assert win.act_jam.isChecked()
     assert [t.name for t in win.doc.song.tracks] == ["Melody", "Jam: you", "Jam: model"]
     with qtbot.waitSignal(win.jam_mode.ready, timeout=30_000):
         pass
+    assert win.jam_mode.jam.cfg.silence_ms == 400
+    qtbot.waitUntil(lambda: "pause (400 ms)" in win.statusBar().currentMessage(), timeout=5_000)
     n_undo = win.doc.undo_stack.count()
     _play(keyboard)
     qtbot.waitUntil(lambda: win.doc.undo_stack.count() == n_undo + 1, timeout=30_000)

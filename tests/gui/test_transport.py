@@ -95,15 +95,17 @@ def test_devices_dialog_choices_are_remembered(qtbot) -> None:
     dlg.soundfont.setText("/some/where/piano.sf2")
     dlg.buffer.setValue(512)
     dlg.thru.setChecked(False)
+    dlg.jam_silence.setValue(350)
     dlg.apply_to(s)
     s.add_recent("/tmp/a.mid")
     s.save()
     again = AppSettings.load()
-    assert (again.output, again.soundfont, again.buffer_size, again.thru) == (
+    assert (again.output, again.soundfont, again.buffer_size, again.thru, again.jam_silence_ms) == (
         "none",
         "/some/where/piano.sf2",
         512,
         False,
+        350,
     )
     assert again.recent_files == [str(Path("/tmp/a.mid").resolve())]
 
@@ -130,3 +132,16 @@ def test_the_view_follows_the_playhead(window, qtbot, sketch) -> None:
         lambda: g.scroll_tick <= window.canvas.playhead_tick <= g.x_to_tick(g.width), timeout=5000
     )
     window.act_play.trigger()
+
+
+@pytest.mark.parametrize("value", [-5, 0, 99_999, "fast", 1.5, None])
+def test_an_absurd_jam_pause_in_the_settings_file_falls_back_to_the_default(value) -> None:
+    import json
+
+    s = AppSettings()
+    s.save()
+    data = json.loads(AppSettings.path().read_text())
+    data["jam_silence_ms"] = value
+    AppSettings.path().write_text(json.dumps(data))
+    again = AppSettings.load()
+    assert again.jam_silence_ms == AppSettings().jam_silence_ms == 600
