@@ -331,7 +331,7 @@ def jam_figures(result: JamResult) -> list[str]:
         f"notes, {result.checks} saved projects checked, {result.undo_checks} undo/redo checks",
         f"last key up -> first answer note heard: p50 {statistics.median(p2a):.0f} ms, max {max(p2a):.0f} "
         f"ms (the jam waits {1000 * SILENCE_S:.0f} ms of quiet, then {1000 * LEAD_S:.0f} ms to a 16th; "
-        "an answer may open with rests)",
+        "then at most a beat of rest)",
     ]
     if i2s:
         lines.append(f"interrupting key -> model silent at the port: p50 {statistics.median(i2s):.1f} ms, "

@@ -262,18 +262,27 @@ class Jam:
             tick = self.tick_at(now)
             self.player.play(self.song([]), tick, streaming=True, include_song=False, at_time=now)
         self._worker = threading.Thread(
-            target=self._stream, args=(session,), name="musicgen-jam-answer", daemon=True
+            target=self._stream, args=(session, start), name="musicgen-jam-answer", daemon=True
         )
         self._worker.start()
         logger.info("answering %d notes from tick %d", len(phrase), start)
 
-    def _stream(self, session: Any) -> None:
-        """Worker: the session's notes to the player as they come."""
+    def _stream(self, session: Any, start_tick: int) -> None:
+        """Worker: the session's notes to the player as they come. Without the metronome, an
+        answer that would open with more than a beat of rest is moved earlier by whole beats (the
+        player paused and waits for it: a second of silence more reads as no answer)."""
+        shift: int | None = None
         for ev in session:
             note = getattr(ev, "note", None)
             if isinstance(note, Note):
-                if note.channel != self.cfg.channel:
-                    ev = replace(ev, note=replace(note, channel=self.cfg.channel))
+                if shift is None:
+                    shift = opening_rest_trim(
+                        note.start_tick - start_tick, self.cfg.resolution, self.cfg.metronome
+                    )
+                begin = max(start_tick, note.start_tick - shift)  # a chord's later note: not before the start
+                moved = replace(note, start_tick=begin, end_tick=max(begin + 1, note.end_tick - shift))
+                if moved != note or note.channel != self.cfg.channel:
+                    ev = replace(ev, note=replace(moved, channel=self.cfg.channel))
                 if self.cfg.metronome:
                     if session.cancelled:
                         break
@@ -338,6 +347,15 @@ class Jam:
         song = self.song(player)
         song.tracks.append(Track(name="Model", channel=self.cfg.channel, notes=sorted(answers)))
         return song
+
+
+def opening_rest_trim(rest_ticks: int, beat_ticks: int, metronome: bool) -> int:
+    """Ticks to move an answer earlier whose first note comes ``rest_ticks`` after its start: whole
+    beats, so that at most a beat of rest opens it and its notes stay where they were in the beat
+    (none with the metronome: there the answer's place in the bar is the model's choice)."""
+    if metronome or beat_ticks <= 0 or rest_ticks <= beat_ticks:
+        return 0
+    return (rest_ticks // beat_ticks) * beat_ticks
 
 
 def timing_errors_ms(exchanges: list[Exchange]) -> list[float]:

@@ -19,9 +19,10 @@ pytestmark = [pytest.mark.gui, pytest.mark.jack, pytest.mark.slow]
 EXCHANGES = 12
 RSS_LIMIT_MB = 1024
 STEP_S = 60 / BPM / 4  # one model step: a 16th at the jam's tempo
-#: the answer's first note: after the pause and the lead, on the next 16th, plus rests the model
-#: may open its answer with (at most a bar of them would be no answer at all)
-ANSWER_BY_S = SILENCE_S + LEAD_S + 4 * 60 / BPM
+#: the answer's first note: after the pause and the lead, on the next 16th, after at most a beat of
+#: rest (an answer that would open with more is moved earlier by whole beats), with 250 ms to spare
+#: for a loaded machine
+ANSWER_BY_S = SILENCE_S + LEAD_S + STEP_S + 60 / BPM + 0.25
 
 
 def test_a_jam_session_records_both_parts_exactly_and_answers_on_time(tmp_path: Path) -> None:
