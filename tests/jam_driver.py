@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jack_support import Receiver, private_jack
 from session_driver import App, DrivenSession, SessionError, SessionResult
@@ -45,6 +46,7 @@ KEYBOARD_CHANNEL = 3  # the keyboard plays on channel 4: told apart from the ans
 NOTE_S, GAP_S = 0.16, 0.04  # each phrase note held 160 ms, 40 ms apart
 SILENCE_S = 0.6  # JamConfig.silence_ms: the pause that ends a phrase
 LEAD_S = 0.1  # JamConfig.lead_ms
+SEND_STAMP_S = 0.001  # a key whose send took longer than this has no trustworthy send time
 
 
 class NoJackError(RuntimeError):
@@ -61,6 +63,7 @@ class JamResult(SessionResult):
     pause_to_answer: list[float] = field(default_factory=list)  # last key up -> first answer note heard
     interrupt_to_silence: list[float] = field(default_factory=list)  # interrupting key -> model silent
     rhythm_errors_ms: list[float] = field(default_factory=list)  # recorded onset gaps - played ones
+    rhythm_unknown: int = 0  # gaps left out: the driver was held up while it sent a key
     checks: int = 0  # saved projects read back and checked
     undo_checks: int = 0
 
@@ -111,9 +114,10 @@ class JamSession(DrivenSession):
         self.n_exchanges = exchanges
         self.project = workdir / "jam.mgproj"
         self.result = JamResult()
-        self.played: list[list[tuple[float, float, int]]] = []  # per phrase: (on, off, pitch) sent
+        #: per phrase: (on, off, pitch, whether the on time is sure) of each key sent
+        self.played: list[list[tuple[float, float, int, bool]]] = []
         self.counts: list[tuple[int, int]] = []  # (you notes, model notes) saved after each exchange
-        self.kb = None
+        self.kb: Any = None  # the rtmidi keyboard port, while the session runs
         self.rx: Receiver | None = None
         self.model_channel = -1
         self.saved_at = 0.0
@@ -196,14 +200,15 @@ class JamSession(DrivenSession):
     def _play(self, pitches: list[int]) -> None:
         """Play a phrase on the keyboard, timing each key as sent."""
         assert self.kb is not None
-        sent: list[tuple[float, float, int]] = []
+        sent: list[tuple[float, float, int, bool]] = []
         for p in pitches:
             on = time.perf_counter()
             self.kb.send_message([0x90 | KEYBOARD_CHANNEL, p, 96])
+            sure = time.perf_counter() - on <= SEND_STAMP_S  # else this process was held up as it sent
             time.sleep(NOTE_S)
             off = time.perf_counter()
             self.kb.send_message([0x80 | KEYBOARD_CHANNEL, p, 0])
-            sent.append((on, off, p))
+            sent.append((on, off, p, sure))
             time.sleep(GAP_S)
         self.played.append(sent)
 
@@ -277,7 +282,7 @@ class JamSession(DrivenSession):
         song = self._save()
         you, model = song.tracks[1], song.tracks[2]
         n_phrases = len(self.counts) + 1
-        played = [p for ph in self.played[:n_phrases] for _, _, p in ph]
+        played = [p for ph in self.played[:n_phrases] for _, _, p, _ in ph]
         if [n.pitch for n in you.notes] != played:
             raise SessionError(
                 f"exchange {n_phrases}: 'Jam: you' holds {[n.pitch for n in you.notes]}, played {played}"
@@ -295,7 +300,10 @@ class JamSession(DrivenSession):
         tick_s = 60 / BPM / song.resolution
         for k in range(1, len(ph)):
             recorded_gap = (rec[k].start_tick - rec[k - 1].start_tick) * tick_s
-            self.result.rhythm_errors_ms.append(1000 * (recorded_gap - (ph[k][0] - ph[k - 1][0])))
+            if ph[k][3] and ph[k - 1][3]:
+                self.result.rhythm_errors_ms.append(1000 * (recorded_gap - (ph[k][0] - ph[k - 1][0])))
+            else:
+                self.result.rhythm_unknown += 1
         self.counts.append((len(you.notes), len(model.notes)))
         self.result.exchanges = len(self.counts)
         self.result.answer_notes = len(model.notes)
@@ -338,6 +346,7 @@ def jam_figures(result: JamResult) -> list[str]:
                      f"max {max(i2s):.1f} ms")  # fmt: skip
     if rh:
         lines.append(
-            f"recorded rhythm against played: p50 {statistics.median(rh):.1f} ms, max {max(rh):.1f} ms off"
+            f"recorded rhythm against played: p50 {statistics.median(rh):.1f} ms, max {max(rh):.1f} ms off "
+            f"({len(rh)} gaps; {result.rhythm_unknown} left out, the driver held up as it sent)"
         )
     return lines
