@@ -46,6 +46,7 @@ KEYBOARD_CHANNEL = 3  # the keyboard plays on channel 4: told apart from the ans
 NOTE_S, GAP_S = 0.16, 0.04  # each phrase note held 160 ms, 40 ms apart
 SILENCE_S = 0.6  # JamConfig.silence_ms: the pause that ends a phrase
 LEAD_S = 0.1  # JamConfig.lead_ms
+MAJOR_SCALE = {0, 2, 4, 5, 7, 9, 11}
 SEND_STAMP_S = 0.001  # a key whose send took longer than this has no trustworthy send time
 
 
@@ -64,6 +65,8 @@ class JamResult(SessionResult):
     interrupt_to_silence: list[float] = field(default_factory=list)  # interrupting key -> model silent
     rhythm_errors_ms: list[float] = field(default_factory=list)  # recorded onset gaps - played ones
     rhythm_unknown: int = 0  # gaps left out: the driver was held up while it sent a key
+    answer_in_key: int = 0  # answer notes in the major key of their phrase
+    register_gaps: list[float] = field(default_factory=list)  # |answer median - phrase median|, semitones
     checks: int = 0  # saved projects read back and checked
     undo_checks: int = 0
 
@@ -108,10 +111,17 @@ class JamSession(DrivenSession):
     result: JamResult
 
     def __init__(
-        self, workdir: Path, display: str, *, exchanges: int = 12, rss_limit_mb: float = 1536.0
+        self,
+        workdir: Path,
+        display: str,
+        *,
+        exchanges: int = 12,
+        model: str = "melody-lstm",
+        rss_limit_mb: float = 1536.0,
     ) -> None:
         super().__init__(workdir, display, rss_limit_mb)
         self.n_exchanges = exchanges
+        self.model = model
         self.project = workdir / "jam.mgproj"
         self.result = JamResult()
         #: per phrase: (on, off, pitch, whether the on time is sure) of each key sent
@@ -128,7 +138,7 @@ class JamSession(DrivenSession):
         save_project(Project(song=jam_tune(), state={}), self.project)
         config = self.dir / "config"
         config.mkdir(parents=True, exist_ok=True)
-        settings = {"bars": 1, "variations": 1, "random_seed": False, "seed": 5, "model": "melody-lstm"}
+        settings = {"bars": 1, "variations": 1, "random_seed": False, "seed": 5, "model": self.model}
         settings |= {"input_port": "jam-keyboard", "thru": True}
         (config / "gui.json").write_text(json.dumps(settings))
 
@@ -304,6 +314,12 @@ class JamSession(DrivenSession):
                 self.result.rhythm_errors_ms.append(1000 * (recorded_gap - (ph[k][0] - ph[k - 1][0])))
             else:
                 self.result.rhythm_unknown += 1
+        # what a musician hears: the answer in the phrase's key (major, on its first note) and register
+        answer = model.notes[self.counts[-1][1] if self.counts else 0 :]
+        root, mid = ph[0][2] % 12, statistics.median(p for _, _, p, _ in ph)
+        self.result.answer_in_key += sum((n.pitch - root) % 12 in MAJOR_SCALE for n in answer)
+        if answer:
+            self.result.register_gaps.append(abs(statistics.median(n.pitch for n in answer) - mid))
         self.counts.append((len(you.notes), len(model.notes)))
         self.result.exchanges = len(self.counts)
         self.result.answer_notes = len(model.notes)
@@ -341,6 +357,11 @@ def jam_figures(result: JamResult) -> list[str]:
         f"ms (the jam waits {1000 * SILENCE_S:.0f} ms of quiet, then {1000 * LEAD_S:.0f} ms to a 16th; "
         "then at most a beat of rest)",
     ]
+    if result.answer_notes and result.register_gaps:
+        lines.append(
+            f"answers in the key of their phrase: {result.answer_in_key / result.answer_notes:.0%} of notes; "
+            f"answer median pitch {statistics.median(result.register_gaps):.1f} semitones from the phrase's"
+        )
     if i2s:
         lines.append(f"interrupting key -> model silent at the port: p50 {statistics.median(i2s):.1f} ms, "
                      f"max {max(i2s):.1f} ms")  # fmt: skip

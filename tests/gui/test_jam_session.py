@@ -49,5 +49,8 @@ def test_a_jam_session_records_both_parts_exactly_and_answers_on_time(tmp_path: 
     rhythm = [abs(x) for x in result.rhythm_errors_ms]
     assert len(rhythm) >= EXCHANGES * 2, result.rhythm_unknown
     assert statistics.median(rhythm) <= 2.0 and max(rhythm) <= 25.0, result.rhythm_errors_ms
+    # what a musician hears: each answer in its phrase's key, in its register
+    assert result.answer_in_key >= 0.85 * result.answer_notes, jam_figures(result)
+    assert statistics.median(result.register_gaps) <= 7, result.register_gaps
     assert result.peak_rss_mb < RSS_LIMIT_MB, summary(result)
     assert_quiet(result)
