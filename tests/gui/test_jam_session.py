@@ -40,6 +40,7 @@ def test_a_jam_session_records_both_parts_exactly_and_answers_on_time(tmp_path: 
     assert result.interrupted == len(range(1, EXCHANGES - 1, 3))  # answers 2, 5, 8, ...; not the last
     assert result.undo_checks == EXCHANGES + 1  # one undo step per exchange, then all redone
     assert result.answer_notes >= EXCHANGES  # the answers are not silent
+    assert result.receiver_missed <= 1  # see JamSession._after_exchange
     p2a = result.pause_to_answer
     assert all(SILENCE_S <= x <= ANSWER_BY_S for x in p2a), p2a
     assert statistics.median(p2a[-4:]) <= statistics.median(p2a[:4]) + STEP_S * 2, p2a  # no slower late on
