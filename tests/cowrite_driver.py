@@ -147,29 +147,6 @@ class CowriteSession(DrivenSession):
             raise SessionError("the app logged no roll geometry with its ruler")
         return g
 
-    def _wait_saved(self, before_ns: int, timeout: float = 20.0) -> float:
-        """Wait until the project file is written anew; returns when it was seen (perf_counter)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.project.exists() and self.project.stat().st_mtime_ns != before_ns:
-                seen = time.perf_counter()
-                time.sleep(0.05)  # written to a temporary file and renamed: settled before it is read
-                return seen
-            time.sleep(0.005)
-        raise SessionError(f"Ctrl+S did not save {self.project.name} within {timeout} s")
-
-    def _mtime(self) -> int:
-        return self.project.stat().st_mtime_ns if self.project.exists() else 0
-
-    def _save(self, phase: str = "save") -> Song:
-        assert self.app is not None
-        before = self._mtime()
-        t0 = time.perf_counter()
-        self.app.xdo("key", "--delay", "1", "ctrl+s")
-        self.result.add(phase, self._wait_saved(before) - t0)
-        self._sample_memory()
-        return _read_song(self.project)
-
     def _check(self, song: Song, *, expect_tracks: int, fill: tuple[int, int, int] | None = None) -> None:
         """The saved song: ``expect_tracks`` tracks, the melody unchanged except, with ``fill``
         (start, end, notes of the take), the notes starting in the filled range."""
@@ -201,7 +178,7 @@ class CowriteSession(DrivenSession):
         assert app is not None
         kind = ("accept", "reject", "again+accept", "accept")[i % 4] if i < self.cycles - 1 else "pending"
         done = app.count("continue: take ")
-        before = self._mtime()
+        before = self._project_mtime()
         t0 = time.perf_counter()
         app.xdo("key", "--delay", "1", "ctrl+shift+a")
         t1 = time.perf_counter()

@@ -131,7 +131,6 @@ class JamSession(DrivenSession):
         self.kb: Any = None  # the rtmidi keyboard port, while the session runs
         self.rx: Receiver | None = None
         self.model_channel = -1
-        self.saved_at = 0.0
 
     def prepare(self) -> None:
         """The tune as a project, and settings: the keyboard, one-bar answers, a fixed seed."""
@@ -171,22 +170,6 @@ class JamSession(DrivenSession):
         app.window(self.project.stem)
         app.wait_log(" loaded", timeout=120)
         return app
-
-    def _save(self) -> Song:
-        """Ctrl+S, the project read back once written (the time of the key in ``self.saved_at``)."""
-        assert self.app is not None
-        before = self.project.stat().st_mtime_ns
-        t0 = self.saved_at = time.perf_counter()
-        self.app.xdo("key", "--delay", "1", "ctrl+s")
-        end = time.monotonic() + 20
-        while self.project.stat().st_mtime_ns == before:
-            if time.monotonic() > end:
-                raise SessionError("Ctrl+S did not save the project within 20 s")
-            time.sleep(0.005)
-        self.result.add("save", time.perf_counter() - t0)
-        time.sleep(0.05)  # written to a temporary file and renamed: settled before it is read
-        self._sample_memory()
-        return load_project(self.project).song
 
     def _model_notes_heard(self) -> list[tuple[float, str, int]]:
         assert self.rx is not None

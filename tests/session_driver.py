@@ -344,6 +344,8 @@ class DrivenSession:
     running app, its memory watched, and :meth:`run` (prepare, the session, then the logs)."""
 
     result: SessionResult
+    project: Path  # the project file the session saves
+    saved_at = 0.0  # perf_counter time of the last Ctrl+S pressed by :meth:`_save`
 
     def __init__(self, workdir: Path, display: str, rss_limit_mb: float) -> None:
         self.dir = workdir
@@ -400,6 +402,31 @@ class DrivenSession:
         self.app = None
         if status != 0:
             raise SessionError(f"the app exited with {status}:\n{app.stderr()[-3000:]}")
+
+    def _project_mtime(self) -> int:
+        return self.project.stat().st_mtime_ns if self.project.exists() else 0
+
+    def _wait_saved(self, before_ns: int, timeout: float = 20.0) -> float:
+        """Wait until the project file is written anew; returns when it was seen (perf_counter)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.project.exists() and self.project.stat().st_mtime_ns != before_ns:
+                seen = time.perf_counter()
+                time.sleep(0.05)  # written to a temporary file and renamed: settled before it is read
+                return seen
+            time.sleep(0.005)
+        raise SessionError(f"Ctrl+S did not save {self.project.name} within {timeout} s")
+
+    def _save(self, phase: str = "save") -> Song:
+        """Ctrl+S (its time in :attr:`saved_at`), timed to the file written anew as ``phase``; the
+        saved song, read back."""
+        assert self.app is not None
+        before = self._project_mtime()
+        t0 = self.saved_at = time.perf_counter()
+        self.app.xdo("key", "--delay", "1", "ctrl+s")
+        self.result.add(phase, self._wait_saved(before) - t0)
+        self._sample_memory()
+        return load_project(self.project).song
 
     def _sample_memory(self) -> None:
         assert self.app is not None

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=at.positive_int(16), default=2, help="bars of each answer, 1 to 16")
     parser.add_argument(
         "--silence-ms",
-        type=at.finite_float(*map(float, SILENCE_MS_RANGE)),
+        type=at.finite_float(*SILENCE_MS_RANGE),
         default=float(DEFAULT_SILENCE_MS),
         help="a pause this long (ms) ends a phrase (50 to 10000; default 600)",
     )
